@@ -1,0 +1,46 @@
+"""Resolve the organization and the membership once per request: the consultant side of the wall."""
+
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+
+from .models import Membership
+
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def membership_for(user, org_slug: str) -> Membership | None:
+    if not user.is_authenticated:
+        return None
+    return Membership.objects.select_related("organization").filter(organization__slug=org_slug, user=user).first()
+
+
+def org_view(view=None, *, owner_only: bool = False):
+    """Decorate a view under /o/<org_slug>/.
+
+    Sets request.org and request.membership. A non-member gets 404 (the organization's existence is
+    not revealed); a viewer gets 403 on any method that writes; owner_only pages refuse everyone else.
+    """
+
+    def decorator(view_func):
+        @login_required
+        @wraps(view_func)
+        def wrapper(request, org_slug: str, *args, **kwargs):
+            membership = membership_for(request.user, org_slug)
+            if membership is None:
+                raise Http404("No organization with that address, or you are not a member of it.")
+            if request.method not in SAFE_METHODS and not membership.can_write:
+                raise PermissionDenied("Viewers can look but not change anything.")
+            if owner_only and not membership.is_owner:
+                raise PermissionDenied("Only owners of this organization can open this page.")
+            request.org = membership.organization
+            request.membership = membership
+            if request.session.get("current_org") != org_slug:
+                request.session["current_org"] = org_slug
+            return view_func(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator(view) if view is not None else decorator

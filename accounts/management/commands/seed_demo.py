@@ -1,0 +1,64 @@
+from django.conf import settings
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from accounts.emails import absolute
+from accounts.models import Membership, Organization, Role
+from accounts.services import get_or_create_user
+from engagements.models import ClientAccount, Department, Stakeholder
+from engagements.portal_access import issue_portal_link, link_path
+
+DEMO_PASSWORD = "gtm-demo-2026"
+ORG = {"slug": "northwind", "name": "Northwind Advisory"}
+PEOPLE = [
+    ("owner@northwind.example", "Olivia", "Owner", Role.OWNER),
+    ("consultant@northwind.example", "Carlos", "Consultant", Role.CONSULTANT),
+    ("viewer@northwind.example", "Vera", "Viewer", Role.VIEWER),
+]
+CLIENTS = {
+    "Acme Robotics": (
+        "acme.example",
+        [
+            ("Maya Patel", "maya@acme.example", "VP Marketing", Department.MARKETING),
+            ("Tom Becker", "tom@acme.example", "VP Sales", Department.SALES),
+            ("Rita Gomez", "rita@acme.example", "RevOps Lead", Department.REVOPS),
+        ],
+    ),
+    "Globex Software": (
+        "globex.example",
+        [
+            ("Sam Okafor", "sam@globex.example", "Head of Partnerships", Department.PARTNERSHIPS),
+            ("Lena Fischer", "lena@globex.example", "Chief Revenue Officer", Department.EXECUTIVE),
+        ],
+    ),
+}
+
+
+class Command(BaseCommand):
+    help = "Create (or refresh) the demo organization, its people and clients, and print how to sign in."
+
+    @transaction.atomic
+    def handle(self, *args, **options):
+        org, _ = Organization.objects.get_or_create(slug=ORG["slug"], defaults={"name": ORG["name"]})
+        for email, first, last, role in PEOPLE:
+            user, _ = get_or_create_user(email=email, password=DEMO_PASSWORD, first_name=first, last_name=last)
+            Membership.objects.get_or_create(organization=org, user=user, defaults={"role": role})
+        for name, (website, people) in CLIENTS.items():
+            client, _ = ClientAccount.objects.get_or_create(organization=org, name=name, defaults={"website": website})
+            for person, email, title, department in people:
+                Stakeholder.objects.get_or_create(
+                    organization=org,
+                    client=client,
+                    email=email,
+                    defaults={"name": person, "title": title, "department": department},
+                )
+        stakeholder = Stakeholder.objects.for_org(org).get(email="maya@acme.example")
+        link = issue_portal_link(stakeholder=stakeholder)
+
+        self.stdout.write(self.style.SUCCESS(f"\nDemo ready at {settings.SITE_URL}/"))
+        self.stdout.write(f"  Organization: {org.name} ({settings.SITE_URL}/o/{org.slug}/)")
+        for email, _, _, role in PEOPLE:
+            self.stdout.write(f"  {role.label:<11} {email} / {DEMO_PASSWORD}")
+        self.stdout.write(f"  Client portal as {stakeholder.name} (works once, for 30 minutes):")
+        self.stdout.write(f"    {absolute(link_path(link))}")
+        self.stdout.write(f"  Later links: {settings.SITE_URL}/portal/login/ with {stakeholder.email}\n")

@@ -1,0 +1,122 @@
+"""The portal door: emailed, signed, single-use sign-in links for client stakeholders."""
+
+from datetime import timedelta
+from functools import wraps
+
+from django.conf import settings
+from django.core import signing
+from django.db import transaction
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import activity
+from accounts.activity import client_ip
+from accounts.models import DomainError
+
+from .models import PortalLink, Stakeholder
+
+SESSION_KEY = "portal_stakeholder"
+_SALT = "engagements.portal-link"
+
+
+def link_path(link: PortalLink) -> str:
+    token = signing.TimestampSigner(salt=_SALT).sign(str(link.nonce))
+    return reverse("portal:redeem", kwargs={"token": token})
+
+
+@transaction.atomic
+def issue_portal_link(*, stakeholder: Stakeholder, request=None) -> PortalLink:
+    """Make a fresh link; every older unused link of this stakeholder stops working."""
+    now = timezone.now()
+    PortalLink.objects.filter(stakeholder=stakeholder).usable().update(superseded_at=now)
+    return PortalLink.objects.create(
+        organization_id=stakeholder.organization_id,
+        stakeholder=stakeholder,
+        expires_at=now + timedelta(seconds=settings.PORTAL_LINK_MAX_AGE),
+        requested_ip=client_ip(request),
+    )
+
+
+def send_portal_link(*, stakeholder: Stakeholder, request=None) -> PortalLink:
+    from .tasks import send_portal_link as send_task
+
+    link = issue_portal_link(stakeholder=stakeholder, request=request)
+    transaction.on_commit(lambda: send_task.delay(link.pk))
+    return link
+
+
+def request_portal_links(*, email: str, request=None) -> int:
+    """Email a sign-in link to every portal-enabled stakeholder with this address.
+
+    Says nothing to the requester about whether the address is known.
+    """
+    stakeholders = Stakeholder.objects.filter(email=email.strip().lower(), portal_enabled=True).select_related(
+        "client", "organization"
+    )
+    for stakeholder in stakeholders:
+        send_portal_link(stakeholder=stakeholder, request=request)
+    return len(stakeholders)
+
+
+def redeem_portal_link(*, token: str, request) -> Stakeholder:
+    try:
+        nonce = signing.TimestampSigner(salt=_SALT).unsign(token, max_age=settings.PORTAL_LINK_MAX_AGE)
+    except signing.SignatureExpired as exc:
+        raise DomainError("This sign-in link has expired (links last 30 minutes). Request a new one.") from exc
+    except signing.BadSignature as exc:
+        raise DomainError(
+            "This sign-in link is not valid: it may have been cut off or altered. Request a new one."
+        ) from exc
+    with transaction.atomic():
+        # A conditional UPDATE claims the link: of two concurrent clicks only one can win.
+        claimed = PortalLink.objects.filter(nonce=nonce).usable().update(used_at=timezone.now())
+        link = PortalLink.objects.select_related("stakeholder__client", "organization").filter(nonce=nonce).first()
+        if link is None:
+            raise DomainError("This sign-in link is not valid. Request a new one.")
+        if not claimed:
+            if link.superseded_at:
+                raise DomainError(
+                    "A newer sign-in link has been sent to you: use the latest email, or request another link."
+                )
+            if link.used_at:
+                raise DomainError("This sign-in link has already been used. Request a new one.")
+            raise DomainError("This sign-in link has expired (links last 30 minutes). Request a new one.")
+        stakeholder = link.stakeholder
+        if not stakeholder.portal_enabled:
+            raise DomainError("Portal access is switched off for your address. Contact your consultant.")
+        stakeholder.last_portal_login_at = timezone.now()
+        stakeholder.save(update_fields=["last_portal_login_at"])
+        activity.record(
+            organization=link.organization,
+            actor_label=f"{stakeholder.name} <{stakeholder.email}>",
+            verb="portal.signed_in",
+            target=stakeholder,
+            request=request,
+        )
+    request.session.cycle_key()
+    request.session[SESSION_KEY] = str(stakeholder.uuid)
+    return stakeholder
+
+
+def portal_view(view_func):
+    """Decorate a /portal/ view: sets request.stakeholder (with its client and organization) or
+    sends the visitor to the link request page. Portal identity never grants consultant access."""
+
+    @wraps(view_func)
+    def wrapper(request, *args, **kwargs):
+        stakeholder_uuid = request.session.get(SESSION_KEY)
+        stakeholder = None
+        if stakeholder_uuid:
+            stakeholder = (
+                Stakeholder.objects.select_related("client", "organization")
+                .filter(uuid=stakeholder_uuid, portal_enabled=True)
+                .first()
+            )
+        if stakeholder is None:
+            return redirect(f"{reverse('portal:login')}?next={request.path}")
+        request.stakeholder = stakeholder
+        request.org = stakeholder.organization
+        return view_func(request, *args, **kwargs)
+
+    return wrapper

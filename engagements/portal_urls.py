@@ -1,0 +1,12 @@
+from django.urls import path
+
+from .views import portal
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", portal.portal_home, name="home"),
+    path("login/", portal.portal_login, name="login"),
+    path("auth/<str:token>/", portal.portal_redeem, name="redeem"),
+    path("logout/", portal.portal_logout, name="logout"),
+]

@@ -1,0 +1,53 @@
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from accounts import api as accounts_api
+from accounts import views as accounts_views
+from accounts.forms import EmailAuthenticationForm
+from engagements import api as engagements_api
+
+ORG = r"o/(?P<org_slug>[-a-zA-Z0-9_]+)"
+
+router = DefaultRouter()
+router.register("organizations", accounts_api.OrganizationViewSet, basename="organization")
+router.register(f"{ORG}/members", accounts_api.MemberViewSet, basename="member")
+router.register(f"{ORG}/clients", engagements_api.ClientAccountViewSet, basename="client")
+router.register(f"{ORG}/stakeholders", engagements_api.StakeholderViewSet, basename="stakeholder")
+
+api_urls = [
+    path("", include(router.urls)),
+    path("auth/token/", obtain_auth_token, name="token"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+]
+
+auth_urls = [
+    path("login/", auth_views.LoginView.as_view(authentication_form=EmailAuthenticationForm), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "password-reset/",
+        auth_views.PasswordResetView.as_view(
+            html_email_template_name="emails/password-reset-body-html.html",
+            email_template_name="emails/password-reset-body-text.html",
+            subject_template_name="emails/password-reset-subject.html",
+        ),
+        name="password_reset",
+    ),
+    path("password-reset/sent/", auth_views.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path(
+        "password-reset/<uidb64>/<token>/", auth_views.PasswordResetConfirmView.as_view(), name="password_reset_confirm"
+    ),
+    path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+]
+
+urlpatterns = [
+    path("", accounts_views.home, name="home"),
+    path("accounts/", include(auth_urls)),
+    path("", include("accounts.urls")),
+    path("", include("engagements.urls")),
+    path("portal/", include("engagements.portal_urls")),
+    path("api/v1/", include((api_urls, "api"))),
+]

@@ -1,0 +1,213 @@
+"""The tenant wall, by construction: every URL pattern of the project is requested as the wrong person.
+
+The test walks the URL resolver, so a URL added later is covered without editing this file. Each URL's
+parameters are filled with organization A's objects (by parameter name: a new parameter name fails
+loudly until a filler is added below). Then:
+  - the owner of A (or A's own stakeholder, for portal URLs) must reach it: proves the filling is right;
+  - an anonymous visitor, a member of organization B, a portal stakeholder of another organization and
+    a portal stakeholder of A's other client get nothing but a login redirect, 401/403/404/405;
+  - a viewer of A attempting writes is refused and nothing is written.
+URLs that show no tenant data by design (sign-in pages, API schema) may answer 200, but must not leak A's
+data to anyone.
+"""
+
+from dataclasses import dataclass
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from rest_framework.authtoken.models import Token
+
+from accounts.models import ActivityEntry, Invitation, Membership
+from engagements.portal_access import SESSION_KEY
+
+# Pages that hold no tenant data and must work for anonymous visitors.
+PUBLIC = {
+    "login", "logout", "password_reset", "password_reset_done", "password_reset_confirm",
+    "password_reset_complete", "accounts:invitation-accept", "portal:login", "portal:redeem",
+    "portal:logout", "api:api-root", "api:schema", "api:docs", "api:token",
+}
+# Pages about the signed-in user themselves (their organizations, their API token), not about organization A.
+USER_SCOPED = {"home", "accounts:org-list", "accounts:api-token", "api:organization-list"}
+DENIED = {401, 403, 404, 405}
+WRITE_METHODS = ("post", "put", "patch", "delete")
+
+
+@dataclass
+class Route:
+    name: str
+    params: tuple[str, ...]
+
+    @property
+    def is_api(self) -> bool:
+        return self.name.startswith("api:")
+
+    @property
+    def is_portal(self) -> bool:
+        return self.name.startswith("portal:")
+
+
+def _params(pattern) -> set[str]:
+    converters = getattr(pattern.pattern, "converters", None)
+    if converters is not None and not hasattr(pattern.pattern, "_regex"):
+        return set(converters)
+    return set(pattern.pattern.regex.groupindex)
+
+
+def all_routes(resolver=None, namespace="", params=frozenset()) -> list[Route]:
+    resolver = resolver or get_resolver()
+    routes = []
+    for entry in resolver.url_patterns:
+        here = params | _params(entry)
+        if isinstance(entry, URLResolver):
+            ns = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
+            routes += all_routes(entry, ns, here)
+        elif isinstance(entry, URLPattern):
+            assert entry.name, f"URL pattern {entry.pattern} has no name; every URL must be named"
+            routes.append(Route(f"{namespace}{entry.name}", tuple(sorted(here))))
+    return routes
+
+
+ROUTES = all_routes()
+
+
+def fill(route: Route, cast) -> dict:
+    values = {
+        "org_slug": cast.org.slug,
+        "client_uuid": cast.client.uuid,
+        "stakeholder_uuid": cast.stakeholder.uuid,
+        "member_uuid": cast.extra["membership"].uuid,
+        "invitation_uuid": cast.extra["invitation"].uuid,
+        "token": "not-a-real-token",
+        "uidb64": "MQ",
+        "format": "json",
+    }
+    values.update(cast.extra.get("params", {}))
+    missing = [p for p in route.params if p not in values]
+    assert not missing, f"{route.name}: add a filler for URL parameter(s) {missing} in tests/test_tenant_wall.py"
+    return {p: values[p] for p in route.params}
+
+
+def url_of(route: Route, cast) -> str:
+    return reverse(route.name, kwargs=fill(route, cast))
+
+
+@pytest.fixture
+def wall(cast):
+    cast.extra["membership"] = Membership.objects.get(organization=cast.org, user=cast.consultant)
+    cast.extra["invitation"], _ = Invitation.new(
+        organization=cast.org, email="new@alpha.example", role="consultant", invited_by=cast.owner
+    )
+    return cast
+
+
+def _as_user(client, user):
+    client.force_login(user)
+    token, _ = Token.objects.get_or_create(user=user)
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {token.key}"
+    return client
+
+
+def _as_stakeholder(client, stakeholder):
+    session = client.session
+    session[SESSION_KEY] = str(stakeholder.uuid)
+    session.save()
+    return client
+
+
+def _assert_refused(response, route, who, url, markers):
+    status = response.status_code
+    if status in (301, 302):
+        location = response["Location"]
+        if route.name in USER_SCOPED:  # e.g. "/" sends a member of B to B's home: fine, as long as not into A
+            assert "/o/alpha/" not in location, f"{who} {url} redirected into organization A: {location}"
+        else:
+            assert location.startswith(("/accounts/login/", "/portal/login/")), (
+                f"{who} {url} redirected to {location}, not to a sign-in page"
+            )
+        return
+    if status in DENIED:
+        return
+    body = response.content.decode(errors="replace")
+    leaked = [m for m in markers if m in body]
+    assert not route.params or route.params == ("token",) or route.params == ("format",), (
+        f"{who} got {status} on {url} which names organization A's objects"
+    )
+    assert not leaked, f"{who} got {status} on {url} and saw {leaked}"
+
+
+def _personas(wall, client_factory):
+    strangers = [wall.org.name, wall.client.name, wall.stakeholder.email]
+    return [
+        ("anonymous", client_factory(), strangers),
+        ("member of B", _as_user(client_factory(), wall.outsider), strangers),
+        ("stakeholder of B's client", _as_stakeholder(client_factory(), wall.other_stakeholder), strangers),
+        (
+            "stakeholder of A's other client",
+            _as_stakeholder(client_factory(), wall.sibling_stakeholder),
+            [wall.client.name, wall.stakeholder.email],
+        ),
+    ]
+
+
+def test_every_url_is_named_and_covered():
+    names = {r.name for r in ROUTES}
+    assert {"accounts:org-home", "engagements:client-detail", "portal:home", "api:client-detail"} <= names
+    assert len(ROUTES) > 20
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.name not in PUBLIC], ids=lambda r: r.name)
+def test_the_right_person_gets_in(route, wall, client):
+    """The filled URL is real: A's own people reach it. Without this the wall test could pass vacuously."""
+    if route.is_portal:
+        _as_stakeholder(client, wall.stakeholder)
+    else:
+        _as_user(client, wall.owner)
+    url = url_of(route, wall)
+    response = client.get(url)
+    assert response.status_code in (200, 302, 405), f"owner got {response.status_code} on {url}"
+    if response.status_code == 302:
+        assert not response["Location"].startswith(("/accounts/login/", "/portal/login/")), url
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.name not in PUBLIC], ids=lambda r: r.name)
+def test_wrong_people_are_refused(route, wall, client_factory):
+    url = url_of(route, wall)
+    before = ActivityEntry.objects.count()
+    methods = ("get",) if route.name in USER_SCOPED else ("get", *WRITE_METHODS)
+    for who, client, markers in _personas(wall, client_factory):
+        for method in methods:
+            response = getattr(client, method)(url)
+            _assert_refused(response, route, f"{who} {method.upper()}", url, markers)
+    assert ActivityEntry.objects.count() == before, f"a refused request to {url} wrote to the activity log"
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.name not in PUBLIC | USER_SCOPED], ids=lambda r: r.name)
+def test_viewer_cannot_write(route, wall, client):
+    _as_user(client, wall.viewer)
+    url = url_of(route, wall)
+    before = ActivityEntry.objects.count(), Membership.objects.count()
+    for method in WRITE_METHODS:
+        response = getattr(client, method)(url, {}, content_type="application/json")
+        if route.is_portal:
+            assert response.status_code == 302 and response["Location"].startswith("/portal/login/"), url
+        else:
+            assert response.status_code in (403, 405), f"viewer {method.upper()} {url} -> {response.status_code}"
+    assert (ActivityEntry.objects.count(), Membership.objects.count()) == before
+
+
+@pytest.mark.parametrize("route", [r for r in ROUTES if r.name in PUBLIC], ids=lambda r: r.name)
+def test_public_pages_leak_nothing(route, wall, client_factory):
+    url = url_of(route, wall)
+    for who, client, markers in _personas(wall, client_factory):
+        response = client.get(url)
+        assert response.status_code < 500, f"{who} GET {url} -> {response.status_code}"
+        body = response.content.decode(errors="replace")
+        if who != "stakeholder of A's other client":
+            assert not [m for m in markers if m in body], f"{who} saw A's data on {url}"
+
+
+@pytest.fixture
+def client_factory():
+    from django.test import Client
+
+    return Client
