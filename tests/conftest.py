@@ -82,9 +82,18 @@ def cast(db, django_user_model) -> Cast:
     other_client = make_client(other_org, "Globex")
     other_stakeholder = make_stakeholder(other_client, "Hank Scorpio", "hank@globex.example")
     return Cast(
-        org=org, owner=owner, consultant=consultant, viewer=viewer, client=client, stakeholder=stakeholder,
-        other_org=other_org, outsider=outsider, other_client=other_client, other_stakeholder=other_stakeholder,
-        sibling_client=sibling, sibling_stakeholder=sibling_stakeholder,
+        org=org,
+        owner=owner,
+        consultant=consultant,
+        viewer=viewer,
+        client=client,
+        stakeholder=stakeholder,
+        other_org=other_org,
+        outsider=outsider,
+        other_client=other_client,
+        other_stakeholder=other_stakeholder,
+        sibling_client=sibling,
+        sibling_stakeholder=sibling_stakeholder,
     )
 
 
@@ -171,9 +180,25 @@ def celery_worker(transactional_db, smtp):
         "SITE_URL": django_settings.SITE_URL,
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "gtm_ops", "worker", "--pool=solo", "--concurrency=1",
-         "--loglevel=INFO", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "gtm_ops",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "--loglevel=INFO",
+            "--without-heartbeat",
+            "--without-gossip",
+            "--without-mingle",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     celery_app.conf.task_always_eager = False
     try:

@@ -22,9 +22,20 @@ from engagements.portal_access import SESSION_KEY
 
 # Pages that hold no tenant data and must work for anonymous visitors.
 PUBLIC = {
-    "login", "logout", "password_reset", "password_reset_done", "password_reset_confirm",
-    "password_reset_complete", "accounts:invitation-accept", "portal:login", "portal:redeem",
-    "portal:logout", "api:api-root", "api:schema", "api:docs", "api:token",
+    "login",
+    "logout",
+    "password_reset",
+    "password_reset_done",
+    "password_reset_confirm",
+    "password_reset_complete",
+    "accounts:invitation-accept",
+    "portal:login",
+    "portal:redeem",
+    "portal:logout",
+    "api:api-root",
+    "api:schema",
+    "api:docs",
+    "api:token",
 }
 # Pages about the signed-in user themselves (their organizations, their API token), not about organization A.
 USER_SCOPED = {"home", "accounts:org-list", "accounts:api-token", "api:organization-list"}

@@ -1,0 +1,76 @@
+from django.urls import reverse
+
+from accounts.models import ActivityEntry
+from engagements.models import ClientAccount, Stakeholder
+
+
+def test_consultant_adds_client_and_stakeholder(cast, client):
+    client.force_login(cast.consultant)
+    response = client.post(reverse("engagements:client-list", args=[cast.org.slug]), {"name": "Umbrella"})
+    new = ClientAccount.objects.for_org(cast.org).get(name="Umbrella")
+    assert response["Location"] == reverse("engagements:client-detail", args=[cast.org.slug, new.uuid])
+    response = client.post(
+        reverse("engagements:stakeholder-add", args=[cast.org.slug, new.uuid]),
+        {
+            "name": "Alice Wesker",
+            "email": "Alice@Umbrella.example",
+            "title": "CRO",
+            "department": "executive",
+            "portal_enabled": "on",
+        },
+    )
+    assert response.status_code == 302
+    person = Stakeholder.objects.for_org(cast.org).get(client=new)
+    assert person.email == "alice@umbrella.example" and person.get_department_display() == "Executive"
+    verbs = set(ActivityEntry.objects.for_org(cast.org).values_list("verb", flat=True))
+    assert {"client.created", "stakeholder.created"} <= verbs
+
+
+def test_bad_stakeholder_input_says_what_and_where(cast, client):
+    client.force_login(cast.consultant)
+    url = reverse("engagements:stakeholder-add", args=[cast.org.slug, cast.client.uuid])
+    response = client.post(url, {"name": "", "email": "maya@acme.example", "department": "sales"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "This field is required" in body
+    assert "already has a stakeholder with this email" in body
+    assert Stakeholder.objects.for_org(cast.org).filter(client=cast.client).count() == 1
+
+
+def test_duplicate_client_name_is_refused(cast, client):
+    client.force_login(cast.consultant)
+    response = client.post(reverse("engagements:client-list", args=[cast.org.slug]), {"name": "acme robotics"})
+    assert response.status_code == 200 and b"already exists" in response.content
+    # Another organization may use the same name.
+    client.force_login(cast.outsider)
+    client.post(reverse("engagements:client-list", args=[cast.other_org.slug]), {"name": "Acme Robotics"})
+    assert ClientAccount.objects.for_org(cast.other_org).filter(name="Acme Robotics").exists()
+
+
+def test_removing_a_stakeholder_needs_confirmation(cast, client):
+    client.force_login(cast.consultant)
+    url = reverse("engagements:stakeholder-remove", args=[cast.org.slug, cast.client.uuid, cast.stakeholder.uuid])
+    assert b"Remove Maya Patel?" in client.get(url).content
+    assert Stakeholder.objects.filter(pk=cast.stakeholder.pk).exists()
+    client.post(url)
+    assert not Stakeholder.objects.filter(pk=cast.stakeholder.pk).exists()
+
+
+def test_client_list_query_count_is_constant(cast, client):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client.force_login(cast.consultant)
+    url = reverse("engagements:client-list", args=[cast.org.slug])
+
+    def queries() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx)
+
+    queries()  # the first visit also stores the current organization in the session
+    few = queries()
+    for n in range(30):
+        client_account = ClientAccount.objects.create(organization=cast.org, name=f"Client {n}")
+        Stakeholder.objects.create(organization=cast.org, client=client_account, name="X", email=f"x{n}@x.example")
+    assert queries() == few

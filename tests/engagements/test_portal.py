@@ -1,0 +1,111 @@
+import re
+from datetime import timedelta
+
+import pytest
+from django.core import signing
+from django.urls import reverse
+from django.utils import timezone
+
+from engagements.models import PortalLink
+from tests.conftest import body_text
+
+# Emails leave in transaction.on_commit callbacks: these tests really commit.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def request_link(client, email):
+    return client.post(reverse("portal:login"), {"email": email})
+
+
+def link_path(message) -> str:
+    return re.search(r"http://127\.0\.0\.1:8000(/portal/auth/\S+/)", body_text(message)).group(1)
+
+
+def test_stakeholder_signs_in_with_an_emailed_link_once(cast, client, smtp):
+    response = request_link(client, "Maya@Acme.example")
+    assert b"Check your email" in response.content
+    [message] = smtp.wait_for(1)
+    assert message["To"] == "maya@acme.example"
+    assert "Acme Robotics" in message["Subject"]
+    assert "expires in 30 minutes" in body_text(message)
+    path = link_path(message)
+
+    # Opening the link does not use it (mail scanners prefetch links); the button does.
+    assert client.get(path).status_code == 200
+    response = client.post(path)
+    assert response.status_code == 302 and response["Location"] == reverse("portal:home")
+    home = client.get(reverse("portal:home")).content.decode()
+    assert "Welcome, Maya Patel" in home and "Acme Robotics" in home
+
+    # The portal identity does not open consultant pages.
+    assert client.get(f"/o/{cast.org.slug}/").status_code == 302
+
+    other = client_factory_new()
+    response = other.post(path)
+    assert response.status_code == 400 and b"already been used" in response.content
+
+
+def client_factory_new():
+    from django.test import Client
+
+    return Client()
+
+
+def test_unknown_address_gets_the_same_answer_and_no_email(cast, client, smtp):
+    response = request_link(client, "stranger@nowhere.example")
+    assert b"Check your email" in response.content
+    assert smtp.messages == []
+    assert not PortalLink.objects.exists()
+
+
+def test_a_new_request_invalidates_older_links(cast, client, smtp):
+    request_link(client, cast.stakeholder.email)
+    request_link(client, cast.stakeholder.email)
+    first, second = smtp.wait_for(2)
+    response = client.post(link_path(first))
+    assert response.status_code == 400 and b"newer sign-in link" in response.content
+    assert client.post(link_path(second)).status_code == 302
+
+
+def test_expired_link_is_refused(cast, client, smtp):
+    request_link(client, cast.stakeholder.email)
+    [message] = smtp.wait_for(1)
+    PortalLink.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    response = client.post(link_path(message))
+    assert response.status_code == 400 and b"expired" in response.content
+    assert client.get(reverse("portal:home")).status_code == 302
+
+
+def test_signature_older_than_thirty_minutes_is_refused_even_if_the_row_says_otherwise(cast, client, settings):
+    link = PortalLink.objects.create(
+        organization=cast.org, stakeholder=cast.stakeholder, expires_at=timezone.now() + timedelta(hours=1)
+    )
+    signer = signing.TimestampSigner(salt="engagements.portal-link")
+    stale = signer.sign(str(link.nonce))
+    settings.PORTAL_LINK_MAX_AGE = -1  # every signature is now too old
+    response = client.post(reverse("portal:redeem", args=[stale]))
+    assert response.status_code == 400 and b"expired" in response.content
+
+
+def test_tampered_link_is_refused(cast, client, smtp):
+    request_link(client, cast.stakeholder.email)
+    path = link_path(smtp.wait_for(1)[0])
+    tampered = path[:-3] + ("A" if path[-3] != "A" else "B") + path[-2:]
+    response = client.post(tampered)
+    assert response.status_code == 400 and b"not valid" in response.content
+    assert PortalLink.objects.get().used_at is None
+
+
+def test_consultant_emails_a_portal_link(cast, client, smtp):
+    client.force_login(cast.consultant)
+    url = reverse("engagements:stakeholder-send-link", args=[cast.org.slug, cast.client.uuid, cast.stakeholder.uuid])
+    assert client.post(url).status_code == 302
+    [message] = smtp.wait_for(1)
+    assert message["To"] == cast.stakeholder.email
+
+
+def test_disabled_stakeholder_gets_no_link(cast, client, smtp):
+    cast.stakeholder.portal_enabled = False
+    cast.stakeholder.save()
+    request_link(client, cast.stakeholder.email)
+    assert smtp.messages == []
