@@ -21,7 +21,7 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
 if not DEBUG:
-    if SECRET_KEY == DEFAULT_SECRET_KEY:
+    if SECRET_KEY in ("", DEFAULT_SECRET_KEY):
         raise ImproperlyConfigured(
             "DEBUG is off but SECRET_KEY is the development default: set the SECRET_KEY environment "
             "variable to a long random string."
@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "accounts",
@@ -160,14 +161,17 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Organization-scoped API. Authenticate with `Authorization: Token <key>`.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # Security: magic links and invitations.
 PORTAL_LINK_MAX_AGE = 30 * 60
 INVITATION_MAX_AGE_DAYS = 7
 SESSION_COOKIE_HTTPONLY = True
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+# Cookies travel over HTTPS only in production; SECURE_COOKIES=false for a plain-http trial behind no proxy.
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
 LOGGING = {

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
@@ -110,3 +112,9 @@ def test_openapi_schema_and_docs(cast, client):
     ):
         assert path in text
     assert client.get("/api/v1/docs/").status_code == 200
+
+
+def test_docs_page_loads_nothing_from_a_cdn(client):
+    body = client.get("/api/v1/docs/").content.decode()
+    assert "swagger-ui" in body
+    assert not re.search(r"""(src|href)=["']https?://""", body)
