@@ -116,10 +116,15 @@ def load_playbook_file(path: str | Path) -> Playbook:
         raise PlaybookFileError(file, "", f"cannot read file: {exc.strerror or exc}") from None
     except UnicodeDecodeError as exc:
         raise PlaybookFileError(file, "", f"file is not UTF-8: {exc}") from None
+    return parse_playbook_text(text, file)
+
+
+def parse_playbook_text(text: str, file: str | Path = "<text>") -> Playbook:
+    """Parse and validate YAML text (a library file, or an organization's edited copy)."""
     try:
         data = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise _yaml_error(file, exc) from None
+        raise _yaml_error(Path(str(file)), exc) from None
     return parse_playbook(data, file)
 
 
