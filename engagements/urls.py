@@ -24,3 +24,8 @@ urlpatterns = [
         name="stakeholder-send-link",
     ),
 ]
+
+# Delivery and cadence pages live in their own modules; they share this app's namespace.
+from . import urls_cadence, urls_delivery  # noqa: E402
+
+urlpatterns += urls_delivery.urlpatterns + urls_cadence.urlpatterns

@@ -145,6 +145,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="gtm_ops")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
+# One beat schedule for the whole app. Each entry expires so a backlog after downtime does not pile up.
+CELERY_BEAT_SCHEDULE = {
+    "send-check-in-reminders": {
+        "task": "engagements.tasks.send_check_in_reminders",
+        "schedule": 24 * 60 * 60,
+        "options": {"expires": 60 * 60},
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

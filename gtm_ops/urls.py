@@ -48,6 +48,7 @@ urlpatterns = [
     path("accounts/", include(auth_urls)),
     path("", include("accounts.urls")),
     path("", include("engagements.urls")),
+    path("", include("playbooks.urls")),
     path("portal/", include("engagements.portal_urls")),
     path("api/v1/", include((api_urls, "api"))),
 ]

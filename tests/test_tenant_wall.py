@@ -108,7 +108,64 @@ def wall(cast):
     cast.extra["invitation"], _ = Invitation.new(
         organization=cast.org, email="new@alpha.example", role="consultant", invited_by=cast.owner
     )
+    cast.extra["params"] = engagement_objects(cast)
     return cast
+
+
+def engagement_objects(cast) -> dict:
+    """One of everything an engagement holds, in organization A, keyed by the URL parameter naming it."""
+    from datetime import date
+
+    from engagements import cadence, enablement, progression, refinement
+    from engagements.models import DecisionLogEntry, FeedbackItem, Release, Risk, WorkItem
+    from playbooks.models import Playbook
+    from playbooks.services import clone_playbook, load_library_playbooks
+
+    load_library_playbooks()
+    library = Playbook.objects.library().get(key="gtm-lifecycle")
+    copy = clone_playbook(source=library, organization=cast.org, actor=cast.owner)
+    engagement = progression.create_engagement(
+        client=cast.client, playbook_version=copy.latest_version(), name="Lifecycle rebuild",
+        start_date=date(2026, 11, 2), actor=cast.owner, stakeholders=[(cast.stakeholder, "Approver")],
+    )
+    phase = engagement.phases.get(key="strategy")
+    gate = phase.gate
+    for checkpoint in gate.checkpoints.all():
+        progression.resolve_checkpoint(checkpoint=checkpoint, action="waive", actor=cast.owner, reason="wall test")
+    gate_decision = progression.decide_gate(gate=gate, option_key="proceed-to-engineering", actor=cast.owner)
+    org, actor = cast.org, cast.owner
+
+    def board(model, **fields):
+        return cadence.save_board_item(item=model(engagement=engagement, organization=org, **fields), actor=actor)
+
+    meeting = refinement.record_meeting(engagement=engagement, type="kickoff", held_on=date(2026, 11, 3), actor=actor)
+    version = refinement.start_version(engagement=engagement, actor=actor, meeting=meeting)
+    assumption = refinement.add_item(version=version, key="sal", text="SAL within 48h", actor=actor)
+    training = enablement.record_training(
+        engagement=engagement, training_type=engagement.spec.enablement.training_types[0].key,
+        held_on=date(2026, 11, 20), actor=actor,
+    )
+    return {
+        "engagement_uuid": engagement.uuid,
+        "phase_uuid": phase.uuid,
+        "sub_phase_uuid": engagement.sub_phases.first().uuid,
+        "item_uuid": engagement.checklist.first().uuid,
+        "gate_uuid": gate.uuid,
+        "checkpoint_uuid": gate.checkpoints.first().uuid,
+        "gate_decision_uuid": gate_decision.uuid,
+        "work_uuid": board(WorkItem, title="Configure lead status").uuid,
+        "decision_uuid": board(DecisionLogEntry, title="Who owns SAL", category="ownership").uuid,
+        "risk_uuid": board(Risk, title="Data migration slips").uuid,
+        "release_uuid": board(Release, title="Release 1").uuid,
+        "feedback_uuid": board(FeedbackItem, title="Stage names confusing").uuid,
+        "update_uuid": cadence.draft_weekly_update(engagement=engagement, actor=actor).uuid,
+        "meeting_uuid": meeting.uuid,
+        "version_uuid": version.uuid,
+        "assumption_uuid": assumption.uuid,
+        "training_uuid": training.uuid,
+        "playbook_uuid": copy.uuid,
+        "playbook_version_uuid": copy.latest_version().uuid,
+    }
 
 
 def _as_user(client, user):

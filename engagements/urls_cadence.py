@@ -1,0 +1,3 @@
+"""Weekly cadence pages: board, decision log, risks, releases, updates, refinement loop, enablement."""
+
+urlpatterns = []

@@ -1,0 +1,3 @@
+"""Engagement delivery pages: portfolio, engagement, phases, checklists, gates."""
+
+urlpatterns = []
