@@ -25,6 +25,7 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
+from . import definitions
 from .models import (
     AssumptionStatus,
     ChecklistItem,
@@ -84,6 +85,7 @@ def create_engagement(
         target_date=target_date,
     )
     _instantiate(engagement, spec)
+    definitions.prefill(engagement)
     EngagementMember.objects.bulk_create(
         EngagementMember(organization=org, engagement=engagement, user=user, role=role) for user, role in team
     )
@@ -291,15 +293,6 @@ def set_checklist_item(*, item: ChecklistItem, done: bool, actor, request=None) 
     return item
 
 
-def definitions_signed(engagement: Engagement) -> bool:
-    """Whether the engagement's Definition Alignment Document is signed off.
-
-    Signing happens in the client portal (definitions are a later piece of work); until a version is
-    signed this stays False, so a `definitions_signed` checkpoint can only be waived with a reason.
-    """
-    return False
-
-
 @transaction.atomic
 def resolve_checkpoint(
     *, checkpoint: GateCheckpoint, action: str, actor, reason: str = "", request=None
@@ -311,7 +304,7 @@ def resolve_checkpoint(
         raise DomainError(f"{gate.name} is not open: its phase is not the one in progress.")
     reason = reason.strip()
     if action == "check":
-        if checkpoint.auto == DEFINITIONS_SIGNED and not definitions_signed(gate.engagement):
+        if checkpoint.auto == DEFINITIONS_SIGNED and not definitions.definitions_signed(gate.engagement):
             raise DomainError(
                 "This checkpoint checks itself when the client signs the Definition Alignment "
                 "Document; it cannot be ticked by hand. Waive it with a reason if you must."

@@ -75,14 +75,102 @@ def remind_check_in(engagement_id: int) -> None:
     if not claimed:
         return
     engagement = Engagement.objects.select_related("client", "organization").get(pk=engagement_id)
-    team = Membership.objects.for_org(engagement.organization).filter(
-        Q(user__in=engagement.team.values("user")) | Q(role=Role.OWNER)
-    ).select_related("user")
+    team = (
+        Membership.objects.for_org(engagement.organization)
+        .filter(Q(user__in=engagement.team.values("user")) | Q(role=Role.OWNER))
+        .select_related("user")
+    )
     try:
-        send_email("check-in-reminder", to=sorted({m.user.email for m in team}), context={
-            "engagement": engagement,
-            "path": f"/o/{engagement.organization.slug}/engagements/{engagement.uuid}/",
-        })
+        send_email(
+            "check-in-reminder",
+            to=sorted({m.user.email for m in team}),
+            context={
+                "engagement": engagement,
+                "path": f"/o/{engagement.organization.slug}/engagements/{engagement.uuid}/",
+            },
+        )
     except MAIL_ERRORS:
         Engagement.objects.filter(pk=engagement_id).update(check_in_reminder_sent_at=None)
         raise
+
+
+@shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, retry_jitter=True, max_retries=5, acks_late=True)
+def send_signoff_request(request_id: int, reminder: bool = False) -> None:
+    from .models import SignoffRequest
+
+    signoff = SignoffRequest.objects.select_related("version__engagement__client", "stakeholder", "organization").get(
+        pk=request_id
+    )
+    send_email(
+        "signoff-request",
+        to=signoff.stakeholder.email,
+        context={
+            "signoff": signoff,
+            "version": signoff.version,
+            "engagement": signoff.version.engagement,
+            "stakeholder": signoff.stakeholder,
+            "reminder": reminder,
+            "path": "/portal/login/",
+            "items": len(signoff.version.items),
+        },
+    )
+
+
+@shared_task(expires=3600)
+def send_signoff_reminders() -> None:
+    """Daily: remind signers who have not answered a version published three or more days ago, once."""
+    from datetime import timedelta
+
+    from django.db.models import F
+    from django.utils import timezone
+
+    from . import definitions
+    from .models import SignoffRequest
+
+    cutoff = timezone.now() - timedelta(days=3)
+    due = (
+        SignoffRequest.objects.filter(created_at__lte=cutoff, reminded_at=None, version__signed_at=None)
+        .exclude(version__signatures__stakeholder=F("stakeholder"))
+        .select_related("version__engagement")
+    )
+    for signoff in due:
+        if definitions.latest_version(signoff.version.engagement).pk != signoff.version_id:
+            continue  # replaced by a newer version: that one has its own requests
+        # Claim before queueing so a duplicate tick reminds nobody twice.
+        if SignoffRequest.objects.filter(pk=signoff.pk, reminded_at=None).update(reminded_at=timezone.now()):
+            send_signoff_request.delay(signoff.pk, reminder=True)
+
+
+@shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, retry_jitter=True, max_retries=5, acks_late=True)
+def notify_consultants(version_id: int, kind: str, signature_id: int | None = None) -> None:
+    from django.db.models import Q
+
+    from accounts.models import Membership, Role
+
+    from .models import DefinitionVersion, Signature
+
+    version = DefinitionVersion.objects.select_related("engagement__client", "organization").get(pk=version_id)
+    engagement = version.engagement
+    team = (
+        Membership.objects.for_org(version.organization)
+        .filter(Q(user__in=engagement.team.values("user")) | Q(user=version.published_by_id) | Q(role=Role.OWNER))
+        .select_related("user")
+    )
+    signature = Signature.objects.select_related("stakeholder").filter(pk=signature_id).first()
+    labels = dict(version.items)
+    contested = (
+        [(labels[k], signature.comments.get(k, "")) for k, v in sorted(signature.decisions.items()) if v == "no"]
+        if signature
+        else []
+    )
+    send_email(
+        f"definitions-{kind}",
+        to=sorted({m.user.email for m in team}),
+        context={
+            "version": version,
+            "engagement": engagement,
+            "signature": signature,
+            "contested": contested,
+            "path": f"/o/{version.organization.slug}/engagements/{engagement.uuid}/definitions/",
+        },
+    )

@@ -150,6 +150,7 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "data_folder_in": str(_broker_dir),
         "data_folder_out": str(_broker_dir),
         "processed_folder": str(_broker_dir / "processed"),
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 CELERY_TASK_EAGER_PROPAGATES = True
@@ -160,6 +161,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 # One beat schedule for the whole app. Each entry expires so a backlog after downtime does not pile up.
 CELERY_BEAT_SCHEDULE = {
+    "send-signoff-reminders": {
+        "task": "engagements.tasks.send_signoff_reminders",
+        "schedule": 60 * 60,
+        "options": {"expires": 30 * 60},
+    },
     "send-check-in-reminders": {
         "task": "engagements.tasks.send_check_in_reminders",
         "schedule": 24 * 60 * 60,

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CELERY_BROKER_URL=${CELERY_BROKER_URL:-filesystem://}
-mkdir -p var/broker/processed
+mkdir -p var/broker/processed var/broker/control
 .venv/bin/celery -A gtm_ops worker --pool=solo --loglevel=WARNING >var/worker.log 2>&1 &
 worker=$!
 trap 'kill $worker 2>/dev/null || true' EXIT INT TERM

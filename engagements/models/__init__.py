@@ -15,6 +15,14 @@ from .board import (
     WorkStatus,
 )
 from .clients import ClientAccount, Department, Stakeholder
+from .definitions import (
+    DefinitionTerm,
+    DefinitionVersion,
+    Signature,
+    SignoffRequest,
+    StageDefinition,
+    StageDomain,
+)
 from .delivery import (
     ChecklistItem,
     ChecklistKind,
@@ -40,13 +48,15 @@ __all__ = [
     "ArchitectureVersion",
     "AssumptionItem",
     "AssumptionStatus",
-    "CheckpointStatus",
     "ChecklistItem",
     "ChecklistKind",
+    "CheckpointStatus",
     "ClientAccount",
     "DecisionCategory",
     "DecisionLogEntry",
     "DecisionStatus",
+    "DefinitionTerm",
+    "DefinitionVersion",
     "Department",
     "Engagement",
     "EngagementMember",
@@ -71,6 +81,10 @@ __all__ = [
     "Risk",
     "RiskLevel",
     "RiskStatus",
+    "Signature",
+    "SignoffRequest",
+    "StageDefinition",
+    "StageDomain",
     "Stakeholder",
     "SubPhaseState",
     "TeamRole",

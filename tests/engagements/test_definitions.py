@@ -1,0 +1,207 @@
+"""Definition alignment: versions sealed by hash, sign-off, contested items, the gate link, tamper evidence."""
+
+from datetime import date, timedelta
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection
+from django.utils import timezone
+
+from accounts.models import DomainError
+from engagements import definitions, progression
+from engagements.models import (
+    CheckpointStatus,
+    DecisionLogEntry,
+    DefinitionTerm,
+    DefinitionVersion,
+    Signature,
+    SignoffRequest,
+    StageDefinition,
+    Stakeholder,
+)
+from engagements.tasks import send_signoff_reminders
+from playbooks.models import Playbook
+from playbooks.services import load_library_playbooks
+from tests.conftest import body_text
+
+# Emails leave in transaction.on_commit callbacks: these tests really commit.
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def engagement(cast):
+    load_library_playbooks()
+    version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
+    tom = Stakeholder.objects.create(
+        organization=cast.org,
+        client=cast.client,
+        name="Tom Becker",
+        email="tom@acme.example",
+        title="VP Sales",
+        department="sales",
+    )
+    e = progression.create_engagement(
+        client=cast.client,
+        playbook_version=version,
+        name="Lifecycle",
+        start_date=date(2026, 11, 2),
+        actor=cast.consultant,
+        team=[(cast.consultant, "architect")],
+        stakeholders=[(cast.stakeholder, "Marketing approver"), (tom, "Sales approver")],
+    )
+    e.cast = cast
+    e.tom = tom
+    return e
+
+
+def answers(version, value="yes", **overrides):
+    return {key: overrides.get(key, value) for key, _ in version.items}
+
+
+def test_draft_is_prefilled_from_the_playbook(engagement):
+    terms = list(DefinitionTerm.objects.for_org(engagement.organization).filter(engagement=engagement))
+    assert [t.term for t in terms][:3] and any(t.term.startswith("MQL") or "MQL" in t.term for t in terms)
+    assert all(t.definition for t in terms)
+    assert StageDefinition.objects.filter(engagement=engagement).exists()
+
+
+def test_publish_seals_a_version_with_a_hash_over_canonical_content(engagement):
+    cast = engagement.cast
+    version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    assert version.number == 1 and len(version.content_hash) == 64
+    assert version.content_hash == definitions.seal(definitions.draft_content(engagement))
+    with pytest.raises(DomainError, match="Nothing changed since v1"):
+        definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    with pytest.raises(DomainError, match="never changes"):
+        version.content["terms"][0]["definition"] = "changed"
+        version.save()
+
+
+def test_signers_approve_every_item_then_the_gate_checkpoint_checks_itself(engagement, smtp):
+    cast = engagement.cast
+    version = definitions.publish(
+        engagement=engagement, signers=[cast.stakeholder, engagement.tom], actor=cast.consultant
+    )
+    requests = smtp.wait_for(2)
+    assert {m["To"] for m in requests} == {"maya@acme.example", "tom@acme.example"}
+    assert version.content_hash in body_text(requests[0])
+
+    definitions.sign(version=version, stakeholder=cast.stakeholder, decisions=answers(version), comments={})
+    assert not definitions.definitions_signed(engagement)
+    definitions.sign(version=version, stakeholder=engagement.tom, decisions=answers(version), comments={})
+    assert definitions.definitions_signed(engagement)
+
+    checkpoint = engagement.phases.get(key="strategy").gate.checkpoints.get(auto="definitions_signed")
+    assert checkpoint.status == CheckpointStatus.CHECKED
+    signed_mail = smtp.wait_for(3)[2]
+    assert "signed the definitions (v1)" in signed_mail["Subject"]
+    assert "carl@alpha.example" in signed_mail["X-Envelope-To"]
+
+    signature = Signature.objects.get(version=version, stakeholder=engagement.tom)
+    assert signature.version_hash == version.content_hash
+    with pytest.raises(DomainError, match="append-only"):
+        signature.save()
+    with pytest.raises(DomainError, match="append-only"):
+        Signature.objects.filter(pk=signature.pk).update(decisions={})
+
+
+def test_a_no_contests_the_item_and_puts_a_decision_card_on_the_board(engagement, smtp):
+    cast = engagement.cast
+    version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    first_key, first_label = version.items[0]
+    with pytest.raises(DomainError, match="Say what should change"):
+        definitions.sign(
+            version=version, stakeholder=cast.stakeholder, decisions=answers(version, **{first_key: "no"}), comments={}
+        )
+    definitions.sign(
+        version=version,
+        stakeholder=cast.stakeholder,
+        decisions=answers(version, **{first_key: "no"}),
+        comments={first_key: "Add a 90-day recency window."},
+    )
+    status = definitions.version_status(version)
+    assert status.label == "contested" and status.items[0].contested
+    card = DecisionLogEntry.objects.get(engagement=engagement)
+    assert card.status == "needed" and first_label in card.title and "90-day" in card.context
+    contested_mail = smtp.wait_for(2)[1]
+    assert "asked for changes" in contested_mail["Subject"] and "90-day" in body_text(contested_mail)
+    with pytest.raises(DomainError, match="already answered"):
+        definitions.sign(version=version, stakeholder=cast.stakeholder, decisions=answers(version), comments={})
+
+
+def test_a_new_version_needs_new_signatures_and_the_old_one_cannot_be_signed(engagement, smtp):
+    cast = engagement.cast
+    v1 = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    definitions.sign(version=v1, stakeholder=cast.stakeholder, decisions=answers(v1), comments={})
+    assert definitions.definitions_signed(engagement)
+
+    term = DefinitionTerm.objects.filter(engagement=engagement).first()
+    term.definition += " Re-scored every 30 days."
+    term.save()
+    assert definitions.has_unpublished_changes(engagement)
+    v2 = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    assert not definitions.definitions_signed(engagement)
+    assert definitions.awaiting(cast.stakeholder) == [v2]
+    [change] = definitions.diff(v1.content, v2.content)
+    assert (change.kind, change.key, change.change) == ("term", term.key, "changed")
+    assert change.fields[0][0] == "definition" and "30 days" in change.fields[0][2]
+
+
+def test_only_required_signers_of_this_client_may_sign(engagement):
+    cast = engagement.cast
+    version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    with pytest.raises(DomainError, match="not asked"):
+        definitions.sign(version=version, stakeholder=engagement.tom, decisions=answers(version), comments={})
+    with pytest.raises(DomainError, match="Answer every item"):
+        definitions.sign(version=version, stakeholder=cast.stakeholder, decisions={}, comments={})
+    with pytest.raises(DomainError, match="not a stakeholder"):
+        definitions.publish(engagement=engagement, signers=[cast.sibling_stakeholder], actor=cast.consultant)
+    assert not Signature.objects.exists()
+
+
+def test_broken_references_are_refused(engagement):
+    cast = engagement.cast
+    term = DefinitionTerm.objects.filter(engagement=engagement).first()
+    term.stage_keys = ["no-such-stage"]
+    term.save()
+    with pytest.raises(DomainError, match="no-such-stage"):
+        definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    assert not DefinitionVersion.objects.exists()
+
+
+def test_verify_signoffs_reports_tampering(engagement):
+    cast = engagement.cast
+    version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    definitions.sign(version=version, stakeholder=cast.stakeholder, decisions=answers(version), comments={})
+    out = StringIO()
+    call_command("verify_signoffs", stdout=out)
+    assert "All 1 versions and 1 signatures verify" in out.getvalue()
+
+    # Someone edits the signed definitions behind the application's back.
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE engagements_definitionversion SET content = %s WHERE id = %s",
+            ['{"terms": [], "stages": []}', version.pk],
+        )
+    err = StringIO()
+    with pytest.raises(CommandError, match="mismatch"):
+        call_command("verify_signoffs", stdout=StringIO(), stderr=err)
+    assert "Lifecycle v1" in err.getvalue() and "not the sealed" in err.getvalue()
+
+
+def test_unanswered_signers_get_one_reminder_after_three_days(engagement, smtp):
+    cast = engagement.cast
+    version = definitions.publish(
+        engagement=engagement, signers=[cast.stakeholder, engagement.tom], actor=cast.consultant
+    )
+    smtp.wait_for(2)
+    definitions.sign(version=version, stakeholder=engagement.tom, decisions=answers(version), comments={})
+    send_signoff_reminders()
+    assert len(smtp.messages) == 2  # too early
+    SignoffRequest.objects.update(created_at=timezone.now() - timedelta(days=3, minutes=1))
+    send_signoff_reminders()
+    send_signoff_reminders()  # a duplicate beat tick
+    reminders = [m for m in smtp.wait_for(3) if m["Subject"].startswith("Reminder")]
+    assert [m["To"] for m in reminders] == ["maya@acme.example"]
+    assert len(smtp.messages) == 3
