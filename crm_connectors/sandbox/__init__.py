@@ -1,0 +1,55 @@
+"""CRM sandbox: local Salesforce REST and HubSpot CRM v3 servers over a synthetic org.
+
+Plain Python (no Django). Tests, the demo and the benchmarks run the real simple-salesforce and
+hubspot-api-client libraries against these servers; nothing talks to a real CRM.
+
+    from crm_connectors.sandbox import SalesforceSandbox, HubSpotSandbox
+
+    with SalesforceSandbox(profile="messy", seed=7, size=100_000) as sb:
+        sf = sb.client()                              # real simple_salesforce.Salesforce, SOAP login
+        sf.query("SELECT StageName, COUNT(Id) FROM Opportunity GROUP BY StageName")
+        sb.inject("request_limit", count=2)           # next 2 data requests: 403 REQUEST_LIMIT_EXCEEDED
+        sb.stats                                       # {"total": ..., "by_kind": {...}, ...}
+
+    with HubSpotSandbox(profile="demo", seed=1) as hs:
+        client = hs.client()                           # real hubspot.HubSpot
+        client.crm.pipelines.pipelines_api.get_all("deals")
+
+HTTPS: simple-salesforce always builds https:// URLs. The sandbox serves plain HTTP on loopback and
+the Salesforce client helper passes simple-salesforce a `clients.LoopbackSession`, a requests.Session
+that rewrites every URL's scheme and host to the sandbox (so login.salesforce.com never resolves)
+and ignores proxy environment variables. hubspot-api-client takes its base URL from `host=`, so it
+needs no trick. We chose this over a self-signed TLS server: no certificates to generate or trust,
+and every URL the library builds is forced onto loopback, so no mistake can reach a real org.
+
+Modules: profiles (gotchas per profile), orgschema (picklists and pipelines), orgmodel (the
+deterministic generator), query (counting and paging without rows), soql / sfquery / sfschema /
+salesforce (Salesforce), hsschema / hubspot (HubSpot), faults, server (HTTP plumbing and control
+endpoints), clients (real client builders).
+"""
+
+from __future__ import annotations
+
+from .clients import LoopbackSession, hubspot_client, salesforce_client
+from .faults import KINDS as FAULT_KINDS
+from .faults import Fault
+from .hubspot import HubSpotSandbox
+from .orgmodel import OrgModel
+from .profiles import GOTCHAS, PROFILES, Profile, custom_profile, get_profile
+from .salesforce import SalesforceSandbox
+
+__all__ = [
+    "FAULT_KINDS",
+    "GOTCHAS",
+    "PROFILES",
+    "Fault",
+    "HubSpotSandbox",
+    "LoopbackSession",
+    "OrgModel",
+    "Profile",
+    "SalesforceSandbox",
+    "custom_profile",
+    "get_profile",
+    "hubspot_client",
+    "salesforce_client",
+]
