@@ -21,6 +21,7 @@ class Organization(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=60, unique=True)
+    logo = models.ImageField(upload_to="logos/", blank=True, help_text="Shown on deliverables (PNG or JPEG).")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -1,0 +1,12 @@
+"""The one rendering path: a template rendered to HTML, then WeasyPrint to PDF."""
+
+from django.conf import settings
+from django.template.loader import render_to_string
+from weasyprint import HTML
+
+
+def render_pdf(template: str, context: dict) -> tuple[bytes, int]:
+    """Return the PDF bytes and its page count. Assets resolve from static/ on disk: never the network."""
+    html = render_to_string(template, context)
+    document = HTML(string=html, base_url=str(settings.BASE_DIR / "static")).render()
+    return document.write_pdf(), len(document.pages)
