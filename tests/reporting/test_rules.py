@@ -1,0 +1,147 @@
+"""The rule language, exercised with the library's own rules (thresholds as the seeds state them)."""
+
+from datetime import date
+
+import pytest
+
+from playbooks.loader import load_library
+from reporting.rules import EXPLAINED, INFO, NOT_EVALUABLE, OK, RED, WATCH, Figures, evaluate
+
+LIBRARY = {pb.key: pb for pb in load_library()}
+
+
+def rule(playbook: str, key: str):
+    pb = LIBRARY[playbook]
+    for task in pb.maintenance.tasks:
+        if task.key == key:
+            return task.rules[0]
+    for trigger in pb.maintenance.refinement_triggers:
+        if trigger.key == key:
+            return trigger.rule
+    for kpi in pb.hypercare.kpis if pb.hypercare else []:
+        if kpi.key == key:
+            return kpi.rule
+    raise KeyError(key)
+
+
+CONVERSION = rule("gtm-lifecycle", "stage-conversion-rate-check")
+
+
+def test_conversion_rate_drop_of_more_than_five_points_flags_only_that_transition():
+    figures = Figures(current={"MQL→SAL": 42.0, "SAL→SQL": 30.0}, baseline={"MQL→SAL": 48.0, "SAL→SQL": 33.0})
+    result = evaluate(CONVERSION, figures)
+    assert result.status == RED
+    by_key = {p.key: p.status for p in result.parts}
+    assert by_key == {"MQL→SAL": RED, "SAL→SQL": OK}  # 6 pp is a flag, 3 pp is not
+    assert "down 6 pp" in result.message
+
+
+def test_exactly_five_points_is_not_more_than_five():
+    assert evaluate(CONVERSION, Figures(current={"MQL→SAL": 43.0}, baseline={"MQL→SAL": 48.0})).status == OK
+
+
+def test_no_baseline_is_not_evaluable_and_says_why():
+    result = evaluate(CONVERSION, Figures(current={"MQL→SAL": 43.0}))
+    assert result.status == NOT_EVALUABLE and "no baseline" in result.message
+
+
+def test_production_drop_over_twenty_percent_unless_explained():
+    volume = rule("gtm-lifecycle", "production-by-stage-volume")
+    figures = Figures(current={"MQL": 70.0, "SAL": 95.0}, baseline={"MQL": 100.0, "SAL": 100.0})
+    assert evaluate(volume, figures).status == RED
+    figures.explanation = "Trade show season ended; expected seasonal dip."
+    assert evaluate(volume, figures).status == EXPLAINED
+
+
+def test_rogue_stage_audit_against_the_signed_architecture():
+    rogue = rule("gtm-lifecycle", "rogue-stage-audit")
+    signed = {"Lead", "MQL", "SAL", "SQL"}
+    result = evaluate(rogue, Figures(current=None, present_values={"Lead", "MQL", "Hot Lead"}, signed_values=signed))
+    assert result.status == RED and "Hot Lead" in result.message
+    assert evaluate(rogue, Figures(current=None, present_values={"MQL"}, signed_values=signed)).status == OK
+    unsigned = evaluate(rogue, Figures(current=None, present_values={"MQL"}))
+    assert unsigned.status == NOT_EVALUABLE and "signed" in unsigned.message
+
+
+def test_drop_off_reason_share_above_thirty_percent_per_stage():
+    reasons = rule("gtm-lifecycle", "drop-off-reason-review")
+    figures = Figures(
+        current={
+            "SAL": {"No budget": 4, "Timing": 3, "Competitor": 3},
+            "SQL": {"No budget": 2, "Timing": 2, "Competitor": 2, "Other": 2},
+        }
+    )
+    result = evaluate(reasons, figures)
+    assert {p.key: p.status for p in result.parts} == {"SAL": RED, "SQL": OK}
+
+
+def test_missing_field_is_reported_not_passed():
+    reasons = rule("gtm-lifecycle", "drop-off-reason-review")
+    result = evaluate(reasons, Figures(current=None, missing_reason="no drop-off reason field"))
+    assert result.status == NOT_EVALUABLE and result.message == "no drop-off reason field"
+
+
+def test_sustained_trigger_fires_only_after_two_months():
+    trigger = rule("gtm-lifecycle", "conversion-rate-decline")
+    baseline = {"SQL→SAO": 40.0}
+    first = Figures(current={"SQL→SAO": 35.0}, baseline=baseline, history=[{"SQL→SAO": 40.0}])
+    assert evaluate(trigger, first).status == WATCH
+    second = Figures(current={"SQL→SAO": 34.0}, baseline=baseline, history=[{"SQL→SAO": 40.0}, {"SQL→SAO": 35.0}])
+    result = evaluate(trigger, second)
+    assert result.status == RED and "2 consecutive months" in result.message
+    recovered = Figures(current={"SQL→SAO": 39.0}, baseline=baseline, history=[{"SQL→SAO": 35.0}])
+    assert evaluate(trigger, recovered).status == OK
+
+
+def test_revenue_intelligence_thresholds():
+    compliance = rule("revenue-intelligence", "forecast-submission-compliance")
+    assert evaluate(compliance, Figures(current=84.0)).status == RED
+    assert evaluate(compliance, Figures(current=85.0)).status == OK
+    coverage = rule("revenue-intelligence", "recording-coverage-dropping")
+    assert evaluate(coverage, Figures(current=80.0, history=[90.0])).status == WATCH
+    assert evaluate(coverage, Figures(current=80.0, history=[84.0])).status == RED
+    accuracy = rule("revenue-intelligence", "forecast-accuracy-declining")
+    assert evaluate(accuracy, Figures(current=70.0, history=[75.0, 82.0, 78.0])).status == RED  # 12 from peak
+    assert evaluate(accuracy, Figures(current=74.0, history=[75.0, 82.0, 78.0])).status == OK  # 8 from peak
+
+
+def test_partnership_deal_registration_flat_after_sixty_days_and_sync_errors():
+    flat = rule("partnership-success", "deal-registration-flat")
+    early = Figures(current=10.0, baseline=10.0, live_since=date(2026, 10, 1), today=date(2026, 11, 1))
+    assert evaluate(flat, early).status == INFO
+    late = Figures(current=10.0, baseline=10.0, live_since=date(2026, 8, 1), today=date(2026, 11, 1))
+    assert evaluate(flat, late).status == RED
+    grew = Figures(current=14.0, baseline=10.0, live_since=date(2026, 8, 1), today=date(2026, 11, 1))
+    assert evaluate(flat, grew).status == OK
+    sync = rule("partnership-success", "crm-sync-health-check")
+    assert evaluate(sync, Figures(current=49.0)).status == RED
+    assert evaluate(sync, Figures(current=47.0)).status == OK
+
+
+def test_target_within_a_window():
+    login = rule("partnership-success", "portal-login-rate")
+    early = Figures(current=40.0, live_since=date(2026, 11, 1), today=date(2026, 11, 10))
+    assert evaluate(login, early).status == INFO
+    late = Figures(current=40.0, live_since=date(2026, 9, 1), today=date(2026, 11, 10))
+    assert evaluate(login, late).status == RED
+    assert evaluate(login, Figures(current=75.0, live_since=date(2026, 9, 1), today=date(2026, 11, 10))).status == OK
+
+
+def test_events_and_tracking():
+    motion = rule("gtm-lifecycle", "new-gtm-motion")
+    assert evaluate(motion, Figures(current=None, events={"new_gtm_motion"})).status == RED
+    assert evaluate(motion, Figures(current=None)).status == OK
+    tracked = rule("gtm-lifecycle", "time-in-stage-analysis")
+    assert evaluate(tracked, Figures(current={"MQL→SAL": 4.5})).status == INFO
+
+
+@pytest.mark.parametrize("playbook", sorted(k for k, pb in LIBRARY.items() if pb.maintenance))
+def test_every_library_rule_evaluates_without_data_to_not_evaluable_or_ok(playbook):
+    """No rule of the library passes silently when it has no data."""
+    pb = LIBRARY[playbook]
+    rules = [r for t in pb.maintenance.tasks for r in t.rules] + [t.rule for t in pb.maintenance.refinement_triggers]
+    assert rules
+    for r in rules:
+        result = evaluate(r, Figures(current=None, missing_reason="needs manual input"))
+        expected = OK if r.event else NOT_EVALUABLE
+        assert result.status == expected, (r, result)
