@@ -15,6 +15,16 @@ from .models import ActivityEntry, DomainError, Invitation, Membership
 User = get_user_model()
 
 
+def healthz(request):
+    """Liveness for load balancers and the benchmark's baseline: touches the database, nothing else."""
+    from django.db import connection
+    from django.http import JsonResponse
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
 @login_required
 def home(request):
     memberships = list(Membership.objects.filter(user=request.user).select_related("organization"))

@@ -45,6 +45,7 @@ auth_urls = [
 
 urlpatterns = [
     path("", accounts_views.home, name="home"),
+    path("healthz/", accounts_views.healthz, name="healthz"),
     path("accounts/", include(auth_urls)),
     path("", include("accounts.urls")),
     path("", include("engagements.urls")),
