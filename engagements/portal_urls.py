@@ -1,5 +1,6 @@
 from django.urls import path
 
+from . import urls_portal_signoff
 from .views import portal
 
 app_name = "portal"
@@ -10,3 +11,5 @@ urlpatterns = [
     path("auth/<str:token>/", portal.portal_redeem, name="redeem"),
     path("logout/", portal.portal_logout, name="logout"),
 ]
+
+urlpatterns += urls_portal_signoff.urlpatterns

@@ -26,6 +26,6 @@ urlpatterns = [
 ]
 
 # Delivery and cadence pages live in their own modules; they share this app's namespace.
-from . import urls_cadence, urls_delivery  # noqa: E402
+from . import urls_cadence, urls_definitions, urls_delivery  # noqa: E402
 
-urlpatterns += urls_delivery.urlpatterns + urls_cadence.urlpatterns
+urlpatterns += urls_delivery.urlpatterns + urls_cadence.urlpatterns + urls_definitions.urlpatterns

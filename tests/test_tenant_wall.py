@@ -36,6 +36,7 @@ PUBLIC = {
     "api:schema",
     "api:docs",
     "api:token",
+    "healthz",
 }
 # Pages about the signed-in user themselves (their organizations, their API token), not about organization A.
 USER_SCOPED = {"home", "accounts:org-list", "accounts:api-token", "api:organization-list"}
