@@ -395,7 +395,9 @@ def diff(older: dict, newer: dict) -> list[Difference]:
 def verify_all() -> list[str]:
     """Recompute every version's hash and compare it with the stored hash and each signature's quoted hash."""
     problems = []
-    versions = DefinitionVersion.objects.select_related("engagement", "organization").prefetch_related("signatures__stakeholder")
+    versions = DefinitionVersion.objects.select_related("engagement", "organization").prefetch_related(
+        "signatures__stakeholder"
+    )
     for version in versions.iterator(chunk_size=200):
         where = f"{version.organization.slug} / {version.engagement.name} v{version.number}"
         actual = seal(version.content)
