@@ -8,6 +8,7 @@ from accounts import api as accounts_api
 from accounts import views as accounts_views
 from accounts.forms import EmailAuthenticationForm
 from engagements import api as engagements_api
+from engagements import api_definitions as definitions_api
 
 ORG = r"o/(?P<org_slug>[-a-zA-Z0-9_]+)"
 
@@ -16,6 +17,10 @@ router.register("organizations", accounts_api.OrganizationViewSet, basename="org
 router.register(f"{ORG}/members", accounts_api.MemberViewSet, basename="member")
 router.register(f"{ORG}/clients", engagements_api.ClientAccountViewSet, basename="client")
 router.register(f"{ORG}/stakeholders", engagements_api.StakeholderViewSet, basename="stakeholder")
+router.register(f"{ORG}/terms", definitions_api.TermViewSet, basename="term")
+router.register(f"{ORG}/stages", definitions_api.StageViewSet, basename="stage")
+router.register(f"{ORG}/definition-versions", definitions_api.VersionViewSet, basename="definition-version")
+router.register(f"{ORG}/artifacts", definitions_api.ArtifactViewSet, basename="artifact")
 
 api_urls = [
     path("", include(router.urls)),

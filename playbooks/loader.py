@@ -7,6 +7,7 @@ YAML syntax errors ``line 12, column 5``) and what is wrong.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from collections.abc import Iterable
@@ -108,8 +109,21 @@ def parse_playbook(data: Any, file: str | Path = "<data>") -> Playbook:
 
 
 def load_playbook_file(path: str | Path) -> Playbook:
-    """Read one YAML playbook file and validate it."""
+    """Read one YAML playbook file and validate it. Parsed once per file version: treat the result as read-only."""
     file = Path(path)
+    try:
+        stat = file.stat()
+    except OSError:
+        return _load_playbook_file(file)
+    return _cached_load(file.resolve(), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=64)
+def _cached_load(file: Path, mtime_ns: int, size: int) -> Playbook:
+    return _load_playbook_file(file)
+
+
+def _load_playbook_file(file: Path) -> Playbook:
     try:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:

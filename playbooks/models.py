@@ -9,6 +9,8 @@ from accounts.models import DomainError
 from .loader import content_hash, parse_playbook
 from .schema import Playbook as PlaybookSpec
 
+_SPECS: dict[str, PlaybookSpec] = {}
+
 
 class PlaybookQuerySet(models.QuerySet):
     def for_org(self, org) -> "PlaybookQuerySet":
@@ -82,10 +84,11 @@ class PlaybookVersion(models.Model):
 
     @property
     def spec(self) -> PlaybookSpec:
-        cached = getattr(self, "_spec", None)
-        if cached is None:
-            cached = self._spec = parse_playbook(self.content, file=f"{self.playbook.key} v{self.number}")
-        return cached
+        # Versions never change, so a parsed spec can be shared by every row with the same content hash.
+        spec = _SPECS.get(self.content_hash)
+        if spec is None:
+            spec = _SPECS[self.content_hash] = parse_playbook(self.content, file=f"version {self.number}")
+        return spec
 
     @staticmethod
     def hash_of(spec: PlaybookSpec) -> str:

@@ -104,7 +104,8 @@ def url_of(route: Route, cast) -> str:
 
 
 @pytest.fixture
-def wall(cast):
+def wall(cast, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
     cast.extra["membership"] = Membership.objects.get(organization=cast.org, user=cast.consultant)
     cast.extra["invitation"], _ = Invitation.new(
         organization=cast.org, email="new@alpha.example", role="consultant", invited_by=cast.owner
@@ -142,6 +143,12 @@ def engagement_objects(cast) -> dict:
     meeting = refinement.record_meeting(engagement=engagement, type="kickoff", held_on=date(2026, 11, 3), actor=actor)
     version = refinement.start_version(engagement=engagement, actor=actor, meeting=meeting)
     assumption = refinement.add_item(version=version, key="sal", text="SAL within 48h", actor=actor)
+    from engagements import definitions
+    from reporting import services as reporting
+
+    version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=actor)
+    artifact = reporting.request_artifact(engagement=engagement, kind="stage_reference_card", actor=actor)
+    reporting.render(artifact.pk)  # rendered now: downloads must answer the right person
     training = enablement.record_training(
         engagement=engagement, training_type=engagement.spec.enablement.training_types[0].key,
         held_on=date(2026, 11, 20), actor=actor,
@@ -164,6 +171,10 @@ def engagement_objects(cast) -> dict:
         "version_uuid": version.uuid,
         "assumption_uuid": assumption.uuid,
         "training_uuid": training.uuid,
+        "term_uuid": engagement.terms.first().uuid,
+        "stage_uuid": engagement.stages.first().uuid,
+        "definition_version_uuid": version.uuid,
+        "artifact_uuid": artifact.uuid,
         "playbook_uuid": copy.uuid,
         "playbook_version_uuid": copy.latest_version().uuid,
     }
