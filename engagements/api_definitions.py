@@ -208,7 +208,7 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
 
     @extend_schema(request=PublishSerializer, responses=VersionSerializer)
     @action(detail=False, methods=["post"])
-    def publish(self, request, org_slug=None):
+    def publish(self, request, *args, **kwargs):
         """Seal the engagement's current draft as the next version and ask the chosen stakeholders to sign."""
         body = PublishSerializer(data=request.data, context=self.get_serializer_context())
         body.is_valid(raise_exception=True)
@@ -228,7 +228,7 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
         ]
     )
     @action(detail=True, methods=["get"])
-    def diff(self, request, org_slug=None, definition_version_uuid=None):
+    def diff(self, request, *args, **kwargs):
         """What changed between this version and another one of the same engagement."""
         version = self.get_object()
         against = request.query_params.get("against")
@@ -321,7 +321,7 @@ class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.C
 
     @extend_schema(responses={(200, "application/pdf"): bytes})
     @action(detail=True, methods=["get"])
-    def download(self, request, org_slug=None, artifact_uuid=None):
+    def download(self, request, *args, **kwargs):
         from django.http import FileResponse, Http404
 
         artifact = self.get_object()

@@ -9,6 +9,7 @@ from accounts import views as accounts_views
 from accounts.forms import EmailAuthenticationForm
 from engagements import api as engagements_api
 from engagements import api_definitions as definitions_api
+from engagements import api_delivery as delivery_api
 
 ORG = r"o/(?P<org_slug>[-a-zA-Z0-9_]+)"
 
@@ -17,6 +18,16 @@ router.register("organizations", accounts_api.OrganizationViewSet, basename="org
 router.register(f"{ORG}/members", accounts_api.MemberViewSet, basename="member")
 router.register(f"{ORG}/clients", engagements_api.ClientAccountViewSet, basename="client")
 router.register(f"{ORG}/stakeholders", engagements_api.StakeholderViewSet, basename="stakeholder")
+router.register(f"{ORG}/engagements", delivery_api.EngagementViewSet, basename="engagement")
+router.register(f"{ORG}/phases", delivery_api.PhaseViewSet, basename="phase")
+router.register(f"{ORG}/checklist-items", delivery_api.ChecklistItemViewSet, basename="checklist-item")
+router.register(f"{ORG}/gates", delivery_api.GateViewSet, basename="gate")
+router.register(f"{ORG}/gate-decisions", delivery_api.GateDecisionViewSet, basename="gate-decision")
+router.register(f"{ORG}/decisions", delivery_api.DecisionLogEntryViewSet, basename="decision")
+router.register(f"{ORG}/risks", delivery_api.RiskViewSet, basename="risk")
+router.register(f"{ORG}/releases", delivery_api.ReleaseViewSet, basename="release")
+router.register(f"{ORG}/work-items", delivery_api.WorkItemViewSet, basename="work-item")
+router.register(f"{ORG}/updates", delivery_api.WeeklyUpdateViewSet, basename="update")
 router.register(f"{ORG}/terms", definitions_api.TermViewSet, basename="term")
 router.register(f"{ORG}/stages", definitions_api.StageViewSet, basename="stage")
 router.register(f"{ORG}/definition-versions", definitions_api.VersionViewSet, basename="definition-version")
