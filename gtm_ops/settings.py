@@ -191,6 +191,22 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several models have a `status` or `role` field with different choices: name each enum after its model.
+    "ENUM_NAME_OVERRIDES": {
+        "MembershipRoleEnum": "accounts.models.Role",
+        "TeamRoleEnum": "engagements.models.TeamRole",
+        "EngagementStatusEnum": "engagements.models.EngagementStatus",
+        "PhaseStatusEnum": "engagements.models.PhaseStatus",
+        "GateStatusEnum": "engagements.models.GateStatus",
+        "CheckpointStatusEnum": "engagements.models.CheckpointStatus",
+        "WorkStatusEnum": "engagements.models.WorkStatus",
+        "DecisionStatusEnum": "engagements.models.DecisionStatus",
+        "RiskStatusEnum": "engagements.models.RiskStatus",
+        "RiskLevelEnum": "engagements.models.RiskLevel",
+        "ReleaseStatusEnum": "engagements.models.ReleaseStatus",
+        "UpdateStatusEnum": "engagements.models.UpdateStatus",
+        "ArtifactStatusEnum": "reporting.models.ArtifactStatus",
+    },
 }
 
 # Security: magic links and invitations.

@@ -118,3 +118,10 @@ def test_docs_page_loads_nothing_from_a_cdn(client):
     body = client.get("/api/v1/docs/").content.decode()
     assert "swagger-ui" in body
     assert not re.search(r"""(src|href)=["']https?://""", body)
+
+
+def test_openapi_schema_generates_without_warnings(tmp_path):
+    from django.core.management import call_command
+
+    call_command("spectacular", "--fail-on-warn", "--validate", "--file", str(tmp_path / "schema.yml"))
+    assert "/api/v1/o/{org_slug}/engagements/" in (tmp_path / "schema.yml").read_text()
