@@ -1,7 +1,7 @@
 from django.urls import path
 
 from . import urls_portal_signoff
-from .views import portal
+from .views import portal, portal_prefs
 
 app_name = "portal"
 
@@ -10,6 +10,7 @@ urlpatterns = [
     path("login/", portal.portal_login, name="login"),
     path("auth/<str:token>/", portal.portal_redeem, name="redeem"),
     path("logout/", portal.portal_logout, name="logout"),
+    path("unsubscribe/<str:token>/", portal_prefs.unsubscribe, name="unsubscribe"),
 ]
 
 urlpatterns += urls_portal_signoff.urlpatterns

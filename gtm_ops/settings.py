@@ -138,6 +138,7 @@ if EMAIL_HOST:
     EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 else:
     EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+EMAIL_RETRY_DELAY = env.int("EMAIL_RETRY_DELAY", default=30)  # seconds before the first retry; doubles each time
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="GTM Ops <noreply@gtm-ops.local>")
 
 # Celery: inline when no broker is configured, a real broker (Redis) otherwise.
@@ -166,12 +167,29 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60 * 60,
         "options": {"expires": 30 * 60},
     },
+    "queue-health-checks": {
+        "task": "reporting.tasks.queue_health_checks",
+        "schedule": 6 * 60 * 60,
+        "options": {"expires": 60 * 60},
+    },
     "send-check-in-reminders": {
         "task": "engagements.tasks.send_check_in_reminders",
         "schedule": 24 * 60 * 60,
         "options": {"expires": 60 * 60},
     },
 }
+
+# CRM connectors (crm_connectors/http.py, crypto.py). Secrets are encrypted with CRM_SECRET_KEY (a Fernet key);
+# in DEBUG without it a key is derived from SECRET_KEY. CRM_ALLOW_HTTP permits http:// base URLs (loopback
+# sandboxes in development only). Each connection spends at most CRM_DAILY_BUDGET_SHARE of the CRM's daily
+# API allocation; rate limits are per CRM account, shared by all workers through Redis when the broker is Redis.
+CRM_SECRET_KEY = env.str("CRM_SECRET_KEY", default="")
+CRM_ALLOW_HTTP = env.bool("CRM_ALLOW_HTTP", default=False)
+CRM_DAILY_BUDGET_SHARE = env.float("CRM_DAILY_BUDGET_SHARE", default=0.05)
+CRM_CONNECT_TIMEOUT = env.float("CRM_CONNECT_TIMEOUT", default=5.0)
+CRM_READ_TIMEOUT = env.float("CRM_READ_TIMEOUT", default=30.0)
+CRM_MAX_RETRIES = env.int("CRM_MAX_RETRIES", default=3)
+CRM_RATE_LIMITS = {"salesforce": "25/1", "hubspot": "150/10", "hubspot-search": "4/1"}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -222,4 +240,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # WeasyPrint narrates every step of every render at INFO; its warnings still come through.
+    "loggers": {name: {"level": "WARNING"} for name in ("weasyprint", "weasyprint.progress", "fontTools")},
 }

@@ -66,6 +66,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("engagements.urls")),
     path("", include("playbooks.urls")),
+    path("", include("crm_connectors.urls")),
     path("portal/", include("engagements.portal_urls")),
     path("api/v1/", include((api_urls, "api"))),
 ]

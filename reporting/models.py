@@ -9,6 +9,7 @@ from accounts.tenancy import OrgQuerySet, TenantModel
 class ArtifactKind(models.TextChoices):
     DEFINITION_ALIGNMENT = "definition_alignment", "Definition Alignment Document"
     STAGE_REFERENCE_CARD = "stage_reference_card", "Stage Reference Card"
+    HEALTH_CHECK_REPORT = "health_check_report", "Health-Check Report"
 
 
 class ArtifactStatus(models.TextChoices):
@@ -62,3 +63,165 @@ class Artifact(TenantModel):
     def filename(self) -> str:
         client = self.engagement.client.name.replace(" ", "-")
         return f"{client}-{self.kind.replace('_', '-')}-{self.number}.pdf"
+
+
+# --------------------------------------------------------------------------------------------------
+# Maintenance schedule and health checks
+
+
+class ScheduleOwner(models.TextChoices):
+    CLIENT = "client", "The client runs it"
+    CONSULTANCY = "consultancy", "Our architect runs it"
+
+
+class MaintenanceSchedule(TenantModel):
+    engagement = models.OneToOneField(
+        "engagements.Engagement", on_delete=models.CASCADE, related_name="maintenance_schedule"
+    )
+    owner = models.CharField(max_length=20, choices=ScheduleOwner.choices)
+    started_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    live_since = models.DateField(help_text="Go-live date: first-business-cycle windows count from here.")
+    active = models.BooleanField(default=True)
+
+
+class Cadence(models.TextChoices):
+    WEEKLY = "weekly", "Weekly"
+    MONTHLY = "monthly", "Monthly"
+    QUARTERLY = "quarterly", "Quarterly"
+    FIRST_CYCLE = "after_first_business_cycle", "After the first business cycle"
+    HALF_YEARLY = "every_6_12_months", "Every 6-12 months"
+
+
+class TaskKind(models.TextChoices):
+    TASK = "task", "Maintenance task"
+    TRIGGER = "trigger", "Refinement trigger"
+
+
+class ScheduledTask(TenantModel):
+    """One maintenance task or refinement trigger of an engagement, with its own (adjustable) rules."""
+
+    schedule = models.ForeignKey(MaintenanceSchedule, on_delete=models.CASCADE, related_name="tasks")
+    kind = models.CharField(max_length=10, choices=TaskKind.choices, default=TaskKind.TASK)
+    key = models.SlugField(max_length=80)
+    name = models.CharField(max_length=200)
+    cadence = models.CharField(max_length=40, choices=Cadence.choices)
+    what_to_check = models.TextField(blank=True)
+    red_flag = models.TextField(blank=True)
+    action = models.TextField(blank=True, help_text="What to do when it is off track.")
+    rules = models.JSONField(default=list, help_text="playbooks.schema.Rule dumps; thresholds may be adjusted.")
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["schedule", "order"]
+        constraints = [models.UniqueConstraint(fields=["schedule", "key"], name="unique_scheduled_task")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Baseline(TenantModel):
+    engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="baselines")
+    metric = models.CharField(max_length=80)
+    key = models.CharField(max_length=120, blank=True, help_text="Stage, transition, ... ('' for one figure).")
+    value = models.FloatField()
+    established_on = models.DateField()
+    source = models.CharField(max_length=200, help_text="e.g. first business cycle (2026-10), set by hand")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["engagement", "metric", "key"], name="unique_baseline")]
+
+
+class MetricValue(TenantModel):
+    """One figure of one metric for one period: computed from the CRM, or entered / uploaded by a person."""
+
+    engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="metric_values")
+    metric = models.CharField(max_length=80)
+    key = models.CharField(max_length=120, blank=True)
+    period = models.DateField(help_text="First day of the period.")
+    value = models.FloatField(null=True, blank=True)
+    breakdown = models.JSONField(null=True, blank=True, help_text="e.g. {reason: count} for share rules.")
+    source = models.CharField(max_length=20)  # crm / manual / csv
+    entered_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["engagement", "metric", "key", "period"]
+        constraints = [
+            models.UniqueConstraint(fields=["engagement", "metric", "key", "period"], name="unique_metric_value")
+        ]
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Partial"
+    FAILED = "failed", "Failed"
+
+
+class HealthCheckRun(TenantModel):
+    """The health check of one engagement for one period. At most one per engagement and period."""
+
+    engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="health_runs")
+    period = models.DateField(help_text="First day of the month checked.")
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    api_calls = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    red_count = models.PositiveIntegerField(default=0)
+    not_evaluable_count = models.PositiveIntegerField(default=0)
+    report = models.ForeignKey(Artifact, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-period"]
+        constraints = [models.UniqueConstraint(fields=["engagement", "period"], name="one_health_run_per_period")]
+
+    def __str__(self) -> str:
+        return f"Health check {self.period:%B %Y}"
+
+
+class HealthResult(TenantModel):
+    """One rule's verdict in a run (and, for `per` rules, one row per stage / transition)."""
+
+    run = models.ForeignKey(HealthCheckRun, on_delete=models.CASCADE, related_name="results")
+    task_key = models.CharField(max_length=80)
+    task_name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=10, choices=TaskKind.choices)
+    metric = models.CharField(max_length=80)
+    key = models.CharField(max_length=120, blank=True)
+    status = models.CharField(max_length=20)
+    message = models.TextField()
+    value = models.FloatField(null=True, blank=True)
+    baseline = models.FloatField(null=True, blank=True)
+    threshold = models.FloatField(null=True, blank=True)
+    explanation = models.TextField(blank=True)
+    explained_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["run", "id"]
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENDING = "sending", "Sending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"
+
+
+class ReportDelivery(TenantModel):
+    """The monthly email to one recipient. Unique per run and address: exactly one email, whatever retries."""
+
+    run = models.ForeignKey(HealthCheckRun, on_delete=models.CASCADE, related_name="deliveries")
+    email = models.EmailField()
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["run", "email"], name="one_delivery_per_recipient")]

@@ -114,3 +114,111 @@ def render(artifact_id: int) -> Artifact | None:
         )
         return None
     return artifact
+
+
+def sparkline(values: list[float | None], width: int = 90, height: int = 22) -> str:
+    """A small inline SVG trend line for the report (no chart library: a polyline is all it takes)."""
+    points = [(i, v) for i, v in enumerate(values) if v is not None]
+    if len(points) < 2:
+        return ""
+    low, high = min(v for _, v in points), max(v for _, v in points)
+    span = (high - low) or 1.0
+    step = width / max(len(values) - 1, 1)
+    coords = " ".join(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}" for i, v in points)
+    last_x, last_y = coords.split()[-1].split(",")
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} '
+        f'{height}"><polyline fill="none" stroke="#1f4e8c" stroke-width="1.5" points="{coords}"/>'
+        f'<circle cx="{last_x}" cy="{last_y}" r="2" fill="#1f4e8c"/></svg>'
+    )
+
+
+def health_report_context(run) -> dict:
+    from django.utils.safestring import mark_safe
+
+    from .models import HealthResult, MetricValue
+
+    order = {"red": 0, "not_evaluable": 1, "watch": 2, "explained": 3, "info": 4, "ok": 5}
+    results = sorted(HealthResult.objects.filter(run=run), key=lambda r: (order.get(r.status, 9), r.task_name, r.key))
+    history: dict[tuple[str, str], dict] = {}
+    for row in (
+        MetricValue.objects.for_org(run.organization)
+        .filter(engagement=run.engagement, period__lte=run.period)
+        .order_by("period")
+    ):
+        history.setdefault((row.metric, row.key), {})[row.period] = row.value
+    periods = sorted({p for series in history.values() for p in series})[-6:]
+    for result in results:
+        series = history.get((result.metric, result.key), {})
+        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # noqa: S308 - numbers only
+    return {
+        "run": run,
+        "engagement": run.engagement,
+        "client": run.engagement.client,
+        "organization": run.organization,
+        "results": results,
+        "red": [r for r in results if r.status == "red"],
+        "not_evaluable": [r for r in results if r.status == "not_evaluable"],
+        "explained": [r for r in results if r.status == "explained"],
+        "generated_at": timezone.now(),
+    }
+
+
+def render_health_report(run) -> Artifact:
+    """Render the Health-Check Report inside the run's worker and keep it as a versioned artifact."""
+    kind = ArtifactKind.HEALTH_CHECK_REPORT
+    engagement = run.engagement
+    number = (Artifact.objects.filter(engagement=engagement, kind=kind).aggregate(n=Max("number"))["n"] or 0) + 1
+    artifact = Artifact.objects.create(
+        organization=run.organization,
+        engagement=engagement,
+        kind=kind,
+        number=number,
+        created_by=engagement.maintenance_schedule.started_by,
+        status=ArtifactStatus.RENDERING,
+        started_at=timezone.now(),
+    )
+    pdf, pages = render_pdf("reports/health_check_report.html", {**health_report_context(run), "artifact": artifact})
+    artifact.file.save(
+        f"{engagement.client.name.replace(' ', '-')}-health-check-{run.period:%Y-%m}.pdf", ContentFile(pdf), save=False
+    )
+    artifact.sha256, artifact.size, artifact.pages = hashlib.sha256(pdf).hexdigest(), len(pdf), pages
+    artifact.status, artifact.progress, artifact.finished_at = ArtifactStatus.DONE, 100, timezone.now()
+    artifact.save()
+    type(run).objects.filter(pk=run.pk).update(report=artifact)
+    return artifact
+
+
+def health_email_context(delivery) -> dict:
+    from django.core import signing
+    from django.urls import reverse
+
+    from engagements.models import Stakeholder
+
+    context = health_report_context(delivery.run)
+    stakeholder = (
+        Stakeholder.objects.for_org(delivery.organization)
+        .filter(client=delivery.run.engagement.client, email=delivery.email)
+        .first()
+    )
+    unsubscribe = ""
+    if stakeholder is not None:
+        token = signing.dumps(str(stakeholder.uuid), salt="reporting.unsubscribe")
+        unsubscribe = reverse("portal:unsubscribe", kwargs={"token": token})
+    watch = [r for r in context["results"] if r.status == "watch"]
+    return {
+        **context,
+        "delivery": delivery,
+        "watch": watch,
+        "unsubscribe_path": unsubscribe,
+        "path": "/portal/"
+        if stakeholder
+        else f"/o/{delivery.organization.slug}/engagements/{delivery.run.engagement.uuid}/",
+    }
+
+
+def health_attachments(run) -> list[tuple[str, bytes, str]]:
+    if run.report_id is None:
+        return []
+    with run.report.file.open("rb") as handle:
+        return [(run.report.file.name.rsplit("/", 1)[-1], handle.read(), "application/pdf")]

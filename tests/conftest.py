@@ -109,6 +109,7 @@ class Mailbox:
     def __init__(self):
         self.messages: list[email.message.EmailMessage] = []
         self._arrived = threading.Condition()
+        self.controller = None
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -117,6 +118,12 @@ class Mailbox:
             self.messages.append(message)
             self._arrived.notify_all()
         return "250 Message accepted for delivery"
+
+    def stop(self) -> None:
+        """Take the mail server down (an outage); the fixture does not stop it twice."""
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
 
     def to(self, address: str) -> list:
         return [m for m in self.messages if address in m["X-Envelope-To"]]
@@ -127,6 +134,16 @@ class Mailbox:
             if not self._arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout):
                 raise AssertionError(f"expected {count} email(s) within {timeout}s, got {len(self.messages)}")
         return self.messages
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "the condition") -> None:
+    """Wait for work done by another process (a worker) to show in the database, up to a deadline."""
+    deadline = threading.Event()
+    for _ in range(int(timeout * 10)):
+        if predicate():
+            return
+        deadline.wait(0.1)
+    raise AssertionError(f"{what} did not happen within {timeout}s")
 
 
 def body_text(message) -> str:
@@ -140,6 +157,7 @@ def smtp(settings) -> Mailbox:
     port = free_port()
     controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
+    mailbox.controller = controller
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = "127.0.0.1"
     settings.EMAIL_PORT = port
@@ -148,7 +166,7 @@ def smtp(settings) -> Mailbox:
     try:
         yield mailbox
     finally:
-        controller.stop()
+        mailbox.stop()
 
 
 @pytest.fixture(autouse=True)
@@ -178,6 +196,7 @@ def celery_worker(transactional_db, smtp):
         "EMAIL_HOST": django_settings.EMAIL_HOST,
         "EMAIL_PORT": str(django_settings.EMAIL_PORT),
         "SITE_URL": django_settings.SITE_URL,
+        "EMAIL_RETRY_DELAY": "0",
     }
     process = subprocess.Popen(
         [

@@ -37,6 +37,7 @@ PUBLIC = {
     "api:docs",
     "api:token",
     "healthz",
+    "portal:unsubscribe",
 }
 # Pages about the signed-in user themselves (their organizations, their API token), not about organization A.
 USER_SCOPED = {"home", "accounts:org-list", "accounts:api-token", "api:organization-list"}
@@ -146,14 +147,21 @@ def engagement_objects(cast) -> dict:
     from engagements import definitions
     from reporting import services as reporting
 
-    version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=actor)
+    definition_version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=actor)
     artifact = reporting.request_artifact(engagement=engagement, kind="stage_reference_card", actor=actor)
     reporting.render(artifact.pk)  # rendered now: downloads must answer the right person
     training = enablement.record_training(
         engagement=engagement, training_type=engagement.spec.enablement.training_types[0].key,
         held_on=date(2026, 11, 20), actor=actor,
     )
+    from crm_connectors.models import CrmConnection
+
+    connection = CrmConnection.objects.create(
+        organization=cast.org, client=cast.client, kind="salesforce", auth_method="password",
+        base_url="https://login.salesforce.com", username="wall@alpha.example",
+    )
     return {
+        "connection_uuid": connection.uuid,
         "engagement_uuid": engagement.uuid,
         "phase_uuid": phase.uuid,
         "sub_phase_uuid": engagement.sub_phases.first().uuid,
@@ -173,7 +181,7 @@ def engagement_objects(cast) -> dict:
         "training_uuid": training.uuid,
         "term_uuid": engagement.terms.first().uuid,
         "stage_uuid": engagement.stages.first().uuid,
-        "definition_version_uuid": version.uuid,
+        "definition_version_uuid": definition_version.uuid,
         "artifact_uuid": artifact.uuid,
         "playbook_uuid": copy.uuid,
         "playbook_version_uuid": copy.latest_version().uuid,

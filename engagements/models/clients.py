@@ -37,6 +37,9 @@ class Stakeholder(TenantModel):
     title = models.CharField(max_length=200, blank=True)
     department = models.CharField(max_length=20, choices=Department.choices, default=Department.OTHER)
     portal_enabled = models.BooleanField(default=True)
+    health_reports = models.BooleanField(
+        default=True, help_text="Receives the monthly health-check email (they can unsubscribe from it)."
+    )
     last_portal_login_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

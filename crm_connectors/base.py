@@ -1,0 +1,550 @@
+"""One connector interface for every CRM, returning plain dataclasses the rest of the app understands.
+
+The audit engine, health checks and pages never see simple-salesforce or hubspot-api-client objects:
+they call a `CrmConnector` and get the dataclasses below. Objects are named by platform-neutral kinds
+("lead", "contact", "company", "deal", "ticket"); fields and values keep their platform API names so
+a finding can point at the exact picklist value to fix.
+
+Cost rule (DESIGN.md section 6): every method costs a number of API calls that depends on the number
+of objects, fields, pipelines and stages, never on the number of records (SOQL GROUP BY / COUNT(),
+HubSpot search `total` with limit=1). Anything that must walk records takes `deep=True`, checks the
+remaining budget first and reports what it spent in its result's `calls`.
+
+Errors are `CrmError` subclasses whose message is plain words a consultant can act on, never a
+secret, a stack trace or a raw response dump.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from .http import Guard
+
+OBJECT_KINDS = ("lead", "contact", "company", "deal", "ticket")
+STAGE_OBJECTS = ("deal", "ticket")
+
+
+class AuthMethod:
+    """How a connection authenticates; stored on CrmConnection.auth_method."""
+
+    SF_PASSWORD = "password"  # username + password + security token (SOAP login)
+    SF_CLIENT_CREDENTIALS = "client_credentials"  # OAuth client credentials: consumer key/secret + My Domain
+    SF_SESSION = "session"  # an existing access token (session id) + instance URL
+    HS_PRIVATE_APP = "private_app"  # HubSpot private-app access token
+
+    SALESFORCE = (SF_PASSWORD, SF_CLIENT_CREDENTIALS, SF_SESSION)
+    HUBSPOT = (HS_PRIVATE_APP,)
+
+
+# ---------------------------------------------------------------- errors
+
+
+class CrmError(Exception):
+    """A CRM call failed. `str(error)` is a plain-words message, safe to show and to log."""
+
+    def __init__(
+        self, message: str, *, platform: str = "", path: str = "", status: int | None = None, attempts: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.platform = platform
+        self.path = path
+        self.status = status
+        self.attempts = attempts
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class CrmConfigurationError(CrmError):
+    """The connection is set up wrongly (plain http, missing credentials, a URL that cannot work)."""
+
+
+class CrmUnsupported(CrmError):
+    """The CRM has no such object, field or history (e.g. HubSpot has no lead object here)."""
+
+
+class CrmAuthError(CrmError):
+    """Credentials rejected, session expired and a fresh login did not help, or no permission."""
+
+
+class CrmRateLimited(CrmError):
+    """The CRM kept answering 'slow down' (429, concurrent-request limit) after bounded retries."""
+
+
+class CrmApiLimitExceeded(CrmError):
+    """The CRM's own daily allocation is used up (or nearly: we leave the last share to the client)."""
+
+
+class CrmBudgetExhausted(CrmError):
+    """This connection spent its share of today's API allocation; GTM Ops refuses further calls."""
+
+
+class CrmTimeout(CrmError):
+    """The CRM did not answer within the timeout, also on the retry."""
+
+
+class CrmUnavailable(CrmError):
+    """The CRM answered 5xx or dropped the connection, after bounded retries."""
+
+
+class CrmMalformedResponse(CrmError):
+    """The CRM answered 200 with a body that is not valid JSON (truncated or broken)."""
+
+
+class CrmQueryError(CrmError):
+    """The CRM refused a request as invalid (unknown field, bad query, missing resource)."""
+
+
+# ---------------------------------------------------------------- metadata
+
+
+@dataclass(frozen=True)
+class CrmObject:
+    kind: str  # lead, contact, company, deal, ticket
+    api_name: str  # Lead / Account / contacts / deals ...
+    label: str
+    available: bool
+    record_count: int | None = None
+
+
+@dataclass(frozen=True)
+class FieldValue:
+    """One value of a picklist / enumeration (a lifecycle stage, a status, a deal stage...)."""
+
+    api_value: str
+    label: str
+    active: bool = True
+    order: int = 0
+    probability: float | None = None  # 0..1, stages only
+    is_closed: bool | None = None
+    is_won: bool | None = None
+
+
+@dataclass(frozen=True)
+class CrmField:
+    object: str  # kind
+    api_name: str
+    label: str
+    type: str  # picklist, string, email, phone, url, text, number, date, datetime, boolean, reference, id, other
+    custom: bool = False
+    required: bool = False
+    # lifecycle, status, stage, type: what the field tracks, for lifecycle-like picklists; None otherwise
+    role: str | None = None
+    values: tuple[FieldValue, ...] = ()
+
+    @property
+    def is_picklist(self) -> bool:
+        return self.type == "picklist"
+
+    def value(self, api_value: str | None) -> FieldValue | None:
+        if api_value is None:
+            return None
+        wanted = api_value.lower()
+        return next((v for v in self.values if v.api_value.lower() == wanted), None)
+
+
+@dataclass(frozen=True)
+class Stage:
+    id: str  # Salesforce: the StageName / Status value; HubSpot: the stage id
+    label: str
+    order: int
+    probability: float | None  # 0..1
+    is_closed: bool
+    is_won: bool
+    active: bool = True
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A deal or ticket pipeline. Salesforce: a record type (its sales/support process)."""
+
+    object: str  # deal or ticket
+    id: str  # Salesforce record type id ("master" without record types); HubSpot pipeline id
+    label: str
+    order: int
+    active: bool
+    stages: tuple[Stage, ...]
+
+    def stage(self, stage_id: str | None) -> Stage | None:
+        if stage_id is None:
+            return None
+        wanted = stage_id.lower()
+        return next((s for s in self.stages if s.id.lower() == wanted), None)
+
+
+# ---------------------------------------------------------------- counts
+
+
+@dataclass(frozen=True)
+class ValueCount:
+    value: str
+    label: str | None
+    count: int
+    known: bool  # the value is one of the field's picklist options (or the pipeline's stages)
+    active: bool | None = None  # None when unknown
+    pipeline_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ValueCounts:
+    """Records per value of one field, as the records hold them (rogue values included)."""
+
+    object: str
+    field: str
+    values: tuple[ValueCount, ...]
+    empty: int  # records with no value
+    unknown_total: int  # records holding a value that is not a picklist option
+    unknown_named: bool  # True when `values` names every unknown value (Salesforce; HubSpot with deep)
+    total: int
+    calls: int
+    deep: bool = False
+    note: str = ""
+
+    def count(self, value: str) -> int:
+        wanted = value.lower()
+        return sum(v.count for v in self.values if v.value.lower() == wanted)
+
+    @property
+    def unknown(self) -> tuple[ValueCount, ...]:
+        return tuple(v for v in self.values if not v.known)
+
+
+@dataclass(frozen=True)
+class StageCounts:
+    """Records per pipeline stage, records with no stage, records in a stage no pipeline lists."""
+
+    object: str
+    stages: tuple[ValueCount, ...]  # pipeline_id set; known=False for stages the pipeline does not list
+    without_stage: int
+    unknown_total: int
+    total: int
+    calls: int
+
+    def count(self, stage_id: str, pipeline_id: str | None = None) -> int:
+        wanted = stage_id.lower()
+        return sum(
+            s.count
+            for s in self.stages
+            if s.value.lower() == wanted and (pipeline_id is None or s.pipeline_id == pipeline_id)
+        )
+
+
+@dataclass(frozen=True)
+class Transition:
+    value: str
+    label: str | None
+    count: int | None  # None when the CRM keeps no entry date for this value
+
+
+@dataclass(frozen=True)
+class Transitions:
+    """How many records entered each value of a field in [start, end)."""
+
+    object: str
+    field: str
+    start: datetime
+    end: datetime
+    into: tuple[Transition, ...]
+    available: bool  # False when per-value counts need deep=True or the CRM has no history
+    source: str  # what was counted, in words
+    total_changes: int | None  # all changes of the field in the period, where the CRM can count them
+    calls: int
+    deep: bool = False
+    note: str = ""
+
+    def count(self, value: str) -> int | None:
+        wanted = value.lower()
+        found = [t.count for t in self.into if t.value.lower() == wanted]
+        if not found:
+            return 0 if self.available else None
+        return None if any(c is None for c in found) else sum(c for c in found if c is not None)
+
+
+@dataclass(frozen=True)
+class StageDuration:
+    value: str
+    label: str | None
+    average_days: float | None
+    sample_size: int  # stays measured
+    population: int  # stays that ended in the period
+
+
+@dataclass(frozen=True)
+class TimeInStage:
+    """Average days a record stayed in each value, for stays that ended in [start, end)."""
+
+    object: str
+    field: str
+    start: datetime
+    end: datetime
+    stages: tuple[StageDuration, ...]
+    available: bool
+    sampled: bool  # True when some averages come from a sample, not every stay
+    source: str
+    calls: int
+    deep: bool = False
+    note: str = ""
+
+    def stage(self, value: str) -> StageDuration | None:
+        wanted = value.lower()
+        return next((s for s in self.stages if s.value.lower() == wanted), None)
+
+
+@dataclass(frozen=True)
+class FieldFill:
+    object: str
+    field: str
+    missing: int
+    total: int
+
+    @property
+    def missing_share(self) -> float:
+        return self.missing / self.total if self.total else 0.0
+
+
+@dataclass(frozen=True)
+class StaleRecords:
+    object: str
+    stale: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    object: str
+    key: str  # email or domain
+    groups: int  # distinct keys held by more than one record
+    records: int  # records in those groups
+    scanned: int  # records read
+
+
+@dataclass(frozen=True)
+class DataQuality:
+    as_of: datetime
+    stale_days: int
+    missing: tuple[FieldFill, ...]
+    stale: tuple[StaleRecords, ...]
+    open_deals_without_next_step: int | None
+    duplicates: tuple[Duplicates, ...] | None  # None unless deep=True: finding them means reading records
+    calls: int
+    deep: bool = False
+    notes: tuple[str, ...] = ()
+
+    def missing_for(self, kind: str, field_name: str) -> FieldFill | None:
+        return next((m for m in self.missing if m.object == kind and m.field == field_name), None)
+
+
+@dataclass(frozen=True)
+class ApiBudget:
+    platform: str
+    daily_limit: int | None  # the CRM's daily allocation for the whole account/org
+    daily_remaining: int | None
+    share: float  # CRM_DAILY_BUDGET_SHARE
+    budget_limit: int  # this connection's share of the daily allocation
+    budget_used: int  # spent today by this connection (all workers)
+    calls_spent: int  # spent by this connector instance
+    window_limit: int | None = None  # HubSpot rolling window (X-HubSpot-RateLimit-Max)
+    window_remaining: int | None = None
+    window_seconds: float | None = None
+    source: str = ""
+
+    @property
+    def budget_remaining(self) -> int:
+        return max(0, self.budget_limit - self.budget_used)
+
+
+# ---------------------------------------------------------------- the interface
+
+
+class CrmConnector(ABC):
+    """What every CRM connector offers. Construct through `CrmConnection.connector()` in the app.
+
+    `calls_spent` counts every HTTP request this instance sent (logins and retries included), so a
+    run can record what it cost. Results also carry their own `calls`.
+    """
+
+    platform: ClassVar[str]
+    label: ClassVar[str]
+    guard: Guard
+
+    @property
+    def calls_spent(self) -> int:
+        return self.guard.calls
+
+    @contextmanager
+    def metered(self) -> Iterator[_Meter]:
+        meter = _Meter(self.guard)
+        yield meter
+
+    # metadata
+    @abstractmethod
+    def objects(self) -> list[CrmObject]:
+        """The standard objects (lead, contact, company, deal, ticket): present or not, and record counts."""
+
+    @abstractmethod
+    def fields(self, kind: str) -> list[CrmField]:
+        """Every field of an object, with picklist values."""
+
+    @abstractmethod
+    def lifecycle_fields(self) -> list[CrmField]:
+        """Lifecycle, status, company-type and stage picklists across objects, with their values."""
+
+    @abstractmethod
+    def pipelines(self, kind: str = "deal") -> list[Pipeline]:
+        """Deal or ticket pipelines with their stages."""
+
+    # counts (aggregate: cost independent of record count)
+    @abstractmethod
+    def stage_counts(self, kind: str = "deal") -> StageCounts:
+        """Records per pipeline stage, without a stage, and in stages no pipeline lists."""
+
+    @abstractmethod
+    def value_counts(self, kind: str, field_name: str, *, deep: bool = False) -> ValueCounts:
+        """Records per value actually present in `field_name`, rogue values included."""
+
+    @abstractmethod
+    def count_without_value(self, kind: str, field_name: str) -> int:
+        """Records whose `field_name` is empty (e.g. records with no lifecycle stage)."""
+
+    @abstractmethod
+    def stage_transitions(
+        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+    ) -> Transitions:
+        """Records that entered each value of `field_name` in [start, end)."""
+
+    @abstractmethod
+    def time_in_stage(
+        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+    ) -> TimeInStage:
+        """Average days in each value, for stays that ended in [start, end)."""
+
+    @abstractmethod
+    def data_quality(
+        self,
+        *,
+        as_of: datetime | None = None,
+        stale_days: int = 180,
+        required: dict[str, list[str]] | None = None,
+        deep: bool = False,
+    ) -> DataQuality:
+        """Missing required fields, stale records, open deals without a next step; duplicates with deep."""
+
+    @abstractmethod
+    def api_budget(self) -> ApiBudget:
+        """The CRM's daily allocation and usage, and this connection's budget."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the instance must not be used afterwards."""
+
+    def __enter__(self) -> CrmConnector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        # never the credentials
+        return f"<{type(self).__name__} {getattr(self, 'base_url', '')}>"
+
+
+class _Meter:
+    def __init__(self, guard: Guard) -> None:
+        self._guard = guard
+        self._start = guard.calls
+
+    @property
+    def calls(self) -> int:
+        return self._guard.calls - self._start
+
+
+def check_kind(kind: str, allowed: tuple[str, ...] = OBJECT_KINDS) -> str:
+    if kind not in allowed:
+        raise CrmQueryError(f"Unknown object kind {kind!r}; expected one of {', '.join(allowed)}.")
+    return kind
+
+
+_LIFECYCLE = re.compile(r"lifecycle", re.I)
+_STATUS = re.compile(r"status", re.I)
+_STAGE = re.compile(r"stage", re.I)
+
+
+def field_role(kind: str, api_name: str, label: str, stage_field: str | None = None) -> str | None:
+    """What a picklist tracks, from its name and label: lifecycle, status, stage or (company) type."""
+    text = f"{api_name} {label}"
+    if kind in STAGE_OBJECTS:
+        return "stage" if api_name == stage_field else None
+    if _LIFECYCLE.search(text):
+        return "lifecycle"
+    if _STATUS.search(text):
+        return "status"
+    if _STAGE.search(text):
+        return "lifecycle"  # a 'Lead Stage' on a person is a funnel position
+    if kind == "company" and api_name.lower() == "type":
+        return "type"
+    return None
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """Replace any secret that slipped into a message (a CRM echoing a token back) with dots."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "•••")
+    return text
+
+
+def as_json(value: Any) -> Any:
+    """Dataclasses (and datetimes) to JSON-ready structures, for summaries stored on rows."""
+    from dataclasses import asdict, is_dataclass
+
+    if is_dataclass(value) and not isinstance(value, type):
+        return as_json(asdict(value))
+    if isinstance(value, dict):
+        return {str(k): as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [as_json(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value
+
+
+__all__ = [
+    "OBJECT_KINDS",
+    "ApiBudget",
+    "AuthMethod",
+    "CrmApiLimitExceeded",
+    "CrmAuthError",
+    "CrmBudgetExhausted",
+    "CrmConfigurationError",
+    "CrmConnector",
+    "CrmError",
+    "CrmField",
+    "CrmMalformedResponse",
+    "CrmObject",
+    "CrmQueryError",
+    "CrmRateLimited",
+    "CrmTimeout",
+    "CrmUnavailable",
+    "CrmUnsupported",
+    "DataQuality",
+    "Duplicates",
+    "FieldFill",
+    "FieldValue",
+    "Pipeline",
+    "Stage",
+    "StageCounts",
+    "StageDuration",
+    "StaleRecords",
+    "TimeInStage",
+    "Transition",
+    "Transitions",
+    "ValueCount",
+    "ValueCounts",
+]

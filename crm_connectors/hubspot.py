@@ -1,0 +1,795 @@
+"""The HubSpot connector, on hubspot-api-client, with every request routed through the Guard.
+
+hubspot-api-client builds one generated API client per package (objects, properties, pipelines), each
+with its own urllib3 pool and its own ApiException class. Our `api_factory` wraps each REST client's
+`request` so that every call gets a timeout, the budget, a rate-limit slot (searches in their own,
+slower bucket), our retries (POST searches included: the library never retries them) and a check
+that a 200 body is JSON (the library would hand back models with results=None). urllib3's own
+retries are switched off so the counts are honest.
+
+Counts use the search API with limit=1 and read `total`: one call per value, whatever the portal size.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
+from hubspot.crm.objects.exceptions import ApiException as ObjectsApiException
+from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiException
+from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
+from hubspot.discovery.discovery_base import DiscoveryBase
+
+from .base import (
+    STAGE_OBJECTS,
+    ApiBudget,
+    AuthMethod,
+    CrmApiLimitExceeded,
+    CrmAuthError,
+    CrmBudgetExhausted,
+    CrmConfigurationError,
+    CrmConnector,
+    CrmError,
+    CrmField,
+    CrmMalformedResponse,
+    CrmObject,
+    CrmQueryError,
+    CrmUnsupported,
+    DataQuality,
+    Duplicates,
+    FieldFill,
+    FieldValue,
+    Pipeline,
+    Stage,
+    StageCounts,
+    StageDuration,
+    StaleRecords,
+    TimeInStage,
+    Transition,
+    Transitions,
+    ValueCount,
+    ValueCounts,
+    check_kind,
+    field_role,
+    scrub,
+)
+from .http import (
+    DEFAULT_DAILY_ALLOCATION,
+    Budget,
+    CaseInsensitive,
+    Guard,
+    HttpOptions,
+    Outcome,
+    TransportFailure,
+    Verdict,
+    check_url,
+    parse_retry_after,
+    short_hash,
+)
+
+API_ERRORS = (ObjectsApiException, PipelinesApiException, PropertiesApiException)
+DEFAULT_BASE_URL = "https://api.hubapi.com"
+OBJECTS = {"lead": "leads", "contact": "contacts", "company": "companies", "deal": "deals", "ticket": "tickets"}
+LABELS = {"lead": "Leads", "contact": "Contacts", "company": "Companies", "deal": "Deals", "ticket": "Tickets"}
+PIPELINE_FIELDS = {"deal": ("pipeline", "dealstage"), "ticket": ("hs_pipeline", "hs_pipeline_stage")}
+MODIFIED = {"contact": "lastmodifieddate", "company": "hs_lastmodifieddate", "deal": "hs_lastmodifieddate"}
+REQUIRED = {
+    "contact": ["email", "phone", "jobtitle", "hs_analytics_source"],
+    "company": ["domain", "industry"],
+    "deal": ["amount", "hs_analytics_source", "closedate"],
+}
+# lifecycle-like HubSpot-defined properties worth auditing; other hs_* enumerations are system noise
+KNOWN_HS = {"hs_lead_status", "hs_pipeline_stage"}
+SEARCH_PAGE = 200
+SEARCH_CEILING = 10_000
+LIST_PAGE = 100
+DATE_PREFIXES = {
+    "entered": ("hs_v2_date_entered_", "hs_date_entered_"),
+    "exited": ("hs_v2_date_exited_", "hs_date_exited_"),
+}
+_TYPES = {
+    "enumeration": "picklist",
+    "string": "string",
+    "number": "number",
+    "date": "date",
+    "datetime": "datetime",
+    "bool": "boolean",
+    "phone_number": "phone",
+}
+
+
+def epoch_ms(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return str(int(value.timestamp() * 1000))
+
+
+def parse_hs_datetime(value: Any) -> datetime | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    text = str(value)
+    if text.isdigit():
+        return datetime.fromtimestamp(int(text) / 1000, UTC)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+# ---------------------------------------------------------------- transport
+
+
+class HubSpotGuard(Guard):
+    window_limit: int | None = None
+    window_remaining: int | None = None
+    window_seconds: float | None = None
+
+    def observe(self, outcome: Outcome) -> None:
+        h = outcome.headers
+        daily, daily_left = _int(h.get("x-hubspot-ratelimit-daily")), _int(h.get("x-hubspot-ratelimit-daily-remaining"))
+        if daily or daily_left is not None:
+            self.budget.observe(daily_limit=daily, daily_remaining=daily_left)
+        limit, left = _int(h.get("x-hubspot-ratelimit-max")), _int(h.get("x-hubspot-ratelimit-remaining"))
+        interval = _int(h.get("x-hubspot-ratelimit-interval-milliseconds"))
+        if limit:
+            self.window_limit, self.window_remaining = limit, left
+            self.window_seconds = interval / 1000 if interval else self.window_seconds
+        if outcome.status >= 300:
+            return
+        # Slow down before HubSpot says no: spread what is left of the window over the window.
+        if limit and left is not None and interval and left <= max(2, limit // 10):
+            self.pause("slowdown", min(interval / 1000, interval / 1000 / max(left, 1)))
+        elif _int(h.get("x-hubspot-ratelimit-secondly-remaining")) == 0:
+            self.pause("slowdown", 1.0)
+
+    def classify(self, method: str, path: str, outcome: Outcome) -> Verdict:
+        status = outcome.status
+        if status < 300:
+            if outcome.body_is_broken_json():
+                return Verdict("retry", "malformed")
+            return Verdict.ok()
+        body = outcome.json() if isinstance(outcome.json(), dict) else {}
+        if status == 401:
+            return Verdict("retry", "auth", detail=str(body.get("category") or "401"))
+        if status == 429:
+            policy = str(body.get("policyName") or "")
+            if policy == "DAILY" or "daily" in str(body.get("message", "")).lower():
+                return Verdict(
+                    "raise",
+                    error=CrmApiLimitExceeded(
+                        "HubSpot refused the request: the account's daily API limit is used up. "
+                        "It resets at midnight in the account's time zone.",
+                        platform="hubspot",
+                        status=429,
+                    ),
+                )
+            return Verdict("retry", "rate_limit", parse_retry_after(outcome.headers.get("retry-after")), 1.0)
+        if status >= 500 or status == 0:
+            return Verdict("retry", "server", parse_retry_after(outcome.headers.get("retry-after")))
+        return Verdict.ok()
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- the connector
+
+
+class HubSpotConnector(CrmConnector):
+    platform = "hubspot"
+    label = "HubSpot"
+
+    def __init__(
+        self,
+        *,
+        access_token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        auth_method: str = AuthMethod.HS_PRIVATE_APP,
+        key: str | None = None,
+        **options: Any,
+    ) -> None:
+        self.options = HttpOptions.from_settings(**options)
+        self.base_url = check_url(base_url or DEFAULT_BASE_URL, "HubSpot", allow_http=self.options.allow_http)
+        if auth_method not in AuthMethod.HUBSPOT:
+            raise CrmConfigurationError(f"Unknown HubSpot authentication method {auth_method!r}.")
+        if not access_token:
+            raise CrmConfigurationError("HubSpot needs a private-app access token.")
+        self.auth_method = auth_method
+        self._token = access_token
+        identity = short_hash(self.base_url, access_token)
+        self.guard = HubSpotGuard(
+            "HubSpot",
+            self.options,
+            Budget(
+                key=key or f"hubspot:{identity}",
+                share=self.options.share,
+                store=self.options.store,
+                label="HubSpot",
+                default_daily=DEFAULT_DAILY_ALLOCATION["hubspot"],
+            ),
+            rate_key=identity,
+        )
+        self._client: HubSpot | None = None
+        self._apis: dict[str, Any] = {}
+        self._properties: dict[str, list[Any]] = {}
+        self._pipelines: dict[str, list[Pipeline]] = {}
+        self._fields: dict[str, list[CrmField]] = {}
+
+    # ---- plumbing
+
+    def _api_factory(self, api_client_package: Any, api_name: str, config: dict[str, Any]) -> Any:
+        api = DiscoveryBase._default_api_factory(api_client_package, api_name, config)
+        rest = api.api_client.rest_client
+        original = rest.request
+        package_error = getattr(sys.modules[type(rest).__module__], "ApiException", Exception)
+        guard = self.guard
+
+        def request(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+            if kwargs.get("_request_timeout") is None:
+                kwargs["_request_timeout"] = guard.timeout
+            search = method.upper() == "POST" and url.rstrip("/").endswith("/search")
+
+            def send() -> Outcome:
+                try:
+                    response = original(method, url, *args, **kwargs)
+                except package_error as exc:
+                    if not exc.status:
+                        raise TransportFailure("connection", "TLS or transport error") from None
+                    return Outcome(
+                        exc.status, CaseInsensitive(dict(exc.headers or {})), exc.body or b"", exc.reason or "", exc
+                    )
+                except (urllib3.exceptions.TimeoutError, TimeoutError) as exc:
+                    raise TransportFailure("timeout", type(exc).__name__) from None
+                except urllib3.exceptions.HTTPError as exc:
+                    raise TransportFailure("connection", type(exc).__name__) from None
+                headers = CaseInsensitive(dict(response.urllib3_response.headers))
+                return Outcome(response.status, headers, response.data or b"", response.reason or "", response)
+
+            raw = guard.call(method.upper(), url, send, bucket="hubspot-search" if search else "hubspot")
+            if isinstance(raw, BaseException):
+                raise raw
+            return raw
+
+        rest.request = request
+        return api
+
+    def _api(self, name: str) -> Any:
+        if name not in self._apis:
+            if self._client is None:
+                # retry=False: urllib3 must not retry behind our back (it would hide timeouts and costs)
+                self._client = HubSpot(
+                    access_token=self._token, host=self.base_url, retry=False, api_factory=self._api_factory
+                )
+            crm = self._client.crm
+            self._apis[name] = {
+                "search": lambda: crm.objects.search_api,
+                "objects": lambda: crm.objects.basic_api,
+                "properties": lambda: crm.properties.core_api,
+                "pipelines": lambda: crm.pipelines.pipelines_api,
+            }[name]()
+        return self._apis[name]
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except CrmError as exc:
+            exc.message = scrub(exc.message, [self._token])
+            exc.platform = "hubspot"
+            raise
+        except API_ERRORS as exc:
+            raise self._api_error(exc) from None
+
+    def _api_error(self, exc: Any) -> CrmError:
+        status = getattr(exc, "status", None)
+        body = _json(getattr(exc, "body", None))
+        message = scrub(
+            " ".join(str(body.get("message") or getattr(exc, "reason", "") or "").split())[:300], [self._token]
+        )
+        category = body.get("category") or ""
+        detail = f"{category}: {message}" if category else message
+        if status in (401, 403):
+            return CrmAuthError(
+                f"HubSpot refused the request ({detail}). Check the private app's token and scopes.",
+                platform="hubspot",
+                status=status,
+            )
+        if status == 404:
+            return CrmUnsupported(f"HubSpot has no such resource ({detail}).", platform="hubspot", status=status)
+        return CrmQueryError(f"HubSpot refused the request ({status}, {detail}).", platform="hubspot", status=status)
+
+    def _object_type(self, kind: str) -> str:
+        check_kind(kind)
+        if kind == "lead":
+            raise CrmUnsupported(
+                "HubSpot has no separate lead object here: leads are contacts with a lifecycle stage.",
+                platform="hubspot",
+            )
+        return OBJECTS[kind]
+
+    def _search(self, kind: str, groups: list[list[dict[str, Any]]], **kwargs: Any) -> Any:
+        request = PublicObjectSearchRequest(
+            filter_groups=[FilterGroup(filters=[Filter(**f) for f in g]) for g in groups], **kwargs
+        )
+        with self._translate():
+            result = self._api("search").do_search(self._object_type(kind), public_object_search_request=request)
+        if result is None or result.total is None:
+            raise CrmMalformedResponse("HubSpot returned a search answer without a total.", platform="hubspot")
+        return result
+
+    def _total(self, kind: str, groups: list[list[dict[str, Any]]]) -> int:
+        return int(self._search(kind, groups, limit=1, properties=["hs_object_id"]).total)
+
+    def _property_list(self, kind: str) -> list[Any]:
+        object_type = self._object_type(kind)
+        if kind not in self._properties:
+            with self._translate():
+                result = self._api("properties").get_all(object_type)
+            if result is None or result.results is None:
+                raise CrmMalformedResponse("HubSpot returned a property list without results.", platform="hubspot")
+            self._properties[kind] = list(result.results)
+        return self._properties[kind]
+
+    def _field(self, kind: str, name: str) -> CrmField:
+        wanted = name.lower()
+        found = next((f for f in self.fields(kind) if f.api_name.lower() == wanted), None)
+        if found is None:
+            raise CrmQueryError(f"HubSpot {OBJECTS[kind]} have no property {name!r}.", platform="hubspot")
+        return found
+
+    def _date_properties(self, kind: str, which: str) -> dict[str, str]:
+        """value suffix -> property name, for hs_date_entered_* / hs_date_exited_* (newest naming first)."""
+        found: dict[str, str] = {}
+        names = [p.name for p in self._property_list(kind)]
+        for prefix in reversed(DATE_PREFIXES[which]):
+            for name in names:
+                if name.startswith(prefix):
+                    found[name[len(prefix) :].lower()] = name
+        if which == "entered" and kind == "contact":
+            for name in names:  # the older lifecycle naming: hs_lifecyclestage_<value>_date
+                if name.startswith("hs_lifecyclestage_") and name.endswith("_date"):
+                    found.setdefault(name[len("hs_lifecyclestage_") : -len("_date")].lower(), name)
+        return found
+
+    def _ensure_budget(self, calls: int, what: str) -> None:
+        remaining = self.guard.budget.remaining
+        if calls > remaining:
+            raise CrmBudgetExhausted(
+                f"{what} would take about {calls:,} HubSpot calls; this connection has {remaining:,} left in "
+                "today's budget.",
+                platform="hubspot",
+            )
+
+    # ---- metadata
+
+    def objects(self) -> list[CrmObject]:
+        out = [CrmObject("lead", OBJECTS["lead"], LABELS["lead"], False)]
+        for kind in ("contact", "company", "deal", "ticket"):
+            out.append(CrmObject(kind, OBJECTS[kind], LABELS[kind], True, self._total(kind, [])))
+        return out
+
+    def fields(self, kind: str) -> list[CrmField]:
+        if kind not in self._fields:
+            props = self._property_list(kind)
+            stage_field = PIPELINE_FIELDS.get(kind, (None, None))[1]
+            stages = {}
+            if kind in STAGE_OBJECTS:
+                stages = {s.id.lower(): s for p in self.pipelines(kind) for s in p.stages}
+            out = []
+            for p in props:
+                ftype = _TYPES.get(p.type or "", "other")
+                if p.field_type in ("checkbox",) and ftype == "picklist":
+                    ftype = "picklist"
+                if ftype == "string" and p.field_type == "textarea":
+                    ftype = "text"
+                values = []
+                for i, o in enumerate(sorted(p.options or [], key=lambda o: o.display_order or 0)):
+                    stage = stages.get(str(o.value).lower()) if p.name == stage_field else None
+                    values.append(
+                        FieldValue(
+                            api_value=str(o.value),
+                            label=o.label or str(o.value),
+                            active=not o.hidden,
+                            order=i,
+                            probability=stage.probability if stage else None,
+                            is_closed=stage.is_closed if stage else None,
+                            is_won=stage.is_won if stage else None,
+                        )
+                    )
+                role = None
+                if ftype == "picklist" and not p.calculated and (not p.name.startswith("hs_") or p.name in KNOWN_HS):
+                    role = field_role(kind, p.name, p.label or "", stage_field)
+                out.append(
+                    CrmField(
+                        object=kind,
+                        api_name=p.name,
+                        label=p.label or p.name,
+                        type=ftype,
+                        custom=not bool(p.hubspot_defined),
+                        required=False,  # HubSpot has no required flag outside forms and pipelines
+                        role=role,
+                        values=tuple(values),
+                    )
+                )
+            self._fields[kind] = out
+        return self._fields[kind]
+
+    def lifecycle_fields(self) -> list[CrmField]:
+        out = []
+        for kind in ("contact", "company", "deal", "ticket"):
+            out += [f for f in self.fields(kind) if f.is_picklist and f.role]
+        return out
+
+    def pipelines(self, kind: str = "deal") -> list[Pipeline]:
+        check_kind(kind, STAGE_OBJECTS)
+        if kind not in self._pipelines:
+            with self._translate():
+                result = self._api("pipelines").get_all(OBJECTS[kind])
+            if result is None or result.results is None:
+                raise CrmMalformedResponse("HubSpot returned a pipeline list without results.", platform="hubspot")
+            pipelines = []
+            for p in sorted(result.results, key=lambda p: p.display_order or 0):
+                stages = []
+                for s in sorted(p.stages or [], key=lambda s: s.display_order or 0):
+                    meta = s.metadata or {}
+                    probability = _float(meta.get("probability"))
+                    closed = str(meta.get("isClosed", "")).lower() == "true" or meta.get("ticketState") == "CLOSED"
+                    stages.append(
+                        Stage(
+                            id=s.id,
+                            label=s.label,
+                            order=s.display_order or 0,
+                            probability=probability,
+                            is_closed=closed,
+                            is_won=closed and probability == 1.0,
+                            active=not s.archived,
+                        )
+                    )
+                pipelines.append(Pipeline(kind, p.id, p.label, p.display_order or 0, not p.archived, tuple(stages)))
+            self._pipelines[kind] = pipelines
+        return self._pipelines[kind]
+
+    # ---- counts
+
+    def _not_in(self, name: str, values: list[str]) -> list[dict[str, Any]]:
+        chunks = list(_chunks(values, 100))
+        if len(chunks) > 5:
+            raise CrmUnsupported(
+                f"{name} has {len(values)} options; HubSpot search cannot exclude more than 500 at once.",
+                platform="hubspot",
+            )
+        return [{"property_name": name, "operator": "NOT_IN", "values": c} for c in chunks] + [
+            {"property_name": name, "operator": "HAS_PROPERTY"}
+        ]
+
+    def stage_counts(self, kind: str = "deal") -> StageCounts:
+        with self.metered() as meter:
+            pipelines = self.pipelines(kind)
+            _, stage_field = PIPELINE_FIELDS[kind]
+            stages, ids = [], []
+            for p in pipelines:
+                for s in p.stages:
+                    n = self._total(kind, [[{"property_name": stage_field, "operator": "EQ", "value": s.id}]])
+                    stages.append(ValueCount(s.id, s.label, n, True, s.active, p.id))
+                    ids.append(s.id)
+            without = self._total(kind, [[{"property_name": stage_field, "operator": "NOT_HAS_PROPERTY"}]])
+            unknown = self._total(kind, [self._not_in(stage_field, ids)]) if ids else 0
+        total = sum(s.count for s in stages) + without + unknown
+        return StageCounts(kind, tuple(stages), without, unknown, total, meter.calls)
+
+    def value_counts(self, kind: str, field_name: str, *, deep: bool = False) -> ValueCounts:
+        with self.metered() as meter:
+            f = self._field(kind, field_name)
+            if not f.is_picklist or not f.values:
+                raise CrmQueryError(f"HubSpot property {f.api_name} has no options to count.", platform="hubspot")
+            values = [
+                ValueCount(
+                    v.api_value,
+                    v.label,
+                    self._total(kind, [[{"property_name": f.api_name, "operator": "EQ", "value": v.api_value}]]),
+                    True,
+                    v.active,
+                )
+                for v in f.values
+            ]
+            empty = self._total(kind, [[{"property_name": f.api_name, "operator": "NOT_HAS_PROPERTY"}]])
+            rest = [self._not_in(f.api_name, [v.api_value for v in f.values])]
+            unknown = self._total(kind, rest)
+            named, note = unknown == 0, ""
+            if unknown and deep:
+                found, complete = self._walk_values(kind, f.api_name, rest, unknown)
+                values += [ValueCount(v, None, n, False) for v, n in sorted(found.items())]
+                named = complete
+                if not complete:
+                    note = f"Named the values of the first {SEARCH_CEILING:,} of {unknown:,} records (search limit)."
+            elif unknown:
+                note = f"{unknown:,} records hold values that are not options; deep=True names them."
+        total = sum(v.count for v in values if v.known) + empty + unknown
+        return ValueCounts(kind, f.api_name, tuple(values), empty, unknown, named, total, meter.calls, deep, note)
+
+    def _walk_values(
+        self, kind: str, name: str, group: list[list[dict[str, Any]]], total: int
+    ) -> tuple[dict[str, int], bool]:
+        reachable = min(total, SEARCH_CEILING)
+        self._ensure_budget(math.ceil(reachable / SEARCH_PAGE), f"Naming the values of {reachable:,} records")
+        found: Counter[str] = Counter()
+        after, seen = None, 0
+        while seen < reachable:
+            page = self._search(kind, group, limit=min(SEARCH_PAGE, reachable - seen), after=after, properties=[name])
+            for r in page.results or []:
+                value = (r.properties or {}).get(name)
+                if value not in (None, ""):
+                    found[str(value)] += 1
+            seen += len(page.results or [])
+            if not page.paging or not page.results:
+                break
+            after = page.paging.next.after
+        return dict(found), reachable == total
+
+    def count_without_value(self, kind: str, field_name: str) -> int:
+        f = self._field(kind, field_name)
+        return self._total(kind, [[{"property_name": f.api_name, "operator": "NOT_HAS_PROPERTY"}]])
+
+    def _stage_values(self, kind: str, f: CrmField) -> list[FieldValue]:
+        return [v for v in f.values if v.active] or list(f.values)
+
+    def stage_transitions(
+        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+    ) -> Transitions:
+        with self.metered() as meter:
+            f = self._field(kind, field_name)
+            entered = self._date_properties(kind, "entered")
+            into = []
+            for v in self._stage_values(kind, f):
+                prop = entered.get(v.api_value.lower().replace("-", "_"))
+                if prop is None:
+                    into.append(Transition(v.api_value, v.label, None))
+                    continue
+                n = self._total(
+                    kind,
+                    [
+                        [
+                            {"property_name": prop, "operator": "GTE", "value": epoch_ms(start)},
+                            {"property_name": prop, "operator": "LT", "value": epoch_ms(end)},
+                        ]
+                    ],
+                )
+                into.append(Transition(v.api_value, v.label, n))
+        available = any(t.count is not None for t in into)
+        note = "" if available else f"HubSpot keeps no 'date entered' property for {f.api_name}."
+        if deep:
+            note = (note + " deep=True changes nothing here: the counts are already exact.").strip()
+        return Transitions(
+            kind,
+            f.api_name,
+            start,
+            end,
+            tuple(into),
+            available,
+            "hs_date_entered_* properties: the latest time each record entered each value",
+            None,
+            meter.calls,
+            deep,
+            note,
+        )
+
+    def time_in_stage(
+        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+    ) -> TimeInStage:
+        with self.metered() as meter:
+            f = self._field(kind, field_name)
+            entered, exited = self._date_properties(kind, "entered"), self._date_properties(kind, "exited")
+            plan = []
+            for v in self._stage_values(kind, f):
+                suffix = v.api_value.lower().replace("-", "_")
+                if suffix in entered and suffix in exited:
+                    plan.append((v, entered[suffix], exited[suffix]))
+            durations = []
+            sampled = False
+            for v, enter_prop, exit_prop in plan:
+                group = [
+                    [
+                        {"property_name": exit_prop, "operator": "GTE", "value": epoch_ms(start)},
+                        {"property_name": exit_prop, "operator": "LT", "value": epoch_ms(end)},
+                        {"property_name": enter_prop, "operator": "HAS_PROPERTY"},
+                    ]
+                ]
+                spans, population = self._spans(kind, group, enter_prop, exit_prop, deep)
+                sampled = sampled or len(spans) < population
+                durations.append(
+                    StageDuration(
+                        v.api_value, v.label, sum(spans) / len(spans) if spans else None, len(spans), population
+                    )
+                )
+        note = ""
+        if not plan:
+            note = f"HubSpot keeps no 'date entered/exited' properties for {f.api_name}."
+        elif sampled:
+            note = f"Averages over the {SEARCH_PAGE} most recently created records per stage" + (
+                " (search stops at 10,000 records)." if deep else "; deep=True reads them all."
+            )
+        return TimeInStage(
+            kind,
+            f.api_name,
+            start,
+            end,
+            tuple(durations),
+            bool(plan),
+            sampled,
+            "hs_date_entered_* / hs_date_exited_* properties (the latest stay in each value)",
+            meter.calls,
+            deep,
+            note,
+        )
+
+    def _spans(
+        self, kind: str, group: list[list[dict[str, Any]]], enter_prop: str, exit_prop: str, deep: bool
+    ) -> tuple[list[float], int]:
+        spans: list[float] = []
+        after, read, population = None, 0, None
+        while True:
+            page = self._search(
+                kind,
+                group,
+                limit=SEARCH_PAGE,
+                after=after,
+                properties=[enter_prop, exit_prop],
+                sorts=[{"propertyName": "createdate", "direction": "DESCENDING"}],
+            )
+            if population is None:
+                population = int(page.total)
+                if deep and population > SEARCH_PAGE:
+                    reachable = min(population, SEARCH_CEILING)
+                    self._ensure_budget(math.ceil(reachable / SEARCH_PAGE) - 1, f"Reading {reachable:,} stays")
+            for r in page.results or []:
+                props = r.properties or {}
+                came, left = parse_hs_datetime(props.get(enter_prop)), parse_hs_datetime(props.get(exit_prop))
+                if came and left and left >= came:
+                    spans.append((left - came).total_seconds() / 86_400)
+            read += len(page.results or [])
+            if not deep or not page.paging or not page.results or read + SEARCH_PAGE > SEARCH_CEILING:
+                break
+            after = page.paging.next.after
+        return spans, population or 0
+
+    def data_quality(
+        self,
+        *,
+        as_of: datetime | None = None,
+        stale_days: int = 180,
+        required: dict[str, list[str]] | None = None,
+        deep: bool = False,
+    ) -> DataQuality:
+        as_of = as_of or datetime.now(UTC)
+        as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+        cutoff = epoch_ms(as_of - timedelta(days=stale_days))
+        with self.metered() as meter:
+            totals = {kind: self._total(kind, []) for kind in ("contact", "company", "deal")}
+            missing = []
+            for kind, names in (required or REQUIRED).items():
+                if kind == "lead":
+                    continue
+                if kind not in totals:
+                    totals[kind] = self._total(kind, [])
+                for name in names:
+                    n = self._total(kind, [[{"property_name": name, "operator": "NOT_HAS_PROPERTY"}]])
+                    missing.append(FieldFill(kind, name, n, totals[kind]))
+            stale = [
+                StaleRecords(
+                    kind,
+                    self._total(kind, [[{"property_name": prop, "operator": "LT", "value": cutoff}]]),
+                    totals[kind],
+                )
+                for kind, prop in MODIFIED.items()
+            ]
+            no_next_step = self._total(
+                "deal",
+                [
+                    [
+                        {"property_name": "hs_is_closed", "operator": "EQ", "value": "false"},
+                        {"property_name": "hs_next_step", "operator": "NOT_HAS_PROPERTY"},
+                    ]
+                ],
+            )
+            duplicates, notes = None, []
+            if deep:
+                duplicates = self._duplicates(totals)
+            else:
+                notes.append("Duplicates need deep=True: finding them means reading every email and domain.")
+        return DataQuality(
+            as_of, stale_days, tuple(missing), tuple(stale), no_next_step, duplicates, meter.calls, deep, tuple(notes)
+        )
+
+    def _duplicates(self, totals: dict[str, int]) -> tuple[Duplicates, ...]:
+        from .salesforce import domain_key, email_key
+
+        plan = [("contact", "email", email_key), ("company", "domain", domain_key)]
+        pages = sum(max(1, math.ceil(totals[kind] / LIST_PAGE)) for kind, _, _ in plan)
+        self._ensure_budget(pages, f"Finding duplicates reads {totals['contact'] + totals['company']:,} records and")
+        out = []
+        for kind, prop, normalise in plan:
+            keys: Counter[str] = Counter()
+            scanned, after = 0, None
+            while True:
+                with self._translate():
+                    page = self._api("objects").get_page(OBJECTS[kind], limit=LIST_PAGE, after=after, properties=[prop])
+                for r in page.results or []:
+                    scanned += 1
+                    key = normalise((r.properties or {}).get(prop))
+                    if key:
+                        keys[key] += 1
+                if not page.paging or not page.results:
+                    break
+                after = page.paging.next.after
+            repeated = [n for n in keys.values() if n > 1]
+            out.append(Duplicates(kind, prop, len(repeated), sum(repeated), scanned))
+        return tuple(out)
+
+    def api_budget(self) -> ApiBudget:
+        if self.guard.window_limit is None or self.guard.budget.daily_limit is None:
+            with self._translate():
+                self._api("properties").get_by_name("contacts", "email")  # any non-search call carries the headers
+        budget, guard = self.guard.budget, self.guard
+        return ApiBudget(
+            platform="hubspot",
+            daily_limit=budget.daily_limit,
+            daily_remaining=budget.daily_remaining,
+            share=budget.share,
+            budget_limit=budget.limit,
+            budget_used=budget.used,
+            calls_spent=self.calls_spent,
+            window_limit=guard.window_limit,
+            window_remaining=guard.window_remaining,
+            window_seconds=guard.window_seconds,
+            source="X-HubSpot-RateLimit-* headers",
+        )
+
+    def close(self) -> None:
+        for api in self._apis.values():
+            try:
+                api.api_client.rest_client.pool_manager.clear()
+            except AttributeError:  # pragma: no cover
+                pass
+        self._apis.clear()
+
+
+def _json(body: Any) -> dict[str, Any]:
+    import json
+
+    if isinstance(body, bytes | str):
+        try:
+            value = json.loads(body)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+    return {}
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value in (None, "") else float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+__all__ = ["DEFAULT_BASE_URL", "HubSpotConnector"]

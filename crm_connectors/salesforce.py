@@ -1,0 +1,956 @@
+"""The Salesforce connector, on simple-salesforce, through a guarded requests.Session.
+
+simple-salesforce builds every URL itself (https://<domain>.salesforce.com for logins, https://<instance>
+afterwards) and calls `session.request`; `GuardedSession` is where every request gets its timeout,
+budget, rate-limit slot, retries and error translation (see http.py). It also
+  - points logins at the connection's base URL when that is not a *.salesforce.com host (a proxy, a
+    loopback sandbox), and keeps http for an http base when CRM_ALLOW_HTTP allows it;
+  - bounds simple-salesforce's re-login loop: after a 401 the library logs in again and retries; a
+    second 401 before any success raises CrmAuthError instead of logging in forever (SFType.describe
+    recurses without a limit).
+Counts are SOQL aggregates (COUNT(), GROUP BY), so their cost does not grow with the org.
+"""
+
+# SOQL is built from fixed object names, field names checked against describe (or `ident`) and
+# values quoted by `soql_string`: S608 (string-built SQL) does not apply.
+# ruff: noqa: S608
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+from simple_salesforce import Salesforce
+from simple_salesforce.exceptions import (
+    SalesforceAuthenticationFailed,
+    SalesforceError,
+    SalesforceExpiredSession,
+    SalesforceMalformedRequest,
+    SalesforceRefusedRequest,
+    SalesforceResourceNotFound,
+)
+
+from .base import (
+    OBJECT_KINDS,
+    STAGE_OBJECTS,
+    ApiBudget,
+    AuthMethod,
+    CrmApiLimitExceeded,
+    CrmAuthError,
+    CrmBudgetExhausted,
+    CrmConfigurationError,
+    CrmConnector,
+    CrmError,
+    CrmField,
+    CrmMalformedResponse,
+    CrmObject,
+    CrmQueryError,
+    DataQuality,
+    Duplicates,
+    FieldFill,
+    FieldValue,
+    Pipeline,
+    Stage,
+    StageCounts,
+    StageDuration,
+    StaleRecords,
+    TimeInStage,
+    Transition,
+    Transitions,
+    ValueCount,
+    ValueCounts,
+    check_kind,
+    field_role,
+    scrub,
+)
+from .http import (
+    DEFAULT_DAILY_ALLOCATION,
+    Budget,
+    CaseInsensitive,
+    Guard,
+    HttpOptions,
+    Outcome,
+    TransportFailure,
+    Verdict,
+    check_url,
+    parse_retry_after,
+    short_hash,
+)
+
+OBJECTS = {"lead": "Lead", "contact": "Contact", "company": "Account", "deal": "Opportunity", "ticket": "Case"}
+STAGE_FIELD = {"deal": "StageName", "ticket": "Status"}
+HISTORY = {
+    "lead": ("LeadHistory", "LeadId"),
+    "contact": ("ContactHistory", "ContactId"),
+    "company": ("AccountHistory", "AccountId"),
+    "deal": ("OpportunityFieldHistory", "OpportunityId"),
+    "ticket": ("CaseHistory", "CaseId"),
+}
+REQUIRED = {
+    "lead": ["Email", "Phone", "Company", "LeadSource"],
+    "contact": ["Email", "Phone", "Title", "LeadSource"],
+    "company": ["Website", "Industry"],
+    "deal": ["Amount", "LeadSource", "CloseDate"],
+}
+PAGE = 2000  # records per SOQL page
+_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_DATA_PATH = re.compile(r"^/services/data/v\d+\.\d+")
+_LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
+_TYPES = {
+    "picklist": "picklist",
+    "multipicklist": "picklist",
+    "string": "string",
+    "textarea": "text",
+    "encryptedstring": "string",
+    "email": "email",
+    "phone": "phone",
+    "url": "url",
+    "int": "number",
+    "double": "number",
+    "currency": "number",
+    "percent": "number",
+    "long": "number",
+    "date": "date",
+    "datetime": "datetime",
+    "boolean": "boolean",
+    "reference": "reference",
+    "id": "id",
+}
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def soql_datetime(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def soql_string(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def ident(name: str) -> str:
+    if not _IDENT.match(name or ""):
+        raise CrmQueryError(f"{name!r} is not a Salesforce field or object name.")
+    return name
+
+
+def parse_sf_datetime(text: str | None) -> datetime | None:
+    if not text:
+        return None
+    value = text.replace("Z", "+0000")
+    for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
+        try:
+            return datetime.strptime(value, fmt)
+        except ValueError:
+            continue
+    return None
+
+
+def email_key(value: str | None) -> str | None:
+    return value.strip().lower() if value and value.strip() else None
+
+
+def domain_key(value: str | None) -> str | None:
+    if not value or not value.strip():
+        return None
+    text = value.strip().lower()
+    host = urlsplit(text if "://" in text else f"//{text}").hostname or ""
+    return host.removeprefix("www.") or None
+
+
+def days(ms_or_delta: float | timedelta) -> float:
+    seconds = ms_or_delta.total_seconds() if isinstance(ms_or_delta, timedelta) else ms_or_delta / 1000
+    return seconds / 86_400
+
+
+# ---------------------------------------------------------------- transport
+
+
+class SalesforceGuard(Guard):
+    def __init__(self, *args: Any, can_relogin: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.can_relogin = can_relogin
+        self._unauthorized_since_success = False
+
+    def display_path(self, url: str) -> str:
+        path = urlsplit(url).path or "/"
+        return _DATA_PATH.sub("", path).rstrip("/") or path
+
+    def observe(self, outcome: Outcome) -> None:
+        m = _LIMIT_INFO.search(outcome.headers.get("sforce-limit-info") or "")
+        if m:
+            used, total = int(m.group(1)), int(m.group(2))
+            self.budget.observe(daily_limit=total, daily_remaining=max(0, total - used))
+
+    def classify(self, method: str, path: str, outcome: Outcome) -> Verdict:
+        status = outcome.status
+        login = path.startswith(("/services/Soap/", "/services/oauth2/"))
+        if status < 300:
+            if outcome.body_is_broken_json():
+                return Verdict("retry", "malformed")
+            if not login:
+                self._unauthorized_since_success = False
+            return Verdict.ok()
+        errors = outcome.json()
+        first = errors[0] if isinstance(errors, list) and errors and isinstance(errors[0], dict) else {}
+        code, message = first.get("errorCode", ""), first.get("message", "")
+        if status == 401 and not login:
+            if self._unauthorized_since_success or not self.can_relogin or code != "INVALID_SESSION_ID":
+                return Verdict(
+                    "raise",
+                    error=CrmAuthError(
+                        "Salesforce session expired and logging in again did not help: the credentials were "
+                        "rejected or the session was revoked. Check the connection's credentials."
+                        if self.can_relogin
+                        else "Salesforce rejected the access token (session expired or revoked). Paste a fresh "
+                        "access token, or switch to username and password so GTM Ops can log in again.",
+                        platform="salesforce",
+                        status=401,
+                    ),
+                )
+            self._unauthorized_since_success = True
+            return Verdict.ok()  # simple-salesforce logs in again once and retries
+        if status == 403 and code == "REQUEST_LIMIT_EXCEEDED":
+            if "TotalRequests" in message:
+                return Verdict(
+                    "raise",
+                    error=CrmApiLimitExceeded(
+                        "Salesforce refused the request: the org's daily API request limit is used up "
+                        "(REQUEST_LIMIT_EXCEEDED). It frees up over the next 24 hours.",
+                        platform="salesforce",
+                        status=403,
+                    ),
+                )
+            return Verdict("retry", "rate_limit", parse_retry_after(outcome.headers.get("retry-after")), 1.0)
+        if status == 429:
+            return Verdict("retry", "rate_limit", parse_retry_after(outcome.headers.get("retry-after")), 1.0)
+        if status >= 500:
+            if login and b"faultcode" in outcome.body:
+                return Verdict.ok()  # a SOAP login fault: simple-salesforce reports the login failure
+            return Verdict("retry", "server", parse_retry_after(outcome.headers.get("retry-after")))
+        return Verdict.ok()
+
+
+class GuardedSession(requests.Session):
+    """A requests.Session whose every request goes through the connection's Guard."""
+
+    def __init__(self, guard: SalesforceGuard, base_url: str) -> None:
+        super().__init__()
+        base = urlsplit(base_url)
+        self.guard = guard
+        self._scheme, self._netloc, self._host = base.scheme, base.netloc, (base.hostname or "")
+        self._salesforce_host = self._host.endswith(".salesforce.com")
+        self.trust_env = self._host not in LOOPBACK  # proxy variables must not capture a loopback sandbox
+
+    def rewrite(self, url: str) -> str:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if host == self._host or (not self._salesforce_host and host.endswith(".salesforce.com")):
+            return urlunsplit((self._scheme, self._netloc, parts.path, parts.query, parts.fragment))
+        return url
+
+    def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:
+        target = self.rewrite(url.decode() if isinstance(url, bytes) else url)
+        verb = method.decode() if isinstance(method, bytes) else method
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.guard.timeout
+        send_request = super().request
+
+        def send() -> Outcome:
+            try:
+                response = send_request(verb, target, *args, **kwargs)
+            except requests.exceptions.Timeout as exc:
+                raise TransportFailure("timeout", type(exc).__name__) from None
+            except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+                raise TransportFailure("connection", type(exc).__name__) from None
+            return Outcome(
+                response.status_code, CaseInsensitive(response.headers), response.content, response.reason, response
+            )
+
+        return self.guard.call(verb.upper(), target, send, bucket="salesforce")
+
+
+# ---------------------------------------------------------------- the connector
+
+
+class SalesforceConnector(CrmConnector):
+    platform = "salesforce"
+    label = "Salesforce"
+
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        auth_method: str = AuthMethod.SF_PASSWORD,
+        username: str = "",
+        password: str = "",
+        security_token: str = "",
+        consumer_key: str = "",
+        consumer_secret: str = "",
+        access_token: str = "",
+        api_version: str = "59.0",
+        key: str | None = None,
+        **options: Any,
+    ) -> None:
+        self.options = HttpOptions.from_settings(**options)
+        self.base_url = check_url(base_url, "Salesforce", allow_http=self.options.allow_http)
+        if auth_method not in AuthMethod.SALESFORCE:
+            raise CrmConfigurationError(f"Unknown Salesforce authentication method {auth_method!r}.")
+        self.auth_method = auth_method
+        self.api_version = api_version
+        self.username, self.consumer_key = username, consumer_key
+        self._secrets = {
+            "password": password,
+            "security_token": security_token,
+            "consumer_secret": consumer_secret,
+            "access_token": access_token,
+        }
+        self._check_credentials()
+        identity = username or consumer_key or short_hash(access_token)
+        self.guard = SalesforceGuard(
+            "Salesforce",
+            self.options,
+            Budget(
+                key=key or f"salesforce:{short_hash(self.base_url, identity)}",
+                share=self.options.share,
+                store=self.options.store,
+                label="Salesforce",
+                default_daily=DEFAULT_DAILY_ALLOCATION["salesforce"],
+            ),
+            rate_key=short_hash(self.base_url, identity),
+            can_relogin=auth_method != AuthMethod.SF_SESSION,
+        )
+        self._sf: Salesforce | None = None
+        self._describes: dict[str, dict[str, Any]] = {}
+        self._global: dict[str, dict[str, Any]] | None = None
+        self._stage_attrs: dict[str, dict[str, dict[str, Any]]] = {}
+        self._pipelines: dict[str, list[Pipeline]] = {}
+        self._fields: dict[str, list[CrmField]] = {}
+
+    def _check_credentials(self) -> None:
+        s = self._secrets
+        if self.auth_method == AuthMethod.SF_PASSWORD and not (self.username and s["password"]):
+            raise CrmConfigurationError("Salesforce username-and-password login needs a username and a password.")
+        if self.auth_method == AuthMethod.SF_CLIENT_CREDENTIALS:
+            if not (self.consumer_key and s["consumer_secret"]):
+                raise CrmConfigurationError("Salesforce client-credentials login needs a consumer key and secret.")
+            host = urlsplit(self.base_url).hostname or ""
+            if host in ("login.salesforce.com", "test.salesforce.com"):
+                raise CrmConfigurationError(
+                    "Salesforce client-credentials login needs the org's My Domain URL "
+                    "(https://<name>.my.salesforce.com), not login.salesforce.com."
+                )
+        if self.auth_method == AuthMethod.SF_SESSION and not s["access_token"]:
+            raise CrmConfigurationError("Salesforce access-token login needs an access token (session id).")
+
+    # ---- plumbing
+
+    def _domain(self) -> str:
+        host = urlsplit(self.base_url).hostname or ""
+        if host.endswith(".salesforce.com"):
+            return host[: -len(".salesforce.com")]
+        # any other host (a proxy, a loopback sandbox): the session rewrites *.salesforce.com to it
+        return "login" if self.auth_method == AuthMethod.SF_PASSWORD else "mydomain.my"
+
+    def _client(self) -> Salesforce:
+        if self._sf is None:
+            session = GuardedSession(self.guard, self.base_url)
+            common: dict[str, Any] = {"version": self.api_version, "session": session}
+            s = self._secrets
+            with self._translate():
+                if self.auth_method == AuthMethod.SF_PASSWORD:
+                    self._sf = Salesforce(
+                        username=self.username,
+                        password=s["password"],
+                        security_token=s["security_token"] or "",
+                        domain=self._domain(),
+                        **common,
+                    )
+                elif self.auth_method == AuthMethod.SF_CLIENT_CREDENTIALS:
+                    self._sf = Salesforce(
+                        consumer_key=self.consumer_key,
+                        consumer_secret=s["consumer_secret"],
+                        domain=self._domain(),
+                        **common,
+                    )
+                else:
+                    self._sf = Salesforce(instance_url=self.base_url, session_id=s["access_token"], **common)
+        return self._sf
+
+    def _secret_values(self) -> list[str]:
+        values = [v for v in self._secrets.values() if v]
+        if self._sf is not None and getattr(self._sf, "session_id", None):
+            values.append(self._sf.session_id)
+        if self._secrets["password"] and self._secrets["security_token"]:
+            values.append(self._secrets["password"] + self._secrets["security_token"])
+        return values
+
+    @contextmanager
+    def _translate(self) -> Iterator[None]:
+        try:
+            yield
+        except CrmError as exc:
+            exc.message = scrub(exc.message, self._secret_values())
+            exc.platform = "salesforce"
+            raise
+        except SalesforceAuthenticationFailed as exc:
+            detail = scrub(f"{exc.code}: {exc.auth_message}".strip(": "), self._secret_values())
+            raise CrmAuthError(f"Salesforce rejected the credentials ({detail}).", platform="salesforce") from None
+        except SalesforceExpiredSession:
+            raise CrmAuthError(
+                "Salesforce rejected the access token (session expired or revoked). Paste a fresh access token, "
+                "or switch to username and password so GTM Ops can log in again.",
+                platform="salesforce",
+                status=401,
+            ) from None
+        except (SalesforceMalformedRequest, SalesforceResourceNotFound, SalesforceRefusedRequest) as exc:
+            code, message = _error_detail(exc.content)
+            path = self.guard.display_path(exc.url)
+            detail = scrub(f"{code}: {message}" if code else message, self._secret_values())
+            cls = CrmAuthError if isinstance(exc, SalesforceRefusedRequest) else CrmQueryError
+            raise cls(
+                f"Salesforce refused {path} ({detail})", platform="salesforce", path=path, status=exc.status
+            ) from None
+        except SalesforceError as exc:
+            path = self.guard.display_path(exc.url) if exc.url else ""
+            raise CrmError(
+                f"Salesforce answered {exc.status} on {path or 'a request'}.", platform="salesforce", status=exc.status
+            ) from None
+        except requests.exceptions.JSONDecodeError:
+            raise CrmMalformedResponse("Salesforce returned a body that is not JSON.", platform="salesforce") from None
+
+    def _query(self, soql: str) -> dict[str, Any]:
+        with self._translate():
+            return self._client().query(soql)
+
+    def _query_all(self, soql: str) -> Iterator[dict[str, Any]]:
+        with self._translate():
+            yield from self._client().query_all_iter(soql)
+
+    def _count(self, soql: str) -> int:
+        return int(self._query(soql)["totalSize"])
+
+    def _rest(self, path: str) -> Any:
+        with self._translate():
+            return self._client().restful(path)
+
+    def _global_describe(self) -> dict[str, dict[str, Any]]:
+        if self._global is None:
+            body = self._rest("sobjects/") or {}
+            self._global = {o["name"]: o for o in body.get("sobjects", [])}
+        return self._global
+
+    def _describe(self, kind: str) -> dict[str, Any]:
+        name = OBJECTS[check_kind(kind)]
+        if name not in self._describes:
+            self._describes[name] = self._rest(f"sobjects/{name}/describe/")
+        return self._describes[name]
+
+    def _stage_attributes(self, kind: str) -> dict[str, dict[str, Any]]:
+        """Probability / closed / won per stage value, from OpportunityStage or CaseStatus."""
+        if kind not in self._stage_attrs:
+            attrs: dict[str, dict[str, Any]] = {}
+            if kind == "deal":
+                rows = self._query(
+                    "SELECT ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, SortOrder "
+                    "FROM OpportunityStage"
+                )["records"]
+                for r in rows:
+                    probability = r.get("DefaultProbability")
+                    attrs[(r.get("ApiName") or r["MasterLabel"]).lower()] = {
+                        "probability": None if probability is None else round(float(probability) / 100, 4),
+                        "is_closed": bool(r.get("IsClosed")),
+                        "is_won": bool(r.get("IsWon")),
+                    }
+            elif kind == "ticket":
+                for r in self._query("SELECT ApiName, MasterLabel, IsClosed FROM CaseStatus")["records"]:
+                    attrs[(r.get("ApiName") or r["MasterLabel"]).lower()] = {
+                        "is_closed": bool(r.get("IsClosed")),
+                        "is_won": None,
+                    }
+            self._stage_attrs[kind] = attrs
+        return self._stage_attrs[kind]
+
+    def _field(self, kind: str, name: str) -> CrmField:
+        wanted = name.lower()
+        found = next((f for f in self.fields(kind) if f.api_name.lower() == wanted), None)
+        if found is None:
+            raise CrmQueryError(f"Salesforce {OBJECTS[kind]} has no field {name!r}.", platform="salesforce")
+        return found
+
+    def _ensure_budget(self, calls: int, what: str) -> None:
+        remaining = self.guard.budget.remaining
+        if calls > remaining:
+            raise CrmBudgetExhausted(
+                f"{what} would take about {calls:,} Salesforce calls; this connection has {remaining:,} left "
+                "in today's budget.",
+                platform="salesforce",
+            )
+
+    # ---- metadata
+
+    def objects(self) -> list[CrmObject]:
+        described = self._global_describe()
+        out = []
+        for kind, name in OBJECTS.items():
+            entry = described.get(name)
+            if entry is None:
+                out.append(CrmObject(kind, name, name, False))
+                continue
+            count = self._count(f"SELECT COUNT() FROM {name}")
+            out.append(CrmObject(kind, name, entry.get("labelPlural") or entry.get("label") or name, True, count))
+        return out
+
+    def fields(self, kind: str) -> list[CrmField]:
+        check_kind(kind)
+        if kind not in self._fields:
+            describe = self._describe(kind)
+            attrs = self._stage_attributes(kind) if kind in STAGE_OBJECTS else {}
+            out = []
+            for f in describe.get("fields", []):
+                ftype = _TYPES.get(f.get("type", ""), "other")
+                values: tuple[FieldValue, ...] = ()
+                if ftype == "picklist":
+                    is_stage = f["name"] == STAGE_FIELD.get(kind)
+                    values = tuple(
+                        FieldValue(
+                            api_value=v["value"],
+                            label=v.get("label") or v["value"],
+                            active=bool(v.get("active", True)),
+                            order=i,
+                            **(attrs.get(v["value"].lower(), {}) if is_stage else {}),
+                        )
+                        for i, v in enumerate(f.get("picklistValues") or [])
+                    )
+                out.append(
+                    CrmField(
+                        object=kind,
+                        api_name=f["name"],
+                        label=f.get("label") or f["name"],
+                        type=ftype,
+                        custom=bool(f.get("custom")),
+                        required=not f.get("nillable", True)
+                        and bool(f.get("createable"))
+                        and not f.get("defaultedOnCreate"),
+                        role=field_role(kind, f["name"], f.get("label", ""), STAGE_FIELD.get(kind))
+                        if ftype == "picklist"
+                        else None,
+                        values=values,
+                    )
+                )
+            self._fields[kind] = out
+        return self._fields[kind]
+
+    def lifecycle_fields(self) -> list[CrmField]:
+        described = self._global_describe()
+        out = []
+        for kind in OBJECT_KINDS:
+            if OBJECTS[kind] in described:
+                out += [f for f in self.fields(kind) if f.is_picklist and f.role]
+        return out
+
+    def pipelines(self, kind: str = "deal") -> list[Pipeline]:
+        check_kind(kind, STAGE_OBJECTS)
+        if kind not in self._pipelines:
+            name, stage_field = OBJECTS[kind], STAGE_FIELD[kind]
+            describe = self._describe(kind)
+            attrs = self._stage_attributes(kind)
+            record_types = [rt for rt in describe.get("recordTypeInfos") or [] if not rt.get("master")]
+            pipelines = []
+            for order, rt in enumerate(record_types):
+                body = self._rest(f"ui-api/object-info/{name}/picklist-values/{rt['recordTypeId']}/{stage_field}") or {}
+                stages = []
+                for i, v in enumerate(body.get("values") or []):
+                    known = attrs.get(v["value"].lower(), {})
+                    extra = v.get("attributes") or {}
+                    probability = extra.get("defaultProbability")
+                    stages.append(
+                        Stage(
+                            id=v["value"],
+                            label=v.get("label") or v["value"],
+                            order=i,
+                            probability=round(float(probability) / 100, 4)
+                            if probability is not None
+                            else known.get("probability"),
+                            is_closed=bool(extra.get("closed", known.get("is_closed", False))),
+                            is_won=bool(extra.get("won", known.get("is_won") or False)),
+                        )
+                    )
+                pipelines.append(
+                    Pipeline(
+                        kind,
+                        rt["recordTypeId"],
+                        rt.get("name") or rt["recordTypeId"],
+                        order,
+                        bool(rt.get("active", True)),
+                        tuple(stages),
+                    )
+                )
+            if not pipelines:
+                field_meta = self._field(kind, stage_field)
+                stages = [
+                    Stage(
+                        id=v.api_value,
+                        label=v.label,
+                        order=i,
+                        probability=v.probability,
+                        is_closed=bool(v.is_closed),
+                        is_won=bool(v.is_won),
+                    )
+                    for i, v in enumerate(x for x in field_meta.values if x.active)
+                ]
+                label = describe.get("labelPlural") or name
+                pipelines.append(Pipeline(kind, "master", f"All {label}", 0, True, tuple(stages)))
+            self._pipelines[kind] = pipelines
+        return self._pipelines[kind]
+
+    # ---- counts
+
+    def stage_counts(self, kind: str = "deal") -> StageCounts:
+        with self.metered() as meter:
+            pipelines = self.pipelines(kind)
+            by_id = {p.id: p for p in pipelines}
+            name, stage_field = OBJECTS[kind], STAGE_FIELD[kind]
+            if set(by_id) == {"master"}:
+                soql = f"SELECT {stage_field}, COUNT(Id) FROM {name} GROUP BY {stage_field}"
+            else:
+                soql = f"SELECT RecordTypeId, {stage_field}, COUNT(Id) FROM {name} GROUP BY RecordTypeId, {stage_field}"
+            rows = self._query(soql)["records"]
+            stages, without, unknown, total = [], 0, 0, 0
+            for r in rows:
+                n = int(r["expr0"])
+                total += n
+                pipeline_id = r.get("RecordTypeId") if "RecordTypeId" in r else "master"
+                value = r.get(stage_field)
+                if value is None:
+                    without += n
+                    continue
+                pipeline = by_id.get(pipeline_id or "")
+                stage = pipeline.stage(value) if pipeline else None
+                if stage is None:
+                    unknown += n
+                stages.append(
+                    ValueCount(
+                        value=value,
+                        label=stage.label if stage else value,
+                        count=n,
+                        known=stage is not None,
+                        active=stage.active if stage else None,
+                        pipeline_id=pipeline_id,
+                    )
+                )
+        return StageCounts(kind, tuple(stages), without, unknown, total, meter.calls)
+
+    def value_counts(self, kind: str, field_name: str, *, deep: bool = False) -> ValueCounts:
+        with self.metered() as meter:
+            f = self._field(kind, field_name)
+            if not f.is_picklist:
+                raise CrmQueryError(f"{OBJECTS[kind]}.{f.api_name} is not a picklist.", platform="salesforce")
+            rows = self._query(f"SELECT {f.api_name}, COUNT(Id) FROM {OBJECTS[kind]} GROUP BY {f.api_name}")["records"]
+            values, empty, unknown, total = [], 0, 0, 0
+            for r in rows:
+                n = int(r["expr0"])
+                total += n
+                value = r.get(f.api_name)
+                if value is None:
+                    empty += n
+                    continue
+                option = f.value(str(value))
+                if option is None:
+                    unknown += n
+                values.append(
+                    ValueCount(
+                        value=str(value),
+                        label=option.label if option else None,
+                        count=n,
+                        known=option is not None,
+                        active=option.active if option else None,
+                    )
+                )
+        return ValueCounts(kind, f.api_name, tuple(values), empty, unknown, True, total, meter.calls, deep)
+
+    def count_without_value(self, kind: str, field_name: str) -> int:
+        f = self._field(kind, field_name)
+        return self._count(f"SELECT COUNT() FROM {OBJECTS[kind]} WHERE {f.api_name} = null")
+
+    def stage_transitions(
+        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+    ) -> Transitions:
+        with self.metered() as meter:
+            f = self._field(kind, field_name)
+            window = f"CreatedDate >= {soql_datetime(start)} AND CreatedDate < {soql_datetime(end)}"
+            if kind == "deal" and f.api_name == "StageName":
+                rows = self._query(
+                    f"SELECT StageName, COUNT(Id) FROM OpportunityHistory WHERE {window} GROUP BY StageName"
+                )["records"]
+                counts = {str(r["StageName"]): int(r["expr0"]) for r in rows if r.get("StageName") is not None}
+                into = _transitions(f, counts)
+                return Transitions(
+                    kind,
+                    f.api_name,
+                    start,
+                    end,
+                    into,
+                    True,
+                    "OpportunityHistory: a row for every stage an opportunity entered, its first stage included",
+                    sum(counts.values()),
+                    meter.calls,
+                    deep,
+                )
+            history, _ = HISTORY[kind]
+            where = f"Field = {soql_string(f.api_name)} AND {window}"
+            try:
+                changes = self._count(f"SELECT COUNT() FROM {history} WHERE {where}")
+            except CrmQueryError:
+                return Transitions(
+                    kind,
+                    f.api_name,
+                    start,
+                    end,
+                    (),
+                    False,
+                    f"{history}",
+                    None,
+                    meter.calls,
+                    deep,
+                    f"Salesforce keeps no {history} here (field history tracking is off for {OBJECTS[kind]}).",
+                )
+            pages = max(1, math.ceil(changes / PAGE))
+            source = f"{history}: changes of {f.api_name} (field history tracking)"
+            if not deep:
+                return Transitions(
+                    kind,
+                    f.api_name,
+                    start,
+                    end,
+                    (),
+                    False,
+                    source,
+                    changes,
+                    meter.calls,
+                    deep,
+                    f"Salesforce cannot group field history by new value; deep=True reads the {changes:,} history "
+                    f"rows in about {pages:,} calls.",
+                )
+            self._ensure_budget(pages, f"Reading {changes:,} {history} rows")
+            counts: Counter[str] = Counter()
+            for r in self._query_all(f"SELECT NewValue FROM {history} WHERE {where}"):
+                if r.get("NewValue") is not None:
+                    counts[str(r["NewValue"])] += 1
+        return Transitions(
+            kind, f.api_name, start, end, _transitions(f, dict(counts)), True, source, changes, meter.calls, deep
+        )
+
+    def time_in_stage(
+        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+    ) -> TimeInStage:
+        with self.metered() as meter:
+            f = self._field(kind, field_name)
+            before = f"CreatedDate < {soql_datetime(end)}"
+            opportunity = kind == "deal" and f.api_name == "StageName"
+            if opportunity:
+                history, parent = "OpportunityHistory", "OpportunityId"
+                where = before
+                source = "OpportunityHistory: time between an opportunity's stage changes"
+            else:
+                history, parent = HISTORY[kind]
+                where = f"Field IN ('created', {soql_string(f.api_name)}) AND {before}"
+                source = f"{history}: time between changes of {f.api_name}"
+            try:
+                rows_total = self._count(f"SELECT COUNT() FROM {history} WHERE {where}")
+            except CrmQueryError:
+                return TimeInStage(
+                    kind,
+                    f.api_name,
+                    start,
+                    end,
+                    (),
+                    False,
+                    False,
+                    history,
+                    meter.calls,
+                    deep,
+                    f"Salesforce keeps no {history} here.",
+                )
+            pages = max(1, math.ceil(rows_total / PAGE))
+            if not deep:
+                return TimeInStage(
+                    kind,
+                    f.api_name,
+                    start,
+                    end,
+                    (),
+                    False,
+                    False,
+                    source,
+                    meter.calls,
+                    deep,
+                    f"Salesforce exposes no aggregate for time in stage; deep=True reads {rows_total:,} history rows "
+                    f"in about {pages:,} calls.",
+                )
+            self._ensure_budget(pages, f"Reading {rows_total:,} {history} rows")
+            lo, hi = _aware(start), _aware(end)
+            stays: dict[str, list[float]] = defaultdict(list)
+            if opportunity:
+                soql = f"SELECT {parent}, StageName, CreatedDate FROM {history} WHERE {where}"
+            else:
+                soql = f"SELECT {parent}, Field, OldValue, NewValue, CreatedDate FROM {history} WHERE {where}"
+            per_record: dict[str, list[dict[str, Any]]] = defaultdict(list)
+            for r in self._query_all(soql):
+                per_record[r[parent]].append(r)
+            for rows in per_record.values():
+                rows.sort(key=lambda r: (parse_sf_datetime(r["CreatedDate"]) or lo, r.get("Field") != "created"))
+                if opportunity:
+                    current, since = None, None
+                    for r in rows:
+                        at = parse_sf_datetime(r["CreatedDate"])
+                        if r["StageName"] == current or at is None:
+                            continue
+                        if current is not None and since is not None and lo <= at < hi:
+                            stays[current].append(days(at - since))
+                        current, since = r["StageName"], at
+                else:
+                    since = None
+                    for r in rows:
+                        at = parse_sf_datetime(r["CreatedDate"])
+                        if r.get("Field") != "created" and since is not None and at is not None and lo <= at < hi:
+                            old = r.get("OldValue")
+                            if old is not None:
+                                stays[str(old)].append(days(at - since))
+                        since = at
+        durations = []
+        for value, spans in stays.items():
+            option = f.value(value)
+            durations.append(
+                StageDuration(value, option.label if option else None, sum(spans) / len(spans), len(spans), len(spans))
+            )
+        durations.sort(key=lambda d: (f.value(d.value).order if f.value(d.value) else 10_000, d.value))
+        return TimeInStage(kind, f.api_name, start, end, tuple(durations), True, False, source, meter.calls, deep)
+
+    def data_quality(
+        self,
+        *,
+        as_of: datetime | None = None,
+        stale_days: int = 180,
+        required: dict[str, list[str]] | None = None,
+        deep: bool = False,
+    ) -> DataQuality:
+        as_of = _aware(as_of or datetime.now(UTC))
+        cutoff = soql_datetime(as_of - timedelta(days=stale_days))
+        with self.metered() as meter:
+            described = self._global_describe()
+            missing: list[FieldFill] = []
+            totals: dict[str, int] = {}
+            for kind, names in (required or REQUIRED).items():
+                name = OBJECTS[check_kind(kind)]
+                if name not in described:
+                    continue
+                names = [ident(n) for n in names]
+                counts = ", ".join(f"COUNT({n})" for n in names)
+                row = self._query(f"SELECT COUNT(Id), {counts} FROM {name}")["records"][0]
+                totals[kind] = total = int(row["expr0"] or 0)
+                missing += [
+                    FieldFill(kind, n, total - int(row[f"expr{i + 1}"] or 0), total) for i, n in enumerate(names)
+                ]
+            stale = []
+            for kind in ("lead", "contact", "company", "deal"):
+                name = OBJECTS[kind]
+                if name not in described:
+                    continue
+                total = totals[kind] if kind in totals else self._count(f"SELECT COUNT() FROM {name}")
+                totals[kind] = total
+                n = self._count(f"SELECT COUNT() FROM {name} WHERE LastModifiedDate < {cutoff}")
+                stale.append(StaleRecords(kind, n, total))
+            no_next_step = None
+            if "Opportunity" in described:
+                no_next_step = self._count("SELECT COUNT() FROM Opportunity WHERE IsClosed = false AND NextStep = null")
+            duplicates = None
+            notes: list[str] = []
+            if deep:
+                duplicates = self._duplicates(described)
+            else:
+                notes.append("Duplicates need deep=True: finding them means reading every email and website.")
+        return DataQuality(
+            as_of, stale_days, tuple(missing), tuple(stale), no_next_step, duplicates, meter.calls, deep, tuple(notes)
+        )
+
+    def _duplicates(self, described: dict[str, Any]) -> tuple[Duplicates, ...]:
+        plan = [
+            (k, n, f)
+            for k, n, f in (
+                ("lead", "Lead", "Email"),
+                ("contact", "Contact", "Email"),
+                ("company", "Account", "Website"),
+            )
+            if n in described
+        ]
+        sizes = {k: self._count(f"SELECT COUNT() FROM {n} WHERE {f} != null") for k, n, f in plan}
+        pages = sum(max(1, math.ceil(s / PAGE)) for s in sizes.values())
+        self._ensure_budget(pages, f"Finding duplicates reads {sum(sizes.values()):,} records and")
+        out = []
+        for kind, name, field_name in plan:
+            keys: Counter[str] = Counter()
+            scanned = 0
+            normalise = domain_key if field_name == "Website" else email_key
+            for r in self._query_all(f"SELECT {field_name} FROM {name} WHERE {field_name} != null"):
+                scanned += 1
+                key = normalise(r.get(field_name))
+                if key:
+                    keys[key] += 1
+            repeated = [n for n in keys.values() if n > 1]
+            out.append(
+                Duplicates(
+                    kind, "domain" if field_name == "Website" else "email", len(repeated), sum(repeated), scanned
+                )
+            )
+        return tuple(out)
+
+    def api_budget(self) -> ApiBudget:
+        body = self._rest("limits/") or {}
+        daily = body.get("DailyApiRequests") or {}
+        if daily.get("Max"):
+            self.guard.budget.observe(daily_limit=int(daily["Max"]), daily_remaining=int(daily.get("Remaining", 0)))
+        budget = self.guard.budget
+        return ApiBudget(
+            platform="salesforce",
+            daily_limit=budget.daily_limit,
+            daily_remaining=budget.daily_remaining,
+            share=budget.share,
+            budget_limit=budget.limit,
+            budget_used=budget.used,
+            calls_spent=self.calls_spent,
+            source="Salesforce /limits (DailyApiRequests) and Sforce-Limit-Info",
+        )
+
+    def close(self) -> None:
+        if self._sf is not None:
+            self._sf.session.close()
+            self._sf = None
+
+
+def _error_detail(content: Any) -> tuple[str, str]:
+    if isinstance(content, list) and content and isinstance(content[0], dict):
+        message = " ".join(str(content[0].get("message", "")).split())
+        return str(content[0].get("errorCode", "")), message[:300]
+    if isinstance(content, dict):
+        return str(content.get("errorCode", "")), str(content.get("message", ""))[:300]
+    return "", " ".join(str(content).split())[:200]
+
+
+def _transitions(f: CrmField, counts: dict[str, int]) -> tuple[Transition, ...]:
+    out = [Transition(v.api_value, v.label, counts.get(v.api_value, 0)) for v in f.values]
+    listed = {v.api_value.lower() for v in f.values}
+    out += [Transition(value, None, n) for value, n in sorted(counts.items()) if value.lower() not in listed]
+    return tuple(out)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

@@ -1,0 +1,174 @@
+"""Saving and testing CRM connections. Every change writes the activity log, never a secret."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import requests
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import activity
+from engagements.models import ClientAccount
+
+from .base import STAGE_OBJECTS, AuthMethod, CrmConnector, CrmError, as_json
+from .crypto import SecretUnreadable
+from .http import check_url
+from .models import DEFAULT_BASE_URLS, CrmConnection, CrmKind
+
+
+@transaction.atomic
+def save_connection(
+    *, connection: CrmConnection, secrets: dict[str, str] | None = None, actor, request=None
+) -> CrmConnection:
+    """Create or update a connection. Blank secrets keep the stored ones.
+
+    Raises CrmConfigurationError for a base URL that cannot work (plain http without CRM_ALLOW_HTTP)
+    and crypto.SecretKeyMissing when secrets cannot be stored.
+    """
+    creating = connection.pk is None
+    connection.base_url = check_url(
+        connection.base_url or DEFAULT_BASE_URLS.get(connection.kind, ""), connection.get_kind_display()
+    )
+    connection.organization_id = connection.client.organization_id
+    changed = connection.set_secrets(**(secrets or {}))
+    if connection.is_active:
+        # one active connection per client: a new one replaces the old
+        CrmConnection.objects.filter(client=connection.client, is_active=True).exclude(pk=connection.pk).update(
+            is_active=False
+        )
+    connection.save()
+    activity.record(
+        organization=connection.organization,
+        actor=actor,
+        request=request,
+        target=connection,
+        verb="crm_connection.created" if creating else "crm_connection.updated",
+        data={
+            "kind": connection.kind,
+            "auth_method": connection.auth_method,
+            "base_url": connection.base_url,
+            "secrets_changed": changed,  # names only
+        },
+    )
+    return connection
+
+
+def test_connection(*, connection: CrmConnection, actor=None, request=None, **options: Any) -> dict[str, Any]:
+    """Read what the connection can see (objects, fields, pipelines, lifecycle fields, API budget).
+
+    Stores the summary on the connection and returns it; a failure is stored and returned as
+    {"ok": False, "error": <plain words>}, never raised.
+    """
+    started = timezone.now()
+    clock = time.monotonic()
+    summary: dict[str, Any] = {"ok": False, "tested_at": started.isoformat(), "platform": connection.kind}
+    connector: CrmConnector | None = None
+    try:
+        connector = connection.connector(**options)
+        summary.update(read_summary(connector))
+        summary["ok"] = True
+    except CrmError as exc:
+        summary.update(error=str(exc), error_kind=type(exc).__name__)
+    except SecretUnreadable as exc:
+        summary.update(error=str(exc), error_kind="SecretUnreadable")
+    finally:
+        summary["calls_spent"] = connector.calls_spent if connector is not None else 0
+        summary["duration_ms"] = int((time.monotonic() - clock) * 1000)
+        if connector is not None:
+            connector.close()
+    with transaction.atomic():
+        connection.last_tested_at = started
+        connection.last_test_ok = summary["ok"]
+        connection.last_test_summary = summary
+        connection.save(update_fields=["last_tested_at", "last_test_ok", "last_test_summary", "updated_at"])
+        activity.record(
+            organization=connection.organization,
+            actor=actor,
+            request=request,
+            target=connection,
+            verb="crm_connection.tested",
+            data={"ok": summary["ok"], "calls_spent": summary["calls_spent"], "error_kind": summary.get("error_kind")},
+        )
+    return summary
+
+
+def read_summary(connector: CrmConnector) -> dict[str, Any]:
+    objects = connector.objects()
+    available = {o.kind for o in objects if o.available}
+    rows = []
+    for o in objects:
+        rows.append(
+            {
+                "kind": o.kind,
+                "api_name": o.api_name,
+                "label": o.label,
+                "available": o.available,
+                "records": o.record_count,
+                "fields": len(connector.fields(o.kind)) if o.available else 0,
+            }
+        )
+    pipelines = []
+    for kind in STAGE_OBJECTS:
+        if kind in available:
+            pipelines += [
+                {"object": kind, "id": p.id, "label": p.label, "active": p.active, "stages": len(p.stages)}
+                for p in connector.pipelines(kind)
+            ]
+    lifecycle = [
+        {"object": f.object, "field": f.api_name, "label": f.label, "role": f.role, "values": len(f.values)}
+        for f in connector.lifecycle_fields()
+    ]
+    budget = connector.api_budget()
+    return {
+        "objects": rows,
+        "pipelines": pipelines,
+        "lifecycle_fields": lifecycle,
+        "budget": {**as_json(budget), "budget_remaining": budget.budget_remaining},
+    }
+
+
+def sandbox_connection(
+    *,
+    client: ClientAccount,
+    actor=None,
+    sandbox: Any = None,
+    sandbox_url: str | None = None,
+    auth_method: str | None = None,
+) -> CrmConnection:
+    """Point a client's connection at a running CRM sandbox (an object, or a URL of `manage.py crm_sandbox`).
+
+    For the demo and tests; needs CRM_ALLOW_HTTP since sandboxes serve http on loopback.
+    """
+    if sandbox is not None:
+        platform, base_url, creds = sandbox.platform, sandbox.base_url, sandbox.credentials()
+    elif sandbox_url:
+        session = requests.Session()
+        session.trust_env = False
+        info = session.get(f"{sandbox_url.rstrip('/')}/__sandbox__/org", timeout=5).json()
+        platform, base_url, creds = info["platform"], info["base_url"], info["credentials"]
+    else:
+        raise ValueError("pass a sandbox or a sandbox_url")
+    connection = CrmConnection.objects.for_org(client.organization).active().filter(
+        client=client
+    ).first() or CrmConnection(organization=client.organization, client=client)
+    connection.kind = CrmKind.HUBSPOT if platform == "hubspot" else CrmKind.SALESFORCE
+    connection.base_url = base_url
+    if connection.kind == CrmKind.HUBSPOT:
+        connection.auth_method = AuthMethod.HS_PRIVATE_APP
+        secrets = {"access_token": creds["access_token"]}
+    else:
+        connection.auth_method = auth_method or AuthMethod.SF_PASSWORD
+        connection.username = creds["username"]
+        connection.consumer_key = creds["consumer_key"]
+        secrets = {
+            AuthMethod.SF_PASSWORD: {"password": creds["password"], "security_token": creds["security_token"]},
+            AuthMethod.SF_CLIENT_CREDENTIALS: {"consumer_secret": creds["consumer_secret"]},
+            AuthMethod.SF_SESSION: {"access_token": creds["session_id"]},
+        }[connection.auth_method]
+    return save_connection(
+        connection=connection,
+        secrets=secrets,
+        actor=actor,
+    )

@@ -1,0 +1,174 @@
+"""Health-check metrics computed from the client's CRM, against the signed stage architecture.
+
+Each signed stage says which CRM object, field and values represent it. From that and the connector's
+aggregate calls (cost flat in record count) come: records entering each stage in the month, stage-to-stage
+conversion, values present that the signed version does not allow, records in deprecated values, records
+without a stage, time in stage and drop-off reason shares. What cannot be computed is recorded in
+`missing` with the reason, so the rule reports "not evaluable" instead of passing.
+"""
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+
+from crm_connectors.base import CrmError
+from crm_connectors.models import CrmConnection
+from engagements import definitions
+
+from .models import MetricValue
+
+logger = logging.getLogger(__name__)
+REASON_WORDS = ("loss_reason", "lost_reason", "closed_lost_reason", "drop_off_reason", "reason_lost")
+
+
+def _month(period: date) -> tuple[datetime, datetime]:
+    start = datetime(period.year, period.month, 1, tzinfo=UTC)
+    end = (start + timedelta(days=32)).replace(day=1)
+    return start, end
+
+
+class CrmFigures:
+    def __init__(self, engagement, connector, stages: list[dict]):
+        self.engagement = engagement
+        self.connector = connector
+        self.stages = stages  # the signed version's stages that name CRM values
+        self.missing: dict[str, str] = {}
+        self.errors: list[str] = []
+        self._cache: dict = {}
+
+    @classmethod
+    def for_engagement(cls, engagement) -> "CrmFigures | None":
+        connection = (
+            CrmConnection.objects.for_org(engagement.organization).active().filter(client=engagement.client).first()
+        )
+        if connection is None:
+            return None
+        version = definitions.latest_version(engagement)
+        signed = version.content["stages"] if version is not None and version.signed_at else []
+        return cls(engagement, connection.connector(), [s for s in signed if s["crm_field"] and s["crm_values"]])
+
+    @property
+    def calls(self) -> int:
+        return self.connector.calls_spent
+
+    def close(self) -> None:
+        self.connector.close()
+
+    # ------------------------------------------------------------------------------------------
+
+    def _store(
+        self, metric: str, period: date, values: dict[str, float | None] | None = None, breakdown: dict | None = None
+    ) -> None:
+        org = self.engagement.organization
+        for key, value in (values or {"": None}).items():
+            MetricValue.objects.update_or_create(
+                organization=org,
+                engagement=self.engagement,
+                metric=metric,
+                key=key,
+                period=period,
+                defaults={"value": value, "breakdown": breakdown if key == "" else None, "source": "crm"},
+            )
+
+    def _fields(self) -> dict[tuple[str, str], list[dict]]:
+        """Signed stages grouped by the CRM (object, field) that holds them, in stage order."""
+        grouped: dict[tuple[str, str], list[dict]] = {}
+        for stage in sorted(self.stages, key=lambda s: (s["domain"], s["order"])):
+            grouped.setdefault((stage["crm_object"].lower(), stage["crm_field"]), []).append(stage)
+        return grouped
+
+    def _entries(self, period: date) -> dict[str, float | None]:
+        if ("entries", period) not in self._cache:
+            start, end = _month(period)
+            counts: dict[str, float | None] = {}
+            for (kind, field_name), stages in self._fields().items():
+                moves = self.connector.stage_transitions(kind, field_name, start, end)
+                for stage in stages:
+                    found = [moves.count(v) for v in stage["crm_values"]]
+                    counts[stage["name"]] = None if any(c is None for c in found) else float(sum(found))
+            self._cache[("entries", period)] = counts
+        return self._cache[("entries", period)]
+
+    def compute(self, metric: str, period: date) -> None:
+        if not self.stages:
+            self.missing[metric] = "no signed stage architecture with CRM values to measure against"
+            return
+        method = getattr(self, f"_{metric}", None)
+        if method is None:
+            self.missing[metric] = f"{metric.replace('_', ' ')} is not computed from the CRM yet: enter it by hand"
+            return
+        try:
+            method(period)
+        except CrmError as exc:
+            self.errors.append(f"{metric}: {exc}")
+            self.missing[metric] = f"the CRM could not be read: {exc}"
+
+    def _stage_entry_volume(self, period: date) -> None:
+        self._store("stage_entry_volume", period, self._entries(period))
+
+    def _stage_conversion_rate(self, period: date) -> None:
+        entries = self._entries(period)
+        rates = {}
+        for stages in self._fields().values():
+            for earlier, later in zip(stages, stages[1:], strict=False):
+                a, b = entries.get(earlier["name"]), entries.get(later["name"])
+                if a and b is not None:
+                    rates[f"{earlier['name']}→{later['name']}"] = round(b / a * 100, 1)
+        if rates:
+            self._store("stage_conversion_rate", period, rates)
+        else:
+            self.missing["stage_conversion_rate"] = "no stage entries this month to compute conversion from"
+
+    def _values(self) -> dict[tuple[str, str], object]:
+        if "values" not in self._cache:
+            self._cache["values"] = {key: self.connector.value_counts(*key) for key in self._fields()}
+        return self._cache["values"]
+
+    def present_and_signed(self) -> tuple[set | None, set | None]:
+        if not self.stages:
+            return None, None
+        try:
+            present = {v.value for counts in self._values().values() for v in counts.values if v.count > 0}
+        except CrmError as exc:
+            self.errors.append(f"rogue values: {exc}")
+            self.missing["unapproved_stage_values"] = f"the CRM could not be read: {exc}"
+            return None, {v for s in self.stages for v in s["crm_values"]}
+        return present, {v for s in self.stages for v in s["crm_values"]}
+
+    def _records_in_deprecated_stages(self, period: date) -> None:
+        signed = {v.lower() for s in self.stages for v in s["crm_values"]}
+        stale = sum(
+            v.count for counts in self._values().values() for v in counts.values if v.value.lower() not in signed
+        )
+        self._store("records_in_deprecated_stages", period, {"": float(stale)})
+
+    def _records_without_stage(self, period: date) -> None:
+        total = sum(self.connector.count_without_value(kind, field_name) for kind, field_name in self._fields())
+        self._store("records_without_stage", period, {"": float(total)})
+
+    def _time_in_stage_days(self, period: date) -> None:
+        start, end = _month(period)
+        days = {}
+        for (kind, field_name), stages in self._fields().items():
+            durations = self.connector.time_in_stage(kind, field_name, start, end)
+            for stage in stages:
+                measured = [durations.stage(v) for v in stage["crm_values"]]
+                averages = [m.average_days for m in measured if m is not None and m.average_days is not None]
+                if averages:
+                    days[stage["name"]] = round(sum(averages) / len(averages), 1)
+        if days:
+            self._store("time_in_stage_days", period, days)
+        else:
+            self.missing["time_in_stage_days"] = "the CRM keeps no stage history for these fields"
+
+    def _drop_off_reason_share(self, period: date) -> None:
+        deal_fields = self.connector.fields("deal")
+        reason = next((f for f in deal_fields if any(w in f.api_name.lower() for w in REASON_WORDS)), None)
+        if reason is None:
+            self.missing["drop_off_reason_share"] = "no drop-off reason field on deals"
+            return
+        counts = self.connector.value_counts("deal", reason.api_name)
+        breakdown = {v.label or v.value: v.count for v in counts.values if v.count > 0}
+        if not breakdown:
+            self.missing["drop_off_reason_share"] = f"no deal has a {reason.label} yet"
+            return
+        self._store("drop_off_reason_share", period, breakdown=breakdown)
