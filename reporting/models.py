@@ -10,6 +10,7 @@ class ArtifactKind(models.TextChoices):
     DEFINITION_ALIGNMENT = "definition_alignment", "Definition Alignment Document"
     STAGE_REFERENCE_CARD = "stage_reference_card", "Stage Reference Card"
     HEALTH_CHECK_REPORT = "health_check_report", "Health-Check Report"
+    CURRENT_STATE_AUDIT = "current_state_audit", "Current State Audit"
 
 
 class ArtifactStatus(models.TextChoices):
