@@ -112,7 +112,8 @@ def draft_text(engagement: Engagement, week_start: date) -> dict[str, str]:
     end = start + timedelta(days=7)
 
     def of(model):
-        return model.objects.for_org(org).filter(engagement=engagement)
+        # The update goes to the client: only what is marked client-visible goes into the draft.
+        return model.objects.for_org(org).filter(engagement=engagement, client_visible=True)
 
     changed = [f"Done: {w.title}" for w in of(WorkItem).filter(status=WorkStatus.DONE, updated_at__range=(start, end))]
     changed += [

@@ -8,7 +8,7 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
-from .models import Engagement, RetentionStep, TrainingSession
+from .models import Engagement, RetentionAction, RetentionStep, TrainingSession
 
 
 @transaction.atomic
@@ -71,26 +71,45 @@ def set_hypercare(*, engagement: Engagement, start: date, actor, end: date | Non
     return engagement
 
 
+def next_retention_step(engagement: Engagement):
+    """The seed's single-project path: each step applies when the previous answer meets its condition
+    (upsell; "if no" → downsell; "if yes" → retry the retainer at the end of that project). None: finished."""
+    retention = engagement.spec.retention
+    if retention is None:
+        return None
+    steps = sorted(retention.single_project.steps, key=lambda step: step.order)
+    taken = list(engagement.retention.order_by("created_at").values_list("outcome", flat=True))
+    if len(taken) >= len(steps):
+        return None
+    if taken:
+        wanted = {"if no": "declined", "if yes": "accepted"}.get((steps[len(taken)].condition or "").lower())
+        if wanted is not None and taken[-1] != wanted:
+            return None
+    return steps[len(taken)]
+
+
 @transaction.atomic
 def record_retention_step(
     *, engagement: Engagement, action: str, outcome: str, actor, offer: str = "", note: str = "", request=None
 ) -> RetentionStep:
-    """The single-project path after handoff: upsell, then downsell if declined, then retry the retainer."""
-    order = ["upsell", "downsell", "retry_retainer"]
-    if action not in order:
+    Engagement.objects.select_for_update().get(pk=engagement.pk)
+    if action not in RetentionAction.values:
         raise DomainError(f"Unknown retention step {action!r}.")
-    taken = list(engagement.retention.values_list("action", "outcome"))
-    if any(outcome_ == "accepted" for _, outcome_ in taken):
-        raise DomainError("The client already accepted an offer; the retention path is finished.")
-    expected = order[len(taken)] if len(taken) < len(order) else None
-    if action != expected:
-        raise DomainError(f"The next retention step is {expected or 'none: the path is finished'}, not {action}.")
+    if outcome not in ("accepted", "declined"):
+        raise DomainError("The outcome must be accepted or declined.")
+    expected = next_retention_step(engagement)
+    if expected is None:
+        raise DomainError("The retention path is finished for this engagement.")
+    if action != expected.action:
+        raise DomainError(
+            f"The next retention step is {expected.action.replace('_', ' ')}, not {action.replace('_', ' ')}."
+        )
     step = RetentionStep.objects.create(
         organization=engagement.organization,
         engagement=engagement,
         action=action,
         outcome=outcome,
-        offer=offer,
+        offer=offer or expected.offer,
         note=note,
     )
     activity.record(

@@ -1,3 +1,11 @@
 """Portal sign-off pages: versions awaiting the stakeholder, the sign-off form, signed versions, downloads."""
 
-urlpatterns = []
+from django.urls import path
+
+from .views import portal_signoff
+
+urlpatterns = [
+    path("signoffs/", portal_signoff.signoff_list, name="signoff-list"),
+    path("signoffs/<uuid:definition_version_uuid>/", portal_signoff.signoff, name="signoff"),
+    path("artifacts/<uuid:artifact_uuid>/", portal_signoff.artifact_download, name="artifact-download"),
+]

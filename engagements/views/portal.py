@@ -4,8 +4,11 @@ from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.models import DomainError
 
+from .. import cadence
 from ..forms import PortalLinkRequestForm
+from ..models import Engagement, UpdateStatus, WeeklyUpdate
 from ..portal_access import SESSION_KEY, portal_view, redeem_portal_link, request_portal_links
+from .portal_signoff import pending_signoffs
 
 
 def portal_login(request):
@@ -38,8 +41,33 @@ def portal_logout(request):
     return redirect("portal:home")
 
 
+UPDATES_SHOWN = 4  # the latest published updates per engagement on the home page
+
+
 @portal_view
 def portal_home(request):
-    return render(
-        request, "portal/home.html", {"stakeholder": request.stakeholder, "client": request.stakeholder.client}
-    )
+    """What the stakeholder's client shares: client-visible board lanes and published updates, never drafts."""
+    client = request.stakeholder.client
+    engagements = list(Engagement.objects.for_org(request.org).open().filter(client=client).order_by("name"))
+    updates: dict[int, list] = {e.pk: [] for e in engagements}
+    for update in WeeklyUpdate.objects.for_org(request.org).filter(
+        engagement__in=engagements, status=UpdateStatus.PUBLISHED
+    ).order_by("-week_start"):
+        if len(updates[update.engagement_id]) < UPDATES_SHOWN:
+            updates[update.engagement_id].append(update)
+    boards = []
+    for engagement in engagements:
+        engagement.organization = request.org  # the same row: spares a query per engagement
+        lanes = cadence.board_lanes(engagement, client_view=True)
+        boards.append(
+            {
+                "engagement": engagement,
+                "lanes": [(key, label, lanes[key]) for key, label in cadence.LANES],
+                "empty": not any(lanes.values()),
+                "updates": updates[engagement.pk],
+            }
+        )
+    return render(request, "portal/home.html", {
+        "stakeholder": request.stakeholder, "client": client, "boards": boards,
+        "pending": pending_signoffs(request.stakeholder),
+    })

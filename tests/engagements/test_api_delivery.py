@@ -438,7 +438,7 @@ def test_board_items_crud_through_the_cadence_service(cast, library, api, path, 
 def test_weekly_update_draft_patch_publish_then_frozen(cast, library, api):
     engagement = start(cast, library, stakeholders=[(cast.stakeholder, "Approver")])
     cadence.save_board_item(
-        item=WorkItem(engagement=engagement, title="Configure lead status", status="in_progress"),
+        item=WorkItem(engagement=engagement, title="Configure lead status", status="in_progress", client_visible=True),
         actor=cast.consultant,
     )
     drafted = api.post(

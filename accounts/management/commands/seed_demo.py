@@ -1,12 +1,18 @@
+from datetime import timedelta
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.emails import absolute
 from accounts.models import Membership, Organization, Role
 from accounts.services import get_or_create_user
-from engagements.models import ClientAccount, Department, Stakeholder
+from engagements import progression
+from engagements.models import ClientAccount, Department, Engagement, Stakeholder
 from engagements.portal_access import issue_portal_link, link_path
+from playbooks.models import Playbook
+from playbooks.services import load_library_playbooks
 
 DEMO_PASSWORD = "gtm-demo-2026"
 ORG = {"slug": "northwind", "name": "Northwind Advisory"}
@@ -54,6 +60,7 @@ class Command(BaseCommand):
                 )
         stakeholder = Stakeholder.objects.for_org(org).get(email="maya@acme.example")
         link = issue_portal_link(stakeholder=stakeholder)
+        engagement = self.demo_engagement(org)
 
         self.stdout.write(self.style.SUCCESS(f"\nDemo ready at {settings.SITE_URL}/"))
         self.stdout.write(f"  Organization: {org.name} ({settings.SITE_URL}/o/{org.slug}/)")
@@ -61,4 +68,39 @@ class Command(BaseCommand):
             self.stdout.write(f"  {role.label:<11} {email} / {DEMO_PASSWORD}")
         self.stdout.write(f"  Client portal as {stakeholder.name} (works once, for 30 minutes):")
         self.stdout.write(f"    {absolute(link_path(link))}")
-        self.stdout.write(f"  Later links: {settings.SITE_URL}/portal/login/ with {stakeholder.email}\n")
+        self.stdout.write(f"  Later links: {settings.SITE_URL}/portal/login/ with {stakeholder.email}")
+        self.stdout.write(
+            f"  Demo engagement: {engagement.name} "
+            f"({settings.SITE_URL}/o/{org.slug}/engagements/{engagement.uuid}/)\n"
+        )
+
+    def demo_engagement(self, org) -> Engagement:
+        """Load the playbook library and start one GTM Lifecycle engagement for Acme, once."""
+        load_library_playbooks()
+        acme = ClientAccount.objects.for_org(org).get(name="Acme Robotics")
+        existing = Engagement.objects.for_org(org).filter(client=acme).first()
+        if existing is not None:
+            return existing
+        consultant = Membership.objects.for_org(org).get(role=Role.CONSULTANT).user
+        owner = Membership.objects.for_org(org).filter(role=Role.OWNER).first().user
+        people = {s.email: s for s in Stakeholder.objects.for_org(org).filter(client=acme)}
+        engagement = progression.create_engagement(
+            client=acme,
+            playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),
+            name="Lifecycle stage rebuild",
+            start_date=timezone.localdate() - timedelta(days=10),
+            target_date=timezone.localdate() + timedelta(days=80),
+            engagement_type="dedicated",
+            methodology_option="foundation-single-depth",
+            team=[(consultant, "architect"), (owner, "engineer")],
+            stakeholders=[
+                (people["maya@acme.example"], "Approver (Marketing)"),
+                (people["tom@acme.example"], "Approver (Sales)"),
+                (people["rita@acme.example"], "Champion"),
+            ],
+            actor=consultant,
+        )
+        # Pre-kickoff is under way: the architect's prep has started.
+        for item in engagement.sub_phases.get(key="1a").checklist.filter(owner="architect").order_by("order")[:3]:
+            progression.set_checklist_item(item=item, done=True, actor=consultant)
+        return engagement

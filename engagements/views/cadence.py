@@ -1,0 +1,514 @@
+"""Board, decision log, risks, releases, feedback and weekly updates: thin views over engagements.cadence.
+
+Board items of the five kinds share one set of views, told apart by the `kind` keyword each URL passes
+(engagements/urls_cadence.py); the URL parameter naming the item is `<kind>_uuid`.
+"""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.http import require_POST
+
+from accounts.access import org_view
+from accounts.models import DomainError
+
+from .. import cadence
+from ..forms_cadence import EDIT_FORMS, QUICK_FORMS, DecideForm, WeeklyUpdateForm
+from ..models import (
+    DecisionCategory,
+    DecisionLogEntry,
+    DecisionStatus,
+    Engagement,
+    EngagementStakeholder,
+    FeedbackItem,
+    ReleaseStatus,
+    RiskStatus,
+    UpdateStatus,
+    WeeklyUpdate,
+    WorkStatus,
+)
+
+PAGE_SIZE = 25
+
+# What each kind is called, which statuses its quick actions may set, and where its list lives.
+KINDS = {
+    "work": {"label": "work item", "plural": "Work items", "statuses": WorkStatus, "list": "work-list"},
+    "decision": {"label": "decision", "plural": "Decisions", "statuses": DecisionStatus, "list": "decision-log"},
+    "risk": {"label": "risk", "plural": "Risks", "statuses": RiskStatus, "list": "risk-list"},
+    "release": {"label": "release", "plural": "Releases", "statuses": ReleaseStatus, "list": "release-list"},
+    "feedback": {"label": "feedback item", "plural": "Client feedback", "statuses": None, "list": "feedback-list"},
+}
+FEEDBACK_STATUSES = [("open", "Open"), ("resolved", "Resolved")]
+
+# The lanes of the board, in the delivery model's order, with the kind of card each holds and the
+# prefix of its inline add form (two lanes add work items, so prefixes tell their forms apart).
+LANE_KIND = {"in_progress": "work", "decisions": "decision", "risks": "risk", "releases": "release", "upcoming": "work"}
+LANE_FORM = {
+    "in_progress": "wip",
+    "decisions": "decision",
+    "risks": "risk",
+    "releases": "release",
+    "upcoming": "upcoming",
+}
+LANE_ADD_LABEL = {
+    "in_progress": "Add work in progress",
+    "decisions": "Add a decision needed",
+    "risks": "Add a risk",
+    "releases": "Add a release",
+    "upcoming": "Add upcoming work",
+}
+LANE_EMPTY = {
+    "in_progress": "Nothing in progress.",
+    "decisions": "No decisions waiting.",
+    "risks": "No open risks.",
+    "releases": "No releases yet.",
+    "upcoming": "Nothing planned yet.",
+}
+FORM_PREFIXES = {"wip": "work", "upcoming": "work", "decision": "decision", "risk": "risk", "release": "release",
+                 "feedback": "feedback"}
+FORM_INITIAL = {"wip": {"status": WorkStatus.IN_PROGRESS}, "upcoming": {"status": WorkStatus.UPCOMING}}
+
+
+def _engagement(request, engagement_uuid, *related) -> Engagement:
+    # The page head shows the client and the playbook (templates/engagements/_engagement_head.html).
+    engagement = get_object_or_404(
+        Engagement.objects.for_org(request.org).select_related("client", "playbook_version__playbook", *related),
+        uuid=engagement_uuid,
+    )
+    engagement.organization = request.org  # the same row, already loaded by org_view
+    return engagement
+
+
+def can_change(request, engagement: Engagement) -> bool:
+    return request.membership.can_write and engagement.is_open
+
+
+def safe_next(request, default: str) -> str:
+    """Where to go after a form: the posted `next` when it stays inside this organization's pages."""
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if (
+        target
+        and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure())
+        and target.startswith(f"/o/{request.org.slug}/")
+    ):
+        return target
+    return default
+
+
+def board_url(request, engagement) -> str:
+    return reverse("engagements:board", args=[request.org.slug, engagement.uuid])
+
+
+def _item(request, engagement, kind, kwargs):
+    model = cadence.BOARD_MODELS[kind]
+    return get_object_or_404(
+        model.objects.for_org(request.org), engagement=engagement, uuid=kwargs[f"{kind}_uuid"]
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The board
+
+
+def _quick_form(prefix, engagement, data=None):
+    form_class = QUICK_FORMS[FORM_PREFIXES[prefix]]
+    return form_class(data, prefix=prefix, engagement=engagement, initial=FORM_INITIAL.get(prefix))
+
+
+def board_context(request, engagement, *, bound=None, notice="", error="", error_item=None) -> dict:
+    """Everything the board (and its htmx fragment) shows: five queries for the lanes, one for feedback."""
+    forms = {prefix: _quick_form(prefix, engagement) for prefix in FORM_PREFIXES}
+    if bound is not None:
+        forms[bound.prefix] = bound
+    rows = cadence.board_lanes(engagement)
+    lanes = [
+        {
+            "key": key,
+            "label": label,
+            "kind": LANE_KIND[key],
+            "items": rows[key],
+            "form": forms[LANE_FORM[key]],
+            "add_url": reverse(f"engagements:{LANE_KIND[key]}-add", args=[request.org.slug, engagement.uuid]),
+            "add_label": LANE_ADD_LABEL[key],
+            "empty": LANE_EMPTY[key],
+        }
+        for key, label in cadence.LANES
+    ]
+    feedback = list(
+        FeedbackItem.objects.for_org(request.org).filter(engagement=engagement, resolved=False).order_by("-created_at")
+    )
+    return {
+        "engagement": engagement,
+        "lanes": lanes,
+        "feedback": feedback,
+        "feedback_form": forms["feedback"],
+        "can_change": can_change(request, engagement),
+        "notice": notice,
+        "error": error,
+        "error_item": error_item,
+        "board_path": board_url(request, engagement),
+    }
+
+
+def _board_response(request, engagement, *, status=200, **extra):
+    context = board_context(request, engagement, **extra)
+    template = "engagements/board.html#board" if request.htmx else "engagements/board.html"
+    return render(request, template, context, status=status)
+
+
+@org_view
+def board(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    return _board_response(request, engagement)
+
+
+@org_view
+@require_POST
+def item_add(request, engagement_uuid, kind):
+    """Inline add form of a lane (or of the feedback section). htmx swaps the whole board back."""
+    engagement = _engagement(request, engagement_uuid)
+    prefix = request.POST.get("form_prefix", kind)
+    if FORM_PREFIXES.get(prefix) != kind:
+        prefix = kind if kind in FORM_PREFIXES else None
+    if prefix is None:
+        raise Http404("Unknown form.")
+    form = _quick_form(prefix, engagement, request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            item = cadence.save_board_item(item=form.save(commit=False), actor=request.user, request=request)
+        except DomainError as exc:
+            # Shown above the lanes too: on a closed engagement the add forms are not shown at all.
+            error = str(exc)
+            form.add_error(None, error)
+        else:
+            notice = f"Added “{item.title}”."
+            if request.htmx:
+                return _board_response(request, engagement, notice=notice)
+            messages.success(request, notice)
+            return redirect(safe_next(request, board_url(request, engagement)))
+    # htmx swaps only 2xx responses, so a form with errors comes back as 200 inside the fragment.
+    return _board_response(request, engagement, bound=form, error=error, status=200 if request.htmx else 400)
+
+
+def _apply_status(item, kind, request) -> None:
+    """Set the status a quick action asks for; refuse values the kind does not have."""
+    value = request.POST.get("status", "")
+    if kind == "feedback":
+        if value not in ("open", "resolved"):
+            raise DomainError("Choose open or resolved.")
+        item.resolved = value == "resolved"
+        return
+    if value not in KINDS[kind]["statuses"].values:
+        raise DomainError(f"“{value}” is not a status of a {KINDS[kind]['label']}.")
+    if kind == "decision" and value == DecisionStatus.DECIDED:
+        form = DecideForm(request.POST)
+        if not form.is_valid() and not item.decision.strip():
+            raise DomainError("Write down what was decided before marking it decided.")
+        if form.is_valid():
+            item.decision = form.cleaned_data["decision"].strip()
+    item.status = value
+
+
+@org_view
+@require_POST
+def item_status(request, engagement_uuid, kind, **kwargs):
+    """A card's quick action: move it to another status (and so, often, to another lane)."""
+    engagement = _engagement(request, engagement_uuid)
+    item = _item(request, engagement, kind, kwargs)
+    try:
+        _apply_status(item, kind, request)
+        cadence.save_board_item(item=item, actor=request.user, request=request)
+    except DomainError as exc:
+        if request.htmx:
+            return _board_response(request, engagement, error=f"“{item.title}”: {exc}", error_item=item.uuid)
+        messages.error(request, str(exc))
+    else:
+        notice = f"“{item.title}” is now {_status_label(item, kind).lower()}."
+        if request.htmx:
+            return _board_response(request, engagement, notice=notice)
+        messages.success(request, notice)
+    return redirect(safe_next(request, board_url(request, engagement)))
+
+
+def _status_label(item, kind) -> str:
+    if kind == "feedback":
+        return "Resolved" if item.resolved else "Open"
+    return item.get_status_display()
+
+
+@org_view
+@require_POST
+def item_visibility(request, engagement_uuid, kind, **kwargs):
+    """Show an item to the client's stakeholders in their portal, or keep it internal."""
+    engagement = _engagement(request, engagement_uuid)
+    item = _item(request, engagement, kind, kwargs)
+    item.client_visible = request.POST.get("client_visible") == "1"
+    try:
+        cadence.save_board_item(item=item, actor=request.user, request=request)
+    except DomainError as exc:
+        if request.htmx:
+            return _board_response(request, engagement, error=str(exc), error_item=item.uuid)
+        messages.error(request, str(exc))
+    else:
+        notice = f"“{item.title}” is {'visible to the client' if item.client_visible else 'internal'}."
+        if request.htmx:
+            return _board_response(request, engagement, notice=notice)
+        messages.success(request, notice)
+    return redirect(safe_next(request, board_url(request, engagement)))
+
+
+@org_view
+def item_edit(request, engagement_uuid, kind, **kwargs):
+    engagement = _engagement(request, engagement_uuid)
+    item = _item(request, engagement, kind, kwargs)
+    writable = can_change(request, engagement)
+    form = EDIT_FORMS[kind](request.POST or None, instance=item, engagement=engagement)
+    if not writable:
+        for field in form.fields.values():
+            field.disabled = True
+    if request.method == "POST" and form.is_valid():
+        try:
+            cadence.save_board_item(item=form.save(commit=False), actor=request.user, request=request)
+        except DomainError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Saved “{item.title}”.")
+            return redirect(safe_next(request, board_url(request, engagement)))
+    return render(
+        request,
+        "engagements/board_item_form.html",
+        {
+            "engagement": engagement,
+            "item": item,
+            "kind": kind,
+            "kind_label": KINDS[kind]["label"],
+            "list_url": reverse(f"engagements:{KINDS[kind]['list']}", args=[request.org.slug, engagement.uuid]),
+            "list_label": KINDS[kind]["plural"],
+            "form": form,
+            "can_change": writable,
+            "next": safe_next(request, ""),
+            "active_tab": "decision-log" if kind == "decision" else "board",
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@org_view
+def item_delete(request, engagement_uuid, kind, **kwargs):
+    engagement = _engagement(request, engagement_uuid)
+    item = _item(request, engagement, kind, kwargs)
+    error = ""
+    if request.method == "POST":
+        try:
+            cadence.delete_board_item(item=item, actor=request.user, request=request)
+        except DomainError as exc:
+            error = str(exc)
+        else:
+            messages.success(request, f"Deleted “{item.title}”.")
+            return redirect(safe_next(request, board_url(request, engagement)))
+    return render(
+        request,
+        "engagements/board_item_delete.html",
+        {
+            "engagement": engagement,
+            "item": item,
+            "kind": kind,
+            "kind_label": KINDS[kind]["label"],
+            "error": error,
+            "can_change": can_change(request, engagement),
+            "next": safe_next(request, ""),
+            "active_tab": "decision-log" if kind == "decision" else "board",
+        },
+        status=400 if error else 200,
+    )
+
+
+@org_view
+def item_list(request, engagement_uuid, kind):
+    """Every work item, risk, release or feedback item, whatever its lane, filtered by status."""
+    engagement = _engagement(request, engagement_uuid)
+    model = cadence.BOARD_MODELS[kind]
+    rows = model.objects.for_org(request.org).filter(engagement=engagement)
+    choices = FEEDBACK_STATUSES if kind == "feedback" else KINDS[kind]["statuses"].choices
+    status = request.GET.get("status", "")
+    if status in dict(choices):
+        rows = rows.filter(resolved=status == "resolved") if kind == "feedback" else rows.filter(status=status)
+    else:
+        status = ""
+    page = Paginator(rows.order_by("-updated_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "engagements/board_item_list.html",
+        {
+            "engagement": engagement,
+            "kind": kind,
+            "kind_label": KINDS[kind]["label"],
+            "title": KINDS[kind]["plural"],
+            "page": page,
+            "status": status,
+            "status_choices": choices,
+            "can_change": can_change(request, engagement),
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# The decision log
+
+
+@org_view
+def decision_log(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    form = QUICK_FORMS["decision"](request.POST or None, prefix="decision", engagement=engagement)
+    if request.method == "POST" and form.is_valid():
+        try:
+            item = cadence.save_board_item(item=form.save(commit=False), actor=request.user, request=request)
+        except DomainError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(request, f"Added “{item.title}” to the decision log.")
+            return redirect("engagements:decision-log", org_slug=request.org.slug, engagement_uuid=engagement.uuid)
+    rows = DecisionLogEntry.objects.for_org(request.org).filter(engagement=engagement).select_related("gate__phase")
+    category, status = request.GET.get("category", ""), request.GET.get("status", "")
+    if category in DecisionCategory.values:
+        rows = rows.filter(category=category)
+    else:
+        category = ""
+    if status in DecisionStatus.values:
+        rows = rows.filter(status=status)
+    else:
+        status = ""
+    page = Paginator(rows.order_by("-created_at", "-id"), PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {
+        "engagement": engagement,
+        "page": page,
+        "category": category,
+        "status": status,
+        "categories": DecisionCategory.choices,
+        "statuses": DecisionStatus.choices,
+        "form": form,
+        "can_change": can_change(request, engagement),
+        "filtered": bool(category or status),
+    }
+    if request.htmx and request.method == "GET":
+        return render(request, "engagements/decision_log.html#log", context)
+    return render(request, "engagements/decision_log.html", context, status=400 if request.method == "POST" else 200)
+
+
+# --------------------------------------------------------------------------------------------------
+# Weekly updates
+
+
+def _recipients(request, engagement):
+    """Who a published update emails: the same rule as cadence.publish_weekly_update."""
+    return list(
+        EngagementStakeholder.objects.for_org(request.org)
+        .filter(engagement=engagement, receives_updates=True, stakeholder__portal_enabled=True)
+        .select_related("stakeholder")
+        .order_by("stakeholder__name")
+    )
+
+
+@org_view
+def update_list(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    updates = WeeklyUpdate.objects.for_org(request.org).filter(engagement=engagement).select_related("published_by")
+    page = Paginator(updates.order_by("-week_start"), PAGE_SIZE).get_page(request.GET.get("page"))
+    this_week = cadence.week_of(timezone.localdate())
+    return render(
+        request,
+        "engagements/update_list.html",
+        {
+            "engagement": engagement,
+            "page": page,
+            "this_week": this_week,
+            "has_this_week": updates.filter(week_start=this_week).exists(),
+            "recipients": _recipients(request, engagement),
+            "can_change": request.membership.can_write,
+        },
+    )
+
+
+@org_view
+@require_POST
+def update_draft(request, engagement_uuid):
+    """Draft this week's update from the week's activity (or open the draft that already exists)."""
+    engagement = _engagement(request, engagement_uuid)
+    try:
+        update = cadence.draft_weekly_update(engagement=engagement, actor=request.user, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+        return redirect("engagements:update-list", org_slug=request.org.slug, engagement_uuid=engagement.uuid)
+    if update.status == UpdateStatus.PUBLISHED:
+        messages.info(request, "This week's update is already published.")
+    return redirect(
+        "engagements:update-edit", org_slug=request.org.slug, engagement_uuid=engagement.uuid, update_uuid=update.uuid
+    )
+
+
+def _update(request, engagement, update_uuid) -> WeeklyUpdate:
+    return get_object_or_404(
+        WeeklyUpdate.objects.for_org(request.org).select_related("published_by"),
+        engagement=engagement,
+        uuid=update_uuid,
+    )
+
+
+@org_view
+def update_edit(request, engagement_uuid, update_uuid):
+    """Edit the four sections while the update is a draft; a published update is read-only."""
+    engagement = _engagement(request, engagement_uuid)
+    update = _update(request, engagement, update_uuid)
+    draft = update.status == UpdateStatus.DRAFT
+    form = WeeklyUpdateForm(request.POST or None, instance=update)
+    if request.method == "POST":
+        if not draft:
+            form.add_error(None, "This update is published; clients have read it, so it can no longer change.")
+        elif form.is_valid():
+            try:
+                cadence.save_weekly_update(update=form.save(commit=False), actor=request.user, request=request)
+            except DomainError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, "Draft saved.")
+                return redirect(
+                    "engagements:update-edit",
+                    org_slug=request.org.slug,
+                    engagement_uuid=engagement.uuid,
+                    update_uuid=update.uuid,
+                )
+    return render(
+        request,
+        "engagements/update_edit.html",
+        {
+            "engagement": engagement,
+            "update": update,
+            "form": form,
+            "draft": draft,
+            "recipients": _recipients(request, engagement),
+            "can_change": request.membership.can_write and draft,
+        },
+        status=400 if request.method == "POST" else 200,
+    )
+
+
+@org_view
+@require_POST
+def update_publish(request, engagement_uuid, update_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    update = _update(request, engagement, update_uuid)
+    try:
+        cadence.publish_weekly_update(update=update, actor=request.user, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        n = len(_recipients(request, engagement))
+        messages.success(request, f"Published. {n} stakeholder{'s' if n != 1 else ''} will receive it by email.")
+    return redirect(
+        "engagements:update-edit", org_slug=request.org.slug, engagement_uuid=engagement.uuid, update_uuid=update.uuid
+    )
