@@ -74,7 +74,9 @@ def clone_playbook(*, source: Playbook, organization: Organization, actor, reque
 
 
 def as_yaml(version: PlaybookVersion) -> str:
-    return yaml.safe_dump(version.content, sort_keys=False, allow_unicode=True, width=110)
+    # From the parsed spec, not the stored JSON: PostgreSQL's jsonb does not keep the authors' key order.
+    content = version.spec.model_dump(mode="json", exclude_defaults=True)
+    return yaml.safe_dump(content, sort_keys=False, allow_unicode=True, width=110)
 
 
 @transaction.atomic

@@ -7,43 +7,16 @@ the Strategic Sign-Off's checkpoints (waiving the signed-definitions one with a 
 Screenshots of each step land in test-artifacts/e2e/.
 """
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 import yaml
-from django.db import connections
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from engagements.models import CheckpointStatus, DecisionLogEntry, Engagement, GateDecision
 from playbooks.services import load_library_playbooks
 from tests.conftest import PASSWORD
-
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test are still safe.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield browser
-        finally:
-            browser.close()
-            # While Playwright's event loop runs, the ORM hands this thread a separate (context-local) database
-            # connection; close it here, or it outlives the test and blocks dropping the test database.
-            connections.close_all()
+from tests.e2e.conftest import ARTIFACTS
 
 
 @pytest.fixture

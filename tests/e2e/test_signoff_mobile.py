@@ -5,47 +5,19 @@ comment), submits and sees the confirmation with the version's fingerprint. Scre
 test-artifacts/e2e/ for a human to look at.
 """
 
-import os
 from datetime import date
-from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 
 from engagements import definitions, progression
 from engagements.models import DecisionLogEntry, Signature
 from engagements.portal_access import issue_portal_link, link_path
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
+from tests.e2e.conftest import ARTIFACTS as SHOTS
 
-# Playwright's sync API runs an event loop in this thread; Django's ORM calls in the test are still synchronous.
-os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-
-playwright_api = pytest.importorskip("playwright.sync_api")
-
-SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
-CHROMIUM = "/usr/bin/chromium"
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install the chromium package (make test does)")
-    with playwright_api.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
 
 
 @pytest.fixture
@@ -71,7 +43,7 @@ def shot(page, name: str, **kwargs) -> None:
 
 
 def test_a_stakeholder_signs_the_definitions_on_a_phone(browser, live_server, cast, pending):
-    expect = playwright_api.expect
+
     version = pending
     total = len(version.items)
     context = browser.new_context(viewport=PHONE, device_scale_factor=2, is_mobile=True, has_touch=True)

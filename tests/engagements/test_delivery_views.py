@@ -11,7 +11,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import DomainError, Membership
+from accounts.models import Membership
 from engagements import progression
 from engagements.models import (
     ChecklistItem,
@@ -260,25 +260,6 @@ def test_invalid_engagement_shows_errors_next_to_their_fields(consultant, cast, 
     assert 'id="id_name_errors"' in body and 'aria-describedby="id_name_errors"' in body
     assert "The target date is before the start date." in body
     assert 'id="id_shape_errors"' in body, "the delivery model needs a shape"
-
-
-def test_a_refused_creation_shows_the_domain_error_as_a_form_error(consultant, cast, library, monkeypatch):
-    def refuse(**kwargs):
-        raise DomainError("Maya Patel is a stakeholder of another client.")
-
-    monkeypatch.setattr(progression, "create_engagement", refuse)
-    response = consultant.post(
-        url("engagement-create", cast),
-        {
-            "client": str(cast.client.uuid),
-            "playbook": str(library["gtm-lifecycle"].uuid),
-            "name": "Lifecycle",
-            "engagement_type": "single_project",
-            "start_date": "2026-11-02",
-        },
-    )
-    assert response.status_code == 400
-    assert "Maya Patel is a stakeholder of another client." in response.content.decode()
 
 
 def test_create_without_clients_points_to_the_client_page(client, cast, library):
