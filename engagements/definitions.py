@@ -145,6 +145,18 @@ def has_unpublished_changes(engagement: Engagement) -> bool:
     return latest is None or seal(draft_content(engagement)) != latest.content_hash
 
 
+def _check_crm_values(content: dict) -> None:
+    """Two stages cannot claim the same CRM value of the same field: the audit could not tell them apart."""
+    owners: dict[tuple[str, str, str], str] = {}
+    for stage in content["stages"]:
+        for value in stage["crm_values"]:
+            key = (stage["crm_object"].lower(), stage["crm_field"].lower(), str(value).lower())
+            if key in owners:
+                raise DomainError(f"Stages “{owners[key]}” and “{stage['name']}” both map to {stage['crm_object']}."
+                                  f"{stage['crm_field']} = {value!r}; give each value to one stage.")
+            owners[key] = stage["name"]
+
+
 def _check_references(content: dict) -> None:
     terms = {t["key"] for t in content["terms"]}
     stages = {s["key"] for s in content["stages"]}
@@ -169,6 +181,7 @@ def publish(*, engagement: Engagement, signers: list, actor, request=None) -> De
     if not content["terms"] and not content["stages"]:
         raise DomainError("There is nothing to publish: add terms or stages first.")
     _check_references(content)
+    _check_crm_values(content)
     if not signers:
         raise DomainError("Choose at least one stakeholder who must sign this version.")
     foreign = [s for s in signers if s.client_id != engagement.client_id]

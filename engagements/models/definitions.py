@@ -67,7 +67,12 @@ class StageDefinition(TenantModel):
 
 class VersionQuerySet(OrgQuerySet):
     def for_stakeholder(self, stakeholder) -> "VersionQuerySet":
-        return self.filter(organization_id=stakeholder.organization_id, engagement__client_id=stakeholder.client_id)
+        """Versions of the engagements the stakeholder takes part in (see Engagement.objects.visible_to)."""
+        return self.filter(
+            organization_id=stakeholder.organization_id,
+            engagement__client_id=stakeholder.client_id,
+            engagement__stakeholder_roles__stakeholder=stakeholder,
+        )
 
 
 class DefinitionVersion(TenantModel):

@@ -29,6 +29,14 @@ class EngagementQuerySet(OrgQuerySet):
     def open(self) -> "EngagementQuerySet":
         return self.exclude(status=EngagementStatus.CLOSED)
 
+    def visible_to(self, stakeholder) -> "EngagementQuerySet":
+        """The portal's scope: engagements of the stakeholder's own client that name them as a stakeholder."""
+        return self.filter(
+            organization_id=stakeholder.organization_id,
+            client_id=stakeholder.client_id,
+            stakeholder_roles__stakeholder=stakeholder,
+        )
+
 
 class Engagement(TenantModel):
     client = models.ForeignKey("engagements.ClientAccount", on_delete=models.PROTECT, related_name="engagements")

@@ -48,7 +48,7 @@ UPDATES_SHOWN = 4  # the latest published updates per engagement on the home pag
 def portal_home(request):
     """What the stakeholder's client shares: client-visible board lanes and published updates, never drafts."""
     client = request.stakeholder.client
-    engagements = list(Engagement.objects.for_org(request.org).open().filter(client=client).order_by("name"))
+    engagements = list(Engagement.objects.visible_to(request.stakeholder).open().order_by("name"))
     updates: dict[int, list] = {e.pk: [] for e in engagements}
     for update in WeeklyUpdate.objects.for_org(request.org).filter(
         engagement__in=engagements, status=UpdateStatus.PUBLISHED

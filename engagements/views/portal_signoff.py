@@ -15,7 +15,7 @@ from reporting.models import Artifact
 
 from .. import definitions
 from ..forms_definitions import NO, YES, SignoffForm
-from ..models import DefinitionVersion, Signature, SignoffRequest, StageDomain
+from ..models import DefinitionVersion, Engagement, Signature, SignoffRequest, StageDomain
 from ..portal_access import portal_view
 from .definitions import artifact_file_response
 
@@ -46,7 +46,7 @@ def signoff_list(request):
     pending = pending_signoffs(stakeholder)
     answers = list(
         Signature.objects.for_org(request.org)
-        .filter(stakeholder=stakeholder, version__engagement__client=stakeholder.client)
+        .filter(stakeholder=stakeholder, version__engagement__in=Engagement.objects.visible_to(stakeholder))
         .select_related("version__engagement")
         .defer("version__content")
         .order_by("-created_at")
@@ -61,7 +61,7 @@ def signoff_list(request):
     artifacts = list(
         Artifact.objects.for_org(request.org)
         .ready()
-        .filter(engagement__client=stakeholder.client)
+        .filter(engagement__in=Engagement.objects.visible_to(stakeholder))
         .select_related("engagement__client", "source_version")
         .defer("source_version__content")
         .order_by("-created_at")
@@ -178,7 +178,7 @@ def artifact_download(request, artifact_uuid):
     artifact = get_object_or_404(
         Artifact.objects.for_org(request.org)
         .ready()
-        .filter(engagement__client=request.stakeholder.client)
+        .filter(engagement__in=Engagement.objects.visible_to(request.stakeholder))
         .select_related("engagement__client"),
         uuid=artifact_uuid,
     )

@@ -205,3 +205,80 @@ def test_unanswered_signers_get_one_reminder_after_three_days(engagement, smtp):
     reminders = [m for m in smtp.wait_for(3) if m["Subject"].startswith("Reminder")]
     assert [m["To"] for m in reminders] == ["maya@acme.example"]
     assert len(smtp.messages) == 3
+
+
+CONTENT = {
+    "terms": [{"key": "mql", "term": "MQL", "definition": "Score ≥ 60 and ICP fit", "notes": "", "stage_keys": []}],
+    "stages": [
+        {
+            "key": "lead-mql",
+            "name": "MQL",
+            "domain": "lead",
+            "order": 3,
+            "entry_criteria": "Score ≥ 60",
+            "exit_criteria": "",
+            "transition_owner": "Marketing",
+            "golden": True,
+            "crm_object": "Lead",
+            "crm_field": "Status",
+            "crm_values": ["MQL"],
+            "term_keys": ["mql"],
+        }
+    ],
+}
+# The seal of CONTENT. If this changes, every signature ever collected stops verifying: the canonical
+# serialisation (sorted keys, compact separators, UTF-8) must stay as it is across runs and databases.
+CONTENT_SEAL = "0b13eaad97bb54173e37a8ce17db5faf05c9ca61388cb0d2bd297413c5ac49af"
+
+
+def test_the_seal_is_stable_across_runs_and_databases(engagement):
+    import json
+
+    assert definitions.seal(CONTENT) == CONTENT_SEAL  # the same bytes in every run, on every machine
+    assert definitions.seal(CONTENT) == definitions.seal(json.loads(json.dumps(CONTENT)))  # a JSON round trip
+    reordered = {"stages": [dict(reversed(list(CONTENT["stages"][0].items())))], "terms": CONTENT["terms"]}
+    assert definitions.seal(reordered) == definitions.seal(CONTENT)  # key order does not matter
+    # What the database gives back (jsonb reorders keys) seals the same as what was published.
+    cast = engagement.cast
+    version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    version.refresh_from_db()
+    assert definitions.seal(version.content) == version.content_hash
+
+
+def test_the_seal_changes_with_any_change(engagement):
+    import copy
+
+    base = definitions.seal(CONTENT)
+    for path, value in [
+        (("terms", 0, "definition"), "Score ≥ 61 and ICP fit"),
+        (("terms", 0, "notes"), " "),
+        (("stages", 0, "crm_values"), ["MQL", "Marketing Qualified"]),
+        (("stages", 0, "golden"), False),
+        (("stages", 0, "order"), 4),
+    ]:
+        changed = copy.deepcopy(CONTENT)
+        changed[path[0]][path[1]][path[2]] = value
+        assert definitions.seal(changed) != base, path
+
+
+def test_two_stages_cannot_claim_the_same_crm_value(engagement):
+    cast = engagement.cast
+    stages = list(StageDefinition.objects.filter(engagement=engagement)[:2])
+    for stage in stages:
+        stage.crm_object, stage.crm_field, stage.crm_values = "Lead", "Status", ["Working"]
+        stage.save()
+    with pytest.raises(DomainError, match="both map to Lead.Status = 'Working'"):
+        definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    assert not DefinitionVersion.objects.exists()
+
+
+def test_signing_a_superseded_version_is_refused(engagement):
+    cast = engagement.cast
+    v1 = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    term = DefinitionTerm.objects.filter(engagement=engagement).first()
+    term.notes = "Reviewed with Sales"
+    term.save()
+    definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    with pytest.raises(DomainError, match="replaced by v2"):
+        definitions.sign(version=v1, stakeholder=cast.stakeholder, decisions=answers(v1), comments={})
+    assert not Signature.objects.exists()

@@ -31,8 +31,14 @@ def version(db):
 
 
 def engagement_for(client_account, version, actor, name):
+    """An engagement that names every stakeholder of its client (the portal shows only those)."""
     return progression.create_engagement(
-        client=client_account, playbook_version=version, name=name, start_date=date(2026, 11, 2), actor=actor
+        client=client_account,
+        playbook_version=version,
+        name=name,
+        start_date=date(2026, 11, 2),
+        actor=actor,
+        stakeholders=[(s, "Stakeholder") for s in client_account.stakeholders.all()],
     )
 
 
@@ -59,11 +65,23 @@ def publish(e, actor, text, week):
 def boards(cast, version):
     """Acme's engagement with shared and internal items and updates; Initech's with its own shared item."""
     acme = engagement_for(cast.client, version, cast.consultant, "Lifecycle rebuild")
-    add(acme, WorkItem, title="Shared: configure lead status", status=WorkStatus.IN_PROGRESS, client_visible=True,
-        owner="Carl")
+    add(
+        acme,
+        WorkItem,
+        title="Shared: configure lead status",
+        status=WorkStatus.IN_PROGRESS,
+        client_visible=True,
+        owner="Carl",
+    )
     add(acme, WorkItem, title="Internal: fix the sandbox", status=WorkStatus.IN_PROGRESS)
-    add(acme, DecisionLogEntry, title="Shared: who owns SAL", category="ownership", client_visible=True,
-        context="Sales and marketing both claim it")
+    add(
+        acme,
+        DecisionLogEntry,
+        title="Shared: who owns SAL",
+        category="ownership",
+        client_visible=True,
+        context="Sales and marketing both claim it",
+    )
     add(acme, DecisionLogEntry, title="Internal: pricing tier", category="approval_steps")
     add(acme, Risk, title="Shared: data migration slips", client_visible=True, impact="high")
     add(acme, Risk, title="Internal: consultant on leave")
@@ -89,8 +107,14 @@ def boards(cast, version):
 def test_stakeholder_sees_client_visible_lanes_and_published_updates_only(cast, client, boards):
     body = as_stakeholder(client, cast.stakeholder).get(reverse("portal:home")).content.decode()
     assert body.index("Waiting for you") < body.index("Lifecycle rebuild"), "the sign-off section comes first"
-    for shared in ["Shared: configure lead status", "Shared: who owns SAL", "Sales and marketing both claim it",
-                   "Shared: data migration slips", "Shared: release 1", "Shared: attribution report"]:
+    for shared in [
+        "Shared: configure lead status",
+        "Shared: who owns SAL",
+        "Sales and marketing both claim it",
+        "Shared: data migration slips",
+        "Shared: release 1",
+        "Shared: attribution report",
+    ]:
         assert shared in body
     for lane in ["Work in progress", "Decisions needed", "Risks", "Completed releases", "Upcoming work"]:
         assert lane in body
@@ -146,3 +170,14 @@ def test_the_portal_home_fits_a_phone(cast, client, boards):
 
     css = (Path(__file__).resolve().parents[2] / "static" / "css" / "app.css").read_text()
     assert "@media (max-width: 560px) { .lanes { grid-template-columns: 1fr; } }" in css
+
+
+def test_a_stakeholder_not_on_the_engagement_sees_nothing_of_it(cast, client, boards):
+    """Same client, but not one of this engagement's stakeholders: its board and updates stay out of sight."""
+    from engagements.models import Stakeholder
+
+    bystander = Stakeholder.objects.create(
+        organization=cast.org, client=cast.client, name="Bea Bystander", email="bea@acme.example"
+    )
+    body = as_stakeholder(client, bystander).get(reverse("portal:home")).content.decode()
+    assert "Lifecycle rebuild" not in body and "Shared: configure lead status" not in body

@@ -17,6 +17,7 @@ from engagements import definitions, progression
 from engagements.models import (
     DecisionLogEntry,
     DefinitionTerm,
+    EngagementStakeholder,
     Signature,
     StageDefinition,
     Stakeholder,
@@ -156,7 +157,7 @@ def test_a_no_without_a_comment_keeps_the_form_and_the_answers_with_an_error(eng
     body = partial.content.decode()
     assert partial.status_code == 400 and "Answer Yes or No." in body
     assert f"{len(published.items) - 1} items still need a Yes or No." in body
-    assert 'Go to the first, “Anonymous Visitor”' in body
+    assert "Go to the first, “Anonymous Visitor”" in body
     assert not Signature.objects.exists()
 
 
@@ -219,6 +220,9 @@ def test_a_stakeholder_not_asked_to_sign_reads_the_version_and_cannot_post(engag
     ann = Stakeholder.objects.create(
         organization=cast.org, client=cast.client, name="Ann Other", email="ann@acme.example"
     )
+    # Not on the engagement at all: the version does not exist for her.
+    assert portal_client(ann).get(signoff_url(published)).status_code == 404
+    EngagementStakeholder.objects.create(organization=cast.org, engagement=engagement, stakeholder=ann, role="Observer")
     client = portal_client(ann)
     response = client.get(signoff_url(published))
     body = response.content.decode()
@@ -297,6 +301,7 @@ def test_portal_query_counts_do_not_grow_with_items_or_versions(engagement, cast
         name="Big",
         start_date=date(2026, 11, 2),
         actor=cast.consultant,
+        stakeholders=[(cast.stakeholder, "Approver")],
     )
     big_engagement.cast = cast
     big = shape(big_engagement, 30, 5)

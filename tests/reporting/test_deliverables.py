@@ -89,3 +89,15 @@ def test_a_render_runs_once_however_often_it_is_queued(cast, signed):
     engagement, _ = signed
     artifact = request_artifact(engagement=engagement, kind="stage_reference_card", actor=cast.consultant)
     assert render(artifact.pk) is None  # already rendered by the task; a retry claims nothing
+
+
+def test_a_render_that_fails_leaves_a_failed_row_with_the_error(cast, signed):
+    from engagements.models import DefinitionVersion
+
+    engagement, version = signed
+    DefinitionVersion.objects.filter(pk=version.pk).update(content={"terms": []})  # no "stages": cannot render
+    artifact = request_artifact(engagement=engagement, kind="definition_alignment", actor=cast.consultant)
+    artifact.refresh_from_db()
+    assert artifact.status == ArtifactStatus.FAILED
+    assert "KeyError" in artifact.error and "stages" in artifact.error
+    assert not artifact.file and artifact.finished_at is not None
