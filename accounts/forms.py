@@ -65,3 +65,18 @@ class EmailAuthenticationForm(AuthenticationForm):
 
     def clean_username(self):
         return self.cleaned_data["username"].strip().lower()
+
+
+class OrganizationSettingsForm(forms.ModelForm):
+    class Meta:
+        from .models import Organization
+
+        model = Organization
+        fields = ["name", "logo"]
+        help_texts = {"logo": "PNG or JPEG, shown on every deliverable (PDF). At most 1 MB."}
+
+    def clean_logo(self):
+        logo = self.cleaned_data.get("logo")
+        if logo and getattr(logo, "size", 0) > 1024 * 1024:
+            raise forms.ValidationError("The logo is larger than 1 MB.")
+        return logo

@@ -18,6 +18,14 @@ def create_organization(*, name: str, owner, request=None) -> Organization:
 
 
 @transaction.atomic
+def save_organization(*, organization: Organization, actor, request=None) -> Organization:
+    organization.save(update_fields=["name", "logo"])
+    activity.record(organization=organization, actor=actor, verb="organization.updated", target=organization,
+                    request=request)
+    return organization
+
+
+@transaction.atomic
 def invite_member(*, organization: Organization, email: str, role: str, invited_by, request=None) -> Invitation:
     email = email.strip().lower()
     if Membership.objects.for_org(organization).filter(user__email__iexact=email).exists():

@@ -18,4 +18,6 @@ urlpatterns = [
         name="invitation-revoke",
     ),
     path("o/<slug:org_slug>/activity/", views.activity_log, name="activity"),
+    path("o/<slug:org_slug>/settings/", views.org_settings, name="org-settings"),
+    path("o/<slug:org_slug>/logo/", views.org_logo, name="org-logo"),
 ]

@@ -9,7 +9,7 @@ from rest_framework.authtoken.models import Token
 
 from . import services
 from .access import org_view
-from .forms import ActivityFilterForm, InviteForm, OrganizationForm, RoleForm, SignupForm
+from .forms import ActivityFilterForm, InviteForm, OrganizationForm, OrganizationSettingsForm, RoleForm, SignupForm
 from .models import ActivityEntry, DomainError, Invitation, Membership
 
 User = get_user_model()
@@ -179,6 +179,26 @@ def _accept(request, token):
         return redirect("home")
     messages.success(request, f"Welcome to {membership.organization}.")
     return redirect("accounts:org-home", org_slug=membership.organization.slug)
+
+
+@org_view(owner_only=True)
+def org_settings(request):
+    form = OrganizationSettingsForm(request.POST or None, request.FILES or None, instance=request.org)
+    if request.method == "POST" and form.is_valid():
+        services.save_organization(organization=form.save(commit=False), actor=request.user, request=request)
+        messages.success(request, "Organization settings saved.")
+        return redirect("accounts:org-settings", org_slug=request.org.slug)
+    return render(request, "accounts/org_settings.html", {"form": form})
+
+
+@org_view
+def org_logo(request):
+    """The logo through the tenant wall: uploaded files are never served from a public media URL."""
+    from django.http import FileResponse, Http404
+
+    if not request.org.logo:
+        raise Http404("This organization has no logo.")
+    return FileResponse(request.org.logo.open("rb"))
 
 
 @org_view(owner_only=True)

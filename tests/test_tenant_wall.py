@@ -115,6 +115,13 @@ def wall(cast, settings, tmp_path):
     return cast
 
 
+# A 1x1 PNG: organization A has a logo, so its logo URL answers the right person.
+_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+    "1f15c4890000000d49444154789c6360000002000154a24f5d0000000049454e44ae426082"
+)
+
+
 def engagement_objects(cast) -> dict:
     """One of everything an engagement holds, in organization A, keyed by the URL parameter naming it."""
     from datetime import date
@@ -154,7 +161,11 @@ def engagement_objects(cast) -> dict:
         engagement=engagement, training_type=engagement.spec.enablement.training_types[0].key,
         held_on=date(2026, 11, 20), actor=actor,
     )
+    from django.core.files.base import ContentFile
+
     from crm_connectors.models import CrmConnection
+
+    cast.org.logo.save("logo.png", ContentFile(_PNG), save=True)
 
     connection = CrmConnection.objects.create(
         organization=cast.org, client=cast.client, kind="salesforce", auth_method="password",
