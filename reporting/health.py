@@ -11,6 +11,7 @@ row per run and address, claimed before sending, so retries never send twice).
 import csv
 import io
 import logging
+import math
 from datetime import date, timedelta
 
 from django.db import IntegrityError, transaction
@@ -198,6 +199,8 @@ def import_csv(*, engagement, text: str, actor) -> int:
         raise DomainError(f"The CSV needs the column(s) {', '.join(sorted(missing))} (line 1).")
     count = 0
     for line, row in enumerate(reader, start=2):
+        if None in row.values() or not (row.get("metric") or "").strip():
+            raise DomainError(f"Line {line}: it needs a metric, a period and a value.")
         try:
             period = date.fromisoformat(f"{row['period'].strip()[:7]}-01")
             value = float(row["value"])
@@ -205,6 +208,8 @@ def import_csv(*, engagement, text: str, actor) -> int:
             raise DomainError(
                 f"Line {line}: period must be YYYY-MM and value a number (got {row['period']!r}, {row['value']!r})."
             ) from None
+        if not math.isfinite(value):
+            raise DomainError(f"Line {line}: the value must be a finite number (got {row['value']!r}).")
         record_metric(
             engagement=engagement,
             metric=row["metric"].strip(),
@@ -368,9 +373,10 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
     run = HealthCheckRun.objects.select_related("engagement__client", "organization").get(pk=run_id)
     engagement = run.engagement
     schedule = MaintenanceSchedule.objects.get(engagement=engagement)
-    crm = (crm_factory or CrmFigures.for_engagement)(engagement)
+    crm = None
     results, first_cycle_metrics = [], set()
     try:
+        crm = (crm_factory or CrmFigures.for_engagement)(engagement)
         for task in schedule.tasks.all():
             if not is_due(task, schedule, run.period):
                 continue

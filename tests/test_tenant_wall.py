@@ -164,6 +164,14 @@ def engagement_objects(cast) -> dict:
     from django.core.files.base import ContentFile
 
     from crm_connectors.models import CrmConnection
+    from reporting import health
+    from reporting.models import HealthResult
+    from reporting.tasks import run_health_check
+
+    # Before the CRM connection below exists (it has no secrets, so a run could not read the CRM).
+    health.start_schedule(engagement=engagement, actor=actor, live_since=date(2026, 9, 1))
+    health_run, _ = health.create_run(engagement, date(2026, 10, 1))
+    run_health_check(health_run.pk)  # evaluated, reported and emailed now: the report download answers
 
     cast.org.logo.save("logo.png", ContentFile(_PNG), save=True)
 
@@ -173,6 +181,9 @@ def engagement_objects(cast) -> dict:
     )
     return {
         "connection_uuid": connection.uuid,
+        "task_uuid": engagement.maintenance_schedule.tasks.first().uuid,
+        "run_uuid": health_run.uuid,
+        "result_uuid": HealthResult.objects.filter(run=health_run).first().uuid,
         "engagement_uuid": engagement.uuid,
         "phase_uuid": phase.uuid,
         "sub_phase_uuid": engagement.sub_phases.first().uuid,

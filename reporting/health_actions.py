@@ -1,0 +1,416 @@
+"""What the health pages do beyond reporting.health: run a month now, explain a red flag, turn it into a board
+card, import figures with line-numbered errors, and the plain-words / history helpers the pages show.
+
+Services here change state only inside a transaction and write the activity log there, like reporting.health.
+"""
+
+import csv
+import io
+import math
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import activity
+from accounts.models import ActivityEntry, DomainError
+from playbooks.schema import NEEDS_THRESHOLD
+
+from . import health
+from . import rules as rule_engine
+from .models import HealthCheckRun, HealthResult, MaintenanceSchedule, MetricValue, ScheduledTask, ScheduleOwner
+
+TREND_MONTHS = 6
+ESCALATED = "health.flag_escalated"
+EXPLAINED = "health.flag_explained"
+BOARD_KINDS = {"risk": "risk", "decision": "decision needed", "work": "work item"}
+ESCALATABLE = {rule_engine.RED, rule_engine.WATCH, rule_engine.EXPLAINED}
+CSV_MAX_LINES = 5000
+
+
+# --------------------------------------------------------------------------------------------------
+# Owner, periods
+
+
+def planned_owner(engagement) -> str:
+    """Who runs the schedule once started: the same decision as health.start_schedule makes."""
+    types = {t.key: t for t in engagement.spec.engagement_types}
+    engagement_type = types.get(engagement.engagement_type)
+    client_owned = engagement_type is None or engagement_type.maintenance_owner == "customer"
+    return ScheduleOwner.CLIENT if client_owned else ScheduleOwner.CONSULTANCY
+
+
+def add_months(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def month_axis(last: date, months: int = TREND_MONTHS) -> list[date]:
+    """The first days of the `months` months ending with `last`'s month, oldest first."""
+    end = health.month_start(last)
+    return [add_months(end, -n) for n in range(months - 1, -1, -1)]
+
+
+def due_period(today: date | None = None) -> date:
+    """The month a run created today checks: the month just ended (as beat does)."""
+    return health.previous_month(today or timezone.localdate())
+
+
+@dataclass
+class NextDue:
+    period: date  # the month the next run checks
+    on: date  # when beat creates it
+    overdue: bool  # the month has ended and its run does not exist yet
+
+
+def next_due(schedule: MaintenanceSchedule, *, has_due_run: bool, today: date | None = None) -> NextDue | None:
+    """When the next monthly run comes, given whether the month just ended already has its run."""
+    if not schedule.active:
+        return None
+    today = today or timezone.localdate()
+    ended = due_period(today)
+    if not has_due_run and schedule.live_since < ended + timedelta(days=31):
+        return NextDue(period=ended, on=today, overdue=True)
+    current = health.month_start(today)
+    return NextDue(period=current, on=add_months(current, 1), overdue=False)
+
+
+# --------------------------------------------------------------------------------------------------
+# Rules in plain words
+
+UNITS = {
+    "pct": "%",
+    "pp": " pp",
+    "points": " points",
+    "hours": " h",
+    "days": " days",
+    "per_week": "/week",
+    "multiple": "x",
+}
+OPS = {"gt": "above", "gte": "at least", "lt": "below", "lte": "at most"}
+SOURCES = {
+    "crm": "from the CRM",
+    "crm_metadata": "from the CRM's setup",
+    "ri_platform": "from the revenue intelligence platform",
+    "prm_platform": "from the partner platform",
+    "manual": "entered by hand",
+    "app": "from this app",
+}
+
+
+def humanize(name: str | None) -> str:
+    text = (name or "").removeprefix("event:").replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _n(value) -> str:
+    if value is None:
+        return "?"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _window(window) -> str:
+    n, period = window["n"], window["period"]
+    return f"{n} {period}{'s' if n != 1 else ''}"
+
+
+def rule_in_words(rule: dict) -> str:
+    """One rule (a playbooks.schema.Rule dump) as a sentence a client could read."""
+    if rule.get("event"):
+        text = f"Red when “{humanize(rule['event']).lower()}” is recorded in the month"
+    else:
+        what = humanize(rule.get("metric")).lower()
+        c, t, unit = rule.get("comparison"), rule.get("threshold"), UNITS.get(rule.get("unit") or "", "")
+        if c == "below":
+            text = f"Red when {what} is below {_n(t)}{unit}"
+        elif c in ("above", "count_above", "duration_above"):
+            text = f"Red when {what} is above {_n(t)}{unit}"
+        elif c == "share_above":
+            text = f"Red when the largest share of {what} is above {_n(t)}{unit}"
+        elif c == "drop_pp":
+            text = f"Red when {what} is more than {_n(t)} pp below its baseline"
+        elif c == "drop_pct":
+            text = f"Red when {what} is more than {_n(t)}% below its baseline"
+        elif c == "drop_from_peak":
+            text = f"Red when {what} falls more than {_n(t)}{unit} from its peak"
+        elif c == "no_increase":
+            text = f"Red when {what} has not risen above its baseline"
+            if rule.get("evaluate_after"):
+                text += f" after {_window(rule['evaluate_after'])} live"
+        elif c == "new_value_vs_signed":
+            text = f"Red when the CRM holds values not in the signed architecture ({what})"
+        elif c == "target":
+            target = rule.get("target") or {}
+            goal = f"{OPS.get(target.get('op'), target.get('op'))} {_n(target.get('value'))}"
+            goal += UNITS.get(target.get("unit") or "", "")
+            of = target.get("of", "value")
+            if of == "increase_from_baseline":
+                goal = f"up {goal} from its baseline"
+            elif of == "reduction_from_baseline":
+                goal = f"down {goal} from its baseline"
+            elif of == "multiple_of_baseline":
+                goal = f"{goal} times its baseline"
+            text = f"Target: {what} {goal}"
+            if target.get("within"):
+                text += f" within {_window(target['within'])} of go-live"
+        elif c == "track":
+            text = f"Tracked: {what} (no threshold)"
+        else:
+            text = f"{humanize(what)}: {c}"
+        if c not in ("target", "track") and rule.get("target"):
+            target = rule["target"]
+            text += f" (target {OPS.get(target.get('op'), '')} {_n(target.get('value'))}"
+            text += f"{UNITS.get(target.get('unit') or '', '')})"
+        if rule.get("per"):
+            text += f", per {humanize(rule['per']).lower()}"
+        if rule.get("sustained"):
+            text += f", for {_window(rule['sustained'])} in a row"
+    if rule.get("exempt_if"):
+        text += ", unless explained"
+    sources = [SOURCES.get(s, s) for s in rule.get("data_source") or []]
+    if sources:
+        text += f". Figures {' or '.join(sources)}."
+    else:
+        text += "."
+    return text
+
+
+def adjustable_rules(task: ScheduledTask) -> list[tuple[int, dict]]:
+    """The rules of a task that have a threshold a consultant may change."""
+    return [(i, r) for i, r in enumerate(task.rules) if r.get("comparison") in NEEDS_THRESHOLD]
+
+
+def schedule_metrics(tasks) -> list[tuple[str, str]]:
+    """(metric, label) of every figure the schedule's rules read, events as `event:<name>`, in task order."""
+    seen: dict[str, str] = {}
+    for task in tasks:
+        for rule in task.rules:
+            if rule.get("metric"):
+                seen.setdefault(rule["metric"], humanize(rule["metric"]))
+            elif rule.get("event"):
+                seen.setdefault(f"event:{rule['event']}", f"Event: {humanize(rule['event']).lower()}")
+    return list(seen.items())
+
+
+# --------------------------------------------------------------------------------------------------
+# Figures
+
+
+def import_figures(*, engagement, text: str, actor, metrics: set[str]) -> int:
+    """Check an uploaded CSV line by line (each error names its line), then import it with health.import_csv.
+
+    Columns: metric, key (optional), period (YYYY-MM), value. Metric names must be ones the schedule reads.
+    """
+    text = text.lstrip("\ufeff")
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    missing = {"metric", "period", "value"} - set(fields)
+    if not reader.fieldnames:
+        raise DomainError("The file is empty: line 1 must name the columns metric, key, period, value.")
+    if missing:
+        raise DomainError(
+            f"Line 1: the CSV needs the column(s) {', '.join(sorted(missing))} (found {', '.join(fields)})."
+        )
+    reader.fieldnames = fields
+    checked = []
+    for row in reader:
+        line = reader.line_num  # the physical line, blank lines included
+        if len(checked) >= CSV_MAX_LINES:
+            raise DomainError(f"Line {line}: at most {CSV_MAX_LINES} figures per upload.")
+        if None in row or any(row.get(name) is None for name in ("metric", "period", "value")):
+            raise DomainError(f"Line {line}: expected the columns {', '.join(fields)}; the line has a different count.")
+        metric = row["metric"].strip()
+        if metric not in metrics:
+            raise DomainError(f"Line {line}: unknown metric {metric!r}; use one the schedule reads (see the list).")
+        period = row["period"].strip()
+        try:
+            if len(period) != 7 or period[4] != "-":
+                raise ValueError(period)
+            date.fromisoformat(f"{period}-01")
+            value = float(row["value"])
+            if not math.isfinite(value):
+                raise ValueError(value)
+        except ValueError:
+            raise DomainError(
+                f"Line {line}: period must be YYYY-MM and value a number (got {period!r}, {row['value']!r})."
+            ) from None
+        checked.append({"metric": metric, "key": (row.get("key") or "").strip(), "period": period, "value": value})
+    if not checked:
+        raise DomainError("Line 2: the file has a header but no figures.")
+    # health.import_csv reads exactly the rows checked above (normalized headers, one row per line).
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=["metric", "key", "period", "value"])
+    writer.writeheader()
+    writer.writerows(checked)
+    return health.import_csv(engagement=engagement, text=out.getvalue(), actor=actor)
+
+
+def metric_history(engagement, *, last: date, months: int = TREND_MONTHS) -> tuple[list[date], dict]:
+    """Every figure of the `months` months ending with `last`: (axis, {(metric, key): {period: MetricValue}})."""
+    axis = month_axis(last, months)
+    series: dict[tuple[str, str], dict[date, MetricValue]] = {}
+    for row in (
+        MetricValue.objects.for_org(engagement.organization)
+        .filter(engagement=engagement, period__gte=axis[0], period__lte=axis[-1])
+        .order_by("metric", "key", "period")
+    ):
+        series.setdefault((row.metric, row.key), {})[row.period] = row
+    return axis, series
+
+
+# --------------------------------------------------------------------------------------------------
+# Runs and flags
+
+
+@transaction.atomic
+def run_month_now(*, engagement, actor, request=None, today: date | None = None) -> tuple[HealthCheckRun, bool]:
+    """Create the run of the month just ended now rather than at beat's next tick, and queue it on commit."""
+    from .tasks import run_health_check
+
+    schedule = MaintenanceSchedule.objects.filter(engagement=engagement).first()
+    if schedule is None:
+        raise DomainError("Start the maintenance schedule first.")
+    if not schedule.active:
+        raise DomainError("This maintenance schedule is paused.")
+    period = due_period(today)
+    run, created = health.create_run(engagement, period)
+    if created:
+        activity.record(
+            organization=engagement.organization,
+            actor=actor,
+            request=request,
+            target=engagement,
+            verb="health.run_requested",
+            data={"period": f"{period:%Y-%m}", "run": str(run.uuid)},
+        )
+        transaction.on_commit(lambda: run_health_check.delay(run.pk))
+    return run, created
+
+
+def run_url(run: HealthCheckRun, result: HealthResult | None = None) -> str:
+    path = reverse(
+        "reporting:run-detail",
+        kwargs={"org_slug": run.organization.slug, "engagement_uuid": run.engagement.uuid, "run_uuid": run.uuid},
+    )
+    return f"{settings.SITE_URL}{path}{f'#result-{result.uuid}' if result else ''}"
+
+
+@transaction.atomic
+def explain_result(*, result: HealthResult, explanation: str, actor, request=None) -> HealthResult:
+    """Record why a red flag is acceptable this month: it becomes `explained` and leaves the run's red count."""
+    explanation = explanation.strip()
+    if not explanation:
+        raise DomainError("Say why this flag is acceptable.")
+    claimed = HealthResult.objects.filter(pk=result.pk, status=rule_engine.RED).update(
+        status=rule_engine.EXPLAINED, explanation=explanation, explained_by=actor
+    )
+    if not claimed:
+        raise DomainError("Only a red flag can be explained, and this one is not red (any more).")
+    HealthCheckRun.objects.filter(pk=result.run_id, red_count__gt=0).update(red_count=F("red_count") - 1)
+    result.refresh_from_db()
+    activity.record(
+        organization=result.organization,
+        actor=actor,
+        request=request,
+        target=result,
+        verb=EXPLAINED,
+        data={
+            "run": str(result.run.uuid),
+            "task": result.task_key,
+            "key": result.key,
+            "explanation": explanation,
+        },
+    )
+    return result
+
+
+def _escalation_text(result: HealthResult) -> str:
+    run = result.run
+    figures = [
+        f"{label} {value:g}"
+        for label, value in (("value", result.value), ("baseline", result.baseline), ("threshold", result.threshold))
+        if value is not None
+    ]
+    lines = [
+        f"Red flag from the {run.period:%B %Y} health check: {result.task_name}"
+        f"{f' ({result.key})' if result.key else ''}.",
+        result.message,
+    ]
+    if figures:
+        lines.append(", ".join(figures).capitalize() + ".")
+    if result.explanation:
+        lines.append(f"Explained: {result.explanation}")
+    lines.append(f"Health check: {run_url(run, result)}")
+    return "\n".join(lines)
+
+
+def escalation_title(result: HealthResult) -> str:
+    key = f" — {result.key}" if result.key else ""
+    return f"{result.task_name}{key}: flagged in the {result.run.period:%B %Y} health check"[:300]
+
+
+@transaction.atomic
+def escalate_result(
+    *,
+    result: HealthResult,
+    kind: str,
+    actor,
+    title: str = "",
+    client_visible: bool = False,
+    category: str = "",
+    request=None,
+):
+    """Turn a flag into a risk, a decision-needed card or a work item on the engagement's board (internal by
+    default); its text links back to the run. Returns the board item."""
+    from engagements import cadence
+    from engagements.models import DecisionCategory, DecisionLogEntry, Risk, WorkItem
+
+    if kind not in BOARD_KINDS:
+        raise DomainError(f"Unknown card kind {kind!r}.")
+    if result.status not in ESCALATABLE:
+        raise DomainError("Only a red flag, an explained flag or a trend to watch can go on the board.")
+    engagement = result.run.engagement
+    text = _escalation_text(result)
+    common = {
+        "organization": engagement.organization,
+        "engagement": engagement,
+        "title": (title.strip() or escalation_title(result))[:300],
+        "client_visible": client_visible,
+    }
+    if kind == "risk":
+        item = Risk(**common, description=text)
+    elif kind == "decision":
+        if category not in DecisionCategory.values:
+            raise DomainError("Choose the decision's category.")
+        item = DecisionLogEntry(**common, context=text, category=category)
+    else:
+        item = WorkItem(**common, detail=text)
+    item = cadence.save_board_item(item=item, actor=actor, request=request)
+    activity.record(
+        organization=result.organization,
+        actor=actor,
+        request=request,
+        target=result,
+        verb=ESCALATED,
+        data={"run": str(result.run.uuid), "kind": kind, "item": str(item.uuid), "title": item.title},
+    )
+    return item
+
+
+def escalations(results) -> dict:
+    """{result uuid: [ActivityEntry]} of the board cards made from these results (one query)."""
+    found: dict = {}
+    uuids = [r.uuid for r in results]
+    if not uuids:
+        return found
+    org = results[0].organization_id
+    for entry in ActivityEntry.objects.filter(organization_id=org, verb=ESCALATED, target_uuid__in=uuids).order_by(
+        "created_at", "id"
+    ):
+        entry.kind_label = BOARD_KINDS.get(entry.data.get("kind"), entry.data.get("kind"))
+        found.setdefault(entry.target_uuid, []).append(entry)
+    return found

@@ -1,0 +1,604 @@
+"""Maintenance schedule and health-check pages: thin views over reporting.health and reporting.health_actions.
+
+Every write is a POST that goes through a service (which logs it); a form with errors re-renders its page with
+the errors next to the fields (status 400). Each page runs a fixed number of queries; the portfolio's does not
+grow with the number of engagements.
+"""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.db.models import Count, Exists, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Concat
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.views.decorators.http import require_GET, require_POST
+from pydantic import ValidationError as RuleError
+
+from accounts.access import org_view
+from accounts.models import DomainError
+from engagements.models import Engagement, EngagementMember, TeamRole
+
+from . import health, health_actions
+from . import rules as rule_engine
+from .forms import (
+    BaselineForm,
+    CsvUploadForm,
+    EscalateForm,
+    ExplainForm,
+    MetricValueForm,
+    StartScheduleForm,
+    TaskAdjustForm,
+)
+from .models import (
+    ArtifactStatus,
+    Baseline,
+    Cadence,
+    DeliveryStatus,
+    HealthCheckRun,
+    HealthResult,
+    MaintenanceSchedule,
+    MetricValue,
+    RunStatus,
+    ScheduledTask,
+    ScheduleOwner,
+)
+from .services import sparkline
+
+RUNS_SHOWN = 24
+ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
+RESULT_GROUPS = [
+    ("red", "Red flags", "No red flags this month."),
+    ("watch", "Trends to watch", ""),
+    ("not_evaluable", "Not evaluable", ""),
+    ("explained", "Explained flags", ""),
+    ("ok", "OK and informational", ""),
+]
+GROUP_OF = {rule_engine.INFO: "ok"}
+STATUS_LABELS = {
+    rule_engine.RED: "Red flag",
+    rule_engine.WATCH: "Watch",
+    rule_engine.NOT_EVALUABLE: "Not evaluable",
+    rule_engine.EXPLAINED: "Explained",
+    rule_engine.INFO: "Info",
+    rule_engine.OK: "OK",
+}
+
+
+def _engagement(request, engagement_uuid) -> Engagement:
+    engagement = get_object_or_404(
+        Engagement.objects.for_org(request.org).select_related("client", "playbook_version__playbook"),
+        uuid=engagement_uuid,
+    )
+    engagement.organization = request.org
+    return engagement
+
+
+def _schedule(request, engagement) -> MaintenanceSchedule | None:
+    schedule = (
+        MaintenanceSchedule.objects.for_org(request.org).filter(engagement=engagement).select_related("started_by")
+    ).first()
+    if schedule is not None:
+        schedule.engagement = engagement
+    return schedule
+
+
+def _health_url(request, engagement, anchor: str = "") -> str:
+    url = reverse("reporting:health", args=[request.org.slug, engagement.uuid])
+    return f"{url}#{anchor}" if anchor else url
+
+
+def _run_url(request, engagement, run, anchor: str = "") -> str:
+    url = reverse("reporting:run-detail", args=[request.org.slug, engagement.uuid, run.uuid])
+    return f"{url}#{anchor}" if anchor else url
+
+
+def _trend(values: list) -> str:
+    return mark_safe(sparkline(values))  # noqa: S308 - numbers only
+
+
+def _trend_label(axis, values) -> str:
+    known = [f"{p:%b %Y}: {v:g}" for p, v in zip(axis, values, strict=True) if v is not None]
+    return "; ".join(known) or "no figures yet"
+
+
+def _owner_people(request, engagement, owner: str) -> str:
+    """Who that is, by name: the client (single project), or the architects on the engagement's team."""
+    if owner == ScheduleOwner.CLIENT:
+        return f"{engagement.client.name} runs it themselves once the schedule is handed over."
+    architects = [
+        m.user.get_full_name() or m.user.email
+        for m in EngagementMember.objects.for_org(request.org)
+        .filter(engagement=engagement, role=TeamRole.ARCHITECT)
+        .select_related("user")
+    ]
+    if architects:
+        return f"{', '.join(architects)}, for {engagement.client.name}."
+    return f"For {engagement.client.name}; no architect is on this engagement's team yet."
+
+
+# --------------------------------------------------------------------------------------------------
+# The engagement's health page
+
+
+def _tasks_by_cadence(tasks, forms: dict) -> list[dict]:
+    groups = []
+    for value, label in Cadence.choices:
+        rows = [t for t in tasks if t.cadence == value]
+        for task in rows:
+            task.rule_texts = [health_actions.rule_in_words(r) for r in task.rules]
+            task.adjust_form = forms.get(task.pk) or TaskAdjustForm(task=task)
+        if rows:
+            groups.append({"cadence": value, "label": label, "tasks": rows})
+    return groups
+
+
+def _figure_rows(engagement, labels: dict) -> tuple[list, list]:
+    today = timezone.localdate()
+    latest = (
+        MetricValue.objects.for_org(engagement.organization)
+        .filter(engagement=engagement, period__lte=health.month_start(today))
+        .order_by("-period")
+        .values_list("period", flat=True)
+        .first()
+    )
+    last = max(latest, health_actions.due_period(today)) if latest else health_actions.due_period(today)
+    axis, series = health_actions.metric_history(engagement, last=last)
+    rows = []
+    for (metric, key), by_period in series.items():
+        values = [by_period[p].value if p in by_period else None for p in axis]
+        newest = by_period[max(by_period)]
+        rows.append(
+            {
+                "metric": metric,
+                "label": labels.get(metric, health_actions.humanize(metric)),
+                "key": key,
+                "cells": [by_period.get(p) for p in axis],
+                "trend": _trend(values),
+                "trend_label": _trend_label(axis, values),
+                "source": newest.source,
+            }
+        )
+    return axis, rows
+
+
+def health_context(
+    request,
+    engagement,
+    *,
+    start_form=None,
+    task_forms=None,
+    baseline_form=None,
+    figure_form=None,
+    csv_form=None,
+) -> dict:
+    schedule = _schedule(request, engagement)
+    maintenance = engagement.spec.maintenance
+    context = {
+        "engagement": engagement,
+        "schedule": schedule,
+        "maintenance": maintenance,
+        "can_change": request.membership.can_write,
+        "active_tab": "health",
+    }
+    if schedule is None:
+        owner = health_actions.planned_owner(engagement) if maintenance else None
+        context.update(
+            {
+                "planned_owner": ScheduleOwner(owner).label if owner else "",
+                "owner_people": _owner_people(request, engagement, owner) if owner else "",
+                "start_form": start_form
+                or StartScheduleForm(initial={"live_since": engagement.handed_off_on or timezone.localdate()}),
+                "task_count": len(maintenance.tasks) if maintenance else 0,
+                "trigger_count": len(maintenance.refinement_triggers) if maintenance else 0,
+            }
+        )
+        return context
+
+    tasks = list(ScheduledTask.objects.for_org(request.org).filter(schedule=schedule))
+    metrics = health_actions.schedule_metrics(tasks)
+    labels = dict(metrics)
+    baselines = list(Baseline.objects.for_org(request.org).filter(engagement=engagement).order_by("metric", "key"))
+    for b in baselines:
+        b.label = labels.get(b.metric, health_actions.humanize(b.metric))
+    axis, figures = _figure_rows(engagement, labels)
+    runs = list(
+        HealthCheckRun.objects.for_org(request.org)
+        .filter(engagement=engagement)
+        .annotate(
+            sent=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.SENT)),
+            failed=Count("deliveries", filter=Q(deliveries__status=DeliveryStatus.FAILED)),
+            waiting=Count(
+                "deliveries", filter=Q(deliveries__status__in=[DeliveryStatus.PENDING, DeliveryStatus.SENDING])
+            ),
+        )
+        .order_by("-period")[:RUNS_SHOWN]
+    )
+    due = health_actions.due_period()
+    due_run = next((r for r in runs if r.period == due), None)
+    if due_run is None:
+        due_run = HealthCheckRun.objects.for_org(request.org).filter(engagement=engagement, period=due).first()
+    context.update(
+        {
+            "owner_people": _owner_people(request, engagement, schedule.owner),
+            "task_groups": _tasks_by_cadence(tasks, task_forms or {}),
+            "task_count": len(tasks),
+            "metrics": metrics,
+            "baselines": baselines,
+            "axis": axis,
+            "figures": figures,
+            "runs": runs,
+            "due_period": due,
+            "due_run": due_run,
+            "next_due": health_actions.next_due(schedule, has_due_run=due_run is not None),
+            "baseline_form": baseline_form or BaselineForm(metrics=metrics),
+            "figure_form": figure_form or MetricValueForm(metrics=metrics, initial={"period": f"{due:%Y-%m}"}),
+            "csv_form": csv_form or CsvUploadForm(),
+            "first_cycle": maintenance.first_business_cycle if maintenance else None,
+        }
+    )
+    return context
+
+
+def _health_page(request, engagement, *, status=200, **forms):
+    return render(request, "reporting/health.html", health_context(request, engagement, **forms), status=status)
+
+
+@org_view
+@require_GET
+def health_page(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    return _health_page(request, engagement)
+
+
+@org_view
+@require_POST
+def schedule_start(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    if _schedule(request, engagement) is not None:  # a double submit, or a colleague was quicker
+        messages.info(request, "The maintenance schedule has already been started.")
+        return redirect(_health_url(request, engagement))
+    form = StartScheduleForm(request.POST)
+    if form.is_valid():
+        try:
+            schedule = health.start_schedule(
+                engagement=engagement, actor=request.user, live_since=form.cleaned_data["live_since"], request=request
+            )
+        except DomainError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request,
+                f"Maintenance schedule started: {schedule.tasks.count()} tasks and triggers, "
+                f"{schedule.get_owner_display().lower()}.",
+            )
+            return redirect(_health_url(request, engagement))
+    return _health_page(request, engagement, status=400, start_form=form)
+
+
+def _require_schedule(request, engagement) -> MaintenanceSchedule:
+    schedule = _schedule(request, engagement)
+    if schedule is None:
+        raise Http404("This engagement has no maintenance schedule yet.")
+    return schedule
+
+
+@org_view
+@require_POST
+def task_adjust(request, engagement_uuid, task_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    task = get_object_or_404(
+        ScheduledTask.objects.for_org(request.org).select_related("schedule"),
+        uuid=task_uuid,
+        schedule__engagement=engagement,
+    )
+    task.schedule.engagement = engagement
+    form = TaskAdjustForm(request.POST, task=task)
+    if form.is_valid():
+        try:
+            health.adjust_task(task=task, actor=request.user, request=request, **form.cleaned_data["changes"])
+        except (DomainError, RuleError) as exc:
+            form.add_error(None, str(exc) if isinstance(exc, DomainError) else "That threshold does not fit the rule.")
+        else:
+            messages.success(request, f"“{task.name}” adjusted for this engagement; the change is in the activity log.")
+            return redirect(_health_url(request, engagement, f"task-{task.key}"))
+    return _health_page(request, engagement, status=400, task_forms={task.pk: form})
+
+
+@org_view
+@require_POST
+def baseline_set(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    schedule = _require_schedule(request, engagement)
+    metrics = health_actions.schedule_metrics(schedule.tasks.all())
+    form = BaselineForm(request.POST, metrics=metrics)
+    if form.is_valid():
+        data = form.cleaned_data
+        health.set_baseline(
+            engagement=engagement,
+            metric=data["metric"],
+            key=data["key"].strip(),
+            value=data["value"],
+            actor=request.user,
+            request=request,
+        )
+        messages.success(request, f"Baseline of {dict(metrics)[data['metric']].lower()} set to {data['value']:g}.")
+        return redirect(_health_url(request, engagement, "baselines"))
+    return _health_page(request, engagement, status=400, baseline_form=form)
+
+
+@org_view
+@require_POST
+def metric_add(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    schedule = _require_schedule(request, engagement)
+    metrics = health_actions.schedule_metrics(schedule.tasks.all())
+    form = MetricValueForm(request.POST, metrics=metrics)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            health.record_metric(
+                engagement=engagement,
+                metric=data["metric"],
+                key=data["key"].strip(),
+                period=data["period"],
+                value=data["value"],
+                actor=request.user,
+            )
+        except DomainError as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request, f"{dict(metrics)[data['metric']]} for {data['period']:%B %Y} recorded: {data['value']:g}."
+            )
+            return redirect(_health_url(request, engagement, "figures"))
+    return _health_page(request, engagement, status=400, figure_form=form)
+
+
+@org_view
+@require_POST
+def metrics_upload(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    schedule = _require_schedule(request, engagement)
+    metrics = health_actions.schedule_metrics(schedule.tasks.all())
+    form = CsvUploadForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            count = health_actions.import_figures(
+                engagement=engagement, text=form.cleaned_data["file"], actor=request.user, metrics=dict(metrics).keys()
+            )
+        except DomainError as exc:
+            form.add_error("file", f"Nothing was imported. {exc}")
+        else:
+            messages.success(request, f"{count} figure{'s' if count != 1 else ''} imported from the CSV.")
+            return redirect(_health_url(request, engagement, "figures"))
+    return _health_page(request, engagement, status=400, csv_form=form)
+
+
+@org_view
+@require_POST
+def run_now(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    try:
+        run, created = health_actions.run_month_now(engagement=engagement, actor=request.user, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+        return redirect(_health_url(request, engagement))
+    if created:
+        messages.success(request, f"The {run.period:%B %Y} health check is queued; this page follows it.")
+    else:
+        messages.info(request, f"The {run.period:%B %Y} health check already exists: here it is.")
+    return redirect(_run_url(request, engagement, run))
+
+
+# --------------------------------------------------------------------------------------------------
+# One run
+
+
+def _run(request, engagement, run_uuid) -> HealthCheckRun:
+    run = get_object_or_404(
+        HealthCheckRun.objects.for_org(request.org).select_related("report"), uuid=run_uuid, engagement=engagement
+    )
+    run.engagement, run.organization = engagement, request.org
+    _progress(run)
+    return run
+
+
+def _progress(run) -> None:
+    run.in_progress = run.status in ACTIVE
+    recently = run.finished_at is not None and run.finished_at > timezone.now() - timedelta(minutes=10)
+    run.rendering = run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and run.report_id is None and recently
+    run.polling = run.in_progress or run.rendering
+    run.report_ready = run.report is not None and run.report.status == ArtifactStatus.DONE and bool(run.report.file)
+
+
+def run_context(request, engagement, run, *, bound=None) -> dict:
+    results = sorted(
+        HealthResult.objects.for_org(request.org).filter(run=run).select_related("explained_by"),
+        key=lambda r: (r.task_name, r.key, r.id),
+    )
+    axis, series = health_actions.metric_history(engagement, last=run.period)
+    links = health_actions.escalations(results)
+    can_change = request.membership.can_write
+    groups = {key: [] for key, _, _ in RESULT_GROUPS}
+    for result in results:
+        result.run = run
+        by_period = series.get((result.metric, result.key), {})
+        values = [by_period[p].value if p in by_period else None for p in axis]
+        result.trend = _trend(values)
+        result.trend_label = _trend_label(axis, values)
+        result.status_label = STATUS_LABELS.get(result.status, result.status)
+        result.board_links = links.get(result.uuid, [])
+        if can_change and result.status == rule_engine.RED:
+            result.explain_form = ExplainForm(result=result)
+        if can_change and result.status in health_actions.ESCALATABLE and engagement.is_open:
+            result.escalate_form = EscalateForm(result=result, title=health_actions.escalation_title(result))
+        if bound is not None and bound[0] == result.pk:
+            setattr(result, bound[1], bound[2])
+        groups[GROUP_OF.get(result.status, result.status)].append(result)
+    deliveries = list(run.deliveries.order_by("email"))
+    return {
+        "engagement": engagement,
+        "run": run,
+        "active_tab": "health",
+        "result_count": len(results),
+        "groups": [
+            {"key": key, "label": label, "empty": empty, "results": groups.get(key, [])}
+            for key, label, empty in RESULT_GROUPS
+        ],
+        "deliveries": deliveries,
+        "delivery_counts": {s: sum(d.status == s for d in deliveries) for s in DeliveryStatus.values},
+        "axis": axis,
+        "can_change": can_change,
+    }
+
+
+@org_view
+@require_GET
+def run_detail(request, engagement_uuid, run_uuid):
+    """The run; an htmx poll gets only the status card, and a page reload once the run (and its report) is done."""
+    engagement = _engagement(request, engagement_uuid)
+    run = _run(request, engagement, run_uuid)
+    if request.htmx:
+        response = render(request, "reporting/run_detail.html#run-status", {"engagement": engagement, "run": run})
+        if not run.polling:
+            response["HX-Refresh"] = "true"
+        return response
+    return render(request, "reporting/run_detail.html", run_context(request, engagement, run))
+
+
+@org_view
+@require_POST
+def result_action(request, engagement_uuid, result_uuid):
+    """Explain a red flag, or turn a flag into a risk, a decision-needed card or a work item on the board."""
+    engagement = _engagement(request, engagement_uuid)
+    result = get_object_or_404(
+        HealthResult.objects.for_org(request.org).select_related("run__report"),
+        uuid=result_uuid,
+        run__engagement=engagement,
+    )
+    run = result.run
+    run.engagement, run.organization = engagement, request.org
+    _progress(run)
+    action = request.POST.get("action")
+    anchor = f"result-{result.uuid}"
+    if action == "explain":
+        form = ExplainForm(request.POST, result=result)
+        if form.is_valid():
+            try:
+                health_actions.explain_result(
+                    result=result, explanation=form.cleaned_data["explanation"], actor=request.user, request=request
+                )
+            except DomainError as exc:  # the flag changed meanwhile (explained by a colleague): say so
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"“{result.task_name}” explained; it no longer counts as a red flag.")
+            return redirect(_run_url(request, engagement, run, anchor))
+        bound = (result.pk, "explain_form", form)
+    elif action == "board":
+        form = EscalateForm(request.POST, result=result)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                item = health_actions.escalate_result(
+                    result=result,
+                    kind=data["kind"],
+                    title=data["title"],
+                    category=data.get("category") or "",
+                    client_visible=data["client_visible"],
+                    actor=request.user,
+                    request=request,
+                )
+            except DomainError as exc:  # e.g. the engagement is closed, so its board is read-only
+                messages.error(request, str(exc))
+            else:
+                label = health_actions.BOARD_KINDS[data["kind"]]
+                visibility = "client-visible" if item.client_visible else "internal"
+                messages.success(request, f"“{item.title}” is on the board as a {label} ({visibility}).")
+            return redirect(_run_url(request, engagement, run, anchor))
+        bound = (result.pk, "escalate_form", form)
+    else:
+        messages.error(request, "Choose what to do with this flag.")
+        return redirect(_run_url(request, engagement, run, anchor))
+    context = run_context(request, engagement, run, bound=bound)
+    return render(request, "reporting/run_detail.html", context, status=400)
+
+
+@org_view
+@require_GET
+def report_download(request, engagement_uuid, run_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    run = _run(request, engagement, run_uuid)
+    if not run.report_ready:
+        messages.info(request, "The report of this run is not ready yet.")
+        return redirect(_run_url(request, engagement, run))
+    try:
+        handle = run.report.file.open("rb")
+    except FileNotFoundError as exc:
+        raise Http404("This report's file is missing.") from exc
+    filename = run.report.file.name.rsplit("/", 1)[-1]
+    return FileResponse(handle, as_attachment=True, filename=filename, content_type="application/pdf")
+
+
+# --------------------------------------------------------------------------------------------------
+# Portfolio health
+
+
+@org_view
+@require_GET
+def portfolio_health(request):
+    """Every engagement with a maintenance schedule: three queries whatever their number."""
+    today = timezone.localdate()
+    due = health_actions.due_period(today)
+    runs = HealthCheckRun.objects.filter(engagement=OuterRef("engagement_id")).order_by("-period")
+    architect = (
+        EngagementMember.objects.filter(engagement=OuterRef("engagement_id"), role=TeamRole.ARCHITECT)
+        .order_by("created_at", "id")
+        .annotate(label=Concat("user__first_name", Value(" "), "user__last_name"))
+    )
+    schedules = list(
+        MaintenanceSchedule.objects.for_org(request.org)
+        .select_related("engagement__client")
+        .annotate(
+            last_uuid=Subquery(runs.values("uuid")[:1]),
+            last_period=Subquery(runs.values("period")[:1]),
+            last_status=Subquery(runs.values("status")[:1]),
+            last_red=Subquery(runs.values("red_count")[:1]),
+            last_not_evaluable=Subquery(runs.values("not_evaluable_count")[:1]),
+            has_due_run=Exists(HealthCheckRun.objects.filter(engagement=OuterRef("engagement_id"), period=due)),
+            architect_name=Subquery(architect.values("label")[:1]),
+            architect_email=Subquery(architect.values("user__email")[:1]),
+        )
+        .order_by("engagement__client__name", "engagement__name", "id")
+    )
+    axis = health_actions.month_axis(due)
+    history: dict[int, dict] = {}
+    for row in (
+        HealthCheckRun.objects.for_org(request.org)
+        .filter(engagement_id__in=[s.engagement_id for s in schedules], period__gte=axis[0])
+        .values("engagement_id", "period", "red_count")
+    ):
+        history.setdefault(row["engagement_id"], {})[row["period"]] = row["red_count"]
+    statuses = dict(RunStatus.choices)
+    for s in schedules:
+        reds = [history.get(s.engagement_id, {}).get(p) for p in axis]
+        s.trend = _trend(reds)
+        s.trend_label = "; ".join(f"{p:%b %Y}: {n}" for p, n in zip(axis, reds, strict=True) if n is not None)
+        s.last_status_label = statuses.get(s.last_status, "")
+        s.next = health_actions.next_due(s, has_due_run=s.has_due_run, today=today)
+        s.owner_name = (
+            (s.architect_name or "").strip() or s.architect_email or "no architect assigned"
+            if s.owner == ScheduleOwner.CONSULTANCY
+            else s.engagement.client.name
+        )
+    context = {
+        "schedules": schedules,
+        "red_total": sum(s.last_red or 0 for s in schedules),
+        "flagged": sum(1 for s in schedules if s.last_red),
+        "never_run": sum(1 for s in schedules if s.last_period is None),
+        "axis": axis,
+    }
+    return render(request, "reporting/portfolio_health.html", context)
