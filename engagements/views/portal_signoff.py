@@ -44,6 +44,13 @@ def pending_signoffs(stakeholder) -> list[DefinitionVersion]:
 def signoff_list(request):
     stakeholder = request.stakeholder
     pending = pending_signoffs(stakeholder)
+    latest_ids = set(
+        DefinitionVersion.objects.for_stakeholder(stakeholder)
+        .filter(number=Subquery(
+            DefinitionVersion.objects.filter(engagement=OuterRef("engagement")).order_by("-number").values("number")[:1]
+        ))
+        .values_list("pk", flat=True)
+    )
     answers = list(
         Signature.objects.for_org(request.org)
         .filter(stakeholder=stakeholder, version__engagement__in=Engagement.objects.visible_to(stakeholder))
@@ -73,7 +80,8 @@ def signoff_list(request):
             "stakeholder": stakeholder,
             "client": stakeholder.client,
             "pending": pending,
-            "answers": [a for a in answers if a.version.signed_at is None],
+            # Only answers on each engagement's current version wait on others; replaced versions are history.
+            "answers": [a for a in answers if a.version.signed_at is None and a.version_id in latest_ids],
             "signed": signed,
             "artifacts": artifacts,
         },

@@ -318,3 +318,23 @@ def test_portal_query_counts_do_not_grow_with_items_or_versions(engagement, cast
     for version in (small[-1], big[-1]):  # the confirmation page too
         definitions.sign(version=version, stakeholder=cast.stakeholder, decisions=answers(version), comments={})
     assert _count(maya, signoff_url(small[-1])) == _count(maya, signoff_url(big[-1]))
+
+
+def test_a_replaced_version_no_longer_waits_on_others(engagement, published):
+    cast = engagement.cast
+    first_key = published.items[0][0]
+    definitions.sign(
+        version=published,
+        stakeholder=cast.stakeholder,
+        decisions={k: ("no" if k == first_key else "yes") for k, _ in published.items},
+        comments={first_key: "Needs a recency window"},
+    )
+    listing = portal_client(cast.stakeholder).get(reverse("portal:signoff-list")).content.decode()
+    assert "Your answers, waiting on others" in listing
+    term = DefinitionTerm.objects.filter(engagement=engagement).first()
+    term.definition += " Within 90 days."
+    term.save()
+    definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    listing = portal_client(cast.stakeholder).get(reverse("portal:signoff-list")).content.decode()
+    assert "Your answers, waiting on others" not in listing
+    assert "v2" in listing  # the new version waits for Maya instead
