@@ -146,3 +146,153 @@ class CrmConnection(TenantModel):
             **{name: secrets.get(name, "") for name in SECRET_FIELDS},
             **options,
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# The Current State Audit (crm_connectors/audit): one run per audit, its findings, their states
+
+from django.conf import settings  # noqa: E402 - appended section; the connection models above need no settings
+
+
+class AuditStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    PARTIAL = "partial", "Partial"
+    FAILED = "failed", "Failed"
+
+
+ACTIVE_AUDIT_STATUSES = (AuditStatus.QUEUED, AuditStatus.RUNNING)
+FINISHED_AUDIT_STATUSES = (AuditStatus.SUCCEEDED, AuditStatus.PARTIAL)
+
+
+class AuditRunQuerySet(OrgQuerySet):
+    def active(self) -> AuditRunQuerySet:
+        return self.filter(status__in=ACTIVE_AUDIT_STATUSES)
+
+    def finished(self) -> AuditRunQuerySet:
+        """Runs whose findings can be read (a partial run's findings are real, only incomplete)."""
+        return self.filter(status__in=FINISHED_AUDIT_STATUSES)
+
+
+class AuditRun(TenantModel):
+    """One audit of a client's CRM: what it read (`snapshot`), what it cost, how it ended and why."""
+
+    client = models.ForeignKey("engagements.ClientAccount", on_delete=models.CASCADE, related_name="audit_runs")
+    engagement = models.ForeignKey(
+        "engagements.Engagement",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_runs",
+        help_text="Drift is checked against this engagement's signed stage architecture.",
+    )
+    connection = models.ForeignKey(CrmConnection, null=True, on_delete=models.SET_NULL, related_name="audit_runs")
+    platform = models.CharField(max_length=20, choices=CrmKind.choices)
+    status = models.CharField(max_length=10, choices=AuditStatus.choices, default=AuditStatus.QUEUED)
+    progress = models.PositiveSmallIntegerField(default=0)
+    deep = models.BooleanField(default=False, help_text="Also walk records (duplicates): costs calls per record.")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the worker running it.")
+    api_calls = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, help_text="Why the run failed or is partial, in plain words.")
+    snapshot = models.JSONField(default=dict, blank=True, help_text="The CRM metadata and aggregates the run read.")
+    summary = models.JSONField(default=dict, blank=True, help_text="Rules evaluated / not evaluated / not run.")
+    signed_version = models.PositiveIntegerField(null=True, blank=True, help_text="Definitions version checked.")
+    reports = models.ManyToManyField("reporting.Artifact", blank=True, related_name="+")
+
+    objects = AuditRunQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            # running the same audit twice at once starts one run
+            models.UniqueConstraint(
+                fields=["client"],
+                condition=Q(status__in=["queued", "running"]),
+                name="one_active_audit_per_client",
+            )
+        ]
+        indexes = [models.Index(fields=["client", "-created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_platform_display()} audit of {self.client} ({self.created_at:%Y-%m-%d %H:%M})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_AUDIT_STATUSES
+
+    @property
+    def has_findings(self) -> bool:
+        return self.status in FINISHED_AUDIT_STATUSES
+
+    @property
+    def duration(self):
+        if self.started_at and self.finished_at:
+            return self.finished_at - self.started_at
+        return None
+
+
+class Severity(models.TextChoices):
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+    INFO = "info", "Info"
+
+
+class AuditDomain(models.TextChoices):
+    LEAD_LIFECYCLE = "lead_lifecycle", "Lead / contact lifecycle"
+    SALES_PIPELINES = "sales_pipelines", "Sales pipelines"
+    CUSTOMER_LIFECYCLE = "customer_lifecycle", "Customer lifecycle"
+    COMPANY_LIFECYCLE = "company_lifecycle", "Company lifecycle"
+    DATA_QUALITY = "data_quality", "Data quality"
+    DRIFT = "drift", "Drift from the signed architecture"
+
+
+class FindingState(models.TextChoices):
+    OPEN = "open", "Open"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    EXPLAINED = "explained", "Explained"
+    ACCEPTED_RISK = "accepted_risk", "Accepted as a risk"
+
+
+class Finding(TenantModel):
+    """One rule's verdict on one object / field / pipeline in a run, with the evidence and the seed's fix."""
+
+    run = models.ForeignKey(AuditRun, on_delete=models.CASCADE, related_name="findings")
+    rule_id = models.CharField(max_length=60, help_text="Stable across CRMs and runs, e.g. LC-NO-SAL.")
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    domain = models.CharField(max_length=30, choices=AuditDomain.choices)
+    object = models.CharField(max_length=40, blank=True, help_text="lead, contact, company, deal, ticket")
+    field = models.CharField(max_length=300, blank=True, help_text="Field API name or pipeline.")
+    values = models.JSONField(default=list, blank=True, help_text="The offending values.")
+    counts = models.JSONField(default=dict, blank=True, help_text="Records (or figures) per offending value.")
+    count = models.PositiveIntegerField(default=0)
+    evidence = models.JSONField(default=dict, blank=True)
+    message = models.TextField()
+    recommendation = models.TextField(blank=True)
+    seed_ref = models.CharField(max_length=300, blank=True)
+    fingerprint = models.CharField(max_length=40, help_text="Same rule, object and field in a later run.")
+    state = models.CharField(max_length=20, choices=FindingState.choices, default=FindingState.OPEN)
+    note = models.TextField(blank=True)
+    state_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state_at = models.DateTimeField(null=True, blank=True)
+    carried_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="Same finding, last run."
+    )
+
+    objects = OrgQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["run", "id"]
+        constraints = [models.UniqueConstraint(fields=["run", "fingerprint"], name="one_finding_per_fingerprint")]
+        indexes = [models.Index(fields=["fingerprint"])]
+
+    def __str__(self) -> str:
+        return f"{self.rule_id} on {self.object}.{self.field}" if self.field else f"{self.rule_id} on {self.object}"

@@ -172,6 +172,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 6 * 60 * 60,
         "options": {"expires": 60 * 60},
     },
+    "sweep-stuck-audits": {
+        "task": "crm_connectors.tasks.sweep_stuck_audits",
+        "schedule": 5 * 60,
+        "options": {"expires": 4 * 60},
+    },
     "send-check-in-reminders": {
         "task": "engagements.tasks.send_check_in_reminders",
         "schedule": 24 * 60 * 60,

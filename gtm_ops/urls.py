@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from accounts import api as accounts_api
 from accounts import views as accounts_views
 from accounts.forms import EmailAuthenticationForm
+from crm_connectors import api as crm_api
 from engagements import api as engagements_api
 from engagements import api_definitions as definitions_api
 from engagements import api_delivery as delivery_api
@@ -32,6 +33,8 @@ router.register(f"{ORG}/terms", definitions_api.TermViewSet, basename="term")
 router.register(f"{ORG}/stages", definitions_api.StageViewSet, basename="stage")
 router.register(f"{ORG}/definition-versions", definitions_api.VersionViewSet, basename="definition-version")
 router.register(f"{ORG}/artifacts", definitions_api.ArtifactViewSet, basename="artifact")
+router.register(f"{ORG}/audit-runs", crm_api.AuditRunViewSet, basename="audit-run")
+router.register(f"{ORG}/findings", crm_api.FindingViewSet, basename="finding")
 
 api_urls = [
     path("", include(router.urls)),

@@ -179,7 +179,23 @@ def engagement_objects(cast) -> dict:
         organization=cast.org, client=cast.client, kind="salesforce", auth_method="password",
         base_url="https://login.salesforce.com", username="wall@alpha.example",
     )
+    from crm_connectors.audit import services as audit_services
+    from crm_connectors.models import AuditRun, Finding
+
+    audit_run = AuditRun.objects.create(
+        organization=cast.org, client=cast.client, engagement=engagement, connection=connection,
+        platform="salesforce", status="succeeded", progress=100,
+    )
+    finding = Finding.objects.create(
+        organization=cast.org, run=audit_run, rule_id="LC-NO-SAL", severity="high", domain="lead_lifecycle",
+        object="lead", message="No SAL stage.", fingerprint="wall",
+    )
+    audit_report = audit_services.request_report(run=audit_run, actor=actor)
+    audit_services.render_report(audit_report.pk, audit_run.pk)  # rendered now: the download must answer
     return {
+        "audit_run_uuid": audit_run.uuid,
+        "finding_uuid": finding.uuid,
+        "audit_artifact_uuid": audit_report.uuid,
         "connection_uuid": connection.uuid,
         "task_uuid": engagement.maintenance_schedule.tasks.first().uuid,
         "run_uuid": health_run.uuid,

@@ -1,0 +1,384 @@
+"""Read what the audit needs from a CRM, once, into a JSON snapshot.
+
+Everything goes through the `CrmConnector` interface, so the cost is the connector's: a number of calls
+that depends on objects, fields, pipelines and stages, never on records (DESIGN.md section 6). Deep mode
+adds the record walks (duplicates; naming HubSpot's rogue values) and reports their cost apart.
+
+A CRM error never escapes `collect`: a refused or broken answer ends the reading (the CRM is unwell or the
+budget is spent: more calls would only spend more), and what was read so far is kept with the reason, in
+plain words. An error about one item only (an unknown field, a property HubSpot cannot count) is noted
+and the reading goes on. No Django here: the benchmark and the rules' tests use it as is.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from ..base import (
+    STAGE_OBJECTS,
+    CrmConnector,
+    CrmError,
+    CrmField,
+    CrmQueryError,
+    CrmUnsupported,
+    as_json,
+)
+from . import rules
+
+SNAPSHOT_VERSION = 1
+ITEM_ERRORS = (CrmQueryError, CrmUnsupported)  # about one field or object: note it, read on
+Progress = Callable[[int, int], None]  # (percent, calls spent so far)
+
+
+class Stop(Exception):
+    """A CRM error that ends the reading."""
+
+
+def _field(f: CrmField, with_values: bool) -> dict[str, Any]:
+    row: dict[str, Any] = {
+        "name": f.api_name,
+        "label": f.label,
+        "type": f.type,
+        "custom": f.custom,
+        "required": f.required,
+        "role": f.role,
+    }
+    if f.is_picklist:
+        row["values"] = (
+            [
+                {
+                    "value": v.api_value,
+                    "label": v.label,
+                    "active": v.active,
+                    "order": v.order,
+                    "probability": v.probability,
+                    "is_closed": v.is_closed,
+                    "is_won": v.is_won,
+                }
+                for v in f.values
+            ]
+            if with_values
+            else []
+        )
+        row["value_count"] = len(f.values)
+    return row
+
+
+class Collector:
+    def __init__(
+        self,
+        connector: CrmConnector,
+        *,
+        deep: bool = False,
+        mapped: Iterable[tuple[str, str]] = (),
+        stale_days: int = 180,
+        as_of: datetime | None = None,
+        on_progress: Progress | None = None,
+    ) -> None:
+        self.c = connector
+        self.deep = deep
+        self.mapped = list(mapped)  # (crm_object, crm_field) pairs the signed architecture names
+        self.stale_days = stale_days
+        self.as_of = as_of
+        self.on_progress = on_progress
+        self.started = time.monotonic()
+        self.last_error: CrmError | None = None
+        self.snapshot: dict[str, Any] = {
+            "version": SNAPSHOT_VERSION,
+            "platform": connector.platform,
+            "read_at": datetime.now(UTC).isoformat(),
+            "deep": deep,
+            "sections": {},
+            "objects": {},
+            "fields": {},
+            "pipelines": {},
+            "stage_counts": {},
+            "value_counts": {},
+            "empty_counts": {},
+            "data_quality": {},
+            "budget": {},
+            "cost": {},
+            "errors": [],
+            "notes": [],
+        }
+
+    # ---- plumbing
+
+    def progress(self, percent: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(percent, self.c.calls_spent)
+
+    def call(self, step: str, fn: Callable[[], Any], *, item: bool = False) -> Any:
+        """Run one connector call; an item error is noted (None returned), any other CRM error stops."""
+        try:
+            return fn()
+        except ITEM_ERRORS as exc:
+            if not item:
+                self.fail(step, exc)
+            self.snapshot["errors"].append(
+                {"step": step, "message": str(exc), "kind": type(exc).__name__, "fatal": False}
+            )
+            return None
+        except CrmError as exc:
+            self.fail(step, exc)
+
+    def fail(self, step: str, exc: CrmError) -> None:
+        self.last_error = exc
+        self.snapshot["errors"].append({"step": step, "message": str(exc), "kind": type(exc).__name__, "fatal": True})
+        raise Stop(str(exc)) from None
+
+    def section(self, name: str, fn: Callable[[], None]) -> None:
+        before = self.c.calls_spent
+        try:
+            fn()
+        finally:
+            self.snapshot["cost"][name] = self.c.calls_spent - before
+        self.snapshot["sections"][name] = True
+
+    # ---- reading
+
+    def collect(self) -> dict[str, Any]:
+        s = self.snapshot
+        self.progress(2)
+        try:
+            self.section("fields", self._fields)
+            self.progress(25)
+            self.section("pipelines", self._pipelines)
+            self.progress(30)
+            self.section("counts", self._counts)
+            self.section("data_quality", self._quality)
+            self.progress(85)
+            if self.deep:
+                self.section("deep", self._deep)
+            self.progress(95)
+            budget = self.call("API budget", self.c.api_budget, item=True)
+            if budget is not None:
+                s["budget"] = {**as_json(budget), "budget_remaining": budget.budget_remaining}
+        except Stop:
+            pass
+        self._records()
+        s["calls"] = self.c.calls_spent
+        s["cost"]["total"] = self.c.calls_spent
+        s["seconds"] = round(time.monotonic() - self.started, 3)
+        return s
+
+    def _records(self) -> None:
+        """Record counts per object, from counts the audit read anyway (CrmConnector.objects() would spend a
+        count call per object again)."""
+        s = self.snapshot
+        totals: dict[str, int] = {}
+        for row in (s["data_quality"] or {}).get("stale", []) + (s["data_quality"] or {}).get("missing", []):
+            totals.setdefault(row["object"], row["total"])
+        for vc in s["value_counts"].values():
+            totals.setdefault(vc["object"], vc["total"])
+        for kind, sc in s["stage_counts"].items():
+            totals.setdefault(kind, sc["total"])
+        for kind, row in s["objects"].items():
+            if row["available"]:
+                row["records"] = totals.get(kind)
+
+    def _available(self, kinds: Iterable[str] = rules.OBJECT_LABELS) -> list[str]:
+        return [k for k in kinds if self.snapshot["objects"].get(k, {}).get("available")]
+
+    def _fields(self) -> None:
+        wanted = {(rules.object_kind(o), (f or "").lower()) for o, f in self.mapped}
+        for n, kind in enumerate(rules.OBJECT_LABELS):
+            self.progress(5 + 4 * n)
+            label = rules.OBJECT_LABELS[kind].capitalize()
+            try:
+                found = self.call(f"fields of {kind}", lambda kind=kind: self.c.fields(kind))
+            except Stop:
+                if not isinstance(self.last_error, ITEM_ERRORS):
+                    raise
+                # the CRM has no such object here (HubSpot has no lead object): not an error of the audit
+                self.snapshot["errors"].pop()
+                self.snapshot["objects"][kind] = {"label": label, "available": False, "records": None}
+                self.snapshot["notes"].append(f"{self.c.label} has no {kind} object here: {self.last_error}")
+                continue
+            self.snapshot["objects"][kind] = {"label": label, "available": True, "records": None}
+            rows = []
+            for f in found:
+                text = rules.norm(f.label)
+                keep = bool(f.role) or (kind, f.api_name.lower()) in wanted or (kind, text) in wanted
+                keep = keep or (kind == "deal" and bool(rules.FORECAST_FIELD.search(text)))
+                rows.append(_field(f, keep))
+            self.snapshot["fields"][kind] = rows
+
+    def _pipelines(self) -> None:
+        for kind in self._available(STAGE_OBJECTS):
+            found = self.call(f"{kind} pipelines", lambda kind=kind: self.c.pipelines(kind))
+            self.snapshot["pipelines"][kind] = [
+                {
+                    "id": p.id,
+                    "label": p.label,
+                    "order": p.order,
+                    "active": p.active,
+                    "stages": [
+                        {
+                            "id": st.id,
+                            "label": st.label,
+                            "order": st.order,
+                            "probability": st.probability,
+                            "is_closed": st.is_closed,
+                            "is_won": st.is_won,
+                            "active": st.active,
+                        }
+                        for st in p.stages
+                    ],
+                }
+                for p in found
+            ]
+
+    def _count_plan(self) -> list[tuple[str, Callable[[], None]]]:
+        snap = rules.Snapshot(self.snapshot)
+        plan: list[tuple[str, Callable[[], None]]] = []
+        for kind in self._available(STAGE_OBJECTS):
+            plan.append((f"{kind} stage counts", lambda kind=kind: self._stage_counts(kind)))
+        counted: set[tuple[str, str]] = set()
+        for kind in self._available(("lead", "contact", "company")):
+            for f in snap.role_fields(kind):
+                counted.add((kind, f["name"]))
+        forecast = rules.forecast_field(snap)
+        if forecast is not None:
+            counted.add(("deal", forecast["name"]))
+        for o, name in self.mapped:
+            kind = rules.object_kind(o)
+            f = snap.field(kind, name) if kind and snap.available(kind) else None
+            if f is not None and f["type"] == "picklist" and f.get("role") != "stage":
+                counted.add((kind, f["name"]))
+        for kind, name in sorted(counted):
+            plan.append((f"{kind}.{name} values", lambda kind=kind, name=name: self._value_counts(kind, name)))
+        reason = rules.reason_field(snap) if snap.available("deal") else None
+        if reason is not None:
+            plan.append((f"deal.{reason['name']} empty", lambda name=reason["name"]: self._empty("deal", name)))
+        return plan
+
+    def _counts(self) -> None:
+        plan = self._count_plan()
+        for n, (_step, fn) in enumerate(plan):
+            self.progress(30 + int(45 * n / max(1, len(plan))))
+            fn()
+
+    def _stage_counts(self, kind: str) -> None:
+        sc = self.call(f"{kind} stage counts", lambda: self.c.stage_counts(kind), item=True)
+        if sc is None:
+            return
+        self.snapshot["stage_counts"][kind] = {
+            "stages": [
+                {
+                    "value": v.value,
+                    "label": v.label,
+                    "count": v.count,
+                    "known": v.known,
+                    "active": v.active,
+                    "pipeline_id": v.pipeline_id,
+                }
+                for v in sc.stages
+            ],
+            "without_stage": sc.without_stage,
+            "unknown_total": sc.unknown_total,
+            "total": sc.total,
+        }
+
+    def _value_counts(self, kind: str, name: str, deep: bool = False) -> None:
+        vc = self.call(f"{kind}.{name} values", lambda: self.c.value_counts(kind, name, deep=deep), item=True)
+        if vc is None:
+            return
+        self.snapshot["value_counts"][f"{kind}.{name}"] = {
+            "object": kind,
+            "field": vc.field,
+            "values": [
+                {"value": v.value, "label": v.label, "count": v.count, "known": v.known, "active": v.active}
+                for v in vc.values
+            ],
+            "empty": vc.empty,
+            "unknown_total": vc.unknown_total,
+            "unknown_named": vc.unknown_named,
+            "total": vc.total,
+            "note": vc.note,
+            "deep": deep,
+        }
+
+    def _empty(self, kind: str, name: str) -> None:
+        n = self.call(f"{kind}.{name} empty", lambda: self.c.count_without_value(kind, name), item=True)
+        if n is not None:
+            self.snapshot["empty_counts"][f"{kind}.{name}"] = n
+
+    def _quality(self) -> None:
+        dq = self.call(
+            "data quality",
+            lambda: self.c.data_quality(as_of=self.as_of, stale_days=self.stale_days, deep=False),
+        )
+        self.snapshot["data_quality"] = _quality_json(dq)
+
+    def _deep(self) -> None:
+        """Record walks: duplicates (people by email, companies by domain) and naming unnamed rogue values."""
+        dq = self.call(
+            "deep data quality (duplicates)",
+            lambda: self.c.data_quality(as_of=self.as_of, stale_days=self.stale_days, deep=True),
+        )
+        self.snapshot["data_quality"]["duplicates"] = _quality_json(dq)["duplicates"]
+        for vc in list(self.snapshot["value_counts"].values()):
+            if vc["unknown_total"] and not vc["unknown_named"]:
+                self.progress(90)
+                self._value_counts(vc["object"], vc["field"], deep=True)
+        snap = rules.Snapshot(self.snapshot)
+        for kind, sc in self.snapshot["stage_counts"].items():
+            named = sum(s["count"] for s in sc["stages"] if not s["known"])
+            stage_field = snap.stage_field(kind)
+            if sc["unknown_total"] <= named or stage_field is None:
+                continue
+            self.progress(92)
+            vc = self.call(
+                f"{kind} stage values", lambda k=kind, f=stage_field: self.c.value_counts(k, f, deep=True), item=True
+            )
+            for v in vc.unknown if vc is not None else ():
+                sc["stages"].append(
+                    {
+                        "value": v.value,
+                        "label": None,
+                        "count": v.count,
+                        "known": False,
+                        "active": None,
+                        "pipeline_id": None,
+                    }
+                )
+
+
+def _quality_json(dq: Any) -> dict[str, Any]:
+    return {
+        "as_of": dq.as_of.isoformat(),
+        "stale_days": dq.stale_days,
+        "missing": [{"object": m.object, "field": m.field, "missing": m.missing, "total": m.total} for m in dq.missing],
+        "stale": [{"object": s.object, "stale": s.stale, "total": s.total} for s in dq.stale],
+        "open_deals_without_next_step": dq.open_deals_without_next_step,
+        "duplicates": None
+        if dq.duplicates is None
+        else [
+            {"object": d.object, "key": d.key, "groups": d.groups, "records": d.records, "scanned": d.scanned}
+            for d in dq.duplicates
+        ],
+        "notes": list(dq.notes),
+    }
+
+
+def collect(connector: CrmConnector, **options: Any) -> dict[str, Any]:
+    return Collector(connector, **options).collect()
+
+
+def deep_cost_estimate(snapshot: dict[str, Any]) -> int | None:
+    """Calls a deep audit would add, from the record counts a standard audit read (pages of the record walks)."""
+    objects = snapshot.get("objects") or {}
+
+    def records(kind: str) -> int:
+        return (objects.get(kind) or {}).get("records") or 0
+
+    if snapshot.get("platform") == "salesforce":
+        pages = [records(k) for k in ("lead", "contact", "company") if records(k)]
+        return sum(max(1, -(-n // 2000)) + 1 for n in pages) + 16
+    if snapshot.get("platform") == "hubspot":
+        return sum(max(1, -(-records(k) // 100)) for k in ("contact", "company")) + 16
+    return None

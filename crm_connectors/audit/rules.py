@@ -1,0 +1,1808 @@
+"""The CRM audit rule catalogue (DOMAIN.md section 8), as pure functions over a snapshot.
+
+A snapshot is the JSON the engine stores on the run (`engine.collect`): objects, fields with their
+picklist values, pipelines with their stages, record counts per value, data-quality figures. Every
+rule reads only the snapshot, so a rule means the same on Salesforce and HubSpot, can be re-run on an
+old run's snapshot, and is tested by changing a snapshot.
+
+Each rule has one stable id (the catalogue's), a domain, a default severity, the seed it comes from and
+the seed's fix as its recommendation. A rule returns `Hit`s; the service stores them as findings.
+Rules declare which snapshot sections they need: when a section could not be read the rule is
+"not evaluated" (the run is partial), never silently clean. Rules that need walking records run only in
+deep mode (`needs` has "deep").
+
+Lexicons are DOMAIN.md 8.8 (seed words plus the proposed ones it lists). Thresholds the seeds leave open
+are in THRESHOLDS and can be overridden with settings.CRM_AUDIT_THRESHOLDS.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+# ---------------------------------------------------------------- vocabulary
+
+HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
+SEVERITIES = (HIGH, MEDIUM, LOW, INFO)
+
+LEAD_LIFECYCLE = "lead_lifecycle"
+SALES_PIPELINES = "sales_pipelines"
+CUSTOMER_LIFECYCLE = "customer_lifecycle"
+COMPANY_LIFECYCLE = "company_lifecycle"
+DATA_QUALITY = "data_quality"
+DRIFT = "drift"
+DOMAINS = (LEAD_LIFECYCLE, SALES_PIPELINES, CUSTOMER_LIFECYCLE, COMPANY_LIFECYCLE, DATA_QUALITY, DRIFT)
+DOMAIN_LABELS = {
+    LEAD_LIFECYCLE: "Lead / contact lifecycle",
+    SALES_PIPELINES: "Sales pipelines",
+    CUSTOMER_LIFECYCLE: "Customer lifecycle",
+    COMPANY_LIFECYCLE: "Company lifecycle",
+    DATA_QUALITY: "Data quality",
+    DRIFT: "Drift from the signed architecture",
+}
+OBJECT_LABELS = {"lead": "leads", "contact": "contacts", "company": "companies", "deal": "deals", "ticket": "tickets"}
+PEOPLE = ("lead", "contact")
+
+THRESHOLDS: dict[str, float] = {
+    # the seeds name these checks but no number: share of records above which a finding is raised
+    "missing_field_share": 0.20,  # DQ-MISSING-FIELDS: "% complete per field < target (configurable)"
+    "stale_share": 0.20,  # DQ-STALE-RECORDS: records untouched for more than stale_days
+    "stale_days": 180,
+    "no_next_step_share": 0.25,  # DQ-NO-NEXT-STEP: open deals without a next step
+    "lost_without_reason_share": 0.20,  # LC-NO-DROP-OFF-REASON: lost deals without a reason
+    "default_stage_share": 0.6,  # PIPE-DEFAULT-STAGES: share of the platform's default stages still in use
+}
+MAX_PIPELINES = 3  # C1: New Business, Renewal, Expansion
+SPEC_PROBABILITIES = (0.25, 0.5, 0.75, 0.9, 1.0)  # C4
+FORECAST_CATEGORIES = {"pipeline", "best case", "most likely", "commit", "omitted", "closed"}  # C17 + Salesforce's
+
+OUTCOME = re.compile(r"\b(closed\s*)?(won|lost)\b")
+SAL = re.compile(r"\bsal\b|sales\s*accepted(?!\s*opp)")
+FUNNEL = re.compile(r"\b(mql|sql|sal|sao)\b|marketing\s*qualified|sales\s*qualified|sales\s*accepted")
+FUNNEL_IN_STATUS = re.compile(
+    r"\b(mql|sql|sal|sao|subscriber|opportunity|customer|evangelist)\b|marketing\s*qualified|sales\s*qualified"
+    r"|sales\s*accepted"
+)
+STATUS_WORDS = re.compile(
+    r"\b(new|working|engaged|nurtur\w*|attempted|contacted|in\s*progress|open|unqualified|bad\s*timing|connected)\b"
+)
+TIME_BASED = re.compile(r"\b(120|90|60|30)\s*-?\s*(days?|d)\b|\bdays?\s+(out|to\s+renewal)\b")
+TASK_LEVEL = re.compile(r"\d{1,3}\s*%|\b\d{1,3}\s*percent\b|\b\d+\s*(of\s*\d+\s*)?(complete|done)\b")
+SIGNAL_SEED = re.compile(r"\btrending\s*(up|down)\b")
+SIGNAL_PROPOSED = re.compile(r"\bat\s*risk\b|\bupside\b|\bhealthy\b")
+CS_WORDS = re.compile(r"onboarding|implementation|kick\s*-?\s*off|go\s*-?\s*live|\blive\b|adoption|\bhealth\b|churn")
+ACTIVITY_WORDS = {"demo", "discovery", "call", "meeting", "send", "schedule", "present", "presentation", "pitch"}
+COMPLETION_WORDS = {
+    "completed",
+    "complete",
+    "signed",
+    "sent",
+    "held",
+    "won",
+    "lost",
+    "accepted",
+    "qualified",
+    "achieved",
+    "done",
+    "booked",
+    "delivered",
+    "given",
+}
+# DOMAIN.md section 5 stage names: advisory rules never flag the seed's own vocabulary (Q4)
+SEED_STAGE_NAMES = {
+    "anonymous visitor",
+    "known lead",
+    "marketing engaged",
+    "marketing engaged lead",
+    "mql",
+    "sal",
+    "sql",
+    "sao",
+    "evaluation",
+    "use case",
+    "proposal",
+    "negotiation",
+    "proposal negotiation",
+    "closed won",
+    "closed lost",
+    "pre onboarding",
+    "onboarding",
+    "implementation",
+    "early adoption",
+    "mature adoption",
+    "poc entry",
+    "value assessment",
+    "open renewal",
+    "review",
+}
+COMPANY_CLASSES = {
+    "lifecycle": re.compile(
+        r"\b(prospect|lead|opportunity|customer|subscriber|evangelist|mql|sql)\b|marketing\s*qualified|sales\s*qualified"
+    ),
+    "type": re.compile(r"\b(partner|reseller|vendor|competitor|investor|press|supplier|distributor|end\s*user)\b"),
+    "status": re.compile(r"\b(active|inactive|churned|on\s*hold|dormant|suspended)\b"),
+}
+REASON_FIELD = re.compile(r"(loss|lost|drop\s*off|disqualif\w*)\s*reason|reason\s*(lost|for\s*loss)")
+FORECAST_FIELD = re.compile(r"forecast\s*category")
+FINITE_CONCEPTS = {
+    "lead source": re.compile(r"\blead\s*source\b|\boriginal\s*source\b|^source$"),
+    "industry": re.compile(r"\bindustry\b"),
+    "deal type": re.compile(r"\b(deal|opportunity)\s*type\b"),
+    "region": re.compile(r"\b(region|territory)\b"),
+}
+DEFAULT_STAGES = {
+    "salesforce": {
+        "prospecting",
+        "qualification",
+        "needs analysis",
+        "value proposition",
+        "id. decision makers",
+        "perception analysis",
+        "proposal/price quote",
+        "negotiation/review",
+    },
+    "hubspot": {
+        "appointmentscheduled",
+        "qualifiedtobuy",
+        "presentationscheduled",
+        "decisionmakerboughtin",
+        "contractsent",
+    },
+}
+
+
+def norm(text: Any) -> str:
+    """Lower case, underscores and hyphens as spaces: 'FORMER_CUSTOMER' and 'Go-Live' read as words."""
+    return re.sub(r"[_\-]+", " ", str(text or "")).lower().strip()
+
+
+def squash(text: Any) -> str:
+    return re.sub(r"[^a-z0-9]+", "", str(text or "").lower())
+
+
+def words(text: Any) -> list[str]:
+    return re.findall(r"[a-z0-9]+", norm(text))
+
+
+def texts(value: dict) -> tuple[str, str]:
+    return norm(value.get("label")), norm(value.get("value", value.get("id")))
+
+
+def matches(pattern: re.Pattern, value: dict) -> bool:
+    return any(pattern.search(t) for t in texts(value) if t)
+
+
+def shown(value: dict) -> str:
+    return str(value.get("label") or value.get("value") or value.get("id"))
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def share_text(share: float) -> str:
+    return f"{share * 100:.0f}%"
+
+
+def listing(items: Iterable[str], limit: int = 6) -> str:
+    items = list(items)
+    shown_items = ", ".join(f"“{i}”" for i in items[:limit])
+    return shown_items + (f" and {len(items) - limit} more" if len(items) > limit else "")
+
+
+# ---------------------------------------------------------------- snapshot access
+
+
+class Snapshot:
+    """Read-only helpers over the engine's snapshot dict."""
+
+    def __init__(self, data: dict) -> None:
+        self.data = data or {}
+
+    @property
+    def platform(self) -> str:
+        return self.data.get("platform", "")
+
+    @property
+    def crm(self) -> str:
+        return {"salesforce": "Salesforce", "hubspot": "HubSpot"}.get(self.platform, "the CRM")
+
+    @property
+    def deep(self) -> bool:
+        return bool(self.data.get("deep"))
+
+    def has(self, section: str) -> bool:
+        return bool((self.data.get("sections") or {}).get(section))
+
+    def available(self, kind: str) -> bool:
+        return bool((self.data.get("objects") or {}).get(kind, {}).get("available"))
+
+    def records(self, kind: str) -> int | None:
+        return (self.data.get("objects") or {}).get(kind, {}).get("records")
+
+    def fields(self, kind: str) -> list[dict]:
+        return (self.data.get("fields") or {}).get(kind) or []
+
+    def field(self, kind: str, name: str) -> dict | None:
+        wanted = (name or "").lower()
+        for f in self.fields(kind):
+            if f["name"].lower() == wanted or norm(f.get("label")) == norm(name):
+                return f
+        return None
+
+    def role_fields(self, kind: str, *roles: str) -> list[dict]:
+        return [f for f in self.fields(kind) if f.get("role") and (not roles or f["role"] in roles)]
+
+    def pipelines(self, kind: str = "deal") -> list[dict]:
+        return (self.data.get("pipelines") or {}).get(kind) or []
+
+    def active_pipelines(self, kind: str = "deal") -> list[dict]:
+        return [p for p in self.pipelines(kind) if p.get("active", True)]
+
+    def value_counts(self, kind: str, name: str) -> dict | None:
+        return (self.data.get("value_counts") or {}).get(f"{kind}.{name}")
+
+    def stage_counts(self, kind: str) -> dict | None:
+        return (self.data.get("stage_counts") or {}).get(kind)
+
+    def empty_count(self, kind: str, name: str) -> int | None:
+        return (self.data.get("empty_counts") or {}).get(f"{kind}.{name}")
+
+    @property
+    def quality(self) -> dict:
+        return self.data.get("data_quality") or {}
+
+    def stage_field(self, kind: str) -> str | None:
+        return next((f["name"] for f in self.fields(kind) if f.get("role") == "stage"), None)
+
+
+# ---------------------------------------------------------------- results
+
+
+@dataclass
+class Hit:
+    rule_id: str
+    severity: str
+    domain: str
+    object: str
+    field: str
+    message: str
+    values: list[str] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    count: int = 0
+    key: str = ""  # what makes this finding the same one in a later run (with rule, object and field)
+    evidence: dict[str, Any] = field(default_factory=dict)
+    recommendation: str = ""
+    seed: str = ""
+
+    @property
+    def fingerprint(self) -> str:
+        raw = "|".join([self.rule_id, self.object, self.field, self.key])
+        return hashlib.sha256(raw.encode()).hexdigest()[:40]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "rule_id": self.rule_id,
+            "severity": self.severity,
+            "domain": self.domain,
+            "object": self.object,
+            "field": self.field,
+            "values": self.values,
+            "counts": self.counts,
+            "count": self.count,
+            "message": self.message,
+            "recommendation": self.recommendation,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@dataclass
+class Context:
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(THRESHOLDS))
+    signed: list[dict] | None = None  # the signed version's stages that name CRM values
+    signed_version: int | None = None
+    previous: Snapshot | None = None  # the client's previous audit (same platform)
+    baseline: Snapshot | None = None  # the first audit after sign-off: labels as they were signed
+
+    def threshold(self, name: str) -> float:
+        return float(self.thresholds.get(name, THRESHOLDS[name]))
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    domain: str
+    severity: str
+    seed: str
+    recommendation: str
+    check: Callable[[Snapshot, Context], list[Hit]]
+    needs: tuple[str, ...] = ("fields",)
+    detects: str = ""
+
+    @property
+    def deep(self) -> bool:
+        return "deep" in self.needs
+
+    def hit(self, **kwargs: Any) -> Hit:
+        kwargs.setdefault("severity", self.severity)
+        kwargs.setdefault("domain", self.domain)
+        kwargs.setdefault("recommendation", self.recommendation)
+        kwargs.setdefault("seed", self.seed)
+        return Hit(rule_id=self.id, **kwargs)
+
+
+CATALOGUE: dict[str, Rule] = {}
+
+
+def rule(
+    rule_id: str,
+    *,
+    title: str,
+    domain: str,
+    severity: str,
+    seed: str,
+    recommendation: str,
+    needs: tuple[str, ...] = ("fields",),
+    detects: str = "",
+) -> Callable[[Callable[[Rule, Snapshot, Context], list[Hit]]], Rule]:
+    def register(fn: Callable[[Rule, Snapshot, Context], list[Hit]]) -> Rule:
+        holder: dict[str, Rule] = {}
+
+        def check(snap: Snapshot, ctx: Context) -> list[Hit]:
+            return fn(holder["rule"], snap, ctx)
+
+        made = Rule(rule_id, title, domain, severity, seed, recommendation, check, needs, detects or title)
+        holder["rule"] = made
+        CATALOGUE[rule_id] = made
+        return made
+
+    return register
+
+
+def lifecycle_like(snap: Snapshot, kinds: Iterable[str] = PEOPLE, roles: tuple[str, ...] = ("lifecycle", "status")):
+    for kind in kinds:
+        for f in snap.role_fields(kind, *roles):
+            yield kind, f
+
+
+def field_label(f: dict) -> str:
+    return f"{f.get('label') or f['name']} ({f['name']})"
+
+
+# ---------------------------------------------------------------- 8.1 lead / contact lifecycle
+
+
+@rule(
+    "LC-DEAL-OUTCOME-IN-LIFECYCLE",
+    title="Deal outcomes stored in lifecycle or status fields",
+    domain=LEAD_LIFECYCLE,
+    severity=HIGH,
+    seed="S1 Current State Audit §1 “deal outcomes stored in lifecycle stages”; Common Gotchas",
+    recommendation="Lifecycle tracks forward progression; deal outcomes go in the deal pipeline. Remove Won/Lost "
+    "values from lifecycle and status fields and let the opportunity or deal carry the outcome.",
+    detects="Won/Lost values in a lead/contact/company lifecycle or status picklist (not deal stages)",
+)
+def _deal_outcomes(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for kind, f in lifecycle_like(snap, ("lead", "contact", "company")):
+        bad = [v for v in f["values"] if matches(OUTCOME, v)]
+        if bad:
+            hits.append(
+                r.hit(
+                    object=kind,
+                    field=f["name"],
+                    domain=COMPANY_LIFECYCLE if kind == "company" else r.domain,
+                    values=[shown(v) for v in bad],
+                    count=len(bad),
+                    message=f"{snap.crm} {OBJECT_LABELS[kind]} field {field_label(f)} holds deal outcomes: "
+                    f"{listing(shown(v) for v in bad)}.",
+                )
+            )
+    return hits
+
+
+@rule(
+    "LC-NO-SAL",
+    title="No SAL (Sales Accepted Lead) stage",
+    domain=LEAD_LIFECYCLE,
+    severity=HIGH,
+    seed="S1 Current State Audit §1 “missing SAL stage”; Common Gotchas",
+    recommendation="Add a Sales Accepted Lead stage between MQL and SQL: without SAL you cannot measure "
+    "Marketing-to-Sales handoff speed or acceptance rate.",
+    detects="no lead/contact lifecycle or status value matching SAL / Sales Accepted",
+)
+def _no_sal(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    fields = list(lifecycle_like(snap))
+    if not fields:
+        return []
+    if any(matches(SAL, v) for _, f in fields for v in f["values"]):
+        return []
+    kinds = sorted({k for k, _ in fields}, key=PEOPLE.index)
+    return [
+        r.hit(
+            object=kinds[0],
+            field="",
+            values=[f"{k}.{f['name']}" for k, f in fields],
+            count=len(fields),
+            message=f"None of the {plural(len(fields), 'lifecycle or status field')} on {snap.crm} "
+            f"{' and '.join(OBJECT_LABELS[k] for k in kinds)} has a Sales Accepted Lead (SAL) stage.",
+        )
+    ]
+
+
+@rule(
+    "LC-OVERLAPPING-SYSTEMS",
+    title="Several fields track the same funnel",
+    domain=LEAD_LIFECYCLE,
+    severity=MEDIUM,
+    seed="S1 Current State Audit §1 “Lead Pipeline + Contact Lifecycle + Lead Status all tracking similar concepts”",
+    recommendation="Keep one lifecycle field for funnel position (MQL, SAL, SQL…) and one status field for the "
+    "working state; retire the overlapping fields after mapping their values.",
+    detects="two or more picklists on the same object carrying funnel stages (MQL, SAL, SQL…)",
+)
+def _overlapping(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for kind in PEOPLE:
+        carrying = {
+            f["name"]: [shown(v) for v in f["values"] if matches(FUNNEL, v)]
+            for f in snap.role_fields(kind, "lifecycle", "status")
+        }
+        carrying = {name: vals for name, vals in carrying.items() if vals}
+        if len(carrying) >= 2:
+            hits.append(
+                r.hit(
+                    object=kind,
+                    field=", ".join(carrying),
+                    values=sorted({v for vals in carrying.values() for v in vals}),
+                    counts={name: len(vals) for name, vals in carrying.items()},
+                    count=len(carrying),
+                    evidence={"fields": carrying},
+                    message=f"{len(carrying)} fields on {snap.crm} {OBJECT_LABELS[kind]} carry funnel stages: "
+                    + "; ".join(f"{name} ({', '.join(vals)})" for name, vals in carrying.items())
+                    + ".",
+                )
+            )
+    return hits
+
+
+@rule(
+    "LC-STATUS-MIX",
+    title="Lifecycle and status concepts mixed in one field",
+    domain=LEAD_LIFECYCLE,
+    severity=HIGH,
+    seed="S1 Common Gotchas “Keep lifecycle stages (funnel position) and contact statuses (working state) as "
+    "separate fields”",
+    recommendation="Keep lifecycle stages (funnel position) and contact statuses (working state: New, Working, "
+    "Engaged, Nurture) as separate fields; move the working-state values out of the lifecycle field and the funnel "
+    "stages out of the status field.",
+    detects="working-state words (New, Working, Nurture…) in a lifecycle field, or funnel stages in a status field",
+)
+def _status_mix(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for kind, f in lifecycle_like(snap):
+        if f["role"] == "lifecycle":
+            bad, what = [v for v in f["values"] if matches(STATUS_WORDS, v)], "working-state (status) values"
+        else:
+            bad, what = [v for v in f["values"] if matches(FUNNEL_IN_STATUS, v)], "funnel stages"
+        if bad:
+            hits.append(
+                r.hit(
+                    object=kind,
+                    field=f["name"],
+                    values=[shown(v) for v in bad],
+                    count=len(bad),
+                    evidence={"role": f["role"]},
+                    message=f"The {f['role']} field {field_label(f)} on {snap.crm} {OBJECT_LABELS[kind]} holds "
+                    f"{what}: {listing(shown(v) for v in bad)}.",
+                )
+            )
+    return hits
+
+
+@rule(
+    "LC-NO-CONTACT-STATUS",
+    title="No contact status separate from the lifecycle",
+    domain=LEAD_LIFECYCLE,
+    severity=MEDIUM,
+    seed="S1 §2c “Contact Status field configured (separate from Lifecycle Stage)”",
+    recommendation="Configure a Contact Status field (New, Working, Engaged, Nurture) separate from Lifecycle Stage, "
+    "and fill it in as reps work the contact.",
+    needs=("fields", "counts"),
+    detects="contacts have no status picklist, or it is empty on every contact",
+)
+def _no_contact_status(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    if not snap.available("contact"):
+        return []
+    statuses = snap.role_fields("contact", "status")
+    if not statuses:
+        return [
+            r.hit(
+                object="contact",
+                field="",
+                message=f"{snap.crm} contacts have no status field separate from the lifecycle stage.",
+            )
+        ]
+    counted = [vc for f in statuses if (vc := snap.value_counts("contact", f["name"])) is not None]
+    total = max((vc["total"] for vc in counted), default=0)
+    empty = [f for f in statuses if (vc := snap.value_counts("contact", f["name"])) and total and vc["empty"] >= total]
+    if total and len(empty) == len(statuses):
+        return [
+            r.hit(
+                object="contact",
+                field=", ".join(f["name"] for f in empty),
+                count=total,
+                message=f"The contact status field {', '.join(field_label(f) for f in empty)} exists but none of "
+                f"the {total:,} {snap.crm} contacts has a value: the working state is not tracked.",
+            )
+        ]
+    return []
+
+
+@rule(
+    "LC-STAGE-ACTIVITY-NAME",
+    title="Stages named for activities, not milestones",
+    domain=LEAD_LIFECYCLE,
+    severity=LOW,
+    seed="S1 Common Gotchas “Use past-tense: ‘Demo Completed’ not ‘Demo’” (advisory, DOMAIN.md Q4)",
+    recommendation="Name stages as completed milestones (‘Demo Completed’, ‘Proposal Sent’), not activities "
+    "(‘Demo’, ‘Send Proposal’), so a record's stage says what has happened.",
+    needs=("fields", "pipelines"),
+    detects="stage labels that are activities (Demo, Discovery Call, Send Proposal) without a completion word",
+)
+def _activity_names(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    def activity(label: str) -> bool:
+        tokens = words(label)
+        if " ".join(tokens) in SEED_STAGE_NAMES:
+            return False
+        if not ACTIVITY_WORDS & set(tokens):
+            return False
+        return not any(t in COMPLETION_WORDS or (t.endswith("ed") and len(t) > 4) for t in tokens)
+
+    hits = []
+    for kind, f in lifecycle_like(snap, ("lead", "contact", "company"), ("lifecycle",)):
+        bad = [shown(v) for v in f["values"] if activity(shown(v))]
+        if bad:
+            hits.append(
+                r.hit(
+                    object=kind,
+                    field=f["name"],
+                    domain=COMPANY_LIFECYCLE if kind == "company" else r.domain,
+                    values=bad,
+                    count=len(bad),
+                    message=f"{field_label(f)} has stages named for activities: {listing(bad)}.",
+                )
+            )
+    for p in snap.active_pipelines("deal"):
+        bad = [s["label"] for s in p["stages"] if not s.get("is_closed") and activity(s["label"])]
+        if bad:
+            hits.append(
+                r.hit(
+                    object="deal",
+                    field=p["label"],
+                    key=f"pipeline:{p['id']}",
+                    values=bad,
+                    count=len(bad),
+                    message=f"Pipeline “{p['label']}” has stages named for activities: {listing(bad)}.",
+                )
+            )
+    return hits
+
+
+@rule(
+    "LC-NO-DROP-OFF-REASON",
+    title="No drop-off reason on lost deals",
+    domain=SALES_PIPELINES,
+    severity=MEDIUM,
+    seed="S1 §2c/§2d “Drop-off reason fields … required when moving to disqualified/lost stages”",
+    recommendation="Add a drop-off (loss) reason picklist on deals and make it required when a deal moves to "
+    "Closed Lost (and on leads when they are disqualified).",
+    needs=("fields", "pipelines", "counts"),
+    detects="deals have no loss-reason field, or more than the threshold share of lost deals have none",
+)
+def _no_drop_off_reason(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    if not snap.available("deal"):
+        return []
+    reason = reason_field(snap)
+    if reason is None:
+        return [
+            r.hit(
+                object="deal",
+                field="",
+                message=f"{snap.crm} deals have no drop-off (loss) reason field: nobody can say why deals are lost.",
+            )
+        ]
+    counts, empty = snap.stage_counts("deal"), snap.empty_count("deal", reason["name"])
+    if counts is None or empty is None:
+        return []
+    closed = _closed_lookup(snap, "deal")
+    lost = sum(s["count"] for s in counts["stages"] if closed.get((s.get("pipeline_id"), s["value"].lower())) == "lost")
+    with_reason = max(0, counts["total"] - empty)
+    without = max(0, lost - with_reason)
+    share = without / lost if lost else 0.0
+    if lost and share > ctx.threshold("lost_without_reason_share"):
+        return [
+            r.hit(
+                object="deal",
+                field=reason["name"],
+                counts={"lost": lost, "lost_without_reason": without},
+                count=without,
+                evidence={"share": round(share, 4), "threshold": ctx.threshold("lost_without_reason_share")},
+                message=f"{without:,} of {lost:,} lost deals ({share_text(share)}) have no {reason.get('label')}.",
+            )
+        ]
+    return []
+
+
+def _closed_lookup(snap: Snapshot, kind: str) -> dict[tuple[str | None, str], str]:
+    """(pipeline id, stage value) -> 'won' / 'lost' / 'open', from the pipelines' stage flags."""
+    out: dict[tuple[str | None, str], str] = {}
+    for p in snap.pipelines(kind):
+        for s in p["stages"]:
+            state = ("won" if s.get("is_won") else "lost") if s.get("is_closed") else "open"
+            out[(p["id"], s["id"].lower())] = state
+            out.setdefault((None, s["id"].lower()), state)
+    return out
+
+
+@rule(
+    "LC-UNAPPROVED-VALUES",
+    title="Records hold values the picklist does not allow (rogue values)",
+    domain=LEAD_LIFECYCLE,
+    severity=HIGH,
+    seed="S1 §4a Rogue Stage Audit “Any new values found = governance issue”",
+    recommendation="Map these records to approved values, then restrict the field to its defined values (picklist "
+    "restriction / property options) so no new values appear.",
+    needs=("fields", "counts"),
+    detects="records whose lifecycle, status, type or stage value is not one of the field's options or the "
+    "pipeline's stages",
+)
+def _rogue_values(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    domains = {"lead": LEAD_LIFECYCLE, "contact": LEAD_LIFECYCLE, "company": COMPANY_LIFECYCLE}
+    for vc in (snap.data.get("value_counts") or {}).values():
+        kind = vc["object"]
+        f = snap.field(kind, vc["field"])
+        if kind not in domains or f is None or not f.get("role"):
+            continue
+        named = {v["value"]: v["count"] for v in vc["values"] if not v["known"] and v["count"]}
+        total = vc.get("unknown_total") or sum(named.values())
+        if total:
+            hits.append(
+                _rogue_hit(r, snap, kind, f["name"], named, total, vc.get("unknown_named", True), domains[kind])
+            )
+    for kind in ("deal", "ticket"):
+        sc = snap.stage_counts(kind)
+        if not sc or not sc.get("unknown_total"):
+            continue
+        named = {}
+        for s in sc["stages"]:
+            if not s["known"] and s["count"]:
+                named[s["value"]] = named.get(s["value"], 0) + s["count"]
+        hits.append(
+            _rogue_hit(
+                r,
+                snap,
+                kind,
+                snap.stage_field(kind) or "stage",
+                named,
+                sc["unknown_total"],
+                bool(named) and sum(named.values()) >= sc["unknown_total"],
+                SALES_PIPELINES if kind == "deal" else CUSTOMER_LIFECYCLE,
+            )
+        )
+    return hits
+
+
+def _rogue_hit(
+    r: Rule, snap: Snapshot, kind: str, name: str, named: dict[str, int], total: int, complete: bool, domain: str
+) -> Hit:
+    what = listing(f"{v}" for v in named) if named else ""
+    tail = "" if complete else f" {snap.crm} does not name every such value without a deep audit."
+    return r.hit(
+        object=kind,
+        field=name,
+        domain=domain,
+        values=list(named),
+        counts=named,
+        count=total,
+        evidence={"named": complete},
+        message=f"{total:,} {kind if total == 1 else OBJECT_LABELS[kind]} "
+        f"{'holds' if total == 1 else 'hold'} {name} values that are not in the field's options"
+        + (f": {what}." if what else ".")
+        + tail,
+    )
+
+
+@rule(
+    "LC-NULL-STAGE",
+    title="Records with no stage",
+    domain=LEAD_LIFECYCLE,
+    severity=MEDIUM,
+    seed="S1 §4a first business cycle check “records with no stage assigned”",
+    recommendation="Give every record a stage: backfill the empty ones and set the lifecycle stage on creation "
+    "(automation or a required field) so none is created without one.",
+    needs=("fields", "counts"),
+    detects="leads/contacts with an empty lifecycle field; deals/tickets with no stage",
+)
+def _null_stage(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for kind, f in lifecycle_like(snap, PEOPLE, ("lifecycle",)):
+        vc = snap.value_counts(kind, f["name"])
+        if vc and vc["empty"]:
+            total = vc["total"] or 0
+            hits.append(
+                r.hit(
+                    object=kind,
+                    field=f["name"],
+                    counts={"empty": vc["empty"], "total": total},
+                    count=vc["empty"],
+                    message=f"{vc['empty']:,} of {total:,} {snap.crm} {OBJECT_LABELS[kind]} have no "
+                    f"{f.get('label') or f['name']}.",
+                )
+            )
+    for kind in ("deal", "ticket"):
+        sc = snap.stage_counts(kind)
+        if sc and sc.get("without_stage"):
+            hits.append(
+                r.hit(
+                    object=kind,
+                    field=snap.stage_field(kind) or "stage",
+                    domain=SALES_PIPELINES if kind == "deal" else CUSTOMER_LIFECYCLE,
+                    counts={"empty": sc["without_stage"], "total": sc["total"]},
+                    count=sc["without_stage"],
+                    message=f"{sc['without_stage']:,} of {sc['total']:,} {OBJECT_LABELS[kind]} have no stage.",
+                )
+            )
+    return hits
+
+
+@rule(
+    "LC-DEPRECATED-STAGE-RECORDS",
+    title="Records stuck in retired stages",
+    domain=LEAD_LIFECYCLE,
+    severity=MEDIUM,
+    seed="S1 §4a first business cycle check “records stuck in old stages”",
+    recommendation="Move the records out of retired values into current stages; a retired value should hold no "
+    "records.",
+    needs=("fields", "counts"),
+    detects="records in inactive picklist values or archived pipeline stages",
+)
+def _deprecated(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for vc in (snap.data.get("value_counts") or {}).values():
+        old = {v["value"]: v["count"] for v in vc["values"] if v["known"] and v.get("active") is False and v["count"]}
+        if old:
+            kind = vc["object"]
+            hits.append(
+                r.hit(
+                    object=kind,
+                    field=vc["field"],
+                    domain={"company": COMPANY_LIFECYCLE, "deal": SALES_PIPELINES}.get(kind, LEAD_LIFECYCLE),
+                    values=list(old),
+                    counts=old,
+                    count=sum(old.values()),
+                    message=f"{sum(old.values()):,} {OBJECT_LABELS.get(kind, kind)} sit in retired {vc['field']} "
+                    f"values: {listing(old)}.",
+                )
+            )
+    for kind in ("deal", "ticket"):
+        sc = snap.stage_counts(kind)
+        archived = {}
+        for s in (sc or {}).get("stages", []):
+            if s["known"] and s.get("active") is False and s["count"]:
+                archived[s.get("label") or s["value"]] = archived.get(s.get("label") or s["value"], 0) + s["count"]
+        if archived:
+            hits.append(
+                r.hit(
+                    object=kind,
+                    field=snap.stage_field(kind) or "stage",
+                    domain=SALES_PIPELINES if kind == "deal" else CUSTOMER_LIFECYCLE,
+                    values=list(archived),
+                    counts=archived,
+                    count=sum(archived.values()),
+                    message=f"{sum(archived.values()):,} {OBJECT_LABELS[kind]} sit in archived stages: "
+                    f"{listing(archived)}.",
+                )
+            )
+    return hits
+
+
+# ---------------------------------------------------------------- 8.2 sales pipelines
+
+
+def _stage_rule(r: Rule, snap: Snapshot, test: Callable[[dict], bool], what: str, open_only: bool = True) -> list[Hit]:
+    hits = []
+    for p in snap.active_pipelines("deal"):
+        bad = [s for s in p["stages"] if (not open_only or not s.get("is_closed")) and test(s)]
+        if bad:
+            hits.append(
+                r.hit(
+                    object="deal",
+                    field=p["label"],
+                    key=f"pipeline:{p['id']}",
+                    values=[s["label"] for s in bad],
+                    count=len(bad),
+                    evidence={"pipeline_id": p["id"]},
+                    message=f"{snap.crm} pipeline “{p['label']}” has {what}: {listing(s['label'] for s in bad)}.",
+                )
+            )
+    return hits
+
+
+@rule(
+    "PIPE-TOO-MANY",
+    title="More than three deal pipelines",
+    domain=SALES_PIPELINES,
+    severity=MEDIUM,
+    seed="S1 Current State Audit §2 / Track B “too many pipelines (consolidate to 3 max)”",
+    recommendation="Consolidate to three pipelines at most: New Business, Renewal, Expansion.",
+    needs=("pipelines",),
+    detects="more than 3 active deal pipelines (HubSpot pipelines; Salesforce opportunity record types)",
+)
+def _too_many(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    active = snap.active_pipelines("deal")
+    if len(active) <= MAX_PIPELINES:
+        return []
+    return [
+        r.hit(
+            object="deal",
+            field="pipelines",
+            values=[p["label"] for p in active],
+            count=len(active),
+            message=f"{snap.crm} has {len(active)} active deal pipelines ({listing(p['label'] for p in active)}); "
+            f"the architecture allows {MAX_PIPELINES}.",
+        )
+    ]
+
+
+@rule(
+    "PIPE-TIME-BASED-STAGES",
+    title="Time-based renewal stages",
+    domain=SALES_PIPELINES,
+    severity=HIGH,
+    seed="S1 Current State Audit §2 and Common Gotchas (120/90/60/30-day stages)",
+    recommendation="Replace with commercial progression stages reflecting customer intent: Open Renewal, Review, "
+    "Proposal, Negotiation, Closed Won/Lost.",
+    needs=("pipelines",),
+    detects="stage labels such as ‘90 Days Out’ or ‘Renewal due in 120 days’",
+)
+def _time_based(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    return _stage_rule(r, snap, lambda s: matches(TIME_BASED, s), "countdown stages")
+
+
+@rule(
+    "PIPE-TASK-LEVEL-STAGES",
+    title="Task-level stages (50% / 75% complete)",
+    domain=SALES_PIPELINES,
+    severity=MEDIUM,
+    seed="S1 Current State Audit §2 “task-level stages (50%/75%/90% complete)”",
+    recommendation="Stages mark buyer milestones, not task completion: move the checklist to tasks and keep one "
+    "stage per milestone.",
+    needs=("pipelines",),
+    detects="a percentage or ‘N complete’ in a stage label (the probability attribute is not read)",
+)
+def _task_level(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    return _stage_rule(r, snap, lambda s: bool(TASK_LEVEL.search(norm(s["label"]))), "task-level stages")
+
+
+@rule(
+    "PIPE-INTERNAL-SIGNAL-STAGES",
+    title="Internal signal stages (Trending Up / Down)",
+    domain=SALES_PIPELINES,
+    severity=MEDIUM,
+    seed="S1 Current State Audit §2 “internal signal stages (Trending Up/Down)”; ‘at risk’, ‘upside’ proposed "
+    "(DOMAIN.md 8.8)",
+    recommendation="Track deal health in a separate field (forecast category, risk flag), not as a stage.",
+    needs=("pipelines",),
+    detects="stage labels Trending Up/Down (medium) or At Risk / Upside / Healthy (low)",
+)
+def _signals(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = _stage_rule(r, snap, lambda s: matches(SIGNAL_SEED, s), "internal signal stages")
+    seen = {h.key for h in hits}
+    for h in _stage_rule(r, snap, lambda s: matches(SIGNAL_PROPOSED, s), "stages that look like internal signals"):
+        if h.key not in seen:
+            h.severity = LOW
+            hits.append(h)
+    return hits
+
+
+@rule(
+    "PIPE-CS-STAGES-IN-SALES",
+    title="Customer-success stages inside a sales pipeline",
+    domain=SALES_PIPELINES,
+    severity=HIGH,
+    seed="S1 Current State Audit §3 and Common Gotchas",
+    recommendation="Use a dedicated CS pipeline (Tickets in HubSpot, a custom object in Salesforce) to separate "
+    "customer health from revenue forecasting.",
+    needs=("pipelines",),
+    detects="onboarding / implementation / go-live / adoption stages in a deal pipeline",
+)
+def _cs_in_sales(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    return _stage_rule(r, snap, lambda s: matches(CS_WORDS, s), "customer-success stages")
+
+
+@rule(
+    "PIPE-DEFAULT-STAGES",
+    title="Platform default stages still in use",
+    domain=SALES_PIPELINES,
+    severity=LOW,
+    seed="S1 Common Gotchas “Customize stages to reflect the company's real sales/CS motion”",
+    recommendation="Customize the stages to the company's real sales motion, with entry and exit criteria for each.",
+    needs=("pipelines",),
+    detects="a pipeline whose open stages are mostly the platform's defaults (Prospecting…; Appointment Scheduled…)",
+)
+def _default_stages(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    defaults = DEFAULT_STAGES.get(snap.platform) or set().union(*DEFAULT_STAGES.values())
+    needed = max(3, math.ceil(ctx.threshold("default_stage_share") * len(defaults)))
+    hits = []
+    for p in snap.active_pipelines("deal"):
+        found = [s["label"] for s in p["stages"] if s["id"].lower() in defaults or s["label"].lower() in defaults]
+        if len(found) >= needed:
+            hits.append(
+                r.hit(
+                    object="deal",
+                    field=p["label"],
+                    key=f"pipeline:{p['id']}",
+                    values=found,
+                    count=len(found),
+                    message=f"Pipeline “{p['label']}” still uses {len(found)} of the {len(defaults)} {snap.crm} "
+                    f"default stages ({listing(found)}).",
+                )
+            )
+    return hits
+
+
+@rule(
+    "PIPE-PROBABILITY-SPEC",
+    title="Stage probabilities missing or off the 25/50/75/90/100 spec",
+    domain=SALES_PIPELINES,
+    severity=LOW,
+    seed="S1 §2a/§2d “correct probability weightings” (25/50/75/90/100%)",
+    recommendation="Set open-stage probabilities to the architecture's weightings (25, 50, 75, 90; 100 for Closed "
+    "Won), increasing along the pipeline.",
+    needs=("pipelines",),
+    detects="open stages with no probability or one outside 25/50/75/90/100; decreasing order (info)",
+)
+def _probabilities(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for p in snap.active_pipelines("deal"):
+        opens = [s for s in p["stages"] if not s.get("is_closed")]
+        off = {}
+        for s in opens:
+            prob = s.get("probability")
+            if prob is None or not any(abs(prob - x) < 0.005 for x in SPEC_PROBABILITIES):
+                off[s["label"]] = None if prob is None else round(prob * 100)
+        probs = [s["probability"] for s in opens if s.get("probability") is not None]
+        decreasing = any(b < a for a, b in zip(probs, probs[1:], strict=False))
+        if not off and not decreasing:
+            continue
+        text = ", ".join(f"{k} {'none' if v is None else f'{v}%'}" for k, v in off.items())
+        hits.append(
+            r.hit(
+                object="deal",
+                field=p["label"],
+                key=f"pipeline:{p['id']}",
+                severity=LOW if off else INFO,
+                values=list(off),
+                counts={k: v for k, v in off.items() if v is not None},
+                count=len(off),
+                evidence={"decreasing": decreasing},
+                message=(f"Pipeline “{p['label']}” has probabilities off the spec: {text}." if off else "")
+                + (f" Probabilities in “{p['label']}” decrease along the pipeline." if decreasing else ""),
+            )
+        )
+    for h in hits:
+        h.message = h.message.strip()
+    return hits
+
+
+@rule(
+    "PIPE-FORECAST-CATEGORY",
+    title="Deals without a valid forecast category",
+    domain=SALES_PIPELINES,
+    severity=MEDIUM,
+    seed="S2 term “Forecast Category” (Commit, Best Case, Pipeline, Omitted)",
+    recommendation="Give every open deal a forecast category from the standard set: Commit, Best Case, Pipeline, "
+    "Omitted.",
+    needs=("fields", "counts"),
+    detects="deals whose forecast category is empty or outside Commit/Best Case/Pipeline/Omitted (and Closed)",
+)
+def _forecast(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    f = forecast_field(snap)
+    vc = snap.value_counts("deal", f["name"]) if f else None
+    if not vc:
+        return []
+    bad = {
+        v["label"] or v["value"]: v["count"]
+        for v in vc["values"]
+        if v["count"]
+        and norm(v["label"] or v["value"]) not in FORECAST_CATEGORIES
+        and norm(v["value"]) not in FORECAST_CATEGORIES
+    }
+    if vc["empty"]:
+        bad["(empty)"] = vc["empty"]
+    if not bad:
+        return []
+    return [
+        r.hit(
+            object="deal",
+            field=f["name"],
+            values=list(bad),
+            counts=bad,
+            count=sum(bad.values()),
+            message=f"{sum(bad.values()):,} deals have no valid forecast category: {listing(bad)}.",
+        )
+    ]
+
+
+def forecast_field(snap: Snapshot) -> dict | None:
+    return next(
+        (f for f in snap.fields("deal") if f["type"] == "picklist" and FORECAST_FIELD.search(norm(f.get("label")))),
+        None,
+    )
+
+
+def reason_field(snap: Snapshot) -> dict | None:
+    for f in snap.fields("deal"):
+        name = norm(re.sub(r"(?<=[a-z])(?=[A-Z])", " ", f["name"]))
+        if REASON_FIELD.search(norm(f.get("label"))) or REASON_FIELD.search(name):
+            return f
+    return None
+
+
+# ---------------------------------------------------------------- 8.3 customer lifecycle
+
+
+def _cs_places(snap: Snapshot) -> dict[str, list[str]]:
+    """Where post-sale (customer-success) stages live: object -> the labels found."""
+    found: dict[str, list[str]] = {}
+    for kind in ("ticket", "deal"):
+        for p in snap.active_pipelines(kind):
+            labels = [s["label"] for s in p["stages"] if matches(CS_WORDS, s)]
+            if labels:
+                found.setdefault(kind, []).extend(f"{p['label']}: {x}" for x in labels)
+    for kind in ("contact", "company", "lead"):
+        for f in snap.role_fields(kind, "lifecycle", "status"):
+            labels = [shown(v) for v in f["values"] if matches(CS_WORDS, v)]
+            if labels:
+                found.setdefault(kind, []).extend(f"{f['name']}: {x}" for x in labels)
+    return found
+
+
+@rule(
+    "CUST-NO-LIFECYCLE",
+    title="No customer lifecycle after Closed Won",
+    domain=CUSTOMER_LIFECYCLE,
+    severity=MEDIUM,
+    seed="S1 Current State Audit §3 “no defined customer lifecycle stages at all”",
+    recommendation="Define the customer lifecycle (Pre-Onboarding, Onboarding, Implementation, Early Adoption, "
+    "Mature Adoption) in a dedicated CS pipeline: Tickets in HubSpot, a custom object in Salesforce.",
+    needs=("fields", "pipelines"),
+    detects="no post-sale stages in a ticket/CS pipeline or a lifecycle field (CS stages inside deal pipelines do "
+    "not count)",
+)
+def _no_customer_lifecycle(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    places = _cs_places(snap)
+    if set(places) - {"deal"}:
+        return []
+    in_deals = places.get("deal", [])
+    return [
+        r.hit(
+            object="ticket",
+            field="",
+            values=in_deals,
+            count=len(in_deals),
+            message=f"{snap.crm} has no customer lifecycle: no pipeline or field tracks onboarding, implementation "
+            "or adoption after Closed Won"
+            + (f" (the only post-sale stages sit in deal pipelines: {listing(in_deals, 3)})." if in_deals else "."),
+        )
+    ]
+
+
+@rule(
+    "CUST-FRAGMENTED",
+    title="Post-sale tracking fragmented across objects",
+    domain=CUSTOMER_LIFECYCLE,
+    severity=LOW,
+    seed="S1 Current State Audit §3 “fragmented tracking across multiple objects”",
+    recommendation="Track the customer lifecycle in one place (a CS pipeline) and retire the other post-sale stages.",
+    needs=("fields", "pipelines"),
+    detects="post-sale stages on two or more objects (deals, tickets, contacts, companies)",
+)
+def _fragmented(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    places = _cs_places(snap)
+    if len(places) < 2:
+        return []
+    return [
+        r.hit(
+            object=", ".join(sorted(places)),
+            field="",
+            values=[v for vals in places.values() for v in vals],
+            counts={k: len(v) for k, v in places.items()},
+            count=len(places),
+            message=f"Post-sale stages live on {len(places)} objects: "
+            + "; ".join(f"{OBJECT_LABELS[k]} ({listing(v, 3)})" for k, v in sorted(places.items()))
+            + ".",
+        )
+    ]
+
+
+# ---------------------------------------------------------------- 8.4 company lifecycle
+
+
+@rule(
+    "COMP-FIELD-MIXED",
+    title="Company field mixing lifecycle, type and status",
+    domain=COMPANY_LIFECYCLE,
+    severity=MEDIUM,
+    seed="S1 Current State Audit §4 “company fields mixing lifecycle, type, and status concepts”",
+    recommendation="Split the field: a company lifecycle (rolled up from contacts), a company type (customer, "
+    "partner, reseller…) and a status (active, churned) as three fields.",
+    detects="one company picklist whose values fall in two or more of lifecycle / type / status",
+)
+def _company_mixed(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for f in snap.role_fields("company"):
+        classes: dict[str, list[str]] = {}
+        for v in f["values"]:
+            for name, pattern in COMPANY_CLASSES.items():
+                if matches(pattern, v):
+                    classes.setdefault(name, []).append(shown(v))
+                    break
+        if len(classes) >= 2:
+            hits.append(
+                r.hit(
+                    object="company",
+                    field=f["name"],
+                    values=[v for vals in classes.values() for v in vals],
+                    counts={k: len(v) for k, v in classes.items()},
+                    count=len(classes),
+                    evidence={"classes": classes},
+                    message=f"{field_label(f)} on {snap.crm} companies mixes "
+                    + "; ".join(f"{k} ({', '.join(v)})" for k, v in classes.items())
+                    + ".",
+                )
+            )
+    return hits
+
+
+@rule(
+    "COMP-NO-ROLLUP",
+    title="No company-level lifecycle",
+    domain=COMPANY_LIFECYCLE,
+    severity=LOW,
+    seed="S1 §2c “Add company-level lifecycle field that rolls up from Contact activity”",
+    recommendation="Add a company-level lifecycle field that rolls up from the most advanced contact's lifecycle "
+    "stage.",
+    needs=("fields", "counts"),
+    detects="companies have no lifecycle field, or it is empty on every company",
+)
+def _no_rollup(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    if not snap.available("company"):
+        return []
+    fields = snap.role_fields("company", "lifecycle")
+    if not fields:
+        return [r.hit(object="company", field="", message=f"{snap.crm} companies have no lifecycle field.")]
+    counted = [vc for f in fields if (vc := snap.value_counts("company", f["name"])) is not None]
+    total = max((vc["total"] for vc in counted), default=0)
+    empty = [f for f in fields if (vc := snap.value_counts("company", f["name"])) and total and vc["empty"] >= total]
+    if total and len(empty) == len(fields):
+        return [
+            r.hit(
+                object="company",
+                field=", ".join(f["name"] for f in fields),
+                count=total,
+                message=f"The company lifecycle field exists but none of the {total:,} companies has a value: it "
+                "does not roll up from contacts.",
+            )
+        ]
+    return []
+
+
+# ---------------------------------------------------------------- 8.5 data quality
+
+
+@rule(
+    "DQ-MISSING-FIELDS",
+    title="Records missing minimum fields",
+    domain=DATA_QUALITY,
+    severity=MEDIUM,
+    seed="S2 Track B “missing fields”; S3 12.1 minimum viable completeness (company, name, role, email or phone, "
+    "source, stage)",
+    recommendation="Backfill the minimum field set and require it at the step where it becomes known; check "
+    "completeness monthly.",
+    needs=("data_quality",),
+    detects="a required field empty on more than the threshold share of an object's records",
+)
+def _missing(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    limit = ctx.threshold("missing_field_share")
+    per_kind: dict[str, dict[str, float]] = {}
+    for m in snap.quality.get("missing", []):
+        if m["total"] and m["missing"] / m["total"] > limit:
+            per_kind.setdefault(m["object"], {})[m["field"]] = m["missing"] / m["total"]
+    hits = []
+    for kind, shares in per_kind.items():
+        hits.append(
+            r.hit(
+                object=kind,
+                field=", ".join(shares),
+                values=list(shares),
+                counts={k: round(v * 1000) / 10 for k, v in shares.items()},
+                count=len(shares),
+                evidence={"threshold": limit, "unit": "percent of records"},
+                message=f"{snap.crm} {OBJECT_LABELS[kind]} miss "
+                + ", ".join(f"{k} on {share_text(v)}" for k, v in shares.items())
+                + f" of records (threshold {share_text(limit)}).",
+            )
+        )
+    return hits
+
+
+@rule(
+    "DQ-NO-NEXT-STEP",
+    title="Open deals without a next step",
+    domain=DATA_QUALITY,
+    severity=MEDIUM,
+    seed="S3 1.5 / 12.1 / 12.2 “next step and next-step date on every open deal”",
+    recommendation="Require a next step (and its date) on every open deal; review the ones without in the weekly "
+    "pipeline meeting.",
+    needs=("data_quality", "pipelines", "counts"),
+    detects="more than the threshold share of open deals have no next step",
+)
+def _next_step(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    missing = snap.quality.get("open_deals_without_next_step")
+    sc = snap.stage_counts("deal")
+    if missing is None or sc is None:
+        return []
+    states = _closed_lookup(snap, "deal")
+    open_deals = sum(
+        s["count"] for s in sc["stages"] if states.get((s.get("pipeline_id"), s["value"].lower())) == "open"
+    )
+    share = missing / open_deals if open_deals else 0.0
+    limit = ctx.threshold("no_next_step_share")
+    if not open_deals or share <= limit:
+        return []
+    return [
+        r.hit(
+            object="deal",
+            field="next step",
+            counts={"open": open_deals, "without_next_step": missing},
+            count=missing,
+            evidence={"share": round(share, 4), "threshold": limit},
+            message=f"{missing:,} of {open_deals:,} open deals ({share_text(share)}) have no next step.",
+        )
+    ]
+
+
+@rule(
+    "DQ-STALE-RECORDS",
+    title="Stale records",
+    domain=DATA_QUALITY,
+    severity=LOW,
+    seed="S3 12.1 audit scoring “recency (days since last meaningful update)”",
+    recommendation="Review stale records each quarter: update, archive or delete them; complete-but-stale is still "
+    "a problem.",
+    needs=("data_quality",),
+    detects="more than the threshold share of an object's records untouched for more than stale_days",
+)
+def _stale(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    limit, days = ctx.threshold("stale_share"), snap.quality.get("stale_days") or ctx.threshold("stale_days")
+    hits = []
+    for s in snap.quality.get("stale", []):
+        share = s["stale"] / s["total"] if s["total"] else 0.0
+        if share > limit:
+            hits.append(
+                r.hit(
+                    object=s["object"],
+                    field="last modified",
+                    counts={"stale": s["stale"], "total": s["total"]},
+                    count=s["stale"],
+                    evidence={"share": round(share, 4), "threshold": limit, "days": days},
+                    message=f"{s['stale']:,} of {s['total']:,} {snap.crm} {OBJECT_LABELS[s['object']]} "
+                    f"({share_text(share)}) were not updated in {days:g} days.",
+                )
+            )
+    return hits
+
+
+@rule(
+    "DQ-DUPLICATE-ACCOUNTS",
+    title="Duplicate accounts and contacts",
+    domain=DATA_QUALITY,
+    severity=HIGH,
+    seed="S2 Track B “duplicate accounts”; S3 12.1 dedup keys (domain for accounts, email for contacts)",
+    recommendation="Merge the duplicates (domain for companies, email for people) and turn on duplicate rules so "
+    "new ones are caught on entry.",
+    needs=("deep",),
+    detects="(deep mode) people sharing an email, companies sharing a website domain",
+)
+def _duplicates(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for d in snap.quality.get("duplicates") or []:
+        if d["groups"]:
+            hits.append(
+                r.hit(
+                    object=d["object"],
+                    field=d["key"],
+                    counts={"groups": d["groups"], "records": d["records"], "scanned": d["scanned"]},
+                    count=d["records"],
+                    message=f"{d['records']:,} {OBJECT_LABELS[d['object']]} share their {d['key']} with another "
+                    f"({d['groups']:,} groups among {d['scanned']:,} read).",
+                )
+            )
+    return hits
+
+
+@rule(
+    "DQ-INCONSISTENT-STAGE-DEFS",
+    title="Inconsistent stage definitions across pipelines",
+    domain=DATA_QUALITY,
+    severity=MEDIUM,
+    seed="S2 Track B “inconsistent stage definitions”",
+    recommendation="Give stages that share a name the same probability and closed/won flags, and one spelling.",
+    needs=("pipelines",),
+    detects="one stage name with different probability/closed flags in two pipelines, or near-duplicate names",
+)
+def _inconsistent(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    by_name: dict[str, list[tuple[dict, dict]]] = {}
+    for p in snap.active_pipelines("deal"):
+        for s in p["stages"]:
+            by_name.setdefault(squash(s["label"]), []).append((p, s))
+    hits = []
+    for name, rows in sorted(by_name.items()):
+        spellings = sorted({s["label"] for _, s in rows})
+        shapes = {(s.get("probability"), bool(s.get("is_closed")), bool(s.get("is_won"))) for _, s in rows}
+        if len(rows) < 2 or (len(shapes) == 1 and len(spellings) == 1):
+            continue
+        problems = []
+        if len(shapes) > 1:
+            problems.append("different probability or closed/won flags")
+        if len(spellings) > 1:
+            problems.append(f"different spellings ({', '.join(spellings)})")
+        hits.append(
+            r.hit(
+                object="deal",
+                field=spellings[0],
+                key=f"stage:{name}",
+                values=[f"{p['label']}: {s['label']}" for p, s in rows],
+                counts={f"{p['label']}: {s['label']}": round((s.get("probability") or 0) * 100) for p, s in rows},
+                count=len(rows),
+                message=f"Stage “{spellings[0]}” is defined {len(rows)} ways across pipelines: "
+                + " and ".join(problems)
+                + ".",
+            )
+        )
+    return hits
+
+
+@rule(
+    "DQ-FREE-TEXT-FINITE",
+    title="Finite concepts stored as free text",
+    domain=DATA_QUALITY,
+    severity=LOW,
+    seed="S3 12.1 “Use picklists for anything with a finite set” (lead source, industry, deal type, region)",
+    recommendation="Turn these fields into picklists (dropdown properties) and map the existing text to the list.",
+    detects="lead source, industry, deal type or region fields that are text, not picklists",
+)
+def _free_text(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for kind in ("lead", "contact", "company", "deal"):
+        for f in snap.fields(kind):
+            if f["type"] not in ("string", "text"):
+                continue
+            label = norm(f.get("label"))
+            concept = next((c for c, pattern in FINITE_CONCEPTS.items() if pattern.search(label)), None)
+            if concept:
+                hits.append(
+                    r.hit(
+                        object=kind,
+                        field=f["name"],
+                        values=[concept],
+                        count=1,
+                        message=f"{field_label(f)} on {snap.crm} {OBJECT_LABELS[kind]} is free text; {concept} "
+                        "is a finite set.",
+                    )
+                )
+    return hits
+
+
+# ---------------------------------------------------------------- drift from the signed architecture
+
+OBJECT_WORDS = {
+    "lead": "lead",
+    "leads": "lead",
+    "contact": "contact",
+    "contacts": "contact",
+    "person": "contact",
+    "account": "company",
+    "accounts": "company",
+    "company": "company",
+    "companies": "company",
+    "opportunity": "deal",
+    "opportunities": "deal",
+    "deal": "deal",
+    "deals": "deal",
+    "case": "ticket",
+    "cases": "ticket",
+    "ticket": "ticket",
+    "tickets": "ticket",
+}
+
+
+def object_kind(text: str) -> str | None:
+    return OBJECT_WORDS.get(norm(text).replace(" ", ""))
+
+
+@dataclass
+class Scope:
+    """Where a signed stage lives in the CRM: one field, or one pipeline's stages."""
+
+    kind: str
+    name: str  # field API name or pipeline label
+    options: list[dict]  # {"value", "label", "active"}
+    counts: dict[str, int]  # value (lower) -> records holding it
+    unnamed: int = 0  # records in values the CRM did not name (HubSpot without deep)
+    pipeline_id: str | None = None
+    spelled: dict[str, str] = field(default_factory=dict)  # value (lower) -> as the records hold it
+
+    @property
+    def key(self) -> str:
+        return f"pipeline:{self.pipeline_id}" if self.pipeline_id else f"field:{self.name.lower()}"
+
+
+def resolve_scope(snap: Snapshot, crm_object: str, crm_field: str) -> Scope | str:
+    """The CRM place a signed stage names, or a plain-words reason it does not exist."""
+    kind = object_kind(crm_object)
+    if kind is None:
+        return (
+            f"“{crm_object}” is not a CRM object GTM Ops knows "
+            "(lead, contact, account/company, opportunity/deal, case/ticket)"
+        )
+    if not snap.available(kind):
+        return f"{snap.crm} has no {OBJECT_LABELS[kind]} object here"
+    if kind in ("deal", "ticket"):
+        for p in snap.pipelines(kind):
+            if crm_field.lower() in (p["id"].lower(), p["label"].lower()):
+                sc = snap.stage_counts(kind) or {"stages": []}
+                counts: dict[str, int] = {}
+                spelled: dict[str, str] = {}
+                for s in sc["stages"]:
+                    if s.get("pipeline_id") == p["id"]:
+                        counts[s["value"].lower()] = counts.get(s["value"].lower(), 0) + s["count"]
+                        spelled.setdefault(s["value"].lower(), s["value"])
+                options = [
+                    {"value": s["id"], "label": s["label"], "active": s.get("active", True)} for s in p["stages"]
+                ]
+                return Scope(kind, p["label"], options, counts, pipeline_id=p["id"], spelled=spelled)
+    f = snap.field(kind, crm_field)
+    if f is None:
+        return f"{snap.crm} {OBJECT_LABELS[kind]} have no field or pipeline “{crm_field}”"
+    options = [{"value": v["value"], "label": v["label"], "active": v.get("active", True)} for v in f.get("values", [])]
+    counts, unnamed, spelled = {}, 0, {}
+    if f.get("role") == "stage":
+        sc = snap.stage_counts(kind) or {"stages": []}
+        for s in sc["stages"]:
+            counts[s["value"].lower()] = counts.get(s["value"].lower(), 0) + s["count"]
+            spelled.setdefault(s["value"].lower(), s["value"])
+        unnamed = max(0, (sc.get("unknown_total") or 0) - sum(s["count"] for s in sc["stages"] if not s["known"]))
+    else:
+        vc = snap.value_counts(kind, f["name"]) or {"values": []}
+        for v in vc["values"]:
+            counts[v["value"].lower()] = counts.get(v["value"].lower(), 0) + v["count"]
+            spelled.setdefault(v["value"].lower(), v["value"])
+        named_unknown = sum(v["count"] for v in vc["values"] if not v["known"])
+        unnamed = max(0, (vc.get("unknown_total") or 0) - named_unknown)
+    return Scope(kind, f["name"], options, counts, unnamed, spelled=spelled)
+
+
+def _signed_scopes(snap: Snapshot, ctx: Context) -> tuple[dict[str, tuple[Scope, list[dict]]], dict[str, list]]:
+    scopes: dict[str, tuple[Scope, list[dict]]] = {}
+    broken: dict[str, list] = {}
+    for stage in ctx.signed or []:
+        found = resolve_scope(snap, stage.get("crm_object", ""), stage.get("crm_field", ""))
+        if isinstance(found, str):
+            broken.setdefault(found, []).append(stage)
+            continue
+        scopes.setdefault(f"{found.kind}|{found.key}", (found, []))[1].append(stage)
+    return scopes, broken
+
+
+def _option_for(scope: Scope, value: str) -> dict | None:
+    wanted = value.lower()
+    return next((o for o in scope.options if o["value"].lower() == wanted), None) or next(
+        (o for o in scope.options if (o["label"] or "").lower() == wanted), None
+    )
+
+
+@rule(
+    "DRIFT-UNAPPROVED-VALUES",
+    title="Values in the CRM the signed architecture does not allow",
+    domain=DRIFT,
+    severity=HIGH,
+    seed="S1 §4a Rogue Stage Audit “Any new values found = governance issue”; §2d “CRM configuration matches the "
+    "approved lifecycle architecture” (catalogue LC-UNAPPROVED-VALUES, PIPE-CONFIG-DRIFT)",
+    recommendation="Remove the extra values from the CRM (after moving their records to signed stages), or add them "
+    "to the architecture and have it signed again.",
+    needs=("fields", "pipelines", "counts", "signed"),
+    detects="picklist options or values held by records, on a field the signed version maps, that it does not list",
+)
+def _drift_unapproved(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    scopes, _ = _signed_scopes(snap, ctx)
+    for scope, stages in scopes.values():
+        allowed = {v.lower() for s in stages for v in s.get("crm_values") or []}
+
+        def ok(value: str, label: str | None, allowed: set[str] = allowed) -> bool:
+            return value.lower() in allowed or (label or "").lower() in allowed
+
+        labels = {o["value"].lower(): o["label"] for o in scope.options}
+        extra: dict[str, int] = {}
+        for o in scope.options:
+            if o.get("active", True) and not ok(o["value"], o["label"]):
+                extra[o["label"] or o["value"]] = scope.counts.get(o["value"].lower(), 0)
+        for value, n in scope.counts.items():
+            if n and value not in labels and value not in allowed:
+                name = scope.spelled.get(value, value)
+                extra[name] = extra.get(name, 0) + n
+            elif n and value in labels and not ok(value, labels[value]):
+                extra[labels[value] or value] = n
+        if scope.unnamed:
+            extra["(values not named without a deep audit)"] = scope.unnamed
+        if extra:
+            records = sum(extra.values())
+            hits.append(
+                r.hit(
+                    object=scope.kind,
+                    field=scope.name,
+                    key=scope.key,
+                    values=list(extra),
+                    counts=extra,
+                    count=records,
+                    evidence={"signed_version": ctx.signed_version, "allowed": sorted(allowed)},
+                    message=f"{snap.crm} {OBJECT_LABELS[scope.kind]} {scope.name} has "
+                    f"{plural(len(extra), 'value')} the signed architecture (v{ctx.signed_version}) does not allow: "
+                    f"{listing(extra)}; {records:,} records hold them.",
+                )
+            )
+    return hits
+
+
+@rule(
+    "DRIFT-MISSING-STAGES",
+    title="Signed stages missing from the CRM",
+    domain=DRIFT,
+    severity=HIGH,
+    seed="S1 §2d “CRM configuration matches the approved lifecycle architecture” (catalogue PIPE-CONFIG-DRIFT)",
+    recommendation="Create the missing values in the CRM exactly as signed (or correct the stage's CRM mapping and "
+    "have the architecture signed again).",
+    needs=("fields", "pipelines", "signed"),
+    detects="signed stages whose CRM value, field, pipeline or object does not exist",
+)
+def _drift_missing(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    scopes, broken = _signed_scopes(snap, ctx)
+    for scope, stages in scopes.values():
+        missing = {}
+        for s in stages:
+            for v in s.get("crm_values") or []:
+                if _option_for(scope, v) is None:
+                    missing[v] = s["name"]
+        if missing:
+            hits.append(
+                r.hit(
+                    object=scope.kind,
+                    field=scope.name,
+                    key=scope.key,
+                    values=list(missing),
+                    evidence={"stages": missing, "signed_version": ctx.signed_version},
+                    count=len(missing),
+                    message=f"{plural(len(missing), 'signed value')} of v{ctx.signed_version} "
+                    f"{'is' if len(missing) == 1 else 'are'} missing from {snap.crm} {scope.name}: "
+                    + ", ".join(f"“{v}” ({name})" for v, name in missing.items())
+                    + ".",
+                )
+            )
+    for reason, stages in broken.items():
+        first = stages[0]
+        hits.append(
+            r.hit(
+                object=object_kind(first.get("crm_object", "")) or norm(first.get("crm_object")) or "?",
+                field=first.get("crm_field", ""),
+                key=f"mapping:{norm(first.get('crm_object'))}:{norm(first.get('crm_field'))}",
+                values=[s["name"] for s in stages],
+                count=len(stages),
+                evidence={"signed_version": ctx.signed_version},
+                message=f"{reason}: the signed stages {listing(s['name'] for s in stages)} have nowhere to live.",
+            )
+        )
+    return hits
+
+
+def names_match(signed: str, label: str, value: str) -> bool:
+    """The CRM label still says what was signed: same words, one inside the other, or an acronym (MQL)."""
+    a, b, c = squash(signed), squash(label), squash(value)
+    if not a:
+        return True
+    if a in (b, c) or (b and (a in b or b in a)):
+        return True
+    initials = "".join(w[0] for w in words(label) if w not in ("to", "of", "the", "and"))
+    return a == initials
+
+
+@rule(
+    "DRIFT-RENAMED-STAGES",
+    title="Signed stages renamed in the CRM",
+    domain=DRIFT,
+    severity=MEDIUM,
+    seed="S1 §2d “CRM configuration matches the approved lifecycle architecture” (catalogue PIPE-CONFIG-DRIFT: "
+    "renamed stages)",
+    recommendation="Restore the signed label in the CRM, or have the new name signed: reports and training use the "
+    "signed names.",
+    needs=("fields", "pipelines", "signed"),
+    detects="a signed value whose CRM label changed since the first audit after sign-off, or no longer reads "
+    "as the signed stage name",
+)
+def _drift_renamed(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    scopes, _ = _signed_scopes(snap, ctx)
+    for scope, stages in scopes.values():
+        reference: dict[str, str] = {}
+        if ctx.baseline is not None:
+            before = resolve_scope(ctx.baseline, stages[0].get("crm_object", ""), stages[0].get("crm_field", ""))
+            if isinstance(before, Scope):
+                reference = {o["value"].lower(): o["label"] for o in before.options}
+        renamed: dict[str, dict[str, str]] = {}
+        for s in stages:
+            values = s.get("crm_values") or []
+            for v in values:
+                option = next((o for o in scope.options if o["value"].lower() == v.lower()), None)
+                if option is None:
+                    continue  # missing, or signed by label: DRIFT-MISSING-STAGES tells
+                was = reference.get(v.lower())
+                if was is not None and was != option["label"]:
+                    renamed[v] = {"stage": s["name"], "was": was, "now": option["label"]}
+                elif len(values) == 1 and not names_match(s["name"], option["label"], option["value"]):
+                    renamed[v] = {"stage": s["name"], "was": s["name"], "now": option["label"]}
+        if renamed:
+            hits.append(
+                r.hit(
+                    object=scope.kind,
+                    field=scope.name,
+                    key=scope.key,
+                    values=list(renamed),
+                    evidence={"renamed": renamed, "signed_version": ctx.signed_version},
+                    count=len(renamed),
+                    message=f"{plural(len(renamed), 'signed stage')} renamed in {snap.crm} {scope.name}: "
+                    + ", ".join(f"“{x['was']}” is now “{x['now']}” ({v})" for v, x in renamed.items())
+                    + ".",
+                )
+            )
+    return hits
+
+
+@rule(
+    "DRIFT-NEW-SINCE-LAST-AUDIT",
+    title="New pipelines, stages or values since the last audit",
+    domain=DRIFT,
+    severity=MEDIUM,
+    seed="S1 §4a Rogue Stage Audit “any new pipeline/stage since last snapshot”",
+    recommendation="Check each new value against the architecture: approve it (and record the decision) or remove it.",
+    needs=("fields", "pipelines", "previous"),
+    detects="picklist values, pipelines and pipeline stages that the previous audit's snapshot did not have",
+)
+def _new_since(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    before = ctx.previous
+    if before is None or before.platform != snap.platform or not before.has("fields"):
+        return []
+    hits = []
+    for kind in ("lead", "contact", "company", "deal", "ticket"):
+        for f in snap.role_fields(kind):
+            old = before.field(kind, f["name"])
+            if old is None:
+                continue
+            known = {v["value"].lower() for v in old.get("values", [])}
+            new = [shown(v) for v in f["values"] if v["value"].lower() not in known]
+            if new:
+                hits.append(
+                    r.hit(
+                        object=kind,
+                        field=f["name"],
+                        values=new,
+                        count=len(new),
+                        message=f"{plural(len(new), 'new value')} in {field_label(f)} since the last audit: "
+                        f"{listing(new)}.",
+                    )
+                )
+    if before.has("pipelines"):
+        for kind in ("deal", "ticket"):
+            old = {p["id"]: p for p in before.pipelines(kind)}
+            if not old:
+                continue
+            for p in snap.pipelines(kind):
+                if p["id"] not in old:
+                    hits.append(
+                        r.hit(
+                            object=kind,
+                            field=p["label"],
+                            key=f"pipeline:{p['id']}",
+                            values=[p["label"]],
+                            count=1,
+                            message=f"New {kind} pipeline “{p['label']}” since the last audit.",
+                        )
+                    )
+                    continue
+                known = {s["id"].lower() for s in old[p["id"]]["stages"]}
+                new = [s["label"] for s in p["stages"] if s["id"].lower() not in known]
+                if new and p["id"] != "master":  # Salesforce without record types: the stage field covers it
+                    hits.append(
+                        r.hit(
+                            object=kind,
+                            field=p["label"],
+                            key=f"pipeline:{p['id']}",
+                            values=new,
+                            count=len(new),
+                            message=f"{plural(len(new), 'new stage')} in pipeline “{p['label']}” since the last "
+                            f"audit: {listing(new)}.",
+                        )
+                    )
+    return hits
+
+
+# ---------------------------------------------------------------- running the catalogue
+
+
+@dataclass
+class Evaluation:
+    hits: list[Hit]
+    evaluated: list[str]
+    not_evaluated: dict[str, str]  # rule id -> why (a section could not be read)
+    not_run: dict[str, str]  # rule id -> why it does not apply (deep mode off, nothing signed, no previous audit)
+
+
+def evaluate(snapshot: dict, ctx: Context | None = None) -> Evaluation:
+    snap = Snapshot(snapshot)
+    ctx = ctx or Context()
+    hits: list[Hit] = []
+    evaluated, not_evaluated, not_run = [], {}, {}
+    for r in CATALOGUE.values():
+        if "deep" in r.needs and not snap.deep:
+            not_run[r.id] = "deep mode only (reads records)"
+            continue
+        if "signed" in r.needs and not ctx.signed:
+            not_run[r.id] = "no signed stage architecture with CRM values"
+            continue
+        if "previous" in r.needs and ctx.previous is None:
+            not_run[r.id] = "no earlier audit to compare with"
+            continue
+        sections = [n for n in r.needs if n not in ("signed", "previous")]
+        missing = [n for n in sections if not snap.has(n)]
+        if missing:
+            not_evaluated[r.id] = f"could not read {', '.join(missing).replace('_', ' ')} from {snap.crm}"
+            continue
+        found = r.check(snap, ctx)
+        evaluated.append(r.id)
+        hits.extend(found)
+    order = {s: i for i, s in enumerate(SEVERITIES)}
+    hits.sort(key=lambda h: (DOMAINS.index(h.domain), order[h.severity], h.rule_id, h.object, h.field))
+    return Evaluation(hits, evaluated, not_evaluated, not_run)
+
+
+def catalogue_rows() -> list[dict[str, str]]:
+    """The catalogue as documentation rows (id, domain, severity, what it detects, seed)."""
+    return [
+        {
+            "id": r.id,
+            "title": r.title,
+            "domain": r.domain,
+            "severity": r.severity,
+            "detects": r.detects,
+            "seed": r.seed,
+            "deep": "yes" if r.deep else "",
+        }
+        for r in CATALOGUE.values()
+    ]
