@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -86,8 +85,7 @@ def test_a_worker_killed_mid_audit_leaves_no_run_running(cast, audit_worker, tmp
             what="the audit to be under way",
         )
         audit_worker.kill()  # SIGKILL: no cleanup, no chance to write anything
-        audit_worker.wait(timeout=10)
-        time.sleep(1.0)
+        audit_worker.wait(timeout=10)  # dead: nothing can write to the run any more
         assert status_of(run)[0] == AuditStatus.RUNNING  # nobody left to finish it, nobody to say so
         sf.faults.clear()
 

@@ -794,7 +794,7 @@ def _redis_url():
 def redis_url():
     url, process = _redis_url()
     if url is None:
-        pytest.skip("no Redis: set REDIS_URL or install redis-server")
+        pytest.fail("no Redis: set REDIS_URL or install redis-server (make test does both)")
     import redis
     from redis.backoff import ExponentialBackoff
     from redis.retry import Retry
