@@ -49,12 +49,13 @@ def board_lanes(engagement: Engagement, *, client_view: bool = False) -> dict[st
         qs = model.objects.for_org(engagement.organization).filter(engagement=engagement, **filters)
         return list(qs.client_visible() if client_view else qs)
 
+    work = rows(WorkItem, status__in=[WorkStatus.IN_PROGRESS, WorkStatus.UPCOMING])  # both work lanes, one query
     return {
-        "in_progress": rows(WorkItem, status=WorkStatus.IN_PROGRESS),
+        "in_progress": [w for w in work if w.status == WorkStatus.IN_PROGRESS],
         "decisions": rows(DecisionLogEntry, status=DecisionStatus.NEEDED),
         "risks": rows(Risk, status=RiskStatus.OPEN),
         "releases": rows(Release, status=ReleaseStatus.RELEASED),
-        "upcoming": rows(WorkItem, status=WorkStatus.UPCOMING),
+        "upcoming": [w for w in work if w.status == WorkStatus.UPCOMING],
     }
 
 

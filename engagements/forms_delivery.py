@@ -7,6 +7,8 @@ the htmx refresh, the validation errors and the successful post.
 
 from django import forms
 from django.utils import timezone
+from django.utils.choices import BaseChoiceIterator
+from django.utils.html import format_html, format_html_join
 
 from accounts.models import Membership
 
@@ -38,19 +40,67 @@ class PlaybookChoiceField(forms.ModelChoiceField):
         return f"{obj.name} ({owner}, v{obj.latest_number})"
 
 
+class PlainSelect(forms.Select):
+    """A <select> of plain choices (no groups) built in Python: the HTML of Django's select template without
+    rendering one template per option, for filters with a long list of options."""
+
+    def render(self, name, value, attrs=None, renderer=None):
+        chosen, found = self.format_value(value), False
+        options = []
+        for option_value, label in self.choices:
+            option_value = "" if option_value is None else str(option_value)
+            selected = not found and option_value in chosen
+            found = found or selected
+            options.append((option_value, " selected" if selected else "", label))
+        return format_html(
+            '<select name="{}"{}>{}\n</select>',
+            name,
+            _attrs_html(self.build_attrs(self.attrs, attrs)),
+            format_html_join("", '\n  <option value="{}"{}>{}</option>', options),
+        )
+
+
+def _attrs_html(attrs: dict) -> str:
+    """Attributes as django/forms/widgets/attrs.html writes them: in order, True as a bare name, False left out."""
+    parts = []
+    for key, value in attrs.items():
+        if value is True:
+            parts.append((format_html(" {}", key),))
+        elif value is not False:
+            parts.append((format_html(' {}="{}"', key, value),))
+    return format_html_join("", "{}", parts)
+
+
+class ClientOptions(BaseChoiceIterator):
+    """The client filter's options: (uuid, name) rows straight from the database, with no model instances.
+    Read when the <select> renders (a BaseChoiceIterator stays lazy), in one plain query."""
+
+    def __init__(self, queryset, empty_label):
+        self.queryset, self.empty_label = queryset, empty_label
+
+    def __iter__(self):
+        yield "", self.empty_label
+        yield from self.queryset.values_list("uuid", "name")
+
+
 class PortfolioFilterForm(forms.Form):
-    status = forms.ChoiceField(label="Status", required=False, choices=[("", "Any status"), *EngagementStatus.choices])
+    status = forms.ChoiceField(
+        label="Status", required=False, choices=[("", "Any status"), *EngagementStatus.choices], widget=PlainSelect
+    )
     client = forms.ModelChoiceField(
         label="Client",
         required=False,
         queryset=ClientAccount.objects.none(),
         to_field_name="uuid",
         empty_label="All clients",
+        widget=PlainSelect,
     )
 
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["client"].queryset = ClientAccount.objects.for_org(organization).order_by("name")
+        field = self.fields["client"]
+        field.queryset = ClientAccount.objects.for_org(organization).order_by("name")
+        field.widget.choices = ClientOptions(field.queryset, field.empty_label)  # labels: ClientAccount.__str__
 
     def filter(self, engagements):
         if not self.is_valid():

@@ -5,13 +5,14 @@ Board items of the five kinds share one set of views, told apart by the `kind` k
 """
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.access import org_view
 from accounts.models import DomainError
@@ -33,6 +34,7 @@ from ..models import (
 )
 
 PAGE_SIZE = 25
+CLOSED_BOARD = "This engagement is closed; its board is read-only."
 
 # What each kind is called, which statuses its quick actions may set, and where its list lives.
 KINDS = {
@@ -73,14 +75,17 @@ FORM_PREFIXES = {"wip": "work", "upcoming": "work", "decision": "decision", "ris
 FORM_INITIAL = {"wip": {"status": WorkStatus.IN_PROGRESS}, "upcoming": {"status": WorkStatus.UPCOMING}}
 
 
-def _engagement(request, engagement_uuid, *related) -> Engagement:
+def _engagement(request, engagement_uuid, *related, defer=()) -> Engagement:
     # The page head shows the client and the playbook (templates/engagements/_engagement_head.html).
-    engagement = get_object_or_404(
-        Engagement.objects.for_org(request.org).select_related("client", "playbook_version__playbook", *related),
-        uuid=engagement_uuid,
-    )
+    queryset = Engagement.objects.for_org(request.org).select_related("client", "playbook_version__playbook", *related)
+    engagement = get_object_or_404(queryset.defer(*defer) if defer else queryset, uuid=engagement_uuid)
     engagement.organization = request.org  # the same row, already loaded by org_view
     return engagement
+
+
+def _board_engagement(request, engagement_uuid) -> Engagement:
+    """The engagement of the board and its actions: they never read the playbook's content (tens of kB of JSON)."""
+    return _engagement(request, engagement_uuid, defer=("playbook_version__content",))
 
 
 def can_change(request, engagement: Engagement) -> bool:
@@ -119,33 +124,84 @@ def _quick_form(prefix, engagement, data=None):
     return form_class(data, prefix=prefix, engagement=engagement, initial=FORM_INITIAL.get(prefix))
 
 
-def board_context(request, engagement, *, bound=None, notice="", error="", error_item=None) -> dict:
-    """Everything the board (and its htmx fragment) shows: five queries for the lanes, one for feedback."""
-    forms = {prefix: _quick_form(prefix, engagement) for prefix in FORM_PREFIXES}
+# A stand-in for an item's uuid: each kind's item URLs are reversed once, then every card fills in its uuid.
+_ANY_UUID = "00000000-0000-0000-0000-000000000000"
+CARD_URLS = ("edit", "status", "visibility")
+# A card's quick status buttons, by kind and status (feedback: by `resolved`): (new status, text, secondary).
+CARD_ACTIONS = {
+    ("work", WorkStatus.UPCOMING): (("in_progress", "Start", False),),
+    ("work", WorkStatus.IN_PROGRESS): (("done", "Mark done", False), ("upcoming", "Not yet", True)),
+    ("risk", RiskStatus.OPEN): (("mitigated", "Mitigated", False), ("closed", "Close", True)),
+    ("feedback", False): (("resolved", "Resolve", False),),
+}
+
+
+def _prepare_cards(request, engagement, kind, items) -> None:
+    """Set edit_url, status_url, visibility_url (one reverse() per action, not three per card) and actions."""
+    if not items:
+        return
+    patterns = []
+    for action in CARD_URLS:
+        url = reverse(f"engagements:{kind}-{action}", args=[request.org.slug, engagement.uuid, _ANY_UUID])
+        prefix, _, suffix = url.rpartition(_ANY_UUID)
+        patterns.append((f"{action}_url", prefix, suffix))
+    for item in items:
+        uuid = str(item.uuid)
+        for attr, prefix, suffix in patterns:
+            setattr(item, attr, f"{prefix}{uuid}{suffix}")
+        item.actions = CARD_ACTIONS.get((kind, item.resolved if kind == "feedback" else item.status), ())
+
+
+def _lanes(request, engagement) -> dict[str, list]:
+    engagement.organization = request.org  # the same row: spares a query
+    return cadence.board_lanes(engagement)
+
+
+def _add_url(request, engagement, kind) -> str:
+    return reverse(f"engagements:{kind}-add", args=[request.org.slug, engagement.uuid])
+
+
+def board_context(request, engagement, *, bound=None, open_prefix=None, notice="", error="", error_item=None) -> dict:
+    """Everything the board (and its htmx fragment) shows: four queries for the lanes, one for feedback.
+
+    The add forms stay collapsed, so the board renders only the one coming back with errors (`bound`) or the
+    one asked for without JavaScript (`open_prefix`); htmx fetches the others when their <details> opens.
+    """
+    forms = {}
+    if open_prefix is not None:
+        forms[open_prefix] = _quick_form(open_prefix, engagement)
     if bound is not None:
         forms[bound.prefix] = bound
-    rows = cadence.board_lanes(engagement)
-    lanes = [
-        {
-            "key": key,
-            "label": label,
-            "kind": LANE_KIND[key],
-            "items": rows[key],
-            "form": forms[LANE_FORM[key]],
-            "add_url": reverse(f"engagements:{LANE_KIND[key]}-add", args=[request.org.slug, engagement.uuid]),
-            "add_label": LANE_ADD_LABEL[key],
-            "empty": LANE_EMPTY[key],
-        }
-        for key, label in cadence.LANES
-    ]
+    rows = _lanes(request, engagement)
+    work_add = _add_url(request, engagement, "work")
+    lanes = []
+    for key, label in cadence.LANES:
+        kind, prefix = LANE_KIND[key], LANE_FORM[key]
+        lanes.append(
+            {
+                "key": key,
+                "label": label,
+                "kind": kind,
+                "items": rows[key],
+                "prefix": prefix,
+                "form": forms.get(prefix),
+                "add_url": work_add if kind == "work" else _add_url(request, engagement, kind),
+                "add_label": LANE_ADD_LABEL[key],
+                "empty": LANE_EMPTY[key],
+            }
+        )
     feedback = list(
         FeedbackItem.objects.for_org(request.org).filter(engagement=engagement, resolved=False).order_by("-created_at")
     )
+    for kind in ("work", "decision", "risk", "release"):
+        _prepare_cards(request, engagement, kind, [i for lane in lanes if lane["kind"] == kind for i in lane["items"]])
+    _prepare_cards(request, engagement, "feedback", feedback)
     return {
         "engagement": engagement,
         "lanes": lanes,
         "feedback": feedback,
-        "feedback_form": forms["feedback"],
+        "feedback_form": forms.get("feedback"),
+        "feedback_add": _add_url(request, engagement, "feedback"),
         "can_change": can_change(request, engagement),
         "notice": notice,
         "error": error,
@@ -162,20 +218,46 @@ def _board_response(request, engagement, *, status=200, **extra):
 
 @org_view
 def board(request, engagement_uuid):
-    engagement = _engagement(request, engagement_uuid)
+    engagement = _board_engagement(request, engagement_uuid)
     return _board_response(request, engagement)
 
 
-@org_view
-@require_POST
-def item_add(request, engagement_uuid, kind):
-    """Inline add form of a lane (or of the feedback section). htmx swaps the whole board back."""
-    engagement = _engagement(request, engagement_uuid)
-    prefix = request.POST.get("form_prefix", kind)
+def _form_prefix(request, kind):
+    """The add form asked for: a lane's prefix of this kind (two lanes add work items), else the kind's own.
+    Fetching a form (GET) without a prefix gets the kind's first form (work: the in-progress lane's)."""
+    prefix = (request.POST if request.method == "POST" else request.GET).get("form_prefix", kind)
     if FORM_PREFIXES.get(prefix) != kind:
         prefix = kind if kind in FORM_PREFIXES else None
+    if prefix is None and request.method == "GET":
+        prefix = next(p for p, k in FORM_PREFIXES.items() if k == kind)
     if prefix is None:
         raise Http404("Unknown form.")
+    return prefix
+
+
+@org_view
+@require_http_methods(["GET", "POST"])
+def item_add(request, engagement_uuid, kind):
+    """Inline add form of a lane (or of the feedback section). htmx swaps the whole board back.
+
+    GET: htmx fetches the empty form when its <details> opens; without htmx, the board with that form open.
+    """
+    engagement = _board_engagement(request, engagement_uuid)
+    prefix = _form_prefix(request, kind)
+    if request.method == "GET":
+        if not request.htmx:
+            return _board_response(request, engagement, open_prefix=prefix)
+        if not request.membership.can_write:
+            raise PermissionDenied("Viewers can look but not change anything.")
+        if not engagement.is_open:  # closed since the board was shown
+            return HttpResponse(f'<p class="flash bad" role="alert">{CLOSED_BOARD}</p>')
+        context = {
+            "engagement": engagement,
+            "form": _quick_form(prefix, engagement),
+            "action": _add_url(request, engagement, kind),
+            "board_path": board_url(request, engagement),
+        }
+        return render(request, "engagements/_board_add_form.html", context)
     form = _quick_form(prefix, engagement, request.POST)
     error = ""
     if form.is_valid():
@@ -218,7 +300,7 @@ def _apply_status(item, kind, request) -> None:
 @require_POST
 def item_status(request, engagement_uuid, kind, **kwargs):
     """A card's quick action: move it to another status (and so, often, to another lane)."""
-    engagement = _engagement(request, engagement_uuid)
+    engagement = _board_engagement(request, engagement_uuid)
     item = _item(request, engagement, kind, kwargs)
     try:
         _apply_status(item, kind, request)
@@ -245,7 +327,7 @@ def _status_label(item, kind) -> str:
 @require_POST
 def item_visibility(request, engagement_uuid, kind, **kwargs):
     """Show an item to the client's stakeholders in their portal, or keep it internal."""
-    engagement = _engagement(request, engagement_uuid)
+    engagement = _board_engagement(request, engagement_uuid)
     item = _item(request, engagement, kind, kwargs)
     item.client_visible = request.POST.get("client_visible") == "1"
     try:
