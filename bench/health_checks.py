@@ -676,6 +676,7 @@ class Worker:
         self.peak_pss_kb = 0
         self.rss_at: dict[str, int] = {}
         self.last_rss_kb = 0
+        self.timeline: list[tuple[float, int, int]] = []  # (monotonic time, RSS main+child, PSS main+child) in kB
 
     def text(self) -> str:
         try:
@@ -705,6 +706,7 @@ class Worker:
             pss += pss_kb(pid)
             self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), kb.get("VmHWM", 0))
         self.peak_rss_kb = max(self.peak_rss_kb, rss)
+        self.timeline.append((time.monotonic(), rss, pss))
         self.peak_pss_kb = max(self.peak_pss_kb, pss)
         self.last_rss_kb = rss
 
@@ -1196,6 +1198,15 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
             f"{len(tasks.get('reporting.tasks.send_health_report', [])):>6} {cpu:>7.1f}"
         )
     print("  peak RSS main+child counts the pages the pool child shares with its parent twice (PSS does not)")
+    marks = (0.0, 0.25, 0.5, 0.75, 1.0)
+    print("  RSS / PSS main+child (MB) through the run, at " + ", ".join(f"{m:.0%}" for m in marks) + " of it:")
+    for w in workers:
+        points = []
+        for m in marks:
+            at = t_start + m * (t_end - t_start)
+            sample = min(w.timeline, key=lambda s: abs(s[0] - at), default=None)
+            points.append(f"{sample[1] / 1024:.0f}/{sample[2] / 1024:.0f}" if sample else "-")
+        print(f"    worker {w.n}: " + "  ".join(points))
 
     # ---- emails
     print()

@@ -162,7 +162,10 @@ class CrmFigures:
 
     def _drop_off_reason_share(self, period: date) -> None:
         deal_fields = self.connector.fields("deal")
-        reason = next((f for f in deal_fields if any(w in f.api_name.lower() for w in REASON_WORDS)), None)
+        # Only a picklist can be counted by value; a free-text reason (HubSpot's closed_lost_reason) cannot.
+        reason = next(
+            (f for f in deal_fields if f.is_picklist and any(w in f.api_name.lower() for w in REASON_WORDS)), None
+        )
         if reason is None:
             self.missing["drop_off_reason_share"] = "no drop-off reason field on deals"
             return
