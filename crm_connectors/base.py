@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -416,15 +416,30 @@ class CrmConnector(ABC):
 
     @abstractmethod
     def stage_transitions(
-        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+        self,
+        kind: str,
+        field_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        deep: bool = False,
+        values: Sequence[str] | None = None,
     ) -> Transitions:
-        """Records that entered each value of `field_name` in [start, end)."""
+        """Records that entered each value of `field_name` in [start, end); only `values` when given, where
+        the CRM charges per value (HubSpot)."""
 
     @abstractmethod
     def time_in_stage(
-        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+        self,
+        kind: str,
+        field_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        deep: bool = False,
+        values: Sequence[str] | None = None,
     ) -> TimeInStage:
-        """Average days in each value, for stays that ended in [start, end)."""
+        """Average days in each value, for stays that ended in [start, end); only `values` when given, as above."""
 
     @abstractmethod
     def data_quality(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -550,17 +550,28 @@ class HubSpotConnector(CrmConnector):
         f = self._field(kind, field_name)
         return self._total(kind, [[{"property_name": f.api_name, "operator": "NOT_HAS_PROPERTY"}]])
 
-    def _stage_values(self, kind: str, f: CrmField) -> list[FieldValue]:
+    def _stage_values(self, f: CrmField, wanted: Sequence[str] | None) -> list[FieldValue]:
+        """The options to count, one search each: those asked for (by value or label), else the active ones."""
+        if wanted is not None:
+            names = {w.lower() for w in wanted}
+            return [v for v in f.values if v.api_value.lower() in names or v.label.lower() in names]
         return [v for v in f.values if v.active] or list(f.values)
 
     def stage_transitions(
-        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+        self,
+        kind: str,
+        field_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        deep: bool = False,
+        values: Sequence[str] | None = None,
     ) -> Transitions:
         with self.metered() as meter:
             f = self._field(kind, field_name)
             entered = self._date_properties(kind, "entered")
             into = []
-            for v in self._stage_values(kind, f):
+            for v in self._stage_values(f, values):
                 prop = entered.get(v.api_value.lower().replace("-", "_"))
                 if prop is None:
                     into.append(Transition(v.api_value, v.label, None))
@@ -594,13 +605,20 @@ class HubSpotConnector(CrmConnector):
         )
 
     def time_in_stage(
-        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+        self,
+        kind: str,
+        field_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        deep: bool = False,
+        values: Sequence[str] | None = None,
     ) -> TimeInStage:
         with self.metered() as meter:
             f = self._field(kind, field_name)
             entered, exited = self._date_properties(kind, "entered"), self._date_properties(kind, "exited")
             plan = []
-            for v in self._stage_values(kind, f):
+            for v in self._stage_values(f, values):
                 suffix = v.api_value.lower().replace("-", "_")
                 if suffix in entered and suffix in exited:
                     plan.append((v, entered[suffix], exited[suffix]))

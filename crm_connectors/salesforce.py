@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -682,7 +682,14 @@ class SalesforceConnector(CrmConnector):
         return self._count(f"SELECT COUNT() FROM {OBJECTS[kind]} WHERE {f.api_name} = null")
 
     def stage_transitions(
-        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+        self,
+        kind: str,
+        field_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        deep: bool = False,
+        values: Sequence[str] | None = None,  # one aggregate query counts every value: nothing to save
     ) -> Transitions:
         with self.metered() as meter:
             f = self._field(kind, field_name)
@@ -750,7 +757,14 @@ class SalesforceConnector(CrmConnector):
         )
 
     def time_in_stage(
-        self, kind: str, field_name: str, start: datetime, end: datetime, *, deep: bool = False
+        self,
+        kind: str,
+        field_name: str,
+        start: datetime,
+        end: datetime,
+        *,
+        deep: bool = False,
+        values: Sequence[str] | None = None,  # one aggregate query counts every value: nothing to save
     ) -> TimeInStage:
         with self.metered() as meter:
             f = self._field(kind, field_name)
