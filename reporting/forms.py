@@ -7,7 +7,7 @@ from django import forms
 
 from engagements.models import DecisionCategory
 
-from .health_actions import BOARD_KINDS, UNITS, adjustable_rules, humanize
+from .health_actions import BOARD_KINDS, EXPLANATION_MONTHS, UNITS, add_months, adjustable_rules, humanize
 from .models import Cadence
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
@@ -153,9 +153,24 @@ class ExplainForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 2}),
     )
 
+    months = forms.TypedChoiceField(
+        label="Also covers this flag in later health checks",
+        coerce=int,
+        required=False,
+        empty_value=EXPLANATION_MONTHS,
+        initial=EXPLANATION_MONTHS,
+        help_text="While it holds, a later month that finds the same flag red shows it as explained, naming you. "
+        "You can withdraw it on the health page.",
+    )
+
     def __init__(self, *args, result, **kwargs):
         kwargs.setdefault("prefix", f"explain-{result.uuid.hex[:12]}")
         super().__init__(*args, **kwargs)
+        period = result.run.period
+        self.fields["months"].choices = [(0, "No, this month only")] + [
+            (n, f"For {n} more month{'s' if n > 1 else ''} (until the {add_months(period, n):%B %Y} check)")
+            for n in (1, 3, 6, 12)
+        ]
 
 
 class EscalateForm(forms.Form):

@@ -26,6 +26,7 @@ from .models import (
     Baseline,
     Cadence,
     DeliveryStatus,
+    FlagExplanation,
     HealthCheckRun,
     HealthResult,
     MaintenanceSchedule,
@@ -40,6 +41,7 @@ from .models import (
 logger = logging.getLogger(__name__)
 CRM_SOURCES = {"crm", "crm_metadata"}
 HISTORY_PERIODS = 6
+BASELINE_RULES = {"drop_pp", "drop_pct", "no_increase"}  # rules judged against a baseline
 
 
 def month_start(day: date) -> date:
@@ -149,6 +151,11 @@ def adjust_task(
     return task
 
 
+def in_first_cycle(schedule: MaintenanceSchedule, period: date) -> bool:
+    """The first business cycle, 30-60 days after launch: its figures become the baselines not yet set."""
+    return (period.year - schedule.live_since.year) * 12 + period.month - schedule.live_since.month in (0, 1)
+
+
 def is_due(task: ScheduledTask, schedule: MaintenanceSchedule, period: date) -> bool:
     """Whether a task belongs in the run for the month starting at `period`."""
     months_live = (period.year - schedule.live_since.year) * 12 + period.month - schedule.live_since.month
@@ -157,7 +164,7 @@ def is_due(task: ScheduledTask, schedule: MaintenanceSchedule, period: date) -> 
     if task.cadence == Cadence.QUARTERLY:
         return months_live % 3 == 2  # the third month of each quarter since go-live
     if task.cadence == Cadence.FIRST_CYCLE:
-        return months_live in (0, 1)  # 30-60 days after launch
+        return in_first_cycle(schedule, period)
     return months_live in (5, 11)  # every 6-12 months
 
 
@@ -267,15 +274,19 @@ def create_run(engagement, period: date) -> tuple[HealthCheckRun, bool]:
         return HealthCheckRun.objects.get(engagement=engagement, period=month_start(period)), False
 
 
+def due_schedules(period: date, schedules=None):
+    """The active schedules that have a run for `period`: live before the month ended (`schedules` narrows)."""
+    queryset = MaintenanceSchedule.objects.all() if schedules is None else schedules
+    return queryset.filter(active=True, live_since__lt=month_start(period) + timedelta(days=31))
+
+
 def queue_due_runs(today: date | None = None) -> int:
     """Beat, across all organizations: one run per engagement with an active schedule, for last month."""
     from .tasks import run_health_check
 
     period = previous_month(today or timezone.localdate())
     queued = 0
-    for schedule in MaintenanceSchedule.objects.filter(
-        active=True, live_since__lt=period + timedelta(days=31)
-    ).select_related("engagement__organization"):
+    for schedule in due_schedules(period).select_related("engagement__organization"):
         run, created = create_run(schedule.engagement, period)
         if created:
             transaction.on_commit(lambda pk=run.pk: run_health_check.delay(pk))
@@ -382,7 +393,7 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
                 continue
             for raw in task.rules:
                 rule = Rule.model_validate(raw)
-                if task.cadence == Cadence.FIRST_CYCLE and rule.metric:
+                if rule.metric and (task.cadence == Cadence.FIRST_CYCLE or rule.comparison in BASELINE_RULES):
                     first_cycle_metrics.add(rule.metric)
                 verdict = rule_engine.evaluate(rule, _figures(engagement, rule, run.period, schedule, crm))
                 parts = verdict.parts or [verdict]
@@ -403,7 +414,7 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
                             threshold=part.threshold,
                         )
                     )
-        if first_cycle_metrics:
+        if first_cycle_metrics and in_first_cycle(schedule, run.period):
             _establish_baselines(engagement, run.period, first_cycle_metrics)
     except Exception as exc:  # recorded on the run in plain words; never shown as healthy
         logger.exception("Health check %s failed", run_id)
@@ -417,6 +428,7 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
     finally:
         if crm is not None:
             crm.close()
+    _carry_explanations(run, results)
     HealthResult.objects.bulk_create(results)
     red = sum(r.status == rule_engine.RED for r in results)
     not_evaluable = sum(r.status == rule_engine.NOT_EVALUABLE for r in results)
@@ -430,6 +442,91 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
         error="; ".join(crm.errors) if crm else "",
     )
     return HealthCheckRun.objects.get(pk=run_id)
+
+
+def explanations_in_force(engagement, period: date) -> dict[tuple[str, str, str], FlagExplanation]:
+    """{(task_key, metric, key): explanation} of earlier months covering `period`: not withdrawn, not expired.
+
+    When two cover the same flag, the one written for the later month wins."""
+    found: dict[tuple[str, str, str], FlagExplanation] = {}
+    for explanation in (
+        FlagExplanation.objects.for_org(engagement.organization)
+        .filter(
+            engagement=engagement,
+            from_period__lt=period,
+            until_period__gte=period,
+            withdrawn_at__isnull=True,
+        )
+        .order_by("-from_period", "-created_at")
+    ):
+        found.setdefault((explanation.task_key, explanation.metric, explanation.key), explanation)
+    return found
+
+
+def _carry_explanations(run: HealthCheckRun, results: list[HealthResult]) -> None:
+    """A flag red again while an earlier month's explanation of it is in force shows as explained, with it."""
+    if not any(r.status == rule_engine.RED for r in results):
+        return
+    in_force = explanations_in_force(run.engagement, run.period)
+    for result in results:
+        explanation = in_force.get((result.task_key, result.metric, result.key))
+        if result.status == rule_engine.RED and explanation is not None:
+            result.status = rule_engine.EXPLAINED
+            result.explanation = explanation.explanation
+            result.explained_by_id = explanation.explained_by_id
+            result.carried_from = explanation
+
+
+def complete_run(run: HealthCheckRun) -> list[ReportDelivery]:
+    """After execute_run: render the Health-Check Report (once) and queue one email per recipient (each sent once).
+
+    Returns the deliveries queued. A failed or unfinished run gets neither report nor email. Emails go through
+    the `send_health_report` task: to the workers when a broker is set, inline otherwise.
+    """
+    from .services import render_health_report
+    from .tasks import send_health_report
+
+    if run.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
+        return []
+    if not HealthCheckRun.objects.filter(pk=run.pk, report__isnull=False).exists():
+        render_health_report(run)
+    deliveries = plan_deliveries(run)
+    for delivery in deliveries:
+        send_health_report.delay(delivery.pk)
+    return deliveries
+
+
+RAN, ALREADY_FINISHED, IN_PROGRESS = "ran", "already_finished", "in_progress"
+
+
+def check_now(
+    engagement, period: date, *, actor=None, actor_label: str = "", crm_factory=None
+) -> tuple[HealthCheckRun, str]:
+    """The run of (engagement, period), created once, executed in this process, then reported and emailed as the
+    run_health_check task does. Returns the run and what happened to it here:
+
+    RAN               executed now (created now, or queued earlier and not yet picked up by a worker)
+    ALREADY_FINISHED  it had already run: not re-run, no second report or email
+    IN_PROGRESS       a worker is running it right now: left to that worker
+    """
+    with transaction.atomic():
+        run, created = create_run(engagement, period)
+        if created:
+            activity.record(
+                organization=engagement.organization,
+                actor=actor,
+                actor_label=actor_label,
+                target=engagement,
+                verb="health.run_requested",
+                data={"period": f"{month_start(period):%Y-%m}", "run": str(run.uuid), "in_process": True},
+            )
+    done = execute_run(run.pk, crm_factory=crm_factory) if run.status == RunStatus.QUEUED else None
+    if done is None:
+        run.refresh_from_db()
+        return run, IN_PROGRESS if run.status in (RunStatus.QUEUED, RunStatus.RUNNING) else ALREADY_FINISHED
+    complete_run(done)
+    done.refresh_from_db()
+    return done, RAN
 
 
 def recipients(run: HealthCheckRun) -> list[tuple[str, str]]:
@@ -468,8 +565,12 @@ def plan_deliveries(run: HealthCheckRun) -> list[ReportDelivery]:
 
 __all__ = [
     "adjust_task",
+    "check_now",
+    "complete_run",
     "create_run",
+    "due_schedules",
     "execute_run",
+    "explanations_in_force",
     "import_csv",
     "plan_deliveries",
     "queue_due_runs",

@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,11 +22,23 @@ from playbooks.schema import NEEDS_THRESHOLD
 
 from . import health
 from . import rules as rule_engine
-from .models import HealthCheckRun, HealthResult, MaintenanceSchedule, MetricValue, ScheduledTask, ScheduleOwner
+from .models import (
+    FlagExplanation,
+    HealthCheckRun,
+    HealthResult,
+    MaintenanceSchedule,
+    MetricValue,
+    ScheduledTask,
+    ScheduleOwner,
+)
 
 TREND_MONTHS = 6
 ESCALATED = "health.flag_escalated"
 EXPLAINED = "health.flag_explained"
+WITHDRAWN = "health.explanation_withdrawn"
+EXPLANATION_MONTHS = 3  # how many later months an explanation covers unless the consultant chooses otherwise
+MAX_EXPLANATION_MONTHS = 12
+ENDED_SHOWN = 10
 BOARD_KINDS = {"risk": "risk", "decision": "decision needed", "work": "work item"}
 ESCALATABLE = {rule_engine.RED, rule_engine.WATCH, rule_engine.EXPLAINED}
 CSV_MAX_LINES = 5000
@@ -300,11 +312,20 @@ def run_url(run: HealthCheckRun, result: HealthResult | None = None) -> str:
 
 
 @transaction.atomic
-def explain_result(*, result: HealthResult, explanation: str, actor, request=None) -> HealthResult:
-    """Record why a red flag is acceptable this month: it becomes `explained` and leaves the run's red count."""
+def explain_result(
+    *, result: HealthResult, explanation: str, actor, months: int = EXPLANATION_MONTHS, request=None
+) -> HealthResult:
+    """Record why a red flag is acceptable: it becomes `explained` and leaves the run's red count.
+
+    With `months` > 0 the explanation also covers the same flag (task, metric, key) in the runs of the next
+    `months` months: a later run that finds it red again shows it as explained, noting the month and the
+    person. It stops covering later runs once it expires or is withdrawn (withdraw_explanation).
+    """
     explanation = explanation.strip()
     if not explanation:
         raise DomainError("Say why this flag is acceptable.")
+    if not 0 <= months <= MAX_EXPLANATION_MONTHS:
+        raise DomainError(f"An explanation can cover at most {MAX_EXPLANATION_MONTHS} later months.")
     claimed = HealthResult.objects.filter(pk=result.pk, status=rule_engine.RED).update(
         status=rule_engine.EXPLAINED, explanation=explanation, explained_by=actor
     )
@@ -312,6 +333,22 @@ def explain_result(*, result: HealthResult, explanation: str, actor, request=Non
         raise DomainError("Only a red flag can be explained, and this one is not red (any more).")
     HealthCheckRun.objects.filter(pk=result.run_id, red_count__gt=0).update(red_count=F("red_count") - 1)
     result.refresh_from_db()
+    run = result.run
+    carried = None
+    if months:
+        carried = FlagExplanation.objects.create(
+            organization=result.organization,
+            engagement_id=run.engagement_id,
+            source=result,
+            task_key=result.task_key,
+            task_name=result.task_name,
+            metric=result.metric,
+            key=result.key,
+            explanation=explanation,
+            explained_by=actor,
+            from_period=run.period,
+            until_period=add_months(run.period, months),
+        )
     activity.record(
         organization=result.organization,
         actor=actor,
@@ -319,13 +356,61 @@ def explain_result(*, result: HealthResult, explanation: str, actor, request=Non
         target=result,
         verb=EXPLAINED,
         data={
-            "run": str(result.run.uuid),
+            "run": str(run.uuid),
             "task": result.task_key,
             "key": result.key,
             "explanation": explanation,
+            "until": f"{carried.until_period:%Y-%m}" if carried else None,
         },
     )
     return result
+
+
+@transaction.atomic
+def withdraw_explanation(*, explanation: FlagExplanation, actor, request=None) -> FlagExplanation:
+    """Stop an explanation from covering later runs: the flag is red again from the next run on.
+
+    Runs already evaluated keep what they showed (their report has been sent)."""
+    claimed = FlagExplanation.objects.filter(pk=explanation.pk, withdrawn_at__isnull=True).update(
+        withdrawn_at=timezone.now(), withdrawn_by=actor
+    )
+    if not claimed:
+        raise DomainError("This explanation has already been withdrawn.")
+    explanation.refresh_from_db()
+    activity.record(
+        organization=explanation.organization,
+        actor=actor,
+        request=request,
+        target=explanation,
+        verb=WITHDRAWN,
+        data={
+            "task": explanation.task_key,
+            "key": explanation.key,
+            "from": f"{explanation.from_period:%Y-%m}",
+            "until": f"{explanation.until_period:%Y-%m}",
+        },
+    )
+    return explanation
+
+
+def explanations_for_page(engagement, *, today: date | None = None) -> tuple[list, list]:
+    """(in force, ended) explanations of an engagement for its health page: in force covers a run still to come
+    (until the month just ended's run or later, not withdrawn); ended are the recent expired or withdrawn ones."""
+    due = due_period(today)
+    current, ended = [], []
+    rows = (
+        FlagExplanation.objects.for_org(engagement.organization)
+        .filter(engagement=engagement)
+        .select_related("explained_by", "withdrawn_by")
+        .annotate(carried=Count("carried_into"))
+        .order_by("-from_period", "-created_at")
+    )
+    for row in rows:
+        if row.withdrawn_at is None and row.until_period >= due:
+            current.append(row)
+        elif len(ended) < ENDED_SHOWN:
+            ended.append(row)
+    return current, ended
 
 
 def _escalation_text(result: HealthResult) -> str:

@@ -201,9 +201,63 @@ class HealthResult(TenantModel):
     explained_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    carried_from = models.ForeignKey(
+        "FlagExplanation",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="carried_into",
+        help_text="The explanation of an earlier month that covers this flag (status explained).",
+    )
 
     class Meta:
         ordering = ["run", "id"]
+
+    @property
+    def explained_note(self) -> str:
+        """'explained in October 2026 by Carl' for a carried explanation, 'explained by Carl' for this month's."""
+        if not self.explanation:
+            return ""
+        who = (self.explained_by.get_full_name() or self.explained_by.email) if self.explained_by else ""
+        when = f" in {self.carried_from.from_period:%B %Y}" if self.carried_from_id else ""
+        return f"explained{when}{f' by {who}' if who else ''}"
+
+
+class FlagExplanation(TenantModel):
+    """Why a red flag is acceptable, carried into later months' runs of the same engagement.
+
+    Written when a consultant explains a red result of the run for `from_period`. A later run whose same task,
+    metric and key is red again shows it as explained (with this text and who wrote it) while the run's period
+    is after `from_period` and at most `until_period`, unless the explanation was withdrawn before the run.
+    Runs already evaluated keep what they showed.
+    """
+
+    engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="flag_explanations")
+    source = models.ForeignKey(
+        HealthResult, null=True, blank=True, on_delete=models.SET_NULL, related_name="explanations_given"
+    )
+    task_key = models.CharField(max_length=80)
+    task_name = models.CharField(max_length=200)
+    metric = models.CharField(max_length=80)
+    key = models.CharField(max_length=120, blank=True)
+    explanation = models.TextField()
+    explained_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_period = models.DateField(help_text="The month of the run in which the flag was explained.")
+    until_period = models.DateField(help_text="The last month whose run it still covers (inclusive).")
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-from_period", "-created_at"]
+        indexes = [models.Index(fields=["engagement", "until_period"], name="flag_explanation_until")]
+
+    def __str__(self) -> str:
+        key = f" ({self.key})" if self.key else ""
+        return f"Explanation of {self.task_name}{key}, {self.from_period:%B %Y}"
 
 
 class DeliveryStatus(models.TextChoices):

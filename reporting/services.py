@@ -139,7 +139,10 @@ def health_report_context(run) -> dict:
     from .models import HealthResult, MetricValue
 
     order = {"red": 0, "not_evaluable": 1, "watch": 2, "explained": 3, "info": 4, "ok": 5}
-    results = sorted(HealthResult.objects.filter(run=run), key=lambda r: (order.get(r.status, 9), r.task_name, r.key))
+    results = sorted(
+        HealthResult.objects.filter(run=run).select_related("explained_by", "carried_from"),
+        key=lambda r: (order.get(r.status, 9), r.task_name, r.key),
+    )
     history: dict[tuple[str, str], dict] = {}
     for row in (
         MetricValue.objects.for_org(run.organization)

@@ -38,6 +38,7 @@ from .models import (
     Baseline,
     Cadence,
     DeliveryStatus,
+    FlagExplanation,
     HealthCheckRun,
     HealthResult,
     MaintenanceSchedule,
@@ -240,6 +241,7 @@ def health_context(
             "first_cycle": maintenance.first_business_cycle if maintenance else None,
         }
     )
+    context["explanations"], context["ended_explanations"] = health_actions.explanations_for_page(engagement)
     return context
 
 
@@ -417,7 +419,10 @@ def _progress(run) -> None:
 
 def run_context(request, engagement, run, *, bound=None) -> dict:
     results = sorted(
-        HealthResult.objects.for_org(request.org).filter(run=run).select_related("explained_by"),
+        HealthResult.objects.for_org(request.org)
+        .filter(run=run)
+        .select_related("explained_by", "carried_from")
+        .prefetch_related("explanations_given"),
         key=lambda r: (r.task_name, r.key, r.id),
     )
     axis, series = health_actions.metric_history(engagement, last=run.period)
@@ -490,12 +495,21 @@ def result_action(request, engagement_uuid, result_uuid):
         if form.is_valid():
             try:
                 health_actions.explain_result(
-                    result=result, explanation=form.cleaned_data["explanation"], actor=request.user, request=request
+                    result=result,
+                    explanation=form.cleaned_data["explanation"],
+                    months=form.cleaned_data["months"],
+                    actor=request.user,
+                    request=request,
                 )
             except DomainError as exc:  # the flag changed meanwhile (explained by a colleague): say so
                 messages.error(request, str(exc))
             else:
-                messages.success(request, f"“{result.task_name}” explained; it no longer counts as a red flag.")
+                later = form.cleaned_data["months"]
+                until = health_actions.add_months(run.period, later)
+                carried = f" Later checks show it explained until {until:%B %Y} unless withdrawn." if later else ""
+                messages.success(
+                    request, f"“{result.task_name}” explained; it no longer counts as a red flag.{carried}"
+                )
             return redirect(_run_url(request, engagement, run, anchor))
         bound = (result.pk, "explain_form", form)
     elif action == "board":
@@ -525,6 +539,27 @@ def result_action(request, engagement_uuid, result_uuid):
         return redirect(_run_url(request, engagement, run, anchor))
     context = run_context(request, engagement, run, bound=bound)
     return render(request, "reporting/run_detail.html", context, status=400)
+
+
+@org_view
+@require_POST
+def explanation_withdraw(request, engagement_uuid, explanation_uuid):
+    """Stop an explanation from covering later months' health checks."""
+    engagement = _engagement(request, engagement_uuid)
+    explanation = get_object_or_404(
+        FlagExplanation.objects.for_org(request.org), uuid=explanation_uuid, engagement=engagement
+    )
+    try:
+        health_actions.withdraw_explanation(explanation=explanation, actor=request.user, request=request)
+    except DomainError as exc:  # a colleague withdrew it first
+        messages.error(request, str(exc))
+    else:
+        key = f" ({explanation.key})" if explanation.key else ""
+        messages.success(
+            request,
+            f"Explanation of “{explanation.task_name}”{key} withdrawn: from the next check on, it counts again.",
+        )
+    return redirect(_health_url(request, engagement, "explanations"))
 
 
 @org_view
