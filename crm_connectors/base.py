@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -299,6 +299,52 @@ class TimeInStage:
 
 
 @dataclass(frozen=True)
+class ValueChange:
+    """One value a record held, and when it entered it (None: held when the window opened, time unknown)."""
+
+    value: str
+    at: datetime | None
+
+
+@dataclass(frozen=True)
+class RecordHistory:
+    """The values one record held in [start, end), oldest first, consecutive repeats collapsed. The first entry is
+    the value the record held when the window opened, where the CRM tells it (Salesforce OldValue, HubSpot's
+    earlier history entry, OpportunityHistory's earlier row)."""
+
+    record_id: str
+    values: tuple[ValueChange, ...]
+    pipeline: str | None = None  # the deal's pipeline where the CRM returns it with the history (HubSpot)
+
+    @property
+    def path(self) -> tuple[str, ...]:
+        return tuple(v.value for v in self.values)
+
+
+@dataclass(frozen=True)
+class FieldHistory:
+    """Per-record value history of one field in [start, end): deep mode only (cost grows with records read).
+
+    At most `limit` records are read; `sampled` says some records with changes in the window were left out.
+    """
+
+    object: str
+    field: str
+    start: datetime
+    end: datetime
+    records: tuple[RecordHistory, ...]
+    available: bool  # False when the CRM keeps no history for this field
+    records_read: int
+    changes_read: int  # history rows (Salesforce) or history entries (HubSpot) read
+    sampled: bool
+    population: int | None  # what the CRM said it holds: history rows in the window (Salesforce),
+    # records modified in the window (HubSpot)
+    source: str
+    calls: int
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class FieldFill:
     object: str
     field: str
@@ -441,6 +487,15 @@ class CrmConnector(ABC):
     ) -> TimeInStage:
         """Average days in each value, for stays that ended in [start, end); only `values` when given, as above."""
 
+    def field_history(
+        self, kind: str, field_name: str, start: datetime, end: datetime, *, limit: int = 1_000
+    ) -> FieldHistory:
+        """Deep mode only: each record's values of `field_name` in [start, end), for at most `limit` records.
+
+        Costs calls in proportion to the records read (pages of history), bounded by `limit`; checks the
+        remaining budget first and reports its cost in the result's `calls`."""
+        raise CrmUnsupported(f"{self.label} offers no field history here.", platform=self.platform)
+
     @abstractmethod
     def data_quality(
         self,
@@ -507,6 +562,30 @@ def field_role(kind: str, api_name: str, label: str, stage_field: str | None = N
     return None
 
 
+def history_in_window(
+    entries: Iterable[tuple[str | None, datetime | None]], start: datetime, end: datetime
+) -> tuple[ValueChange, ...]:
+    """A record's values, oldest first, cut to [start, end): the value held when the window opened (if any),
+    then every value entered inside it; empty values dropped, consecutive repeats collapsed. An entry without
+    a time counts as held before the window."""
+    held: ValueChange | None = None
+    inside: list[ValueChange] = []
+    for value, at in entries:
+        if value in (None, ""):
+            continue
+        if at is not None and at >= end:
+            break
+        if at is None or at < start:
+            held = ValueChange(str(value), at)
+        else:
+            inside.append(ValueChange(str(value), at))
+    out: list[ValueChange] = []
+    for change in ([held] if held else []) + inside:
+        if not out or out[-1].value != change.value:
+            out.append(change)
+    return tuple(out)
+
+
 def scrub(text: str, secrets: list[str]) -> str:
     """Replace any secret that slipped into a message (a CRM echoing a token back) with dots."""
     for secret in secrets:
@@ -551,8 +630,10 @@ __all__ = [
     "DataQuality",
     "Duplicates",
     "FieldFill",
+    "FieldHistory",
     "FieldValue",
     "Pipeline",
+    "RecordHistory",
     "Stage",
     "StageCounts",
     "StageDuration",
@@ -560,6 +641,7 @@ __all__ = [
     "TimeInStage",
     "Transition",
     "Transitions",
+    "ValueChange",
     "ValueCount",
     "ValueCounts",
 ]

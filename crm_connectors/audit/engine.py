@@ -2,7 +2,8 @@
 
 Everything goes through the `CrmConnector` interface, so the cost is the connector's: a number of calls
 that depends on objects, fields, pipelines and stages, never on records (DESIGN.md section 6). Deep mode
-adds the record walks (duplicates; naming HubSpot's rogue values) and reports their cost apart.
+adds the record walks (duplicates; naming HubSpot's rogue values; the stage history of at most HISTORY_RECORDS
+records per stage field, for stage skips and backward moves) and reports their cost apart ("deep", "history").
 
 A CRM error never escapes `collect`: a refused or broken answer ends the reading (the CRM is unwell or the
 budget is spent: more calls would only spend more), and what was read so far is kept with the reason, in
@@ -13,8 +14,9 @@ and the reading goes on. No Django here: the benchmark and the rules' tests use 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ..base import (
@@ -29,6 +31,8 @@ from ..base import (
 from . import rules
 
 SNAPSHOT_VERSION = 1
+HISTORY_DAYS = 365  # deep mode reads the last year of stage history
+HISTORY_RECORDS = 1_000  # records read per field in deep mode (the cost cap)
 ITEM_ERRORS = (CrmQueryError, CrmUnsupported)  # about one field or object: note it, read on
 Progress = Callable[[int, int], None]  # (percent, calls spent so far)
 
@@ -99,6 +103,7 @@ class Collector:
             "value_counts": {},
             "empty_counts": {},
             "data_quality": {},
+            "history": {},
             "budget": {},
             "cost": {},
             "errors": [],
@@ -153,6 +158,7 @@ class Collector:
             self.progress(85)
             if self.deep:
                 self.section("deep", self._deep)
+                self.section("history", self._history)
             self.progress(95)
             budget = self.call("API budget", self.c.api_budget, item=True)
             if budget is not None:
@@ -347,6 +353,64 @@ class Collector:
                     }
                 )
 
+    def history_plan(self) -> list[tuple[str, str]]:
+        """The (object, field) pairs whose per-record history deep mode reads: the lead/contact lifecycle fields,
+        the deal stage, and any picklist the signed architecture maps stages to."""
+        snap = rules.Snapshot(self.snapshot)
+        plan: list[tuple[str, str]] = []
+        for kind in self._available(("lead", "contact")):
+            plan += [(kind, f["name"]) for f in snap.role_fields(kind, "lifecycle") if f["type"] == "picklist"]
+        stage = snap.stage_field("deal") if snap.available("deal") else None
+        if stage:
+            plan.append(("deal", stage))
+        for o, name in self.mapped:
+            kind = rules.object_kind(o)
+            if kind not in ("lead", "contact", "company", "deal") or not snap.available(kind):
+                continue
+            f = snap.field(kind, name)
+            if f is not None and f["type"] == "picklist":
+                plan.append((kind, f["name"]))
+        return list(dict.fromkeys(plan))
+
+    def _history(self) -> None:
+        """Deep mode: each record's path through the stage fields in the last HISTORY_DAYS days (at most
+        HISTORY_RECORDS records per field), stored as distinct paths with their record counts."""
+        end = self.as_of or datetime.now(UTC)
+        end = end if end.tzinfo else end.replace(tzinfo=UTC)
+        start = end - timedelta(days=HISTORY_DAYS)
+        for kind, name in self.history_plan():
+            self.progress(93)
+            fh = self.call(
+                f"{kind}.{name} history",
+                lambda k=kind, n=name: self.c.field_history(k, n, start, end, limit=HISTORY_RECORDS),
+                item=True,
+            )
+            if fh is None:
+                continue
+            if not fh.available:
+                self.snapshot["notes"].append(fh.note)
+            paths: Counter[tuple[tuple[str, ...], str | None]] = Counter()
+            for r in fh.records:
+                paths[(r.path, r.pipeline)] += 1
+            self.snapshot["history"][f"{kind}.{fh.field}"] = {
+                "object": kind,
+                "field": fh.field,
+                "start": fh.start.isoformat(),
+                "end": fh.end.isoformat(),
+                "available": fh.available,
+                "records_read": fh.records_read,
+                "changes_read": fh.changes_read,
+                "sampled": fh.sampled,
+                "population": fh.population,
+                "source": fh.source,
+                "note": fh.note,
+                "calls": fh.calls,
+                "paths": [
+                    {"values": list(path), "pipeline": pipeline, "records": n}
+                    for (path, pipeline), n in sorted(paths.items(), key=lambda kv: (-kv[1], kv[0][0]))
+                ],
+            }
+
 
 def _quality_json(dq: Any) -> dict[str, Any]:
     return {
@@ -376,9 +440,15 @@ def deep_cost_estimate(snapshot: dict[str, Any]) -> int | None:
     def records(kind: str) -> int:
         return (objects.get(kind) or {}).get("records") or 0
 
+    fields = snapshot.get("fields") or {}
+    history_fields = sum(
+        1 for kind in ("lead", "contact") for f in fields.get(kind) or [] if f.get("role") == "lifecycle"
+    ) + (1 if records("deal") else 0)
     if snapshot.get("platform") == "salesforce":
         pages = [records(k) for k in ("lead", "contact", "company") if records(k)]
-        return sum(max(1, -(-n // 2000)) + 1 for n in pages) + 16
+        history = history_fields * (2 + -(-HISTORY_RECORDS * 8 // 2000))  # count + at most that many pages
+        return sum(max(1, -(-n // 2000)) + 1 for n in pages) + 16 + history
     if snapshot.get("platform") == "hubspot":
-        return sum(max(1, -(-records(k) // 100)) for k in ("contact", "company")) + 16
+        history = history_fields * (-(-HISTORY_RECORDS // 200) + -(-HISTORY_RECORDS // 50))  # searches + batch reads
+        return sum(max(1, -(-records(k) // 100)) for k in ("contact", "company")) + 16 + history
     return None

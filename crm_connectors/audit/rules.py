@@ -22,6 +22,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 # ---------------------------------------------------------------- vocabulary
@@ -810,6 +811,269 @@ def _deprecated(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
                 )
             )
     return hits
+
+
+# ---- stage history (deep mode): skips and backward moves
+
+OTHER = re.compile(r"^other$")  # HubSpot's catch-all lifecycle value: an exit, not a step of the funnel
+
+
+@dataclass
+class StageOrder:
+    """An ordered stage sequence: the signed architecture's, a pipeline's or a picklist's.
+
+    `ranks` holds the steps (value, lower case -> position; the values of one signed stage share a position);
+    `exits` the closed and catch-all values, which a record may enter from any step (a deal is won or lost at
+    any point) and which rank after every step (leaving one for a step is a move back)."""
+
+    source: str  # in words: "the signed architecture (v3)", "pipeline “New Business”", "picklist order"
+    ranks: dict[str, int]
+    names: list[str]  # position -> stage name, for the skipped stages
+    exits: set[str]
+    labels: dict[str, str]  # value (lower) -> label
+    active: list[bool] = field(default_factory=list)  # position -> still in use
+    pipeline_id: str | None = None
+
+    def rank(self, value: str) -> float | None:
+        v = value.lower()
+        if v in self.exits:
+            return math.inf
+        return self.ranks.get(v)
+
+    def label(self, value: str) -> str:
+        return self.labels.get(value.lower(), value)
+
+    def moves(self, path: list[str]) -> tuple[list[tuple[str, str, list[str]]], list[tuple[str, str]]]:
+        """(skips with the stages jumped over, backward moves) along one record's path. Values outside the
+        sequence (rogue, unsigned) are not judged."""
+        skips, backs = [], []
+        for a, b in zip(path, path[1:], strict=False):
+            ra, rb = self.rank(a), self.rank(b)
+            if ra is None or rb is None or ra == rb:
+                continue
+            if rb < ra:
+                backs.append((a, b))
+            elif rb != math.inf and rb > ra + 1:
+                between = [self.names[i] for i in range(int(ra) + 1, int(rb)) if self.active[i]]
+                if between:
+                    skips.append((a, b, between))
+        return skips, backs
+
+
+def _order_from_values(source: str, values: list[dict], closed: Callable[[dict], bool], pipeline_id=None):
+    steps = [v for v in sorted(values, key=lambda v: v.get("order", 0)) if not closed(v)]
+    return StageOrder(
+        source,
+        {str(v.get("value", v.get("id"))).lower(): i for i, v in enumerate(steps)},
+        [shown(v) for v in steps],
+        {str(v.get("value", v.get("id"))).lower() for v in values if closed(v)},
+        {str(v.get("value", v.get("id"))).lower(): shown(v) for v in values},
+        [v.get("active", True) is not False for v in steps],
+        pipeline_id,
+    )
+
+
+def stage_orders(snap: Snapshot, ctx: Context, kind: str, field_name: str) -> list[StageOrder]:
+    """The sequences a field's history is judged against: the signed architecture's when it maps stages to this
+    field (or, for deals, to pipelines), else the CRM's own order (pipeline stage order for the deal stage,
+    picklist order otherwise)."""
+    signed = []
+    scopes, _ = _signed_scopes(snap, ctx)
+    for scope, stages in scopes.values():
+        if scope.kind != kind or (scope.pipeline_id is None and scope.name.lower() != field_name.lower()):
+            continue
+        ordered = sorted(stages, key=lambda s: s.get("order") or 0)
+        ranks, exits, labels, names = {}, set(), {}, []
+        for s in ordered:
+            values = []
+            for v in s.get("crm_values") or []:
+                option = _option_for(scope, v)
+                keys = [v.lower()] + ([option["value"].lower()] if option else [])
+                for key in keys:
+                    labels[key] = option["label"] if option else v
+                values += keys
+            if OUTCOME.search(norm(s.get("name"))):
+                exits.update(values)
+                continue
+            for key in values:
+                ranks[key] = len(names)
+            names.append(s.get("name") or values[0])
+        signed.append(
+            StageOrder(
+                f"the signed architecture (v{ctx.signed_version})",
+                ranks,
+                names,
+                exits,
+                labels,
+                [True] * len(names),
+                scope.pipeline_id,
+            )
+        )
+    if signed:
+        return signed
+    stage_field = snap.stage_field(kind)
+    if kind in ("deal", "ticket") and stage_field and stage_field.lower() == field_name.lower():
+        return [
+            _order_from_values(
+                f"the stage order of pipeline “{p['label']}”",
+                p["stages"],
+                lambda s: bool(s.get("is_closed")),
+                p["id"],
+            )
+            for p in snap.active_pipelines(kind)
+        ]
+    f = snap.field(kind, field_name)
+    if f is None or not f.get("values"):
+        return []
+    # working-state values inside a lifecycle field (LC-STATUS-MIX) are no funnel step: neither skipped nor judged
+    status = [v for v in f["values"] if f.get("role") == "lifecycle" and matches(STATUS_WORDS, v)]
+    order = _order_from_values(
+        f"the picklist order of {f['name']}",
+        [v for v in f["values"] if v not in status],
+        lambda v: matches(OUTCOME, v) or any(OTHER.search(t) for t in texts(v)),
+    )
+    order.labels.update({str(v["value"]).lower(): shown(v) for v in status})
+    return [order]
+
+
+def _order_for(orders: list[StageOrder], path: list[str], pipeline: str | None) -> StageOrder | None:
+    """The sequence one record is judged against: its pipeline's when the CRM said which (HubSpot deals); else the
+    one knowing most of its values, and of those the one its path fits best (Salesforce's history does not say
+    which record type an opportunity had)."""
+    if not orders:
+        return None
+    if pipeline is not None:
+        mine = [o for o in orders if o.pipeline_id == pipeline]
+        if mine:
+            return mine[0]
+
+    def fit(o: StageOrder) -> tuple[int, int]:
+        known = sum(1 for v in path if o.rank(v) is not None)
+        skips, backs = o.moves(path)
+        return (-known, len(skips) + len(backs))
+
+    return min(orders, key=fit)
+
+
+@dataclass
+class HistoryMoves:
+    kind: str
+    field: str
+    entry: dict
+    sources: set[str] = field(default_factory=set)
+    records: int = 0  # records with at least one such move
+    moves: int = 0
+    transitions: dict[str, int] = field(default_factory=dict)  # "A → B" -> moves
+    skipped: dict[str, int] = field(default_factory=dict)  # stage jumped over -> times
+
+
+def history_moves(snap: Snapshot, ctx: Context, backward: bool) -> list[HistoryMoves]:
+    out = []
+    for entry in (snap.data.get("history") or {}).values():
+        if not entry.get("available", True):
+            continue
+        kind, name = entry["object"], entry["field"]
+        orders = stage_orders(snap, ctx, kind, name)
+        found = HistoryMoves(kind, name, entry)
+        for p in entry.get("paths") or []:
+            order = _order_for(orders, p["values"], p.get("pipeline"))
+            if order is None:
+                continue
+            skips, backs = order.moves(p["values"])
+            moves = backs if backward else skips
+            if not moves:
+                continue
+            n = p["records"]
+            found.sources.add(order.source)
+            found.records += n
+            found.moves += n * len(moves)
+            for move in moves:
+                text = f"{order.label(move[0])} → {order.label(move[1])}"
+                found.transitions[text] = found.transitions.get(text, 0) + n
+                for stage in move[2] if len(move) > 2 else ():
+                    found.skipped[stage] = found.skipped.get(stage, 0) + n
+        if found.records:
+            out.append(found)
+    return out
+
+
+def _history_hits(r: Rule, snap: Snapshot, ctx: Context, backward: bool) -> list[Hit]:
+    hits = []
+    for m in history_moves(snap, ctx, backward):
+        e = m.entry
+        ranked = dict(sorted(m.transitions.items(), key=lambda kv: (-kv[1], kv[0])))
+        days = (datetime.fromisoformat(e["end"]) - datetime.fromisoformat(e["start"])).days
+        read = f"{e['records_read']:,} {OBJECT_LABELS[m.kind]} read" + (
+            f" (a sample: {e['note']})" if e.get("sampled") else ""
+        )
+        against = " and ".join(sorted(m.sources))
+        if backward:
+            what = (
+                f"moved back to an earlier {m.field} stage ({plural(m.moves, 'backward move')}); the history does "
+                "not show whether a stage reason was recorded"
+            )
+        else:
+            what = f"jumped over at least one {m.field} stage ({plural(m.moves, 'skip')})"
+            if m.skipped:
+                top = sorted(m.skipped.items(), key=lambda kv: (-kv[1], kv[0]))
+                what += "; most skipped: " + ", ".join(f"“{s}” ({n:,})" for s, n in top[:4])
+        hits.append(
+            r.hit(
+                object=m.kind,
+                field=m.field,
+                domain=SALES_PIPELINES if m.kind == "deal" else r.domain,
+                values=list(ranked)[:10],
+                counts=ranked,
+                count=m.records,
+                evidence={
+                    "records": m.records,
+                    "moves": m.moves,
+                    "skipped_stages": dict(sorted(m.skipped.items(), key=lambda kv: (-kv[1], kv[0]))),
+                    "records_read": e["records_read"],
+                    "sampled": bool(e.get("sampled")),
+                    "order": sorted(m.sources),
+                    "window_days": days,
+                    "source": e.get("source", ""),
+                },
+                message=f"{m.records:,} of {read} {what}, in the last {days} days, judged against {against}: "
+                + ", ".join(f"{t} ({n:,})" for t, n in list(ranked.items())[:6])
+                + ".",
+            )
+        )
+    return hits
+
+
+@rule(
+    "LC-STAGE-SKIPS",
+    title="Stages being skipped",
+    domain=LEAD_LIFECYCLE,
+    severity=LOW,
+    seed="S1 §4a first business cycle check “stages being skipped”; end-user guidance “don't skip stages”",
+    recommendation="Don't skip stages: find out why records jump over these stages (missing automation, a stage "
+    "nobody owns, reps updating late) and either enforce the entry criteria or take the stage out of the "
+    "architecture.",
+    needs=("deep", "history"),
+    detects="(deep mode) records whose stage history jumps over one or more stages of the signed (else the "
+    "pipeline's or picklist's) stage order; closing a deal from any stage is not a skip",
+)
+def _stage_skips(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    return _history_hits(r, snap, ctx, backward=False)
+
+
+@rule(
+    "LC-BACKWARD-MOVES",
+    title="Backward stage moves",
+    domain=LEAD_LIFECYCLE,
+    severity=MEDIUM,
+    seed="S1 §2d “Lifecycle cannot move backward accidentally”; S3 12.1 “require a stage reason when moving backward”",
+    recommendation="Lifecycle cannot move backward accidentally: make the stage fields forward-only, and require a "
+    "stage reason when moving backward.",
+    needs=("deep", "history"),
+    detects="(deep mode) records whose stage history moves to an earlier stage of the signed (else the "
+    "pipeline's or picklist's) stage order, or out of a closed stage",
+)
+def _backward_moves(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    return _history_hits(r, snap, ctx, backward=True)
 
 
 # ---------------------------------------------------------------- 8.2 sales pipelines

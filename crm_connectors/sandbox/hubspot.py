@@ -176,6 +176,8 @@ class HubSpotSandbox(SandboxServer):
         if parts[2] == "objects":
             if len(parts) == 5 and parts[4] == "search":
                 return "search"
+            if parts[4:] == ["batch", "read"]:
+                return "batch_read"
             return "objects_list" if len(parts) == 4 else "object_get"
         return {"properties": "properties", "pipelines": "pipelines"}.get(parts[2], "other")
 
@@ -245,6 +247,8 @@ class HubSpotSandbox(SandboxServer):
         if area == "objects":
             if rest == ["search"] and req.method == "POST":
                 return self._search(req, object_type)
+            if rest == ["batch", "read"] and req.method == "POST":
+                return self._batch_read(req, object_type)
             if not rest and req.method == "GET":
                 return self._list(req, object_type)
             if len(rest) == 1 and req.method == "GET":
@@ -326,6 +330,32 @@ class HubSpotSandbox(SandboxServer):
         return Response.json(
             self._body(name, row, self._names(req, "properties"), self._names(req, "propertiesWithHistory"))
         )
+
+    def _batch_read(self, req: Request, object_type: str) -> Response:
+        """POST /crm/v3/objects/{type}/batch/read: records by id, with `propertiesWithHistory` like a list page
+        (at most 50 ids then, 100 otherwise). Unknown ids are left out (HubSpot answers 207 with errors)."""
+        name = self._type(object_type)
+        table = self.model.sets[OBJECT_TYPES[name]]
+        try:
+            body = req.json() or {}
+        except json.JSONDecodeError:
+            raise _bad("Invalid input JSON on line 1") from None
+        if not isinstance(body, dict) or not isinstance(body.get("inputs"), list):
+            raise _bad("Invalid input JSON: expected an object with inputs")
+        if body.get("idProperty"):
+            raise _bad("sandbox: idProperty is not supported (read by record id)")
+        history = [str(n) for n in body.get("propertiesWithHistory") or []] or None
+        most = 50 if history else 100
+        if len(body["inputs"]) > most:
+            raise _bad(f"Batch read accepts at most {most} inputs here, but got {len(body['inputs'])}")
+        started = hs_datetime(self.model.as_of)
+        results = []
+        for item in body["inputs"]:
+            object_id = str((item or {}).get("id", "")) if isinstance(item, dict) else ""
+            if object_id.isdigit() and 1 <= int(object_id) <= table.size:
+                row = table.row_at(int(object_id) - 1)
+                results.append(self._body(name, row, [str(n) for n in body.get("properties") or []] or None, history))
+        return Response.json({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": started})
 
     def _body(
         self, name: str, row: dict[str, Any], wanted: list[str] | None, history: list[str] | None

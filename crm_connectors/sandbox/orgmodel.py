@@ -81,6 +81,14 @@ def _identity(c: int) -> int:
     return c
 
 
+def _between(first: Rule, second: Rule, fraction: float) -> Rule:
+    def rule(c: int) -> int:
+        a = first(c)
+        return a + int((second(c) - a) * fraction)
+
+    return rule
+
+
 class RecordSet:
     """One object's records: `size` of them in `nslots` slots."""
 
@@ -451,6 +459,24 @@ class _Generator:
             path.append(self.s.lifecycle_option(rng.choice(["rogue_recycled", "rogue_mql_legacy"])))
         return path
 
+    def skip_or_return(self, rng: random.Random, path: list[tuple[Option, Rule]]) -> list[tuple[Option, Rule]]:
+        """A deal that jumps over an open stage (15%), or goes back one stage and forward again (10%)."""
+        opens = next((i for i, (opt, _) in enumerate(path) if opt.closed), len(path))
+        if opens < 3:
+            return path
+        path = list(path)
+        roll = rng.random()
+        if roll < 0.15:
+            del path[rng.randrange(1, opens - 1)]
+        elif roll < 0.25:
+            at = rng.randrange(2, opens)
+            before, after = path[at - 1][1], path[at][1]
+            path[at:at] = [
+                (path[at - 2][0], _between(before, after, 1 / 3)),
+                (path[at - 1][0], _between(before, after, 2 / 3)),
+            ]
+        return path
+
     def dup(self, table: RecordSet, rng: random.Random, s: int, rate: float) -> int | None:
         """Pick an earlier slot whose records this slot's records duplicate, one to one."""
         if s == 0 or rng.random() >= rate:
@@ -673,6 +699,9 @@ class _Generator:
         ):
             stages.append(self.s.option(pl.stages, "sales.rogue_verbal_commit"))
         path = self.path(rng, stages, (5, 40))
+        if self.m.has("stage_skips_and_backward_moves"):
+            # its own random stream: the rest of the slot (amount, next step...) stays as without the gotcha
+            path = self.skip_or_return(self.m.rng(table.name, s, "skips"), path)
         slot.paths["stage"] = path
         v["pipeline"] = pl
         v["stage"] = stages[-1]

@@ -227,12 +227,34 @@ class SoqlEngine:
                     "INVALID_FIELD", f"field '{f.name}' can not be sorted in a query call", q, item.target.pos
                 )
             natural = f.name == "Id" or (f.name == "CreatedDate" and not obj.table.endswith("history"))
+            if not natural and self._history_order(q, obj):
+                natural = True
             if not natural:
                 raise _unsupported(q, item.target.pos, f"ORDER BY {f.name} (only Id and CreatedDate)")
             if descending is not None and descending != item.descending:
                 raise _unsupported(q, item.target.pos, "mixed ORDER BY directions")
             descending = item.descending
         return bool(descending)
+
+    def _history_order(self, q: SoqlQuery, obj: SfObject) -> bool:
+        """ORDER BY <parent id>[, CreatedDate] on a history object: the rows' natural order (by record, then each
+        field's changes in time). A field history tracks several fields per record, their changes one field after
+        the other, so the sandbox needs the query pinned to one field (Field = '...') to keep that order true."""
+        if not obj.table.endswith("history"):
+            return False
+        parents = [
+            f.name
+            for f in obj.fields.values()
+            if f.type == "reference" and f.name not in ("CreatedById",) and f.name.endswith("Id")
+        ]
+        names = [getattr(item.target, "name", None) for item in q.order_by]
+        if not parents or names not in ([parents[0]], [parents[0], "CreatedDate"]):
+            return False
+        if any(item.descending for item in q.order_by):
+            raise _unsupported(q, q.order_by[0].target.pos, "ORDER BY a history's record DESC")
+        if "Field" in obj.fields and not _pins(q.where, "Field"):
+            raise _unsupported(q, q.order_by[0].target.pos, f"ORDER BY {parents[0]} without Field = '...'")
+        return True
 
     # ---- fields and filters ----
 
@@ -575,3 +597,12 @@ def _dnf(node: Any, negate: bool) -> list[list[Comparison]]:
         if len(out) > 256:
             break
     return out
+
+
+def _pins(where: Any, name: str) -> bool:
+    """The WHERE clause fixes `name` to one value (a top-level `name = '...'` among ANDed conditions)."""
+    if isinstance(where, Comparison):
+        return where.field.name == name and where.op == "="
+    if isinstance(where, BoolOp) and where.op == "AND":
+        return any(_pins(item, name) for item in where.items)
+    return False

@@ -17,10 +17,8 @@ from crm_connectors.sandbox import GOTCHAS, HubSpotSandbox, SalesforceSandbox, c
 
 UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
 PLATFORMS = ("salesforce", "hubspot")
-# Rules of DOMAIN.md 8.1 whose sandbox gotcha needs each record's field history: the connector interface has no
-# per-record history call (stage_transitions / time_in_stage return aggregates), so they are not in the catalogue.
-NEEDS_RECORD_HISTORY = {"LC-STAGE-SKIPS", "LC-BACKWARD-MOVES"}
-DEEP_GOTCHAS = {"duplicate_records"}
+# gotchas whose rules read records (deep mode): duplicates; each record's stage history (field_history)
+DEEP_GOTCHAS = {"duplicate_records", "stage_skips_and_backward_moves"}
 # rules no sandbox gotcha triggers: each is shown firing on an edited snapshot below
 WITHOUT_GOTCHA = {
     "LC-DEPRECATED-STAGE-RECORDS",
@@ -89,7 +87,7 @@ def test_catalogue_rules_have_one_stable_id_a_seed_and_the_seeds_fix():
         assert r.domain in rules.DOMAINS and r.severity in rules.SEVERITIES
         assert r.seed and r.recommendation and r.title and r.detects
     every_gotcha_rule = {rid for ids, _ in GOTCHAS.values() for rid in ids.split()}
-    assert every_gotcha_rule - set(rules.CATALOGUE) == NEEDS_RECORD_HISTORY
+    assert every_gotcha_rule <= set(rules.CATALOGUE)
     assert [r["id"] for r in rules.catalogue_rows()] == list(rules.CATALOGUE)
 
 
@@ -105,14 +103,10 @@ def test_the_healthy_org_has_no_finding(healthy, platform):
     assert set(evaluation.not_run) == DRIFT  # deep ran; nothing signed, no earlier audit
 
 
-# Gotchas whose rules all need per-record field history (not in the connector interface) are left out here.
-DECIDABLE = sorted(g for g in GOTCHAS if set(GOTCHAS[g][0].split()) - NEEDS_RECORD_HISTORY)
-
-
 @pytest.mark.parametrize("platform", PLATFORMS)
-@pytest.mark.parametrize("gotcha", DECIDABLE)
+@pytest.mark.parametrize("gotcha", sorted(GOTCHAS))
 def test_every_rule_fires_on_an_org_with_its_gotcha(gotcha, platform):
-    expected = set(GOTCHAS[gotcha][0].split()) - NEEDS_RECORD_HISTORY
+    expected = set(GOTCHAS[gotcha][0].split())
     snapshot = read(platform, custom_profile(gotcha, {gotcha}), deep=gotcha in DEEP_GOTCHAS)
     hits = rules.evaluate(snapshot).hits
     assert expected <= {h.rule_id for h in hits}
