@@ -8,6 +8,7 @@ from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_SECRET_KEY = "insecure-development-key-change-me"
@@ -97,6 +98,16 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# The cache: Redis when REDIS_URL is set (shared by every web process), in-process memory otherwise (one process,
+# e.g. runserver). It holds sessions (written through to the database) and page fragments keyed by an
+# organization's data version (accounts/data_version.py), which must be shared by all processes serving the app.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env.str("REDIS_URL")}
+    if env.str("REDIS_URL", default="")
+    else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
+}
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -158,6 +169,15 @@ CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_TASK_DEFAULT_QUEUE", default="gtm_ops")
+# Work that mostly waits on a CRM (audits, health checks) has a queue of its own, so it can be given a thread
+# pool with many slots (`-Q <queue>-crm --pool=threads`) while renders and emails stay on prefork. A worker
+# started without -Q consumes both.
+CELERY_CRM_QUEUE = f"{CELERY_TASK_DEFAULT_QUEUE}-crm"
+CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_CRM_QUEUE)]
+CELERY_TASK_ROUTES = {
+    "crm_connectors.tasks.run_audit": {"queue": CELERY_CRM_QUEUE},
+    "reporting.tasks.run_health_check": {"queue": CELERY_CRM_QUEUE},
+}
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE
 # One beat schedule for the whole app. Each entry expires so a backlog after downtime does not pile up.

@@ -10,7 +10,8 @@ without a stage, time in stage and drop-off reason shares. What cannot be comput
 import logging
 from datetime import UTC, date, datetime, timedelta
 
-from crm_connectors.base import CrmError
+from crm_connectors.audit.rules import object_kind
+from crm_connectors.base import CrmError, FieldValue
 from crm_connectors.models import CrmConnection
 from engagements import definitions
 
@@ -70,23 +71,65 @@ class CrmFigures:
             )
 
     def _fields(self) -> dict[tuple[str, str], list[dict]]:
-        """Signed stages grouped by the CRM (object, field) that holds them, in stage order."""
-        grouped: dict[tuple[str, str], list[dict]] = {}
-        for stage in sorted(self.stages, key=lambda s: (s["domain"], s["order"])):
-            grouped.setdefault((stage["crm_object"].lower(), stage["crm_field"]), []).append(stage)
-        return grouped
+        """Signed stages grouped by the CRM (object kind, field API name) that holds them, in stage order, each
+        with `values`: its CRM values as the CRM spells them."""
+        if "fields" not in self._cache:
+            grouped: dict[tuple[str, str], list[dict]] = {}
+            for stage in sorted(self.stages, key=lambda s: (s["domain"], s["order"])):
+                place = self._place(stage)
+                if isinstance(place, str):
+                    self.errors.append(f"signed stage “{stage['name']}”: {place}")
+                    continue
+                kind, field_name, values = place
+                grouped.setdefault((kind, field_name), []).append({**stage, "values": values})
+            self._cache["fields"] = grouped
+        return self._cache["fields"]
+
+    def _place(self, stage: dict) -> tuple[str, str, list[str]] | str:
+        """Where a signed stage lives, read the way the audit reads it: the object as people name it
+        ("Opportunity", "Deals"), the field by API name or label, or a pipeline by id or label (its stage field)."""
+        kind = object_kind(stage["crm_object"])
+        if kind is None:
+            return f"“{stage['crm_object']}” is not a CRM object GTM Ops knows"
+        wanted = stage["crm_field"].strip().lower()
+        fields = self.connector.fields(kind)
+        found = next((f for f in fields if wanted in (f.api_name.lower(), f.label.lower())), None)
+        options = found.values if found else ()
+        if found is None and kind in ("deal", "ticket"):
+            pipelines = self.connector.pipelines(kind)
+            pipeline = next((p for p in pipelines if wanted in (p.id.lower(), p.label.lower())), None)
+            found = next((f for f in fields if f.role == "stage"), None) if pipeline else None
+            options = [FieldValue(s.id, s.label) for s in pipeline.stages] if pipeline else ()
+        if found is None:
+            return f"the CRM has no {kind} field or pipeline “{stage['crm_field']}”"
+        spelled = {o.api_value.lower(): o.api_value for o in options} | {o.label.lower(): o.api_value for o in options}
+        return kind, found.api_name, [spelled.get(str(v).lower(), str(v)) for v in stage["crm_values"]]
+
+    def _signed_values(self, stages: list[dict]) -> list[str]:
+        return [v for stage in stages for v in stage["values"]]
 
     def _entries(self, period: date) -> dict[str, float | None]:
         if ("entries", period) not in self._cache:
             start, end = _month(period)
             counts: dict[str, float | None] = {}
             for (kind, field_name), stages in self._fields().items():
-                moves = self.connector.stage_transitions(kind, field_name, start, end)
+                moves = self.connector.stage_transitions(
+                    kind, field_name, start, end, values=self._signed_values(stages)
+                )
+                if not moves.available:
+                    note = moves.note or f"the CRM does not count entries into {field_name}"
+                    self._cache[("unmeasured", period)] = note
                 for stage in stages:
-                    found = [moves.count(v) for v in stage["crm_values"]]
-                    counts[stage["name"]] = None if any(c is None for c in found) else float(sum(found))
+                    found = [moves.count(v) for v in stage["values"]]
+                    # A stage of several values (Proposal Sent, Contract Negotiated) is entered once, usually at its
+                    # first value: the largest count is the closest aggregate figure; their sum counts moves within.
+                    counts[stage["name"]] = None if any(c is None for c in found) else float(max(found))
             self._cache[("entries", period)] = counts
         return self._cache[("entries", period)]
+
+    def _note_unmeasured(self, metric: str, period: date) -> None:
+        if ("unmeasured", period) in self._cache:
+            self.missing[metric] = self._cache[("unmeasured", period)]
 
     def compute(self, metric: str, period: date) -> None:
         if not self.stages:
@@ -104,9 +147,11 @@ class CrmFigures:
 
     def _stage_entry_volume(self, period: date) -> None:
         self._store("stage_entry_volume", period, self._entries(period))
+        self._note_unmeasured("stage_entry_volume", period)
 
     def _stage_conversion_rate(self, period: date) -> None:
         entries = self._entries(period)
+        self._note_unmeasured("stage_conversion_rate", period)
         rates = {}
         for stages in self._fields().values():
             for earlier, later in zip(stages, stages[1:], strict=False):
@@ -132,10 +177,10 @@ class CrmFigures:
             self.errors.append(f"rogue values: {exc}")
             self.missing["unapproved_stage_values"] = f"the CRM could not be read: {exc}"
             return None, {v for s in self.stages for v in s["crm_values"]}
-        return present, {v for s in self.stages for v in s["crm_values"]}
+        return present, {v for stages in self._fields().values() for v in self._signed_values(stages)}
 
     def _records_in_deprecated_stages(self, period: date) -> None:
-        signed = {v.lower() for s in self.stages for v in s["crm_values"]}
+        signed = {v.lower() for stages in self._fields().values() for v in self._signed_values(stages)}
         stale = sum(
             v.count for counts in self._values().values() for v in counts.values if v.value.lower() not in signed
         )
@@ -149,9 +194,9 @@ class CrmFigures:
         start, end = _month(period)
         days = {}
         for (kind, field_name), stages in self._fields().items():
-            durations = self.connector.time_in_stage(kind, field_name, start, end)
+            durations = self.connector.time_in_stage(kind, field_name, start, end, values=self._signed_values(stages))
             for stage in stages:
-                measured = [durations.stage(v) for v in stage["crm_values"]]
+                measured = [durations.stage(v) for v in stage["values"]]
                 averages = [m.average_days for m in measured if m is not None and m.average_days is not None]
                 if averages:
                     days[stage["name"]] = round(sum(averages) / len(averages), 1)

@@ -141,7 +141,9 @@ def _shares(value) -> float:
 def _one(rule, value, baseline, series: list, figures: Figures, key: str = "") -> Evaluation:
     if value is None:
         return Evaluation(NOT_EVALUABLE, figures.missing_reason or "no data for this period", key=key)
+    leader = ""
     if rule.comparison == "share_above" and isinstance(value, dict):
+        leader = max(value, key=value.get) if value else ""
         value = _shares(value)
         series = [_shares(v) if isinstance(v, dict) else v for v in series]
     if rule.comparison == "track":
@@ -169,6 +171,8 @@ def _one(rule, value, baseline, series: list, figures: Figures, key: str = "") -
                 key=key,
             )
     holds, message = _condition(rule, value, baseline, series)
+    if leader:
+        message = f"{leader}: {message}"  # which reason (or value) holds the largest share
     if holds is None:
         return Evaluation(NOT_EVALUABLE, message, value, baseline, rule.threshold, key=key)
     if not holds:

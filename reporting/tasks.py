@@ -19,13 +19,24 @@ def queue_health_checks() -> None:
 
 @shared_task(acks_late=True)
 def run_health_check(run_id: int) -> None:
+    """On the CRM queue (mostly waiting on the CRM); the render and the emails go back to the default queue."""
     from . import health
     from .models import RunStatus
 
     run = health.execute_run(run_id)
     if run is None or run.status == RunStatus.FAILED:
         return  # another worker has it, or the failure is on the run for the consultants to see
-    services.render_health_report(run)
+    report_health_check.delay(run_id)
+
+
+@shared_task(acks_late=True)
+def report_health_check(run_id: int) -> None:
+    from . import health
+    from .models import HealthCheckRun
+
+    run = HealthCheckRun.objects.select_related("engagement__client", "organization").get(pk=run_id)
+    if run.report_id is None:
+        services.render_health_report(run)
     for delivery in health.plan_deliveries(run):
         send_health_report.delay(delivery.pk)
 
