@@ -172,6 +172,14 @@ def engagement_objects(cast) -> dict:
     health.start_schedule(engagement=engagement, actor=actor, live_since=date(2026, 9, 1))
     health_run, _ = health.create_run(engagement, date(2026, 10, 1))
     run_health_check(health_run.pk)  # evaluated, reported and emailed now: the report download answers
+    from reporting.models import FlagExplanation
+
+    flag = HealthResult.objects.filter(run=health_run).first()
+    explanation = FlagExplanation.objects.create(
+        organization=cast.org, engagement=engagement, source=flag, task_key=flag.task_key, task_name=flag.task_name,
+        metric=flag.metric, key=flag.key, explanation="Known seasonal dip.", explained_by=actor,
+        from_period=health_run.period, until_period=date(2027, 1, 1),
+    )
 
     cast.org.logo.save("logo.png", ContentFile(_PNG), save=True)
 
@@ -200,6 +208,7 @@ def engagement_objects(cast) -> dict:
         "task_uuid": engagement.maintenance_schedule.tasks.first().uuid,
         "run_uuid": health_run.uuid,
         "result_uuid": HealthResult.objects.filter(run=health_run).first().uuid,
+        "explanation_uuid": explanation.uuid,
         "engagement_uuid": engagement.uuid,
         "phase_uuid": phase.uuid,
         "sub_phase_uuid": engagement.sub_phases.first().uuid,
