@@ -12,7 +12,7 @@ from datetime import date, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, F
+from django.db.models import Count, F, Max
 from django.urls import reverse
 from django.utils import timezone
 
@@ -394,9 +394,17 @@ def withdraw_explanation(*, explanation: FlagExplanation, actor, request=None) -
 
 
 def explanations_for_page(engagement, *, today: date | None = None) -> tuple[list, list]:
-    """(in force, ended) explanations of an engagement for its health page: in force covers a run still to come
-    (until the month just ended's run or later, not withdrawn); ended are the recent expired or withdrawn ones."""
-    due = due_period(today)
+    """(in force, ended) explanations of an engagement for its health page. In force: not withdrawn and still
+    covering the next run to come (the month after the latest run, or the month just ended if it has no run yet).
+    Ended: the most recent expired or withdrawn ones."""
+    latest = (
+        HealthCheckRun.objects.for_org(engagement.organization)
+        .filter(engagement=engagement)
+        .aggregate(latest=Max("period"))["latest"]
+    )
+    upcoming = due_period(today)
+    if latest is not None and latest >= upcoming:
+        upcoming = add_months(latest, 1)
     current, ended = [], []
     rows = (
         FlagExplanation.objects.for_org(engagement.organization)
@@ -406,7 +414,7 @@ def explanations_for_page(engagement, *, today: date | None = None) -> tuple[lis
         .order_by("-from_period", "-created_at")
     )
     for row in rows:
-        if row.withdrawn_at is None and row.until_period >= due:
+        if row.withdrawn_at is None and row.until_period >= upcoming:
             current.append(row)
         elif len(ended) < ENDED_SHOWN:
             ended.append(row)
