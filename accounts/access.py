@@ -17,6 +17,11 @@ def membership_for(user, org_slug: str) -> Membership | None:
     return Membership.objects.select_related("organization").filter(organization__slug=org_slug, user=user).first()
 
 
+def memberships_of(user) -> list[Membership]:
+    """Every membership of the user with its organization, by organization name: one query."""
+    return list(Membership.objects.select_related("organization").filter(user=user).order_by("organization__name"))
+
+
 def org_view(view=None, *, owner_only: bool = False):
     """Decorate a view under /o/<org_slug>/.
 
@@ -28,7 +33,10 @@ def org_view(view=None, *, owner_only: bool = False):
         @login_required
         @wraps(view_func)
         def wrapper(request, org_slug: str, *args, **kwargs):
-            membership = membership_for(request.user, org_slug)
+            # All the user's memberships at once: this page's, and the organization switcher's list (a user
+            # belongs to a handful), so the top bar costs no second query (accounts.context_processors).
+            memberships = memberships_of(request.user)
+            membership = next((m for m in memberships if m.organization.slug == org_slug), None)
             if membership is None:
                 raise Http404("No organization with that address, or you are not a member of it.")
             if request.method not in SAFE_METHODS and not membership.can_write:
@@ -37,6 +45,7 @@ def org_view(view=None, *, owner_only: bool = False):
                 raise PermissionDenied("Only owners of this organization can open this page.")
             request.org = membership.organization
             request.membership = membership
+            request.nav_orgs = [(m.organization.slug, m.organization.name) for m in memberships]
             if request.session.get("current_org") != org_slug:
                 request.session["current_org"] = org_slug
             return view_func(request, *args, **kwargs)

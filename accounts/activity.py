@@ -2,6 +2,7 @@
 
 from django.db import models
 
+from . import data_version
 from .models import ActivityEntry, Organization
 
 
@@ -25,6 +26,7 @@ def record(
 ) -> ActivityEntry:
     if not actor_label:
         actor_label = actor.get_username() if actor is not None else "system"
+    data_version.bump(organization)  # every recorded change retires the cached pages of its data
     return ActivityEntry.objects.create(
         organization=organization,
         actor=actor,

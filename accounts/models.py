@@ -23,6 +23,8 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=60, unique=True)
     logo = models.ImageField(upload_to="logos/", blank=True, help_text="Shown on deliverables (PNG or JPEG).")
     created_at = models.DateTimeField(auto_now_add=True)
+    # Incremented by every change to the organization's data (accounts/data_version.py): keys its cached pages.
+    data_version = models.PositiveBigIntegerField(default=0, editable=False)
 
     class Meta:
         ordering = ["name"]

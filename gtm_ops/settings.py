@@ -98,15 +98,17 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# The cache: Redis when REDIS_URL is set (shared by every web process), in-process memory otherwise (one process,
-# e.g. runserver). It holds sessions (written through to the database) and page fragments keyed by an
-# organization's data version (accounts/data_version.py), which must be shared by all processes serving the app.
+# The cache: Redis when REDIS_URL is set, shared by every web process; in-process memory otherwise. It holds the
+# pages' cached fragments (engagements/views/fragments.py; their keys carry the data version, so a per-process cache
+# only misses more often) and, when shared, the sessions (read from it, written through to the database). Sessions
+# stay in the database alone without a shared cache: another process could go on accepting a signed-out session.
+_redis_url = env.str("REDIS_URL", default="")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": env.str("REDIS_URL")}
-    if env.str("REDIS_URL", default="")
+    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _redis_url}
+    if _redis_url
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "django.contrib.sessions.backends." + ("cached_db" if _redis_url else "db")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},

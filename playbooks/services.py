@@ -3,7 +3,7 @@
 import yaml
 from django.db import transaction
 
-from accounts import activity
+from accounts import activity, data_version
 from accounts.models import DomainError, Organization
 
 from .loader import PlaybookFileError, content_hash, load_library, parse_playbook_text
@@ -33,6 +33,7 @@ def save_version(*, playbook: Playbook, spec: PlaybookSpec, actor=None) -> tuple
     if playbook.name != spec.name:
         playbook.name = spec.name
         playbook.save(update_fields=["name"])
+        data_version.bump(playbook.organization)  # engagement pages show the name (None: a library playbook)
     return version, True
 
 

@@ -32,6 +32,7 @@ from ..models import (
     WeeklyUpdate,
     WorkStatus,
 )
+from .fragments import cached_fragment, render_fragment
 
 PAGE_SIZE = 25
 CLOSED_BOARD = "This engagement is closed; its board is read-only."
@@ -212,14 +213,25 @@ def board_context(request, engagement, *, bound=None, open_prefix=None, notice="
 
 def _board_response(request, engagement, *, status=200, **extra):
     context = board_context(request, engagement, **extra)
-    template = "engagements/board.html#board" if request.htmx else "engagements/board.html"
+    template = "engagements/_board_content.html#board" if request.htmx else "engagements/board.html"
     return render(request, template, context, status=status)
 
 
 @org_view
 def board(request, engagement_uuid):
-    engagement = _board_engagement(request, engagement_uuid)
-    return _board_response(request, engagement)
+    if request.htmx:
+        return _board_response(request, _board_engagement(request, engagement_uuid))
+
+    # The page's content is the same for every member with this role until the organization's data changes: cached
+    # (views/fragments.py). A hit needs no query: the key holds the organization, so only a board found in it by
+    # a miss is ever stored under it.
+    def build():
+        engagement = _board_engagement(request, engagement_uuid)
+        context = board_context(request, engagement)
+        return {"html": render_fragment(request, "engagements/_board_content.html", context), "name": engagement.name}
+
+    content = cached_fragment(request, "board", str(engagement_uuid), build=build)
+    return render(request, "engagements/board.html", {"content": content["html"], "title": content["name"]})
 
 
 def _form_prefix(request, kind):

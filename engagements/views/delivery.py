@@ -43,6 +43,7 @@ from ..models import (
     RiskStatus,
     SubPhaseState,
 )
+from .fragments import cached_fragment, render_fragment
 
 PAGE_SIZE = 50
 
@@ -335,6 +336,18 @@ def _portfolio_row(e) -> str:
 
 @org_view
 def portfolio(request):
+    # The filters, the table and the pagination are the same for every member with this role, time zone and date
+    # until the organization's data changes: cached (views/fragments.py), keyed by the query string as well.
+    content = cached_fragment(
+        request,
+        "portfolio",
+        request.META.get("QUERY_STRING", ""),
+        build=lambda: {"html": render_fragment(request, "engagements/_portfolio_content.html", _portfolio(request))},
+    )
+    return render(request, "engagements/portfolio.html", {"content": content["html"]})
+
+
+def _portfolio(request) -> dict:
     form = PortfolioFilterForm(request.GET or None, organization=request.org)
     order = ("-created_at", "-id")
     # Paginate the filtered engagements' ids, then compute the columns for that page's rows only: with OFFSET,
@@ -351,19 +364,19 @@ def portfolio(request):
         .order_by(*order)
     )
     page.object_list = list(rows)
-    now = timezone.now()
+    today = timezone.localdate()  # days since the last update: calendar days in the viewer's time zone
     detail_prefix, _, detail_suffix = reverse(
         "engagements:engagement-detail", args=[request.org.slug, _ANY_UUID]
     ).rpartition(_ANY_UUID)
     for engagement in page.object_list:
         published = engagement.last_update_published_at
-        engagement.days_since_update = (now - published).days if published else None
+        engagement.days_since_update = (today - timezone.localdate(published)).days if published else None
         engagement.detail_url = f"{detail_prefix}{engagement.uuid}{detail_suffix}"
         engagement.current_sub_key, engagement.current_sub_name = _split(engagement.current_sub)
         engagement.next_gate_status, engagement.next_gate_name = _split(engagement.next_gate)
         engagement.row = _portfolio_row(engagement)
     filtered = any(request.GET.get(name) for name in form.fields)
-    return render(request, "engagements/portfolio.html", {"page": page, "filter_form": form, "filtered": filtered})
+    return {"page": page, "filter_form": form, "filtered": filtered}
 
 
 @org_view
