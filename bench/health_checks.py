@@ -92,7 +92,20 @@ class BrokenRun(RuntimeError):
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--engagements", type=int, default=500, help="engagements in the organization (500)")
-    parser.add_argument("--workers", type=int, default=2, help="Celery worker processes, --concurrency=1 each (2)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="Celery worker processes (2): the first takes the CRM queue with a thread pool, the others the default "
+        "queue (renders, emails) with prefork --concurrency=1",
+    )
+    parser.add_argument("--crm-threads", type=int, default=16, help="thread pool of the CRM-queue worker (16)")
+    parser.add_argument(
+        "--max-memory-per-child",
+        type=int,
+        default=160_000,
+        help="KiB; a prefork pool child above it is replaced after its task (160000)",
+    )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every CRM request (0.05)")
     parser.add_argument("--sandboxes", type=int, default=3, help="normal-size sandbox servers per platform (3)")
     parser.add_argument("--size", type=int, default=100_000, help="leads / contacts of a normal sandbox org (100000)")
@@ -645,7 +658,7 @@ def tree_cpu(pid: int) -> float:
 
 
 class Worker:
-    def __init__(self, n: int, env: dict, log_path: Path):
+    def __init__(self, n: int, env: dict, log_path: Path, role: list[str]):
         self.n = n
         self.name = f"bench{n}@{socket.gethostname()}"
         self.log_path = log_path
@@ -658,7 +671,7 @@ class Worker:
                 "-A",
                 "gtm_ops",
                 "worker",
-                "--concurrency=1",
+                *role,
                 "--loglevel=INFO",
                 "-n",
                 self.name,
@@ -860,7 +873,16 @@ def main() -> int:
         # ---- workers
         env = {**os.environ, "DATABASE_URL": db_url}
         env.pop("REDIS_URL", None)  # the workers get the broker as CELERY_BROKER_URL only
-        workers = [Worker(n + 1, env, workdir / f"worker{n + 1}.log") for n in range(args.workers)]
+        default_queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
+        roles = [["-Q", f"{default_queue}-crm", "--pool=threads", f"--concurrency={args.crm_threads}"]]
+        roles += [
+            ["-Q", default_queue, "--concurrency=1", f"--max-memory-per-child={args.max_memory_per_child}"]
+        ] * max(0, args.workers - 1)
+        if args.workers == 1:  # one process for everything
+            roles = [
+                ["-Q", f"{default_queue},{default_queue}-crm", "--pool=threads", f"--concurrency={args.crm_threads}"]
+            ]
+        workers = [Worker(n + 1, env, workdir / f"worker{n + 1}.log", role) for n, role in enumerate(roles)]
         for w in workers:
             w.wait_ready()
         sampler = Sampler(workers)
@@ -1008,7 +1030,8 @@ def main() -> int:
 
             queue = os.environ.get("CELERY_TASK_DEFAULT_QUEUE", "")
             if queue.startswith("bench-health-"):
-                redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).delete(queue, f"_kombu.binding.{queue}")
+                for name in (queue, f"{queue}-crm"):
+                    redis.Redis.from_url(os.environ["CELERY_BROKER_URL"]).delete(name, f"_kombu.binding.{name}")
         except Exception:  # noqa: BLE001 - best effort; the Redis of with-services.sh is thrown away anyway
             pass
         for path in sorted(workdir.rglob("*"), reverse=True):
@@ -1062,7 +1085,9 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
         "own credentials (its own rate-limit window)"
     )
     print(
-        f"workers: {args.workers} x `celery -A gtm_ops worker --concurrency=1` (prefork, one pool child each), "
+        f"workers: {args.workers}: the CRM queue on `--pool=threads --concurrency={args.crm_threads}`, "
+        "the default queue "
+        f"on prefork `--concurrency=1 --max-memory-per-child={args.max_memory_per_child}`, "
         "DEBUG=false, SMTP on loopback"
     )
 
