@@ -34,11 +34,7 @@ def report_health_check(run_id: int) -> None:
     from . import health
     from .models import HealthCheckRun
 
-    run = HealthCheckRun.objects.select_related("engagement__client", "organization").get(pk=run_id)
-    if run.report_id is None:
-        services.render_health_report(run)
-    for delivery in health.plan_deliveries(run):
-        send_health_report.delay(delivery.pk)
+    health.complete_run(HealthCheckRun.objects.select_related("engagement__client", "organization").get(pk=run_id))
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
