@@ -9,7 +9,9 @@ logins included), audited through the real simple-salesforce / hubspot-api-clien
 (`crm_connectors.audit.engine.collect` + the rule catalogue). Prints API calls and wall time next to the naive
 full-scan cost (reading every record page by page), then the call count for a 10,000-record org of the same
 profile: the audit's cost must not depend on the record count. Targets: <= 60 Salesforce calls, <= 150 HubSpot
-calls, each audit under 30 s.
+calls, each audit under 30 s. Then a deep audit of a `--deep-size` org (0 skips it): its extra calls by section
+(duplicates, and the stage history behind LC-STAGE-SKIPS / LC-BACKWARD-MOVES, capped per field); not part of
+the targets.
 
 The connectors run with the app's own rate limiter (settings.CRM_RATE_LIMITS: Salesforce 25/s, HubSpot 150/10 s,
 HubSpot search 4/s), in this process (no Redis needed). `--no-limiter` lifts it to see latency alone.
@@ -61,7 +63,7 @@ def connector(sb, limiter: bool):
     return HubSpotConnector(base_url=sb.base_url, access_token=sb.access_token, **options)
 
 
-def audit(platform: str, size: int, latency: float, limiter: bool, profile: str) -> dict:
+def audit(platform: str, size: int, latency: float, limiter: bool, profile: str, deep: bool = False) -> dict:
     cls = SalesforceSandbox if platform == "salesforce" else HubSpotSandbox
     started = time.monotonic()
     with cls(profile=profile, seed=2026, size=size) as sb:
@@ -70,7 +72,7 @@ def audit(platform: str, size: int, latency: float, limiter: bool, profile: str)
             sb.inject("slow", delay=latency, count=None, path=r"^/")  # every request, logins included
         c = connector(sb, limiter)
         clock = time.monotonic()
-        snapshot = engine.collect(c)
+        snapshot = engine.collect(c, deep=deep)
         wall = time.monotonic() - clock
         evaluation = rules.evaluate(snapshot)
         model = sb.model
@@ -88,6 +90,8 @@ def audit(platform: str, size: int, latency: float, limiter: bool, profile: str)
         "throttled": waits,
         "build": built,
         "findings": len(evaluation.hits),
+        "history": {k: (e["records_read"], e["sampled"], e["calls"]) for k, e in snapshot["history"].items()},
+        "history_hits": sum(1 for h in evaluation.hits if h.rule_id in ("LC-STAGE-SKIPS", "LC-BACKWARD-MOVES")),
         "errors": snapshot["errors"],
         "not_evaluated": evaluation.not_evaluated,
     }
@@ -108,6 +112,7 @@ def main() -> int:
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every request")
     parser.add_argument("--small", type=int, default=10_000, help="size of the org that shows the cost is flat")
     parser.add_argument("--profile", default="messy", help="sandbox profile (messy: every gotcha)")
+    parser.add_argument("--deep-size", type=int, default=10_000, help="size of the org audited in deep mode (0: none)")
     parser.add_argument("--no-limiter", action="store_true", help="lift GTM Ops' own rate limiter")
     parser.add_argument("--platform", choices=["salesforce", "hubspot"], action="append")
     args = parser.parse_args()
@@ -161,6 +166,19 @@ def main() -> int:
             f"target:         <= {TARGET_CALLS[platform]} calls and < {TARGET_SECONDS:.0f} s, flat in record count: "
             f"{'PASS' if verdict else 'FAIL'}"
         )
+        if args.deep_size:
+            deep = audit(platform, args.deep_size, args.latency, limiter, args.profile, deep=True)
+            extra = deep["cost"].get("deep", 0) + deep["cost"].get("history", 0)
+            print(
+                f"deep audit:     {args.deep_size:,}-record org, {deep['calls']} API calls ({extra} for deep mode: "
+                f"duplicates and rogue values {deep['cost'].get('deep', 0)}, stage history "
+                f"{deep['cost'].get('history', 0)}), {deep['wall']:.1f} s, "
+                f"{deep['history_hits']} skip/backward findings"
+            )
+            for name, (read, sampled, calls) in deep["history"].items():
+                print(f"  history:      {name}: {read:,} records read{' (capped)' if sampled else ''}, {calls} calls")
+            if deep["errors"] or deep["not_evaluated"]:
+                print(f"  ERRORS:       {deep['errors']} {deep['not_evaluated']}")
     return 0 if ok else 1
 
 

@@ -778,6 +778,25 @@ def test_crm_audit_command_prints_the_findings_as_json(cast, sf):
         call_command("crm_audit", "nope", "acme-robotics")
 
 
+def test_crm_audit_command_deep_reads_stage_history_and_prints_its_cost(cast, sf):
+    connect(cast, sf)
+    before = sf.stats["total"]
+    out = io.StringIO()
+    call_command("crm_audit", "alpha", "acme-robotics", "--deep", "--json", stdout=out)
+    printed = json.loads(out.getvalue())
+    run = AuditRun.objects.get(uuid=printed["run"])
+    assert run.deep and printed["cost"] == run.summary["cost"] and printed["cost"]["history"] > 0
+    assert printed["api_calls"] == printed["cost"]["total"] == sf.stats["total"] - before
+    assert {"LC-STAGE-SKIPS", "LC-BACKWARD-MOVES"} <= set(run.summary["evaluated"])
+    text = io.StringIO()
+    call_command("crm_audit", "alpha", "acme-robotics", stdout=text)
+    section_line = text.getvalue().split("\n")[1]
+    assert section_line.startswith("  API calls by section: ") and "fields" in section_line
+    assert "history" not in section_line and "deep" not in section_line  # a default audit reads no records
+    default = AuditRun.objects.filter(client=cast.client, deep=False).latest("created_at")
+    assert default.summary["not_run"]["LC-STAGE-SKIPS"] == "deep mode only (reads records)"
+
+
 def test_crm_audit_command_fails_loudly_when_the_crm_does(cast, sf):
     connect(cast, sf)
     sf.inject("server_error", count=None, status=502)

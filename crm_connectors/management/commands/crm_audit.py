@@ -26,7 +26,11 @@ class Command(BaseCommand):
         parser.add_argument("org_slug", help="the organization's slug (as in /o/<org-slug>/)")
         parser.add_argument("client_slug", help="the client's name, slugified (ClientAccount has no slug field)")
         parser.add_argument("--json", action="store_true", help="print the run and its findings as JSON")
-        parser.add_argument("--deep", action="store_true", help="also read records (duplicates); costs more calls")
+        parser.add_argument(
+            "--deep",
+            action="store_true",
+            help="also read records (duplicates; stage history for stage skips and backward moves); costs more calls",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         org = Organization.objects.filter(slug=options["org_slug"]).first()
@@ -57,6 +61,7 @@ class Command(BaseCommand):
                         "platform": run.platform,
                         "status": run.status,
                         "api_calls": run.api_calls,
+                        "cost": (run.summary or {}).get("cost", {}),
                         "error": run.error,
                         "findings": findings,
                     },
@@ -74,6 +79,9 @@ class Command(BaseCommand):
             f"{run.get_platform_display()} audit of {run.client}: {run.status}, {run.api_calls} API calls, "
             f"{len(findings)} finding(s)."
         )
+        cost = {k: v for k, v in ((run.summary or {}).get("cost") or {}).items() if k != "total"}
+        if cost:
+            self.stdout.write("  API calls by section: " + ", ".join(f"{k} {v}" for k, v in cost.items()))
         if run.error:
             self.stdout.write(f"  {run.error}")
         for domain in rules.DOMAINS:
