@@ -7,6 +7,7 @@ they are in practice, against a baseline (from the first business cycle, or set 
 signed architecture.
 """
 
+import io
 from datetime import date
 
 import pytest
@@ -251,3 +252,24 @@ def test_a_stage_signed_on_something_the_crm_does_not_have_makes_the_run_partial
         run, _ = run_month(engagement, OCT)
     assert run.status == "partial"
     assert "signed stage “MQL”: the CRM has no contact field or pipeline “Funnel Stage”" in run.error
+
+
+def test_the_demo_engagement_measures_the_sandbox_make_run_starts(smtp):
+    from django.core.management import call_command
+
+    from accounts.models import Membership, Organization
+    from engagements.models import Engagement
+
+    call_command("seed_demo", stdout=io.StringIO())
+    org = Organization.objects.get(slug="northwind")
+    engagement = Engagement.objects.for_org(org).get(name="Lifecycle governance")
+    consultant = Membership.objects.for_org(org).get(user__email="consultant@northwind.example").user
+    with HubSpotSandbox(profile="demo") as crm:  # as `manage.py crm_sandbox --kind hubspot --profile demo`
+        crm_services.sandbox_connection(client=engagement.client, sandbox=crm)
+        health.start_schedule(engagement=engagement, actor=consultant, live_since=SEP)
+        run, _ = run_month(engagement, OCT)
+    assert run.status == "succeeded", run.error
+    red = HealthResult.objects.filter(run=run, status="red")
+    assert red.filter(task_key="rogue-stage-audit").exists()
+    measured = HealthResult.objects.filter(run=run, task_key="production-by-stage-volume").exclude(value=None)
+    assert measured.count() >= 5

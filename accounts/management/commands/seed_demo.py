@@ -3,18 +3,29 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from accounts.emails import absolute
 from accounts.models import Membership, Organization, Role
 from accounts.services import get_or_create_user
-from engagements import progression
-from engagements.models import ClientAccount, Department, Engagement, Stakeholder
+from engagements import definitions, progression
+from engagements.models import ClientAccount, Department, Engagement, StageDefinition, Stakeholder
 from engagements.portal_access import issue_portal_link, link_path
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
 
 DEMO_PASSWORD = "gtm-demo-2026"
+# Where Globex's signed stages live in the HubSpot sandbox `make run` starts (crm_connectors/sandbox, demo profile).
+GLOBEX_STAGES = {
+    ("lead", "Known Lead"): ("Contact", "lifecyclestage", ["lead"]),
+    ("lead", "MQL"): ("Contact", "lifecyclestage", ["marketingqualifiedlead"]),
+    ("lead", "SQL"): ("Contact", "lifecyclestage", ["salesqualifiedlead"]),
+    ("sales", "SAO"): ("Deal", "New Business", ["Discovery Completed"]),
+    ("sales", "Evaluation/Use Case"): ("Deal", "New Business", ["Solution Validated"]),
+    ("sales", "Proposal/Negotiation"): ("Deal", "New Business", ["Proposal Sent", "Contract Negotiated"]),
+    ("sales", "Closed Won"): ("Deal", "New Business", ["Closed Won"]),
+}
 ORG = {"slug": "northwind", "name": "Northwind Advisory"}
 PEOPLE = [
     ("owner@northwind.example", "Olivia", "Owner", Role.OWNER),
@@ -61,6 +72,7 @@ class Command(BaseCommand):
         stakeholder = Stakeholder.objects.for_org(org).get(email="maya@acme.example")
         link = issue_portal_link(stakeholder=stakeholder)
         engagement = self.demo_engagement(org)
+        governance = self.governance_engagement(org)
 
         self.stdout.write(self.style.SUCCESS(f"\nDemo ready at {settings.SITE_URL}/"))
         self.stdout.write(f"  Organization: {org.name} ({settings.SITE_URL}/o/{org.slug}/)")
@@ -71,7 +83,11 @@ class Command(BaseCommand):
         self.stdout.write(f"  Later links: {settings.SITE_URL}/portal/login/ with {stakeholder.email}")
         self.stdout.write(
             f"  Demo engagement: {engagement.name} "
-            f"({settings.SITE_URL}/o/{org.slug}/engagements/{engagement.uuid}/)\n"
+            f"({settings.SITE_URL}/o/{org.slug}/engagements/{engagement.uuid}/)"
+        )
+        self.stdout.write(
+            f"  Health checks: {governance.name}, its stages signed and mapped to Globex's HubSpot sandbox; start "
+            f"its maintenance schedule at {settings.SITE_URL}/o/{org.slug}/engagements/{governance.uuid}/health/\n"
         )
 
     def demo_engagement(self, org) -> Engagement:
@@ -103,4 +119,39 @@ class Command(BaseCommand):
         # Pre-kickoff is under way: the architect's prep has started.
         for item in engagement.sub_phases.get(key="1a").checklist.filter(owner="architect").order_by("order")[:3]:
             progression.set_checklist_item(item=item, done=True, actor=consultant)
+        return engagement
+
+    def governance_engagement(self, org) -> Engagement:
+        """Globex's lifecycle rebuild, months ago: its stage architecture is signed and mapped to the values of the
+        HubSpot sandbox `make run` connects Globex to, so its maintenance schedule measures a real CRM. Once."""
+        globex = ClientAccount.objects.for_org(org).get(name="Globex Software")
+        existing = Engagement.objects.for_org(org).filter(client=globex).first()
+        if existing is not None:
+            return existing
+        consultant = Membership.objects.for_org(org).get(role=Role.CONSULTANT).user
+        lena = Stakeholder.objects.for_org(org).get(email="lena@globex.example")
+        sam = Stakeholder.objects.for_org(org).get(email="sam@globex.example")
+        today = timezone.localdate()
+        engagement = progression.create_engagement(
+            client=globex,
+            playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),
+            name="Lifecycle governance",
+            start_date=today - timedelta(days=240),
+            target_date=today - timedelta(days=120),
+            engagement_type="dedicated",
+            team=[(consultant, "architect")],
+            stakeholders=[(lena, "Approver (Revenue)"), (sam, "Champion")],
+            actor=consultant,
+        )
+        for stage in StageDefinition.objects.for_org(org).filter(engagement=engagement):
+            place = GLOBEX_STAGES.get((stage.domain, stage.name))
+            if place:
+                stage.crm_object, stage.crm_field, stage.crm_values = place
+                stage.save(update_fields=["crm_object", "crm_field", "crm_values"])
+        # Signed long ago: nobody needs the sign-off emails now.
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend"):
+            version = definitions.publish(engagement=engagement, signers=[lena], actor=consultant)
+            definitions.sign(
+                version=version, stakeholder=lena, decisions={key: "yes" for key, _ in version.items}, comments={}
+            )
         return engagement
