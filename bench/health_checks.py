@@ -103,8 +103,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--max-memory-per-child",
         type=int,
-        default=160_000,
-        help="KiB; a prefork pool child above it is replaced after its task (160000)",
+        default=250_000,
+        help="KiB; a prefork pool child above it is replaced after its task (250000)",
     )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every CRM request (0.05)")
     parser.add_argument("--sandboxes", type=int, default=3, help="normal-size sandbox servers per platform (3)")
