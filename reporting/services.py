@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
+from .charts import sparkline
 from .models import Artifact, ArtifactKind, ArtifactStatus
 from .pdf import render_pdf
 
@@ -116,23 +117,6 @@ def render(artifact_id: int) -> Artifact | None:
     return artifact
 
 
-def sparkline(values: list[float | None], width: int = 90, height: int = 22) -> str:
-    """A small inline SVG trend line for the report (no chart library: a polyline is all it takes)."""
-    points = [(i, v) for i, v in enumerate(values) if v is not None]
-    if len(points) < 2:
-        return ""
-    low, high = min(v for _, v in points), max(v for _, v in points)
-    span = (high - low) or 1.0
-    step = width / max(len(values) - 1, 1)
-    coords = " ".join(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}" for i, v in points)
-    last_x, last_y = coords.split()[-1].split(",")
-    return (
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} '
-        f'{height}"><polyline fill="none" stroke="#1f4e8c" stroke-width="1.5" points="{coords}"/>'
-        f'<circle cx="{last_x}" cy="{last_y}" r="2" fill="#1f4e8c"/></svg>'
-    )
-
-
 def health_report_context(run) -> dict:
     from django.utils.safestring import mark_safe
 
@@ -153,7 +137,7 @@ def health_report_context(run) -> dict:
     periods = sorted({p for series in history.values() for p in series})[-6:]
     for result in results:
         series = history.get((result.metric, result.key), {})
-        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # noqa: S308 - numbers only
+        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # noqa: S308 - our SVG of numbers
     return {
         "run": run,
         "engagement": run.engagement,

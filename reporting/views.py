@@ -24,6 +24,7 @@ from engagements.models import Engagement, EngagementMember, TeamRole
 
 from . import health, health_actions
 from . import rules as rule_engine
+from .charts import sparkline
 from .forms import (
     BaselineForm,
     CsvUploadForm,
@@ -47,7 +48,6 @@ from .models import (
     ScheduledTask,
     ScheduleOwner,
 )
-from .services import sparkline
 
 RUNS_SHOWN = 24
 ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
@@ -98,7 +98,7 @@ def _run_url(request, engagement, run, anchor: str = "") -> str:
 
 
 def _trend(values: list) -> str:
-    return mark_safe(sparkline(values))  # noqa: S308 - numbers only
+    return mark_safe(sparkline(values))  # noqa: S308 - our SVG of numbers
 
 
 def _trend_label(axis, values) -> str:
