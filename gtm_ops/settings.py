@@ -179,6 +179,7 @@ CELERY_TASK_QUEUES = [Queue(CELERY_TASK_DEFAULT_QUEUE), Queue(CELERY_CRM_QUEUE)]
 CELERY_TASK_ROUTES = {
     "crm_connectors.tasks.run_audit": {"queue": CELERY_CRM_QUEUE},
     "reporting.tasks.run_health_check": {"queue": CELERY_CRM_QUEUE},
+    "reporting.tasks.catch_up_health_checks": {"queue": CELERY_CRM_QUEUE},
 }
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TIMEZONE = TIME_ZONE

@@ -21,6 +21,13 @@ class StartScheduleForm(forms.Form):
         widget=DATE,
         help_text="First-business-cycle checks and quarterly tasks count from this date.",
     )
+    catch_up = forms.BooleanField(
+        label="Also check the months since go-live",
+        required=False,
+        initial=True,
+        help_text="Sets the baselines from the first business cycle and gives every trend its history; "
+        "those reports are kept but not emailed.",
+    )
 
 
 class TaskAdjustForm(forms.Form):

@@ -57,7 +57,11 @@ def previous_month(day: date) -> date:
 
 
 @transaction.atomic
-def start_schedule(*, engagement, actor, live_since: date | None = None, request=None) -> MaintenanceSchedule:
+def start_schedule(
+    *, engagement, actor, live_since: date | None = None, catch_up: bool = False, request=None
+) -> MaintenanceSchedule:
+    """Instantiate the playbook's maintenance tasks and triggers for this engagement; with `catch_up`, the months
+    since go-live are then checked in the background (`catch_up` below)."""
     maintenance = engagement.spec.maintenance
     if maintenance is None:
         raise DomainError("This playbook has no maintenance schedule.")
@@ -112,8 +116,12 @@ def start_schedule(*, engagement, actor, live_since: date | None = None, request
         request=request,
         target=engagement,
         verb="maintenance.started",
-        data={"tasks": len(rows), "owner": schedule.owner},
+        data={"tasks": len(rows), "owner": schedule.owner, "catch_up": catch_up},
     )
+    if catch_up and catch_up_periods(schedule):
+        from .tasks import catch_up_health_checks
+
+        transaction.on_commit(lambda: catch_up_health_checks.delay(schedule.pk))
     return schedule
 
 
@@ -477,7 +485,36 @@ def _carry_explanations(run: HealthCheckRun, results: list[HealthResult]) -> Non
             result.carried_from = explanation
 
 
-def complete_run(run: HealthCheckRun) -> list[ReportDelivery]:
+CATCH_UP_MONTHS = 12
+
+
+def catch_up_periods(schedule: MaintenanceSchedule, today: date | None = None) -> list[date]:
+    """The ended months from go-live to the month before the one just ended (the last year at most), oldest first."""
+    due = previous_month(today or timezone.localdate())
+    periods, period = [], month_start(schedule.live_since)
+    while period < due:
+        periods.append(period)
+        period = month_start(period + timedelta(days=32))
+    return periods[-CATCH_UP_MONTHS:]
+
+
+def catch_up(schedule_id: int, today: date | None = None) -> list[HealthCheckRun]:
+    """Check the months that passed between go-live and the start of the schedule, oldest first, so the first
+    business cycle sets the baselines and every trend has its history. Their reports are rendered but not emailed:
+    nobody wants last spring's health check in their inbox. The month just ended is beat's (or "run now"), as usual.
+    A retry re-runs nothing: each month's run is claimed once."""
+    schedule = MaintenanceSchedule.objects.select_related("engagement__organization").get(pk=schedule_id)
+    done = []
+    for period in catch_up_periods(schedule, today):
+        run, _ = create_run(schedule.engagement, period)
+        finished = execute_run(run.pk)
+        if finished is not None:
+            complete_run(finished, email=False)
+            done.append(finished)
+    return done
+
+
+def complete_run(run: HealthCheckRun, *, email: bool = True) -> list[ReportDelivery]:
     """After execute_run: render the Health-Check Report (once) and queue one email per recipient (each sent once).
 
     Returns the deliveries queued. A failed or unfinished run gets neither report nor email. Emails go through
@@ -490,6 +527,8 @@ def complete_run(run: HealthCheckRun) -> list[ReportDelivery]:
         return []
     if not HealthCheckRun.objects.filter(pk=run.pk, report__isnull=False).exists():
         render_health_report(run)
+    if not email:
+        return []
     deliveries = plan_deliveries(run)
     for delivery in deliveries:
         send_health_report.delay(delivery.pk)

@@ -30,6 +30,14 @@ def run_health_check(run_id: int) -> None:
 
 
 @shared_task(acks_late=True)
+def catch_up_health_checks(schedule_id: int) -> None:
+    """On the CRM queue: the months since go-live, one after the other (each month's baselines feed the next)."""
+    from . import health
+
+    health.catch_up(schedule_id)
+
+
+@shared_task(acks_late=True)
 def report_health_check(run_id: int) -> None:
     from . import health
     from .models import HealthCheckRun

@@ -267,16 +267,26 @@ def schedule_start(request, engagement_uuid):
     if form.is_valid():
         try:
             schedule = health.start_schedule(
-                engagement=engagement, actor=request.user, live_since=form.cleaned_data["live_since"], request=request
+                engagement=engagement,
+                actor=request.user,
+                live_since=form.cleaned_data["live_since"],
+                catch_up=form.cleaned_data["catch_up"],
+                request=request,
             )
         except DomainError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(
-                request,
+            started = (
                 f"Maintenance schedule started: {schedule.tasks.count()} tasks and triggers, "
-                f"{schedule.get_owner_display().lower()}.",
+                f"{schedule.get_owner_display().lower()}."
             )
+            months = health.catch_up_periods(schedule) if form.cleaned_data["catch_up"] else []
+            if months:
+                started += (
+                    f" Checking the {len(months)} month{'s' if len(months) > 1 else ''} since go-live "
+                    f"({months[0]:%B %Y} to {months[-1]:%B %Y}) in the background; their reports are not emailed."
+                )
+            messages.success(request, started)
             return redirect(_health_url(request, engagement))
     return _health_page(request, engagement, status=400, start_form=form)
 

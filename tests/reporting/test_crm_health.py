@@ -78,7 +78,7 @@ def sandbox(platform: str, profile="healthy", **kwargs):
     return SANDBOXES[platform](profile=profile, seed=11, size=200_000, as_of=AS_OF, **kwargs)
 
 
-def lifecycle_engagement(cast, platform: str, crm, *, stages=None):
+def lifecycle_engagement(cast, platform: str, crm, *, stages=None, start=True):
     """A GTM Lifecycle engagement whose stage architecture is signed and mapped to the CRM, live since August."""
     load_library_playbooks()
     version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
@@ -105,7 +105,8 @@ def lifecycle_engagement(cast, platform: str, crm, *, stages=None):
         comments={},
     )
     crm_services.sandbox_connection(client=cast.client, sandbox=crm, actor=cast.owner)
-    health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
+    if start:
+        health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
     return engagement
 
 
@@ -273,3 +274,36 @@ def test_the_demo_engagement_measures_the_sandbox_make_run_starts(smtp):
     assert red.filter(task_key="rogue-stage-audit").exists()
     measured = HealthResult.objects.filter(run=run, task_key="production-by-stage-volume").exclude(value=None)
     assert measured.count() >= 5
+
+
+def test_starting_a_schedule_after_go_live_checks_the_months_since_without_emailing_them(cast, client, smtp):
+    from django.urls import reverse
+    from django.utils import timezone
+
+    from reporting.models import HealthCheckRun, ReportDelivery
+
+    due = health.previous_month(timezone.localdate())
+    go_live = health.previous_month(health.previous_month(health.previous_month(due)))  # three months before
+    with SANDBOXES["hubspot"](profile="demo", seed=11, size=20_000) as crm:
+        engagement = lifecycle_engagement(cast, "hubspot", crm, start=False)
+        client.force_login(cast.consultant)
+        mails_before = len(smtp.messages)  # the sign-off request and its answer
+        response = client.post(
+            reverse("reporting:schedule-start", args=[cast.org.slug, engagement.uuid]),
+            {"live_since": go_live.isoformat(), "catch_up": "on"},
+            follow=True,
+        )
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert f"Checking the 3 months since go-live ({go_live:%B %Y} to" in page
+    runs = list(HealthCheckRun.objects.filter(engagement=engagement).order_by("period"))
+    assert [r.period for r in runs] == health.catch_up_periods(engagement.maintenance_schedule)
+    assert len(runs) == 3 and due not in {r.period for r in runs}  # the month just ended is beat's, as usual
+    assert {r.status for r in runs} == {"succeeded"} and all(r.report_id for r in runs)
+    first_cycle = f"first business cycle ({go_live:%B %Y})"
+    assert Baseline.objects.filter(engagement=engagement, source=first_cycle).exists()
+    assert not ReportDelivery.objects.filter(run__engagement=engagement).exists() and len(smtp.messages) == mails_before
+    assert (
+        "pygal-sparkline"
+        in client.get(reverse("reporting:health", args=[cast.org.slug, engagement.uuid])).content.decode()
+    )
