@@ -103,8 +103,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--max-memory-per-child",
         type=int,
-        default=250_000,
-        help="KiB; a prefork pool child above it is replaced after its task (250000)",
+        default=200_000,
+        help="KiB; a prefork pool child above it is replaced after its task (200000)",
     )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every CRM request (0.05)")
     parser.add_argument("--sandboxes", type=int, default=3, help="normal-size sandbox servers per platform (3)")
@@ -1307,9 +1307,11 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
         (f"total wall time {span:.0f} s < {TARGET_SECONDS:.0f} s", wall_all is not None and wall_all < TARGET_SECONDS),
         ("API calls per engagement flat in org size" + ("" if args.large else " (not measured: --large 0)"), flat),
         (
-            f"no worker above {TARGET_WORKER_MB:.0f} MB: peak RSS main+child {worst:.0f} MB "
-            f"(PSS, shared pages counted once: {worst_pss:.0f} MB)",
-            worst <= TARGET_WORKER_MB,
+            # Judged on PSS: a worker's main process and pool child share their copy-on-write pages, which the
+            # host (and a container's memory limit) holds once; the RSS sum counts them twice.
+            f"no worker above {TARGET_WORKER_MB:.0f} MB: peak PSS main+child {worst_pss:.0f} MB "
+            f"(RSS summed, shared pages counted twice: {worst:.0f} MB)",
+            worst_pss <= TARGET_WORKER_MB,
         ),
         (
             "exactly one email per recipient per run; duplicate ticks created nothing",
