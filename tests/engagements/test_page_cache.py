@@ -270,3 +270,36 @@ def test_days_since_the_last_update_are_calendar_days_where_the_viewer_is(engage
         local = ZoneInfo(zone)
         yesterday = published.astimezone(local).date() < now.astimezone(local).date()
         assert ("1 day ago" if yesterday else "Today") in page(consultant, portfolio(engagement)), zone
+
+
+# --------------------------------------------------------------------------------------------------
+# A miss still costs a constant number of queries (the existing query-count tests measure hits on their second visit)
+
+
+def _miss_queries(client, e, path) -> int:
+    client.get(path)  # the first visit also stores the current organization in the session
+    data_version.bump(e.organization)
+    return queries(client, path)
+
+
+def test_a_miss_costs_the_same_queries_whatever_the_size(engagement, cast, consultant, library):
+    for i in range(2):
+        cadence.save_board_item(
+            item=Risk(engagement=engagement, organization=engagement.organization, title=f"Risk {i}"), actor=None
+        )
+    small = {path: _miss_queries(consultant, engagement, path) for path in (portfolio(engagement), board(engagement))}
+    for i in range(2, 30):
+        cadence.save_board_item(
+            item=Risk(engagement=engagement, organization=engagement.organization, title=f"Risk {i}"), actor=None
+        )
+    for n in range(3):
+        progression.create_engagement(
+            client=cast.client,
+            playbook_version=library["gtm-lifecycle"],
+            name=f"More {n}",
+            start_date=date(2026, 11, 2),
+            actor=cast.consultant,
+        )
+    large = {path: _miss_queries(consultant, engagement, path) for path in small}
+    assert large == small
+    assert all(count > 2 for count in small.values()), "a miss reads the page's data"
