@@ -1198,8 +1198,8 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
         floor = per / SEARCHES_PER_SECOND
         print(
             f"  HubSpot: {per:.0f} searches per run; GTM Ops allows {SEARCHES_PER_SECOND} searches/s per account, so a "
-            f"HubSpot run takes >= {floor:.1f} s: {hs_runs} HubSpot runs keep {args.workers} workers busy "
-            f">= {hs_runs * floor / args.workers:.0f} s whatever the CPU"
+            f"HubSpot run takes >= {floor:.1f} s: {hs_runs} HubSpot runs keep {args.crm_threads} CRM threads busy "
+            f">= {hs_runs * floor / args.crm_threads:.0f} s whatever the CPU"
         )
 
     # ---- memory
@@ -1270,16 +1270,17 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
         for name, secs in tasks.items():
             busy[name] = busy.get(name, 0.0) + sum(secs)
     total_busy = sum(busy.values())
-    print(f"Where the time went ({span:.0f} s wall x {args.workers} workers = {span * args.workers:.0f} worker-s)")
+    print(f"Where the time went ({span:.0f} s wall, task-seconds from the workers' logs)")
     for name, secs in sorted(busy.items(), key=lambda kv: -kv[1]):
         n = sum(len(t.get(name, [])) for t in v["per_worker_tasks"])
-        print(f"  {name:<40} {secs:8.1f} worker-s  ({n} tasks, {secs / max(1, n):.2f} s each)")
-    print(f"  busy {total_busy / max(1e-9, span * args.workers):.0%} of the workers' time")
+        print(f"  {name:<40} {secs:8.1f} task-s  ({n} tasks, {secs / max(1, n):.2f} s each)")
+    in_flight = total_busy / max(1e-9, span)
+    print(f"  {total_busy:.0f} task-seconds in {span:.0f} s: {in_flight:.1f} tasks in flight on average")
     crm = {p: sum(timings.get(p, {}).get("execute", [])) for p in PLATFORMS}
     render = sum(sum(timings.get(p, {}).get("render", [])) for p in PLATFORMS)
     print(
-        f"  inside run_health_check: CRM + rules {crm['salesforce']:.0f} s Salesforce + {crm['hubspot']:.0f} s "
-        f"HubSpot, PDF render {render:.0f} s"
+        f"  run_health_check: CRM + rules {crm['salesforce']:.0f} s Salesforce + {crm['hubspot']:.0f} s HubSpot; "
+        f"report_health_check: PDF render {render:.0f} s"
     )
     print(
         f"  CPU during the run: workers {cpu['workers']:.0f} s, PostgreSQL {cpu['postgres']:.0f} s, this process "
@@ -1293,11 +1294,11 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
         )
     per_run = total_busy / max(1, len(run_rows))
     if per_run:
+        slots = args.crm_threads + max(0, args.workers - 1)
         print(
-            f"  {per_run:.2f} worker-s per engagement: {args.engagements} engagements need "
-            f"{per_run * args.engagements / args.workers:.0f} s on {args.workers} workers; 10 minutes fit "
-            f"{TARGET_SECONDS * args.workers / per_run:.0f} engagements, or {args.engagements} with "
-            f"{per_run * args.engagements / TARGET_SECONDS:.1f} busy workers"
+            f"  {per_run:.2f} task-seconds per engagement over {slots} task slots ({args.crm_threads} CRM threads, "
+            f"{max(0, args.workers - 1)} prefork): a slot is busy {total_busy / max(1e-9, span * slots):.0%} of the "
+            "time; the rest of the wall time is the render worker's CPU"
         )
 
     # ---- targets

@@ -609,11 +609,15 @@ def test_seed_demo_starts_one_running_acme_engagement_once(client, db):
     for _ in range(2):
         out = StringIO()
         call_command("seed_demo", stdout=out)
-    engagement = Engagement.objects.get()
-    assert engagement.client.name == "Acme Robotics" and engagement.status == EngagementStatus.ACTIVE
+    assert Engagement.objects.count() == 2  # Acme's rebuild, and Globex's governance for the health checks
+    engagement = Engagement.objects.get(client__name="Acme Robotics")
+    assert engagement.status == EngagementStatus.ACTIVE
     assert engagement.playbook_version.playbook.key == "gtm-lifecycle" and engagement.current_phase.key == "strategy"
     assert engagement.checklist.filter(done=True).count() == 3 and engagement.team.count() == 2
     assert f"/engagements/{engagement.uuid}/" in out.getvalue()
+    governance = Engagement.objects.get(client__name="Globex Software")
+    assert governance.definition_versions.get().signed_at is not None  # measured against a signed architecture
+    assert f"/engagements/{governance.uuid}/health/" in out.getvalue()
     client.login(username="owner@northwind.example", password="gtm-demo-2026")
     assert "Lifecycle stage rebuild" in client.get("/o/northwind/engagements/").content.decode()
     assert client.get(f"/o/northwind/engagements/{engagement.uuid}/").status_code == 200
