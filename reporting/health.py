@@ -159,21 +159,24 @@ def adjust_task(
     return task
 
 
+def months_live(schedule: MaintenanceSchedule, period: date) -> int:
+    return (period.year - schedule.live_since.year) * 12 + period.month - schedule.live_since.month
+
+
 def in_first_cycle(schedule: MaintenanceSchedule, period: date) -> bool:
     """The first business cycle, 30-60 days after launch: its figures become the baselines not yet set."""
-    return (period.year - schedule.live_since.year) * 12 + period.month - schedule.live_since.month in (0, 1)
+    return months_live(schedule, period) in (0, 1)
 
 
 def is_due(task: ScheduledTask, schedule: MaintenanceSchedule, period: date) -> bool:
     """Whether a task belongs in the run for the month starting at `period`."""
-    months_live = (period.year - schedule.live_since.year) * 12 + period.month - schedule.live_since.month
     if task.cadence in (Cadence.WEEKLY, Cadence.MONTHLY):
         return True
     if task.cadence == Cadence.QUARTERLY:
-        return months_live % 3 == 2  # the third month of each quarter since go-live
+        return months_live(schedule, period) % 3 == 2  # the third month of each quarter since go-live
     if task.cadence == Cadence.FIRST_CYCLE:
         return in_first_cycle(schedule, period)
-    return months_live in (5, 11)  # every 6-12 months
+    return months_live(schedule, period) in (5, 11)  # every 6-12 months
 
 
 # --------------------------------------------------------------------------------------------------
@@ -393,7 +396,7 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
     engagement = run.engagement
     schedule = MaintenanceSchedule.objects.get(engagement=engagement)
     crm = None
-    results, first_cycle_metrics = [], set()
+    results, baseline_metrics = [], set()
     try:
         crm = (crm_factory or CrmFigures.for_engagement)(engagement)
         for task in schedule.tasks.all():
@@ -402,7 +405,7 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
             for raw in task.rules:
                 rule = Rule.model_validate(raw)
                 if rule.metric and (task.cadence == Cadence.FIRST_CYCLE or rule.comparison in BASELINE_RULES):
-                    first_cycle_metrics.add(rule.metric)
+                    baseline_metrics.add(rule.metric)
                 verdict = rule_engine.evaluate(rule, _figures(engagement, rule, run.period, schedule, crm))
                 parts = verdict.parts or [verdict]
                 for part in parts:
@@ -422,8 +425,8 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
                             threshold=part.threshold,
                         )
                     )
-        if first_cycle_metrics and in_first_cycle(schedule, run.period):
-            _establish_baselines(engagement, run.period, first_cycle_metrics)
+        if baseline_metrics and in_first_cycle(schedule, run.period):
+            _establish_baselines(engagement, run.period, baseline_metrics)
     except Exception as exc:  # recorded on the run in plain words; never shown as healthy
         logger.exception("Health check %s failed", run_id)
         HealthCheckRun.objects.filter(pk=run_id).update(
