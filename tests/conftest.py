@@ -169,6 +169,21 @@ def smtp(settings) -> Mailbox:
         mailbox.stop()
 
 
+UNLIMITED_CRM_RATES = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
+
+
+@pytest.fixture
+def crm_sandbox_settings(settings, tmp_path):
+    """Talking to a CRM sandbox on loopback: plain http allowed, a secrets key, no rate limits, files kept apart."""
+    from cryptography.fernet import Fernet
+
+    settings.CRM_ALLOW_HTTP = True
+    settings.CRM_SECRET_KEY = Fernet.generate_key().decode()
+    settings.CRM_RATE_LIMITS = UNLIMITED_CRM_RATES
+    settings.MEDIA_ROOT = tmp_path
+    return settings
+
+
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

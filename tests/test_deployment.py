@@ -16,12 +16,23 @@ def compose() -> dict:
 
 def test_compose_has_the_production_shape():
     services = compose()["services"]
-    assert set(services) == {"web", "worker", "beat", "db", "redis", "mail"}
+    assert set(services) == {"web", "worker", "worker-crm", "beat", "db", "redis", "mail"}
     assert "gunicorn gtm_ops.wsgi:application" in services["web"]["command"]
-    assert services["worker"]["command"].startswith("celery -A gtm_ops worker")
     assert services["beat"]["command"].startswith("celery -A gtm_ops beat")
-    for name in ("web", "worker", "beat"):
+    for name in ("web", "worker", "worker-crm", "beat"):
         assert services[name]["depends_on"]["db"]["condition"] == "service_healthy"
+
+
+def test_every_celery_queue_has_a_worker_in_compose():
+    from django.conf import settings
+
+    consumed = set()
+    for name in ("worker", "worker-crm"):
+        command = compose()["services"][name]["command"]
+        assert command.startswith("celery -A gtm_ops worker")
+        consumed |= set(re.search(r"-Q (\S+)", command).group(1).split(","))
+    assert consumed == {queue.name for queue in settings.CELERY_TASK_QUEUES}
+    assert "--pool=threads" in compose()["services"]["worker-crm"]["command"]
 
 
 def test_compose_sets_only_variables_the_settings_read():

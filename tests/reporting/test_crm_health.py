@@ -11,7 +11,6 @@ import io
 from datetime import date
 
 import pytest
-from cryptography.fernet import Fernet
 
 from crm_connectors import services as crm_services
 from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
@@ -24,9 +23,7 @@ from reporting import health
 from reporting.models import Baseline, HealthResult, MetricValue, ScheduledTask
 from reporting.tasks import run_health_check
 
-pytestmark = pytest.mark.django_db(transaction=True)
-KEY = Fernet.generate_key().decode()
-UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("crm_sandbox_settings")]
 AS_OF = date(2027, 6, 1)  # well after the months checked: no record is still squeezing its path in
 SEP, OCT, NOV = date(2026, 9, 1), date(2026, 10, 1), date(2026, 11, 1)
 SANDBOXES = {"salesforce": SalesforceSandbox, "hubspot": HubSpotSandbox}
@@ -64,14 +61,6 @@ LIFECYCLE = {
     ("customer", "Mature Adoption"): ("Lead", "Lifecycle_Stage__c", ["Evangelist"]),
 }
 BASELINED = ["stage-conversion-rate-check", "production-by-stage-volume", "conversion-rate-decline"]
-
-
-@pytest.fixture(autouse=True)
-def _crm_settings(settings, tmp_path):
-    settings.CRM_ALLOW_HTTP = True
-    settings.CRM_SECRET_KEY = KEY
-    settings.CRM_RATE_LIMITS = UNLIMITED
-    settings.MEDIA_ROOT = tmp_path
 
 
 def sandbox(platform: str, profile="healthy", **kwargs):

@@ -6,7 +6,6 @@ import json
 from datetime import date
 
 import pytest
-from cryptography.fernet import Fernet
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
@@ -21,9 +20,7 @@ from playbooks.services import load_library_playbooks
 from reporting import health, health_actions
 from reporting.models import HealthCheckRun, HealthResult, ReportDelivery
 
-pytestmark = pytest.mark.django_db(transaction=True)
-KEY = Fernet.generate_key().decode()
-UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("crm_sandbox_settings")]
 OCT, NOV = date(2026, 10, 1), date(2026, 11, 1)
 # The signed stages mapped to the Salesforce sandbox's lead lifecycle field and opportunity stages (API names).
 STAGES = {
@@ -34,14 +31,6 @@ STAGES = {
     ("sales", "Closed Won"): ("deal", "StageName", ["Closed Won"]),
 }
 VOLUME = "production-by-stage-volume"
-
-
-@pytest.fixture(autouse=True)
-def _settings(settings, tmp_path):
-    settings.CRM_ALLOW_HTTP = True
-    settings.CRM_SECRET_KEY = KEY
-    settings.CRM_RATE_LIMITS = UNLIMITED
-    settings.MEDIA_ROOT = tmp_path
 
 
 @pytest.fixture
