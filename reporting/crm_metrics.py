@@ -8,10 +8,11 @@ without a stage, time in stage and drop-off reason shares. What cannot be comput
 """
 
 import logging
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from crm_connectors.audit.rules import object_kind
-from crm_connectors.base import CrmError, FieldValue
+from crm_connectors.base import CrmError, FieldValue, ValueCount
 from crm_connectors.models import CrmConnection
 from engagements import definitions
 
@@ -25,6 +26,21 @@ def _month(period: date) -> tuple[datetime, datetime]:
     start = datetime(period.year, period.month, 1, tzinfo=UTC)
     end = (start + timedelta(days=32)).replace(day=1)
     return start, end
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The values of a field that signed stages speak for: all of them (`values` None) or one pipeline's stages."""
+
+    values: frozenset | set | None
+    labels: dict[str, str]  # value (lower) -> label
+
+    def covers(self, value: str) -> bool:
+        return self.values is None or value.lower() in self.values
+
+    def union(self, other: "Scope") -> "Scope":
+        values = None if self.values is None or other.values is None else {*self.values, *other.values}
+        return Scope(values, {**self.labels, **other.labels})
 
 
 class CrmFigures:
@@ -75,17 +91,21 @@ class CrmFigures:
         with `values`: its CRM values as the CRM spells them."""
         if "fields" not in self._cache:
             grouped: dict[tuple[str, str], list[dict]] = {}
+            scopes: dict[tuple[str, str], Scope] = {}
             for stage in sorted(self.stages, key=lambda s: (s["domain"], s["order"])):
                 place = self._place(stage)
                 if isinstance(place, str):
                     self.errors.append(f"signed stage “{stage['name']}”: {place}")
                     continue
-                kind, field_name, values = place
+                kind, field_name, values, scope = place
                 grouped.setdefault((kind, field_name), []).append({**stage, "values": values})
-            self._cache["fields"] = grouped
+                scopes[(kind, field_name)] = (
+                    scopes[(kind, field_name)].union(scope) if (kind, field_name) in scopes else scope
+                )
+            self._cache["fields"], self._cache["scopes"] = grouped, scopes
         return self._cache["fields"]
 
-    def _place(self, stage: dict) -> tuple[str, str, list[str]] | str:
+    def _place(self, stage: dict) -> tuple[str, str, list[str], "Scope"] | str:
         """Where a signed stage lives, read the way the audit reads it: the object as people name it
         ("Opportunity", "Deals"), the field by API name or label, or a pipeline by id or label (its stage field)."""
         kind = object_kind(stage["crm_object"])
@@ -94,16 +114,35 @@ class CrmFigures:
         wanted = stage["crm_field"].strip().lower()
         fields = self.connector.fields(kind)
         found = next((f for f in fields if wanted in (f.api_name.lower(), f.label.lower())), None)
-        options = found.values if found else ()
+        options, whole_field = (found.values if found else ()), True
         if found is None and kind in ("deal", "ticket"):
             pipelines = self.connector.pipelines(kind)
             pipeline = next((p for p in pipelines if wanted in (p.id.lower(), p.label.lower())), None)
             found = next((f for f in fields if f.role == "stage"), None) if pipeline else None
             options = [FieldValue(s.id, s.label) for s in pipeline.stages] if pipeline else ()
+            whole_field = False
         if found is None:
             return f"the CRM has no {kind} field or pipeline “{stage['crm_field']}”"
         spelled = {o.api_value.lower(): o.api_value for o in options} | {o.label.lower(): o.api_value for o in options}
-        return kind, found.api_name, [spelled.get(str(v).lower(), str(v)) for v in stage["crm_values"]]
+        values = [spelled.get(str(v).lower(), str(v)) for v in stage["crm_values"]]
+        labels = {o.api_value.lower(): o.label for o in (found.values or options)}
+        return (
+            kind,
+            found.api_name,
+            values,
+            Scope(None if whole_field else {o.api_value.lower() for o in options}, labels),
+        )
+
+    def _in_scope(self) -> list[tuple[ValueCount, str, bool]]:
+        """(count, label, signed) for every value present in the signed fields: the whole field, or only the stages
+        of the signed pipelines (another pipeline's stages are its own business), plus values no option lists."""
+        rows = []
+        for key, stages in self._fields().items():
+            scope, signed = self._cache["scopes"][key], {v.lower() for v in self._signed_values(stages)}
+            for v in self._values()[key].values:
+                if v.count > 0 and (not v.known or scope.covers(v.value)):
+                    rows.append((v, scope.labels.get(v.value.lower(), v.label or v.value), v.value.lower() in signed))
+        return rows
 
     def _signed_values(self, stages: list[dict]) -> list[str]:
         return [v for stage in stages for v in stage["values"]]
@@ -172,18 +211,21 @@ class CrmFigures:
         if not self.stages:
             return None, None
         try:
-            present = {v.value for counts in self._values().values() for v in counts.values if v.count > 0}
+            rows = self._in_scope()
         except CrmError as exc:
             self.errors.append(f"rogue values: {exc}")
             self.missing["unapproved_stage_values"] = f"the CRM could not be read: {exc}"
             return None, {v for s in self.stages for v in s["crm_values"]}
-        return present, {v for stages in self._fields().values() for v in self._signed_values(stages)}
+        # Compared by label, as people read them ("Verbal Commit", not a stage id); both sides are spelled alike.
+        signed = {
+            self._cache["scopes"][key].labels.get(v.lower(), v)
+            for key, stages in self._fields().items()
+            for v in self._signed_values(stages)
+        }
+        return {label for _, label, _ in rows}, signed
 
     def _records_in_deprecated_stages(self, period: date) -> None:
-        signed = {v.lower() for stages in self._fields().values() for v in self._signed_values(stages)}
-        stale = sum(
-            v.count for counts in self._values().values() for v in counts.values if v.value.lower() not in signed
-        )
+        stale = sum(v.count for v, _, signed in self._in_scope() if not signed)
         self._store("records_in_deprecated_stages", period, {"": float(stale)})
 
     def _records_without_stage(self, period: date) -> None:

@@ -296,3 +296,14 @@ def test_starting_a_schedule_after_go_live_checks_the_months_since_without_email
         "pygal-sparkline"
         in client.get(reverse("reporting:health", args=[cast.org.slug, engagement.uuid])).content.decode()
     )
+
+
+def test_rogue_values_of_a_signed_pipeline_leave_the_other_pipelines_alone(cast, smtp):
+    # Only the New Business pipeline is signed: Renewals and Expansion stages are not its business.
+    with sandbox("hubspot") as crm:
+        engagement = lifecycle_engagement(cast, "hubspot", crm)
+        _, results = run_month(engagement, OCT)
+    [rogue] = results["rogue-stage-audit"]
+    assert rogue.status == "red"
+    assert "Closed Lost" in rogue.message  # a New Business stage no signed stage names, by its label
+    assert not any(word in rogue.message for word in ("Renewal", "Expansion", "closedlost"))
