@@ -18,9 +18,12 @@ from playbooks.services import load_library_playbooks
 DEMO_PASSWORD = "gtm-demo-2026"
 # Where Globex's signed stages live in the HubSpot sandbox `make run` starts (crm_connectors/sandbox, demo profile).
 GLOBEX_STAGES = {
+    ("lead", "Anonymous Visitor"): ("Contact", "lifecyclestage", ["subscriber"]),
     ("lead", "Known Lead"): ("Contact", "lifecyclestage", ["lead"]),
     ("lead", "MQL"): ("Contact", "lifecyclestage", ["marketingqualifiedlead"]),
-    ("lead", "SQL"): ("Contact", "lifecyclestage", ["salesqualifiedlead"]),
+    ("lead", "SQL"): ("Contact", "lifecyclestage", ["salesqualifiedlead", "opportunity"]),
+    ("customer", "Early Adoption"): ("Contact", "lifecyclestage", ["customer"]),
+    ("customer", "Mature Adoption"): ("Contact", "lifecyclestage", ["evangelist"]),
     ("sales", "SAO"): ("Deal", "New Business", ["Discovery Completed"]),
     ("sales", "Evaluation/Use Case"): ("Deal", "New Business", ["Solution Validated"]),
     ("sales", "Proposal/Negotiation"): ("Deal", "New Business", ["Proposal Sent", "Contract Negotiated"]),
