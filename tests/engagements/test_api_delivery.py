@@ -21,8 +21,7 @@ from engagements.models import (
     WeeklyUpdate,
     WorkItem,
 )
-from playbooks.models import Playbook
-from playbooks.services import clone_playbook, load_library_playbooks
+from playbooks.services import clone_playbook
 
 API = "/api/v1/o/alpha"
 
@@ -32,12 +31,6 @@ def api_as(user) -> APIClient:
     token, _ = Token.objects.get_or_create(user=user)
     client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
     return client
-
-
-@pytest.fixture
-def library(db) -> dict:
-    load_library_playbooks()
-    return {p.key: p.latest_version() for p in Playbook.objects.library()}
 
 
 @pytest.fixture

@@ -28,28 +28,8 @@ from engagements.models import (
     WorkItem,
     WorkStatus,
 )
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-
-
-@pytest.fixture
-def library(db):
-    load_library_playbooks()
-    return {p.key: p.latest_version() for p in Playbook.objects.library()}
-
-
-@pytest.fixture
-def engagement(cast, library):
-    return progression.create_engagement(
-        client=cast.client,
-        playbook_version=library["gtm-lifecycle"],
-        name="Lifecycle rebuild",
-        start_date=date(2026, 11, 2),
-        actor=cast.consultant,
-        stakeholders=[(cast.stakeholder, "Approver")],
-    )
 
 
 @pytest.fixture

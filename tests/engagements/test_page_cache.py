@@ -22,28 +22,9 @@ from engagements import cadence, progression
 from engagements.models import ChecklistItem, Engagement, Risk, WorkStatus
 from engagements.services import save_client
 from engagements.views.fragments import CSRF_PLACEHOLDER
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks, save_version
+from playbooks.services import save_version
 
 CSRF_INPUT = re.compile(r'name="csrfmiddlewaretoken" value="([^"]+)"')
-
-
-@pytest.fixture
-def library(db):
-    load_library_playbooks()
-    return {p.key: p.latest_version() for p in Playbook.objects.library()}
-
-
-@pytest.fixture
-def engagement(cast, library):
-    return progression.create_engagement(
-        client=cast.client,
-        playbook_version=library["gtm-lifecycle"],
-        name="Lifecycle rebuild",
-        start_date=date(2026, 11, 2),
-        actor=cast.consultant,
-        stakeholders=[(cast.stakeholder, "Approver")],
-    )
 
 
 def signed_in(user) -> Client:

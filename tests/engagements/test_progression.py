@@ -19,16 +19,8 @@ from engagements.models import (
     Release,
 )
 from playbooks.loader import load_library
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 
 TAKEN: set[tuple[str, str, str]] = set()
-
-
-@pytest.fixture
-def library(db) -> dict:
-    load_library_playbooks()
-    return {p.key: p.latest_version() for p in Playbook.objects.library()}
 
 
 def start(cast, library, key, **kwargs):
