@@ -98,10 +98,9 @@ class CrmFigures:
                     self.errors.append(f"signed stage “{stage['name']}”: {place}")
                     continue
                 kind, field_name, values, scope = place
-                grouped.setdefault((kind, field_name), []).append({**stage, "values": values})
-                scopes[(kind, field_name)] = (
-                    scopes[(kind, field_name)].union(scope) if (kind, field_name) in scopes else scope
-                )
+                key = (kind, field_name)
+                grouped.setdefault(key, []).append({**stage, "values": values})
+                scopes[key] = scopes[key].union(scope) if key in scopes else scope
             self._cache["fields"], self._cache["scopes"] = grouped, scopes
         return self._cache["fields"]
 

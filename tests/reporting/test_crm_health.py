@@ -15,13 +15,10 @@ import pytest
 from crm_connectors import services as crm_services
 from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
 from crm_connectors.sandbox.profiles import DEMO_GOTCHAS, custom_profile
-from engagements import definitions, progression
-from engagements.models import StageDefinition
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health
 from reporting.models import Baseline, HealthResult, MetricValue, ScheduledTask
 from reporting.tasks import run_health_check
+from tests.reporting.conftest import lifecycle_engagement
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("crm_sandbox_settings")]
 AS_OF = date(2027, 6, 1)  # well after the months checked: no record is still squeezing its path in
@@ -67,38 +64,6 @@ def sandbox(platform: str, profile="healthy", **kwargs):
     return SANDBOXES[platform](profile=profile, seed=11, size=200_000, as_of=AS_OF, **kwargs)
 
 
-def lifecycle_engagement(cast, platform: str, crm, *, stages=None, start=True):
-    """A GTM Lifecycle engagement whose stage architecture is signed and mapped to the CRM, live since August."""
-    load_library_playbooks()
-    version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
-    engagement = progression.create_engagement(
-        client=cast.client,
-        playbook_version=version,
-        name="Lifecycle rebuild",
-        start_date=date(2026, 3, 1),
-        actor=cast.consultant,
-        engagement_type="dedicated",
-        team=[(cast.consultant, "architect")],
-        stakeholders=[(cast.stakeholder, "Approver")],
-    )
-    mapping = STAGES[platform] if stages is None else stages
-    for stage in StageDefinition.objects.filter(engagement=engagement):
-        place = mapping.get((stage.domain, stage.name))
-        stage.crm_object, stage.crm_field, stage.crm_values = place or ("", "", [])
-        stage.save(update_fields=["crm_object", "crm_field", "crm_values"])
-    signed = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
-    definitions.sign(
-        version=signed,
-        stakeholder=cast.stakeholder,
-        decisions={key: "yes" for key, _ in signed.items},
-        comments={},
-    )
-    crm_services.sandbox_connection(client=cast.client, sandbox=crm, actor=cast.owner)
-    if start:
-        health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
-    return engagement
-
-
 def run_month(engagement, period):
     run, created = health.create_run(engagement, period)
     assert created
@@ -124,7 +89,7 @@ def first_cycle_then(engagement, period):
 @pytest.mark.parametrize("platform", ["salesforce", "hubspot"])
 def test_a_steady_org_keeps_its_first_cycle_baselines_and_raises_nothing(cast, platform, smtp):
     with sandbox(platform) as crm:
-        engagement = lifecycle_engagement(cast, platform, crm)
+        engagement = lifecycle_engagement(cast, crm, STAGES[platform])
         october, results = first_cycle_then(engagement, OCT)
 
     baseline = Baseline.objects.get(
@@ -149,7 +114,7 @@ def test_a_steady_org_keeps_its_first_cycle_baselines_and_raises_nothing(cast, p
 @pytest.mark.parametrize("platform", ["salesforce", "hubspot"])
 def test_each_monthly_rule_raises_its_flag_when_the_org_crosses_its_threshold(cast, platform, smtp):
     with sandbox(platform) as crm:
-        engagement = lifecycle_engagement(cast, platform, crm)
+        engagement = lifecycle_engagement(cast, crm, STAGES[platform])
         run_month(engagement, SEP)
         rate = Baseline.objects.get(
             engagement=engagement, metric="stage_conversion_rate", key="SAO→Evaluation/Use Case"
@@ -186,7 +151,7 @@ def test_each_monthly_rule_raises_its_flag_when_the_org_crosses_its_threshold(ca
 def test_a_sustained_conversion_decline_fires_only_after_its_window(cast, smtp):
     key = "Proposal/Negotiation→Closed Won"
     with sandbox("hubspot") as crm:
-        engagement = lifecycle_engagement(cast, "hubspot", crm)
+        engagement = lifecycle_engagement(cast, crm, STAGES["hubspot"])
         _, september = run_month(engagement, SEP)  # about 53% of proposals close: the baseline
     # From October the client's CRM closes fewer proposals (about 39%): the connection now reads such an org.
     with sandbox("hubspot", profile="demo") as crm:
@@ -208,7 +173,7 @@ def test_a_sustained_conversion_decline_fires_only_after_its_window(cast, smtp):
 
 def test_rogue_values_are_judged_against_the_signed_architecture(cast, smtp):
     with sandbox("salesforce") as crm:
-        engagement = lifecycle_engagement(cast, "salesforce", crm, stages=LIFECYCLE)
+        engagement = lifecycle_engagement(cast, crm, LIFECYCLE)
         _, clean = run_month(engagement, OCT)
     [quiet] = clean["rogue-stage-audit"]
     assert quiet.status == "ok", quiet.message
@@ -225,7 +190,7 @@ def test_rogue_values_are_judged_against_the_signed_architecture(cast, smtp):
 def test_a_metric_without_data_is_not_evaluable_and_says_why(cast, smtp):
     profile = custom_profile("no-reasons", DEMO_GOTCHAS | {"no_drop_off_reason"})
     with sandbox("salesforce", profile=profile) as crm:
-        engagement = lifecycle_engagement(cast, "salesforce", crm)
+        engagement = lifecycle_engagement(cast, crm, STAGES["salesforce"])
         run, results = run_month(engagement, OCT)  # past the first cycle, and nobody set a baseline
     [drop_off] = results["drop-off-reason-review"]
     assert drop_off.status == "not_evaluable"
@@ -238,7 +203,7 @@ def test_a_metric_without_data_is_not_evaluable_and_says_why(cast, smtp):
 def test_a_stage_signed_on_something_the_crm_does_not_have_makes_the_run_partial(cast, smtp):
     stages = {**STAGES["hubspot"], ("lead", "MQL"): ("Contact", "Funnel Stage", ["MQL"])}
     with sandbox("hubspot") as crm:
-        engagement = lifecycle_engagement(cast, "hubspot", crm, stages=stages)
+        engagement = lifecycle_engagement(cast, crm, stages)
         run, _ = run_month(engagement, OCT)
     assert run.status == "partial"
     assert "signed stage “MQL”: the CRM has no contact field or pipeline “Funnel Stage”" in run.error
@@ -277,7 +242,7 @@ def test_starting_a_schedule_after_go_live_checks_the_months_since_without_email
     due = health.previous_month(timezone.localdate())
     go_live = health.previous_month(health.previous_month(health.previous_month(due)))  # three months before
     with SANDBOXES["hubspot"](profile="demo", seed=11, size=20_000) as crm:
-        engagement = lifecycle_engagement(cast, "hubspot", crm, start=False)
+        engagement = lifecycle_engagement(cast, crm, STAGES["hubspot"], start=False)
         client.force_login(cast.consultant)
         mails_before = len(smtp.messages)  # the sign-off request and its answer
         response = client.post(
@@ -304,7 +269,7 @@ def test_starting_a_schedule_after_go_live_checks_the_months_since_without_email
 def test_rogue_values_of_a_signed_pipeline_leave_the_other_pipelines_alone(cast, smtp):
     # Only the New Business pipeline is signed: Renewals and Expansion stages are not its business.
     with sandbox("hubspot") as crm:
-        engagement = lifecycle_engagement(cast, "hubspot", crm)
+        engagement = lifecycle_engagement(cast, crm, STAGES["hubspot"])
         _, results = run_month(engagement, OCT)
     [rogue] = results["rogue-stage-audit"]
     assert rogue.status == "red"

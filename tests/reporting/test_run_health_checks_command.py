@@ -10,15 +10,14 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from accounts.models import ActivityEntry
-from crm_connectors import services as crm_services
 from crm_connectors.models import CrmConnection
 from crm_connectors.sandbox import SalesforceSandbox
-from engagements import definitions, progression
-from engagements.models import StageDefinition
+from engagements import progression
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
 from reporting import health, health_actions
 from reporting.models import HealthCheckRun, HealthResult, ReportDelivery
+from tests.reporting.conftest import lifecycle_engagement
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("crm_sandbox_settings")]
 OCT, NOV = date(2026, 10, 1), date(2026, 11, 1)
@@ -37,31 +36,6 @@ VOLUME = "production-by-stage-volume"
 def crm():
     with SalesforceSandbox(profile="healthy", seed=11, size=2000, as_of=date(2026, 12, 1)) as sandbox:
         yield sandbox
-
-
-def lifecycle_engagement(cast, crm):
-    """GTM Lifecycle, its stages signed and mapped to the CRM, connected to the sandbox, live since August."""
-    load_library_playbooks()
-    engagement = progression.create_engagement(
-        client=cast.client,
-        playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),
-        name="Lifecycle rebuild",
-        start_date=date(2026, 3, 1),
-        actor=cast.consultant,
-        engagement_type="dedicated",
-        team=[(cast.consultant, "architect")],
-        stakeholders=[(cast.stakeholder, "Approver")],
-    )
-    for stage in StageDefinition.objects.filter(engagement=engagement):
-        stage.crm_object, stage.crm_field, stage.crm_values = STAGES.get((stage.domain, stage.name), ("", "", []))
-        stage.save(update_fields=["crm_object", "crm_field", "crm_values"])
-    signed = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
-    definitions.sign(
-        version=signed, stakeholder=cast.stakeholder, decisions={k: "yes" for k, _ in signed.items}, comments={}
-    )
-    crm_services.sandbox_connection(client=cast.client, sandbox=crm, actor=cast.owner)
-    health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
-    return engagement
 
 
 def revenue_engagement(client, actor, name="Forecasting"):
@@ -102,7 +76,7 @@ def flags(entry, status="red") -> dict[str, dict]:
 
 
 def test_a_crossed_threshold_is_listed_and_a_second_invocation_sends_nothing(cast, crm, smtp):
-    engagement = lifecycle_engagement(cast, crm)
+    engagement = lifecycle_engagement(cast, crm, STAGES)
     for stage in ("SAO", "Closed Won"):  # far above the sandbox org's opportunities a month: a >20% drop
         health.set_baseline(engagement=engagement, metric="stage_entry_volume", key=stage, value=100_000, actor=None)
     crm.reset_stats()
@@ -140,7 +114,7 @@ def test_a_crossed_threshold_is_listed_and_a_second_invocation_sends_nothing(cas
 
 
 def test_an_explained_flag_shows_explained_the_next_month(cast, crm, smtp):
-    engagement = lifecycle_engagement(cast, crm)
+    engagement = lifecycle_engagement(cast, crm, STAGES)
     for stage in ("SAO", "Closed Won"):
         health.set_baseline(engagement=engagement, metric="stage_entry_volume", key=stage, value=100_000, actor=None)
     run_json("--period", "2026-10")

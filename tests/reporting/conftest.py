@@ -1,0 +1,38 @@
+"""Helpers of the health-check tests."""
+
+from datetime import date
+
+from crm_connectors import services as crm_services
+from engagements import definitions, progression
+from engagements.models import StageDefinition
+from playbooks.models import Playbook
+from playbooks.services import load_library_playbooks
+from reporting import health
+
+
+def lifecycle_engagement(cast, crm, stages: dict, *, start: bool = True):
+    """A GTM Lifecycle engagement whose stage architecture is signed, its stages mapped to the CRM by `stages`
+    ({(domain, stage name): (object, field, values)}), connected to the sandbox `crm`; live since August 2026."""
+    load_library_playbooks()
+    version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
+    engagement = progression.create_engagement(
+        client=cast.client,
+        playbook_version=version,
+        name="Lifecycle rebuild",
+        start_date=date(2026, 3, 1),
+        actor=cast.consultant,
+        engagement_type="dedicated",
+        team=[(cast.consultant, "architect")],
+        stakeholders=[(cast.stakeholder, "Approver")],
+    )
+    for stage in StageDefinition.objects.filter(engagement=engagement):
+        stage.crm_object, stage.crm_field, stage.crm_values = stages.get((stage.domain, stage.name), ("", "", []))
+        stage.save(update_fields=["crm_object", "crm_field", "crm_values"])
+    signed = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    definitions.sign(
+        version=signed, stakeholder=cast.stakeholder, decisions={key: "yes" for key, _ in signed.items}, comments={}
+    )
+    crm_services.sandbox_connection(client=cast.client, sandbox=crm, actor=cast.owner)
+    if start:
+        health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
+    return engagement
