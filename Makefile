@@ -8,6 +8,8 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := postgresql redis-server poppler-utils libharfbuzz-subset0 chromium chromium-driver
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Links in emails and the ones `make run` prints point where the server listens.
+SITE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
 .PHONY: run test venv system-deps lint migrate demo worker clean
 
@@ -33,6 +35,8 @@ system-deps:
 migrate: venv
 	@mkdir -p var
 	$(BIN)/python manage.py migrate --noinput
+
+demo run: export SITE_URL := $(SITE_URL)
 
 demo: migrate
 	$(BIN)/python manage.py load_playbooks
