@@ -11,17 +11,17 @@ PORT ?= 8000
 # Links in emails and the ones `make run` prints point where the server listens.
 SITE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
-.PHONY: run test venv system-deps lint migrate demo worker clean
+.PHONY: run test venv system-deps lint lock migrate demo worker clean
 
 venv: $(BIN)/.installed
 
 # The system Python is never touched: the venv comes from uv when it is on PATH, else from `python3 -m venv`,
-# and uv (3 s for the whole stack against 25-40 s for pip) is installed inside it.
+# and uv (3 s for the whole stack against 25-40 s for pip) is used from PATH or installed inside the venv.
 $(BIN)/.installed: requirements.lock
 	@test -x $(BIN)/python || { command -v uv >/dev/null && uv venv --quiet --seed --python $(PYTHON) $(VENV); } \
 	  || $(PYTHON) -m venv $(VENV)
-	@test -x $(BIN)/uv || $(BIN)/python -m pip install --quiet uv
-	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	@test -x $(BIN)/uv || command -v uv >/dev/null || $(BIN)/python -m pip install --quiet uv
+	$$(test -x $(BIN)/uv && echo $(BIN)/uv || echo uv) pip install --quiet --python $(BIN)/python -r requirements.lock
 	@touch $@
 
 # Install the system packages the tests need, only those that are missing.
@@ -44,6 +44,11 @@ demo: migrate
 
 run: demo
 	HOST=$(HOST) PORT=$(PORT) scripts/run-dev.sh
+
+# Both locks from pyproject.toml: the tested one (with the dev extra) and the production image's, same pins.
+lock:
+	uv pip compile pyproject.toml --extra dev -o requirements.lock --python-version 3.11
+	uv pip compile pyproject.toml -c requirements.lock -o requirements-prod.lock --python-version 3.11
 
 lint: venv
 	$(BIN)/ruff check .
