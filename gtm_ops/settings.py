@@ -105,7 +105,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # stay in the database alone without a shared cache: another process could go on accepting a signed-out session.
 _redis_url = env.str("REDIS_URL", default="")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _redis_url}
+    # Redis down or frozen costs a short timeout and falls back to the database (gtm_ops/cache.py).
+    "default": {"BACKEND": "gtm_ops.cache.ResilientRedisCache", "LOCATION": _redis_url}
     if _redis_url
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
