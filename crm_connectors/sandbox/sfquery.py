@@ -103,7 +103,7 @@ class SoqlEngine:
     def query(self, text: str, version: str, batch_size: int = 2000) -> dict[str, Any]:
         q = parse(text)
         obj = self.objects.get(q.sobject.lower())
-        if obj is None:
+        if obj is None or self.model.profile.refuses(obj.name):
             raise _err(
                 "INVALID_TYPE",
                 f"sObject type '{q.sobject}' is not supported. If you are attempting to use a "
