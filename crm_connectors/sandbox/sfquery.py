@@ -40,11 +40,17 @@ class RowsTable:
 
     def __init__(self, rows: list[dict[str, Any]], date_fields: set[str]) -> None:
         self.rows = rows
-        self.nslots = len(rows)
+        self.nslots = self.width = len(rows)
         self.date_fields = date_fields
 
     def k_count(self, rank: int) -> int:
         return 1
+
+    def k_range(self, rank: int) -> tuple[int, int]:
+        return 0, 1
+
+    def base(self, rank: int) -> int:
+        return rank
 
     def static(self, rank: int) -> Mapping[str, Any]:
         return self.rows[rank]
