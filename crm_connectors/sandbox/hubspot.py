@@ -100,6 +100,40 @@ def _bad(message: str) -> SandboxError:
     return SandboxError(_error(400, message, "VALIDATION_ERROR"))
 
 
+def _no_property(name: str) -> SandboxError:
+    """What HubSpot answers when a request names a property this user cannot see (or that does not exist)."""
+    return SandboxError(
+        _error(
+            400,
+            f'There was a problem with the request. Property "{name}" does not exist',
+            "VALIDATION_ERROR",
+            errors=[
+                {
+                    "message": f'Property "{name}" does not exist',
+                    "code": "PROPERTY_DOESNT_EXIST",
+                    "context": {"propertyName": [name]},
+                }
+            ],
+        )
+    )
+
+
+def _missing_scopes(scope: str) -> Response:
+    return _error(
+        403,
+        "This app hasn't been granted all required scopes to make this call. Read more about required scopes"
+        " here: https://developers.hubspot.com/scopes.",
+        "MISSING_SCOPES",
+        errors=[
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]},
+            }
+        ],
+        links={"scopes": "https://developers.hubspot.com/scopes"},
+    )
+
+
 class RollingWindow:
     def __init__(self, size: int, seconds: float) -> None:
         self.size = size
@@ -152,6 +186,13 @@ class HubSpotSandbox(SandboxServer):
         digest = hashlib.blake2b(f"hubspot:{self.model.seed}".encode(), digest_size=16).digest()
         self.access_token = access_token or f"pat-na1-{uuid.UUID(bytes=digest)}"
         self.props = build_properties(self.model)
+        # field-level security: hidden properties are gone from the schema and refused by name in requests
+        self.hidden: dict[str, set[str]] = {}
+        for object_type, props in self.props.items():
+            kinds = (object_type, OBJECT_TYPES[object_type])
+            self.hidden[object_type] = {n for n in props if self.model.profile.hides(kinds, n)}
+            for n in self.hidden[object_type]:
+                del props[n]
         self.window = RollingWindow(*rate_limit)
         self.search_window = RollingWindow(*search_rate_limit)
         self.daily_limit = daily_limit
@@ -240,6 +281,9 @@ class HubSpotSandbox(SandboxServer):
         if parts[:2] != ["crm", "v3"] or len(parts) < 4:
             return _error(404, "Not Found", "OBJECT_NOT_FOUND")
         area, object_type, rest = parts[2], parts[3], parts[4:]
+        canonical = CANONICAL.get(object_type, object_type)
+        if self.model.profile.refuses(area, canonical, f"{area}/{canonical}"):
+            return _missing_scopes("tickets" if canonical == "tickets" else f"crm.objects.{canonical}.read")
         if area == "properties" and req.method == "GET":
             return self._properties(req, object_type, rest)
         if area == "pipelines" and req.method == "GET":
@@ -361,6 +405,9 @@ class HubSpotSandbox(SandboxServer):
         self, name: str, row: dict[str, Any], wanted: list[str] | None, history: list[str] | None
     ) -> dict[str, Any]:
         props = self.props[name]
+        for n in (wanted or []) + (history or []):
+            if n in self.hidden[name]:
+                raise _no_property(n)
         modified = "lastmodifieddate" if name == "contacts" else "hs_lastmodifieddate"
         names = list(DEFAULT_PROPERTIES[name]) if not wanted else [n for n in wanted if n in props]
         for always in ("createdate", "hs_object_id", modified):
@@ -442,6 +489,9 @@ class HubSpotSandbox(SandboxServer):
                 options = [a + b for a in options for b in alternatives]
             flt.extend(options)
         descending = self._sorts(name, body.get("sorts") or [])
+        for n in body.get("properties") or []:
+            if n in self.hidden[name]:
+                raise _no_property(n)
         ms = MatchSet(table, flt)
         items = ms.page(after, limit, descending)
         wanted = body.get("properties") or None
@@ -462,6 +512,8 @@ class HubSpotSandbox(SandboxServer):
                     s.get("propertyName"),
                     str(s.get("direction", "ASCENDING")).upper() == "DESCENDING",
                 )
+            if prop in self.hidden[name]:
+                raise _no_property(prop)
             if prop not in ("createdate", "hs_object_id"):
                 raise _bad(f"sandbox: sorting by {prop} is not supported (createdate, hs_object_id)")
         return descending
@@ -469,6 +521,8 @@ class HubSpotSandbox(SandboxServer):
     def _filter(self, name: str, f: dict[str, Any]) -> list[list[Condition]]:
         prop_name, op = f.get("propertyName"), str(f.get("operator", "EQ")).upper()
         prop = self.props[name].get(prop_name or "")
+        if prop_name in self.hidden[name]:
+            raise _no_property(prop_name)
         if prop is None:
             raise _bad(f'There was a problem with the request. Property "{prop_name}" does not exist')
         if op not in OPERATORS:

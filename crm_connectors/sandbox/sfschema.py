@@ -402,7 +402,22 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
     objects["OpportunityHistory"] = _opportunity_history(opp)
     for static in _static_tables(model, stage_labels):
         objects[static.name] = static
+    _hide_fields(model, objects)
     return objects
+
+
+# the kinds a profile's hidden_fields may name an sObject by, besides its own name
+KINDS = {"Lead": "lead", "Contact": "contact", "Account": "company", "Opportunity": "deal", "Case": "ticket"}
+
+
+def _hide_fields(model: OrgModel, objects: dict[str, SfObject]) -> None:
+    """Field-level security: a hidden field is gone from describe and unknown to SOQL (INVALID_FIELD)."""
+    if not model.profile.hidden_fields:
+        return
+    for obj in objects.values():
+        kinds = (obj.name, KINDS.get(obj.name, obj.name))
+        for name in [n for n in obj.fields if model.profile.hides(kinds, n)]:
+            del obj.fields[name]
 
 
 def _pct(o: Option | None) -> float | None:
@@ -708,7 +723,7 @@ def _static_tables(model: OrgModel, stage_labels: tuple[str, ...]) -> list[SfObj
     ]
 
 
-def global_entry(obj: SfObject, version: str) -> dict[str, Any]:
+def global_entry(obj: SfObject, version: str, refused: bool = False) -> dict[str, Any]:
     base = f"/services/data/v{version}/sobjects/{obj.name}"
     return {
         "activateable": False,
@@ -727,10 +742,10 @@ def global_entry(obj: SfObject, version: str) -> dict[str, Any]:
         "mergeable": obj.name in ("Lead", "Contact", "Account"),
         "mruEnabled": True,
         "name": obj.name,
-        "queryable": True,
-        "replicateable": True,
-        "retrieveable": True,
-        "searchable": True,
+        "queryable": not refused,
+        "replicateable": not refused,
+        "retrieveable": not refused,
+        "searchable": not refused,
         "triggerable": True,
         "undeletable": True,
         "updateable": obj.table is not None,
