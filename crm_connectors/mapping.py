@@ -333,6 +333,19 @@ class Unplaced:
     def name(self) -> str:
         return self.stage["name"]
 
+    @property
+    def domain(self) -> str:
+        return self.stage.get("domain", "")
+
+    @property
+    def order(self) -> int:
+        return self.stage.get("order", 0)
+
+    @property
+    def signed_key(self) -> tuple[str, str, str]:
+        """Where the stage was signed to live, as signed: stages signed on the same place stay one sequence."""
+        return ("signed", norm(self.stage.get("crm_object")), norm(self.stage.get("crm_field")))
+
 
 def place(stage: dict, catalog: Catalog) -> Placed | Unplaced:
     """Where one signed stage lives, or why it cannot be placed."""
@@ -432,14 +445,18 @@ class Architecture:
             out.setdefault((p.place.kind, p.place.field), []).append(p)
         return out
 
-    def sequences(self) -> list[list[Placed]]:
-        """The signed stages of one domain in one place, in stage order: the lifecycle as the records travel it."""
-        out: dict[tuple, list[Placed]] = {}
+    def sequences(self) -> list[list[Placed | Unplaced]]:
+        """The signed stages of one domain in one place, in stage order: the lifecycle as the records travel it.
+        Stages that could not be placed keep the place they were signed on, so their conversions are still listed
+        (and reported as not evaluated)."""
+        out: dict[tuple, list[Placed | Unplaced]] = {}
         for p in self.placed:
             out.setdefault((p.domain, *p.place.key), []).append(p)
+        for u in self.unplaced:
+            out.setdefault((u.domain, *u.signed_key), []).append(u)
         return [sorted(stages, key=lambda p: p.order) for stages in out.values()]
 
-    def transitions(self) -> list[tuple[Placed, Placed]]:
+    def transitions(self) -> list[tuple[Placed | Unplaced, Placed | Unplaced]]:
         """Consecutive stages of one domain in one place: the only pairs a conversion rate joins. A stage mapped on
         another field, pipeline or domain starts its own sequence, so Mature Adoption never converts into
         Anonymous Visitor."""

@@ -213,6 +213,10 @@ class CrmFigures:
     def _mql_to_sql_rate(self, period: date) -> None:
         metric = "mql_to_sql_rate"
         mql, sql = self.architecture.stage("MQL"), self.architecture.stage("SQL")
+        lost = [u for u in self.architecture.unplaced if u.name in ("MQL", "SQL")]
+        if lost:
+            self.missing[metric] = f"not evaluated: {lost[0].reason}"
+            return
         if mql is None or sql is None:
             self.missing[metric] = "MQL and SQL are not both signed with CRM values"
             return
@@ -320,13 +324,16 @@ class CrmFigures:
         self._store("records_in_deprecated_stages", period, {"": float(retired)})
 
     def _records_without_stage(self, period: date) -> None:
-        total = 0
-        for kind, field_name in self.architecture.fields():
-            total += self.connector.count_without_value(kind, field_name)
-        if not self.architecture.placed:
-            self.missing["records_without_stage"] = "no signed stage could be placed in the CRM"
+        metric = "records_without_stage"
+        unreadable = list(dict.fromkeys(lost.reason for lost in self.architecture.unplaced if lost.missing_field))
+        if unreadable:  # a total that leaves out a field would undercount without saying so
+            self.missing[metric] = f"not evaluated: {'; '.join(unreadable)}"
             return
-        self._store("records_without_stage", period, {"": float(total)})
+        if not self.architecture.placed:
+            self.missing[metric] = "no signed stage could be placed in the CRM"
+            return
+        total = sum(self.connector.count_without_value(kind, name) for kind, name in self.architecture.fields())
+        self._store(metric, period, {"": float(total)})
 
     # ------------------------------------------------------------------------------------------ drop-off reasons
 
