@@ -232,14 +232,10 @@ class Snapshot:
             out.append(row)
         return out
 
-    def not_read(self, rows: Iterable[dict]) -> list[str]:
-        """Note fields a rule wanted and could not read; returns their names as object.field."""
-        names = []
+    def not_read(self, rows: Iterable[dict]) -> None:
+        """Note fields a rule wanted and could not read (it judges the rest and says which it did not read)."""
         for row in rows:
-            name = f"{row['object']}.{row['field']}"
-            self.unread[name] = row.get("reason") or "missing or not readable by this user"
-            names.append(name)
-        return names
+            self.unread[f"{row['object']}.{row['field']}"] = unreadable_reason([row])
 
     @property
     def platform(self) -> str:
@@ -342,16 +338,21 @@ class NotEvaluated(Exception):
     """Raised by a rule that cannot judge anything without a field it could not read."""
 
 
-def unreadable_reason(names: Iterable[str]) -> str:
-    names = list(names)
-    verb = "is" if len(names) == 1 else "are"
-    return f"not evaluated: {', '.join(names)} {verb} missing or not readable by this user"
+def unreadable_reason(rows: Iterable[dict]) -> str:
+    """ "Leads.Phone is missing or not readable by this user", as the connector worded it, for each field."""
+    return "; ".join(
+        dict.fromkeys(
+            row.get("reason") or f"{row['object']}.{row['field']} is missing or not readable by this user"
+            for row in rows
+        )
+    )
 
 
 def require(snap: Snapshot, rows: list[dict]) -> None:
     """Stop the rule as not evaluated when a field it needs could not be read."""
     if rows:
-        raise NotEvaluated(unreadable_reason(snap.not_read(rows)))
+        snap.not_read(rows)
+        raise NotEvaluated(f"not evaluated: {unreadable_reason(rows)}")
 
 
 @dataclass
@@ -1838,13 +1839,8 @@ def _no_rollup(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
 )
 def _missing(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     limit = ctx.threshold("missing_field_share")
-    # the minimum fields the connector could not read are judged by nobody: say so, judge the rest
-    snap.not_read(
-        row
-        for kind in ("lead", "contact", "company", "deal")
-        for row in snap.unreadable(kind)
-        if field_role(kind, row.get("field") or "", "") is None
-    )
+    # the minimum fields the data-quality reading could not read are judged by nobody: say so, judge the rest
+    snap.not_read(snap.quality.get("unreadable") or [])
     per_kind: dict[str, dict[str, float]] = {}
     for m in snap.quality.get("missing", []):
         if m["total"] and not 0 <= m["missing"] <= m["total"]:
@@ -2161,8 +2157,7 @@ def _option_for(scope: Scope, value: str) -> dict | None:
     recommendation="Remove the extra values from the CRM (after moving their records to signed stages), or add them "
     "to the architecture and have it signed again.",
     needs=("fields", "pipelines", "counts", "signed"),
-    detects="picklist options or values held by records, on a field or pipeline the signed version maps, that it "
-    "does not list; other active pipelines of an object it maps by pipeline (medium)",
+    detects="picklist options or values held by records, on a field the signed version maps, that it does not list",
 )
 def _drift_unapproved(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     hits = []
@@ -2200,38 +2195,6 @@ def _drift_unapproved(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
                     message=f"{snap.crm} {OBJECT_LABELS[scope.kind]} {scope.name} has "
                     f"{plural(len(extra), 'value')} the signed architecture (v{ctx.signed_version}) does not allow: "
                     f"{listing(extra)}; {records:,} records hold them.",
-                )
-            )
-    hits += _unsigned_pipelines(r, snap, ctx, [scope for scope, _ in scopes.values()])
-    return hits
-
-
-def _unsigned_pipelines(r: Rule, snap: Snapshot, ctx: Context, scopes: list[Scope]) -> list[Hit]:
-    """Every pipeline of an object the signed architecture maps by pipeline is judged: one it does not name holds
-    stages nobody approved (medium: it may be a motion the architecture has yet to cover)."""
-    hits = []
-    for kind in ("deal", "ticket"):
-        signed = {s.pipeline_id for s in scopes if s.kind == kind and s.pipeline_id}
-        if not signed:
-            continue
-        counts = (snap.stage_counts(kind) or {}).get("stages", [])
-        for p in snap.active_pipelines(kind):
-            if p["id"] in signed:
-                continue
-            n = sum(st["count"] for st in counts if st.get("pipeline_id") == p["id"])
-            hits.append(
-                r.hit(
-                    object=kind,
-                    field=p["label"],
-                    key=f"pipeline:{p['id']}",
-                    severity=MEDIUM,
-                    values=[st["label"] for st in p["stages"]],
-                    count=n,
-                    evidence={"signed_version": ctx.signed_version, "pipeline_id": p["id"], "unsigned_pipeline": True},
-                    message=f"{snap.crm} {kind} pipeline “{p['label']}” is not part of the signed architecture "
-                    f"(v{ctx.signed_version}): its {plural(len(p['stages']), 'stage')} "
-                    f"({listing((st['label'] for st in p['stages']), 4)}) were never approved; "
-                    f"{n:,} {OBJECT_LABELS[kind]} are in it.",
                 )
             )
     return hits
@@ -2447,9 +2410,10 @@ def evaluate(snapshot: dict, ctx: Context | None = None) -> Evaluation:
             continue
         evaluated.append(r.id)
         if snap.unread:
-            partial[r.id] = f"{', '.join(sorted(snap.unread))} not read: missing or not readable by this user"
+            partial[r.id] = "judged without " + "; ".join(snap.unread[k] for k in sorted(snap.unread))
             for h in found:
                 h.evidence.setdefault("not_read", sorted(snap.unread))
+                h.message += f" Not read: {', '.join(sorted(snap.unread))} (missing or not readable by this user)."
         hits.extend(found)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     hits.sort(key=lambda h: (DOMAINS.index(h.domain), order[h.severity], h.rule_id, h.object, h.field))
