@@ -7,6 +7,7 @@ DATABASE_URL, REDIS_URL (or CELERY_BROKER_URL) and EMAIL_HOST switch each part t
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -104,7 +105,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # stay in the database alone without a shared cache: another process could go on accepting a signed-out session.
 _redis_url = env.str("REDIS_URL", default="")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _redis_url}
+    # Redis down or frozen costs a short timeout and falls back to the database (gtm_ops/cache.py).
+    "default": {"BACKEND": "gtm_ops.cache.ResilientRedisCache", "LOCATION": _redis_url}
     if _redis_url
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
@@ -212,6 +214,15 @@ CELERY_BEAT_SCHEDULE = {
 # sandboxes in development only). Each connection spends at most CRM_DAILY_BUDGET_SHARE of the CRM's daily
 # API allocation; rate limits are per CRM account, shared by all workers through Redis when the broker is Redis.
 CRM_SECRET_KEY = env.str("CRM_SECRET_KEY", default="")
+if not DEBUG:
+    # Refused at start, not at the first CRM credential stored weeks later.
+    try:
+        Fernet(CRM_SECRET_KEY)
+    except ValueError:
+        raise ImproperlyConfigured(
+            "DEBUG is off but CRM_SECRET_KEY is not a Fernet key: set it to the output of "
+            '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.'
+        ) from None
 CRM_ALLOW_HTTP = env.bool("CRM_ALLOW_HTTP", default=False)
 CRM_DAILY_BUDGET_SHARE = env.float("CRM_DAILY_BUDGET_SHARE", default=0.05)
 CRM_CONNECT_TIMEOUT = env.float("CRM_CONNECT_TIMEOUT", default=5.0)
