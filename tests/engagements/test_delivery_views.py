@@ -673,3 +673,47 @@ def test_seed_demo_starts_one_running_acme_engagement_once(client, db):
     client.login(username="owner@northwind.example", password="gtm-demo-2026")
     assert "Lifecycle stage rebuild" in client.get("/o/northwind/engagements/").content.decode()
     assert client.get(f"/o/northwind/engagements/{engagement.uuid}/").status_code == 200
+
+
+# --------------------------------------------------------------------------------------------------
+# Hypercare KPIs on the enablement page
+
+
+def test_hypercare_kpis_are_recorded_on_the_enablement_page_and_the_3d_checkpoint_follows(consultant, cast, library):
+    from engagements import enablement
+
+    engagement = start(cast, library, "revenue-intelligence")
+    for key in ("strategy", "engineering"):
+        gate = clear_gate(engagement, key, cast.consultant)
+        option = next(o for o in progression.gate_options(gate) if o.effect == "proceed")
+        progression.decide_gate(gate=gate, option_key=option.key, actor=cast.consultant)
+    start_on = timezone.localdate() - timedelta(days=20)
+    enablement.set_hypercare(engagement=engagement, start=start_on, actor=cast.consultant)
+    page = e_url("enablement", engagement)
+    body = consultant.get(page).content.decode()
+    for metric in ("Call recording coverage", "Manager dashboard access", "Forecast submission compliance"):
+        assert metric in body
+    assert "Rep self-review of calls" in body and body.count("Not recorded") >= 4
+
+    response = consultant.post(page, {"kpi": "call-recording-coverage", "measured_on": "", "value": "120"})
+    assert response.status_code == 400
+    response = consultant.post(
+        page, {"kpi": "call-recording-coverage", "measured_on": start_on + timedelta(days=14), "value": "120"}
+    )
+    assert response.status_code == 400 and "more than 100%" in response.content.decode()
+    checkpoint = engagement.phases.get(key="enablement").gate.checkpoints.get(key="recording-coverage")
+
+    figure = {"kpi": "call-recording-coverage", "measured_on": start_on + timedelta(days=14), "value": "91"}
+    response = consultant.post(page, figure, follow=True)
+    body = response.content.decode()
+    assert "Below target" in body and "91" in body
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == CheckpointStatus.OPEN
+    overview = consultant.get(e_url("engagement-detail", engagement)).content.decode()
+    assert "Checks itself when the hypercare KPI it names is recorded at its target" in overview
+
+    figure = {"kpi": "call-recording-coverage", "measured_on": start_on + timedelta(days=15), "value": "95"}
+    response = consultant.post(page, figure, follow=True)
+    assert "At target" in response.content.decode()
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == CheckpointStatus.CHECKED and checkpoint.resolved_by == cast.consultant
