@@ -20,6 +20,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.tokens import default_token_generator
 from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
@@ -113,58 +114,81 @@ class SignInRefused(Throttled):
         self.message = message
 
 
-def check_sign_in(*, account: str, ip: str | None) -> None:
-    wait = SIGN_IN_PER_ACCOUNT.retry_after(account)
-    if wait is not None:
-        raise SignInRefused(
-            wait=wait,
-            message=(
-                f"Too many failed sign-ins for {account}: signing in to this account is paused. "
-                f"Try again in {in_minutes(wait)}, or reset your password."
-            ),
-        )
-    wait = SIGN_IN_PER_IP.retry_after(ip or "unknown")
-    if wait is not None:
-        raise SignInRefused(
-            wait=wait,
-            message=(
-                "Too many failed sign-ins from your network: signing in from it is paused. "
-                f"Try again in {in_minutes(wait)}."
-            ),
-        )
+@dataclass(frozen=True)
+class SignIn:
+    """One sign-in attempt: the account it names and the address it comes from."""
 
+    account: str  # the email address, trimmed and in lower case
+    ip: str
+    user: AbstractBaseUser | None  # None for an address nobody has: it is counted all the same
 
-def record_failed_sign_in(*, account: str, ip: str | None) -> None:
-    SIGN_IN_PER_IP.hit(ip or "unknown")
-    failures = SIGN_IN_PER_ACCOUNT.hit(account)
-    if failures >= SIGN_IN_PER_ACCOUNT.allowed and LOCKOUT_NOTICE.retry_after(account) is None:
-        LOCKOUT_NOTICE.hit(account)  # once per lockout, however long the attempts go on
-        notify_locked_account(account=account, failures=failures)
+    @classmethod
+    def of(cls, *, username: str, request) -> SignIn:
+        account = username.strip().lower()
+        user = get_user_model()._default_manager.filter(username=account).first()
+        return cls(account=account, ip=client_ip(request) or "unknown", user=user)
 
+    @property
+    def subject(self) -> str:
+        # Failures count against the account's current password: choosing a new one (the lockout email links to
+        # that) lets its owner straight back in, while guessing does not change the password.
+        fingerprint = hashlib.sha256(self.user.password.encode()).hexdigest()[:16] if self.user else ""
+        return f"{self.account} {fingerprint}"
 
-def notify_locked_account(*, account: str, failures: int) -> None:
-    """Tell the account's owner, who may not know someone is guessing their password."""
-    from .emails import send_email
-    from .tasks import MAIL_ERRORS
+    def check(self) -> None:
+        """Raise SignInRefused when a limit is reached: then the password is not looked at."""
+        wait = SIGN_IN_PER_ACCOUNT.retry_after(self.subject)
+        if wait is not None:
+            raise SignInRefused(
+                wait=wait,
+                message=(
+                    f"Too many failed sign-ins for {self.account}: signing in to this account is paused. "
+                    f"Try again in {in_minutes(wait)}, or reset your password."
+                ),
+            )
+        wait = SIGN_IN_PER_IP.retry_after(self.ip)
+        if wait is not None:
+            raise SignInRefused(
+                wait=wait,
+                message=(
+                    "Too many failed sign-ins from your network: signing in from it is paused. "
+                    f"Try again in {in_minutes(wait)}."
+                ),
+            )
 
-    user = get_user_model()._default_manager.filter(username=account, is_active=True).first()
-    if user is None or not user.email:  # an address nobody has: nobody to tell
-        return
-    uidb64, token = urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user)
-    path = reverse("password_reset_confirm", kwargs={"uidb64": uidb64, "token": token})
-    try:
-        send_email(
-            "account-locked",
-            to=user.email,
-            context={
-                "user": user,
-                "failures": failures,
-                "minutes": in_minutes(SIGN_IN_PER_ACCOUNT.window),
-                "path": path,
-            },
-        )
-    except MAIL_ERRORS:  # the lockout holds without the email; a failed sign-in must not answer 500
-        logger.exception("Could not email %s about the locked account", user.email)
+    def failed(self) -> None:
+        SIGN_IN_PER_IP.hit(self.ip)
+        failures = SIGN_IN_PER_ACCOUNT.hit(self.subject)
+        if failures >= SIGN_IN_PER_ACCOUNT.allowed and LOCKOUT_NOTICE.retry_after(self.subject) is None:
+            LOCKOUT_NOTICE.hit(self.subject)  # once per lockout, however long the attempts go on
+            self.notify_owner(failures=failures)
+
+    def succeeded(self) -> None:
+        SIGN_IN_PER_ACCOUNT.clear(self.subject)
+
+    def notify_owner(self, *, failures: int) -> None:
+        """Tell the account's owner, who may not know someone is guessing their password."""
+        from .emails import send_email
+        from .tasks import MAIL_ERRORS
+
+        user = self.user
+        if user is None or not user.is_active or not user.email:  # an address nobody has: nobody to tell
+            return
+        uidb64, token = urlsafe_base64_encode(force_bytes(user.pk)), default_token_generator.make_token(user)
+        path = reverse("password_reset_confirm", kwargs={"uidb64": uidb64, "token": token})
+        try:
+            send_email(
+                "account-locked",
+                to=user.email,
+                context={
+                    "user": user,
+                    "failures": failures,
+                    "minutes": in_minutes(SIGN_IN_PER_ACCOUNT.window),
+                    "path": path,
+                },
+            )
+        except MAIL_ERRORS:  # the lockout holds without the email; a failed sign-in must not answer 500
+            logger.exception("Could not email %s about the locked account", user.email)
 
 
 class LimitedModelBackend(ModelBackend):
@@ -175,13 +199,13 @@ class LimitedModelBackend(ModelBackend):
             username = kwargs.get(get_user_model().USERNAME_FIELD)
         if username is None or password is None:
             return None
-        account, ip = username.strip().lower(), client_ip(request)
-        check_sign_in(account=account, ip=ip)  # refused without looking at the password
+        attempt = SignIn.of(username=username, request=request)
+        attempt.check()
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None:
-            record_failed_sign_in(account=account, ip=ip)
+            attempt.failed()
             raise PermissionDenied  # documented: no later backend checks this password again
-        SIGN_IN_PER_ACCOUNT.clear(account)
+        attempt.succeeded()
         return user
 
 

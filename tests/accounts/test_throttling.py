@@ -68,6 +68,11 @@ def test_eleventh_attempt_is_refused_without_checking_the_password_and_the_owner
     reset = re.search(r"http://127\.0\.0\.1:8000(/accounts/password-reset/\S+/)", text).group(1)
     form = client.get(reset, follow=True)
     assert "new_password1" in form.content.decode()
+    new_password = "a-brand-new-passphrase"
+    client.post(form.redirect_chain[-1][0], {"new_password1": new_password, "new_password2": new_password})
+    # A new password lets its owner straight back in, without waiting out the pause.
+    sign_in(client, cast.owner.email, new_password)
+    assert signed_in(client)
 
 
 def test_another_account_from_the_same_address_is_unaffected_until_the_address_limit(cast, smtp):
