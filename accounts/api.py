@@ -5,7 +5,7 @@ can only narrow the organization's rows (through `scope`), never forget the orga
 """
 
 from django.contrib.auth import authenticate
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.authtoken.models import Token
 from rest_framework.response import Response
@@ -127,7 +127,14 @@ class ObtainTokenView(APIView):
     permission_classes = ()
     throttle_classes = ()  # the sign-in limits apply instead: per account and per IP address
 
-    @extend_schema(request=TokenRequestSerializer, responses={200: TokenResponseSerializer})
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={
+            200: TokenResponseSerializer,
+            400: OpenApiResponse(description="Wrong email address or password, keyed by field."),
+            429: OpenApiResponse(description="Too many failed sign-ins: Retry-After says when to try again."),
+        },
+    )
     def post(self, request):
         serializer = TokenRequestSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
