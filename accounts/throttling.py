@@ -89,6 +89,28 @@ class Limit:
         cache.delete(f"limit:{key}")
         return len(self._hits(key))
 
+    def take(self, subject: str) -> int | None:
+        """Count an attempt before it is made and return its id, or None (counting nothing) at the limit.
+
+        Counted first and checked after, in the database, so that attempts made in parallel cannot all slip under
+        the limit: each one sees those counted before it.
+        """
+        if self.retry_after(subject) is not None:  # the usual refusal costs one cache read and writes nothing
+            return None
+        key = self._key(subject)
+        now = timezone.now()
+        hit = LimitHit.objects.create(key=key, created_at=now)
+        cache.delete(f"limit:{key}")
+        if LimitHit.objects.filter(key=key, created_at__gt=now - timedelta(seconds=self.window)).count() > self.allowed:
+            self.give_back(subject, hit.pk)
+            return None
+        return hit.pk
+
+    def give_back(self, subject: str, hit_id: int) -> None:
+        """Uncount an attempt taken with `take`."""
+        LimitHit.objects.filter(pk=hit_id).delete()
+        cache.delete(f"limit:{self._key(subject)}")
+
     def clear(self, subject: str) -> None:
         key = self._key(subject)
         LimitHit.objects.filter(key=key).delete()
@@ -135,36 +157,43 @@ class SignIn:
         fingerprint = hashlib.sha256(self.user.password.encode()).hexdigest()[:16] if self.user else ""
         return f"{self.account} {fingerprint}"
 
-    def check(self) -> None:
-        """Raise SignInRefused when a limit is reached: then the password is not looked at."""
-        wait = SIGN_IN_PER_ACCOUNT.retry_after(self.subject)
-        if wait is not None:
-            raise SignInRefused(
-                wait=wait,
-                message=(
-                    f"Too many failed sign-ins for {self.account}: signing in to this account is paused. "
-                    f"Try again in {in_minutes(wait)}, or reset your password."
-                ),
+    def refused(self, limit: Limit, subject: str) -> SignInRefused:
+        wait = limit.retry_after(subject) or 1
+        if limit is SIGN_IN_PER_ACCOUNT:
+            message = (
+                f"Too many failed sign-ins for {self.account}: signing in to this account is paused. "
+                f"Try again in {in_minutes(wait)}, or reset your password."
             )
-        wait = SIGN_IN_PER_IP.retry_after(self.ip)
-        if wait is not None:
-            raise SignInRefused(
-                wait=wait,
-                message=(
-                    "Too many failed sign-ins from your network: signing in from it is paused. "
-                    f"Try again in {in_minutes(wait)}."
-                ),
+        else:
+            message = (
+                "Too many failed sign-ins from your network: signing in from it is paused. "
+                f"Try again in {in_minutes(wait)}."
             )
+        return SignInRefused(wait=wait, message=message)
+
+    def count(self) -> int:
+        """Count this attempt against the account's and the address's limits before the password is looked at;
+        raise SignInRefused when either is reached. Returns the address's counted attempt, for `succeeded`."""
+        account_hit = SIGN_IN_PER_ACCOUNT.take(self.subject)
+        if account_hit is None:
+            raise self.refused(SIGN_IN_PER_ACCOUNT, self.subject)
+        ip_hit = SIGN_IN_PER_IP.take(self.ip)
+        if ip_hit is None:
+            SIGN_IN_PER_ACCOUNT.give_back(self.subject, account_hit)
+            raise self.refused(SIGN_IN_PER_IP, self.ip)
+        return ip_hit
 
     def failed(self) -> None:
-        SIGN_IN_PER_IP.hit(self.ip)
-        failures = SIGN_IN_PER_ACCOUNT.hit(self.subject)
+        """The counted attempt stays counted; the account's owner hears of a lockout once."""
+        failures = SIGN_IN_PER_ACCOUNT.count(self.subject)
         if failures >= SIGN_IN_PER_ACCOUNT.allowed and LOCKOUT_NOTICE.retry_after(self.subject) is None:
             LOCKOUT_NOTICE.hit(self.subject)  # once per lockout, however long the attempts go on
             self.notify_owner(failures=failures)
 
-    def succeeded(self) -> None:
+    def succeeded(self, ip_hit: int) -> None:
+        """Only failures count: the account starts afresh and the address gets its attempt back."""
         SIGN_IN_PER_ACCOUNT.clear(self.subject)
+        SIGN_IN_PER_IP.give_back(self.ip, ip_hit)
 
     def notify_owner(self, *, failures: int) -> None:
         """Tell the account's owner, who may not know someone is guessing their password."""
@@ -200,12 +229,12 @@ class LimitedModelBackend(ModelBackend):
         if username is None or password is None:
             return None
         attempt = SignIn.of(username=username, request=request)
-        attempt.check()
+        ip_hit = attempt.count()  # refused here, without looking at the password, once a limit is reached
         user = super().authenticate(request, username=username, password=password, **kwargs)
         if user is None:
             attempt.failed()
             raise PermissionDenied  # documented: no later backend checks this password again
-        attempt.succeeded()
+        attempt.succeeded(ip_hit)
         return user
 
 

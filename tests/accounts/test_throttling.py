@@ -129,6 +129,35 @@ def test_the_limit_holds_when_redis_stops_during_the_attack(cast, smtp, request)
     assert len(smtp.messages) == 1
 
 
+@pytest.mark.django_db(transaction=True)
+def test_attempts_made_in_parallel_do_not_slip_past_the_limit(cast):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    from django.db import connection
+
+    parallel = 2 * LOCKED_AFTER
+    start = Barrier(parallel)
+
+    def attempt(_):
+        try:
+            start.wait()
+            return sign_in(Client(), cast.owner.email, WRONG).content.decode()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(parallel) as pool:
+        pages = list(pool.map(attempt, range(parallel)))
+    checked = sum("Please enter a correct" in page for page in pages)
+    refused = sum("Too many failed sign-ins" in page for page in pages)
+    assert checked + refused == parallel
+    assert 0 < checked <= LOCKED_AFTER  # never more passwords looked at than the limit allows
+    # Attempts refused in the crowd were not counted: one after another, the rest of the 10 are looked at.
+    for _ in range(LOCKED_AFTER - checked):
+        assert "Please enter a correct" in sign_in(Client(), cast.owner.email, WRONG).content.decode()
+    assert "Too many failed sign-ins" in sign_in(Client(), cast.owner.email, PASSWORD).content.decode()
+
+
 def test_a_successful_sign_in_starts_the_count_again(cast, smtp):
     client = Client()
     for _ in range(LOCKED_AFTER - 1):
