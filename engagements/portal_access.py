@@ -84,10 +84,14 @@ def request_portal_links(*, email: str, request=None) -> int:
     )
     sent = 0
     for stakeholder in stakeholders:
-        if PORTAL_LINK_REQUESTS.retry_after(str(stakeholder.pk)) is not None:
+        counted = PORTAL_LINK_REQUESTS.take(str(stakeholder.pk))  # counted first: parallel requests see each other
+        if counted is None:
             continue
-        send_portal_link(stakeholder=stakeholder, request=request)
-        PORTAL_LINK_REQUESTS.hit(str(stakeholder.pk))
+        try:
+            send_portal_link(stakeholder=stakeholder, request=request)
+        except LinkNotQueued:
+            PORTAL_LINK_REQUESTS.give_back(str(stakeholder.pk), counted)  # nothing was sent
+            raise
         sent += 1
     return sent
 
