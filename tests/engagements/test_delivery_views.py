@@ -711,6 +711,7 @@ def test_hypercare_kpis_are_recorded_on_the_enablement_page_and_the_3d_checkpoin
     assert checkpoint.status == CheckpointStatus.OPEN
     overview = consultant.get(e_url("engagement-detail", engagement)).content.decode()
     assert "Checks itself when the hypercare KPI it names is recorded at its target" in overview
+    assert "Call recording coverage: 91 on" in overview and "Below target at the end of its window" in overview
 
     figure = {"kpi": "call-recording-coverage", "measured_on": start_on + timedelta(days=15), "value": "95"}
     response = consultant.post(page, figure, follow=True)
