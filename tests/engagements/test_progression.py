@@ -4,6 +4,7 @@ Across this file every decision option of every gate of the library is taken at 
 (test_every_option_is_exercised checks that against the playbook files themselves).
 """
 
+import re
 from datetime import date
 from decimal import Decimal
 from functools import partial
@@ -418,6 +419,43 @@ def test_not_ready_option_needs_a_reason_waives_nothing_and_leaves_checkpoints_u
     gate.refresh_from_db()
     with pytest.raises(DomainError, match="neither checked nor waived"):
         progression.decide_gate(gate=gate, option_key=proceed.key, actor=e.cast_actor)
+
+
+READY = [
+    (pb.key, phase.key, option.key)
+    for pb in load_library()
+    for phase in pb.phases
+    if phase.decision_gate
+    for option in phase.decision_gate.options
+    if option.is_ready
+]
+
+
+@pytest.mark.parametrize(("playbook", "phase_key", "option_key"), READY)
+def test_ready_option_is_refused_while_a_checkpoint_it_needs_is_unmet(begin, playbook, phase_key, option_key):
+    e = begin(playbook)
+    gate = reach(e, phase_key)
+    spec = next(o for o in progression.gate_options(gate) if o.key == option_key)
+    checkpoints = list(gate.checkpoints.order_by("order"))
+    needed = [c for c in checkpoints if spec.requires is None or c.key in spec.requires]
+    assert needed, "a ready option needs at least one checkpoint"
+
+    def resolve(checkpoint):
+        action = "waive" if checkpoint.auto else "check"
+        progression.resolve_checkpoint(checkpoint=checkpoint, action=action, actor=e.cast_actor, reason="On paper.")
+
+    for checkpoint in needed[:-1]:
+        resolve(checkpoint)
+    refusal = f"1 validation checkpoint(s) are neither checked nor waived: {needed[-1].text}"
+    with pytest.raises(DomainError, match=re.escape(refusal)):
+        progression.decide_gate(gate=gate, option_key=option_key, actor=e.cast_actor, note="Ready.")
+    resolve(needed[-1])
+    # The checkpoints it does not need (a release round's Build-exit one) stay open: nobody waives them for it.
+    not_needed = gate.checkpoints.exclude(key__in=[c.key for c in needed])
+    assert all(status == CheckpointStatus.OPEN for status in not_needed.values_list("status", flat=True))
+    decision = progression.decide_gate(gate=gate, option_key=option_key, actor=e.cast_actor)
+    TAKEN.add((playbook, gate.key, option_key))
+    assert decision.ready is True and decision.unmet == []
 
 
 def test_not_ready_option_names_only_unmet_checkpoints(begin):
