@@ -662,6 +662,10 @@ def gate_decide(request, engagement_uuid, gate_uuid):
         "unmet": unmet,
         "about": about,
         "handover_undone": progression.undone_handover(engagement) if any(o["closes"] for o in options) else [],
+        # Whether to extend hypercare is read from its KPIs: show them where that decision is taken.
+        "kpis": enablement.hypercare_kpis(engagement)
+        if any(o.effect == "extend_hypercare" for o in progression.gate_options(gate))
+        else [],
         **_gate_context(request, engagement, gate),
     }
     template = "engagements/gate_decide.html"

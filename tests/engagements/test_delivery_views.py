@@ -716,6 +716,8 @@ def test_hypercare_kpis_are_recorded_on_the_enablement_page_and_the_3d_checkpoin
     figure = {"kpi": "call-recording-coverage", "measured_on": start_on + timedelta(days=15), "value": "95"}
     response = consultant.post(page, figure, follow=True)
     assert "At target" in response.content.decode()
+    dialog = consultant.get(e_url("gate-decide", engagement, gate_uuid=checkpoint.gate.uuid), **HTMX).content.decode()
+    assert "Hypercare KPIs" in dialog and "Forecast submission compliance</strong>: No figure recorded yet." in dialog
     checkpoint.refresh_from_db()
     assert checkpoint.status == CheckpointStatus.CHECKED and checkpoint.resolved_by == cast.consultant
 
