@@ -458,6 +458,40 @@ def test_ready_option_is_refused_while_a_checkpoint_it_needs_is_unmet(begin, pla
     assert decision.ready is True and decision.unmet == []
 
 
+def test_a_snapshot_written_before_options_carried_preconditions_still_works(cast, library):
+    """Playbook versions stored before ``about``/``requires``/KPI checkpoints existed take the defaults: a not-ready
+    option is read from its effect and names every unmet checkpoint; the KPI checkpoint is ticked by hand."""
+    import yaml
+
+    from playbooks.services import as_yaml, clone_playbook, save_edited_playbook
+
+    copy = clone_playbook(source=library["revenue-intelligence"].playbook, organization=cast.org, actor=cast.owner)
+    data = yaml.safe_load(as_yaml(copy.latest_version()))
+    for phase in data["phases"]:
+        gate_data = phase.get("decision_gate") or {}
+        for option_data in gate_data.get("options", []):
+            option_data.pop("about", None)
+            option_data.pop("requires", None)
+        for checkpoint in gate_data.get("checkpoints", []):
+            checkpoint.pop("kpi", None)
+            if checkpoint.get("auto") == "hypercare_kpi":
+                checkpoint.pop("auto")
+    old, _ = save_edited_playbook(playbook=copy, text=yaml.safe_dump(data, sort_keys=False), actor=cast.owner)
+    e = progression.create_engagement(
+        client=cast.client, playbook_version=old, name="Old", start_date=date(2026, 11, 2), actor=cast.consultant
+    )
+    e.cast_actor = cast.consultant
+    gate = e.phases.get(key="strategy").gate
+    decision = progression.decide_gate(gate=gate, option_key="project-on-hold", actor=e.cast_actor, note="Poor CRM.")
+    assert [u["key"] for u in decision.unmet] == list(gate.checkpoints.values_list("key", flat=True))
+    progression.resume_engagement(engagement=e, actor=e.cast_actor)
+    with pytest.raises(DomainError, match="neither checked nor waived"):
+        progression.decide_gate(gate=gate, option_key="proceed-to-engineering", actor=e.cast_actor)
+    reach(e, "enablement")
+    coverage = e.phases.get(key="enablement").gate.checkpoints.get(key="recording-coverage")
+    progression.resolve_checkpoint(checkpoint=coverage, action="check", actor=e.cast_actor)
+
+
 def test_not_ready_option_names_only_unmet_checkpoints(begin):
     e = begin("revenue-intelligence")
     gate = e.phases.get(key="strategy").gate
