@@ -672,6 +672,18 @@ def test_partner_adoption_is_judged_after_two_weeks(begin):
     assert kpi_row(e, "partner-adoption").status == enablement.KpiStatus.MET
 
 
+def test_a_kpi_figure_is_not_judged_against_its_window_before_hypercare_is_scheduled(begin):
+    e = begin("revenue-intelligence")
+    reach(e, "enablement")
+    record = partial(enablement.record_kpi_reading, engagement=e, kpi="forecast-submission-compliance")
+    record(measured_on=date(2026, 11, 20), value=Decimal(85), actor=e.cast_actor)  # between red flag 70 and target 90
+    row = kpi_row(e, "forecast-submission-compliance")
+    assert row.status == enablement.KpiStatus.NOT_YET_DUE and "once hypercare is scheduled" in row.verdict
+    enablement.set_hypercare(engagement=e, start=date(2026, 11, 2), actor=e.cast_actor)
+    e.refresh_from_db()
+    assert kpi_row(e, "forecast-submission-compliance").status == enablement.KpiStatus.BELOW_TARGET  # day 18 of 14
+
+
 def test_implausible_kpi_figures_are_refused_in_words(ri_in_hypercare):
     e = ri_in_hypercare
     record = partial(enablement.record_kpi_reading, engagement=e, actor=e.cast_actor, measured_on=date(2026, 11, 9))
