@@ -5,7 +5,9 @@ A limit counts attempts in a sliding window. Each counted attempt is a row in th
 holds the window's timestamps, so checking a limit is usually one cache read. The cache may be in-process, or Redis
 that is down (gtm_ops/cache.py then answers "nothing cached"): a miss is read back from the database, so a limit
 holds whatever happens to the cache. Every counted attempt clears the cached copy, which is rebuilt from the
-database on the next check.
+database on the next check. Sign-ins and portal link requests are counted before they are made and checked after,
+in the database (`Limit.take`), so attempts made in parallel cannot all slip under a limit; an attempt that turns
+out not to count (a successful sign-in, per address; a link the broker refused) is given back.
 """
 
 from __future__ import annotations
