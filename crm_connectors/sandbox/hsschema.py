@@ -2,6 +2,10 @@
 
 Property values are strings, as HubSpot sends them. `HsProp` says how to read a value from a
 generated row and how the query engine can filter on it (see `sfschema.SfField`, same idea).
+
+Retired values are options with `hidden: true`; the customer_stages_on_custom_object gotcha adds the
+custom object `customer_health` (objectTypeId 2-7654321) with a `stage` enumeration, served by
+`custom_schema` at /crm/v3/schemas and like any object type under /crm/v3/objects.
 """
 
 from __future__ import annotations

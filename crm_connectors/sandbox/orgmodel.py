@@ -114,7 +114,7 @@ class RecordSet:
         self.cut = size  # first index created at or after the trend's start
         self.dt_after = self.dt
         trend = model.profile.trend
-        if trend is not None and size:
+        if trend is not None and size and self.t0 < to_ms(trend.start) < model.as_of:
             start = to_ms(trend.start)
             if trend.volume_drop_pct:
                 self.dt_after = max(1, int(self.dt / (1 - trend.volume_drop_pct / 100)))
