@@ -244,6 +244,20 @@ def build_properties(model: OrgModel) -> dict[str, dict[str, HsProp]]:
             enum("lead_stage", "Lead Stage", "lead_stage", s.lead_stage, "contactinformation", custom=True)
         )
     contacts += _stage_dates(s.lifecycle, "contactinformation", "Lifecycle Stage Pipeline")
+    if model.has("retired_date_properties"):  # the date properties of a deleted custom lifecycle stage
+        for verb, prefix in (("entered", "hs_date_entered_"), ("exited", "hs_date_exited_")):
+            contacts.append(
+                HsProp(
+                    f"{prefix}1000431",
+                    f"Date {verb} 'Recycled Lead (Lifecycle Stage Pipeline)'",
+                    "datetime",
+                    "calculation_read_time",
+                    "contactinformation",
+                    lambda r: None,
+                    nullness="__never__",
+                    calculated=True,
+                )
+            )
 
     companies = [
         HsProp("name", "Company name", "string", "text", "companyinformation", lambda r: r["name"]),

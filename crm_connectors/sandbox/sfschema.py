@@ -280,6 +280,8 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
         pick("Industry", "Industry", "industry", s.industry),
         flag("IsConverted", "Converted", "converted"),
     )
+    if model.has("retired_date_properties"):  # left over from an earlier lifecycle: nobody fills it any more
+        _add(lead, SfField("SAO_Date__c", "date", "SAO Date", lambda r: None, nullness="__never__", custom=True))
     audit(lead)
 
     contact = SfObject("Contact", "003", "Contact", "Contacts", "contact")
