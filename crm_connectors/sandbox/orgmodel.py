@@ -885,7 +885,8 @@ class _Generator:
         lost = stages[-1].closed and not stages[-1].won
         reasons = self.s.loss_reasons
         v["loss_reason"] = None
-        if lost and reasons and rng.random() < 0.9:
+        # a well-built org makes the reason required on loss: only old records lack one
+        if lost and reasons and rng.random() < (0.98 if self.m.profile.style == "wellbuilt" else 0.9):
             weights = self.s.loss_weights
             pairs = list(zip(reasons, weights, strict=True)) if weights else []
             v["loss_reason"] = _weighted(rng, pairs) if pairs else rng.choice(reasons)
