@@ -174,6 +174,42 @@ def conversion_series(
     return [conversion(model, kind=kind, path=path, earlier=earlier, later=later, month=m, **kw) for m in months]
 
 
+def time_in_stage(
+    model: OrgModel,
+    *,
+    kind: str,
+    path: str,
+    value: str,
+    start: When,
+    end: When,
+    by: str = "key",
+    began_in_window: bool = False,
+) -> tuple[int, float | None]:
+    """(stays, average days) in `value` for the stays that ended (the next stage was entered) in [start, end).
+
+    `began_in_window=True` keeps only stays that also began in the window (what a reader of the window's
+    history rows alone can measure). Walks each record whose stay ended in the window: cheap for a month.
+    """
+    s, e = _ms(start), _ms(end)
+    stays, total_ms = 0, 0
+    for table, rank, slot, lo, hi in _slots(model, kind):
+        steps = slot.paths.get(path) or []
+        for (option, entered), (_, left) in zip(steps, steps[1:], strict=False):
+            if _key(option, by) != value:
+                continue
+
+            def left_at(k: int, rule: Callable[[int], int] = left, t: RecordSet = table, r: int = rank) -> int:
+                return rule(t.created(r, k))
+
+            for k in range(_first(left_at, s, lo, hi), _first(left_at, e, lo, hi)):
+                began = entered(table.created(rank, k))
+                if began_in_window and began < s:
+                    continue
+                stays += 1
+                total_ms += left_at(k) - began
+    return stays, (total_ms / stays / 86_400_000 if stays else None)
+
+
 def same_instant(model: OrgModel, *, kind: str, path: str = "lifecycle") -> int:
     """Records whose history has two changes at the same instant (same_timestamp_history)."""
     return sum(hi - lo for _, _, slot, lo, hi in _slots(model, kind) if path in slot.values.get("ties", {}))

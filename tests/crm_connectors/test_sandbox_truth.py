@@ -3,7 +3,7 @@ rogue, retired, blank, several pipelines, records moving backwards."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 import pytest
 from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
@@ -114,3 +114,42 @@ def test_hubspot_values_and_blanks_match_searches(hs):
             else:
                 filters = [{"property_name": prop, "operator": "EQ", "value": value}]
             assert total(client, kind, filters) == n, (prop, value)
+
+
+def test_time_in_stage_matches_hubspot_date_entered_and_exited():
+    with HubSpotSandbox(profile="healthy", seed=13, size=3_000, as_of=AS_OF) as sb:
+        client = sb.client()
+        start, end = (hs_datetime(to_ms(d)) for d in WINDOW)
+        for stage in sb.model.schema.deal_pipelines[0].open_stages:
+            entered, exited = f"hs_date_entered_{stage.hs}", f"hs_date_exited_{stage.hs}"
+            days, after = [], None
+            while True:
+                request = PublicObjectSearchRequest(
+                    filter_groups=[
+                        FilterGroup(
+                            filters=[
+                                Filter(property_name=exited, operator="GTE", value=start),
+                                Filter(property_name=exited, operator="LT", value=end),
+                            ]
+                        )
+                    ],
+                    properties=[entered, exited],
+                    limit=100,
+                    after=after,
+                )
+                page = client.crm.objects.search_api.do_search("deals", public_object_search_request=request)
+                for r in page.results:
+                    stay = hs_ms(r.properties[exited]) - hs_ms(r.properties[entered])
+                    days.append(stay / 86_400_000)
+                if not page.paging:
+                    break
+                after = page.paging.next.after
+            stays, average = truth.time_in_stage(
+                sb.model, kind="deal", path="stage", value=stage.key, start=WINDOW[0], end=WINDOW[1]
+            )
+            assert stays == len(days) > 0, stage.label
+            assert average == pytest.approx(sum(days) / len(days)), stage.label
+
+
+def hs_ms(text: str) -> int:
+    return int(datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000)
