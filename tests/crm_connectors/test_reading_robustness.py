@@ -18,7 +18,7 @@ from crm_connectors import services
 from crm_connectors.audit import engine
 from crm_connectors.base import order_history, stage_order
 from crm_connectors.http import LocalStore
-from crm_connectors.hubspot import HubSpotConnector
+from crm_connectors.hubspot import FREE_TEXT_RECORDS, HubSpotConnector
 from crm_connectors.salesforce import SalesforceConnector
 from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, custom_profile, truth, variant
 from crm_connectors.sandbox.truth import month_window
@@ -278,14 +278,16 @@ def test_a_workflow_setting_two_stages_at_once_never_reads_as_a_backward_move(pl
 
 def test_free_text_loss_reasons_are_grouped_by_wording_and_said_to_be_free_text():
     profile = custom_profile("free-text", {"free_text_loss_reasons"})
-    with sandbox("hubspot", profile, size=1_000) as sb:
+    with sandbox("hubspot", profile, size=600) as sb:
         c = connector(sb)
         reason = next(f for f in c.fields("deal") if f.api_name == "closed_lost_reason")
         counts = c.value_counts("deal", reason.api_name)
         snapshot = engine.collect(connector(sb), as_of=AS_OF)
         expected = truth.loss_reasons(sb.model)
-    assert counts.free_text and "free text" in counts.note
+    assert 0 < sum(expected.values()) <= FREE_TEXT_RECORDS, "every reason fits the one page read"
+    assert counts.free_text and "free text" in counts.note and counts.calls == 1
     assert {truth.normalise_reason(v.value): v.count for v in counts.values} == expected
+    assert all(v.label == v.value and v.value == " ".join(v.value.split()) for v in counts.values)
     stored = snapshot["value_counts"]["deal.closed_lost_reason"]
     assert (
         stored["free_text"] and {truth.normalise_reason(v["value"]): v["count"] for v in stored["values"]} == expected
