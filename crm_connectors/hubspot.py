@@ -47,6 +47,7 @@ from .base import (
     CrmError,
     CrmField,
     CrmMalformedResponse,
+    CrmNotReadable,
     CrmObject,
     CrmQueryError,
     CrmUnsupported,
@@ -334,6 +335,12 @@ class HubSpotConnector(CrmConnector):
         )
         category = body.get("category") or ""
         detail = f"{category}: {message}" if category else message
+        if status == 403 and category == "MISSING_SCOPES":
+            return CrmNotReadable(
+                f"HubSpot refused the request ({detail}). The private app lacks the scope for this object.",
+                platform="hubspot",
+                status=status,
+            )
         if status in (401, 403):
             return CrmAuthError(
                 f"HubSpot refused the request ({detail}). Check the private app's token and scopes.",
@@ -436,7 +443,11 @@ class HubSpotConnector(CrmConnector):
     def objects(self) -> list[CrmObject]:
         out = [CrmObject("lead", OBJECTS["lead"], LABELS["lead"], False)]
         for kind in ("contact", "company", "deal", "ticket"):
-            out.append(CrmObject(kind, OBJECTS[kind], LABELS[kind], True, self._records(kind)))
+            try:
+                out.append(CrmObject(kind, OBJECTS[kind], LABELS[kind], True, self._records(kind)))
+            except CrmNotReadable as exc:
+                self.note(f"{LABELS[kind]} are not readable by this token ({exc}).")
+                out.append(CrmObject(kind, OBJECTS[kind], LABELS[kind], False))
         return out
 
     def fields(self, kind: str) -> list[CrmField]:

@@ -153,6 +153,24 @@ def test_a_refused_case_status_is_a_note_and_the_case_object_is_still_found(cast
     assert not [e for e in snapshot["errors"] if e["fatal"]]
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize(("platform", "refused"), [("salesforce", "Case"), ("hubspot", "tickets")])
+def test_a_refused_ticket_object_is_a_note_in_the_test_and_the_audit(cast, platform, refused):
+    profile = variant("healthy", f"no-{refused}", refused_objects={refused})
+    with sandbox(platform, profile) as sb:
+        connection = services.sandbox_connection(client=cast.client, sandbox=sb)
+        summary = services.test_connection(connection=connection)
+        snapshot = engine.collect(connector(sb), as_of=AS_OF)
+        contacts = truth.records(sb.model, kind="contact")
+    assert summary["ok"], summary.get("error")
+    assert any("not readable" in n for n in summary["notes"])
+    [contact] = [o for o in summary["objects"] if o["kind"] == "contact"]
+    assert contact["records"] == contacts
+    assert not [e for e in snapshot["errors"] if e["fatal"]], snapshot["errors"]
+    assert not snapshot["objects"]["ticket"]["available"] and snapshot["objects"]["deal"]["available"]
+    assert snapshot["data_quality"]["missing"] and snapshot["stage_counts"]["deal"]
+
+
 @pytest.mark.parametrize(("platform", "refused"), [("salesforce", "LeadHistory"), ("hubspot", "schemas")])
 def test_a_refused_history_or_schema_object_leaves_only_its_own_figure_out(platform, refused):
     profile = variant("healthy", f"no-{refused}", refused_objects={refused})
