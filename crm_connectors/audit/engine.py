@@ -15,6 +15,7 @@ Contract with the rules (`snapshot` keys beyond the CRM's own shape):
     this user"}], the fields the connector skipped; a rule needing one reports "not evaluated" with that reason.
   - "custom_objects": [{"name", "label", "records" (None when not counted), "fields": [_field() rows]}], custom
     objects with stage-like picklists, read before any "no customer lifecycle" conclusion.
+  - "objects"[kind]["readable"]: False when the object exists but this user may not read it (not "missing").
   - "value_counts"["deal.<loss reason field>"]: its values; a free-text field's grouped wording has "free_text": True.
 No Django here: the benchmark and the rules' tests use it as is.
 """
@@ -32,6 +33,7 @@ from ..base import (
     CrmConnector,
     CrmError,
     CrmField,
+    CrmNotReadable,
     CrmQueryError,
     CrmUnsupported,
     as_json,
@@ -213,10 +215,21 @@ class Collector:
             except Stop:
                 if not isinstance(self.last_error, ITEM_ERRORS):
                     raise
-                # the CRM has no such object here (HubSpot has no lead object): not an error of the audit
+                # the CRM has no such object here (HubSpot has no lead object), or this user may not read it:
+                # not an error of the audit; "readable": False tells the rules not to conclude it is missing
                 self.snapshot["errors"].pop()
-                self.snapshot["objects"][kind] = {"label": label, "available": False, "records": None}
-                self.snapshot["notes"].append(f"{self.c.label} has no {kind} object here: {self.last_error}")
+                refused = isinstance(self.last_error, CrmNotReadable)
+                self.snapshot["objects"][kind] = {
+                    "label": label,
+                    "available": False,
+                    "records": None,
+                    "readable": not refused,
+                }
+                self.snapshot["notes"].append(
+                    f"The {kind} object is not readable by this user: {self.last_error}"
+                    if refused
+                    else f"{self.c.label} has no {kind} object here: {self.last_error}"
+                )
                 continue
             self.snapshot["objects"][kind] = {"label": label, "available": True, "records": None}
             rows = []

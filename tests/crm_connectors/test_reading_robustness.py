@@ -168,6 +168,8 @@ def test_a_refused_ticket_object_is_a_note_in_the_test_and_the_audit(cast, platf
     assert contact["records"] == contacts
     assert not [e for e in snapshot["errors"] if e["fatal"]], snapshot["errors"]
     assert not snapshot["objects"]["ticket"]["available"] and snapshot["objects"]["deal"]["available"]
+    assert snapshot["objects"]["ticket"]["readable"] is False, "refused, not missing"
+    assert any("not readable by this user" in n for n in snapshot["notes"])
     assert snapshot["data_quality"]["missing"] and snapshot["stage_counts"]["deal"]
 
 
