@@ -237,7 +237,12 @@ class HistorySet:
                 self._add(pr, "created", -1, None, None)
             for field_name, path_name in tracked:
                 path = slot.paths.get(path_name) or []
-                for t in range(0 if snapshot else 1, len(path)):
+                steps = list(range(0 if snapshot else 1, len(path)))
+                tied = slot.values.get("ties", {}).get(path_name)
+                if tied in steps and tied - 1 in steps:  # same instant: stored later step first
+                    at = steps.index(tied)
+                    steps[at - 1], steps[at] = steps[at], steps[at - 1]
+                for t in steps:
                     old = path[t - 1][0] if t > 0 else None
                     self._add(pr, field_name, t, old, path[t][0], path_name)
         self.nslots = self.width = len(self.map)
@@ -328,6 +333,9 @@ class OrgModel:
             )
             for name, ratio in RATIOS.items()
         }
+        if self.schema.customer_stages:  # customer_stages_on_custom_object: one health record per 20 people
+            n = max(1, int(self.size * 0.05)) if self.size else 0
+            self.sets["customer_health"] = RecordSet(self, "customer_health", n, self.gen.customer_health_slot)
         self._histories: dict[str, HistorySet] = {}
         self._lock = threading.Lock()  # history tables are built on first use, maybe by two server threads
 
@@ -346,6 +354,7 @@ class OrgModel:
     def _history(self, name: str) -> HistorySet:
         if name not in self._histories:
             specs = {
+                "customer_health_history": ("customer_health", [("Stage__c", "stage")], False),
                 "lead_history": ("lead", [("Status", "status"), ("Lifecycle_Stage__c", "lifecycle")], False),
                 "contact_history": ("contact", [("Lifecycle_Stage__c", "lifecycle")], False),
                 "deal_field_history": ("deal", [("StageName", "stage")], False),
@@ -458,7 +467,21 @@ class OrgModel:
                 "stale_180d": self.stale_count("deal"),
             },
             "ticket": {"count": self.sets["ticket"].size, "by_stage": by("ticket", "stage")},
+            **({"customer_health": self._custom_summary(by)} if "customer_health" in self.sets else {}),
+            "knobs": {
+                "hidden_fields": sorted(self.profile.hidden_fields),
+                "refused_objects": sorted(self.profile.refused_objects),
+                "trend": None if self.profile.trend is None else {
+                    "start": self.profile.trend.start.isoformat(),
+                    "conversion_drop_pp": self.profile.trend.conversion_drop_pp,
+                    "volume_drop_pct": self.profile.trend.volume_drop_pct,
+                },
+                "style": self.profile.style,
+            },
         }
+
+    def _custom_summary(self, by: Callable[[str, str], dict[str, int]]) -> dict[str, Any]:
+        return {"count": self.sets["customer_health"].size, "by_stage": by("customer_health", "stage")}
 
     def add_details(self, table: RecordSet, row: dict[str, Any]) -> None:
         getattr(self.gen, f"{table.name}_details")(table, row)
@@ -583,6 +606,7 @@ class _Generator:
             if era:  # the trend's version of the slot stops earlier; the rest of the slot stays the same
                 cut = self.trend_cut(table, base, lifecycle, targets)
                 lifecycle, slot.paths["lifecycle"] = lifecycle[:cut], slot.paths["lifecycle"][:cut]
+            self.tie(table, base, slot, "lifecycle")
         v["lifecycle"] = lifecycle[-1] if lifecycle else None
         missing = self.m.has("missing_required_fields")
         v["has_email"] = rng.random() >= (0.12 if missing else 0.0)
@@ -593,6 +617,7 @@ class _Generator:
         if lifecycle and self.s.lead_stage:
             key = {
                 "lead": "raw",
+                "engaged": "raw",
                 "subscriber": "raw",
                 "mql": "mql",
                 "working": "mql",
@@ -611,6 +636,18 @@ class _Generator:
             v["has_email"] = True
             table.slots[dup_of].values["has_email"] = True
         return slot
+
+    def tie(self, table: RecordSet, base: int, slot: Slot, name: str) -> None:
+        """same_timestamp_history: on 10% of slots a workflow sets two stages in a row at one instant.
+        `ties[name] = t` says steps t-1 and t share a timestamp; histories store step t first."""
+        path = slot.paths.get(name) or []
+        rng = self.m.rng(table.name, base, "tie")
+        roll, pick = rng.random(), rng.random()
+        if not self.m.has("same_timestamp_history") or len(path) < 3 or roll >= 0.1:
+            return
+        t = 2 + int(pick * (len(path) - 2))  # 2 .. len - 1: both steps are changes with a history row
+        path[t] = (path[t][0], path[t - 1][1])
+        slot.values["ties"] = {**slot.values.get("ties", {}), name: t}
 
     def stop_odds(self, targets: dict[str, float]) -> tuple[float, float]:
         """Chances that a path past MQL stops at MQL, and one past SQL stops at SQL, under the trend.
@@ -645,6 +682,19 @@ class _Generator:
             return keys.index("opportunity", keys.index("sql"))
         return len(keys)
 
+    def status_shapes(self, table: RecordSet, s: int, slot: Slot, opts: dict[str, Option]) -> None:
+        """Retired status values still on records (5% of slots) and blank statuses (8%), each drawn from
+        its own random stream so the rest of the slot stays as without them."""
+        rng = self.m.rng(table.name, table.base(s), "status-shapes")
+        retired, blank = rng.random(), rng.random()
+        path = slot.paths["status"]
+        if self.m.has("inactive_values_on_records") and retired < 0.05 and path[-1][0].key != "converted":
+            path[-1] = (opts["contacted_retired"], path[-1][1])
+            slot.values["status"] = opts["contacted_retired"]
+        if self.m.has("blank_lead_status") and blank < 0.08:
+            del slot.paths["status"]
+            slot.values["status"] = None
+
     def _taken(self, table: RecordSet) -> set[int]:
         return self.__dict__.setdefault(f"taken_{table.name}", set())
 
@@ -675,7 +725,8 @@ class _Generator:
         )
         slot.paths["status"] = self.path(rng, [opts[k] for k in keys], (1, 20))
         v["status"] = opts[final]
-        v["converted"] = final == "converted"
+        self.status_shapes(table, s, slot, opts)
+        v["converted"] = v["status"] is not None and v["status"].key == "converted"
         v["has_company"] = rng.random() >= self.rate("missing_required_fields", 0.06)
         v["industry"] = (
             None
@@ -724,6 +775,7 @@ class _Generator:
             keys = ["new"] if final == "new" else ["new", final]
             slot.paths["status"] = self.path(rng, [opts[k] for k in keys], (1, 20))
             v["status"] = opts[final]
+            self.status_shapes(table, s, slot, opts)
         else:
             v["status"] = None
         v["company_slot"] = rng.random()
@@ -831,9 +883,12 @@ class _Generator:
         is_open = not stages[-1].closed
         v["has_next_step"] = is_open and rng.random() < (0.3 if self.m.has("no_next_step") else 0.9)
         lost = stages[-1].closed and not stages[-1].won
-        v["loss_reason"] = (
-            rng.choice(self.s.loss_reasons) if lost and self.s.loss_reasons and rng.random() < 0.9 else None
-        )
+        reasons = self.s.loss_reasons
+        v["loss_reason"] = None
+        if lost and reasons and rng.random() < 0.9:
+            weights = self.s.loss_weights
+            pairs = list(zip(reasons, weights, strict=True)) if weights else []
+            v["loss_reason"] = _weighted(rng, pairs) if pairs else rng.choice(reasons)
         v["source"] = None if rng.random() < (0.3 if missing else 0.02) else rng.choice(self.s.lead_source)
         v["owner"] = rng.randrange(len(self.s.owners))
         last = path[-1][1]
@@ -868,6 +923,27 @@ class _Generator:
         v["owner"] = rng.randrange(len(self.s.owners))
         self.finish(rng, slot, "stage", self.rate("stale_records", 0.3, 0.05))
         return slot
+
+    def customer_health_slot(self, table: RecordSet, s: int) -> Slot:
+        """A customer's health record on the custom object: Onboarding -> Adopting -> Mature Adoption ->
+        Renewal, or Onboarding -> Adopting -> Churn Risk."""
+        rng = self.m.rng(table.name, s)
+        slot = Slot()
+        stages = list(self.s.customer_stages or ())
+        target = _weighted(rng, list(zip(stages, (3, 4, 3, 1.5, 1), strict=True)))
+        at = stages.index(target)
+        path = stages[:2] + [target] if target.key == "customer.churn_risk" else stages[: at + 1]
+        slot.paths["stage"] = self.path(rng, path, (10, 60))
+        slot.values.update(stage=target, owner=rng.randrange(len(self.s.owners)))
+        self.finish(rng, slot, "stage", self.rate("stale_records", 0.3, 0.05))
+        return slot
+
+    def customer_health_details(self, table: RecordSet, row: dict[str, Any]) -> None:
+        h = _hash(self.m.seed, table.name, row["index"])
+        companies = self.m.sets["company"]
+        row["company_index"] = h % companies.size if companies.size else None
+        base = company_name(self.m, row["company_index"]) if row["company_index"] is not None else "Customer"
+        row["name"] = f"{base} health"
 
     def ticket_details(self, table: RecordSet, row: dict[str, Any]) -> None:
         h = _hash(self.m.seed, table.name, row["index"])

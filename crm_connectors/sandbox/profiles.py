@@ -104,7 +104,45 @@ GOTCHAS: dict[str, tuple[str, str]] = {
     ),
     "no_next_step": ("DQ-NO-NEXT-STEP", "most open deals have no next step"),
     "stale_records": ("DQ-STALE-RECORDS", "a large share of records untouched for more than 180 days"),
+    # Shapes real orgs have. An empty rule list means the audit must NOT report what the description names.
+    "customer_stages_on_custom_object": (
+        "",
+        "customer stages live on a custom object (Salesforce Customer_Health__c.Stage__c, HubSpot custom object"
+        " customer_health with a stage property) instead of a ticket pipeline: not CUST-NO-LIFECYCLE",
+    ),
+    "relabelled_default_stages": (
+        "",
+        "HubSpot's default deal pipeline keeps its internal stage ids (appointmentscheduled, qualifiedtobuy...)"
+        " but its stages are renamed to milestones: not PIPE-DEFAULT-STAGES",
+    ),
+    "inactive_values_on_records": (
+        "LC-DEPRECATED-STAGE-RECORDS",
+        "a retired status value 'Contacted' (Salesforce active: false, HubSpot hidden: true) still held by"
+        " 5% of leads and contacts",
+    ),
+    "same_timestamp_history": (
+        "",
+        "a workflow sets two lifecycle stages at the same instant on 10% of records: their history rows share"
+        " a timestamp and are stored later-stage first: not LC-BACKWARD-MOVES",
+    ),
+    "free_text_loss_reasons": (
+        "DQ-FREE-TEXT-FINITE",
+        "the loss reason is free text (HubSpot closed_lost_reason, Salesforce a text Loss_Reason__c) spelled"
+        " many ways: 'Price', ' price', 'PRICE', 'Too expensive', 'No budget'...",
+    ),
+    "dominant_loss_reason": (
+        "LC-DOMINANT-DROP-OFF-REASON",
+        "one loss reason (Price) is about half of the recorded reasons, above the seed's 30% review threshold",
+    ),
+    "blank_lead_status": ("LC-NULL-STAGE", "about 8% of leads and contacts have no Lead Status / hs_lead_status"),
+    "overlapping_lifecycle_across_objects": (
+        "LC-OVERLAPPING-SYSTEMS",
+        "Lead Status on leads (and hs_lead_status on contacts) carries MQL and SQL, as the contact lifecycle does",
+    ),
 }
+# The gotchas "messy" was built with; later gotchas (some contradict these) are in "tangled".
+MESSY_GOTCHAS = frozenset(list(GOTCHAS)[: list(GOTCHAS).index("customer_stages_on_custom_object")])
+NEW_GOTCHAS = frozenset(GOTCHAS) - MESSY_GOTCHAS
 
 
 @dataclass(frozen=True)
@@ -137,6 +175,7 @@ class Profile:
     hidden_fields: frozenset[str] = field(default_factory=frozenset)
     refused_objects: frozenset[str] = field(default_factory=frozenset)
     trend: Trend | None = None
+    style: str = ""  # "" or "wellbuilt": which vocabulary the org uses (see orgschema)
 
     def __post_init__(self) -> None:
         for name in ("gotchas", "hidden_fields", "refused_objects"):
@@ -147,6 +186,8 @@ class Profile:
         bad = [h for h in self.hidden_fields if "." not in h]
         if bad:
             raise ValueError(f"hidden fields are '<kind>.<api name>': {sorted(bad)}")
+        if self.style not in ("", "wellbuilt"):
+            raise ValueError(f"unknown style {self.style!r}; choose '' or 'wellbuilt'")
 
     def has(self, gotcha: str) -> bool:
         return gotcha in self.gotchas
@@ -186,9 +227,35 @@ PROFILES: dict[str, Profile] = {
     ),
     "messy": Profile(
         "messy",
-        frozenset(GOTCHAS),
-        "Every gotcha at once: the worst org an audit should survive.",
+        MESSY_GOTCHAS,
+        "Every classic gotcha at once: the worst org an audit should survive.",
         10_000,
+    ),
+    "tangled": Profile(
+        "tangled",
+        NEW_GOTCHAS | {"records_without_stage", "rogue_picklist_values", "no_sal_stage"},
+        "An org shaped unlike the demo: customer stages on a custom object, relabelled default stages,"
+        " retired values still on records, same-instant history, free-text loss reasons with one dominating,"
+        " blank lead statuses and MQL/SQL in Lead Status as well as in the lifecycle.",
+        10_000,
+    ),
+    "wellbuilt": Profile(
+        "wellbuilt",
+        frozenset({"customer_stages_on_custom_object"}),
+        "A well-built org shaped unlike 'healthy': the platforms' standard lifecycle names (incl. Marketing"
+        " Engaged and SAL) on a custom field of Lead and Contact, Salesforce's default Lead Status values,"
+        " HubSpot's default lead statuses, three milestone pipelines at 25/50/75/90/100, customer stages on"
+        " a custom object, loss reasons picked from a list. An audit should find nothing high or medium.",
+        10_000,
+        style="wellbuilt",
+    ),
+    "wellbuilt-relabelled": Profile(
+        "wellbuilt-relabelled",
+        frozenset({"relabelled_default_stages"}),
+        "The well-built org as HubSpot portals often are: the default sales pipeline renamed to milestones"
+        " (default internal ids), customer stages in a ticket pipeline.",
+        10_000,
+        style="wellbuilt",
     ),
     "demo": Profile(
         "demo",

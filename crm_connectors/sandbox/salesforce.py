@@ -461,6 +461,7 @@ class SalesforceSandbox(SandboxServer):
             values = [
                 {"attributes": None, "label": v["label"], "validFor": [], "value": v["value"]}
                 for v in f.describe()["picklistValues"]
+                if v["active"]  # the UI API lists the values a user may pick: active ones
             ]
         return Response.json(
             {
