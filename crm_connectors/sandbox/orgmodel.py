@@ -114,7 +114,7 @@ class RecordSet:
         self.cut = size  # first index created at or after the trend's start
         self.dt_after = self.dt
         trend = model.profile.trend
-        if trend is not None and size:
+        if trend is not None and size and self.t0 < to_ms(trend.start) < model.as_of:
             start = to_ms(trend.start)
             if trend.volume_drop_pct:
                 self.dt_after = max(1, int(self.dt / (1 - trend.volume_drop_pct / 100)))
@@ -885,7 +885,8 @@ class _Generator:
         lost = stages[-1].closed and not stages[-1].won
         reasons = self.s.loss_reasons
         v["loss_reason"] = None
-        if lost and reasons and rng.random() < 0.9:
+        # a well-built org makes the reason required on loss: only old records lack one
+        if lost and reasons and rng.random() < (0.98 if self.m.profile.style == "wellbuilt" else 0.9):
             weights = self.s.loss_weights
             pairs = list(zip(reasons, weights, strict=True)) if weights else []
             v["loss_reason"] = _weighted(rng, pairs) if pairs else rng.choice(reasons)

@@ -135,6 +135,11 @@ GOTCHAS: dict[str, tuple[str, str]] = {
         "one loss reason (Price) is about half of the recorded reasons, above the seed's 30% review threshold",
     ),
     "blank_lead_status": ("LC-NULL-STAGE", "about 8% of leads and contacts have no Lead Status / hs_lead_status"),
+    "retired_date_properties": (
+        "LC-RETIRED-DATE-PROPERTIES",
+        "date fields of a stage that no longer exists, left empty: Salesforce Lead.SAO_Date__c ('SAO Date'),"
+        " HubSpot contacts hs_date_entered_1000431 / hs_date_exited_1000431 (a deleted 'Recycled Lead' stage)",
+    ),
     "overlapping_lifecycle_across_objects": (
         "LC-OVERLAPPING-SYSTEMS",
         "Lead Status on leads (and hs_lead_status on contacts) carries MQL and SQL, as the contact lifecycle does",
