@@ -46,3 +46,27 @@ def entered_in_month(model, kind: str, value_key: str, period: date) -> int:
 
     start, end = truth.month_window(period)
     return truth.entries(model, kind=kind, path="lifecycle", value=value_key, start=start, end=end)
+
+
+def average_stay_days(model, kind: str, value_key: str, period: date, *, began_in_month: bool = False) -> float | None:
+    """Average days records of `kind` stayed in the lifecycle value `value_key`, over the stays that ended in the
+    month (the record moved on to its next value then) and, with `began_in_month`, began in it too; read off the
+    generator's own model: each record's path and entry times."""
+    from crm_connectors.sandbox import truth
+    from crm_connectors.sandbox.dates import DAY_MS
+
+    start, end = truth.month_window(period)
+    table = model.sets[kind]
+    stays: list[float] = []
+    for rank, slot in enumerate(table.slots):
+        path = slot.paths.get("lifecycle") or []
+        pairs = [(path[i][1], path[i + 1][1]) for i in range(len(path) - 1) if path[i][0].key == value_key]
+        if not pairs:
+            continue
+        first, last = table.k_range(rank)
+        for k in range(first, last):
+            created = table.created(rank, k)
+            for came, left in pairs:
+                if start <= left(created) < end and (not began_in_month or came(created) >= start):
+                    stays.append((left(created) - came(created)) / DAY_MS)
+    return sum(stays) / len(stays) if stays else None

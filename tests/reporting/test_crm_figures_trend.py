@@ -18,7 +18,7 @@ from crm_connectors.sandbox.profiles import Trend, variant
 from reporting import health
 from reporting.models import HealthResult, MetricValue
 from reporting.tasks import run_health_check
-from tests.reporting.conftest import entered_in_month, lifecycle_engagement
+from tests.reporting.conftest import average_stay_days, entered_in_month, lifecycle_engagement
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("crm_sandbox_settings")]
 AS_OF = date(2027, 6, 1)
@@ -81,6 +81,8 @@ def test_the_mql_to_sql_series_and_its_triggers_follow_the_data_on_both_platform
     months = [SEP, OCT, NOV, DEC]
     with SANDBOXES[platform](profile=DECLINING, seed=3, size=100_000, as_of=AS_OF) as crm:
         truth = {m: {s: entered_in_month(crm.model, "contact", s.lower(), m) for s in ("MQL", "SQL")} for m in months}
+        mql_stay = average_stay_days(crm.model, "contact", "mql", OCT)
+        mql_stay_inside = average_stay_days(crm.model, "contact", "mql", OCT, began_in_month=True)
         engagement = lifecycle_engagement(cast, crm, STAGES[platform])
         runs = {}
         for month in months:
@@ -98,6 +100,15 @@ def test_the_mql_to_sql_series_and_its_triggers_follow_the_data_on_both_platform
     rows = MetricValue.objects.filter(engagement=engagement, metric="stage_entry_volume")
     volumes = {(m.period, m.key): m.value for m in rows}
     assert volumes == {(m, s): float(n) for m, t in truth.items() for s, n in t.items()}
+
+    # Time in stage (quarterly, due in October): Salesforce from the month's ContactHistory rows, so the stays that
+    # began and ended in the month (the connector says so in its note); HubSpot from its date-entered/exited
+    # properties of a first page of stays, a sample.
+    stay = MetricValue.objects.get(engagement=engagement, metric="time_in_stage_days", key="MQL", period=OCT).value
+    if platform == "salesforce":
+        assert stay == pytest.approx(mql_stay_inside, abs=0.05)
+    else:
+        assert 0.5 * mql_stay < stay < 1.5 * mql_stay
 
     expected = expected_flags(truth)
     assert expected[OCT] == set()  # the months before the decline are steady: nothing fires
