@@ -58,7 +58,7 @@ THRESHOLDS: dict[str, float] = {
     "stale_days": 180,
     "no_next_step_share": 0.25,  # DQ-NO-NEXT-STEP: open deals without a next step
     "lost_without_reason_share": 0.20,  # LC-NO-DROP-OFF-REASON: lost deals without a reason
-    # LC-DOMINANT-LOSS-REASON: the seed's own red flag (S1 §4a, >30%), and the fewest recorded reasons worth judging
+    # LC-DOMINANT-DROP-OFF-REASON: the seed's own red flag (S1 §4a, >30%), and the fewest recorded reasons worth judging
     "dominant_reason_share": 0.30,
     "dominant_reason_min": 20,
     "default_stage_share": 0.6,
@@ -850,7 +850,7 @@ def _closed_lookup(snap: Snapshot, kind: str) -> dict[tuple[str | None, str], st
 
 
 @rule(
-    "LC-DOMINANT-LOSS-REASON",
+    "LC-DOMINANT-DROP-OFF-REASON",
     title="One loss reason dominates",
     domain=SALES_PIPELINES,
     severity=MEDIUM,
@@ -1125,7 +1125,7 @@ def _deprecated(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
                 count=n,
                 evidence={"share": round(share, 4), "total": c.total, "internal_values": dict(c.internal)},
                 message=f"{n:,} of {c.total:,} {snap.crm} {OBJECT_LABELS[c.kind]} ({share_text(share)}) still hold "
-                f"retired {c.label} values: {listing(f'{k} ({v:,})' for k, v in c.retired.items())}.",
+                f"retired {c.label} values: " + ", ".join(f"“{k}” ({v:,})" for k, v in c.retired.items()) + ".",
             )
         )
     return hits

@@ -22,7 +22,7 @@ DEEP_GOTCHAS = {"duplicate_records", "stage_skips_and_backward_moves"}
 # rules no sandbox gotcha triggers: each is shown firing on an edited snapshot below
 WITHOUT_GOTCHA = {
     "LC-DEPRECATED-STAGE-RECORDS",
-    "LC-DOMINANT-LOSS-REASON",
+    "LC-DOMINANT-DROP-OFF-REASON",
     "LC-RETIRED-DATE-PROPERTIES",
     "PIPE-FORECAST-CATEGORY",
     "DQ-INCONSISTENT-STAGE-DEFS",
@@ -510,20 +510,19 @@ def _reasons(counts: dict[str, int], type_: str = "picklist", free_text: bool = 
 
 
 def test_one_loss_reason_dominating_the_recorded_reasons():
-    [hit] = hits_of(_reasons({"Price": 45, "Timing": 30, "Competitor": 25}), "LC-DOMINANT-LOSS-REASON")
+    [hit] = hits_of(_reasons({"Price": 45, "Timing": 30, "Competitor": 25}), "LC-DOMINANT-DROP-OFF-REASON")
     assert (hit.severity, hit.count, hit.evidence["share"], hit.evidence["recorded"]) == ("medium", 45, 0.45, 100)
     assert (
         hit.message.startswith("“Price” is the Loss Reason of 45 of the 100 Salesforce deals") and "45%" in hit.message
     )
     assert (
-        hits_of(_reasons({"Price": 30, "Timing": 40, "Competitor": 30}), "LC-DOMINANT-LOSS-REASON")[0].values[0]
+        hits_of(_reasons({"Price": 30, "Timing": 40, "Competitor": 30}), "LC-DOMINANT-DROP-OFF-REASON")[0].values[0]
         == "Timing"
     )
+    balanced = _reasons({"Price": 30, "Timing": 30, "Competitor": 20, "Other": 20})
+    assert hits_of(balanced, "LC-DOMINANT-DROP-OFF-REASON") == []
     assert (
-        hits_of(_reasons({"Price": 30, "Timing": 30, "Competitor": 20, "Other": 20}), "LC-DOMINANT-LOSS-REASON") == []
-    )
-    assert (
-        hits_of(_reasons({"Price": 12, "Timing": 6}), "LC-DOMINANT-LOSS-REASON") == []
+        hits_of(_reasons({"Price": 12, "Timing": 6}), "LC-DOMINANT-DROP-OFF-REASON") == []
     )  # 18 reasons: too few to judge
 
 
@@ -537,7 +536,7 @@ def test_a_free_text_loss_reason_is_advice_not_a_missing_field():
     found = {h.rule_id: h for h in rules.evaluate(data).hits}
     assert "LC-NO-DROP-OFF-REASON" not in found
     assert (found["DQ-FREE-TEXT-FINITE"].severity, found["DQ-FREE-TEXT-FINITE"].values) == ("low", ["loss reason"])
-    dominant = found["LC-DOMINANT-LOSS-REASON"]
+    dominant = found["LC-DOMINANT-DROP-OFF-REASON"]
     assert dominant.values[0] == "too expensive" and "free text, grouped by normalised wording" in dominant.message
 
 
