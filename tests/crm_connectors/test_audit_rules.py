@@ -603,6 +603,10 @@ def test_a_customer_lifecycle_on_a_custom_object_counts():
     assert hit.severity == "low" and "Customer Health (Stage__c)" in hit.message
     data["custom_objects"] = []
     assert hits_of(data, "CUST-NO-LIFECYCLE")[0].severity == "medium"
+    # custom objects the CRM refused to list: no conclusion about a missing customer lifecycle
+    data["errors"] = [{"step": "custom objects", "message": "INSUFFICIENT_ACCESS", "kind": "CrmQueryError"}]
+    evaluation = rules.evaluate(data)
+    assert "custom objects could not be read" in evaluation.not_evaluated["CUST-NO-LIFECYCLE"]
 
 
 def test_stage_date_fields_of_retired_stages():
