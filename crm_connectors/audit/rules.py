@@ -394,7 +394,14 @@ class Rule:
         kwargs.setdefault("domain", self.domain)
         kwargs.setdefault("recommendation", self.recommendation)
         kwargs.setdefault("seed", self.seed)
+        # the finding row's columns (Finding.object 40, Finding.field 300): long lists stay whole in values/evidence
+        kwargs["object"] = clip(kwargs.get("object", ""), 40)
+        kwargs["field"] = clip(kwargs.get("field", ""), 300)
         return Hit(rule_id=self.id, **kwargs)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip(", ") + "…"
 
 
 CATALOGUE: dict[str, Rule] = {}

@@ -625,6 +625,10 @@ def test_stage_date_fields_of_retired_stages():
     [hit] = hits_of(data, "LC-RETIRED-DATE-PROPERTIES")
     assert hit.evidence["fields"] == {"hs_date_entered_old": "old", "hs_date_entered_mql_legacy": "mql_legacy"}
     assert hit.severity == "low"
+    many = [{"name": f"hs_date_entered_old_stage_{i}", "type": "datetime", "role": None} for i in range(40)]
+    data["fields"]["contact"] += many
+    [hit] = hits_of(data, "LC-RETIRED-DATE-PROPERTIES")
+    assert len(hit.field) <= 300 and hit.field.endswith("…") and len(hit.evidence["fields"]) == 42
     sf = snapshot(
         fields={
             "lead": [
