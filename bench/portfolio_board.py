@@ -171,6 +171,7 @@ def server_env(static_root: str) -> dict:
             "CRM_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "ALLOWED_HOSTS": f"{HOST},localhost,testserver",
             "SECURE_COOKIES": "false",
+            "SECURE_SSL_REDIRECT": "false",
             "CONN_MAX_AGE": "60",
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),

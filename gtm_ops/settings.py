@@ -63,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.BrowserTimezoneMiddleware",
+    "gtm_ops.middleware.private_responses",
 ]
 
 if not DEBUG:
@@ -272,7 +273,15 @@ INVITATION_MAX_AGE_DAYS = 7
 SESSION_COOKIE_HTTPONLY = True
 # Cookies travel over HTTPS only in production; SECURE_COOKIES=false for a plain-http trial behind no proxy.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS in production: requests redirected to https (but the probes, which load balancers call over plain http)
+# and HSTS for a year (SECURE_HSTS_SECONDS=0 turns it off). X-Forwarded-Proto is trusted only when a TLS proxy in
+# front sets it (TLS_PROXY=true); otherwise any client could claim https.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^readyz/$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TLS_PROXY", default=False) else None
 
 LOGGING = {
     "version": 1,

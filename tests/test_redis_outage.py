@@ -108,3 +108,26 @@ def test_a_sign_out_during_an_outage_holds_when_redis_comes_back(client, cast, o
     response = client.get(home)
     assert response.status_code == 302 and reverse("login") in response["Location"]
     assert cached_sessions(own_redis.client, ended) == 0
+
+
+def test_healthz_tells_the_cache_apart_from_the_database(client, cast, own_redis):
+    assert client.get(reverse("healthz")).json() == {"status": "ok", "database": "ok", "cache": "ok"}
+    own_redis.kill()
+    response = client.get(reverse("healthz"))
+    assert response.status_code == 200  # every page still answers from the database
+    assert response.json()["cache"].startswith("unavailable")
+
+
+def test_readyz_fails_when_the_broker_is_down(client, db, settings):
+    from gtm_ops.celery import app
+
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    assert client.get(reverse("readyz")).json()["broker"] == "ok"
+    working = app.conf.broker_url
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    try:
+        response = client.get(reverse("readyz"))
+    finally:
+        app.conf.broker_url = working
+    assert response.status_code == 503
+    assert response.json()["broker"].startswith("unavailable") and response.json()["database"] == "ok"

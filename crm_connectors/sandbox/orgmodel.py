@@ -467,7 +467,21 @@ class OrgModel:
                 "stale_180d": self.stale_count("deal"),
             },
             "ticket": {"count": self.sets["ticket"].size, "by_stage": by("ticket", "stage")},
+            **({"customer_health": self._custom_summary(by)} if "customer_health" in self.sets else {}),
+            "knobs": {
+                "hidden_fields": sorted(self.profile.hidden_fields),
+                "refused_objects": sorted(self.profile.refused_objects),
+                "trend": None if self.profile.trend is None else {
+                    "start": self.profile.trend.start.isoformat(),
+                    "conversion_drop_pp": self.profile.trend.conversion_drop_pp,
+                    "volume_drop_pct": self.profile.trend.volume_drop_pct,
+                },
+                "style": self.profile.style,
+            },
         }
+
+    def _custom_summary(self, by: Callable[[str, str], dict[str, int]]) -> dict[str, Any]:
+        return {"count": self.sets["customer_health"].size, "by_stage": by("customer_health", "stage")}
 
     def add_details(self, table: RecordSet, row: dict[str, Any]) -> None:
         getattr(self.gen, f"{table.name}_details")(table, row)

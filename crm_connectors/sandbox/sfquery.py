@@ -126,6 +126,9 @@ class SoqlEngine:
         if q.offset > 2000:
             raise SoqlError("NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000")
         flt, ids = self._where(q, obj)
+        if obj.hidden_history:
+            unseen = Static("field", lambda v, h=obj.hidden_history: v not in h)
+            flt = [[*group, unseen] for group in flt]
         if q.is_aggregate:
             return self._aggregate(q, obj, table, flt, ids)
         fields = [self._field(q, obj, ref) for ref in q.fields]  # type: ignore[arg-type]

@@ -166,6 +166,8 @@ class SfObject:
     fields: dict[str, SfField] = field(default_factory=dict)
     rows: list[dict[str, Any]] | None = None  # static tables only
     custom: bool = False
+    parent: str = ""  # field history objects: the sObject whose changes they hold
+    hidden_history: frozenset[str] = frozenset()  # history rows of fields this user cannot see
 
     def field(self, name: str) -> SfField | None:
         return self._lower().get(name.lower())
@@ -431,6 +433,7 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
           if "Customer_Health__c" in objects else []),
     ]:
         objects[name] = _field_history(name, table, parent, parent_field, owners)
+        objects[name].parent = parent.name
     objects["OpportunityHistory"] = _opportunity_history(opp)
     for static in _static_tables(model, stage_labels):
         objects[static.name] = static
@@ -457,6 +460,11 @@ def _hide_fields(model: OrgModel, objects: dict[str, SfObject]) -> None:
         kinds = (obj.name, KINDS.get(obj.name, obj.name))
         for name in [n for n in obj.fields if model.profile.hides(kinds, n)]:
             del obj.fields[name]
+    for obj in objects.values():  # field history follows field-level security: a hidden field's changes are hidden
+        if obj.parent:
+            kinds = (obj.parent, KINDS.get(obj.parent, obj.parent))
+            tracked = ("Status", "StageName", "Lifecycle_Stage__c", "Stage__c")
+            obj.hidden_history = frozenset(n for n in tracked if model.profile.hides(kinds, n))
 
 
 def _pct(o: Option | None) -> float | None:

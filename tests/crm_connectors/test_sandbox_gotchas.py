@@ -229,3 +229,5 @@ def test_the_command_serves_the_new_profiles():
     parser = Command().create_parser("manage.py", "crm_sandbox")
     for profile in ("wellbuilt", "wellbuilt-relabelled", "tangled"):
         assert parser.parse_args(["--kind", "salesforce", "--profile", profile]).profile == profile
+    knobs = parser.parse_args(["--kind", "hubspot", "--hide", "contact.phone", "--refuse", "tickets"])
+    assert (knobs.hide, knobs.refuse) == (["contact.phone"], ["tickets"])

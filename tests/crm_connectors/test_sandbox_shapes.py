@@ -22,6 +22,7 @@ HIDDEN = variant(
     hidden_fields={"lead.Phone", "lead.LeadSource", "contact.phone", "contact.hs_analytics_source", "deal.NextStep"},
     refused_objects={"CaseStatus", "LeadHistory", "tickets"},
 )
+STATUS_HIDDEN = variant("healthy", "no-status", hidden_fields={"lead.Status"})
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +118,12 @@ def test_refusing_only_an_endpoint_leaves_the_object_readable():
             client.crm.pipelines.pipelines_api.get_all("tickets")
         assert caught.value.status == 403
         assert client.crm.objects.basic_api.get_page("tickets", limit=2).results
+
+
+def test_a_hidden_field_takes_its_history_rows_with_it():
+    with SalesforceSandbox(profile=STATUS_HIDDEN, seed=2, size=600, as_of=AS_OF) as sb:
+        sf = sb.client()
+        fields = {r["Field"] for r in sf.query_all("SELECT Field FROM LeadHistory")["records"]}
+        assert fields == {"created", "Lifecycle_Stage__c"}
+        body = sf_error(sf, "SELECT Status, COUNT(Id) FROM Lead GROUP BY Status")
+        assert body["errorCode"] == "INVALID_FIELD"
