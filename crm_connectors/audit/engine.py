@@ -292,7 +292,8 @@ class Collector:
             plan.append((f"{kind}.{name} values", lambda kind=kind, name=name: self._value_counts(kind, name)))
         reason = rules.reason_field(snap) if snap.available("deal") else None
         if reason is not None:
-            plan.append((f"deal.{reason['name']} empty", lambda name=reason["name"]: self._empty("deal", name)))
+            if reason["type"] != "picklist":  # a picklist's value counts say how many deals have none
+                plan.append((f"deal.{reason['name']} empty", lambda name=reason["name"]: self._empty("deal", name)))
             if ("deal", reason["name"]) not in counted and reason["type"] in ("picklist", "string", "text"):
                 # one reason dominating the recorded ones (the seed's drop-off review); free text grouped by wording
                 plan.append(
@@ -350,6 +351,8 @@ class Collector:
             "deep": deep,
             "free_text": vc.free_text,
         }
+        if not vc.free_text:  # records with no value at all (a free-text reading only saw some records)
+            self.snapshot["empty_counts"][f"{kind}.{vc.field}"] = vc.empty
 
     def _empty(self, kind: str, name: str) -> None:
         n = self.call(f"{kind}.{name} empty", lambda: self.c.count_without_value(kind, name), item=True)
