@@ -127,20 +127,24 @@ def entries(
     pipeline: str | None = None,
     by: str = "key",
     first: bool = True,
+    latest: bool = False,
 ) -> int:
     """Times records entered `value` of a stage path in [start, end); a record entering twice counts twice.
 
     `pipeline` (deals, tickets) keeps one pipeline, by the same `by`. `first=False` leaves out the value a
     record was created with, as Salesforce field history (LeadHistory, ContactHistory) does; with the
-    default, it counts like OpportunityHistory and HubSpot's 'date entered' properties.
+    default, it counts like OpportunityHistory. `latest=True` counts only each record's last entry into the
+    value, as HubSpot's hs_date_entered_* properties keep it (they differ only where records move back).
     """
     s, e = _ms(start), _ms(end)
     total = 0
     for table, rank, slot, lo, hi in _slots(model, kind):
         if pipeline is not None and _key(slot.values.get("pipeline"), by) != pipeline:
             continue
-        for step, (option, rule) in enumerate(slot.paths.get(path) or []):
-            if (step or first) and _key(option, by) == value:
+        path_steps = enumerate(slot.paths.get(path) or [])
+        steps = [(step, rule) for step, (option, rule) in path_steps if _key(option, by) == value]
+        for step, rule in steps[-1:] if latest else steps:
+            if step or first:
                 total += _within(table, rank, rule, lo, hi, s, e)
     return total
 
