@@ -148,6 +148,19 @@ def test_leads_and_contacts_tracking_the_funnel_in_different_fields(platform):
         assert "Status" in across.field.split(", ")
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_date_fields_of_a_stage_that_no_longer_exists(platform):
+    snapshot, evaluation, model = audit(platform, "retired_date_properties")
+    kind = "lead" if platform == "salesforce" else "contact"
+    [hit] = [h for h in evaluation.hits if h.rule_id == "LC-RETIRED-DATE-PROPERTIES"]
+    # what the generator left behind (profiles.GOTCHAS): Lead.SAO_Date__c; the deleted HubSpot stage 1000431
+    expected = {"SAO_Date__c"} if platform == "salesforce" else {"hs_date_entered_1000431", "hs_date_exited_1000431"}
+    assert (hit.object, set(hit.evidence["fields"]), hit.severity) == (kind, expected, "low")
+    # the date fields of current stages are not reported
+    current = {f["name"] for f in snapshot["fields"][kind] if f["type"] in ("date", "datetime")} - expected
+    assert not current & set(hit.evidence["fields"])
+
+
 @pytest.mark.parametrize(
     "gotcha,absent",
     [
