@@ -37,6 +37,18 @@ def status_word(status: str) -> str:
     return STATUS_WORDS.get(status, str(status).replace("_", " ").capitalize())
 
 
+@register.filter
+def result_for(result) -> str:
+    """What a result is about: its stage or transition, else its figure in words when the check has several
+    ("Records without stage"); "—" for an event."""
+    if result.key:
+        return result.key
+    if not result.metric or result.metric.startswith("event:"):
+        return "—"
+    words = result.metric.replace("_", " ")
+    return words[:1].upper() + words[1:]
+
+
 @dataclass
 class Check:
     """One maintenance task or trigger of the run and its results (one per stage or transition for `per` rules)."""
@@ -96,6 +108,6 @@ def health_summary(results) -> Summary:
     for result in results:
         checks.setdefault(result.task_name, Check(result.task_name)).rows.append(result)
     for check in checks.values():
-        check.rows.sort(key=lambda r: (_rank(r.status), r.key))
+        check.rows.sort(key=lambda r: r.pk or 0)  # as the check wrote them: its stages in funnel order
     ordered = sorted(checks.values(), key=lambda c: (_rank(c.worst), c.name))
     return Summary(results=results, by_status=by_status, checks=ordered)
