@@ -74,6 +74,19 @@ class Summary:
         return {status: len(rows) for status, rows in self.by_status.items()}
 
     @property
+    def unjudged(self) -> list[dict]:
+        """The not-evaluable results, one line per check and reason: "Production by Stage Volume · Onboarding,
+        Implementation · HubSpot keeps no 'date entered' property…" rather than the same reason five times."""
+        lines: dict[tuple[str, str], dict] = {}
+        for result in self.by_status["not_evaluable"]:
+            line = lines.setdefault(
+                (result.task_name, result.message), {"check": result.task_name, "reason": result.message, "for": []}
+            )
+            if result_for(result) != "—":
+                line["for"].append(result_for(result))
+        return list(lines.values())
+
+    @property
     def sentence(self) -> str:
         """'3 red flags, 2 trends to watch, 1 figure that could not be evaluated and 26 results within range.'"""
         c = self.counts
