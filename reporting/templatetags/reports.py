@@ -78,7 +78,7 @@ class Summary:
         """The not-evaluable results, one line per check and reason: "Production by Stage Volume · Onboarding,
         Implementation · HubSpot keeps no 'date entered' property…" rather than the same reason five times."""
         lines: dict[tuple[str, str], dict] = {}
-        for result in self.by_status["not_evaluable"]:
+        for result in sorted(self.by_status["not_evaluable"], key=lambda r: r.pk or 0):
             line = lines.setdefault(
                 (result.task_name, result.message), {"check": result.task_name, "reason": result.message, "for": []}
             )
