@@ -37,14 +37,13 @@ def status_word(status: str) -> str:
     return STATUS_WORDS.get(status, str(status).replace("_", " ").capitalize())
 
 
-@register.filter
-def result_for(result) -> str:
-    """What a result is about: its stage or transition, else its figure in words when the check has several
-    ("Records without stage"); "—" for an event."""
+def _subject(result, *, several: bool) -> str:
+    """What a result is about: its stage or transition; for a check of several figures without one, the figure in
+    words ("Records without stage"); else "" (the check's name says it all)."""
     if result.key:
         return result.key
-    if not result.metric or result.metric.startswith("event:"):
-        return "—"
+    if not several or not result.metric or result.metric.startswith("event:"):
+        return ""
     words = result.metric.replace("_", " ")
     return words[:1].upper() + words[1:]
 
@@ -82,8 +81,8 @@ class Summary:
             line = lines.setdefault(
                 (result.task_name, result.message), {"check": result.task_name, "reason": result.message, "for": []}
             )
-            if result_for(result) != "—":
-                line["for"].append(result_for(result))
+            if result.subject:
+                line["for"].append(result.subject)
         return list(lines.values())
 
     @property
@@ -121,6 +120,9 @@ def health_summary(results) -> Summary:
     for result in results:
         checks.setdefault(result.task_name, Check(result.task_name)).rows.append(result)
     for check in checks.values():
-        check.rows.sort(key=lambda r: r.pk or 0)  # as the check wrote them: its stages in funnel order
+        check.rows.sort(key=lambda r: r.pk or 0)  # as the check wrote them
+        several = len({r.metric for r in check.rows if not r.key}) > 1
+        for result in check.rows:
+            result.subject = _subject(result, several=several)
     ordered = sorted(checks.values(), key=lambda c: (_rank(c.worst), c.name))
     return Summary(results=results, by_status=by_status, checks=ordered)
