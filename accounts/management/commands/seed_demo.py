@@ -97,9 +97,11 @@ class Command(BaseCommand):
             f"  Demo engagement: {engagement.name} "
             f"({settings.SITE_URL}/o/{org.slug}/engagements/{engagement.uuid}/)"
         )
+        go_live = (timezone.localdate().replace(day=1) - timedelta(days=100)).replace(day=1)
         self.stdout.write(
             f"  Health checks: {governance.name}, its stages signed and mapped to Globex's HubSpot sandbox; start "
             f"its maintenance schedule at {settings.SITE_URL}/o/{org.slug}/engagements/{governance.uuid}/health/\n"
+            f"    (go-live {go_live:%d %B %Y}, also checking the months since go-live: a report per month)\n"
         )
 
     def demo_engagement(self, org) -> Engagement:
