@@ -80,6 +80,12 @@ def test_globex_health_report_reads_each_domain_on_its_own_and_is_saved_for_revi
     assert {r.key for r in rates} <= consecutive, "a conversion across domains or skipping a signed stage"
     pairs = HealthResult.objects.filter(run__engagement=engagement, metric="stage_conversion_rate")
     assert {r.key for r in pairs} <= consecutive
+    # A rate above 100% is a defect of the figure, never a finding: not evaluable, with the reason.
+    assert all(0 <= r.value <= 100 for r in rates if r.value is not None), [(r.key, r.value) for r in rates]
+    shown = [r for r in pairs if r.value is not None or r.baseline is not None]
+    assert all(0 <= v <= 100 for r in shown for v in (r.value, r.baseline) if v is not None)
+    flags = HealthResult.objects.filter(run__engagement=engagement, status__in=["red", "watch"])
+    assert not [r for r in flags if r.metric == "stage_conversion_rate" and not 0 <= (r.value or 0) <= 100]
 
     pdf = run.report.file.read()
     text = subprocess.run(["pdftotext", "-layout", "-", "-"], input=pdf, capture_output=True, check=True).stdout

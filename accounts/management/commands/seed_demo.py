@@ -18,14 +18,14 @@ from playbooks.services import load_library_playbooks
 DEMO_PASSWORD = "gtm-demo-2026"
 # Where Globex's signed stages live in the HubSpot sandbox `make run` starts (crm_connectors/sandbox, demo profile),
 # mapped as a HubSpot org keeps them: each domain on its own field or pipeline, so no conversion is ever read across
-# two domains. Lead stages on the contact lifecycle: HubSpot's Subscriber is a known contact, its Lead one who converted
-# on content; SQL is "sales-qualified or further along", the lifecycle values HubSpot sets after it (Opportunity when a
-# deal opens, Customer and Evangelist when it is won), so no standard lifecycle value reads as unsigned. Sales stages
-# on the New Business deal pipeline, customer stages on the Customer Onboarding ticket pipeline. Anonymous visitors
-# are not CRM records, and Globex has no SAL value: those signed stages name no CRM value.
+# two domains. Lead stages on the contact lifecycle: a Known Lead is any contact HubSpot knows (its Subscriber or its
+# Lead: most contacts arrive as a Lead, a few subscribe first); SQL is "sales-qualified or further along", the lifecycle
+# values HubSpot sets after it (Opportunity when a deal opens, Customer and Evangelist when it is won), so no standard
+# lifecycle value reads as unsigned. Sales stages on the New Business deal pipeline, customer stages on the Customer
+# Onboarding ticket pipeline. Anonymous visitors are not CRM records, HubSpot has no "Marketing Engaged" lifecycle
+# value, and Globex has no SAL value: those signed stages name no CRM value.
 GLOBEX_STAGES = {
-    ("lead", "Known Lead"): ("Contact", "lifecyclestage", ["subscriber"]),
-    ("lead", "Marketing Engaged"): ("Contact", "lifecyclestage", ["lead"]),
+    ("lead", "Known Lead"): ("Contact", "lifecyclestage", ["subscriber", "lead"]),
     ("lead", "MQL"): ("Contact", "lifecyclestage", ["marketingqualifiedlead"]),
     ("lead", "SQL"): ("Contact", "lifecyclestage", ["salesqualifiedlead", "opportunity", "customer", "evangelist"]),
     ("sales", "SAO"): ("Deal", "New Business", ["Discovery Completed"]),
