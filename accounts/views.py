@@ -16,13 +16,27 @@ User = get_user_model()
 
 
 def healthz(request):
-    """Liveness for load balancers and the benchmark's baseline: touches the database, nothing else."""
-    from django.db import connection
+    """Liveness for load balancers (and the benchmark's baseline): the database, which every page needs, and the
+    cache, which none needs (gtm_ops/cache.py falls back to the database). 503 only when the database fails."""
     from django.http import JsonResponse
 
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1")
-    return JsonResponse({"status": "ok"})
+    from gtm_ops import probes
+
+    checks = {"database": probes.database(), "cache": probes.cache()}
+    ok = checks["database"] == "ok"
+    return JsonResponse({"status": "ok" if ok else "failing", **checks}, status=200 if ok else 503)
+
+
+def readyz(request):
+    """Readiness: /healthz/'s checks and the Celery broker, which audits, health checks, renders and emails need.
+    503 when the database or the broker fails: the page would load, but the work it starts would not."""
+    from django.http import JsonResponse
+
+    from gtm_ops import probes
+
+    checks = {"database": probes.database(), "cache": probes.cache(), "broker": probes.broker()}
+    ok = checks["database"] == "ok" and checks["broker"] in ("ok", probes.INLINE)
+    return JsonResponse({"status": "ok" if ok else "failing", **checks}, status=200 if ok else 503)
 
 
 @login_required

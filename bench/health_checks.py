@@ -147,6 +147,7 @@ def prepare_environment(workdir: Path, smtp_port: int) -> None:
             "SECRET_KEY": secrets.token_urlsafe(50),
             "ALLOWED_HOSTS": f"{HOST},localhost",
             "SECURE_COOKIES": "false",
+            "SECURE_SSL_REDIRECT": "false",
             "CRM_SECRET_KEY": Fernet.generate_key().decode(),
             "CRM_ALLOW_HTTP": "true",
             "CELERY_BROKER_URL": broker,

@@ -16,6 +16,7 @@ See bench/README.md.
 """
 
 import argparse
+import base64
 import http.client
 import math
 import os
@@ -167,8 +168,10 @@ def server_env(static_root: str) -> dict:
             "BENCH_STATIC_ROOT": static_root,
             "DEBUG": "false",
             "SECRET_KEY": secrets.token_urlsafe(50),
+            "CRM_SECRET_KEY": base64.urlsafe_b64encode(secrets.token_bytes(32)).decode(),
             "ALLOWED_HOSTS": f"{HOST},localhost,testserver",
             "SECURE_COOKIES": "false",
+            "SECURE_SSL_REDIRECT": "false",
             "CONN_MAX_AGE": "60",
             "LOG_LEVEL": "WARNING",
             "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH", "")])),

@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 if TYPE_CHECKING:
     from .http import Guard
@@ -101,6 +101,21 @@ class CrmMalformedResponse(CrmError):
 
 class CrmQueryError(CrmError):
     """The CRM refused a request as invalid (unknown field, bad query, missing resource)."""
+
+
+class Unreadable(NamedTuple):
+    """A field the connector meant to read but could not: absent from describe/properties, or refused when queried
+    (field-level security). `reason` is plain words a consultant can act on."""
+
+    object: str  # kind
+    field: str
+    reason: str
+
+
+def unreadable(kind: str, object_label: str, field_name: str, detail: str = "") -> Unreadable:
+    """The one wording for a field the CRM would not let us read."""
+    reason = f"{object_label}.{field_name} is missing or not readable by this user"
+    return Unreadable(kind, field_name, f"{reason} ({detail})" if detail else reason)
 
 
 # ---------------------------------------------------------------- metadata
@@ -207,6 +222,7 @@ class ValueCounts:
     calls: int
     deep: bool = False
     note: str = ""
+    free_text: bool = False  # a text field, not a picklist: values grouped by normalised wording from a bounded read
 
     def count(self, value: str) -> int:
         wanted = value.lower()
@@ -383,9 +399,29 @@ class DataQuality:
     calls: int
     deep: bool = False
     notes: tuple[str, ...] = ()
+    unreadable: tuple[Unreadable, ...] = ()  # fields skipped: missing or hidden; the figures that need them are None
 
     def missing_for(self, kind: str, field_name: str) -> FieldFill | None:
         return next((m for m in self.missing if m.object == kind and m.field == field_name), None)
+
+
+@dataclass(frozen=True)
+class CustomObject:
+    """A custom object (Salesforce `__c`, HubSpot custom object schema) and its stage-like picklists."""
+
+    api_name: str
+    label: str
+    records: int | None  # None when the CRM would not count them
+    fields: tuple[CrmField, ...]  # picklists whose name or label says lifecycle, status or stage
+
+
+@dataclass(frozen=True)
+class CustomObjects:
+    objects: tuple[CustomObject, ...]  # only those with a stage-like picklist
+    examined: int  # custom objects described
+    found: int  # custom objects the CRM lists
+    calls: int
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -424,6 +460,27 @@ class CrmConnector(ABC):
     @property
     def calls_spent(self) -> int:
         return self.guard.calls
+
+    @property
+    def notes(self) -> list[str]:
+        """What the connector could not read and worked around (a refused metadata object), in plain words."""
+        return self.__dict__.setdefault("_notes", [])
+
+    def note(self, text: str) -> None:
+        if text not in self.notes:
+            self.notes.append(text)
+
+    @classmethod
+    def fields_read(cls) -> tuple[tuple[str, str], ...]:
+        """The (object kind, field) pairs this connector reads by name (data quality, next step, duplicates); every
+        other field it reads is found in describe/properties first. Each is checked against describe before it is
+        queried, so an org hiding any of them still audits."""
+        return ()
+
+    def custom_objects(self) -> CustomObjects:
+        """Custom objects with picklists that look like lifecycle or stage fields (a customer lifecycle kept on
+        a custom object), bounded in cost; an empty answer where the CRM has none or refuses (noted)."""
+        return CustomObjects((), 0, 0, 0, (f"{self.label} custom objects are not read here.",))
 
     @contextmanager
     def metered(self) -> Iterator[_Meter]:
@@ -586,6 +643,57 @@ def history_in_window(
     return tuple(out)
 
 
+def stage_order(values: Iterable[tuple[str, int]]) -> dict[str, int]:
+    """value (lower case) -> position in the field's stage order (picklist order, pipeline display order)."""
+    out: dict[str, int] = {}
+    for value, order in values:
+        out.setdefault(value.lower(), order)
+    return out
+
+
+def history_key(at: datetime | None, value: str | None, sequence: Any, order: dict[str, int]) -> tuple[Any, ...]:
+    """Sort key for the history entries of one record: by time; entries sharing a timestamp (a workflow setting
+    two stages at once) by the field's stage order, then by the CRM's own sequence (row id, position), so such a
+    pair never reads as a backward move and the order is the same on every read. Unknown values sort after the
+    known ones of the same instant. An entry without a time (held before the window) comes first."""
+    when = (0, 0.0) if at is None else (1, at.timestamp())
+    rank = order.get((value or "").lower(), len(order))
+    return (when, rank, sequence)
+
+
+def order_history(entries: Iterable[Any], *, at: Any, value: Any, sequence: Any, order: dict[str, int]) -> list[Any]:
+    """One record's history entries, oldest first, ties by stage order then sequence (see `history_key`);
+    `at`, `value` and `sequence` read an entry's time, value and CRM sequence."""
+    return sorted(entries, key=lambda e: history_key(at(e), value(e), sequence(e), order))
+
+
+_SPACES = re.compile(r"\s+")
+
+
+def normalise_text(value: str) -> str:
+    """A free-text value as people mean it: trimmed, case-folded, inner spaces collapsed."""
+    return _SPACES.sub(" ", value.strip()).casefold()
+
+
+def group_free_text(values: Iterable[str | None]) -> tuple[dict[str, int], dict[str, str], int]:
+    """(count per normalised value, label per normalised value (its most frequent spelling), empty count)."""
+    counts: dict[str, int] = {}
+    spellings: dict[str, dict[str, int]] = {}
+    empty = 0
+    for raw in values:
+        text = "" if raw is None else str(raw)
+        key = normalise_text(text)
+        if not key:
+            empty += 1
+            continue
+        counts[key] = counts.get(key, 0) + 1
+        seen = spellings.setdefault(key, {})
+        spelled = _SPACES.sub(" ", text.strip())
+        seen[spelled] = seen.get(spelled, 0) + 1
+    labels = {k: max(sorted(v), key=lambda s: v[s]) for k, v in spellings.items()}
+    return counts, labels, empty
+
+
 def scrub(text: str, secrets: list[str]) -> str:
     """Replace any secret that slipped into a message (a CRM echoing a token back) with dots."""
     for secret in secrets:
@@ -627,6 +735,8 @@ __all__ = [
     "CrmTimeout",
     "CrmUnavailable",
     "CrmUnsupported",
+    "CustomObject",
+    "CustomObjects",
     "DataQuality",
     "Duplicates",
     "FieldFill",
@@ -639,6 +749,7 @@ __all__ = [
     "StageDuration",
     "StaleRecords",
     "TimeInStage",
+    "Unreadable",
     "Transition",
     "Transitions",
     "ValueChange",

@@ -32,6 +32,7 @@ from hubspot.crm.objects import (
 from hubspot.crm.objects.exceptions import ApiException as ObjectsApiException
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiException
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
+from hubspot.crm.schemas.exceptions import ApiException as SchemasApiException
 from hubspot.discovery.discovery_base import DiscoveryBase
 
 from .base import (
@@ -49,6 +50,8 @@ from .base import (
     CrmObject,
     CrmQueryError,
     CrmUnsupported,
+    CustomObject,
+    CustomObjects,
     DataQuality,
     Duplicates,
     FieldFill,
@@ -63,12 +66,17 @@ from .base import (
     TimeInStage,
     Transition,
     Transitions,
+    Unreadable,
     ValueCount,
     ValueCounts,
     check_kind,
     field_role,
+    group_free_text,
     history_in_window,
+    order_history,
     scrub,
+    stage_order,
+    unreadable,
 )
 from .http import (
     DEFAULT_DAILY_ALLOCATION,
@@ -84,7 +92,7 @@ from .http import (
     short_hash,
 )
 
-API_ERRORS = (ObjectsApiException, PipelinesApiException, PropertiesApiException)
+API_ERRORS = (ObjectsApiException, PipelinesApiException, PropertiesApiException, SchemasApiException)
 DEFAULT_BASE_URL = "https://api.hubapi.com"
 OBJECTS = {"lead": "leads", "contact": "contacts", "company": "companies", "deal": "deals", "ticket": "tickets"}
 LABELS = {"lead": "Leads", "contact": "Contacts", "company": "Companies", "deal": "Deals", "ticket": "Tickets"}
@@ -95,6 +103,10 @@ REQUIRED = {
     "company": ["domain", "industry"],
     "deal": ["amount", "hs_analytics_source", "closedate"],
 }
+NEXT_STEP = ("hs_next_step", "hs_is_closed")  # open deals without a next step
+DUPLICATE_KEYS = {"contact": "email", "company": "domain"}
+FREE_TEXT_RECORDS = 1_000  # value_counts on a free-text property reads at most this many records (5 search pages)
+CUSTOM_OBJECTS = 10  # custom_objects: at most this many custom object schemas kept
 # lifecycle-like HubSpot-defined properties worth auditing; other hs_* enumerations are system noise
 KNOWN_HS = {"hs_lead_status", "hs_pipeline_stage"}
 SEARCH_PAGE = 200
@@ -298,6 +310,7 @@ class HubSpotConnector(CrmConnector):
                 "batch": lambda: crm.objects.batch_api,
                 "properties": lambda: crm.properties.core_api,
                 "pipelines": lambda: crm.pipelines.pipelines_api,
+                "schemas": lambda: crm.schemas.core_api,
             }[name]()
         return self._apis[name]
 
@@ -382,6 +395,13 @@ class HubSpotConnector(CrmConnector):
                 if name.startswith("hs_lifecyclestage_") and name.endswith("_date"):
                     found.setdefault(name[len("hs_lifecyclestage_") : -len("_date")].lower(), name)
         return found
+
+    def _stage_order(self, kind: str, f: CrmField) -> dict[str, int]:
+        """A field's values in stage order: a pipeline stage field by each pipeline's display order, others by the
+        property's option order."""
+        if kind in PIPELINE_FIELDS and f.api_name == PIPELINE_FIELDS[kind][1]:
+            return stage_order((st.id, i) for p in self.pipelines(kind) for i, st in enumerate(p.stages))
+        return stage_order((v.api_value, v.order) for v in f.values)
 
     def _ensure_budget(self, calls: int, what: str) -> None:
         remaining = self.guard.budget.remaining
@@ -512,6 +532,8 @@ class HubSpotConnector(CrmConnector):
     def value_counts(self, kind: str, field_name: str, *, deep: bool = False) -> ValueCounts:
         with self.metered() as meter:
             f = self._field(kind, field_name)
+            if not f.is_picklist and f.type in ("string", "text"):
+                return self._free_text_counts(kind, f, meter)
             if not f.is_picklist or not f.values:
                 raise CrmQueryError(f"HubSpot property {f.api_name} has no options to count.", platform="hubspot")
             values = [
@@ -538,6 +560,49 @@ class HubSpotConnector(CrmConnector):
                 note = f"{unknown:,} records hold values that are not options; deep=True names them."
         total = sum(v.count for v in values if v.known) + empty + unknown
         return ValueCounts(kind, f.api_name, tuple(values), empty, unknown, named, total, meter.calls, deep, note)
+
+    def _free_text_counts(self, kind: str, f: CrmField, meter: Any) -> ValueCounts:
+        """A free-text property (closed_lost_reason): the FREE_TEXT_RECORDS most recently created records holding
+        it, grouped by normalised wording and labelled by their most frequent spelling; plus the records without."""
+        group = [[{"property_name": f.api_name, "operator": "HAS_PROPERTY"}]]
+        texts: list[str | None] = []
+        after, population = None, 0
+        while len(texts) < FREE_TEXT_RECORDS:
+            page = self._search(
+                kind,
+                group,
+                limit=min(SEARCH_PAGE, FREE_TEXT_RECORDS - len(texts)),
+                after=after,
+                properties=[f.api_name],
+                sorts=[{"propertyName": "createdate", "direction": "DESCENDING"}],
+            )
+            population = int(page.total)
+            texts += [(r.properties or {}).get(f.api_name) for r in page.results or []]
+            if not page.paging or not page.results:
+                break
+            after = page.paging.next.after
+        empty = self._total(kind, [[{"property_name": f.api_name, "operator": "NOT_HAS_PROPERTY"}]])
+        counts, labels, blank = group_free_text(texts)
+        values = tuple(
+            ValueCount(labels[k], labels[k], n, True) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        note = (
+            f"{f.label} is free text: read {len(texts):,} of the {population:,} {OBJECTS[kind]} that hold it "
+            f"(the latest {FREE_TEXT_RECORDS:,} at most), grouped by their wording (case and spacing ignored)."
+        )
+        return ValueCounts(
+            kind,
+            f.api_name,
+            values,
+            empty + blank,
+            0,
+            True,
+            len(texts) + empty,
+            meter.calls,
+            False,
+            note,
+            free_text=True,
+        )
 
     def _walk_values(
         self, kind: str, name: str, group: list[list[dict[str, Any]]], total: int
@@ -738,6 +803,7 @@ class HubSpotConnector(CrmConnector):
                     break
                 after = page.paging.next.after
             pipeline_prop = PIPELINE_FIELDS[kind][0] if f.role == "stage" and kind in PIPELINE_FIELDS else None
+            order = self._stage_order(kind, f)
             records: list[RecordHistory] = []
             entries_read = 0
             for chunk in _chunks(ids[:limit], HISTORY_BATCH):
@@ -753,10 +819,16 @@ class HubSpotConnector(CrmConnector):
                 for r in result.results:
                     history = list((r.properties_with_history or {}).get(f.api_name) or [])
                     entries_read += len(history)
-                    steps = sorted(
-                        ((h.value, parse_hs_datetime(h.timestamp)) for h in history),
-                        key=lambda e: e[1] or lo,
-                    )
+                    # HubSpot lists the newest entry first: the position read backwards is its own sequence
+                    entries = [
+                        (h.value, parse_hs_datetime(h.timestamp), len(history) - i) for i, h in enumerate(history)
+                    ]
+                    steps = [
+                        (value, at)
+                        for value, at, _ in order_history(
+                            entries, at=lambda e: e[1], value=lambda e: e[0], sequence=lambda e: e[2], order=order
+                        )
+                    ]
                     pipeline = (r.properties or {}).get(pipeline_prop) if pipeline_prop else None
                     records.append(RecordHistory(str(r.id), history_in_window(steps, lo, hi), pipeline))
         sampled = (population or 0) > len(records)
@@ -782,6 +854,79 @@ class HubSpotConnector(CrmConnector):
             note,
         )
 
+    def custom_objects(self) -> CustomObjects:
+        """Custom object schemas (GET /crm/v3/schemas) with their enumeration properties that look like stage,
+        lifecycle or status fields, and a record count each (search total); at most CUSTOM_OBJECTS kept. A refusal
+        (no custom objects on this account tier, a token without the scope) is noted, never raised."""
+        with self.metered() as meter:
+            try:
+                with self._translate():
+                    result = self._api("schemas").get_all()
+            except (CrmQueryError, CrmUnsupported, CrmAuthError) as exc:
+                return CustomObjects((), 0, 0, meter.calls, (f"HubSpot custom objects could not be read ({exc}).",))
+            schemas = [sc for sc in (getattr(result, "results", None) or []) if not getattr(sc, "archived", False)]
+            notes = []
+            if len(schemas) > CUSTOM_OBJECTS:
+                notes.append(f"The account has {len(schemas)} custom objects; the first {CUSTOM_OBJECTS} were read.")
+            found = []
+            for sc in schemas[:CUSTOM_OBJECTS]:
+                fields = tuple(_custom_field(sc.name, p) for p in sc.properties or [] if _stage_like(p))
+                if not fields:
+                    continue
+                object_type = sc.object_type_id or sc.fully_qualified_name or sc.name
+                try:
+                    with self._translate():
+                        page = self._api("search").do_search(
+                            object_type,
+                            public_object_search_request=PublicObjectSearchRequest(
+                                filter_groups=[], limit=1, properties=["hs_object_id"]
+                            ),
+                        )
+                    records: int | None = int(page.total) if page is not None and page.total is not None else None
+                except (CrmQueryError, CrmUnsupported, CrmAuthError) as exc:
+                    records = None
+                    notes.append(f"{sc.name} records could not be counted ({exc}).")
+                labels = sc.labels
+                label = (
+                    (getattr(labels, "plural", None) or getattr(labels, "singular", None) or sc.name)
+                    if labels
+                    else sc.name
+                )
+                found.append(CustomObject(sc.name, label, records, fields))
+        return CustomObjects(tuple(found), min(len(schemas), CUSTOM_OBJECTS), len(schemas), meter.calls, tuple(notes))
+
+    @classmethod
+    def fields_read(cls) -> tuple[tuple[str, str], ...]:
+        named = [(k, n) for k, names in REQUIRED.items() for n in names]
+        named += [("deal", n) for n in NEXT_STEP] + list(DUPLICATE_KEYS.items())
+        return tuple(dict.fromkeys(named))
+
+    def _readable(self, kind: str, names: Sequence[str]) -> tuple[list[str], list[Unreadable]]:
+        """The names the property list holds, and the others as unreadable."""
+        listed = {p.name.lower(): p.name for p in self._property_list(kind)}
+        found, skipped = [], []
+        for n in names:
+            if n.lower() in listed:
+                found.append(listed[n.lower()])
+            else:
+                skipped.append(unreadable(kind, LABELS[kind], n))
+        return found, skipped
+
+    def _field_total(
+        self, kind: str, names: Sequence[str], groups: list[list[dict[str, Any]]], unread: list[Unreadable]
+    ) -> int | None:
+        """A count that needs `names`: None (and each missing one noted) when the property list lacks one, or when
+        HubSpot refuses the search anyway (VALIDATION_ERROR on a property this token cannot read)."""
+        _, skipped = self._readable(kind, names)
+        if skipped:
+            unread += skipped
+            return None
+        try:
+            return self._total(kind, groups)
+        except CrmQueryError as exc:
+            unread += [unreadable(kind, LABELS[kind], n, f"refused when searched: {exc}") for n in names[:1]]
+            return None
+
     def data_quality(
         self,
         *,
@@ -790,9 +935,12 @@ class HubSpotConnector(CrmConnector):
         required: dict[str, list[str]] | None = None,
         deep: bool = False,
     ) -> DataQuality:
+        """Every property is checked against the property list first: a missing one is skipped and listed in
+        `unreadable` (its figure is left out), never searched; one HubSpot refuses anyway is noted the same way."""
         as_of = as_of or datetime.now(UTC)
         as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
         cutoff = epoch_ms(as_of - timedelta(days=stale_days))
+        unread: list[Unreadable] = []
         with self.metered() as meter:
             totals = {kind: self._total(kind, []) for kind in ("contact", "company", "deal")}
             missing = []
@@ -802,40 +950,59 @@ class HubSpotConnector(CrmConnector):
                 if kind not in totals:
                     totals[kind] = self._total(kind, [])
                 for name in names:
-                    n = self._total(kind, [[{"property_name": name, "operator": "NOT_HAS_PROPERTY"}]])
-                    missing.append(FieldFill(kind, name, n, totals[kind]))
-            stale = [
-                StaleRecords(
-                    kind,
-                    self._total(kind, [[{"property_name": prop, "operator": "LT", "value": cutoff}]]),
-                    totals[kind],
+                    n = self._field_total(
+                        kind, [name], [[{"property_name": name, "operator": "NOT_HAS_PROPERTY"}]], unread
+                    )
+                    if n is not None:
+                        missing.append(FieldFill(kind, name, n, totals[kind]))
+            stale = []
+            for kind, prop in MODIFIED.items():
+                n = self._field_total(
+                    kind, [prop], [[{"property_name": prop, "operator": "LT", "value": cutoff}]], unread
                 )
-                for kind, prop in MODIFIED.items()
-            ]
-            no_next_step = self._total(
+                if n is not None:
+                    stale.append(StaleRecords(kind, n, totals[kind]))
+            no_next_step = self._field_total(
                 "deal",
+                list(NEXT_STEP),
                 [
                     [
                         {"property_name": "hs_is_closed", "operator": "EQ", "value": "false"},
                         {"property_name": "hs_next_step", "operator": "NOT_HAS_PROPERTY"},
                     ]
                 ],
+                unread,
             )
             duplicates, notes = None, []
             if deep:
-                duplicates = self._duplicates(totals)
+                duplicates = self._duplicates(totals, unread)
             else:
                 notes.append("Duplicates need deep=True: finding them means reading every email and domain.")
+        notes += [f"{u.reason}: left out." for u in dict.fromkeys(unread)]
         return DataQuality(
-            as_of, stale_days, tuple(missing), tuple(stale), no_next_step, duplicates, meter.calls, deep, tuple(notes)
+            as_of,
+            stale_days,
+            tuple(missing),
+            tuple(stale),
+            no_next_step,
+            duplicates,
+            meter.calls,
+            deep,
+            tuple(notes),
+            tuple(dict.fromkeys(unread)),
         )
 
-    def _duplicates(self, totals: dict[str, int]) -> tuple[Duplicates, ...]:
+    def _duplicates(self, totals: dict[str, int], unread: list[Unreadable]) -> tuple[Duplicates, ...]:
         from .salesforce import domain_key, email_key
 
-        plan = [("contact", "email", email_key), ("company", "domain", domain_key)]
+        plan = []
+        for kind, prop in DUPLICATE_KEYS.items():
+            readable, skipped = self._readable(kind, [prop])
+            unread += skipped
+            if readable:
+                plan.append((kind, readable[0], domain_key if kind == "company" else email_key))
         pages = sum(max(1, math.ceil(totals[kind] / LIST_PAGE)) for kind, _, _ in plan)
-        self._ensure_budget(pages, f"Finding duplicates reads {totals['contact'] + totals['company']:,} records and")
+        self._ensure_budget(pages, f"Finding duplicates reads {sum(totals[k] for k, _, _ in plan):,} records and")
         out = []
         for kind, prop, normalise in plan:
             keys: Counter[str] = Counter()
@@ -881,6 +1048,25 @@ class HubSpotConnector(CrmConnector):
             except AttributeError:  # pragma: no cover
                 pass
         self._apis.clear()
+
+
+def _stage_like(prop: Any) -> bool:
+    return getattr(prop, "type", None) == "enumeration" and bool(
+        field_role("custom", str(prop.name), str(getattr(prop, "label", "") or ""))
+    )
+
+
+def _custom_field(object_name: str, prop: Any) -> CrmField:
+    options = sorted(prop.options or [], key=lambda o: o.display_order or 0)
+    return CrmField(
+        object=object_name,
+        api_name=prop.name,
+        label=prop.label or prop.name,
+        type="picklist",
+        custom=True,
+        role=field_role("custom", prop.name, prop.label or ""),
+        values=tuple(FieldValue(str(o.value), o.label or str(o.value), not o.hidden, i) for i, o in enumerate(options)),
+    )
 
 
 def _json(body: Any) -> dict[str, Any]:

@@ -52,6 +52,8 @@ from .base import (
     CrmMalformedResponse,
     CrmObject,
     CrmQueryError,
+    CustomObject,
+    CustomObjects,
     DataQuality,
     Duplicates,
     FieldFill,
@@ -66,13 +68,18 @@ from .base import (
     TimeInStage,
     Transition,
     Transitions,
+    Unreadable,
     ValueChange,
     ValueCount,
     ValueCounts,
     check_kind,
     field_role,
+    group_free_text,
     history_in_window,
+    order_history,
     scrub,
+    stage_order,
+    unreadable,
 )
 from .http import (
     DEFAULT_DAILY_ALLOCATION,
@@ -103,7 +110,14 @@ REQUIRED = {
     "company": ["Website", "Industry"],
     "deal": ["Amount", "LeadSource", "CloseDate"],
 }
+NEXT_STEP = ("NextStep", "IsClosed")  # open deals without a next step
+DUPLICATE_KEYS = {"lead": "Email", "contact": "Email", "company": "Website"}
 PAGE = 2000  # records per SOQL page
+WINDOW_PAGES = 30  # stage_transitions / time_in_stage without deep: at most this many pages of a month's history rows
+FREE_TEXT_RECORDS = 2000  # value_counts on a free-text field reads at most this many records (one SOQL page)
+CUSTOM_OBJECTS = 10  # custom_objects: at most this many custom objects described
+_LIKELY_LIFECYCLE = re.compile(r"stage|lifecycle|health|status|customer|success|renewal|onboard|account", re.I)
+_BAD_FIELD = re.compile(r"(?:No such column|field) '?([A-Za-z0-9_]+)'?", re.I)
 HISTORY_RECORDS = 1_000  # field_history: records read per field (the deep audit's cap)
 HISTORY_ROWS_PER_RECORD = 8  # field_history stops after the pages this many rows per record would fill
 _IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
@@ -340,6 +354,7 @@ class SalesforceConnector(CrmConnector):
         self._stage_attrs: dict[str, dict[str, dict[str, Any]]] = {}
         self._pipelines: dict[str, list[Pipeline]] = {}
         self._fields: dict[str, list[CrmField]] = {}
+        self._windows: dict[tuple[str, str, datetime, datetime], list[dict[str, Any]]] = {}
 
     def _check_credentials(self) -> None:
         s = self._secrets
@@ -465,29 +480,56 @@ class SalesforceConnector(CrmConnector):
         return self._describes[name]
 
     def _stage_attributes(self, kind: str) -> dict[str, dict[str, Any]]:
-        """Probability / closed / won per stage value, from OpportunityStage or CaseStatus."""
+        """Probability / closed / won per stage value, from OpportunityStage or CaseStatus. A metadata object this
+        user cannot read is noted and skipped: the stages then come from the picklist alone."""
         if kind not in self._stage_attrs:
             attrs: dict[str, dict[str, Any]] = {}
-            if kind == "deal":
-                rows = self._query(
-                    "SELECT ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, SortOrder "
-                    "FROM OpportunityStage"
-                )["records"]
-                for r in rows:
-                    probability = r.get("DefaultProbability")
-                    attrs[(r.get("ApiName") or r["MasterLabel"]).lower()] = {
+            source = {"deal": "OpportunityStage", "ticket": "CaseStatus"}.get(kind)
+            rows: list[dict[str, Any]] = []
+            if source is not None and source not in self._global_describe():
+                self.note(
+                    f"{source} is missing or not readable by this user: whether a stage is closed or won is taken "
+                    "from the picklist alone."
+                )
+            elif source is not None:
+                columns = (
+                    "ApiName, MasterLabel, IsActive, IsClosed, IsWon, DefaultProbability, SortOrder"
+                    if kind == "deal"
+                    else "ApiName, MasterLabel, IsClosed"
+                )
+                try:
+                    rows = self._query(f"SELECT {columns} FROM {source}")["records"]
+                except (CrmQueryError, CrmAuthError) as exc:
+                    if isinstance(exc, CrmAuthError) and exc.status != 403:
+                        raise
+                    self.note(
+                        f"{source} could not be read ({exc}): whether a stage is closed or won is taken from the "
+                        "picklist alone."
+                    )
+            for r in rows:
+                probability = r.get("DefaultProbability")
+                key = (r.get("ApiName") or r["MasterLabel"]).lower()
+                if kind == "deal":
+                    attrs[key] = {
                         "probability": None if probability is None else round(float(probability) / 100, 4),
                         "is_closed": bool(r.get("IsClosed")),
                         "is_won": bool(r.get("IsWon")),
                     }
-            elif kind == "ticket":
-                for r in self._query("SELECT ApiName, MasterLabel, IsClosed FROM CaseStatus")["records"]:
-                    attrs[(r.get("ApiName") or r["MasterLabel"]).lower()] = {
-                        "is_closed": bool(r.get("IsClosed")),
-                        "is_won": None,
-                    }
+                else:
+                    attrs[key] = {"is_closed": bool(r.get("IsClosed")), "is_won": None}
             self._stage_attrs[kind] = attrs
         return self._stage_attrs[kind]
+
+    def _readable(self, kind: str, names: Sequence[str]) -> tuple[list[str], list[Unreadable]]:
+        """The names describe lists (spelled as describe spells them), and the others as unreadable."""
+        listed = {str(f["name"]).lower(): str(f["name"]) for f in self._describe(kind).get("fields") or []}
+        found, skipped = [], []
+        for n in names:
+            if n.lower() in listed:
+                found.append(listed[n.lower()])
+            else:
+                skipped.append(unreadable(kind, OBJECTS[kind], n))
+        return found, skipped
 
     def _field(self, kind: str, name: str) -> CrmField:
         wanted = name.lower()
@@ -663,6 +705,8 @@ class SalesforceConnector(CrmConnector):
         with self.metered() as meter:
             f = self._field(kind, field_name)
             if not f.is_picklist:
+                if f.type in ("string", "text"):
+                    return self._free_text_counts(kind, f, meter)
                 raise CrmQueryError(f"{OBJECTS[kind]}.{f.api_name} is not a picklist.", platform="salesforce")
             rows = self._query(f"SELECT {f.api_name}, COUNT(Id) FROM {OBJECTS[kind]} GROUP BY {f.api_name}")["records"]
             values, empty, unknown, total = [], 0, 0, 0
@@ -687,9 +731,103 @@ class SalesforceConnector(CrmConnector):
                 )
         return ValueCounts(kind, f.api_name, tuple(values), empty, unknown, True, total, meter.calls, deep)
 
+    def _free_text_counts(self, kind: str, f: CrmField, meter: Any) -> ValueCounts:
+        """A free-text field (a loss reason typed by hand): the latest FREE_TEXT_RECORDS records (closed-lost deals
+        for a deal field) grouped by normalised value, labelled by their most frequent spelling. One SOQL page:
+        text fields cannot be grouped, and long ones cannot even be filtered."""
+        name = OBJECTS[kind]
+        where = ""
+        if kind == "deal" and not self._readable("deal", ["IsClosed", "IsWon"])[1]:
+            where = " WHERE IsClosed = true AND IsWon = false"
+        body = self._query(
+            f"SELECT {f.api_name} FROM {name}{where} ORDER BY CreatedDate DESC LIMIT {FREE_TEXT_RECORDS}"
+        )
+        rows = body.get("records") or []
+        counts, labels, empty = group_free_text(r.get(f.api_name) for r in rows)
+        values = tuple(
+            ValueCount(labels[k], labels[k], n, True) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        )
+        which = "closed-lost opportunities" if where else f"{name} records"
+        note = (
+            f"{f.label} is free text: {len(rows):,} {which} read (the latest {FREE_TEXT_RECORDS:,} at most), "
+            "grouped by their wording (case and spacing ignored)."
+        )
+        return ValueCounts(
+            kind, f.api_name, values, empty, 0, True, len(rows), meter.calls, False, note, free_text=True
+        )
+
     def count_without_value(self, kind: str, field_name: str) -> int:
         f = self._field(kind, field_name)
         return self._count(f"SELECT COUNT() FROM {OBJECTS[kind]} WHERE {f.api_name} = null")
+
+    def _history_source(self, kind: str, f: CrmField) -> tuple[str, str, bool]:
+        """(history object, parent id field, snapshot rows?) for a field: OpportunityHistory for the opportunity
+        stage (a row per stage entered, always kept), else <Object>History (field history tracking)."""
+        if kind == "deal" and f.api_name == "StageName":
+            return "OpportunityHistory", "OpportunityId", True
+        history, parent = HISTORY[kind]
+        return history, parent, False
+
+    def _stage_order(self, kind: str, f: CrmField) -> dict[str, int]:
+        return stage_order((v.api_value, v.order) for v in f.values)
+
+    def _window_rows(self, kind: str, f: CrmField, lo: datetime, hi: datetime) -> list[dict[str, Any]] | str:
+        """The history rows of one field created in [lo, hi), every page (nextRecordsUrl), at most WINDOW_PAGES
+        pages; shared by stage_transitions and time_in_stage. A string says why they cannot be read."""
+        key = (kind, f.api_name, lo, hi)
+        if key in self._windows:
+            return self._windows[key]
+        history, parent, snapshot = self._history_source(kind, f)
+        if history not in self._global_describe():
+            return f"Salesforce keeps no {history} here, or this user cannot read it."
+        window = f"CreatedDate >= {soql_datetime(lo)} AND CreatedDate < {soql_datetime(hi)}"
+        if snapshot:
+            soql = f"SELECT Id, {parent}, StageName, CreatedDate FROM {history} WHERE {window}"
+        else:
+            soql = (
+                f"SELECT Id, {parent}, OldValue, NewValue, CreatedDate FROM {history} "
+                f"WHERE Field = {soql_string(f.api_name)} AND {window}"
+            )
+        try:
+            body = self._query(soql)
+        except CrmQueryError as exc:
+            return f"{history} could not be read ({exc})."
+        total = int(body.get("totalSize") or 0)
+        pages = max(1, math.ceil(total / PAGE))
+        if pages > WINDOW_PAGES:
+            return (
+                f"{total:,} {history} rows for {f.api_name} in this period would take {pages:,} calls "
+                f"(more than {WINDOW_PAGES}); deep mode reads them."
+            )
+        self._ensure_budget(pages - 1, f"Reading {total:,} {history} rows")
+        rows = list(body.get("records") or [])
+        while not body.get("done", True) and body.get("nextRecordsUrl"):
+            body = self._query_more(body["nextRecordsUrl"])
+            rows += body.get("records") or []
+        if not rows and not snapshot:
+            ever = self._count(f"SELECT COUNT() FROM {history} WHERE Field = {soql_string(f.api_name)}")
+            if not ever:
+                return f"{history} holds no change of {f.api_name}: field history tracking looks off for this field."
+        self._windows[key] = rows
+        return rows
+
+    def _per_record(
+        self, rows: list[dict[str, Any]], parent: str, value_key: str, order: dict[str, int]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Rows grouped by record, each record's rows in time order, ties by stage order then row id."""
+        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for r in rows:
+            grouped[r.get(parent)].append(r)
+        return {
+            record: order_history(
+                found,
+                at=lambda r: parse_sf_datetime(r.get("CreatedDate")),
+                value=lambda r: None if r.get(value_key) is None else str(r[value_key]),
+                sequence=lambda r: str(r.get("Id") or ""),
+                order=order,
+            )
+            for record, found in grouped.items()
+        }
 
     def stage_transitions(
         self,
@@ -699,8 +837,10 @@ class SalesforceConnector(CrmConnector):
         end: datetime,
         *,
         deep: bool = False,
-        values: Sequence[str] | None = None,  # one aggregate query counts every value: nothing to save
+        values: Sequence[str] | None = None,  # one reading counts every value: nothing to save
     ) -> Transitions:
+        """Entries into each value in [start, end): the opportunity stage from an OpportunityHistory aggregate,
+        other fields from their <Object>History rows in the window (every page), counted per NewValue."""
         with self.metered() as meter:
             f = self._field(kind, field_name)
             window = f"CreatedDate >= {soql_datetime(start)} AND CreatedDate < {soql_datetime(end)}"
@@ -723,47 +863,22 @@ class SalesforceConnector(CrmConnector):
                     deep,
                 )
             history, _ = HISTORY[kind]
-            where = f"Field = {soql_string(f.api_name)} AND {window}"
-            try:
-                changes = self._count(f"SELECT COUNT() FROM {history} WHERE {where}")
-            except CrmQueryError:
-                return Transitions(
-                    kind,
-                    f.api_name,
-                    start,
-                    end,
-                    (),
-                    False,
-                    f"{history}",
-                    None,
-                    meter.calls,
-                    deep,
-                    f"Salesforce keeps no {history} here (field history tracking is off for {OBJECTS[kind]}).",
-                )
-            pages = max(1, math.ceil(changes / PAGE))
-            source = f"{history}: changes of {f.api_name} (field history tracking)"
-            if not deep:
-                return Transitions(
-                    kind,
-                    f.api_name,
-                    start,
-                    end,
-                    (),
-                    False,
-                    source,
-                    changes,
-                    meter.calls,
-                    deep,
-                    f"Salesforce cannot group field history by new value; deep=True reads the {changes:,} history "
-                    f"rows in about {pages:,} calls.",
-                )
-            self._ensure_budget(pages, f"Reading {changes:,} {history} rows")
-            counts: Counter[str] = Counter()
-            for r in self._query_all(f"SELECT NewValue FROM {history} WHERE {where}"):
-                if r.get("NewValue") is not None:
-                    counts[str(r["NewValue"])] += 1
+            found = self._window_rows(kind, f, _aware(start), _aware(end))
+            if isinstance(found, str):
+                return Transitions(kind, f.api_name, start, end, (), False, history, None, meter.calls, deep, found)
+            counts: Counter[str] = Counter(str(r["NewValue"]) for r in found if r.get("NewValue") is not None)
         return Transitions(
-            kind, f.api_name, start, end, _transitions(f, dict(counts)), True, source, changes, meter.calls, deep
+            kind,
+            f.api_name,
+            start,
+            end,
+            _transitions(f, dict(counts)),
+            True,
+            f"{history}: changes of {f.api_name} in the period (field history tracking), counted by new value; "
+            "a record's first value is not a change",
+            len(found),
+            meter.calls,
+            deep,
         )
 
     def time_in_stage(
@@ -774,90 +889,107 @@ class SalesforceConnector(CrmConnector):
         end: datetime,
         *,
         deep: bool = False,
-        values: Sequence[str] | None = None,  # one aggregate query counts every value: nothing to save
+        values: Sequence[str] | None = None,  # one reading serves every value: nothing to save
     ) -> TimeInStage:
+        """Average days in each value for stays that ended in [start, end).
+
+        Without deep mode: from the period's history rows (the ones stage_transitions reads), so stays that began
+        and ended inside the period are measured and longer ones are counted in `population` but not measured
+        (`sampled`). With deep mode: every history row up to `end` is read, so every stay is measured."""
         with self.metered() as meter:
             f = self._field(kind, field_name)
-            before = f"CreatedDate < {soql_datetime(end)}"
-            opportunity = kind == "deal" and f.api_name == "StageName"
-            if opportunity:
-                history, parent = "OpportunityHistory", "OpportunityId"
-                where = before
-                source = "OpportunityHistory: time between an opportunity's stage changes"
-            else:
-                history, parent = HISTORY[kind]
-                where = f"Field IN ('created', {soql_string(f.api_name)}) AND {before}"
-                source = f"{history}: time between changes of {f.api_name}"
-            try:
-                rows_total = self._count(f"SELECT COUNT() FROM {history} WHERE {where}")
-            except CrmQueryError:
-                return TimeInStage(
-                    kind,
-                    f.api_name,
-                    start,
-                    end,
-                    (),
-                    False,
-                    False,
-                    history,
-                    meter.calls,
-                    deep,
-                    f"Salesforce keeps no {history} here.",
-                )
-            pages = max(1, math.ceil(rows_total / PAGE))
-            if not deep:
-                return TimeInStage(
-                    kind,
-                    f.api_name,
-                    start,
-                    end,
-                    (),
-                    False,
-                    False,
-                    source,
-                    meter.calls,
-                    deep,
-                    f"Salesforce exposes no aggregate for time in stage; deep=True reads {rows_total:,} history rows "
-                    f"in about {pages:,} calls.",
-                )
-            self._ensure_budget(pages, f"Reading {rows_total:,} {history} rows")
+            history, parent, snapshot = self._history_source(kind, f)
             lo, hi = _aware(start), _aware(end)
-            stays: dict[str, list[float]] = defaultdict(list)
-            if opportunity:
-                soql = f"SELECT {parent}, StageName, CreatedDate FROM {history} WHERE {where}"
+            order = self._stage_order(kind, f)
+            if not deep:
+                found = self._window_rows(kind, f, lo, hi)
+                if isinstance(found, str):
+                    return TimeInStage(
+                        kind, f.api_name, start, end, (), False, False, history, meter.calls, deep, found
+                    )
+                stays, unmeasured = _window_stays(
+                    self._per_record(found, parent, "StageName" if snapshot else "NewValue", order), snapshot
+                )
+                source = f"{history}: time between changes of {f.api_name} inside the period"
             else:
-                soql = f"SELECT {parent}, Field, OldValue, NewValue, CreatedDate FROM {history} WHERE {where}"
-            per_record: dict[str, list[dict[str, Any]]] = defaultdict(list)
-            for r in self._query_all(soql):
-                per_record[r[parent]].append(r)
-            for rows in per_record.values():
-                rows.sort(key=lambda r: (parse_sf_datetime(r["CreatedDate"]) or lo, r.get("Field") != "created"))
-                if opportunity:
-                    current, since = None, None
-                    for r in rows:
-                        at = parse_sf_datetime(r["CreatedDate"])
-                        if r["StageName"] == current or at is None:
-                            continue
-                        if current is not None and since is not None and lo <= at < hi:
-                            stays[current].append(days(at - since))
-                        current, since = r["StageName"], at
-                else:
-                    since = None
-                    for r in rows:
-                        at = parse_sf_datetime(r["CreatedDate"])
-                        if r.get("Field") != "created" and since is not None and at is not None and lo <= at < hi:
-                            old = r.get("OldValue")
-                            if old is not None:
-                                stays[str(old)].append(days(at - since))
-                        since = at
+                stays, unmeasured, source = self._deep_stays(kind, f, history, parent, snapshot, lo, hi, order)
+                if isinstance(stays, str):
+                    return TimeInStage(
+                        kind, f.api_name, start, end, (), False, False, history, meter.calls, deep, stays
+                    )
         durations = []
-        for value, spans in stays.items():
+        for value in set(stays) | set(unmeasured):
+            spans = stays.get(value, [])
             option = f.value(value)
             durations.append(
-                StageDuration(value, option.label if option else None, sum(spans) / len(spans), len(spans), len(spans))
+                StageDuration(
+                    value,
+                    option.label if option else None,
+                    sum(spans) / len(spans) if spans else None,
+                    len(spans),
+                    len(spans) + unmeasured.get(value, 0),
+                )
             )
-        durations.sort(key=lambda d: (f.value(d.value).order if f.value(d.value) else 10_000, d.value))
-        return TimeInStage(kind, f.api_name, start, end, tuple(durations), True, False, source, meter.calls, deep)
+        durations.sort(key=lambda d: (order.get(d.value.lower(), 10_000), d.value))
+        # OpportunityHistory rows name the stage entered, not the one left: a stay that began before the period
+        # is neither measured nor counted, so without deep mode its averages are always partial
+        sampled = any(unmeasured.values()) or (snapshot and not deep)
+        note = ""
+        if sampled:
+            note = (
+                f"Measured the {sum(len(v) for v in stays.values()):,} stays that began and ended in the period; "
+                f"{sum(unmeasured.values()):,} that began earlier are counted but not measured (deep mode reads "
+                "the history before the period too)."
+            )
+        return TimeInStage(
+            kind, f.api_name, start, end, tuple(durations), True, sampled, source, meter.calls, deep, note
+        )
+
+    def _deep_stays(
+        self,
+        kind: str,
+        f: CrmField,
+        history: str,
+        parent: str,
+        snapshot: bool,
+        lo: datetime,
+        hi: datetime,
+        order: dict[str, int],
+    ) -> tuple[dict[str, list[float]] | str, dict[str, int], str]:
+        before = f"CreatedDate < {soql_datetime(hi)}"
+        where = before if snapshot else f"Field IN ('created', {soql_string(f.api_name)}) AND {before}"
+        try:
+            rows_total = self._count(f"SELECT COUNT() FROM {history} WHERE {where}")
+        except CrmQueryError:
+            return f"Salesforce keeps no {history} here.", {}, history
+        self._ensure_budget(max(1, math.ceil(rows_total / PAGE)), f"Reading {rows_total:,} {history} rows")
+        columns = "StageName" if snapshot else "Field, OldValue, NewValue"
+        rows = list(self._query_all(f"SELECT Id, {parent}, {columns}, CreatedDate FROM {history} WHERE {where}"))
+        value_key = "StageName" if snapshot else "NewValue"
+        stays: dict[str, list[float]] = defaultdict(list)
+        for record_rows in self._per_record(rows, parent, value_key, order).values():
+            if snapshot:
+                current, since = None, None
+                for r in record_rows:
+                    at = parse_sf_datetime(r["CreatedDate"])
+                    if r["StageName"] == current or at is None:
+                        continue
+                    if current is not None and since is not None and lo <= at < hi:
+                        stays[current].append(days(at - since))
+                    current, since = r["StageName"], at
+                continue
+            # the 'created' row first, whatever the ties: the record exists before its first change
+            record_rows.sort(key=lambda r: r.get("Field") != "created")
+            record_rows.sort(key=lambda r: parse_sf_datetime(r["CreatedDate"]) or lo)
+            since = None
+            for r in record_rows:
+                at = parse_sf_datetime(r["CreatedDate"])
+                if r.get("Field") != "created" and since is not None and at is not None and lo <= at < hi:
+                    old = r.get("OldValue")
+                    if old is not None:
+                        stays[str(old)].append(days(at - since))
+                since = at
+        return stays, {}, f"{history}: time between changes of {f.api_name}"
 
     def field_history(
         self, kind: str, field_name: str, start: datetime, end: datetime, *, limit: int = HISTORY_RECORDS
@@ -876,12 +1008,12 @@ class SalesforceConnector(CrmConnector):
             if opportunity:
                 history, parent = "OpportunityHistory", "OpportunityId"
                 where = f"CreatedDate < {soql_datetime(hi)}"
-                fields = "StageName, CreatedDate"
+                fields = "Id, StageName, CreatedDate"
                 source = "OpportunityHistory: the stage of every opportunity after each change"
             else:
                 history, parent = HISTORY[kind]
                 where = f"Field = {soql_string(f.api_name)} AND {window}"
-                fields = "OldValue, NewValue, CreatedDate"
+                fields = "Id, OldValue, NewValue, CreatedDate"
                 source = f"{history}: changes of {f.api_name} (field history tracking)"
             try:
                 population = self._count(f"SELECT COUNT() FROM {history} WHERE {where}")
@@ -909,9 +1041,13 @@ class SalesforceConnector(CrmConnector):
             current: str | None = None
             read, sampled = 0, False
 
+            order = self._stage_order(kind, f)
+            value_key = "StageName" if opportunity else "NewValue"
+
             def close() -> None:
                 if current is not None:
-                    records.append(RecordHistory(current, _sf_history(rows, opportunity, lo, hi)))
+                    ordered = self._per_record(rows, parent, value_key, order)[current]
+                    records.append(RecordHistory(current, _sf_history(ordered, opportunity, lo, hi)))
 
             body = (
                 self._query(f"SELECT {parent}, {fields} FROM {history} WHERE {where} ORDER BY {parent}, CreatedDate")
@@ -959,6 +1095,69 @@ class SalesforceConnector(CrmConnector):
             note,
         )
 
+    def custom_objects(self) -> CustomObjects:
+        """Custom objects (`__c`) from the global describe, those whose names suggest a lifecycle first, at most
+        CUSTOM_OBJECTS described; each with its picklists that look like stage, lifecycle or status fields and its
+        record count. An object this user cannot describe or count is noted and skipped."""
+        with self.metered() as meter:
+            listed = [
+                o
+                for o in self._global_describe().values()
+                if o.get("custom") and str(o.get("name", "")).endswith("__c") and o.get("queryable", True)
+            ]
+            listed.sort(key=lambda o: (not _LIKELY_LIFECYCLE.search(f"{o['name']} {o.get('label', '')}"), o["name"]))
+            notes = []
+            if len(listed) > CUSTOM_OBJECTS:
+                notes.append(
+                    f"The org has {len(listed)} custom objects; the first {CUSTOM_OBJECTS} were read (names that "
+                    "suggest a lifecycle, customer or status first)."
+                )
+            found = []
+            for o in listed[:CUSTOM_OBJECTS]:
+                name = ident(o["name"])
+                try:
+                    describe = self._rest(f"sobjects/{name}/describe/") or {}
+                except (CrmQueryError, CrmAuthError) as exc:
+                    if isinstance(exc, CrmAuthError) and exc.status != 403:
+                        raise
+                    notes.append(f"{name} is not readable by this user ({exc}).")
+                    continue
+                fields = tuple(_custom_field(name, f) for f in describe.get("fields") or [] if _stage_like(f))
+                if not fields:
+                    continue
+                try:
+                    records: int | None = self._count(f"SELECT COUNT() FROM {name}")
+                except CrmQueryError as exc:
+                    records = None
+                    notes.append(f"{name} records could not be counted ({exc}).")
+                found.append(CustomObject(name, o.get("label") or name, records, fields))
+        return CustomObjects(tuple(found), min(len(listed), CUSTOM_OBJECTS), len(listed), meter.calls, tuple(notes))
+
+    @classmethod
+    def fields_read(cls) -> tuple[tuple[str, str], ...]:
+        named = [(k, n) for k, names in REQUIRED.items() for n in names]
+        named += [("deal", n) for n in NEXT_STEP] + list(DUPLICATE_KEYS.items())
+        return tuple(dict.fromkeys(named))
+
+    def _fill_counts(self, kind: str, names: list[str]) -> tuple[int, dict[str, int], list[Unreadable]]:
+        """(records, records with a value per field, fields refused) in one aggregate; a field the CRM refuses
+        anyway (INVALID_FIELD: field-level security) is dropped and the aggregate asked again without it."""
+        name, refused = OBJECTS[kind], []
+        names = list(names)
+        while True:
+            counts = "".join(f", COUNT({n})" for n in names)
+            try:
+                row = self._query(f"SELECT COUNT(Id){counts} FROM {name}")["records"][0]
+            except CrmQueryError as exc:
+                bad = _refused_field(str(exc), names)
+                if bad is None:
+                    raise
+                names.remove(bad)
+                refused.append(unreadable(kind, name, bad, "refused when queried"))
+                continue
+            filled = {n: int(row[f"expr{i + 1}"] or 0) for i, n in enumerate(names)}
+            return int(row["expr0"] or 0), filled, refused
+
     def data_quality(
         self,
         *,
@@ -967,23 +1166,25 @@ class SalesforceConnector(CrmConnector):
         required: dict[str, list[str]] | None = None,
         deep: bool = False,
     ) -> DataQuality:
+        """Every field is checked against describe first: a missing or hidden one is skipped and listed in
+        `unreadable` (its figure is left out), never queried; one the CRM refuses anyway is dropped and the
+        aggregate asked again without it."""
         as_of = _aware(as_of or datetime.now(UTC))
         cutoff = soql_datetime(as_of - timedelta(days=stale_days))
         with self.metered() as meter:
             described = self._global_describe()
             missing: list[FieldFill] = []
+            unread: list[Unreadable] = []
             totals: dict[str, int] = {}
             for kind, names in (required or REQUIRED).items():
                 name = OBJECTS[check_kind(kind)]
                 if name not in described:
                     continue
-                names = [ident(n) for n in names]
-                counts = ", ".join(f"COUNT({n})" for n in names)
-                row = self._query(f"SELECT COUNT(Id), {counts} FROM {name}")["records"][0]
-                totals[kind] = total = int(row["expr0"] or 0)
-                missing += [
-                    FieldFill(kind, n, total - int(row[f"expr{i + 1}"] or 0), total) for i, n in enumerate(names)
-                ]
+                readable, skipped = self._readable(kind, [ident(n) for n in names])
+                total, filled, refused = self._fill_counts(kind, readable)
+                unread += skipped + refused
+                totals[kind] = total
+                missing += [FieldFill(kind, n, total - filled[n], total) for n in readable if n in filled]
             stale = []
             for kind in ("lead", "contact", "company", "deal"):
                 name = OBJECTS[kind]
@@ -995,28 +1196,52 @@ class SalesforceConnector(CrmConnector):
                 stale.append(StaleRecords(kind, n, total))
             no_next_step = None
             if "Opportunity" in described:
-                no_next_step = self._count("SELECT COUNT() FROM Opportunity WHERE IsClosed = false AND NextStep = null")
+                readable, skipped = self._readable("deal", list(NEXT_STEP))
+                unread += skipped
+                if not skipped:
+                    try:
+                        no_next_step = self._count(
+                            "SELECT COUNT() FROM Opportunity WHERE IsClosed = false AND NextStep = null"
+                        )
+                    except CrmQueryError as exc:
+                        bad = _refused_field(str(exc), list(NEXT_STEP)) or "NextStep"
+                        unread.append(unreadable("deal", "Opportunity", bad, "refused when queried"))
             duplicates = None
             notes: list[str] = []
             if deep:
-                duplicates = self._duplicates(described)
+                duplicates = self._duplicates(described, unread)
             else:
                 notes.append("Duplicates need deep=True: finding them means reading every email and website.")
+        notes += [f"{u.reason}: left out." for u in unread]
         return DataQuality(
-            as_of, stale_days, tuple(missing), tuple(stale), no_next_step, duplicates, meter.calls, deep, tuple(notes)
+            as_of,
+            stale_days,
+            tuple(missing),
+            tuple(stale),
+            no_next_step,
+            duplicates,
+            meter.calls,
+            deep,
+            tuple(notes),
+            tuple(dict.fromkeys(unread)),
         )
 
-    def _duplicates(self, described: dict[str, Any]) -> tuple[Duplicates, ...]:
-        plan = [
-            (k, n, f)
-            for k, n, f in (
-                ("lead", "Lead", "Email"),
-                ("contact", "Contact", "Email"),
-                ("company", "Account", "Website"),
-            )
-            if n in described
-        ]
-        sizes = {k: self._count(f"SELECT COUNT() FROM {n} WHERE {f} != null") for k, n, f in plan}
+    def _duplicates(self, described: dict[str, Any], unread: list[Unreadable]) -> tuple[Duplicates, ...]:
+        plan = []
+        for kind, field_name in DUPLICATE_KEYS.items():
+            if OBJECTS[kind] not in described:
+                continue
+            readable, skipped = self._readable(kind, [field_name])
+            unread += skipped
+            if readable:
+                plan.append((kind, OBJECTS[kind], readable[0]))
+        sizes = {}
+        for kind, name, field_name in list(plan):
+            try:
+                sizes[kind] = self._count(f"SELECT COUNT() FROM {name} WHERE {field_name} != null")
+            except CrmQueryError:
+                unread.append(unreadable(kind, name, field_name, "refused when queried"))
+                plan.remove((kind, name, field_name))
         pages = sum(max(1, math.ceil(s / PAGE)) for s in sizes.values())
         self._ensure_budget(pages, f"Finding duplicates reads {sum(sizes.values()):,} records and")
         out = []
@@ -1069,11 +1294,61 @@ def _error_detail(content: Any) -> tuple[str, str]:
     return "", " ".join(str(content).split())[:200]
 
 
+def _refused_field(message: str, names: list[str]) -> str | None:
+    """Which of `names` a Salesforce error is about (INVALID_FIELD: "No such column 'Phone' on entity 'Lead'")."""
+    wanted = {n.lower(): n for n in names}
+    for m in _BAD_FIELD.finditer(message):
+        if m.group(1).lower() in wanted:
+            return wanted[m.group(1).lower()]
+    return None
+
+
 def _transitions(f: CrmField, counts: dict[str, int]) -> tuple[Transition, ...]:
     out = [Transition(v.api_value, v.label, counts.get(v.api_value, 0)) for v in f.values]
     listed = {v.api_value.lower() for v in f.values}
     out += [Transition(value, None, n) for value, n in sorted(counts.items()) if value.lower() not in listed]
     return tuple(out)
+
+
+def _stage_like(field: dict[str, Any]) -> bool:
+    return field.get("type") in ("picklist", "multipicklist") and bool(
+        field_role("custom", str(field.get("name", "")), str(field.get("label", "")))
+    )
+
+
+def _custom_field(object_name: str, f: dict[str, Any]) -> CrmField:
+    return CrmField(
+        object=object_name,
+        api_name=f["name"],
+        label=f.get("label") or f["name"],
+        type="picklist",
+        custom=bool(f.get("custom")),
+        role=field_role("custom", f["name"], f.get("label") or ""),
+        values=tuple(
+            FieldValue(v["value"], v.get("label") or v["value"], bool(v.get("active", True)), i)
+            for i, v in enumerate(f.get("picklistValues") or [])
+        ),
+    )
+
+
+def _window_stays(
+    per_record: dict[str, list[dict[str, Any]]], snapshot: bool
+) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """From each record's rows inside a period (time order): (days per stay that began and ended in it, per value;
+    stays that ended in it but began before, per value). A record's first row ends a stay that began earlier."""
+    stays: dict[str, list[float]] = defaultdict(list)
+    unmeasured: Counter[str] = Counter()
+    key = "StageName" if snapshot else "NewValue"
+    for rows in per_record.values():
+        if not snapshot and rows and rows[0].get("OldValue") is not None:
+            unmeasured[str(rows[0]["OldValue"])] += 1
+        for here, after in zip(rows, rows[1:], strict=False):
+            value = here.get(key)
+            came, left = parse_sf_datetime(here.get("CreatedDate")), parse_sf_datetime(after.get("CreatedDate"))
+            if value is None or came is None or left is None or after.get(key) == value:
+                continue
+            stays[str(value)].append(days(left - came))
+    return dict(stays), dict(unmeasured)
 
 
 def _history_pages(limit: int) -> int:

@@ -12,7 +12,7 @@ from django.utils import timezone
 from accounts import activity
 from engagements.models import ClientAccount
 
-from .base import STAGE_OBJECTS, AuthMethod, CrmConnector, CrmError, as_json
+from .base import STAGE_OBJECTS, AuthMethod, CrmConnector, CrmError, CrmQueryError, CrmUnsupported, as_json
 from .crypto import SecretUnreadable
 from .http import check_url
 from .models import DEFAULT_BASE_URLS, CrmConnection, CrmKind
@@ -95,10 +95,23 @@ def test_connection(*, connection: CrmConnection, actor=None, request=None, **op
 
 
 def read_summary(connector: CrmConnector) -> dict[str, Any]:
+    """What the connection can see. One object, field list or pipeline the user cannot read is noted in words
+    and the test goes on (a refused CaseStatus never fails it); an error that is not about one item (credentials,
+    the CRM down) fails the test."""
+    notes: list[str] = []
+
+    def attempt(what: str, read: Any, default: Any) -> Any:
+        try:
+            return read()
+        except (CrmQueryError, CrmUnsupported) as exc:
+            notes.append(f"Could not read {what}: {exc}")
+            return default
+
     objects = connector.objects()
     available = {o.kind for o in objects if o.available}
     rows = []
     for o in objects:
+        fields = attempt(f"the {o.label} fields", lambda o=o: connector.fields(o.kind), None) if o.available else []
         rows.append(
             {
                 "kind": o.kind,
@@ -106,7 +119,7 @@ def read_summary(connector: CrmConnector) -> dict[str, Any]:
                 "label": o.label,
                 "available": o.available,
                 "records": o.record_count,
-                "fields": len(connector.fields(o.kind)) if o.available else 0,
+                "fields": len(fields) if fields is not None else None,
             }
         )
     pipelines = []
@@ -114,11 +127,11 @@ def read_summary(connector: CrmConnector) -> dict[str, Any]:
         if kind in available:
             pipelines += [
                 {"object": kind, "id": p.id, "label": p.label, "active": p.active, "stages": len(p.stages)}
-                for p in connector.pipelines(kind)
+                for p in attempt(f"the {kind} pipelines", lambda kind=kind: connector.pipelines(kind), [])
             ]
     lifecycle = [
         {"object": f.object, "field": f.api_name, "label": f.label, "role": f.role, "values": len(f.values)}
-        for f in connector.lifecycle_fields()
+        for f in attempt("the lifecycle fields", connector.lifecycle_fields, [])
     ]
     budget = connector.api_budget()
     return {
@@ -126,6 +139,7 @@ def read_summary(connector: CrmConnector) -> dict[str, Any]:
         "pipelines": pipelines,
         "lifecycle_fields": lifecycle,
         "budget": {**as_json(budget), "budget_remaining": budget.budget_remaining},
+        "notes": list(dict.fromkeys([*connector.notes, *notes])),
     }
 
 

@@ -500,6 +500,17 @@ class GateOptionSerializer(serializers.Serializer):
     target = serializers.CharField(allow_null=True)
     when = serializers.CharField()
     follow_up = serializers.CharField(allow_null=True)
+    ready = serializers.BooleanField(
+        source="is_ready",
+        help_text="True: needs its checkpoints checked or waived. False: a decision not to proceed; needs a "
+        "`note` (the reason) and names unmet checkpoints, which stay unmet.",
+    )
+    requires = serializers.ListField(
+        child=serializers.CharField(), allow_null=True, help_text="Checkpoint keys a ready option needs (null: all)."
+    )
+    about = serializers.ListField(
+        child=serializers.CharField(), help_text="Checkpoint keys a not-ready option is usually about."
+    )
 
 
 class GateSerializer(serializers.ModelSerializer):
@@ -582,6 +593,8 @@ class GateDecisionSerializer(serializers.ModelSerializer):
             "effect",
             "target",
             "note",
+            "ready",
+            "unmet",
             "decided_by",
             "created_at",
         ]
@@ -597,6 +610,14 @@ class GateDecideSerializer(serializers.Serializer):
         allow_null=True,
         default=None,
         help_text="For a per-release gate: the release this decision approves.",
+    )
+    unmet = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        default=None,
+        allow_null=True,
+        help_text="For a decision not to proceed: keys of the unmet checkpoints it is about "
+        "(omitted: the option's usual ones that are unmet).",
     )
 
     def validate_option(self, option: str) -> str:
@@ -646,8 +667,10 @@ class GateViewSet(FilteredScope, mixins.ListModelMixin, mixins.RetrieveModelMixi
     @extend_schema(
         request=GateDecideSerializer,
         responses={201: GateDecisionSerializer, 400: REFUSED},
-        description="Take one of the gate's options. Refused while any checkpoint is open or another blocker "
-        "stands; the option's effect moves the engagement (proceed, loop back, repeat, hold...).",
+        description="Take one of the gate's options. A ready option is refused while a checkpoint it needs is "
+        "open or another blocker stands; a not-ready option (hold, extend, loop back, continue) needs a `note` and "
+        "names the unmet checkpoints (`unmet`), which stay unmet, and clears the gate's waivers. The option's "
+        "effect moves the engagement (proceed, loop back, repeat, hold...).",
     )
     @action(detail=True, methods=["post"])
     def decide(self, request, *args, **kwargs):
@@ -659,6 +682,7 @@ class GateViewSet(FilteredScope, mixins.ListModelMixin, mixins.RetrieveModelMixi
             option_key=data.validated_data["option"],
             note=data.validated_data["note"],
             release=data.validated_data["release"],
+            about=data.validated_data["unmet"],
             **_actor(self),
         )
         return Response(GateDecisionSerializer(decision).data, status=status.HTTP_201_CREATED)

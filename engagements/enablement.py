@@ -1,6 +1,10 @@
-"""Enablement and handoff: training sessions, the hypercare window, the retention path and the check-in."""
+"""Enablement and handoff: training sessions, the hypercare window and its KPIs, the retention path and the
+check-in."""
 
+import operator
+from dataclasses import dataclass
 from datetime import date, timedelta
+from decimal import Decimal
 
 from django.db import transaction
 from django.utils import timezone
@@ -8,7 +12,18 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
-from .models import Engagement, RetentionAction, RetentionStep, TrainingSession
+from .models import (
+    CheckpointStatus,
+    Engagement,
+    Gate,
+    GateStatus,
+    KpiReading,
+    RetentionAction,
+    RetentionStep,
+    TrainingSession,
+)
+
+HYPERCARE_KPI = "hypercare_kpi"
 
 
 @transaction.atomic
@@ -129,3 +144,196 @@ def check_ins_due(today: date | None = None):
     return Engagement.objects.filter(
         check_in_date__isnull=False, check_in_date__lte=today + timedelta(days=14), check_in_reminder_sent_at=None
     )
+
+
+# --------------------------------------------------------------------------------------------------
+# Hypercare KPIs (playbook ``hypercare.kpis``): figures entered by hand, judged against the seed's target
+# and red flag for the day they were measured, within the window the playbook states from hypercare start.
+
+PERIOD_DAYS = {"day": 1, "week": 7, "month": 30, "quarter": 91, "year": 365}
+OPS = {"gt": operator.gt, "gte": operator.ge, "lt": operator.lt, "lte": operator.le}
+OP_WORDS = {"gt": "above", "gte": "at least", "lt": "below", "lte": "at most"}
+UNIT_WORDS = {"pct": "%", "per_week": " a week", "count": "", "hours": " hours", "days": " days"}
+# Where the seed judges a KPI per manager or per rep, the figure to enter is the lowest one.
+PER_WORDS = {"manager": "the lowest manager's figure", "rep": "the lowest rep's figure"}
+
+
+class KpiStatus:
+    MET = "met"
+    NOT_YET_DUE = "not_yet_due"
+    BELOW_TARGET = "below_target"
+    RED_FLAG = "red_flag"
+    NOT_RECORDED = "not_recorded"
+
+
+@dataclass(frozen=True)
+class KpiState:
+    kpi: object  # playbooks.schema.Kpi
+    reading: KpiReading | None
+    status: str
+    verdict: str
+    target_text: str
+    due_on: date | None
+
+    @property
+    def entry_hint(self) -> str:
+        per = PER_WORDS.get(self.kpi.rule.per or "")
+        unit = self.kpi.rule.target.unit if self.kpi.rule.target else self.kpi.rule.unit
+        what = {"pct": "a percentage (0-100)", "per_week": "times a week", "count": "a count"}.get(unit, "a figure")
+        return f"{what}{f', {per}' if per else ''}"
+
+
+def _fmt(value: float, unit: str | None) -> str:
+    number = f"{value:g}"
+    return f"{number}{UNIT_WORDS.get(unit or '', '')}"
+
+
+def _window_days(window) -> int:
+    return window.n * PERIOD_DAYS[window.period]
+
+
+def _window_words(window) -> str:
+    return f"{window.n} {window.period}{'s' if window.n > 1 else ''}"
+
+
+def kpi_specs(engagement: Engagement) -> list:
+    hypercare = engagement.spec.hypercare
+    return list(hypercare.kpis) if hypercare else []
+
+
+def _red_flag(rule, value: float) -> bool:
+    if rule.comparison == "below":
+        return value < rule.threshold
+    if rule.comparison in ("above", "count_above"):
+        return value > rule.threshold
+    return False
+
+
+def kpi_state(engagement: Engagement, kpi, reading: KpiReading | None) -> KpiState:
+    """Judge one KPI's figure for the day it was measured (never for today), so a late entry reads the same."""
+    rule, target = kpi.rule, kpi.rule.target
+    target_text = (
+        f"{OP_WORDS[target.op]} {_fmt(target.value, target.unit)}"
+        + (f" within {_window_words(target.within)}" if target.within else "")
+        if target
+        else f"not {kpi.red_flag[0].lower()}{kpi.red_flag[1:]}"
+    )
+    window = (target.within if target else None) or rule.evaluate_after
+    start = engagement.hypercare_start
+    due_on = start + timedelta(days=_window_days(window)) if start and window else None
+
+    def state(status: str, verdict: str) -> KpiState:
+        return KpiState(kpi, reading, status, verdict, target_text, due_on)
+
+    if reading is None:
+        return state(KpiStatus.NOT_RECORDED, "No figure recorded yet.")
+    value = float(reading.value)
+    elapsed = due_on is None or reading.measured_on >= due_on
+    if target is not None and OPS[target.op](value, target.value):
+        return state(KpiStatus.MET, f"At target ({target_text}).")
+    red = _red_flag(rule, value)
+    if red and (rule.evaluate_after is None or elapsed):
+        return state(KpiStatus.RED_FLAG, f"Red flag: {kpi.red_flag}.")
+    if red or target is not None:
+        if not elapsed:
+            return state(
+                KpiStatus.NOT_YET_DUE,
+                f"Not there yet; judged on {due_on:%-d %b %Y}, {_window_words(window)} into hypercare.",
+            )
+        if target is not None:
+            return state(KpiStatus.BELOW_TARGET, f"Below target at the end of its window ({target_text}).")
+    return state(KpiStatus.MET, f"No red flag ({kpi.red_flag.lower()} would be one).")
+
+
+def latest_readings(engagement: Engagement) -> dict[str, KpiReading]:
+    latest: dict[str, KpiReading] = {}
+    for reading in KpiReading.objects.filter(engagement=engagement).order_by("measured_on", "created_at"):
+        latest[reading.kpi] = reading
+    return latest
+
+
+def hypercare_kpis(engagement: Engagement) -> list[KpiState]:
+    """Each of the playbook's hypercare KPIs with its latest figure, target and verdict."""
+    latest = latest_readings(engagement)
+    return [kpi_state(engagement, kpi, latest.get(kpi.key)) for kpi in kpi_specs(engagement)]
+
+
+def kpi_meets_target(engagement: Engagement, kpi_key: str) -> bool:
+    """The KPI's latest figure meets the seed's target (the checkpoints that name a KPI read this)."""
+    kpi = next((k for k in kpi_specs(engagement) if k.key == kpi_key), None)
+    if kpi is None or kpi.rule.target is None:
+        return False
+    reading = latest_readings(engagement).get(kpi_key)
+    target = kpi.rule.target
+    return reading is not None and OPS[target.op](float(reading.value), target.value)
+
+
+def sync_kpi_checkpoints(gate: Gate, actor=None) -> list[str]:
+    """Check the open gate's KPI checkpoints whose KPI is at target; reopen those whose KPI fell back.
+    A waiver is left alone: it is a person's decision. Returns the keys that changed."""
+    if gate.status != GateStatus.OPEN:
+        return []
+    changed = []
+    for checkpoint in gate.checkpoints.filter(auto=HYPERCARE_KPI).exclude(status=CheckpointStatus.WAIVED):
+        met = kpi_meets_target(gate.engagement, checkpoint.kpi)
+        wanted = CheckpointStatus.CHECKED if met else CheckpointStatus.OPEN
+        if checkpoint.status == wanted:
+            continue
+        checkpoint.status = wanted
+        checkpoint.resolved_by, checkpoint.resolved_at = (actor, timezone.now()) if met else (None, None)
+        checkpoint.save(update_fields=["status", "resolved_by", "resolved_at"])
+        changed.append(checkpoint.key)
+    return changed
+
+
+def check_kpi_value(kpi, value: Decimal) -> None:
+    """A figure a person could not have measured is refused, in words."""
+    unit = kpi.rule.target.unit if kpi.rule.target else kpi.rule.unit
+    if value < 0:
+        raise DomainError(f"{kpi.metric} cannot be negative ({value:g}).")
+    if unit == "pct" and value > 100:
+        raise DomainError(f"{kpi.metric} is a percentage; {value:g}% is more than 100%.")
+
+
+@transaction.atomic
+def record_kpi_reading(
+    *,
+    engagement: Engagement,
+    kpi: str,
+    measured_on: date,
+    value: Decimal,
+    actor,
+    note: str = "",
+    request=None,
+) -> KpiReading:
+    engagement = Engagement.objects.select_for_update().get(pk=engagement.pk)
+    specs = {k.key: k for k in kpi_specs(engagement)}
+    if kpi not in specs:
+        raise DomainError(
+            f"This playbook has no hypercare KPI {kpi!r}; choose one of: {', '.join(specs) or 'none'}."
+        )
+    if measured_on > timezone.localdate():
+        raise DomainError("A figure cannot be measured in the future.")
+    check_kpi_value(specs[kpi], value)
+    reading = KpiReading.objects.create(
+        organization=engagement.organization,
+        engagement=engagement,
+        kpi=kpi,
+        measured_on=measured_on,
+        value=value,
+        note=note.strip(),
+        recorded_by=actor,
+    )
+    checked = []
+    for gate in Gate.objects.filter(engagement=engagement, status=GateStatus.OPEN):
+        gate.engagement = engagement
+        checked += sync_kpi_checkpoints(gate, actor=actor)
+    activity.record(
+        organization=engagement.organization,
+        actor=actor,
+        request=request,
+        target=engagement,
+        verb="hypercare.kpi_recorded",
+        data={"kpi": kpi, "value": str(value), "measured_on": measured_on.isoformat(), "checkpoints": checked},
+    )
+    return reading

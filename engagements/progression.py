@@ -1,8 +1,11 @@
 """The engagement state machine: the one place phase, gate and engagement status change.
 
 A phase is pending, active, done or skipped; one phase at most is active. A gate opens when its phase
-becomes active, and it can be decided only when every checkpoint is checked or waived with a reason.
-Each decision option's effect (playbooks.schema.Effect) says where the engagement goes next:
+becomes active. Each decision option carries its precondition from the playbook: a ready option (proceed,
+complete, approve a round) needs its checkpoints checked or waived with a reason; a not-ready option (hold,
+extend, loop back, continue) needs a written reason and names the unmet checkpoints it is about, which stay
+unmet. A waiver is for proceeding without a criterion, so a not-ready decision and a resume clear the gate's
+waivers. Each decision option's effect (playbooks.schema.Effect) says where the engagement goes next:
 
     proceed           current phase done; the target phase (or the next pending one) becomes active
     complete          mark the option's skips; current phase done; remaining pending phases still run,
@@ -17,6 +20,7 @@ Each decision option's effect (playbooks.schema.Effect) says where the engagemen
 Anything else raises DomainError with a message that says why. Every change writes the activity log.
 """
 
+import re
 from datetime import date, timedelta
 
 from django.db import transaction
@@ -25,7 +29,7 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
-from . import definitions
+from . import definitions, enablement
 from .models import (
     AssumptionStatus,
     ChecklistItem,
@@ -35,6 +39,7 @@ from .models import (
     EngagementMember,
     EngagementStakeholder,
     EngagementStatus,
+    EngagementType,
     Gate,
     GateCheckpoint,
     GateDecision,
@@ -47,6 +52,10 @@ from .models import (
 )
 
 DEFINITIONS_SIGNED = "definitions_signed"
+# The seed marks some documentation-package items "(for Single Project engagements)": a dedicated engagement's
+# architect runs the maintenance schedule, so the customer is not handed it.
+SINGLE_PROJECT_ONLY = re.compile(r"\(for single[- ]project engagements?\)", re.IGNORECASE)
+HYPERCARE_KPI = "hypercare_kpi"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -180,7 +189,9 @@ def _instantiate(engagement: Engagement, spec) -> None:
                 recurring=gate_spec.recurring,
             )
             GateCheckpoint.objects.bulk_create(
-                GateCheckpoint(organization=org, gate=gate, key=c.key, text=c.text, auto=c.auto or "", order=n)
+                GateCheckpoint(
+                    organization=org, gate=gate, key=c.key, text=c.text, auto=c.auto or "", kpi=c.kpi or "", order=n
+                )
                 for n, c in enumerate(gate_spec.checkpoints, start=1)
             )
         handover_phase = phase
@@ -191,6 +202,8 @@ def _instantiate(engagement: Engagement, spec) -> None:
             item(handover_phase, None, component, kind=ChecklistKind.HANDOVER, group="Handover components")
     if spec.handoff is not None:
         for doc in spec.handoff.external.documentation_package:
+            if SINGLE_PROJECT_ONLY.search(doc.text) and engagement.engagement_type != EngagementType.SINGLE_PROJECT:
+                continue
             item(handover_phase, None, doc, kind=ChecklistKind.DOC_PACKAGE, group="Documentation package")
     ChecklistItem.objects.bulk_create(items)
 
@@ -225,6 +238,9 @@ def _activate(engagement: Engagement, phase: PhaseState | None) -> None:
     Gate.objects.filter(phase=phase).update(status=GateStatus.OPEN)
     engagement.current_phase = phase
     engagement.save(update_fields=["current_phase"])
+    gate = Gate.objects.filter(phase=phase).first()
+    if gate is not None:
+        enablement.sync_kpi_checkpoints(gate)
 
 
 def _next_pending(engagement: Engagement, after: PhaseState) -> PhaseState | None:
@@ -256,6 +272,25 @@ def _reset_gate(gate: Gate, *, status: str) -> None:
     gate.status = status
     gate.save(update_fields=["round", "status"])
     gate.checkpoints.update(status=CheckpointStatus.OPEN, waiver_reason="", resolved_by=None, resolved_at=None)
+    enablement.sync_kpi_checkpoints(gate)
+
+
+def _clear_waivers(gate: Gate, *, why: str, actor, request=None) -> list[str]:
+    """A waiver lets a phase proceed without a criterion; when the phase does not proceed it no longer holds."""
+    waived = list(gate.checkpoints.filter(status=CheckpointStatus.WAIVED))
+    for checkpoint in waived:
+        checkpoint.status, checkpoint.waiver_reason = CheckpointStatus.OPEN, ""
+        checkpoint.resolved_by, checkpoint.resolved_at = None, None
+        checkpoint.save(update_fields=["status", "waiver_reason", "resolved_by", "resolved_at"])
+        activity.record(
+            organization=checkpoint.organization,
+            actor=actor,
+            request=request,
+            target=gate.engagement,
+            verb="checkpoint.waiver_cleared",
+            data={"gate": gate.key, "checkpoint": checkpoint.key, "reason": why},
+        )
+    return [c.key for c in waived]
 
 
 def _finish(phase: PhaseState) -> None:
@@ -309,6 +344,11 @@ def resolve_checkpoint(
                 "This checkpoint checks itself when the client signs the Definition Alignment "
                 "Document; it cannot be ticked by hand. Waive it with a reason if you must."
             )
+        if checkpoint.auto == HYPERCARE_KPI and not enablement.kpi_meets_target(gate.engagement, checkpoint.kpi):
+            raise DomainError(
+                "This checkpoint checks itself when the hypercare KPI it names is recorded at its target "
+                "(on the Enablement page); it cannot be ticked by hand. Waive it with a reason if you must."
+            )
         checkpoint.status, checkpoint.waiver_reason = CheckpointStatus.CHECKED, ""
     elif action == "waive":
         if not reason:
@@ -337,19 +377,37 @@ def gate_options(gate: Gate) -> list:
     return list(phase_spec.decision_gate.options)
 
 
-def blockers(gate: Gate) -> list[str]:
-    """Why the gate cannot be decided now; empty when it can."""
+def required_checkpoints(gate: Gate, option) -> list[GateCheckpoint]:
+    """The checkpoints a ready option needs checked or waived (a not-ready option needs none)."""
+    if not option.is_ready:
+        return []
+    checkpoints = list(gate.checkpoints.all())
+    return checkpoints if option.requires is None else [c for c in checkpoints if c.key in option.requires]
+
+
+def unmet_checkpoints(gate: Gate) -> list[GateCheckpoint]:
+    """Checkpoints not actually met: open, or waived (a waiver lets the phase proceed without the criterion)."""
+    return [c for c in gate.checkpoints.all() if c.status != CheckpointStatus.CHECKED]
+
+
+def blockers(gate: Gate, option=None) -> list[str]:
+    """Why ``option`` cannot be taken now (without one: why the gate cannot be passed); empty when it can.
+
+    A not-ready option is never blocked by checkpoints: it is the decision to take when they are unmet."""
     reasons = []
     if gate.status != GateStatus.OPEN:
         reasons.append(f"{gate.name} is not open: its phase is not the one in progress.")
-    open_checkpoints = [c.text for c in gate.checkpoints.all() if c.status == CheckpointStatus.OPEN]
+    if option is not None and not option.is_ready:
+        return reasons
+    required = list(gate.checkpoints.all()) if option is None else required_checkpoints(gate, option)
+    open_checkpoints = [c.text for c in required if c.status == CheckpointStatus.OPEN]
     if open_checkpoints:
         reasons.append(
             f"{len(open_checkpoints)} validation checkpoint(s) are neither checked nor waived: "
             + "; ".join(open_checkpoints[:3])
             + ("…" if len(open_checkpoints) > 3 else "")
         )
-    if any(c.auto == DEFINITIONS_SIGNED for c in gate.checkpoints.all()):
+    if any(c.auto == DEFINITIONS_SIGNED for c in required):
         latest = gate.engagement.architecture_versions.order_by("-number").first()
         if latest is not None:
             assumed = latest.items.filter(critical=True, status=AssumptionStatus.ASSUMED).count()
@@ -361,10 +419,42 @@ def blockers(gate: Gate) -> list[str]:
     return reasons
 
 
+def _named_unmet(gate: Gate, option, about: list[str] | None) -> list[GateCheckpoint]:
+    """The unmet checkpoints a not-ready decision is about: those named, else the option's usual ones that are
+    unmet, else every unmet one."""
+    unmet = unmet_checkpoints(gate)
+    if not unmet:
+        raise DomainError(
+            f"Every checkpoint of {gate.name} is checked, so “{option.label}” has nothing unmet to name. "
+            "Reopen the checkpoint that is not really met, or take a decision that moves on."
+        )
+    if about is None:
+        usual = [c for c in unmet if c.key in option.about]
+        return usual or unmet
+    by_key = {c.key: c for c in unmet}
+    met = [k for k in about if k not in by_key]
+    if met:
+        raise DomainError(
+            f"“{option.label}” names only unmet checkpoints; these are checked or unknown: {', '.join(met)}."
+        )
+    if not about:
+        raise DomainError(f"Name the unmet checkpoint(s) “{option.label}” is about.")
+    return [c for c in unmet if c.key in about]
+
+
 @transaction.atomic
 def decide_gate(
-    *, gate: Gate, option_key: str, actor, note: str = "", release: Release | None = None, request=None
+    *,
+    gate: Gate,
+    option_key: str,
+    actor,
+    note: str = "",
+    release: Release | None = None,
+    about: list[str] | None = None,
+    request=None,
 ) -> GateDecision:
+    """Take one of the gate's options. ``about``: for a not-ready option, the keys of the unmet checkpoints
+    it is about (None: the option's usual ones that are unmet)."""
     engagement = _lock(gate.engagement)
     gate = Gate.objects.select_for_update().select_related("phase").get(pk=gate.pk)
     gate.engagement = engagement
@@ -373,9 +463,15 @@ def decide_gate(
     option = options.get(option_key)
     if option is None:
         raise DomainError(f"{gate.name} has no option {option_key!r}; choose one of: {', '.join(options)}.")
-    problems = blockers(gate)
+    problems = blockers(gate, option)
     if problems:
         raise DomainError(" ".join(problems))
+    note = note.strip()
+    unmet: list[GateCheckpoint] = []
+    if not option.is_ready:
+        if not note:
+            raise DomainError(f"“{option.label}” needs a reason: say what is not ready yet.")
+        unmet = _named_unmet(gate, option, about)
 
     decision = GateDecision.objects.create(
         organization=engagement.organization,
@@ -385,9 +481,19 @@ def decide_gate(
         label=option.label,
         effect=option.effect,
         target=option.target or "",
-        note=note.strip(),
+        note=note,
+        ready=option.is_ready,
+        unmet=[{"key": c.key, "text": c.text} for c in unmet],
         decided_by=actor,
     )
+    cleared: list[str] = []
+    if not option.is_ready:
+        cleared = _clear_waivers(
+            gate,
+            why=f"{option.label}: the phase did not proceed, so the waiver no longer holds.",
+            actor=actor,
+            request=request,
+        )
     phase = gate.phase
     skipped: list[str] = []
     for skip in option.skips:
@@ -398,6 +504,8 @@ def decide_gate(
         _finish(phase)
         gate.status = GateStatus.DECIDED
         gate.save(update_fields=["status"])
+        if release is not None:
+            _approve_release(release, decision)
         target = None
         if effect == "proceed" and option.target:
             target = engagement.phases.filter(key=option.target, status=PhaseStatus.PENDING).first()
@@ -429,7 +537,11 @@ def decide_gate(
             "effect": effect,
             "target": option.target or "",
             "skipped": skipped,
-            "note": note.strip(),
+            "note": note,
+            "unmet": [c.key for c in unmet],
+            "waivers_cleared": cleared,
+            # Closing with handover components undone is allowed, but the record says so.
+            "handover_undone": undone_handover(engagement) if engagement.status == EngagementStatus.CLOSED else [],
         },
     )
     return decision
@@ -515,6 +627,10 @@ def resume_engagement(*, engagement: Engagement, actor, request=None) -> Engagem
         raise DomainError("Only an engagement on hold can be resumed.")
     engagement.status = EngagementStatus.ACTIVE
     engagement.save(update_fields=["status"])
+    gate = Gate.objects.filter(phase_id=engagement.current_phase_id, status=GateStatus.OPEN).first()
+    if gate is not None:
+        gate.engagement = engagement
+        _clear_waivers(gate, why="Resumed after a hold: the waiver no longer holds.", actor=actor, request=request)
     activity.record(
         organization=engagement.organization, actor=actor, request=request, target=engagement, verb="engagement.resumed"
     )
@@ -522,9 +638,31 @@ def resume_engagement(*, engagement: Engagement, actor, request=None) -> Engagem
 
 
 def schedule_check_in(engagement: Engagement) -> None:
-    """The refinement check-in about a quarter after handoff (dedicated path of the retention seed)."""
-    retention = engagement.spec.retention
-    days = (retention.dedicated.check_in_days if retention and retention.dedicated.check_in_days else None) or 90
+    """Record the handoff; a dedicated engagement also gets its refinement check-in, about a quarter after
+    go-live (the retention seed's dedicated path, 002 4d). Go-live is the start of hypercare (post-launch);
+    without one, the handoff. Single-project engagements follow the upsell path and have no check-in."""
     engagement.handed_off_on = timezone.localdate()
-    engagement.check_in_date = engagement.handed_off_on + timedelta(days=days)
+    retention = engagement.spec.retention
+    if retention is not None and engagement.engagement_type == EngagementType.DEDICATED:
+        days = retention.dedicated.check_in_days or 90
+        engagement.check_in_date = (engagement.hypercare_start or engagement.handed_off_on) + timedelta(days=days)
     engagement.save(update_fields=["handed_off_on", "check_in_date"])
+
+
+def undone_handover(engagement: Engagement) -> list[str]:
+    """The handover components (delivery model) not yet ticked: closing with these undone deserves a warning."""
+    undone = (
+        engagement.checklist.filter(kind=ChecklistKind.HANDOVER, done=False)
+        .exclude(phase__status=PhaseStatus.SKIPPED)
+        .order_by("order")
+    )
+    return list(undone.values_list("text", flat=True))
+
+
+def would_close(gate: Gate, option) -> bool:
+    """Taking ``option`` closes the engagement: it finishes the phase and no phase is left to run."""
+    if option.effect not in ("proceed", "complete"):
+        return False
+    skipped = {key for skip in option.skips for key in skip.keys}
+    later = gate.engagement.phases.filter(status=PhaseStatus.PENDING, order__gt=gate.phase.order)
+    return not later.exclude(key__in=skipped).exists()

@@ -7,6 +7,7 @@ DATABASE_URL, REDIS_URL (or CELERY_BROKER_URL) and EMAIL_HOST switch each part t
 from pathlib import Path
 
 import environ
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
@@ -62,6 +63,7 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.BrowserTimezoneMiddleware",
+    "gtm_ops.middleware.private_responses",
 ]
 
 if not DEBUG:
@@ -104,7 +106,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # stay in the database alone without a shared cache: another process could go on accepting a signed-out session.
 _redis_url = env.str("REDIS_URL", default="")
 CACHES = {
-    "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _redis_url}
+    # Redis down or frozen costs a short timeout and falls back to the database (gtm_ops/cache.py).
+    "default": {"BACKEND": "gtm_ops.cache.ResilientRedisCache", "LOCATION": _redis_url}
     if _redis_url
     else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}
 }
@@ -212,6 +215,15 @@ CELERY_BEAT_SCHEDULE = {
 # sandboxes in development only). Each connection spends at most CRM_DAILY_BUDGET_SHARE of the CRM's daily
 # API allocation; rate limits are per CRM account, shared by all workers through Redis when the broker is Redis.
 CRM_SECRET_KEY = env.str("CRM_SECRET_KEY", default="")
+if not DEBUG:
+    # Refused at start, not at the first CRM credential stored weeks later.
+    try:
+        Fernet(CRM_SECRET_KEY)
+    except ValueError:
+        raise ImproperlyConfigured(
+            "DEBUG is off but CRM_SECRET_KEY is not a Fernet key: set it to the output of "
+            '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`.'
+        ) from None
 CRM_ALLOW_HTTP = env.bool("CRM_ALLOW_HTTP", default=False)
 CRM_DAILY_BUDGET_SHARE = env.float("CRM_DAILY_BUDGET_SHARE", default=0.05)
 CRM_CONNECT_TIMEOUT = env.float("CRM_CONNECT_TIMEOUT", default=5.0)
@@ -261,7 +273,15 @@ INVITATION_MAX_AGE_DAYS = 7
 SESSION_COOKIE_HTTPONLY = True
 # Cookies travel over HTTPS only in production; SECURE_COOKIES=false for a plain-http trial behind no proxy.
 SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=not DEBUG)
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# HTTPS in production: requests redirected to https (but the probes, which load balancers call over plain http)
+# and HSTS for a year (SECURE_HSTS_SECONDS=0 turns it off). X-Forwarded-Proto is trusted only when a TLS proxy in
+# front sets it (TLS_PROXY=true); otherwise any client could claim https.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$", r"^readyz/$"]
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TLS_PROXY", default=False) else None
 
 LOGGING = {
     "version": 1,

@@ -65,6 +65,7 @@ auth_urls = [
 urlpatterns = [
     path("", accounts_views.home, name="home"),
     path("healthz/", accounts_views.healthz, name="healthz"),
+    path("readyz/", accounts_views.readyz, name="readyz"),
     path("accounts/", include(auth_urls)),
     path("", include("accounts.urls")),
     path("", include("engagements.urls")),

@@ -308,9 +308,18 @@ class MeetingTemplate(Model):
 class GateCheckpoint(Model):
     key: Key
     text: Text
-    auto: Literal["definitions_signed"] | None = None  # satisfied by the signed Definition Alignment Doc
+    # Checks itself from app state: the signed Definition Alignment Doc, or a recorded hypercare KPI
+    # (``kpi``, a key of ``hypercare.kpis``) at its target.
+    auto: Literal["definitions_signed", "hypercare_kpi"] | None = None
+    kpi: Key | None = None
     rule: Rule | None = None
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _kpi_named(self) -> GateCheckpoint:
+        if (self.auto == "hypercare_kpi") != (self.kpi is not None):
+            raise ValueError("'auto: hypercare_kpi' and 'kpi' (the hypercare KPI it reads) go together")
+        return self
 
 
 class Skip(Model):
@@ -319,6 +328,8 @@ class Skip(Model):
 
 
 Effect = Literal["proceed", "loop_back", "extend", "complete", "on_hold", "repeat", "extend_hypercare"]
+# Outcomes that say "not ready yet": they need a reason and name the unmet checkpoints, never a waiver.
+NOT_READY_EFFECTS = frozenset({"loop_back", "extend", "extend_hypercare", "on_hold"})
 
 
 class DecisionOption(Model):
@@ -331,11 +342,26 @@ class DecisionOption(Model):
     skips: list[Skip] = []
     inferred: bool = False  # not stated by the seed; added so the gate can be decided in the app
     note: str | None = None
+    # The option's precondition. A ready option (proceed, complete, approve a round) needs its checkpoints
+    # checked or waived: ``requires`` names them (None: every checkpoint of the gate). A not-ready option
+    # (hold, extend, loop back, continue) needs a reason and names the unmet checkpoints it is about
+    # (``about`` lists the usual ones); it waives nothing. ``ready`` defaults from the effect.
+    ready: bool | None = None
+    requires: list[Key] | None = None
+    about: list[Key] = []
+
+    @property
+    def is_ready(self) -> bool:
+        return self.effect not in NOT_READY_EFFECTS if self.ready is None else self.ready
 
     @model_validator(mode="after")
     def _target_rules(self) -> DecisionOption:
         if self.effect == "loop_back" and self.target is None:
             raise ValueError("a 'loop_back' option needs a 'target' (the phase or sub-phase to return to)")
+        if self.is_ready and self.about:
+            raise ValueError("'about' is for a not-ready option; a ready option lists what it 'requires'")
+        if not self.is_ready and self.requires is not None:
+            raise ValueError("a not-ready option requires no checkpoints; list the ones it is 'about'")
         return self
 
 
@@ -348,6 +374,17 @@ class DecisionGate(Model):
     recurring: bool = False
     checkpoints: list[GateCheckpoint] = []
     options: list[DecisionOption] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _options_name_checkpoints(self) -> DecisionGate:
+        known = {c.key for c in self.checkpoints}
+        for option in self.options:
+            unknown = [k for k in [*(option.requires or []), *option.about] if k not in known]
+            if unknown:
+                raise ValueError(
+                    f"option '{option.key}' names checkpoints this gate does not have: {', '.join(unknown)}"
+                )
+        return self
 
 
 class PhaseProduces(Model):
@@ -1024,6 +1061,16 @@ def integrity_problems(pb: Playbook) -> list[tuple[Loc, str]]:
     if pb.hypercare is not None:
         check_ref(pb.hypercare.sub_phase, ("hypercare", "sub_phase"), "sub-phase")
         problems += _duplicates(pb.hypercare.kpis, ("hypercare", "kpis"))
+    kpi_keys = {k.key for k in pb.hypercare.kpis} if pb.hypercare is not None else set()
+    for p_index, phase in enumerate(pb.phases):
+        for c_index, checkpoint in enumerate(phase.decision_gate.checkpoints if phase.decision_gate else []):
+            if checkpoint.kpi is not None and checkpoint.kpi not in kpi_keys:
+                problems.append(
+                    (
+                        ("phases", p_index, "decision_gate", "checkpoints", c_index, "kpi"),
+                        f"unknown hypercare KPI '{checkpoint.kpi}' (known: {', '.join(sorted(kpi_keys)) or 'none'})",
+                    )
+                )
     if pb.handoff is not None:
         problems += _duplicates(
             pb.handoff.internal.escalation_guidelines, ("handoff", "internal", "escalation_guidelines")

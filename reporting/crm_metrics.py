@@ -1,25 +1,29 @@
 """Health-check metrics computed from the client's CRM, against the signed stage architecture.
 
-Each signed stage says which CRM object, field and values represent it. From that and the connector's
-aggregate calls (cost flat in record count) come: records entering each stage in the month, stage-to-stage
-conversion, values present that the signed version does not allow, records in deprecated values, records
-without a stage, time in stage and drop-off reason shares. What cannot be computed is recorded in
-`missing` with the reason, so the rule reports "not evaluable" instead of passing.
+Where each signed stage lives (object, field, pipeline, values) comes from `crm_connectors.mapping`, the reading
+the audit shares. From it and the connector's calls (aggregates, and on Salesforce the history rows of the month)
+come: records entering each stage in the month, conversion between consecutive stages of one domain in one place,
+values present that the signed version does not allow, records in retired values, records without a stage, time
+in stage and drop-off reason shares.
+
+A figure is never invented. What cannot be computed is recorded with the reason in words: in `missing` per metric
+(what the rule shows as "not evaluable") and in `notes` per metric and key. A number that cannot be true (a
+conversion above 100%, a negative count) is a defect of the metric on this org, stored as not evaluable with its
+reason, never as a figure that could raise a flag.
 """
 
 import logging
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from crm_connectors.audit.rules import object_kind
-from crm_connectors.base import CrmError, FieldValue, ValueCount
+from crm_connectors.base import CrmError
+from crm_connectors.mapping import OBJECT_LABELS, Architecture, ConnectorCatalog, Judged, loss_reason_field
 from crm_connectors.models import CrmConnection
 from engagements import definitions
 
 from .models import MetricValue
 
 logger = logging.getLogger(__name__)
-REASON_WORDS = ("loss_reason", "lost_reason", "closed_lost_reason", "drop_off_reason", "reason_lost")
+NO_ARCHITECTURE = "no signed stage architecture with CRM values to measure against"
 
 
 def _month(period: date) -> tuple[datetime, datetime]:
@@ -28,19 +32,8 @@ def _month(period: date) -> tuple[datetime, datetime]:
     return start, end
 
 
-@dataclass(frozen=True)
-class Scope:
-    """The values of a field that signed stages speak for: all of them (`values` None) or one pipeline's stages."""
-
-    values: frozenset | set | None
-    labels: dict[str, str]  # value (lower) -> label
-
-    def covers(self, value: str) -> bool:
-        return self.values is None or value.lower() in self.values
-
-    def union(self, other: "Scope") -> "Scope":
-        values = None if self.values is None or other.values is None else {*self.values, *other.values}
-        return Scope(values, {**self.labels, **other.labels})
+def _pct(value: float) -> str:
+    return f"{value:.0f}%"
 
 
 class CrmFigures:
@@ -48,7 +41,9 @@ class CrmFigures:
         self.engagement = engagement
         self.connector = connector
         self.stages = stages  # the signed version's stages that name CRM values
-        self.missing: dict[str, str] = {}
+        self.catalog = ConnectorCatalog(connector)
+        self.missing: dict[str, str] = {}  # metric -> why (some of) its figures are not evaluable
+        self.notes: dict[tuple[str, str], str] = {}  # (metric, key) -> why that figure is not evaluable
         self.errors: list[str] = []
         self._cache: dict = {}
 
@@ -70,11 +65,24 @@ class CrmFigures:
     def close(self) -> None:
         self.connector.close()
 
+    def reason(self, metric: str, key: str = "") -> str:
+        """Why one figure (metric, key) is not evaluable; the metric's reason when the key has none of its own."""
+        return self.notes.get((metric, key)) or self.missing.get(metric, "")
+
     # ------------------------------------------------------------------------------------------
 
-    def _store(
-        self, metric: str, period: date, values: dict[str, float | None] | None = None, breakdown: dict | None = None
-    ) -> None:
+    @property
+    def architecture(self) -> Architecture:
+        """The signed stages placed in the CRM, read once; a stage with nowhere to live makes the run partial and
+        only its own figures not evaluable."""
+        if "architecture" not in self._cache:
+            arch = Architecture.of(self.stages, self.catalog)
+            for lost in arch.unplaced:
+                self.errors.append(f"signed stage “{lost.name}”: {lost.reason}")
+            self._cache["architecture"] = arch
+        return self._cache["architecture"]
+
+    def _store(self, metric: str, period: date, values: dict[str, float | None] | None = None, breakdown=None) -> None:
         org = self.engagement.organization
         for key, value in (values or {"": None}).items():
             MetricValue.objects.update_or_create(
@@ -86,92 +94,64 @@ class CrmFigures:
                 defaults={"value": value, "breakdown": breakdown if key == "" else None, "source": "crm"},
             )
 
-    def _fields(self) -> dict[tuple[str, str], list[dict]]:
-        """Signed stages grouped by the CRM (object kind, field API name) that holds them, in stage order, each
-        with `values`: its CRM values as the CRM spells them."""
-        if "fields" not in self._cache:
-            grouped: dict[tuple[str, str], list[dict]] = {}
-            scopes: dict[tuple[str, str], Scope] = {}
-            for stage in sorted(self.stages, key=lambda s: (s["domain"], s["order"])):
-                place = self._place(stage)
-                if isinstance(place, str):
-                    self.errors.append(f"signed stage “{stage['name']}”: {place}")
-                    continue
-                kind, field_name, values, scope = place
-                key = (kind, field_name)
-                grouped.setdefault(key, []).append({**stage, "values": values})
-                scopes[key] = scopes[key].union(scope) if key in scopes else scope
-            self._cache["fields"], self._cache["scopes"] = grouped, scopes
-        return self._cache["fields"]
+    def _not_evaluable(self, metric: str, key: str, reason: str) -> None:
+        """Record why one figure is not evaluable; the metric's reason lists each distinct reason once."""
+        self.notes[(metric, key)] = reason
+        by_reason: dict[str, list[str]] = {}
+        for (m, k), text in self.notes.items():
+            if m == metric:
+                by_reason.setdefault(text, []).append(k)
+        if len(by_reason) == 1:
+            self.missing[metric] = reason
+        else:
+            self.missing[metric] = "; ".join(
+                f"{', '.join(k for k in keys if k) or 'overall'}: {text}" for text, keys in by_reason.items()
+            )
 
-    def _place(self, stage: dict) -> tuple[str, str, list[str], "Scope"] | str:
-        """Where a signed stage lives, read the way the audit reads it: the object as people name it
-        ("Opportunity", "Deals"), the field by API name or label, or a pipeline by id or label (its stage field)."""
-        kind = object_kind(stage["crm_object"])
-        if kind is None:
-            return f"“{stage['crm_object']}” is not a CRM object GTM Ops knows"
-        wanted = stage["crm_field"].strip().lower()
-        fields = self.connector.fields(kind)
-        found = next((f for f in fields if wanted in (f.api_name.lower(), f.label.lower())), None)
-        options, whole_field = (found.values if found else ()), True
-        if found is None and kind in ("deal", "ticket"):
-            pipelines = self.connector.pipelines(kind)
-            pipeline = next((p for p in pipelines if wanted in (p.id.lower(), p.label.lower())), None)
-            found = next((f for f in fields if f.role == "stage"), None) if pipeline else None
-            options = [FieldValue(s.id, s.label) for s in pipeline.stages] if pipeline else ()
-            whole_field = False
-        if found is None:
-            return f"the CRM has no {kind} field or pipeline “{stage['crm_field']}”"
-        spelled = {o.api_value.lower(): o.api_value for o in options} | {o.label.lower(): o.api_value for o in options}
-        values = [spelled.get(str(v).lower(), str(v)) for v in stage["crm_values"]]
-        labels = {o.api_value.lower(): o.label for o in (found.values or options)}
-        return (
-            kind,
-            found.api_name,
-            values,
-            Scope(None if whole_field else {o.api_value.lower() for o in options}, labels),
-        )
-
-    def _in_scope(self) -> list[tuple[ValueCount, str, bool]]:
-        """(count, label, signed) for every value present in the signed fields: the whole field, or only the stages
-        of the signed pipelines (another pipeline's stages are its own business), plus values no option lists."""
-        rows = []
-        for key, stages in self._fields().items():
-            scope, signed = self._cache["scopes"][key], {v.lower() for v in self._signed_values(stages)}
-            for v in self._values()[key].values:
-                if v.count > 0 and (not v.known or scope.covers(v.value)):
-                    rows.append((v, scope.labels.get(v.value.lower(), v.label or v.value), v.value.lower() in signed))
-        return rows
-
-    def _signed_values(self, stages: list[dict]) -> list[str]:
-        return [v for stage in stages for v in stage["values"]]
+    # ------------------------------------------------------------------------------------------ entries
 
     def _entries(self, period: date) -> dict[str, float | None]:
-        if ("entries", period) not in self._cache:
-            start, end = _month(period)
-            counts: dict[str, float | None] = {}
-            for (kind, field_name), stages in self._fields().items():
-                moves = self.connector.stage_transitions(
-                    kind, field_name, start, end, values=self._signed_values(stages)
-                )
-                if not moves.available:
-                    note = moves.note or f"the CRM does not count entries into {field_name}"
-                    self._cache[("unmeasured", period)] = note
-                for stage in stages:
-                    found = [moves.count(v) for v in stage["values"]]
+        """Records that entered each signed stage in the month, by stage name (None: not measured, see notes)."""
+        if ("entries", period) in self._cache:
+            return self._cache[("entries", period)]
+        start, end = _month(period)
+        counts: dict[str, float | None] = {}
+        reasons: dict[str, str] = {}
+        for lost in self.architecture.unplaced:
+            counts[lost.name], reasons[lost.name] = None, f"not evaluated: {lost.reason}"
+        for (kind, field_name), placed in self.architecture.fields().items():
+            values = list(dict.fromkeys(v for p in placed for v in p.values))
+            try:
+                moves = self.connector.stage_transitions(kind, field_name, start, end, values=values)
+            except CrmError as exc:
+                self.errors.append(f"stage entries of {kind}.{field_name}: {exc}")
+                for p in placed:
+                    counts[p.name], reasons[p.name] = None, f"the CRM could not be read: {exc}"
+                continue
+            for p in placed:
+                found = [moves.count(v) for v in p.values]
+                if any(c is None for c in found):
+                    counts[p.name] = None
+                    reasons[p.name] = (
+                        moves.note or f"the CRM does not say when records entered {p.place.field_label}"
+                    ).strip()
+                elif any(c < 0 for c in found):
+                    counts[p.name] = None
+                    reasons[p.name] = f"the CRM returned a negative count for {p.name}: a defect, not a figure"
+                else:
                     # A stage of several values (Proposal Sent, Contract Negotiated) is entered once, usually at its
                     # first value: the largest count is the closest aggregate figure; their sum counts moves within.
-                    counts[stage["name"]] = None if any(c is None for c in found) else float(max(found))
-            self._cache[("entries", period)] = counts
-        return self._cache[("entries", period)]
+                    counts[p.name] = float(max(found))
+        self._cache[("entries", period)] = counts
+        self._cache[("entry reasons", period)] = reasons
+        return counts
 
-    def _note_unmeasured(self, metric: str, period: date) -> None:
-        if ("unmeasured", period) in self._cache:
-            self.missing[metric] = self._cache[("unmeasured", period)]
+    def _entry_reason(self, period: date, stage: str) -> str:
+        return self._cache.get(("entry reasons", period), {}).get(stage, "")
 
     def compute(self, metric: str, period: date) -> None:
         if not self.stages:
-            self.missing[metric] = "no signed stage architecture with CRM values to measure against"
+            self.missing[metric] = NO_ARCHITECTURE
             return
         method = getattr(self, f"_{metric}", None)
         if method is None:
@@ -184,80 +164,210 @@ class CrmFigures:
             self.missing[metric] = f"the CRM could not be read: {exc}"
 
     def _stage_entry_volume(self, period: date) -> None:
-        self._store("stage_entry_volume", period, self._entries(period))
-        self._note_unmeasured("stage_entry_volume", period)
+        entries = self._entries(period)
+        for stage, count in entries.items():
+            if count is None:
+                self._not_evaluable("stage_entry_volume", stage, self._entry_reason(period, stage))
+        self._store("stage_entry_volume", period, entries)
+
+    # ------------------------------------------------------------------------------------------ conversion
+
+    def _rate(self, metric: str, key: str, earlier: str, later: str, period: date) -> float | None:
+        """Entries into `later` over entries into `earlier` in the month, in percent; None (with the reason noted)
+        when either is unmeasured, nothing entered `earlier`, or the rate cannot be a conversion."""
+        entries = self._entries(period)
+        a, b = entries.get(earlier), entries.get(later)
+        if a is None or b is None:
+            unmeasured = earlier if a is None else later
+            self._not_evaluable(metric, key, self._entry_reason(period, unmeasured) or f"{unmeasured} is not measured")
+            return None
+        if a == 0:
+            self._not_evaluable(metric, key, f"no record entered {earlier} this month, so there is nothing to convert")
+            return None
+        rate = b / a * 100
+        if rate > 100:
+            self._not_evaluable(
+                metric,
+                key,
+                f"more records entered {later} ({b:,.0f}) than {earlier} ({a:,.0f}) this month, a rate of "
+                f"{_pct(rate)}: records reach {later} without passing {earlier}, so this is not a conversion rate "
+                "(check the stage mapping or the way records enter these stages)",
+            )
+            return None
+        return round(rate, 1)
 
     def _stage_conversion_rate(self, period: date) -> None:
-        entries = self._entries(period)
-        self._note_unmeasured("stage_conversion_rate", period)
+        metric = "stage_conversion_rate"
+        pairs = self.architecture.transitions()
+        if not pairs:
+            self.missing[metric] = (
+                "no two consecutive signed stages of one domain share a field or pipeline, so no conversion is measured"
+            )
+            return
         rates = {}
-        for stages in self._fields().values():
-            for earlier, later in zip(stages, stages[1:], strict=False):
-                a, b = entries.get(earlier["name"]), entries.get(later["name"])
-                if a and b is not None:
-                    rates[f"{earlier['name']}→{later['name']}"] = round(b / a * 100, 1)
-        if rates:
-            self._store("stage_conversion_rate", period, rates)
-        else:
-            self.missing["stage_conversion_rate"] = "no stage entries this month to compute conversion from"
+        for earlier, later in pairs:
+            key = f"{earlier.name}→{later.name}"
+            rates[key] = self._rate(metric, key, earlier.name, later.name, period)
+        self._store(metric, period, rates)
 
-    def _values(self) -> dict[tuple[str, str], object]:
-        if "values" not in self._cache:
-            self._cache["values"] = {key: self.connector.value_counts(*key) for key in self._fields()}
-        return self._cache["values"]
+    def _mql_to_sql_rate(self, period: date) -> None:
+        metric = "mql_to_sql_rate"
+        mql, sql = self.architecture.stage("MQL"), self.architecture.stage("SQL")
+        lost = [u for u in self.architecture.unplaced if u.name in ("MQL", "SQL")]
+        if lost:
+            self.missing[metric] = f"not evaluated: {lost[0].reason}"
+            return
+        if mql is None or sql is None:
+            self.missing[metric] = "MQL and SQL are not both signed with CRM values"
+            return
+        if (mql.domain, mql.place.key) != (sql.domain, sql.place.key):
+            self.missing[metric] = (
+                f"MQL ({mql.place.title}) and SQL ({sql.place.title}) are signed on different places, so one "
+                "cannot be read as the conversion of the other"
+            )
+            return
+        rate = self._rate(metric, "", "MQL", "SQL", period)
+        self._store(metric, period, {"": rate})
+
+    def _time_in_stage_days(self, period: date) -> None:
+        metric = "time_in_stage_days"
+        start, end = _month(period)
+        days: dict[str, float | None] = {}
+        for lost in self.architecture.unplaced:
+            days[lost.name] = None
+            self._not_evaluable(metric, lost.name, f"not evaluated: {lost.reason}")
+        for (kind, field_name), placed in self.architecture.fields().items():
+            values = list(dict.fromkeys(v for p in placed for v in p.values))
+            durations = self.connector.time_in_stage(kind, field_name, start, end, values=values)
+            for p in placed:
+                measured = [durations.stage(v) for v in p.values]
+                averages = [m.average_days for m in measured if m is not None and m.average_days is not None]
+                if averages and min(averages) >= 0:
+                    days[p.name] = round(sum(averages) / len(averages), 1)
+                    continue
+                days[p.name] = None
+                if averages:
+                    reason = f"the CRM's history gives a negative time in {p.name}: a defect, not a figure"
+                elif not durations.available:
+                    reason = durations.note or f"the CRM keeps no history of {p.place.field_label}"
+                else:
+                    reason = f"no record left {p.name} this month"
+                self._not_evaluable(metric, p.name, reason)
+        self._store(metric, period, days)
+
+    # ------------------------------------------------------------------------------------------ values present
+
+    def _counts(self, judged: Judged) -> list[tuple[str, int]]:
+        """(value, records) held in one judged place; values no option names are included."""
+        place = judged.place
+        if place.role == "stage":
+            if ("stage counts", place.kind) not in self._cache:
+                self._cache[("stage counts", place.kind)] = self.connector.stage_counts(place.kind)
+            counts = self._cache[("stage counts", place.kind)]
+            return [(s.value, s.count) for s in counts.stages if s.count > 0 and place.holds(s.value, s.pipeline_id)]
+        counts = self.connector.value_counts(place.kind, place.field)
+        held = [(v.value, v.count) for v in counts.values if v.count > 0]
+        unnamed = counts.unknown_total - sum(v.count for v in counts.values if not v.known)
+        if unnamed > 0:  # HubSpot names values no option lists only when records are read (deep)
+            held.append(("", unnamed))
+        return held
+
+    def _judged_values(self) -> list[tuple[Judged, str, int]]:
+        """(place, value, records) for every value held in a judged place, read once per run."""
+        if "judged" not in self._cache:
+            rows = []
+            for judged in self.architecture.judged(self.catalog):
+                try:
+                    rows += [(judged, value, n) for value, n in self._counts(judged)]
+                except CrmError as exc:
+                    self.errors.append(f"values of {judged.place.title}: {exc}")
+                    if judged.is_signed:
+                        self._cache["judged error"] = f"the CRM could not be read: {exc}"
+            self._cache["judged"] = rows
+        return self._cache["judged"]
+
+    @staticmethod
+    def _named(judged: Judged, value: str) -> str:
+        """A value as a consultant reads it: its label, with the place it was found in."""
+        place = judged.place
+        shown = place.label(value) if value else "values no option lists (a deep audit names them)"
+        return f"{shown} ({place.name}, {OBJECT_LABELS[place.kind]})"
+
+    def _unapproved_stage_values(self, period: date) -> None:
+        self._judged_values()
+        if "judged error" in self._cache:
+            self.missing["unapproved_stage_values"] = self._cache["judged error"]
 
     def present_and_signed(self) -> tuple[set | None, set | None]:
+        """The values held by records in the judged places, and those among them the signed architecture allows,
+        each named with its place: a value is judged on its own field or pipeline, so Contact "MQL" is not hidden
+        behind Lead "MQL". Rogue = held but not allowed on a signed place, or listed by no option anywhere."""
         if not self.stages:
             return None, None
         try:
-            rows = self._in_scope()
+            rows = self._judged_values()
         except CrmError as exc:
             self.errors.append(f"rogue values: {exc}")
             self.missing["unapproved_stage_values"] = f"the CRM could not be read: {exc}"
-            return None, {v for s in self.stages for v in s["crm_values"]}
-        # Compared by label, as people read them ("Verbal Commit", not a stage id); both sides are spelled alike.
-        signed = {
-            self._cache["scopes"][key].labels.get(v.lower(), v)
-            for key, stages in self._fields().items()
-            for v in self._signed_values(stages)
-        }
-        return {label for _, label, _ in rows}, signed
+            return None, set()
+        if "judged error" in self._cache:
+            self.missing["unapproved_stage_values"] = self._cache["judged error"]
+            return None, set()
+        present = {self._named(j, v) for j, v, _ in rows}
+        allowed = {self._named(j, v) for j, v, _ in rows if v and not j.rogue(v)}
+        return present, allowed
 
     def _records_in_deprecated_stages(self, period: date) -> None:
-        stale = sum(v.count for v, _, signed in self._in_scope() if not signed)
-        self._store("records_in_deprecated_stages", period, {"": float(stale)})
+        """Records in retired values only: options the CRM keeps inactive (Salesforce) or hidden (HubSpot), on every
+        judged place of a signed object. Unsigned active values are the rogue audit's business."""
+        retired = sum(n for j, v, n in self._judged_values() if v and j.retired(v))
+        self._store("records_in_deprecated_stages", period, {"": float(retired)})
 
     def _records_without_stage(self, period: date) -> None:
-        total = sum(self.connector.count_without_value(kind, field_name) for kind, field_name in self._fields())
-        self._store("records_without_stage", period, {"": float(total)})
+        metric = "records_without_stage"
+        unreadable = list(dict.fromkeys(lost.reason for lost in self.architecture.unplaced if lost.missing_field))
+        if unreadable:  # a total that leaves out a field would undercount without saying so
+            self.missing[metric] = f"not evaluated: {'; '.join(unreadable)}"
+            return
+        if not self.architecture.placed:
+            self.missing[metric] = "no signed stage could be placed in the CRM"
+            return
+        total = sum(self.connector.count_without_value(kind, name) for kind, name in self.architecture.fields())
+        self._store(metric, period, {"": float(total)})
 
-    def _time_in_stage_days(self, period: date) -> None:
-        start, end = _month(period)
-        days = {}
-        for (kind, field_name), stages in self._fields().items():
-            durations = self.connector.time_in_stage(kind, field_name, start, end, values=self._signed_values(stages))
-            for stage in stages:
-                measured = [durations.stage(v) for v in stage["values"]]
-                averages = [m.average_days for m in measured if m is not None and m.average_days is not None]
-                if averages:
-                    days[stage["name"]] = round(sum(averages) / len(averages), 1)
-        if days:
-            self._store("time_in_stage_days", period, days)
-        else:
-            self.missing["time_in_stage_days"] = "the CRM keeps no stage history for these fields"
+    # ------------------------------------------------------------------------------------------ drop-off reasons
 
     def _drop_off_reason_share(self, period: date) -> None:
-        deal_fields = self.connector.fields("deal")
-        # Only a picklist can be counted by value; a free-text reason (HubSpot's closed_lost_reason) cannot.
-        reason = next(
-            (f for f in deal_fields if f.is_picklist and any(w in f.api_name.lower() for w in REASON_WORDS)), None
-        )
+        metric = "drop_off_reason_share"
+        deal_fields = self.catalog.fields("deal")
+        if deal_fields is None:
+            self.missing[metric] = "the CRM has no deal object here"
+            return
+        reason = loss_reason_field(deal_fields)
         if reason is None:
-            self.missing["drop_off_reason_share"] = "no drop-off reason field on deals"
+            self.missing[metric] = "no drop-off reason field on deals that this user can read"
             return
-        counts = self.connector.value_counts("deal", reason.api_name)
-        breakdown = {v.label or v.value: v.count for v in counts.values if v.count > 0}
+        free_text = not reason.is_picklist
+        try:
+            counts = self.connector.value_counts("deal", reason.api_name)
+        except CrmError as exc:
+            what = "free text, and the CRM could not group it" if free_text else "could not be read"
+            self.missing[metric] = f"deals' {reason.label} is {what}: {exc}"
+            return
+        breakdown: dict[str, int] = {}
+        for v in counts.values:
+            if v.count <= 0 or not v.value:
+                continue
+            name = v.label or v.value
+            if free_text:  # grouped as written (case and spacing aside): say so where it is read
+                name = f"“{name}” (free text)"
+            breakdown[name] = breakdown.get(name, 0) + v.count
         if not breakdown:
-            self.missing["drop_off_reason_share"] = f"no deal has a {reason.label} yet"
+            self.missing[metric] = f"no deal has a {reason.label} yet"
             return
-        self._store("drop_off_reason_share", period, breakdown=breakdown)
+        self._store(metric, period, breakdown=breakdown)
+        if free_text and counts.note:
+            self.notes[(metric, "")] = counts.note
+
+
+__all__ = ["CrmFigures"]

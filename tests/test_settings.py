@@ -6,10 +6,12 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+FERNET_KEY = "a" * 43 + "="  # 32 url-safe base64 bytes
 
 
 def start(**env) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL")}
+    unset = ("DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DATABASE_URL", "CRM_SECRET_KEY")
+    clean = {k: v for k, v in os.environ.items() if k not in unset}
     return subprocess.run(
         [sys.executable, "manage.py", "check"],
         cwd=ROOT,
@@ -31,8 +33,15 @@ def test_debug_off_refuses_empty_allowed_hosts():
     assert "set the ALLOWED_HOSTS environment variable" in result.stderr
 
 
-def test_debug_off_with_both_set_starts():
-    result = start(DEBUG="false", SECRET_KEY="x" * 50, ALLOWED_HOSTS="gtm.example.com")
+def test_debug_off_refuses_a_missing_crm_secret_key():
+    for key in ("", "not-a-fernet-key"):
+        result = start(DEBUG="false", SECRET_KEY="x" * 50, ALLOWED_HOSTS="gtm.example.com", CRM_SECRET_KEY=key)
+        assert result.returncode != 0
+        assert "CRM_SECRET_KEY is not a Fernet key" in result.stderr
+
+
+def test_debug_off_with_every_secret_set_starts():
+    result = start(DEBUG="false", SECRET_KEY="x" * 50, ALLOWED_HOSTS="gtm.example.com", CRM_SECRET_KEY=FERNET_KEY)
     assert result.returncode == 0, result.stderr
 
 

@@ -37,6 +37,7 @@ PUBLIC = {
     "api:docs",
     "api:token",
     "healthz",
+    "readyz",
     "portal:unsubscribe",
 }
 # Pages about the signed-in user themselves (their organizations, their API token), not about organization A.

@@ -7,8 +7,16 @@ records per stage field, for stage skips and backward moves) and reports their c
 
 A CRM error never escapes `collect`: a refused or broken answer ends the reading (the CRM is unwell or the
 budget is spent: more calls would only spend more), and what was read so far is kept with the reason, in
-plain words. An error about one item only (an unknown field, a property HubSpot cannot count) is noted
-and the reading goes on. No Django here: the benchmark and the rules' tests use it as is.
+plain words. An error about one item only (an unknown field, a property HubSpot cannot count, a metadata
+object this user cannot read) is noted and the reading goes on: one unreadable field never ends a section.
+
+Contract with the rules (`snapshot` keys beyond the CRM's own shape):
+  - "unreadable": [{"object": kind, "field": api_name, "reason": "<Object>.<Field> is missing or not readable by
+    this user"}], the fields the connector skipped; a rule needing one reports "not evaluated" with that reason.
+  - "custom_objects": [{"name", "label", "records" (None when not counted), "fields": [_field() rows]}], custom
+    objects with stage-like picklists, read before any "no customer lifecycle" conclusion.
+  - "value_counts"["deal.<loss reason field>"]: its values; a free-text field's grouped wording has "free_text": True.
+No Django here: the benchmark and the rules' tests use it as is.
 """
 
 from __future__ import annotations
@@ -104,6 +112,8 @@ class Collector:
             "empty_counts": {},
             "data_quality": {},
             "history": {},
+            "unreadable": [],
+            "custom_objects": [],
             "budget": {},
             "cost": {},
             "errors": [],
@@ -152,6 +162,7 @@ class Collector:
             self.section("fields", self._fields)
             self.progress(25)
             self.section("pipelines", self._pipelines)
+            self.section("custom_objects", self._custom_objects)
             self.progress(30)
             self.section("counts", self._counts)
             self.section("data_quality", self._quality)
@@ -165,6 +176,9 @@ class Collector:
                 s["budget"] = {**as_json(budget), "budget_remaining": budget.budget_remaining}
         except Stop:
             pass
+        for note in self.c.notes:
+            if note not in s["notes"]:
+                s["notes"].append(note)
         self._records()
         s["calls"] = self.c.calls_spent
         s["cost"]["total"] = self.c.calls_spent
@@ -213,9 +227,28 @@ class Collector:
                 rows.append(_field(f, keep))
             self.snapshot["fields"][kind] = rows
 
+    def _unreadable(self, kind: str, field_name: str, reason: str) -> None:
+        row = {"object": kind, "field": field_name, "reason": reason}
+        if not any(
+            u["object"] == kind and u["field"].lower() == field_name.lower() for u in self.snapshot["unreadable"]
+        ):
+            self.snapshot["unreadable"].append(row)
+
+    def _custom_objects(self) -> None:
+        found = self.call("custom objects", self.c.custom_objects, item=True)
+        if found is None:
+            return
+        self.snapshot["notes"] += [n for n in found.notes if n not in self.snapshot["notes"]]
+        self.snapshot["custom_objects"] = [
+            {"name": o.api_name, "label": o.label, "records": o.records, "fields": [_field(f, True) for f in o.fields]}
+            for o in found.objects
+        ]
+
     def _pipelines(self) -> None:
         for kind in self._available(STAGE_OBJECTS):
-            found = self.call(f"{kind} pipelines", lambda kind=kind: self.c.pipelines(kind))
+            found = self.call(f"{kind} pipelines", lambda kind=kind: self.c.pipelines(kind), item=True)
+            if found is None:
+                continue
             self.snapshot["pipelines"][kind] = [
                 {
                     "id": p.id,
@@ -260,6 +293,11 @@ class Collector:
         reason = rules.reason_field(snap) if snap.available("deal") else None
         if reason is not None:
             plan.append((f"deal.{reason['name']} empty", lambda name=reason["name"]: self._empty("deal", name)))
+            if ("deal", reason["name"]) not in counted and reason["type"] in ("picklist", "string", "text"):
+                # one reason dominating the recorded ones (the seed's drop-off review); free text grouped by wording
+                plan.append(
+                    (f"deal.{reason['name']} values", lambda name=reason["name"]: self._value_counts("deal", name))
+                )
         return plan
 
     def _counts(self) -> None:
@@ -290,8 +328,12 @@ class Collector:
         }
 
     def _value_counts(self, kind: str, name: str, deep: bool = False) -> None:
+        errors = len(self.snapshot["errors"])
         vc = self.call(f"{kind}.{name} values", lambda: self.c.value_counts(kind, name, deep=deep), item=True)
         if vc is None:
+            if len(self.snapshot["errors"]) > errors and self.snapshot["errors"][-1]["kind"] == "CrmQueryError":
+                label = rules.OBJECT_LABELS.get(kind, kind).capitalize()
+                self._unreadable(kind, name, f"{label}.{name} is missing or not readable by this user")
             return
         self.snapshot["value_counts"][f"{kind}.{name}"] = {
             "object": kind,
@@ -306,6 +348,7 @@ class Collector:
             "total": vc.total,
             "note": vc.note,
             "deep": deep,
+            "free_text": vc.free_text,
         }
 
     def _empty(self, kind: str, name: str) -> None:
@@ -314,19 +357,31 @@ class Collector:
             self.snapshot["empty_counts"][f"{kind}.{name}"] = n
 
     def _quality(self) -> None:
+        """Data quality; the connector skips (and lists) the fields it cannot read, so the rest is measured."""
         dq = self.call(
             "data quality",
             lambda: self.c.data_quality(as_of=self.as_of, stale_days=self.stale_days, deep=False),
+            item=True,
         )
+        if dq is None:
+            return
         self.snapshot["data_quality"] = _quality_json(dq)
+        for u in dq.unreadable:
+            self._unreadable(u.object, u.field, u.reason)
 
     def _deep(self) -> None:
         """Record walks: duplicates (people by email, companies by domain) and naming unnamed rogue values."""
         dq = self.call(
             "deep data quality (duplicates)",
             lambda: self.c.data_quality(as_of=self.as_of, stale_days=self.stale_days, deep=True),
+            item=True,
         )
-        self.snapshot["data_quality"]["duplicates"] = _quality_json(dq)["duplicates"]
+        if dq is not None:
+            if not self.snapshot["data_quality"]:
+                self.snapshot["data_quality"] = _quality_json(dq)
+            self.snapshot["data_quality"]["duplicates"] = _quality_json(dq)["duplicates"]
+            for u in dq.unreadable:
+                self._unreadable(u.object, u.field, u.reason)
         for vc in list(self.snapshot["value_counts"].values()):
             if vc["unknown_total"] and not vc["unknown_named"]:
                 self.progress(90)
@@ -426,6 +481,7 @@ def _quality_json(dq: Any) -> dict[str, Any]:
             for d in dq.duplicates
         ],
         "notes": list(dq.notes),
+        "unreadable": [{"object": u.object, "field": u.field, "reason": u.reason} for u in dq.unreadable],
     }
 
 

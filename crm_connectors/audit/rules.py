@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from .. import vocabulary
+from ..base import field_role
+
 # ---------------------------------------------------------------- vocabulary
 
 HIGH, MEDIUM, LOW, INFO = "high", "medium", "low", "info"
@@ -55,7 +58,13 @@ THRESHOLDS: dict[str, float] = {
     "stale_days": 180,
     "no_next_step_share": 0.25,  # DQ-NO-NEXT-STEP: open deals without a next step
     "lost_without_reason_share": 0.20,  # LC-NO-DROP-OFF-REASON: lost deals without a reason
-    "default_stage_share": 0.6,  # PIPE-DEFAULT-STAGES: share of the platform's default stages still in use
+    # LC-DOMINANT-LOSS-REASON: the seed's own red flag (S1 §4a, >30%), and the fewest recorded reasons worth judging
+    "dominant_reason_share": 0.30,
+    "dominant_reason_min": 20,
+    "default_stage_share": 0.6,
+    # LC-DEPRECATED-STAGE-RECORDS: share of a field's records still in retired values (medium from, high from)
+    "retired_share_medium": 0.05,
+    "retired_share_high": 0.25,  # PIPE-DEFAULT-STAGES: share of the platform's default stages still in use
 }
 MAX_PIPELINES = 3  # C1: New Business, Renewal, Expansion
 SPEC_PROBABILITIES = (0.25, 0.5, 0.75, 0.9, 1.0)  # C4
@@ -134,6 +143,7 @@ FINITE_CONCEPTS = {
     "industry": re.compile(r"\bindustry\b"),
     "deal type": re.compile(r"\b(deal|opportunity)\s*type\b"),
     "region": re.compile(r"\b(region|territory)\b"),
+    "loss reason": REASON_FIELD,
 }
 DEFAULT_STAGES = {
     "salesforce": {
@@ -146,12 +156,14 @@ DEFAULT_STAGES = {
         "proposal/price quote",
         "negotiation/review",
     },
+    # HubSpot's default sales pipeline, by label: a relabelled default stage keeps its internal id
+    # (appointmentscheduled…) but is the client's own stage, so ids are never judged
     "hubspot": {
-        "appointmentscheduled",
-        "qualifiedtobuy",
-        "presentationscheduled",
-        "decisionmakerboughtin",
-        "contractsent",
+        "appointment scheduled",
+        "qualified to buy",
+        "presentation scheduled",
+        "decision maker bought in",
+        "contract sent",
     },
 }
 
@@ -203,6 +215,27 @@ class Snapshot:
 
     def __init__(self, data: dict) -> None:
         self.data = data or {}
+        self.unread: dict[str, str] = {}  # "object.field" -> why, for the rule being evaluated
+
+    def unreadable(self, kind: str, *, roles: tuple[str, ...] = (), pattern: re.Pattern | None = None) -> list[dict]:
+        """Fields of `kind` the connector expected but could not read (missing, or hidden from this user by
+        field-level security), narrowed to those whose name reads as one of `roles` or matches `pattern`."""
+        out = []
+        for row in self.data.get("unreadable") or []:
+            if row.get("object") != kind:
+                continue
+            name = row.get("field") or ""
+            if roles and field_role(kind, name, "") not in roles:
+                continue
+            if pattern is not None and not pattern.search(norm(re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name))):
+                continue
+            out.append(row)
+        return out
+
+    def not_read(self, rows: Iterable[dict]) -> None:
+        """Note fields a rule wanted and could not read (it judges the rest and says which it did not read)."""
+        for row in rows:
+            self.unread[f"{row['object']}.{row['field']}"] = unreadable_reason([row])
 
     @property
     def platform(self) -> str:
@@ -301,6 +334,27 @@ class Hit:
         }
 
 
+class NotEvaluated(Exception):
+    """Raised by a rule that cannot judge anything without a field it could not read."""
+
+
+def unreadable_reason(rows: Iterable[dict]) -> str:
+    """ "Leads.Phone is missing or not readable by this user", as the connector worded it, for each field."""
+    return "; ".join(
+        dict.fromkeys(
+            row.get("reason") or f"{row['object']}.{row['field']} is missing or not readable by this user"
+            for row in rows
+        )
+    )
+
+
+def require(snap: Snapshot, rows: list[dict]) -> None:
+    """Stop the rule as not evaluated when a field it needs could not be read."""
+    if rows:
+        snap.not_read(rows)
+        raise NotEvaluated(f"not evaluated: {unreadable_reason(rows)}")
+
+
 @dataclass
 class Context:
     thresholds: dict[str, float] = field(default_factory=lambda: dict(THRESHOLDS))
@@ -371,6 +425,20 @@ def lifecycle_like(snap: Snapshot, kinds: Iterable[str] = PEOPLE, roles: tuple[s
             yield kind, f
 
 
+def unread_people_fields(snap: Snapshot, kinds: Iterable[str] = PEOPLE) -> list[dict]:
+    """Lifecycle and status fields the connector expected on these objects and could not read."""
+    return [row for kind in kinds for row in snap.unreadable(kind, roles=("lifecycle", "status"))]
+
+
+def value_class(value: dict) -> str:
+    """stage / status / outcome / unknown, from the documented vocabulary (crm_connectors.vocabulary)."""
+    return vocabulary.classify(value.get("label"), value.get("value", value.get("id")))
+
+
+def documented(value: dict) -> bool:
+    return vocabulary.documented(value.get("label"), value.get("value", value.get("id")))
+
+
 def field_label(f: dict) -> str:
     return f"{f.get('label') or f['name']} ({f['name']})"
 
@@ -389,9 +457,10 @@ def field_label(f: dict) -> str:
     detects="Won/Lost values in a lead/contact/company lifecycle or status picklist (not deal stages)",
 )
 def _deal_outcomes(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    snap.not_read(unread_people_fields(snap, ("lead", "contact", "company")))
     hits = []
     for kind, f in lifecycle_like(snap, ("lead", "contact", "company")):
-        bad = [v for v in f["values"] if matches(OUTCOME, v)]
+        bad = [v for v in f["values"] if value_class(v) == vocabulary.OUTCOME]
         if bad:
             hits.append(
                 r.hit(
@@ -419,9 +488,10 @@ def _deal_outcomes(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
 )
 def _no_sal(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     fields = list(lifecycle_like(snap))
-    if not fields:
-        return []
     if any(matches(SAL, v) for _, f in fields for v in f["values"]):
+        return []
+    require(snap, unread_people_fields(snap))  # the SAL stage may sit in the field this user cannot read
+    if not fields:
         return []
     kinds = sorted({k for k, _ in fields}, key=PEOPLE.index)
     return [
@@ -444,28 +514,144 @@ def _no_sal(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     seed="S1 Current State Audit §1 “Lead Pipeline + Contact Lifecycle + Lead Status all tracking similar concepts”",
     recommendation="Keep one lifecycle field for funnel position (MQL, SAL, SQL…) and one status field for the "
     "working state; retire the overlapping fields after mapping their values.",
-    detects="two or more picklists on the same object carrying funnel stages (MQL, SAL, SQL…)",
+    detects="two or more picklists on the same object carrying funnel stages (MQL, SAL, SQL…), or leads and contacts "
+    "carrying them in different fields (Lead Status on leads, a lifecycle field on contacts)",
 )
 def _overlapping(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    snap.not_read(unread_people_fields(snap))
     hits = []
+    carrying: dict[str, dict[str, list[str]]] = {}  # object -> field -> funnel stages it holds
     for kind in PEOPLE:
-        carrying = {
-            f["name"]: [shown(v) for v in f["values"] if matches(FUNNEL, v)]
+        fields = {
+            f["name"]: [shown(v) for v in f["values"] if vocabulary.is_funnel_stage(v.get("label"), v.get("value"))]
             for f in snap.role_fields(kind, "lifecycle", "status")
         }
-        carrying = {name: vals for name, vals in carrying.items() if vals}
-        if len(carrying) >= 2:
+        carrying[kind] = {name: vals for name, vals in fields.items() if vals}
+    for kind, fields in carrying.items():
+        if len(fields) >= 2:
             hits.append(
                 r.hit(
                     object=kind,
-                    field=", ".join(carrying),
-                    values=sorted({v for vals in carrying.values() for v in vals}),
-                    counts={name: len(vals) for name, vals in carrying.items()},
-                    count=len(carrying),
-                    evidence={"fields": carrying},
-                    message=f"{len(carrying)} fields on {snap.crm} {OBJECT_LABELS[kind]} carry funnel stages: "
-                    + "; ".join(f"{name} ({', '.join(vals)})" for name, vals in carrying.items())
+                    field=", ".join(fields),
+                    values=sorted({v for vals in fields.values() for v in vals}),
+                    counts={name: len(vals) for name, vals in fields.items()},
+                    count=len(fields),
+                    evidence={"fields": fields},
+                    message=f"{len(fields)} fields on {snap.crm} {OBJECT_LABELS[kind]} carry funnel stages: "
+                    + "; ".join(f"{name} ({', '.join(vals)})" for name, vals in fields.items())
                     + ".",
+                )
+            )
+    # across objects: leads and contacts tracking the funnel in different fields (Lead Status on leads, a lifecycle
+    # field on contacts) are two systems; the same field on both (mapped on conversion) is one
+    leads, contacts = carrying.get("lead") or {}, carrying.get("contact") or {}
+    lead_names, contact_names = {n.lower() for n in leads}, {n.lower() for n in contacts}
+    if leads and contacts and lead_names != contact_names:
+        only = {
+            "lead": {n: v for n, v in leads.items() if n.lower() not in contact_names},
+            "contact": {n: v for n, v in contacts.items() if n.lower() not in lead_names},
+        }
+        extra = [
+            f"only {OBJECT_LABELS[k]} carry them in "
+            + ", ".join(f"{field_label(snap.field(k, n) or {'name': n})} ({', '.join(v)})" for n, v in fields.items())
+            for k, fields in only.items()
+            if fields
+        ]
+        hits.append(
+            r.hit(
+                object="lead, contact",
+                field=", ".join(sorted({n for fields in only.values() for n in fields})),
+                key="across-objects",
+                values=sorted({v for fields in only.values() for vals in fields.values() for v in vals}),
+                counts={f"{k}.{n}": len(v) for k, fields in only.items() for n, v in fields.items()},
+                count=sum(len(fields) for fields in only.values()),
+                evidence={"lead": leads, "contact": contacts},
+                message=f"{snap.crm} leads and contacts track the funnel in different fields: "
+                + "; ".join(extra)
+                + ". Reports that follow one field miss the records tracked in the other.",
+            )
+        )
+    return hits
+
+
+HUBSPOT_STAGE_DATE = re.compile(r"^hs_(?:v2_)?date_(?:entered|exited)_(.+)$|^hs_lifecyclestage_(.+)_date$")
+ACRONYMS = {
+    "mql": "marketingqualifiedlead",
+    "sql": "salesqualifiedlead",
+    "sal": "salesacceptedlead",
+    "sao": "salesacceptedopportunity",
+    "pql": "productqualifiedlead",
+}
+
+
+def _stage_key(text: Any) -> str:
+    """One spelling per stage: 'MQL', 'Marketing Qualified Lead' and 'marketingqualifiedlead' all read the same."""
+    key = squash(text)
+    return ACRONYMS.get(key, key)
+
+
+def _current_stage_keys(snap: Snapshot, kind: str) -> set[str]:
+    keys: set[str] = set()
+    if kind in ("deal", "ticket"):
+        for p in snap.pipelines(kind):
+            keys |= {_stage_key(st["id"]) for st in p["stages"] if st.get("active", True) is not False}
+        return keys
+    for f in snap.role_fields(kind, "lifecycle", "status"):
+        for v in f["values"]:
+            if v.get("active", True) is not False:
+                keys |= {_stage_key(v.get("value")), _stage_key(v.get("label"))}
+    return keys
+
+
+@rule(
+    "LC-RETIRED-DATE-PROPERTIES",
+    title="Stage date fields for stages that no longer exist",
+    domain=LEAD_LIFECYCLE,
+    severity=LOW,
+    seed="S1 Current State Audit §1 “Lead Pipeline + Contact Lifecycle + Lead Status all tracking similar concepts”; "
+    "§4a “records stuck in old stages”",
+    recommendation="Retire the date fields of stages that no longer exist (hide or archive them, after copying what "
+    "reports still need) so time-in-stage and conversion reports read only the current lifecycle.",
+    needs=("fields", "pipelines"),
+    detects="date fields that record entering a stage (HubSpot hs_date_entered_*, ‘MQL Date’) whose stage is not a "
+    "current value of the object's lifecycle or status fields or pipelines",
+)
+def _retired_dates(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    hits = []
+    for kind in ("lead", "contact", "company", "deal"):
+        if not snap.available(kind):
+            continue
+        current = _current_stage_keys(snap, kind)
+        if not current:
+            continue  # no stage field read: nothing to compare with
+        retired: dict[str, str] = {}  # field name -> the stage it dates
+        for f in snap.fields(kind):
+            if f.get("type") not in ("date", "datetime"):
+                continue
+            m = HUBSPOT_STAGE_DATE.match(f["name"])
+            if m:
+                stage = m.group(1) or m.group(2)
+            else:
+                found = vocabulary.FUNNEL_PATTERN.search(norm(re.sub(r"(?<=[a-z])(?=[A-Z])", " ", f["name"])))
+                found = found or vocabulary.FUNNEL_PATTERN.search(norm(f.get("label")))
+                if not found or kind in ("deal", "ticket"):
+                    continue
+                stage = found.group(0)
+            if _stage_key(stage) not in current:
+                retired[f["name"]] = stage
+        if retired:
+            hits.append(
+                r.hit(
+                    object=kind,
+                    field=", ".join(retired),
+                    domain=SALES_PIPELINES if kind == "deal" else COMPANY_LIFECYCLE if kind == "company" else r.domain,
+                    values=sorted(set(retired.values())),
+                    count=len(retired),
+                    evidence={"fields": retired},
+                    message=f"{plural(len(retired), 'date field')} on {snap.crm} {OBJECT_LABELS[kind]} "
+                    f"{'records' if len(retired) == 1 else 'record'} entering stages that are no longer current "
+                    f"values: {listing(f'{name} ({stage})' for name, stage in retired.items())}. They are left over "
+                    "from an earlier lifecycle and mislead time-in-stage reports.",
                 )
             )
     return hits
@@ -484,24 +670,31 @@ def _overlapping(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     detects="working-state words (New, Working, Nurture…) in a lifecycle field, or funnel stages in a status field",
 )
 def _status_mix(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    snap.not_read(unread_people_fields(snap))
     hits = []
     for kind, f in lifecycle_like(snap):
         if f["role"] == "lifecycle":
-            bad, what = [v for v in f["values"] if matches(STATUS_WORDS, v)], "working-state (status) values"
+            wrong, what = vocabulary.STATUS, "working-state (status) values"
         else:
-            bad, what = [v for v in f["values"] if matches(FUNNEL_IN_STATUS, v)], "funnel stages"
-        if bad:
-            hits.append(
-                r.hit(
-                    object=kind,
-                    field=f["name"],
-                    values=[shown(v) for v in bad],
-                    count=len(bad),
-                    evidence={"role": f["role"]},
-                    message=f"The {f['role']} field {field_label(f)} on {snap.crm} {OBJECT_LABELS[kind]} holds "
-                    f"{what}: {listing(shown(v) for v in bad)}.",
-                )
+            wrong, what = vocabulary.STAGE, "funnel stages"
+        bad = [v for v in f["values"] if value_class(v) == wrong]
+        if not bad:
+            continue
+        # a value only a word pattern recognised may be the client's own name for something else: advisory
+        sure = [v for v in bad if documented(v)]
+        hits.append(
+            r.hit(
+                object=kind,
+                field=f["name"],
+                severity=r.severity if sure else LOW,
+                values=[shown(v) for v in bad],
+                count=len(bad),
+                evidence={"role": f["role"], "values": {shown(v): v.get("value") for v in bad}},
+                message=f"The {f['role']} field {field_label(f)} on {snap.crm} {OBJECT_LABELS[kind]} holds "
+                f"{what}: {listing(shown(v) for v in bad)}."
+                + ("" if sure else " These names are not in the standard vocabulary: check what they mean."),
             )
+        )
     return hits
 
 
@@ -521,6 +714,7 @@ def _no_contact_status(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
         return []
     statuses = snap.role_fields("contact", "status")
     if not statuses:
+        require(snap, snap.unreadable("contact", roles=("status",)))
         return [
             r.hit(
                 object="contact",
@@ -610,6 +804,7 @@ def _no_drop_off_reason(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
         return []
     reason = reason_field(snap)
     if reason is None:
+        require(snap, snap.unreadable("deal", pattern=REASON_FIELD))
         return [
             r.hit(
                 object="deal",
@@ -620,6 +815,10 @@ def _no_drop_off_reason(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     counts, empty = snap.stage_counts("deal"), snap.empty_count("deal", reason["name"])
     if counts is None or empty is None:
         return []
+    if not 0 <= empty <= counts["total"]:
+        raise NotEvaluated(
+            f"the CRM's counts for deal.{reason['name']} do not add up ({empty:,} of {counts['total']:,})"
+        )
     closed = _closed_lookup(snap, "deal")
     lost = sum(s["count"] for s in counts["stages"] if closed.get((s.get("pipeline_id"), s["value"].lower())) == "lost")
     with_reason = max(0, counts["total"] - empty)
@@ -651,6 +850,148 @@ def _closed_lookup(snap: Snapshot, kind: str) -> dict[tuple[str | None, str], st
 
 
 @rule(
+    "LC-DOMINANT-LOSS-REASON",
+    title="One loss reason dominates",
+    domain=SALES_PIPELINES,
+    severity=MEDIUM,
+    seed="S1 §4a monthly Drop-off Reason Review “Same reason appearing >30% of the time” (DOMAIN.md T4)",
+    recommendation="Review the dominant drop-off reason with the teams that record it: find out what lies behind "
+    "it (a real pattern to act on, or a default reps pick) and split it into more precise reasons if it hides several.",
+    needs=("fields", "counts"),
+    detects="one value holds more than dominant_reason_share of the deals with a recorded loss reason (at least "
+    "dominant_reason_min of them)",
+)
+def _dominant_reason(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    reason = reason_field(snap)
+    if reason is None:
+        return []
+    vc = snap.value_counts("deal", reason["name"])
+    if vc is None:
+        return []
+    counts: dict[str, int] = {}
+    for v in vc["values"]:
+        if v["count"] and norm(v.get("label") or v["value"]):
+            name = v.get("label") or v["value"]
+            counts[name] = counts.get(name, 0) + v["count"]
+    recorded = sum(counts.values())
+    if recorded < ctx.threshold("dominant_reason_min"):
+        return []
+    top, n = max(counts.items(), key=lambda kv: (kv[1], kv[0]))
+    share = n / recorded
+    if not 0 < share <= 1:
+        raise NotEvaluated(f"the CRM's counts for deal.{reason['name']} do not add up")
+    limit = ctx.threshold("dominant_reason_share")
+    if share <= limit:
+        return []
+    free = " (free text, grouped by normalised wording)" if vc.get("free_text") else ""
+    ranked = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:3])
+    return [
+        r.hit(
+            object="deal",
+            field=reason["name"],
+            values=list(ranked),
+            counts=ranked,
+            count=n,
+            evidence={"share": round(share, 4), "threshold": limit, "recorded": recorded, "free_text": bool(free)},
+            message=f"“{top}” is the {reason.get('label') or reason['name']}{free} of {n:,} of the {recorded:,} "
+            f"{snap.crm} deals with a recorded reason ({share_text(share)}; the review threshold is "
+            f"{share_text(limit)}). Top reasons: " + ", ".join(f"{k} ({v:,})" for k, v in ranked.items()) + ".",
+        )
+    ]
+
+
+@dataclass
+class CountedField:
+    """One field's record counts split by what the CRM says of each value: current, retired (an inactive picklist
+    value, a hidden HubSpot option, an archived stage) or rogue (no option lists it). Judged per field: a value is
+    current only among its own field's options."""
+
+    kind: str
+    name: str  # field API name
+    label: str
+    domain: str
+    total: int  # records counted (with or without a value)
+    retired: dict[str, int] = field(default_factory=dict)  # label -> records
+    rogue: dict[str, int] = field(default_factory=dict)  # value as the records hold it -> records
+    internal: dict[str, str] = field(default_factory=dict)  # label -> internal value, for the evidence
+    unnamed: int = 0  # records in values the CRM did not name (HubSpot without deep)
+    hidden_options: list[str] = field(default_factory=list)  # retired options, when the unnamed may be in them
+
+
+def _options(f: dict | None) -> dict[str, dict]:
+    found: dict[str, dict] = {}
+    for o in (f or {}).get("values") or []:
+        found.setdefault(str(o["value"]).lower(), o)
+    for o in (f or {}).get("values") or []:
+        found.setdefault(str(o.get("label") or "").lower(), o)
+    return found
+
+
+def _place(
+    counted: CountedField,
+    options: dict[str, dict],
+    value: str,
+    label: str | None,
+    n: int,
+    known: bool,
+    active: bool | None,
+) -> None:
+    option = options.get(value.lower())
+    if known and active is False or (not known and option is not None and option.get("active") is False):
+        name = label or (option or {}).get("label") or value
+        counted.retired[name] = counted.retired.get(name, 0) + n
+        counted.internal[name] = (option or {}).get("value") or value
+    elif not known and option is None:
+        counted.rogue[value] = counted.rogue.get(value, 0) + n
+
+
+def counted_fields(snap: Snapshot) -> list[CountedField]:
+    """Every counted lifecycle, status, type and stage field, with its retired and rogue values."""
+    out = []
+    domains = {"lead": LEAD_LIFECYCLE, "contact": LEAD_LIFECYCLE, "company": COMPANY_LIFECYCLE}
+    for vc in (snap.data.get("value_counts") or {}).values():
+        kind = vc["object"]
+        f = snap.field(kind, vc["field"])
+        if kind not in domains or f is None or not f.get("role"):
+            continue
+        counted = CountedField(kind, f["name"], f.get("label") or f["name"], domains[kind], vc.get("total") or 0)
+        options = _options(f)
+        for v in vc["values"]:
+            if v["count"]:
+                _place(counted, options, v["value"], v.get("label"), v["count"], v["known"], v.get("active"))
+        named = sum(v["count"] for v in vc["values"] if not v["known"])
+        counted.unnamed = max(0, (vc.get("unknown_total") or 0) - named)
+        counted.hidden_options = [shown(o) for o in f.get("values") or [] if o.get("active") is False]
+        out.append(counted)
+    for kind in ("deal", "ticket"):
+        sc = snap.stage_counts(kind)
+        if not sc:
+            continue
+        name = snap.stage_field(kind) or "stage"
+        f = snap.field(kind, name)
+        counted = CountedField(
+            kind,
+            name,
+            (f or {}).get("label") or name,
+            SALES_PIPELINES if kind == "deal" else CUSTOMER_LIFECYCLE,
+            sc.get("total") or 0,
+        )
+        options = _options(f)
+        for p in snap.pipelines(kind):
+            for st in p["stages"]:
+                options.setdefault(
+                    st["id"].lower(), {"value": st["id"], "label": st["label"], "active": st.get("active")}
+                )
+        for st in sc["stages"]:
+            if st["count"]:
+                _place(counted, options, st["value"], st.get("label"), st["count"], st["known"], st.get("active"))
+        named = sum(st["count"] for st in sc["stages"] if not st["known"])
+        counted.unnamed = max(0, (sc.get("unknown_total") or 0) - named)
+        out.append(counted)
+    return out
+
+
+@rule(
     "LC-UNAPPROVED-VALUES",
     title="Records hold values the picklist does not allow (rogue values)",
     domain=LEAD_LIFECYCLE,
@@ -659,93 +1000,76 @@ def _closed_lookup(snap: Snapshot, kind: str) -> dict[tuple[str | None, str], st
     recommendation="Map these records to approved values, then restrict the field to its defined values (picklist "
     "restriction / property options) so no new values appear.",
     needs=("fields", "counts"),
-    detects="records whose lifecycle, status, type or stage value is not one of the field's options or the "
-    "pipeline's stages",
+    detects="records whose lifecycle, status, type or stage value is none of its own field's options or pipeline "
+    "stages (retired options are LC-DEPRECATED-STAGE-RECORDS)",
 )
 def _rogue_values(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     hits = []
-    domains = {"lead": LEAD_LIFECYCLE, "contact": LEAD_LIFECYCLE, "company": COMPANY_LIFECYCLE}
-    for vc in (snap.data.get("value_counts") or {}).values():
-        kind = vc["object"]
-        f = snap.field(kind, vc["field"])
-        if kind not in domains or f is None or not f.get("role"):
+    for c in counted_fields(snap):
+        total = sum(c.rogue.values()) + c.unnamed
+        if not total:
             continue
-        named = {v["value"]: v["count"] for v in vc["values"] if not v["known"] and v["count"]}
-        total = vc.get("unknown_total") or sum(named.values())
-        if total:
-            hits.append(
-                _rogue_hit(r, snap, kind, f["name"], named, total, vc.get("unknown_named", True), domains[kind])
+        what = listing(c.rogue) if c.rogue else ""
+        tail = ""
+        if c.unnamed:
+            tail = f" {snap.crm} does not name every such value without a deep audit"
+            tail += (
+                f" (some may sit in the field's hidden options: {listing(c.hidden_options, 4)})."
+                if c.hidden_options
+                else "."
             )
-    for kind in ("deal", "ticket"):
-        sc = snap.stage_counts(kind)
-        if not sc or not sc.get("unknown_total"):
-            continue
-        named = {}
-        for s in sc["stages"]:
-            if not s["known"] and s["count"]:
-                named[s["value"]] = named.get(s["value"], 0) + s["count"]
+        records = c.kind if total == 1 else OBJECT_LABELS[c.kind]
         hits.append(
-            _rogue_hit(
-                r,
-                snap,
-                kind,
-                snap.stage_field(kind) or "stage",
-                named,
-                sc["unknown_total"],
-                bool(named) and sum(named.values()) >= sc["unknown_total"],
-                SALES_PIPELINES if kind == "deal" else CUSTOMER_LIFECYCLE,
+            r.hit(
+                object=c.kind,
+                field=c.name,
+                domain=c.domain,
+                values=list(c.rogue),
+                counts=dict(c.rogue),
+                count=total,
+                evidence={"named": not c.unnamed, "field_label": c.label},
+                message=f"{total:,} {records} {'holds' if total == 1 else 'hold'} {c.label} values that are not "
+                "among the field's options" + (f": {what}." if what else ".") + tail,
             )
         )
     return hits
 
 
-def _rogue_hit(
-    r: Rule, snap: Snapshot, kind: str, name: str, named: dict[str, int], total: int, complete: bool, domain: str
-) -> Hit:
-    what = listing(f"{v}" for v in named) if named else ""
-    tail = "" if complete else f" {snap.crm} does not name every such value without a deep audit."
-    return r.hit(
-        object=kind,
-        field=name,
-        domain=domain,
-        values=list(named),
-        counts=named,
-        count=total,
-        evidence={"named": complete},
-        message=f"{total:,} {kind if total == 1 else OBJECT_LABELS[kind]} "
-        f"{'holds' if total == 1 else 'hold'} {name} values that are not in the field's options"
-        + (f": {what}." if what else ".")
-        + tail,
-    )
-
-
 @rule(
     "LC-NULL-STAGE",
-    title="Records with no stage",
+    title="Records with no stage or status",
     domain=LEAD_LIFECYCLE,
     severity=MEDIUM,
     seed="S1 §4a first business cycle check “records with no stage assigned”",
-    recommendation="Give every record a stage: backfill the empty ones and set the lifecycle stage on creation "
-    "(automation or a required field) so none is created without one.",
+    recommendation="Give every record a stage and a status: backfill the empty ones and set both on creation "
+    "(automation or a required field) so none is created without them.",
     needs=("fields", "counts"),
-    detects="leads/contacts with an empty lifecycle field; deals/tickets with no stage",
+    detects="leads/contacts with an empty lifecycle or status field; deals/tickets with no stage",
 )
 def _null_stage(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     hits = []
-    for kind, f in lifecycle_like(snap, PEOPLE, ("lifecycle",)):
+    for kind in PEOPLE:
+        snap.not_read(snap.unreadable(kind, roles=("lifecycle", "status")))
+    for kind, f in lifecycle_like(snap, PEOPLE, ("lifecycle", "status")):
         vc = snap.value_counts(kind, f["name"])
-        if vc and vc["empty"]:
-            total = vc["total"] or 0
-            hits.append(
-                r.hit(
-                    object=kind,
-                    field=f["name"],
-                    counts={"empty": vc["empty"], "total": total},
-                    count=vc["empty"],
-                    message=f"{vc['empty']:,} of {total:,} {snap.crm} {OBJECT_LABELS[kind]} have no "
-                    f"{f.get('label') or f['name']}.",
-                )
+        if not vc or not vc["empty"]:
+            continue
+        total = vc["total"] or 0
+        if not 0 < vc["empty"] <= total:
+            raise NotEvaluated(f"the CRM's counts for {kind}.{f['name']} do not add up ({vc['empty']:,} of {total:,})")
+        if f["role"] == "status" and kind == "contact" and vc["empty"] == total:
+            continue  # a contact status nobody fills in is LC-NO-CONTACT-STATUS
+        hits.append(
+            r.hit(
+                object=kind,
+                field=f["name"],
+                counts={"empty": vc["empty"], "total": total},
+                count=vc["empty"],
+                evidence={"role": f["role"], "share": round(vc["empty"] / total, 4)},
+                message=f"{vc['empty']:,} of {total:,} {snap.crm} {OBJECT_LABELS[kind]} "
+                f"({share_text(vc['empty'] / total)}) have no {f.get('label') or f['name']}.",
             )
+        )
     for kind in ("deal", "ticket"):
         sc = snap.stage_counts(kind)
         if sc and sc.get("without_stage"):
@@ -764,52 +1088,46 @@ def _null_stage(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
 
 @rule(
     "LC-DEPRECATED-STAGE-RECORDS",
-    title="Records stuck in retired stages",
+    title="Records stuck in retired values",
     domain=LEAD_LIFECYCLE,
     severity=MEDIUM,
     seed="S1 §4a first business cycle check “records stuck in old stages”",
     recommendation="Move the records out of retired values into current stages; a retired value should hold no "
     "records.",
     needs=("fields", "counts"),
-    detects="records in inactive picklist values or archived pipeline stages",
+    detects="records in inactive picklist values (Salesforce), hidden options (HubSpot) or archived pipeline stages; "
+    "low under retired_share_medium of the field's records, high from retired_share_high",
 )
 def _deprecated(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     hits = []
-    for vc in (snap.data.get("value_counts") or {}).values():
-        old = {v["value"]: v["count"] for v in vc["values"] if v["known"] and v.get("active") is False and v["count"]}
-        if old:
-            kind = vc["object"]
-            hits.append(
-                r.hit(
-                    object=kind,
-                    field=vc["field"],
-                    domain={"company": COMPANY_LIFECYCLE, "deal": SALES_PIPELINES}.get(kind, LEAD_LIFECYCLE),
-                    values=list(old),
-                    counts=old,
-                    count=sum(old.values()),
-                    message=f"{sum(old.values()):,} {OBJECT_LABELS.get(kind, kind)} sit in retired {vc['field']} "
-                    f"values: {listing(old)}.",
-                )
+    for c in counted_fields(snap):
+        n = sum(c.retired.values())
+        if not n:
+            continue
+        share = n / c.total if c.total else 0.0
+        if not 0 <= share <= 1:
+            raise NotEvaluated(f"the CRM's counts for {c.kind}.{c.name} do not add up ({n:,} retired of {c.total:,})")
+        severity = (
+            HIGH
+            if share >= ctx.threshold("retired_share_high")
+            else MEDIUM
+            if share >= ctx.threshold("retired_share_medium")
+            else LOW
+        )
+        hits.append(
+            r.hit(
+                object=c.kind,
+                field=c.name,
+                domain=c.domain,
+                severity=severity,
+                values=list(c.retired),
+                counts=dict(c.retired),
+                count=n,
+                evidence={"share": round(share, 4), "total": c.total, "internal_values": dict(c.internal)},
+                message=f"{n:,} of {c.total:,} {snap.crm} {OBJECT_LABELS[c.kind]} ({share_text(share)}) still hold "
+                f"retired {c.label} values: {listing(f'{k} ({v:,})' for k, v in c.retired.items())}.",
             )
-    for kind in ("deal", "ticket"):
-        sc = snap.stage_counts(kind)
-        archived = {}
-        for s in (sc or {}).get("stages", []):
-            if s["known"] and s.get("active") is False and s["count"]:
-                archived[s.get("label") or s["value"]] = archived.get(s.get("label") or s["value"], 0) + s["count"]
-        if archived:
-            hits.append(
-                r.hit(
-                    object=kind,
-                    field=snap.stage_field(kind) or "stage",
-                    domain=SALES_PIPELINES if kind == "deal" else CUSTOMER_LIFECYCLE,
-                    values=list(archived),
-                    counts=archived,
-                    count=sum(archived.values()),
-                    message=f"{sum(archived.values()):,} {OBJECT_LABELS[kind]} sit in archived stages: "
-                    f"{listing(archived)}.",
-                )
-            )
+        )
     return hits
 
 
@@ -1198,14 +1516,16 @@ def _cs_in_sales(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     seed="S1 Common Gotchas “Customize stages to reflect the company's real sales/CS motion”",
     recommendation="Customize the stages to the company's real sales motion, with entry and exit criteria for each.",
     needs=("pipelines",),
-    detects="a pipeline whose open stages are mostly the platform's defaults (Prospecting…; Appointment Scheduled…)",
+    detects="a pipeline whose open stage labels are mostly the platform's defaults (Prospecting…; Appointment "
+    "Scheduled…); relabelled default stages are the client's own",
 )
 def _default_stages(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     defaults = DEFAULT_STAGES.get(snap.platform) or set().union(*DEFAULT_STAGES.values())
     needed = max(3, math.ceil(ctx.threshold("default_stage_share") * len(defaults)))
+    plain = {squash(d) for d in defaults}
     hits = []
     for p in snap.active_pipelines("deal"):
-        found = [s["label"] for s in p["stages"] if s["id"].lower() in defaults or s["label"].lower() in defaults]
+        found = [s["label"] for s in p["stages"] if squash(s["label"]) in plain]
         if len(found) >= needed:
             hits.append(
                 r.hit(
@@ -1335,7 +1655,31 @@ def _cs_places(snap: Snapshot) -> dict[str, list[str]]:
             labels = [shown(v) for v in f["values"] if matches(CS_WORDS, v)]
             if labels:
                 found.setdefault(kind, []).extend(f"{f['name']}: {x}" for x in labels)
+    for obj in snap.data.get("custom_objects") or []:
+        for f in obj.get("fields") or []:
+            labels = [shown(v) for v in f.get("values") or [] if matches(CS_WORDS, v)]
+            if labels:
+                found.setdefault(obj["name"], []).extend(f"{f['name']}: {x}" for x in labels)
     return found
+
+
+def place_label(place: str) -> str:
+    """'ticket' -> 'tickets'; a custom object keeps its API name."""
+    return OBJECT_LABELS.get(place, place)
+
+
+def _other_stage_places(snap: Snapshot) -> list[str]:
+    """Stage-like places that might track customers under names GTM Ops does not recognise: custom objects with
+    stage picklists, and ticket pipelines beyond the support defaults (New, Waiting on contact…)."""
+    places = []
+    for obj in snap.data.get("custom_objects") or []:
+        fields = [f for f in obj.get("fields") or [] if f.get("values")]
+        if fields:
+            places.append(f"{obj.get('label') or obj['name']} ({', '.join(f['name'] for f in fields)})")
+    for p in snap.active_pipelines("ticket"):
+        if any(vocabulary.words(st["label"]) not in vocabulary.TICKET_SUPPORT_STAGES for st in p["stages"]):
+            places.append(f"ticket pipeline “{p['label']}”")
+    return places
 
 
 @rule(
@@ -1347,23 +1691,32 @@ def _cs_places(snap: Snapshot) -> dict[str, list[str]]:
     recommendation="Define the customer lifecycle (Pre-Onboarding, Onboarding, Implementation, Early Adoption, "
     "Mature Adoption) in a dedicated CS pipeline: Tickets in HubSpot, a custom object in Salesforce.",
     needs=("fields", "pipelines"),
-    detects="no post-sale stages in a ticket/CS pipeline or a lifecycle field (CS stages inside deal pipelines do "
-    "not count)",
+    detects="no post-sale stages in a ticket/CS pipeline, a lifecycle field or a custom object (CS stages inside deal "
+    "pipelines do not count); low when a custom object or ticket pipeline has stages under other names",
 )
 def _no_customer_lifecycle(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     places = _cs_places(snap)
     if set(places) - {"deal"}:
         return []
     in_deals = places.get("deal", [])
+    others = _other_stage_places(snap)
+    message = (
+        f"{snap.crm} has no customer lifecycle: no pipeline, field or custom object tracks onboarding, "
+        "implementation or adoption after Closed Won"
+        + (f" (the only post-sale stages sit in deal pipelines: {listing(in_deals, 3)})." if in_deals else ".")
+    )
+    if others:
+        # stages under names the vocabulary does not know: maybe the client's customer lifecycle, so advisory
+        message += f" Check whether {listing(others, 3)} tracks it under other names."
     return [
         r.hit(
             object="ticket",
             field="",
+            severity=LOW if others else r.severity,
             values=in_deals,
             count=len(in_deals),
-            message=f"{snap.crm} has no customer lifecycle: no pipeline or field tracks onboarding, implementation "
-            "or adoption after Closed Won"
-            + (f" (the only post-sale stages sit in deal pipelines: {listing(in_deals, 3)})." if in_deals else "."),
+            evidence={"other_stage_places": others},
+            message=message,
         )
     ]
 
@@ -1390,7 +1743,7 @@ def _fragmented(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
             counts={k: len(v) for k, v in places.items()},
             count=len(places),
             message=f"Post-sale stages live on {len(places)} objects: "
-            + "; ".join(f"{OBJECT_LABELS[k]} ({listing(v, 3)})" for k, v in sorted(places.items()))
+            + "; ".join(f"{place_label(k)} ({listing(v, 3)})" for k, v in sorted(places.items()))
             + ".",
         )
     ]
@@ -1451,6 +1804,7 @@ def _no_rollup(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
         return []
     fields = snap.role_fields("company", "lifecycle")
     if not fields:
+        require(snap, snap.unreadable("company", roles=("lifecycle",)))
         return [r.hit(object="company", field="", message=f"{snap.crm} companies have no lifecycle field.")]
     counted = [vc for f in fields if (vc := snap.value_counts("company", f["name"])) is not None]
     total = max((vc["total"] for vc in counted), default=0)
@@ -1485,8 +1839,12 @@ def _no_rollup(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
 )
 def _missing(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     limit = ctx.threshold("missing_field_share")
+    # the minimum fields the data-quality reading could not read are judged by nobody: say so, judge the rest
+    snap.not_read(snap.quality.get("unreadable") or [])
     per_kind: dict[str, dict[str, float]] = {}
     for m in snap.quality.get("missing", []):
+        if m["total"] and not 0 <= m["missing"] <= m["total"]:
+            raise NotEvaluated(f"the CRM's counts for {m['object']}.{m['field']} do not add up")
         if m["total"] and m["missing"] / m["total"] > limit:
             per_kind.setdefault(m["object"], {})[m["field"]] = m["missing"] / m["total"]
     hits = []
@@ -1521,12 +1879,18 @@ def _missing(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
 def _next_step(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     missing = snap.quality.get("open_deals_without_next_step")
     sc = snap.stage_counts("deal")
+    if missing is None:
+        require(snap, snap.unreadable("deal", pattern=re.compile(r"next\s*step")))
     if missing is None or sc is None:
         return []
     states = _closed_lookup(snap, "deal")
     open_deals = sum(
         s["count"] for s in sc["stages"] if states.get((s.get("pipeline_id"), s["value"].lower())) == "open"
     )
+    if missing > open_deals:
+        raise NotEvaluated(
+            f"the CRM counts {missing:,} open deals without a next step but only {open_deals:,} open deals"
+        )
     share = missing / open_deals if open_deals else 0.0
     limit = ctx.threshold("no_next_step_share")
     if not open_deals or share <= limit:
@@ -1887,17 +2251,6 @@ def _drift_missing(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     return hits
 
 
-def names_match(signed: str, label: str, value: str) -> bool:
-    """The CRM label still says what was signed: same words, one inside the other, or an acronym (MQL)."""
-    a, b, c = squash(signed), squash(label), squash(value)
-    if not a:
-        return True
-    if a in (b, c) or (b and (a in b or b in a)):
-        return True
-    initials = "".join(w[0] for w in words(label) if w not in ("to", "of", "the", "and"))
-    return a == initials
-
-
 @rule(
     "DRIFT-RENAMED-STAGES",
     title="Signed stages renamed in the CRM",
@@ -1908,8 +2261,8 @@ def names_match(signed: str, label: str, value: str) -> bool:
     recommendation="Restore the signed label in the CRM, or have the new name signed: reports and training use the "
     "signed names.",
     needs=("fields", "pipelines", "signed"),
-    detects="a signed value whose CRM label changed since the first audit after sign-off, or no longer reads "
-    "as the signed stage name",
+    detects="a signed value whose CRM label changed since the first audit after sign-off (the signed mapping "
+    "itself is never a rename)",
 )
 def _drift_renamed(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     hits = []
@@ -1927,11 +2280,11 @@ def _drift_renamed(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
                 option = next((o for o in scope.options if o["value"].lower() == v.lower()), None)
                 if option is None:
                     continue  # missing, or signed by label: DRIFT-MISSING-STAGES tells
+                # only a label that changed after sign-off is a rename: the signed mapping itself ("Early Adoption"
+                # lives in the value labelled "Customer") is what the client approved, whatever the names
                 was = reference.get(v.lower())
                 if was is not None and was != option["label"]:
                     renamed[v] = {"stage": s["name"], "was": was, "now": option["label"]}
-                elif len(values) == 1 and not names_match(s["name"], option["label"], option["value"]):
-                    renamed[v] = {"stage": s["name"], "was": s["name"], "now": option["label"]}
         if renamed:
             hits.append(
                 r.hit(
@@ -2026,13 +2379,14 @@ class Evaluation:
     evaluated: list[str]
     not_evaluated: dict[str, str]  # rule id -> why (a section could not be read)
     not_run: dict[str, str]  # rule id -> why it does not apply (deep mode off, nothing signed, no previous audit)
+    partial: dict[str, str] = field(default_factory=dict)  # rule id -> fields it judged without (it ran on the rest)
 
 
 def evaluate(snapshot: dict, ctx: Context | None = None) -> Evaluation:
     snap = Snapshot(snapshot)
     ctx = ctx or Context()
     hits: list[Hit] = []
-    evaluated, not_evaluated, not_run = [], {}, {}
+    evaluated, not_evaluated, not_run, partial = [], {}, {}, {}
     for r in CATALOGUE.values():
         if "deep" in r.needs and not snap.deep:
             not_run[r.id] = "deep mode only (reads records)"
@@ -2048,12 +2402,22 @@ def evaluate(snapshot: dict, ctx: Context | None = None) -> Evaluation:
         if missing:
             not_evaluated[r.id] = f"could not read {', '.join(missing).replace('_', ' ')} from {snap.crm}"
             continue
-        found = r.check(snap, ctx)
+        snap.unread = {}
+        try:
+            found = r.check(snap, ctx)
+        except NotEvaluated as exc:
+            not_evaluated[r.id] = str(exc)
+            continue
         evaluated.append(r.id)
+        if snap.unread:
+            partial[r.id] = "judged without " + "; ".join(snap.unread[k] for k in sorted(snap.unread))
+            for h in found:
+                h.evidence.setdefault("not_read", sorted(snap.unread))
+                h.message += f" Not read: {', '.join(sorted(snap.unread))} (missing or not readable by this user)."
         hits.extend(found)
     order = {s: i for i, s in enumerate(SEVERITIES)}
     hits.sort(key=lambda h: (DOMAINS.index(h.domain), order[h.severity], h.rule_id, h.object, h.field))
-    return Evaluation(hits, evaluated, not_evaluated, not_run)
+    return Evaluation(hits, evaluated, not_evaluated, not_run, partial)
 
 
 def catalogue_rows() -> list[dict[str, str]]:

@@ -22,20 +22,33 @@ and ignores proxy environment variables. hubspot-api-client takes its base URL f
 needs no trick. We chose this over a self-signed TLS server: no certificates to generate or trust,
 and every URL the library builds is forced onto loopback, so no mistake can reach a real org.
 
-Modules: profiles (gotchas per profile), orgschema (picklists and pipelines), orgmodel (the
-deterministic generator), query (counting and paging without rows), soql / sfquery / sfschema /
+Modules: profiles (gotchas and shape knobs per profile), orgschema (picklists and pipelines), orgmodel
+(the deterministic generator), query (counting and paging without rows), soql / sfquery / sfschema /
 salesforce (Salesforce), hsschema / hubspot (HubSpot), faults, server (HTTP plumbing and control
-endpoints), clients (real client builders).
+endpoints), clients (real client builders), truth (expected figures computed from the model alone).
+
+Orgs unlike the demo (see `profiles`): profiles "healthy", "wellbuilt", "wellbuilt-relabelled" (should
+audit clean), "demo", "messy" (every classic gotcha), "tangled" (the shapes real orgs have: customer
+stages on a custom object, relabelled default stages, retired values on records, same-instant history,
+free-text loss reasons...). Knobs on any profile, via `profiles.variant(...)`:
+
+    variant("healthy", "fls", hidden_fields={"lead.Phone", "contact.hs_analytics_source"})  # INVALID_FIELD
+    variant("healthy", "no-meta", refused_objects={"CaseStatus", "tickets"})   # INVALID_TYPE, MISSING_SCOPES
+    variant("healthy", "decline", trend=Trend(date(2026, 10, 1), conversion_drop_pp=8, volume_drop_pct=20))
+
+`truth` gives what a test should expect: truth.value_counts(model, kind="lead", attr="status"),
+truth.conversion(model, kind="contact", path="lifecycle", earlier="mql", later="sql", month=...).
 """
 
 from __future__ import annotations
 
+from . import truth
 from .clients import LoopbackSession, hubspot_client, salesforce_client
 from .faults import KINDS as FAULT_KINDS
 from .faults import Fault
 from .hubspot import HubSpotSandbox
 from .orgmodel import OrgModel
-from .profiles import GOTCHAS, PROFILES, Profile, custom_profile, get_profile
+from .profiles import GOTCHAS, PROFILES, Profile, Trend, custom_profile, get_profile, variant
 from .salesforce import SalesforceSandbox
 
 __all__ = [
@@ -48,8 +61,11 @@ __all__ = [
     "OrgModel",
     "Profile",
     "SalesforceSandbox",
+    "Trend",
     "custom_profile",
     "get_profile",
     "hubspot_client",
     "salesforce_client",
+    "truth",
+    "variant",
 ]

@@ -38,6 +38,7 @@ DEFAULT_PROPERTIES = {
         "hs_object_id",
         "pipeline",
     ],
+    "customer_health": ["hs_createdate", "hs_lastmodifieddate", "hs_object_id", "name"],
     "tickets": [
         "content",
         "createdate",
@@ -66,6 +67,7 @@ class HsProp:
     date: str | None = None
     nullness: str | None = None
     options: tuple[tuple[str, str], ...] = ()
+    hidden_options: frozenset[str] = frozenset()  # retired values: listed with hidden: true
     calculated: bool = False
     custom: bool = False
     history: str | None = None  # the row path behind propertiesWithHistory
@@ -82,7 +84,13 @@ class HsProp:
             "description": self.description,
             "groupName": self.group,
             "options": [
-                {"label": label, "value": value, "displayOrder": i, "hidden": False, "description": ""}
+                {
+                    "label": label,
+                    "value": value,
+                    "displayOrder": i,
+                    "hidden": value in self.hidden_options,
+                    "description": "",
+                }
                 for i, (value, label) in enumerate(self.options)
             ],
             "displayOrder": -1,
@@ -126,6 +134,7 @@ def enum(name: str, label: str, attr: str, options: tuple[Option, ...], group: s
         static=attr,
         to_hs=_hs,
         options=_opts(options),
+        hidden_options=frozenset(o.hs for o in options if not o.active),
         **kw,
     )
 
@@ -396,7 +405,7 @@ def build_properties(model: OrgModel) -> dict[str, dict[str, HsProp]]:
         when("hs_lastmodifieddate", "Last modified date", "last_modified", "ticketinformation"),
         object_id(),
     ]
-    return {
+    out = {
         name: {p.name: p for p in props}
         for name, props in (
             ("contacts", contacts),
@@ -404,6 +413,60 @@ def build_properties(model: OrgModel) -> dict[str, dict[str, HsProp]]:
             ("deals", deals),
             ("tickets", tickets),
         )
+    }
+    if s.customer_stages:
+        health = [
+            HsProp("name", "Name", "string", "text", "customer_health_information", lambda r: r["name"]),
+            enum(
+                "stage",
+                "Customer Stage",
+                "stage",
+                s.customer_stages,
+                "customer_health_information",
+                custom=True,
+                history="stage",
+            ),
+            HsProp(
+                "company_id",
+                "Company ID",
+                "number",
+                "number",
+                "customer_health_information",
+                lambda r: str(r["company_index"] + 1) if r.get("company_index") is not None else None,
+                custom=True,
+            ),
+            owner("customer_health_information"),
+            when("hs_createdate", "Object create date/time", "created", "customer_health_information"),
+            when("hs_lastmodifieddate", "Object last modified", "last_modified", "customer_health_information"),
+            object_id(),
+        ]
+        out[CUSTOM_OBJECT] = {p.name: p for p in health}
+    return out
+
+
+CUSTOM_OBJECT = "customer_health"  # the customer_stages_on_custom_object object's name
+CUSTOM_OBJECT_TYPE_ID = "2-7654321"
+
+
+def custom_schema(props: dict[str, HsProp], portal: int) -> dict[str, Any]:
+    """GET /crm/v3/schemas entry of the custom object, in HubSpot's ObjectSchema shape."""
+    return {
+        "id": CUSTOM_OBJECT_TYPE_ID.split("-")[1],
+        "createdAt": SCHEMA_CREATED,
+        "updatedAt": SCHEMA_CREATED,
+        "archived": False,
+        "labels": {"singular": "Customer Health", "plural": "Customer Health"},
+        "requiredProperties": ["name"],
+        "searchableProperties": ["name"],
+        "primaryDisplayPropertyName": "name",
+        "secondaryDisplayPropertyNames": ["stage"],
+        "description": "Where each customer is after the sale",
+        "allowsSensitiveProperties": False,
+        "objectTypeId": CUSTOM_OBJECT_TYPE_ID,
+        "fullyQualifiedName": f"p{portal}_{CUSTOM_OBJECT}",
+        "name": CUSTOM_OBJECT,
+        "properties": [p.definition() for p in props.values()],
+        "associations": [],
     }
 
 

@@ -1,6 +1,9 @@
 """A local server speaking the HubSpot CRM v3 subset the connectors call.
 
-Endpoints (bearer private-app token): GET /crm/v3/properties/{objectType}[/{name}],
+Endpoints (bearer private-app token): GET /crm/v3/schemas[/{objectType}] (also under
+/crm-object-schemas/v3/, as hubspot-api-client calls it: the custom object of the
+customer_stages_on_custom_object gotcha, objectTypeId 2-7654321, name customer_health, whose records
+are served like any object type), GET /crm/v3/properties/{objectType}[/{name}],
 GET /crm/v3/pipelines/{objectType}[/{id}[/stages]] (deals, tickets, and the contacts/companies
 lifecycle-stage pipeline), GET /crm/v3/objects/{objectType} pages (limit, after, properties,
 propertiesWithHistory), GET /crm/v3/objects/{objectType}/{id}, and
@@ -31,10 +34,13 @@ from .dates import hs_datetime, parse_iso
 from .faults import Fault
 from .hsschema import (
     CANONICAL,
+    CUSTOM_OBJECT,
+    CUSTOM_OBJECT_TYPE_ID,
     DEFAULT_PROPERTIES,
     OBJECT_TYPES,
     HsProp,
     build_properties,
+    custom_schema,
     lifecycle_pipeline,
     pipeline_body,
 )
@@ -100,6 +106,45 @@ def _bad(message: str) -> SandboxError:
     return SandboxError(_error(400, message, "VALIDATION_ERROR"))
 
 
+def _no_property(name: str) -> SandboxError:
+    """What HubSpot answers when a request names a property this user cannot see (or that does not exist)."""
+    return SandboxError(
+        _error(
+            400,
+            f'There was a problem with the request. Property "{name}" does not exist',
+            "VALIDATION_ERROR",
+            errors=[
+                {
+                    "message": f'Property "{name}" does not exist',
+                    "code": "PROPERTY_DOESNT_EXIST",
+                    "context": {"propertyName": [name]},
+                }
+            ],
+        )
+    )
+
+
+def _schemas_path(parts: list[str]) -> bool:
+    # hubspot-api-client calls /crm-object-schemas/v3/schemas; the docs also show /crm/v3/schemas
+    return parts[:3] in (["crm", "v3", "schemas"], ["crm-object-schemas", "v3", "schemas"])
+
+
+def _missing_scopes(scope: str) -> Response:
+    return _error(
+        403,
+        "This app hasn't been granted all required scopes to make this call. Read more about required scopes"
+        " here: https://developers.hubspot.com/scopes.",
+        "MISSING_SCOPES",
+        errors=[
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": [scope]},
+            }
+        ],
+        links={"scopes": "https://developers.hubspot.com/scopes"},
+    )
+
+
 class RollingWindow:
     def __init__(self, size: int, seconds: float) -> None:
         self.size = size
@@ -151,14 +196,29 @@ class HubSpotSandbox(SandboxServer):
         super().__init__(**kwargs)
         digest = hashlib.blake2b(f"hubspot:{self.model.seed}".encode(), digest_size=16).digest()
         self.access_token = access_token or f"pat-na1-{uuid.UUID(bytes=digest)}"
+        self._portal = 20_000_000 + self.model.seed % 1_000_000
         self.props = build_properties(self.model)
+        # object types by every name a request may use: contacts or 0-1; a custom object by its
+        # objectTypeId (2-...), its fullyQualifiedName (p<portal>_name) or its name
+        self.types = dict(OBJECT_TYPES)
+        self.canonical = dict(CANONICAL)
+        if CUSTOM_OBJECT in self.props:
+            for alias in (CUSTOM_OBJECT, CUSTOM_OBJECT_TYPE_ID, f"p{self._portal}_{CUSTOM_OBJECT}"):
+                self.types[alias] = CUSTOM_OBJECT
+                self.canonical[alias] = CUSTOM_OBJECT
+        # field-level security: hidden properties are gone from the schema and refused by name in requests
+        self.hidden: dict[str, set[str]] = {}
+        for object_type, props in self.props.items():
+            kinds = (object_type, self.types[object_type])
+            self.hidden[object_type] = {n for n in props if self.model.profile.hides(kinds, n)}
+            for n in self.hidden[object_type]:
+                del props[n]
         self.window = RollingWindow(*rate_limit)
         self.search_window = RollingWindow(*search_rate_limit)
         self.daily_limit = daily_limit
         self.daily_used = 0
         self.enforce_rate_limits = enforce_rate_limits
         self._lock = threading.Lock()
-        self._portal = 20_000_000 + self.model.seed % 1_000_000
 
     def client(self, **kwargs: Any) -> Any:
         """A real hubspot.HubSpot for this portal; see clients.hubspot_client."""
@@ -171,6 +231,8 @@ class HubSpotSandbox(SandboxServer):
 
     def classify(self, req: Request) -> str:
         parts = req.path.strip("/").split("/")
+        if _schemas_path(parts):
+            return "schemas"
         if parts[:2] != ["crm", "v3"] or len(parts) < 4:
             return "other"
         if parts[2] == "objects":
@@ -237,9 +299,14 @@ class HubSpotSandbox(SandboxServer):
             policy = "DAILY" if daily_over else "SECONDLY" if search else "TEN_SECONDLY_ROLLING"
             return Response.json({**RATE_LIMIT_BODIES[policy], "correlationId": str(uuid.uuid4())}, 429)
         parts = req.path.strip("/").split("/")
+        if _schemas_path(parts) and req.method == "GET":
+            return self._schemas(parts[3:])
         if parts[:2] != ["crm", "v3"] or len(parts) < 4:
             return _error(404, "Not Found", "OBJECT_NOT_FOUND")
         area, object_type, rest = parts[2], parts[3], parts[4:]
+        canonical = self.canonical.get(object_type, object_type)
+        if self.model.profile.refuses(area, canonical, f"{area}/{canonical}"):
+            return _missing_scopes("tickets" if canonical == "tickets" else f"crm.objects.{canonical}.read")
         if area == "properties" and req.method == "GET":
             return self._properties(req, object_type, rest)
         if area == "pipelines" and req.method == "GET":
@@ -260,9 +327,23 @@ class HubSpotSandbox(SandboxServer):
         )
 
     def _type(self, object_type: str) -> str:
-        if object_type not in OBJECT_TYPES:
+        if object_type not in self.types:
             raise _bad(f"Unable to infer object type from: {object_type}")
-        return CANONICAL.get(object_type, object_type)
+        return self.canonical.get(object_type, object_type)
+
+    def _schemas(self, rest: list[str]) -> Response:
+        """GET /crm/v3/schemas[/{objectType}]: the portal's custom objects (customer_stages_on_custom_object)."""
+        if self.model.profile.refuses("schemas"):
+            return _missing_scopes("crm.schemas.custom.read")
+        schemas = []
+        if CUSTOM_OBJECT in self.props:
+            schemas.append(custom_schema(self.props[CUSTOM_OBJECT], self._portal))
+        if not rest:
+            return Response.json({"results": schemas})
+        match = [s for s in schemas if rest[0] in (s["objectTypeId"], s["fullyQualifiedName"], s["name"])]
+        if not match or len(rest) > 1:
+            return _error(404, f"Unable to find object schema {rest[0]}", "OBJECT_NOT_FOUND")
+        return Response.json(match[0])
 
     def _properties(self, req: Request, object_type: str, rest: list[str]) -> Response:
         props = self.props[self._type(object_type)]
@@ -299,7 +380,7 @@ class HubSpotSandbox(SandboxServer):
 
     def _list(self, req: Request, object_type: str) -> Response:
         name = self._type(object_type)
-        table = self.model.sets[OBJECT_TYPES[name]]
+        table = self.model.sets[self.types[name]]
         history = self._names(req, "propertiesWithHistory")
         try:
             limit = int(req.arg("limit", "10") or 10)
@@ -323,7 +404,7 @@ class HubSpotSandbox(SandboxServer):
 
     def _get(self, req: Request, object_type: str, object_id: str) -> Response:
         name = self._type(object_type)
-        table = self.model.sets[OBJECT_TYPES[name]]
+        table = self.model.sets[self.types[name]]
         if not object_id.isdigit() or not 1 <= int(object_id) <= table.size:
             return _error(404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND")
         row = table.row_at(int(object_id) - 1)
@@ -335,7 +416,7 @@ class HubSpotSandbox(SandboxServer):
         """POST /crm/v3/objects/{type}/batch/read: records by id, with `propertiesWithHistory` like a list page
         (at most 50 ids then, 100 otherwise). Unknown ids are left out (HubSpot answers 207 with errors)."""
         name = self._type(object_type)
-        table = self.model.sets[OBJECT_TYPES[name]]
+        table = self.model.sets[self.types[name]]
         try:
             body = req.json() or {}
         except json.JSONDecodeError:
@@ -361,10 +442,13 @@ class HubSpotSandbox(SandboxServer):
         self, name: str, row: dict[str, Any], wanted: list[str] | None, history: list[str] | None
     ) -> dict[str, Any]:
         props = self.props[name]
+        for n in (wanted or []) + (history or []):
+            if n in self.hidden[name]:
+                raise _no_property(n)
         modified = "lastmodifieddate" if name == "contacts" else "hs_lastmodifieddate"
         names = list(DEFAULT_PROPERTIES[name]) if not wanted else [n for n in wanted if n in props]
-        for always in ("createdate", "hs_object_id", modified):
-            if always not in names:
+        for always in ("createdate", "hs_createdate", "hs_object_id", modified):
+            if always in props and always not in names:
                 names.append(always)
         created, updated = hs_datetime(row["created"]), hs_datetime(row["dates"]["last_modified"])
         body: dict[str, Any] = {
@@ -383,8 +467,13 @@ class HubSpotSandbox(SandboxServer):
     def _history(self, prop: HsProp, row: dict[str, Any], created: str | None) -> list[dict[str, Any]]:
         if prop.history:
             steps = [(opt, ms) for opt, ms in row["paths"].get(prop.history, []) if not opt.sf_only]
+            newest_first = list(reversed(steps))
+            tied = row.get("ties", {}).get(prop.history)
+            if tied is not None and 0 < tied < len(steps):  # same instant: the earlier stage listed first
+                at = len(steps) - 1 - tied
+                newest_first[at], newest_first[at + 1] = newest_first[at + 1], newest_first[at]
             out = []
-            for i, (opt, ms) in enumerate(reversed(steps)):
+            for i, (opt, ms) in enumerate(newest_first):
                 automated = (row["index"] + i) % 3 == 0
                 entry: dict[str, Any] = {
                     "value": opt.hs,
@@ -407,7 +496,7 @@ class HubSpotSandbox(SandboxServer):
 
     def _search(self, req: Request, object_type: str) -> Response:
         name = self._type(object_type)
-        table = self.model.sets[OBJECT_TYPES[name]]
+        table = self.model.sets[self.types[name]]
         try:
             body = req.json() or {}
         except json.JSONDecodeError:
@@ -442,6 +531,9 @@ class HubSpotSandbox(SandboxServer):
                 options = [a + b for a in options for b in alternatives]
             flt.extend(options)
         descending = self._sorts(name, body.get("sorts") or [])
+        for n in body.get("properties") or []:
+            if n in self.hidden[name]:
+                raise _no_property(n)
         ms = MatchSet(table, flt)
         items = ms.page(after, limit, descending)
         wanted = body.get("properties") or None
@@ -462,13 +554,17 @@ class HubSpotSandbox(SandboxServer):
                     s.get("propertyName"),
                     str(s.get("direction", "ASCENDING")).upper() == "DESCENDING",
                 )
-            if prop not in ("createdate", "hs_object_id"):
+            if prop in self.hidden[name]:
+                raise _no_property(prop)
+            if prop not in ("createdate", "hs_createdate", "hs_object_id"):
                 raise _bad(f"sandbox: sorting by {prop} is not supported (createdate, hs_object_id)")
         return descending
 
     def _filter(self, name: str, f: dict[str, Any]) -> list[list[Condition]]:
         prop_name, op = f.get("propertyName"), str(f.get("operator", "EQ")).upper()
         prop = self.props[name].get(prop_name or "")
+        if prop_name in self.hidden[name]:
+            raise _no_property(prop_name)
         if prop is None:
             raise _bad(f'There was a problem with the request. Property "{prop_name}" does not exist')
         if op not in OPERATORS:

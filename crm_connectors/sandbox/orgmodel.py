@@ -25,7 +25,7 @@ from typing import Any
 from .dates import DAY_MS, day_start, to_ms
 from .orgschema import Option, OrgSchema, Pipeline, build_schema
 from .profiles import Profile, get_profile
-from .query import MATCH_ALL, DateRange, Filter, MatchSet, Static
+from .query import MATCH_ALL, DateRange, Filter, MatchSet, Static, first_k
 
 Rule = Callable[[int], int]  # created ms -> ms, never decreasing in created
 
@@ -90,7 +90,17 @@ def _between(first: Rule, second: Rule, fraction: float) -> Rule:
 
 
 class RecordSet:
-    """One object's records: `size` of them in `nslots` slots."""
+    """One object's records: `size` of them in `width` slots (times `eras`, see below).
+
+    Record `index` is `base + k * width`: slot `base`, its k-th record, created at `created(index)`.
+    A profile's `trend` may do two things from its start month on:
+    - volume: records are created `volume_drop_pct`% less often (the clock runs slower past that position);
+    - conversion: every slot of leads and contacts gets a second version (rank `base + width`, era 1)
+      whose lifecycle path stops early (at MQL or SQL) for a share of slots. It holds the slot's records
+      that would have entered the dropped stage from the start month on (records of an unchanged slot:
+      those created from then on), so conversions fall from that month, not months later.
+      `k_range(rank)` says which k each era holds, so every index still belongs to exactly one slot.
+    """
 
     def __init__(
         self, model: OrgModel, name: str, size: int, build: Callable[[RecordSet, int], Slot]
@@ -98,23 +108,87 @@ class RecordSet:
         self.model = model
         self.name = name
         self.size = size
-        self.nslots = max(1, min(model.period, size)) if size else 0
+        self.width = max(1, min(model.period, size)) if size else 0
         self.dt = max(1, model.span_ms // max(size, 1))
         self.t0 = model.as_of - self.dt * size
+        self.cut = size  # first index created at or after the trend's start
+        self.dt_after = self.dt
+        trend = model.profile.trend
+        if trend is not None and size:
+            start = to_ms(trend.start)
+            if trend.volume_drop_pct:
+                self.dt_after = max(1, int(self.dt / (1 - trend.volume_drop_pct / 100)))
+                after = min(size, -(-max(0, model.as_of - start) // self.dt_after))
+                self.cut = size - after
+                self.t0 = start - self.cut * self.dt
+            else:
+                self.cut = min(size, max(0, -(-(start - self.t0) // self.dt)))
+        self.eras = 2 if self._split(trend) else 1
+        self.nslots = self.width * self.eras
         self.slots: list[Slot] = []
         for s in range(self.nslots):
             # appended one by one: a duplicate slot marks its (earlier) original while building
             self.slots.append(build(self, s))
+        self._cuts = [self._cut_k(base) for base in range(self.width)] if self.eras > 1 else []
+
+    def _cut_k(self, base: int) -> int:
+        """The first k of `base` in the trend's era: the first record that would enter the dropped stage
+        (SQL or Opportunity) on or after the trend's start; for an unchanged slot, the first created then."""
+        total = self._k_total(base)
+        before = self.slots[base].paths.get("lifecycle") or []
+        after = self.slots[base + self.width].paths.get("lifecycle") or []
+        if len(after) < len(before):
+            rule = before[len(after)][1]
+            start = to_ms(self.model.profile.trend.start)
+            return first_k(lambda k: rule(self.at(base + k * self.width)), start, total)
+        return min(total, max(0, -(-(self.cut - base) // self.width)))
+
+    def _split(self, trend: Any) -> bool:
+        return bool(
+            trend is not None
+            and trend.conversion_drop_pp
+            and self.name in ("lead", "contact")
+            and 0 < self.cut < self.size
+        )
+
+    def era(self, rank: int) -> tuple[int, int]:
+        """(base slot, era) of a slot rank."""
+        return rank % self.width, rank // self.width
+
+    def base(self, rank: int) -> int:
+        return rank % self.width
+
+    def _k_total(self, base: int) -> int:
+        return (self.size - base + self.width - 1) // self.width if base < self.size else 0
+
+    def _k_cut(self, base: int) -> int:
+        return self._cuts[base]
+
+    def k_range(self, rank: int) -> tuple[int, int]:
+        base, era = self.era(rank)
+        if self.eras == 1:
+            return 0, self._k_total(base)
+        cut = self._k_cut(base)
+        return (0, cut) if era == 0 else (cut, self._k_total(base))
 
     def k_count(self, rank: int) -> int:
-        return (self.size - rank + self.nslots - 1) // self.nslots if rank < self.size else 0
+        lo, hi = self.k_range(rank)
+        return max(0, hi - lo)
 
     def locate(self, index: int) -> tuple[int, int]:
-        k, rank = divmod(index, self.nslots)
-        return rank, k
+        k, base = divmod(index, self.width)
+        if self.eras > 1 and k >= self._k_cut(base):
+            return base + self.width, k
+        return base, k
+
+    def at(self, index: int) -> int:
+        """When record `index` was created (epoch ms)."""
+        if index < self.cut:
+            return self.t0 + index * self.dt
+        return self.t0 + self.cut * self.dt + (index - self.cut) * self.dt_after
 
     def created(self, rank: int, k: int) -> int:
-        return self.t0 + (rank + k * self.nslots) * self.dt
+        return self.at(self.base(rank) + k * self.width)
 
     def static(self, rank: int) -> Mapping[str, Any]:
         return self.slots[rank].values
@@ -123,7 +197,7 @@ class RecordSet:
         if name == "created":
             return lambda k: self.created(rank, k)
         if name == "index":  # record index, for id-range filters (HubSpot hs_object_id paging)
-            return lambda k: rank + k * self.nslots
+            return lambda k: self.base(rank) + k * self.width
         rule = self.slots[rank].dates.get(name)
         if rule is None:
             return None
@@ -132,7 +206,7 @@ class RecordSet:
     def row(self, rank: int, k: int) -> dict[str, Any]:
         slot = self.slots[rank]
         c = self.created(rank, k)
-        index = rank + k * self.nslots
+        index = self.base(rank) + k * self.width
         row: dict[str, Any] = dict(slot.values)
         row.update(index=index, rank=rank, k=k, created=c)
         row["dates"] = {name: rule(c) for name, rule in slot.dates.items()}
@@ -163,10 +237,15 @@ class HistorySet:
                 self._add(pr, "created", -1, None, None)
             for field_name, path_name in tracked:
                 path = slot.paths.get(path_name) or []
-                for t in range(0 if snapshot else 1, len(path)):
+                steps = list(range(0 if snapshot else 1, len(path)))
+                tied = slot.values.get("ties", {}).get(path_name)
+                if tied in steps and tied - 1 in steps:  # same instant: stored later step first
+                    at = steps.index(tied)
+                    steps[at - 1], steps[at] = steps[at], steps[at - 1]
+                for t in steps:
                     old = path[t - 1][0] if t > 0 else None
                     self._add(pr, field_name, t, old, path[t][0], path_name)
-        self.nslots = len(self.map)
+        self.nslots = self.width = len(self.map)
 
     def _add(
         self, pr: int, field_name: str, step: int, old: Option | None, new: Option | None, path_name: str = ""
@@ -188,6 +267,12 @@ class HistorySet:
 
     def k_count(self, rank: int) -> int:
         return self.parent.k_count(self.map[rank][0])
+
+    def k_range(self, rank: int) -> tuple[int, int]:
+        return self.parent.k_range(self.map[rank][0])
+
+    def base(self, rank: int) -> int:
+        return rank
 
     def static(self, rank: int) -> Mapping[str, Any]:
         return self._static[rank]
@@ -213,7 +298,7 @@ class HistorySet:
             index=k * self.nslots + rank,
             rank=rank,
             k=k,
-            parent_index=pr + k * self.parent.nslots,
+            parent_index=self.parent.base(pr) + k * self.parent.width,
             created=self._rule(rank)(parent_created),
         )
         return row
@@ -248,6 +333,9 @@ class OrgModel:
             )
             for name, ratio in RATIOS.items()
         }
+        if self.schema.customer_stages:  # customer_stages_on_custom_object: one health record per 20 people
+            n = max(1, int(self.size * 0.05)) if self.size else 0
+            self.sets["customer_health"] = RecordSet(self, "customer_health", n, self.gen.customer_health_slot)
         self._histories: dict[str, HistorySet] = {}
         self._lock = threading.Lock()  # history tables are built on first use, maybe by two server threads
 
@@ -266,6 +354,7 @@ class OrgModel:
     def _history(self, name: str) -> HistorySet:
         if name not in self._histories:
             specs = {
+                "customer_health_history": ("customer_health", [("Stage__c", "stage")], False),
                 "lead_history": ("lead", [("Status", "status"), ("Lifecycle_Stage__c", "lifecycle")], False),
                 "contact_history": ("contact", [("Lifecycle_Stage__c", "lifecycle")], False),
                 "deal_field_history": ("deal", [("StageName", "stage")], False),
@@ -378,7 +467,21 @@ class OrgModel:
                 "stale_180d": self.stale_count("deal"),
             },
             "ticket": {"count": self.sets["ticket"].size, "by_stage": by("ticket", "stage")},
+            **({"customer_health": self._custom_summary(by)} if "customer_health" in self.sets else {}),
+            "knobs": {
+                "hidden_fields": sorted(self.profile.hidden_fields),
+                "refused_objects": sorted(self.profile.refused_objects),
+                "trend": None if self.profile.trend is None else {
+                    "start": self.profile.trend.start.isoformat(),
+                    "conversion_drop_pp": self.profile.trend.conversion_drop_pp,
+                    "volume_drop_pct": self.profile.trend.volume_drop_pct,
+                },
+                "style": self.profile.style,
+            },
         }
+
+    def _custom_summary(self, by: Callable[[str, str], dict[str, int]]) -> dict[str, Any]:
+        return {"count": self.sets["customer_health"].size, "by_stage": by("customer_health", "stage")}
 
     def add_details(self, table: RecordSet, row: dict[str, Any]) -> None:
         getattr(self.gen, f"{table.name}_details")(table, row)
@@ -491,7 +594,8 @@ class _Generator:
     # ---- people ----
 
     def _person(self, table: RecordSet, s: int, targets: dict[str, float]) -> Slot:
-        rng = self.m.rng(table.name, s)
+        base, era = table.era(s)
+        rng = self.m.rng(table.name, base)
         slot = Slot()
         v = slot.values
         if rng.random() < self.rate("records_without_stage", 0.08):
@@ -499,6 +603,10 @@ class _Generator:
         else:
             lifecycle = self.lifecycle_path(rng, targets)
             slot.paths["lifecycle"] = self.path(rng, lifecycle)
+            if era:  # the trend's version of the slot stops earlier; the rest of the slot stays the same
+                cut = self.trend_cut(table, base, lifecycle, targets)
+                lifecycle, slot.paths["lifecycle"] = lifecycle[:cut], slot.paths["lifecycle"][:cut]
+            self.tie(table, base, slot, "lifecycle")
         v["lifecycle"] = lifecycle[-1] if lifecycle else None
         missing = self.m.has("missing_required_fields")
         v["has_email"] = rng.random() >= (0.12 if missing else 0.0)
@@ -509,6 +617,7 @@ class _Generator:
         if lifecycle and self.s.lead_stage:
             key = {
                 "lead": "raw",
+                "engaged": "raw",
                 "subscriber": "raw",
                 "mql": "mql",
                 "working": "mql",
@@ -517,12 +626,74 @@ class _Generator:
             v["lead_stage"] = self.s.option(self.s.lead_stage, key)
         else:
             v["lead_stage"] = None
+        if era:  # the same people as the slot's first era: duplicates stay duplicates
+            first = table.slots[base].values
+            v["dup_of"], v["has_email"] = first["dup_of"], first["has_email"]
+            return slot
         dup_of = self.dup(table, rng, s, self.rate("duplicate_records", 0.06))
         v["dup_of"] = dup_of
         if dup_of is not None:
             v["has_email"] = True
             table.slots[dup_of].values["has_email"] = True
         return slot
+
+    def tie(self, table: RecordSet, base: int, slot: Slot, name: str) -> None:
+        """same_timestamp_history: on 10% of slots a workflow sets two stages in a row at one instant.
+        `ties[name] = t` says steps t-1 and t share a timestamp; histories store step t first."""
+        path = slot.paths.get(name) or []
+        rng = self.m.rng(table.name, base, "tie")
+        roll, pick = rng.random(), rng.random()
+        if not self.m.has("same_timestamp_history") or len(path) < 3 or roll >= 0.1:
+            return
+        t = 2 + int(pick * (len(path) - 2))  # 2 .. len - 1: both steps are changes with a history row
+        path[t] = (path[t][0], path[t - 1][1])
+        slot.values["ties"] = {**slot.values.get("ties", {}), name: t}
+
+    def stop_odds(self, targets: dict[str, float]) -> tuple[float, float]:
+        """Chances that a path past MQL stops at MQL, and one past SQL stops at SQL, under the trend.
+
+        Conversion from MQL to SQL is the share of paths reaching MQL that reach SQL (q); stopping a
+        share p of them lowers it to q * (1 - p), so p = drop / q gives a drop of `conversion_drop_pp`.
+        """
+        trend = self.m.profile.trend
+        drop = (trend.conversion_drop_pp if trend else 0.0) / 100
+        prog = list(self.s.progression)
+
+        def reach(key: str) -> float:
+            at = prog.index(key) if key in prog else len(prog)
+            return sum(w for k, w in targets.items() if k in prog and prog.index(k) >= at)
+
+        odds = []
+        for earlier, later in (("mql", "sql"), ("sql", "opportunity")):
+            q = reach(later) / reach(earlier) if reach(earlier) else 0.0
+            odds.append(min(1.0, drop / q) if q else 0.0)
+        return odds[0], odds[1]
+
+    def trend_cut(self, table: RecordSet, base: int, path: list[Option], targets: dict[str, float]) -> int:
+        """How much of a lifecycle path a record under the trend keeps: all, or up to the stage before SQL
+        (or before Opportunity). Only stages it would enter from the trend's start on are dropped."""
+        keys = [o.key for o in path]
+        rng = self.m.rng(table.name, base, "trend")
+        first, second = rng.random(), rng.random()
+        stop_mql, stop_sql = self.stop_odds(targets)
+        if "mql" in keys and "sql" in keys[keys.index("mql") :] and first < stop_mql:
+            return keys.index("sql", keys.index("mql"))
+        if "sql" in keys and "opportunity" in keys[keys.index("sql") :] and second < stop_sql:
+            return keys.index("opportunity", keys.index("sql"))
+        return len(keys)
+
+    def status_shapes(self, table: RecordSet, s: int, slot: Slot, opts: dict[str, Option]) -> None:
+        """Retired status values still on records (5% of slots) and blank statuses (8%), each drawn from
+        its own random stream so the rest of the slot stays as without them."""
+        rng = self.m.rng(table.name, table.base(s), "status-shapes")
+        retired, blank = rng.random(), rng.random()
+        path = slot.paths["status"]
+        if self.m.has("inactive_values_on_records") and retired < 0.05 and path[-1][0].key != "converted":
+            path[-1] = (opts["contacted_retired"], path[-1][1])
+            slot.values["status"] = opts["contacted_retired"]
+        if self.m.has("blank_lead_status") and blank < 0.08:
+            del slot.paths["status"]
+            slot.values["status"] = None
 
     def _taken(self, table: RecordSet) -> set[int]:
         return self.__dict__.setdefault(f"taken_{table.name}", set())
@@ -531,7 +702,7 @@ class _Generator:
         slot = self._person(
             table, s, {"subscriber": 10, "lead": 45, "mql": 22, "working": 5, "sal": 8, "sql": 10}
         )
-        rng = self.m.rng(table.name, s, "status")
+        rng = self.m.rng(table.name, table.base(s), "status")
         v = slot.values
         life = v["lifecycle"].key if v["lifecycle"] else None
         opts = {o.key: o for o in self.s.lead_status}
@@ -554,7 +725,8 @@ class _Generator:
         )
         slot.paths["status"] = self.path(rng, [opts[k] for k in keys], (1, 20))
         v["status"] = opts[final]
-        v["converted"] = final == "converted"
+        self.status_shapes(table, s, slot, opts)
+        v["converted"] = v["status"] is not None and v["status"].key == "converted"
         v["has_company"] = rng.random() >= self.rate("missing_required_fields", 0.06)
         v["industry"] = (
             None
@@ -585,7 +757,7 @@ class _Generator:
                 "evangelist": 5,
             },
         )
-        rng = self.m.rng(table.name, s, "status")
+        rng = self.m.rng(table.name, table.base(s), "status")
         v = slot.values
         if self.s.has_contact_status:
             life = v["lifecycle"].key if v["lifecycle"] else None
@@ -603,6 +775,7 @@ class _Generator:
             keys = ["new"] if final == "new" else ["new", final]
             slot.paths["status"] = self.path(rng, [opts[k] for k in keys], (1, 20))
             v["status"] = opts[final]
+            self.status_shapes(table, s, slot, opts)
         else:
             v["status"] = None
         v["company_slot"] = rng.random()
@@ -617,7 +790,7 @@ class _Generator:
     def _person_details(self, table: RecordSet, row: dict[str, Any]) -> None:
         i = row["index"]
         # a duplicate is the same person (name, company, email) entered again
-        person = i if row["dup_of"] is None else row["dup_of"] + row["k"] * table.nslots
+        person = i if row["dup_of"] is None else row["dup_of"] + row["k"] * table.width
         h = _hash(self.m.seed, table.name, person)
         row["first"] = FIRST[h % len(FIRST)]
         row["last"] = LAST[(h >> 8) % len(LAST)]
@@ -667,7 +840,7 @@ class _Generator:
 
     def company_details(self, table: RecordSet, row: dict[str, Any]) -> None:
         i = row["index"]
-        source = row["dup_of"] + row["k"] * table.nslots if row["dup_of"] is not None else i
+        source = row["dup_of"] + row["k"] * table.width if row["dup_of"] is not None else i
         row["name"] = company_name(self.m, i)
         row["domain"] = company_domain(self.m, source) if row["has_domain"] else None
 
@@ -710,9 +883,12 @@ class _Generator:
         is_open = not stages[-1].closed
         v["has_next_step"] = is_open and rng.random() < (0.3 if self.m.has("no_next_step") else 0.9)
         lost = stages[-1].closed and not stages[-1].won
-        v["loss_reason"] = (
-            rng.choice(self.s.loss_reasons) if lost and self.s.loss_reasons and rng.random() < 0.9 else None
-        )
+        reasons = self.s.loss_reasons
+        v["loss_reason"] = None
+        if lost and reasons and rng.random() < 0.9:
+            weights = self.s.loss_weights
+            pairs = list(zip(reasons, weights, strict=True)) if weights else []
+            v["loss_reason"] = _weighted(rng, pairs) if pairs else rng.choice(reasons)
         v["source"] = None if rng.random() < (0.3 if missing else 0.02) else rng.choice(self.s.lead_source)
         v["owner"] = rng.randrange(len(self.s.owners))
         last = path[-1][1]
@@ -747,6 +923,27 @@ class _Generator:
         v["owner"] = rng.randrange(len(self.s.owners))
         self.finish(rng, slot, "stage", self.rate("stale_records", 0.3, 0.05))
         return slot
+
+    def customer_health_slot(self, table: RecordSet, s: int) -> Slot:
+        """A customer's health record on the custom object: Onboarding -> Adopting -> Mature Adoption ->
+        Renewal, or Onboarding -> Adopting -> Churn Risk."""
+        rng = self.m.rng(table.name, s)
+        slot = Slot()
+        stages = list(self.s.customer_stages or ())
+        target = _weighted(rng, list(zip(stages, (3, 4, 3, 1.5, 1), strict=True)))
+        at = stages.index(target)
+        path = stages[:2] + [target] if target.key == "customer.churn_risk" else stages[: at + 1]
+        slot.paths["stage"] = self.path(rng, path, (10, 60))
+        slot.values.update(stage=target, owner=rng.randrange(len(self.s.owners)))
+        self.finish(rng, slot, "stage", self.rate("stale_records", 0.3, 0.05))
+        return slot
+
+    def customer_health_details(self, table: RecordSet, row: dict[str, Any]) -> None:
+        h = _hash(self.m.seed, table.name, row["index"])
+        companies = self.m.sets["company"]
+        row["company_index"] = h % companies.size if companies.size else None
+        base = company_name(self.m, row["company_index"]) if row["company_index"] is not None else "Customer"
+        row["name"] = f"{base} health"
 
     def ticket_details(self, table: RecordSet, row: dict[str, Any]) -> None:
         h = _hash(self.m.seed, table.name, row["index"])

@@ -2,7 +2,13 @@
 
 One `Option` describes a value on both platforms: `label` is the Salesforce value (Salesforce picklist
 values usually equal their labels) and `hs`/`hs_text` the HubSpot internal value and label. A value
-with `listed=False` is a rogue value: records hold it but the picklist / property options do not.
+with `listed=False` is a rogue value: records hold it but the picklist / property options do not. A
+value with `active=False` is retired: still listed (Salesforce `active: false`, HubSpot `hidden: true`)
+and still held by records.
+
+The profile's `style` picks a vocabulary: "" (the sandbox's own) or "wellbuilt" (the platforms'
+standard names: lifecycle Subscriber, Lead, Marketing Engaged, MQL, SAL, SQL...; Salesforce's default
+Lead Status values; HubSpot custom lifecycle stages with numeric internal ids, as HubSpot makes them).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ class Option:
     closed: bool = False
     won: bool = False
     sf_only: bool = False  # a Salesforce default stage that HubSpot's default pipeline lacks
+    active: bool = True  # False: a retired value, listed as inactive / hidden but still on records
 
     @property
     def hs(self) -> str:
@@ -85,6 +92,10 @@ class OrgSchema:
     has_contact_status: bool
     has_company_lifecycle: bool
     owners: tuple[tuple[str, str], ...] = field(default=())
+    # customer stages on a custom object (Salesforce Customer_Health__c.Stage__c, HubSpot customer_health)
+    customer_stages: tuple[Option, ...] | None = None
+    loss_reason_text: bool = False  # the loss reason is a free-text field, its options are spellings seen
+    loss_weights: tuple[float, ...] = ()  # how often each loss reason is recorded (uniform when empty)
 
     def option(self, options: tuple[Option, ...], key: str) -> Option:
         for opt in options:
@@ -110,6 +121,11 @@ def _lifecycle(p: Profile) -> tuple[tuple[Option, ...], tuple[str, ...]]:
         o("other", "Other", "other", "Other"),
     ]
     progression = ["subscriber", "lead", "mql", "sal", "sql", "opportunity", "customer", "evangelist"]
+    if p.style == "wellbuilt":
+        stages[1] = o("lead", "Lead", "lead", "Lead")
+        stages.insert(2, o("engaged", "Marketing Engaged", "1028937461", "Marketing Engaged"))
+        stages[4] = o("sal", "SAL", "1028937462", "Sales Accepted Lead")
+        progression.insert(2, "engaged")
     if p.has("no_sal_stage"):
         stages = [s for s in stages if s.key != "sal"]
         progression.remove("sal")
@@ -139,8 +155,18 @@ def _lead_status(p: Profile) -> tuple[Option, ...]:
         o("unqualified", "Unqualified"),
         o("converted", "Converted"),
     ]
-    if p.has("overlapping_status_systems"):
+    if p.style == "wellbuilt":  # Salesforce's default Lead Status values, plus a nurture state
+        values = [
+            o("new", "Open - Not Contacted"),
+            o("working", "Working - Contacted"),
+            o("nurturing", "Nurturing"),
+            o("unqualified", "Closed - Not Converted"),
+            o("converted", "Closed - Converted"),
+        ]
+    if p.has("overlapping_status_systems") or p.has("overlapping_lifecycle_across_objects"):
         values[2:2] = [o("mql", "MQL"), o("sql", "SQL")]
+    if p.has("inactive_values_on_records"):
+        values.append(o("contacted_retired", "Contacted", active=False))
     if p.has("deal_outcomes_in_lifecycle"):
         values += [o("closed_won", "Closed Won"), o("closed_lost", "Closed Lost")]
     if p.has("rogue_picklist_values"):
@@ -160,8 +186,10 @@ def _contact_status(p: Profile) -> tuple[Option, ...]:
         o("connected", "Connected", "CONNECTED"),
         o("bad_timing", "Bad Timing", "BAD_TIMING"),
     ]
-    if p.has("overlapping_status_systems"):
+    if p.has("overlapping_status_systems") or p.has("overlapping_lifecycle_across_objects"):
         values += [o("mql", "MQL", "MQL"), o("sql", "SQL", "SQL")]
+    if p.has("inactive_values_on_records"):
+        values.append(o("contacted_retired", "Contacted", "CONTACTED", active=False))
     if p.has("deal_outcomes_in_lifecycle"):
         values += [
             o("closed_won", "Closed Won", "CLOSED_WON"),
@@ -249,6 +277,11 @@ def _deal_pipelines(p: Profile) -> tuple[Pipeline, ...]:
             probs,
         )
         main_label = "New Business"
+        if p.has("relabelled_default_stages"):
+            # HubSpot's default pipeline, its stages renamed to milestones: the internal ids stay the defaults
+            ids = ["appointmentscheduled", "qualifiedtobuy", "presentationscheduled", "decisionmakerboughtin"]
+            main_open = [replace(st, hs_value=i) for st, i in zip(main_open, ids, strict=True)]
+            main_label = "Sales Pipeline"
     if p.has("cs_stages_in_sales_pipeline"):
         main_open += [
             _stage("sales", 20 + i, lbl, 0.95)
@@ -343,7 +376,7 @@ def _ticket_pipelines(p: Profile, first: int) -> tuple[Pipeline, ...]:
         0.7,
     )
     pipelines = [support]
-    if not p.has("no_customer_lifecycle"):
+    if not p.has("no_customer_lifecycle") and not p.has("customer_stages_on_custom_object"):
         labels = ["Pre-Onboarding", "Onboarding", "Implementation", "Early Adoption", "Mature Adoption"]
         stages = tuple(
             o(f"cs.{slug(lbl)}", lbl, f"cs{i:02d}", closed=(i == 4)) for i, lbl in enumerate(labels)
@@ -376,11 +409,26 @@ def build_schema(p: Profile) -> OrgSchema:
         for x in ["Technology", "Financial Services", "Healthcare", "Manufacturing", "Retail", "Education"]
     )
     loss = None
-    if not p.has("no_drop_off_reason"):
+    loss_weights: tuple[float, ...] = ()
+    if p.has("free_text_loss_reasons"):
+        # what people type into a text box: a few reasons, spelled many ways
+        spellings = ["Price", " price", "PRICE", "Too expensive", "No budget", "no  budget ", "Competitor"]
+        spellings += ["went with competitor", "Timing", "timing"]
+        loss = tuple(Option(f"text{i}", x, x, listed=False) for i, x in enumerate(spellings))
+        loss_weights = (3, 2, 1, 2, 2, 1, 2, 1, 2, 1)
+        if p.has("dominant_loss_reason"):  # "price" in its three spellings: 12 of 23 (52%)
+            loss_weights = (6, 4, 2, 2, 2, 1, 2, 1, 2, 1)
+    elif not p.has("no_drop_off_reason"):
         loss = tuple(
             Option(slug(x), x)
             for x in ["Price", "Lost to Competitor", "No Budget", "No Decision", "Timing", "Product Fit"]
         )
+        if p.has("dominant_loss_reason"):  # Price: 5 of 10 (50%) of recorded reasons
+            loss_weights = (5, 1, 1, 1, 1, 1)
+    customer = None
+    if p.has("customer_stages_on_custom_object"):
+        labels = ["Onboarding", "Adopting", "Mature Adoption", "Renewal", "Churn Risk"]
+        customer = tuple(Option(f"customer.{slug(x)}", x, slug(x), x) for x in labels)
     owners = tuple(
         (f"005{i:012d}AAA", name)
         for i, name in enumerate(
@@ -403,4 +451,7 @@ def build_schema(p: Profile) -> OrgSchema:
         has_contact_status=not p.has("no_contact_status"),
         has_company_lifecycle=not p.has("no_company_lifecycle"),
         owners=owners,
+        customer_stages=customer,
+        loss_reason_text=p.has("free_text_loss_reasons"),
+        loss_weights=loss_weights,
     )

@@ -1,13 +1,32 @@
-"""Profiles: which audit gotchas (DOMAIN.md section 8) a synthetic org contains.
+"""Profiles: which audit gotchas (DOMAIN.md section 8) a synthetic org contains, and its shape knobs.
 
-A profile is only a name, a set of gotcha names and a default size; `orgschema` and `orgmodel` read
-the gotcha set to decide what the picklists, pipelines and records look like. Both the
-Salesforce-shaped and the HubSpot-shaped org are built from the same profile.
+A profile is a name, a set of gotcha names, a default size and a few knobs; `orgschema` and `orgmodel`
+read them to decide what the picklists, pipelines and records look like. Both the Salesforce-shaped and
+the HubSpot-shaped org are built from the same profile, so they hold the same records.
+
+Knobs (all default to "nothing changes"):
+- `hidden_fields`: "<kind>.<api name>" as field-level security hides a field, e.g. "lead.Phone",
+  "contact.hs_analytics_source", "deal.NextStep". Kinds: lead, contact, company, deal, ticket, or any
+  Salesforce sObject / HubSpot object type name ("OpportunityStage.IsActive", "contacts.phone"); matched
+  without regard to case. Salesforce leaves the field out of describe and answers a SOQL naming it with
+  400 INVALID_FIELD; HubSpot leaves it out of properties and answers a search or read naming it (filter,
+  property, sort, history) with 400 VALIDATION_ERROR.
+- `refused_objects`: Salesforce sObjects ("CaseStatus", "LeadHistory") whose describe answers 403
+  INSUFFICIENT_ACCESS_OR_READONLY and whose queries answer 400 INVALID_TYPE; HubSpot object types or
+  endpoints ("tickets", "pipelines/tickets", "properties/deals", "schemas") answered 403 MISSING_SCOPES.
+- `trend`: a `Trend` from a month on: lifecycle conversion (MQL->SQL, SQL->Opportunity) drops by
+  `conversion_drop_pp` points for records created from then on, and new records arrive
+  `volume_drop_pct`% less often (see `orgmodel` for how).
+
+`variant(profile, name, **knobs)` derives a profile with other knobs, e.g.
+`variant("healthy", "no-phone", hidden_fields={"lead.Phone"})`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
 
 # name -> (audit rule ids it should trigger, what the org contains)
 GOTCHAS: dict[str, tuple[str, str]] = {
@@ -85,7 +104,66 @@ GOTCHAS: dict[str, tuple[str, str]] = {
     ),
     "no_next_step": ("DQ-NO-NEXT-STEP", "most open deals have no next step"),
     "stale_records": ("DQ-STALE-RECORDS", "a large share of records untouched for more than 180 days"),
+    # Shapes real orgs have. An empty rule list means the audit must NOT report what the description names.
+    "customer_stages_on_custom_object": (
+        "",
+        "customer stages live on a custom object (Salesforce Customer_Health__c.Stage__c, HubSpot custom object"
+        " customer_health with a stage property) instead of a ticket pipeline: not CUST-NO-LIFECYCLE",
+    ),
+    "relabelled_default_stages": (
+        "",
+        "HubSpot's default deal pipeline keeps its internal stage ids (appointmentscheduled, qualifiedtobuy...)"
+        " but its stages are renamed to milestones: not PIPE-DEFAULT-STAGES",
+    ),
+    "inactive_values_on_records": (
+        "LC-DEPRECATED-STAGE-RECORDS",
+        "a retired status value 'Contacted' (Salesforce active: false, HubSpot hidden: true) still held by"
+        " 5% of leads and contacts",
+    ),
+    "same_timestamp_history": (
+        "",
+        "a workflow sets two lifecycle stages at the same instant on 10% of records: their history rows share"
+        " a timestamp and are stored later-stage first: not LC-BACKWARD-MOVES",
+    ),
+    "free_text_loss_reasons": (
+        "DQ-FREE-TEXT-FINITE",
+        "the loss reason is free text (HubSpot closed_lost_reason, Salesforce a text Loss_Reason__c) spelled"
+        " many ways: 'Price', ' price', 'PRICE', 'Too expensive', 'No budget'...",
+    ),
+    "dominant_loss_reason": (
+        "LC-DOMINANT-DROP-OFF-REASON",
+        "one loss reason (Price) is about half of the recorded reasons, above the seed's 30% review threshold",
+    ),
+    "blank_lead_status": ("LC-NULL-STAGE", "about 8% of leads and contacts have no Lead Status / hs_lead_status"),
+    "overlapping_lifecycle_across_objects": (
+        "LC-OVERLAPPING-SYSTEMS",
+        "Lead Status on leads (and hs_lead_status on contacts) carries MQL and SQL, as the contact lifecycle does",
+    ),
 }
+# The gotchas "messy" was built with; later gotchas (some contradict these) are in "tangled".
+MESSY_GOTCHAS = frozenset(list(GOTCHAS)[: list(GOTCHAS).index("customer_stages_on_custom_object")])
+NEW_GOTCHAS = frozenset(GOTCHAS) - MESSY_GOTCHAS
+
+
+@dataclass(frozen=True)
+class Trend:
+    """From `start` (the first day of a month) on, records created convert and arrive less.
+
+    `conversion_drop_pp`: of the records created from `start` that would have gone past MQL, enough stop
+    at MQL to lower MQL->SQL by this many percentage points; likewise past SQL for SQL->Opportunity.
+    `volume_drop_pct`: records of every object are created this much less often from `start` on (the
+    months before keep the untouched org's pace; the org starts a little earlier to keep its size).
+    """
+
+    start: date
+    conversion_drop_pp: float = 0.0
+    volume_drop_pct: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.start.day != 1:
+            raise ValueError("a trend starts on the first day of a month")
+        if not 0 <= self.conversion_drop_pp < 100 or not 0 <= self.volume_drop_pct < 100:
+            raise ValueError("conversion_drop_pp and volume_drop_pct are in [0, 100)")
 
 
 @dataclass(frozen=True)
@@ -94,14 +172,35 @@ class Profile:
     gotchas: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
     default_size: int = 10_000
+    hidden_fields: frozenset[str] = field(default_factory=frozenset)
+    refused_objects: frozenset[str] = field(default_factory=frozenset)
+    trend: Trend | None = None
+    style: str = ""  # "" or "wellbuilt": which vocabulary the org uses (see orgschema)
 
     def __post_init__(self) -> None:
+        for name in ("gotchas", "hidden_fields", "refused_objects"):
+            object.__setattr__(self, name, frozenset(getattr(self, name)))
         unknown = set(self.gotchas) - set(GOTCHAS)
         if unknown:
             raise ValueError(f"unknown gotchas: {sorted(unknown)}")
+        bad = [h for h in self.hidden_fields if "." not in h]
+        if bad:
+            raise ValueError(f"hidden fields are '<kind>.<api name>': {sorted(bad)}")
+        if self.style not in ("", "wellbuilt"):
+            raise ValueError(f"unknown style {self.style!r}; choose '' or 'wellbuilt'")
 
     def has(self, gotcha: str) -> bool:
         return gotcha in self.gotchas
+
+    def hides(self, kinds: tuple[str, ...] | list[str] | set[str], api_name: str) -> bool:
+        """Field-level security hides `api_name` on an object known by any of `kinds` (case ignored)."""
+        hidden = {h.lower() for h in self.hidden_fields}
+        return any(f"{k.lower()}.{api_name.lower()}" in hidden for k in kinds)
+
+    def refuses(self, *names: str) -> bool:
+        """The integration user may not read any of `names` (an sObject, a HubSpot type or endpoint)."""
+        refused = {r.lower() for r in self.refused_objects}
+        return any(n.lower() in refused for n in names)
 
 
 DEMO_GOTCHAS = frozenset(
@@ -128,9 +227,35 @@ PROFILES: dict[str, Profile] = {
     ),
     "messy": Profile(
         "messy",
-        frozenset(GOTCHAS),
-        "Every gotcha at once: the worst org an audit should survive.",
+        MESSY_GOTCHAS,
+        "Every classic gotcha at once: the worst org an audit should survive.",
         10_000,
+    ),
+    "tangled": Profile(
+        "tangled",
+        NEW_GOTCHAS | {"records_without_stage", "rogue_picklist_values", "no_sal_stage"},
+        "An org shaped unlike the demo: customer stages on a custom object, relabelled default stages,"
+        " retired values still on records, same-instant history, free-text loss reasons with one dominating,"
+        " blank lead statuses and MQL/SQL in Lead Status as well as in the lifecycle.",
+        10_000,
+    ),
+    "wellbuilt": Profile(
+        "wellbuilt",
+        frozenset({"customer_stages_on_custom_object"}),
+        "A well-built org shaped unlike 'healthy': the platforms' standard lifecycle names (incl. Marketing"
+        " Engaged and SAL) on a custom field of Lead and Contact, Salesforce's default Lead Status values,"
+        " HubSpot's default lead statuses, three milestone pipelines at 25/50/75/90/100, customer stages on"
+        " a custom object, loss reasons picked from a list. An audit should find nothing high or medium.",
+        10_000,
+        style="wellbuilt",
+    ),
+    "wellbuilt-relabelled": Profile(
+        "wellbuilt-relabelled",
+        frozenset({"relabelled_default_stages"}),
+        "The well-built org as HubSpot portals often are: the default sales pipeline renamed to milestones"
+        " (default internal ids), customer stages in a ticket pipeline.",
+        10_000,
+        style="wellbuilt",
     ),
     "demo": Profile(
         "demo",
@@ -150,5 +275,14 @@ def get_profile(profile: str | Profile) -> Profile:
         raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}") from None
 
 
-def custom_profile(name: str, gotchas: set[str] | frozenset[str], default_size: int = 10_000) -> Profile:
-    return Profile(name, frozenset(gotchas), "custom profile", default_size)
+def custom_profile(
+    name: str, gotchas: set[str] | frozenset[str], default_size: int = 10_000, **knobs: Any
+) -> Profile:
+    """A profile with exactly these gotchas; `knobs` are hidden_fields, refused_objects, trend."""
+    return Profile(name, frozenset(gotchas), "custom profile", default_size, **knobs)
+
+
+def variant(profile: str | Profile, name: str | None = None, **changes: Any) -> Profile:
+    """`profile` with some fields changed (gotchas, hidden_fields, refused_objects, trend...)."""
+    base = get_profile(profile)
+    return replace(base, name=name or f"{base.name}-variant", **changes)

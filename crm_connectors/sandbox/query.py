@@ -6,6 +6,10 @@ A record table is split into `nslots` slots; record `k` of slot `rank` sits at f
 - a date that, within one slot, never decreases as `k` grows (created, entered stage X, modified).
 So a filter matches, in each slot, a few runs of `k` that binary search finds, and a count is a sum
 of run lengths: O(slots * log records) whatever the org size.
+
+A table may split its positions into eras (see `orgmodel.RecordSet`): then a slot `rank` holds only the
+records `k` in `k_range(rank)`, and its records sit at `k * width + base(rank)`. Tables without eras
+have width == nslots, base(rank) == rank and k_range(rank) == (0, k_count(rank)).
 """
 
 from __future__ import annotations
@@ -19,8 +23,13 @@ Interval = tuple[int, int]
 
 class Table(Protocol):
     nslots: int
+    width: int
 
     def k_count(self, rank: int) -> int: ...
+
+    def k_range(self, rank: int) -> tuple[int, int]: ...
+
+    def base(self, rank: int) -> int: ...
 
     def static(self, rank: int) -> Mapping[str, Any]: ...
 
@@ -57,8 +66,9 @@ Filter = Sequence[Sequence[Condition]]
 MATCH_ALL: Filter = ((),)
 
 
-def first_k(fn: Callable[[int], int], x: int, count: int) -> int:
-    lo, hi = 0, count
+def first_k(fn: Callable[[int], int], x: int, count: int, start: int = 0) -> int:
+    """The first k in [start, count) with fn(k) >= x (count when there is none)."""
+    lo, hi = start, count
     while lo < hi:
         mid = (lo + hi) // 2
         if fn(mid) < x:
@@ -68,8 +78,8 @@ def first_k(fn: Callable[[int], int], x: int, count: int) -> int:
     return lo
 
 
-def _complement(ivs: list[Interval], count: int) -> list[Interval]:
-    out, at = [], 0
+def _complement(ivs: list[Interval], count: int, start: int = 0) -> list[Interval]:
+    out, at = [], start
     for lo, hi in ivs:
         if lo > at:
             out.append((at, lo))
@@ -103,8 +113,8 @@ def _union(parts: list[list[Interval]]) -> list[Interval]:
     return out
 
 
-def _cond_intervals(table: Table, rank: int, cond: Condition, count: int) -> list[Interval]:
-    everything = [(0, count)]
+def _cond_intervals(table: Table, rank: int, cond: Condition, count: int, start: int = 0) -> list[Interval]:
+    everything = [(start, count)]
     if isinstance(cond, Static):
         return everything if cond.test(table.static(rank).get(cond.field)) else []
     fn = table.date_fn(rank, cond.field)
@@ -112,10 +122,10 @@ def _cond_intervals(table: Table, rank: int, cond: Condition, count: int) -> lis
         return everything if (fn is None) == cond.is_null else []
     if fn is None:
         return everything if cond.negate else []
-    lo = 0 if cond.lo is None else first_k(fn, cond.lo, count)
-    hi = count if cond.hi is None else first_k(fn, cond.hi, count)
+    lo = start if cond.lo is None else first_k(fn, cond.lo, count, start)
+    hi = count if cond.hi is None else first_k(fn, cond.hi, count, start)
     ivs = [(lo, hi)] if lo < hi else []
-    return _complement(ivs, count) if cond.negate else ivs
+    return _complement(ivs, count, start) if cond.negate else ivs
 
 
 class MatchSet:
@@ -123,29 +133,34 @@ class MatchSet:
 
     def __init__(self, table: Table, flt: Filter = MATCH_ALL) -> None:
         self.table = table
+        self.width = table.width
         self.entries: list[tuple[int, list[Interval]]] = []
         for rank in range(table.nslots):
-            count = table.k_count(rank)
-            if count <= 0:
+            start, count = table.k_range(rank)
+            if count <= start:
                 continue
             parts = []
             for group in flt:
-                ivs = [(0, count)]
+                ivs = [(start, count)]
                 for cond in group:
-                    ivs = _intersect(ivs, _cond_intervals(table, rank, cond, count))
+                    ivs = _intersect(ivs, _cond_intervals(table, rank, cond, count, start))
                     if not ivs:
                         break
                 parts.append(ivs)
             ivs = _union(parts)
             if ivs:
                 self.entries.append((rank, ivs))
+        if self.width != table.nslots:
+            # in position order within one k; two eras of a base never hold the same k
+            self.entries.sort(key=lambda e: table.base(e[0]))
         self.total = sum(hi - lo for _, ivs in self.entries for lo, hi in ivs)
 
     def count_below(self, position: int) -> int:
-        width = self.table.nslots
+        width = self.width
         n = 0
         for rank, ivs in self.entries:
-            ks = max(0, -(-(position - rank) // width))  # k values with k*width + rank < position
+            base = self.table.base(rank)
+            ks = max(0, -(-(position - base) // width))  # k values with k*width + base < position
             for lo, hi in ivs:
                 if ks <= lo:
                     break
@@ -155,7 +170,7 @@ class MatchSet:
     def position_of(self, j: int) -> int:
         """Flat position of the j-th match (0-based)."""
         lo = 0
-        hi = max((ivs[-1][1] - 1) * self.table.nslots + rank for rank, ivs in self.entries) + 1
+        hi = max((ivs[-1][1] - 1) * self.width + self.table.base(rank) for rank, ivs in self.entries) + 1
         while lo < hi:
             mid = (lo + hi) // 2
             if self.count_below(mid + 1) > j:
@@ -168,8 +183,8 @@ class MatchSet:
         """Yield (rank, k) of matches in position order, starting with the j-th."""
         if j >= self.total:
             return
-        width = self.table.nslots
-        k, first_rank = divmod(self.position_of(j), width)
+        width = self.width
+        k, first_base = divmod(self.position_of(j), width)
         cursors = [0] * len(self.entries)
         while True:
             next_k = None
@@ -182,7 +197,7 @@ class MatchSet:
                     continue
                 lo = ivs[c][0]
                 if lo <= k:
-                    if rank >= first_rank:
+                    if self.table.base(rank) >= first_base:
                         yield rank, k
                     candidate = k + 1
                 else:
@@ -191,7 +206,7 @@ class MatchSet:
                     next_k = candidate
             if next_k is None:
                 return
-            k, first_rank = next_k, 0
+            k, first_base = next_k, 0
 
     def page(self, start: int, size: int, descending: bool = False) -> list[tuple[int, int]]:
         if descending:

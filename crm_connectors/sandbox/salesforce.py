@@ -53,6 +53,12 @@ VERSIONS = {
 _DATA = re.compile(r"^/services/data/v(\d+\.\d)(?:/(.*?))?/?$")
 
 INVALID_SESSION = [{"message": "Session expired or invalid", "errorCode": "INVALID_SESSION_ID"}]
+INSUFFICIENT_ACCESS = [
+    {
+        "message": "insufficient access rights on object id",
+        "errorCode": "INSUFFICIENT_ACCESS_OR_READONLY",
+    }
+]
 NOT_FOUND = [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
 
 _LOGIN_MESSAGE = "Invalid username, password, security token; or user locked out."
@@ -376,10 +382,15 @@ class SalesforceSandbox(SandboxServer):
                 {
                     "encoding": "UTF-8",
                     "maxBatchSize": 200,
-                    "sobjects": [global_entry(o, version) for o in self.objects.values()],
+                    "sobjects": [
+                        global_entry(o, version, self.model.profile.refuses(o.name))
+                        for o in self.objects.values()
+                    ],
                 }
             )
         obj = self._object(parts[0])
+        if self.model.profile.refuses(obj.name):
+            return Response.json(INSUFFICIENT_ACCESS, 403)
         if len(parts) == 1:
             return Response.json({"objectDescribe": global_entry(obj, version), "recentItems": []})
         if parts[1] == "describe" and len(parts) == 2:
@@ -400,17 +411,29 @@ class SalesforceSandbox(SandboxServer):
                     "url": f"/services/data/v{version}/sobjects/{obj.name}/{parts[1]}",
                 }
             }
-            for f in fields:
+            for name, f in zip(wanted.split(",") if wanted else [], fields, strict=False):
                 if f is None:
                     return Response.json(
-                        [{"errorCode": "INVALID_FIELD", "message": "No such column on entity"}], 400
+                        [
+                            {
+                                "errorCode": "INVALID_FIELD",
+                                "message": f"No such column '{name.strip()}' on entity '{obj.name}'. If you are"
+                                " attempting to use a custom field, be sure to append the '__c' after the custom"
+                                " field name. Please reference your WSDL or the describe call for the"
+                                " appropriate names.",
+                            }
+                        ],
+                        400,
                     )
+            for f in fields:
                 out[f.name] = f.get(row)
             return Response.json(out)
         return Response.json(NOT_FOUND, 404)
 
     def _picklist(self, version: str, obj_name: str, record_type: str, field_name: str) -> Response:
         obj = self._object(obj_name)
+        if self.model.profile.refuses(obj.name):
+            return Response.json(INSUFFICIENT_ACCESS, 403)
         f = obj.field(field_name)
         if f is None or f.type != "picklist":
             return Response.json(NOT_FOUND, 404)
@@ -438,6 +461,7 @@ class SalesforceSandbox(SandboxServer):
             values = [
                 {"attributes": None, "label": v["label"], "validFor": [], "value": v["value"]}
                 for v in f.describe()["picklistValues"]
+                if v["active"]  # the UI API lists the values a user may pick: active ones
             ]
         return Response.json(
             {

@@ -40,11 +40,17 @@ class RowsTable:
 
     def __init__(self, rows: list[dict[str, Any]], date_fields: set[str]) -> None:
         self.rows = rows
-        self.nslots = len(rows)
+        self.nslots = self.width = len(rows)
         self.date_fields = date_fields
 
     def k_count(self, rank: int) -> int:
         return 1
+
+    def k_range(self, rank: int) -> tuple[int, int]:
+        return 0, 1
+
+    def base(self, rank: int) -> int:
+        return rank
 
     def static(self, rank: int) -> Mapping[str, Any]:
         return self.rows[rank]
@@ -103,7 +109,7 @@ class SoqlEngine:
     def query(self, text: str, version: str, batch_size: int = 2000) -> dict[str, Any]:
         q = parse(text)
         obj = self.objects.get(q.sobject.lower())
-        if obj is None:
+        if obj is None or self.model.profile.refuses(obj.name):
             raise _err(
                 "INVALID_TYPE",
                 f"sObject type '{q.sobject}' is not supported. If you are attempting to use a "
@@ -120,6 +126,9 @@ class SoqlEngine:
         if q.offset > 2000:
             raise SoqlError("NUMBER_OUTSIDE_VALID_RANGE", "Maximum SOQL offset allowed is 2000")
         flt, ids = self._where(q, obj)
+        if obj.hidden_history:
+            unseen = Static("field", lambda v, h=obj.hidden_history: v not in h)
+            flt = [[*group, unseen] for group in flt]
         if q.is_aggregate:
             return self._aggregate(q, obj, table, flt, ids)
         fields = [self._field(q, obj, ref) for ref in q.fields]  # type: ignore[arg-type]

@@ -87,16 +87,19 @@ class SfField:
         return self.type not in NOT_GROUPABLE
 
     def picklist_values(self) -> list[dict[str, Any]]:
-        labels = list(self.labels) or [o.label for o in self.options if o.listed]
+        if self.labels:
+            values = [(v, True) for v in self.labels]
+        else:
+            values = [(o.label, o.active) for o in self.options if o.listed]
         return [
             {
-                "active": True,
+                "active": active,
                 "defaultValue": i == 0 and self.name in ("Status", "StageName"),
                 "label": v,
                 "validFor": None,
                 "value": v,
             }
-            for i, v in enumerate(labels)
+            for i, (v, active) in enumerate(values)
         ]
 
     def describe(self) -> dict[str, Any]:
@@ -163,6 +166,8 @@ class SfObject:
     fields: dict[str, SfField] = field(default_factory=dict)
     rows: list[dict[str, Any]] | None = None  # static tables only
     custom: bool = False
+    parent: str = ""  # field history objects: the sObject whose changes they hold
+    hidden_history: frozenset[str] = frozenset()  # history rows of fields this user cannot see
 
     def field(self, name: str) -> SfField | None:
         return self._lower().get(name.lower())
@@ -266,7 +271,7 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
     _add(
         lead,
         SfField("Company", "string", "Company", lambda r: r.get("company_name"), nullness="has_company"),
-        pick("Status", "Lead Status", "status", s.lead_status, nillable=False),
+        pick("Status", "Lead Status", "status", s.lead_status, nillable=model.has("blank_lead_status")),
         pick("Industry", "Industry", "industry", s.industry),
         flag("IsConverted", "Converted", "converted"),
     )
@@ -349,7 +354,20 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
         SfField("NextStep", "string", "Next Step", lambda r: r.get("next_step"), nullness="has_next_step"),
         pick("LeadSource", "Lead Source", "source", s.lead_source),
     )
-    if s.loss_reasons:
+    if s.loss_reasons and s.loss_reason_text:  # free text: what people typed, grouped as typed
+        _add(
+            opp,
+            SfField(
+                "Loss_Reason__c",
+                "string",
+                "Loss Reason",
+                lambda r: _label(r.get("loss_reason")),
+                static="loss_reason",
+                to_sf=_label,
+                custom=True,
+            ),
+        )
+    elif s.loss_reasons:
         _add(opp, pick("Loss_Reason__c", "Loss Reason", "loss_reason", s.loss_reasons))
     audit(opp)
 
@@ -392,17 +410,61 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
     audit(case)
 
     objects = {o.name: o for o in (lead, contact, account, opp, case)}
+    if s.customer_stages:  # customer_stages_on_custom_object
+        health = SfObject("Customer_Health__c", "a0X", "Customer Health", "Customer Health", "customer_health")
+        health.custom = True
+        _add(
+            health,
+            SfField("Id", "id", "Record ID", lambda r: sf_id("a0X", r["index"]), nillable=False),
+            SfField("Name", "string", "Customer Health Name", lambda r: r["name"], nillable=False),
+            pick("Stage__c", "Customer Stage", "stage", s.customer_stages),
+            SfField(
+                "Account__c", "reference", "Account", account_id, reference_to=("Account",), custom=True
+            ),
+        )
+        audit(health)
+        objects[health.name] = health
     for name, table, parent, parent_field in [
         ("LeadHistory", "lead_history", lead, "LeadId"),
         ("ContactHistory", "contact_history", contact, "ContactId"),
         ("OpportunityFieldHistory", "deal_field_history", opp, "OpportunityId"),
         ("CaseHistory", "ticket_history", case, "CaseId"),
+        *([("Customer_Health__History", "customer_health_history", objects["Customer_Health__c"], "ParentId")]
+          if "Customer_Health__c" in objects else []),
     ]:
         objects[name] = _field_history(name, table, parent, parent_field, owners)
+        objects[name].parent = parent.name
     objects["OpportunityHistory"] = _opportunity_history(opp)
     for static in _static_tables(model, stage_labels):
         objects[static.name] = static
+    _hide_fields(model, objects)
     return objects
+
+
+# the kinds a profile's hidden_fields may name an sObject by, besides its own name
+KINDS = {
+    "Lead": "lead",
+    "Contact": "contact",
+    "Account": "company",
+    "Opportunity": "deal",
+    "Case": "ticket",
+    "Customer_Health__c": "customer_health",
+}
+
+
+def _hide_fields(model: OrgModel, objects: dict[str, SfObject]) -> None:
+    """Field-level security: a hidden field is gone from describe and unknown to SOQL (INVALID_FIELD)."""
+    if not model.profile.hidden_fields:
+        return
+    for obj in objects.values():
+        kinds = (obj.name, KINDS.get(obj.name, obj.name))
+        for name in [n for n in obj.fields if model.profile.hides(kinds, n)]:
+            del obj.fields[name]
+    for obj in objects.values():  # field history follows field-level security: a hidden field's changes are hidden
+        if obj.parent:
+            kinds = (obj.parent, KINDS.get(obj.parent, obj.parent))
+            tracked = ("Status", "StageName", "Lifecycle_Stage__c", "Stage__c")
+            obj.hidden_history = frozenset(n for n in tracked if model.profile.hides(kinds, n))
 
 
 def _pct(o: Option | None) -> float | None:
@@ -442,7 +504,7 @@ def _field_history(name: str, table: str, parent: SfObject, parent_field: str, o
             lambda r: r["field"],
             static="field",
             nillable=False,
-            labels=tuple(sorted({"created", "Status", "StageName", "Lifecycle_Stage__c"})),
+            labels=tuple(sorted({"created", "Status", "StageName", "Lifecycle_Stage__c"} | _extra_history(name))),
         ),
         SfField("OldValue", "anyType", "Old Value", lambda r: _label(r["old"])),
         SfField("NewValue", "anyType", "New Value", lambda r: _label(r["new"])),
@@ -458,6 +520,10 @@ def _field_history(name: str, table: str, parent: SfObject, parent_field: str, o
         flag("IsDeleted", "Deleted", "__never__", lambda v: False),
     )
     return obj
+
+
+def _extra_history(name: str) -> set[str]:
+    return {"Stage__c"} if name == "Customer_Health__History" else set()
 
 
 def _opportunity_history(opp: SfObject) -> SfObject:
@@ -548,7 +614,7 @@ def _static_tables(model: OrgModel, stage_labels: tuple[str, ...]) -> list[SfObj
             "IsDefault": i == 0,
             "CreatedDate": created,
         }
-        for i, o in enumerate(x for x in s.lead_status if x.listed)
+        for i, o in enumerate(x for x in s.lead_status if x.listed and x.active)
     ]
     case_status = [
         {
@@ -708,7 +774,7 @@ def _static_tables(model: OrgModel, stage_labels: tuple[str, ...]) -> list[SfObj
     ]
 
 
-def global_entry(obj: SfObject, version: str) -> dict[str, Any]:
+def global_entry(obj: SfObject, version: str, refused: bool = False) -> dict[str, Any]:
     base = f"/services/data/v{version}/sobjects/{obj.name}"
     return {
         "activateable": False,
@@ -727,10 +793,10 @@ def global_entry(obj: SfObject, version: str) -> dict[str, Any]:
         "mergeable": obj.name in ("Lead", "Contact", "Account"),
         "mruEnabled": True,
         "name": obj.name,
-        "queryable": True,
-        "replicateable": True,
-        "retrieveable": True,
-        "searchable": True,
+        "queryable": not refused,
+        "replicateable": not refused,
+        "retrieveable": not refused,
+        "searchable": not refused,
         "triggerable": True,
         "undeletable": True,
         "updateable": obj.table is not None,

@@ -41,7 +41,7 @@ from .delivery import (
     SubPhaseState,
     TeamRole,
 )
-from .enablement import RetentionAction, RetentionOutcome, RetentionStep, TrainingSession
+from .enablement import KpiReading, RetentionAction, RetentionOutcome, RetentionStep, TrainingSession
 from .portal import PortalLink
 
 __all__ = [
@@ -68,6 +68,7 @@ __all__ = [
     "GateCheckpoint",
     "GateDecision",
     "GateStatus",
+    "KpiReading",
     "Meeting",
     "MeetingType",
     "PhaseState",

@@ -224,7 +224,10 @@ class GateCheckpoint(TenantModel):
     gate = models.ForeignKey(Gate, on_delete=models.CASCADE, related_name="checkpoints")
     key = models.CharField(max_length=120)
     text = models.TextField()
-    auto = models.CharField(max_length=40, blank=True, help_text="Checks itself from app state (definitions_signed).")
+    auto = models.CharField(
+        max_length=40, blank=True, help_text="Checks itself from app state (definitions_signed, hypercare_kpi)."
+    )
+    kpi = models.CharField(max_length=80, blank=True, help_text="The hypercare KPI a hypercare_kpi checkpoint reads.")
     order = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=CheckpointStatus.choices, default=CheckpointStatus.OPEN)
     waiver_reason = models.TextField(blank=True)
@@ -250,6 +253,10 @@ class GateDecision(TenantModel):
     effect = models.CharField(max_length=20)
     target = models.CharField(max_length=80, blank=True)
     note = models.TextField(blank=True)
+    # A not-ready decision (hold, extend, loop back, continue) names the checkpoints it is about, as they
+    # stood: [{"key", "text"}]. They stay unmet; nothing is waived for it.
+    ready = models.BooleanField(default=True)
+    unmet = models.JSONField(default=list, blank=True)
     decided_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
 
     class Meta:

@@ -1,5 +1,6 @@
-"""Enablement and handoff: training sessions and the retention path after handoff."""
+"""Enablement and handoff: training sessions, hypercare KPI readings and the retention path after handoff."""
 
+from django.conf import settings
 from django.db import models
 
 from accounts.tenancy import TenantModel
@@ -15,6 +16,23 @@ class TrainingSession(TenantModel):
 
     class Meta:
         ordering = ["held_on"]
+
+
+class KpiReading(TenantModel):
+    """One figure of a hypercare KPI (playbook ``hypercare.kpis``), entered by hand as measured on a day."""
+
+    engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="kpi_readings")
+    kpi = models.CharField(max_length=80, help_text="Key of the playbook's hypercare KPI.")
+    measured_on = models.DateField()
+    value = models.DecimalField(max_digits=12, decimal_places=2)
+    note = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["measured_on", "created_at"]
+        indexes = [models.Index(fields=["engagement", "kpi", "measured_on"])]
 
 
 class RetentionAction(models.TextChoices):

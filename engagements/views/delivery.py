@@ -124,6 +124,19 @@ def describe_effect(*, effect: str, target: str, spec, phase_name: str, skips=()
     return effect
 
 
+def describe_precondition(gate, option) -> str:
+    """What an option needs before it can be taken, in plain words (from the playbook's option data)."""
+    if not option.is_ready:
+        return (
+            "A reason, and the unmet checkpoints it is about. Nothing is waived: they stay unmet, and any "
+            "waiver on this gate is cleared."
+        )
+    if option.requires is None:
+        return "Every checkpoint checked, or waived with a reason."
+    names = [c.text for c in progression.required_checkpoints(gate, option)]
+    return "Checked, or waived with a reason: " + "; ".join(names) + "."
+
+
 def _described_options(gate, engagement) -> list[dict]:
     spec = engagement.spec
     days = spec.hypercare.duration_days if spec.hypercare else None
@@ -132,6 +145,10 @@ def _described_options(gate, engagement) -> list[dict]:
             "key": o.key,
             "label": o.label,
             "when": o.when,
+            "ready": o.is_ready,
+            "needs": describe_precondition(gate, o),
+            "blocked": bool(progression.blockers(gate, o)),
+            "closes": gate.status == GateStatus.OPEN and progression.would_close(gate, o),
             "effect": describe_effect(
                 effect=o.effect,
                 target=o.target or "",
@@ -601,6 +618,10 @@ def gate_decide(request, engagement_uuid, gate_uuid):
     gate = _gate_for(PhaseState.objects.get(pk=gate.phase_id), engagement)
     options = _described_options(gate, engagement)
     form = GateDecisionForm(request.POST or None, options=progression.gate_options(gate), gate=gate)
+    form.fields["note"].help_text = (
+        "Why this decision, for the decision history. A decision not to proceed needs one: say what is not ready."
+    )
+    about = request.POST.getlist("unmet") if request.method == "POST" else []
     if request.method == "POST":
         if form.is_valid():
             try:
@@ -609,6 +630,7 @@ def gate_decide(request, engagement_uuid, gate_uuid):
                     option_key=form.cleaned_data["option"],
                     note=form.cleaned_data["note"],
                     release=form.cleaned_data.get("release"),
+                    about=about or None,
                     actor=request.user,
                     request=request,
                 )
@@ -616,8 +638,26 @@ def gate_decide(request, engagement_uuid, gate_uuid):
                 form.add_error(None, str(exc))
             else:
                 messages.success(request, f"{gate.name}: “{decision.label}” recorded.")
+                engagement.refresh_from_db()
+                undone = progression.undone_handover(engagement) if not engagement.is_open else []
+                if undone:
+                    messages.warning(
+                        request,
+                        f"The engagement closed with {len(undone)} handover component(s) not done: "
+                        + "; ".join(undone)
+                        + ".",
+                    )
                 return _overview(request, engagement)
-    context = {"engagement": engagement, "form": form, "options": options, **_gate_context(request, engagement, gate)}
+    unmet = progression.unmet_checkpoints(gate) if any(not o["ready"] for o in options) else []
+    context = {
+        "engagement": engagement,
+        "form": form,
+        "options": options,
+        "unmet": unmet,
+        "about": about,
+        "handover_undone": progression.undone_handover(engagement) if any(o["closes"] for o in options) else [],
+        **_gate_context(request, engagement, gate),
+    }
     template = "engagements/gate_decide.html"
     if request.htmx and request.method == "GET":
         template += "#dialog"

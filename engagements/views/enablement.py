@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+from django import forms
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
@@ -11,7 +12,7 @@ from accounts.models import DomainError
 
 from .. import enablement as services
 from .. import progression
-from ..forms_cadence import HypercareForm, RetentionStepForm, TrainingForm
+from ..forms_cadence import DATE, HypercareForm, RetentionStepForm, TrainingForm
 from ..models import (
     ChecklistItem,
     ChecklistKind,
@@ -24,6 +25,19 @@ from .cadence import _engagement
 
 HANDOFF_KINDS = (ChecklistKind.HANDOVER, ChecklistKind.DOC_PACKAGE)
 REMINDER_DAYS = 14  # engagements.enablement.check_ins_due reminds two weeks ahead
+
+
+class KpiReadingForm(forms.Form):
+    """One hypercare KPI figure as measured on a day (the playbook's ``hypercare.kpis``)."""
+
+    kpi = forms.ChoiceField(label="KPI")
+    measured_on = forms.DateField(label="Measured on", widget=DATE)
+    value = forms.DecimalField(label="Figure", max_digits=12, decimal_places=2)
+    note = forms.CharField(label="Note", required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def __init__(self, *args, kpis, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["kpi"].choices = [(k.key, k.metric) for k in kpis]
 
 
 def _training_types(engagement) -> list:
@@ -69,7 +83,7 @@ def handoff_items(request, engagement) -> list:
 
 
 def enablement_context(request, engagement, *, training_form=None, hypercare_form=None, retention_form=None,
-                       handoff_error="") -> dict:
+                       handoff_error="", kpi_form=None) -> dict:
     types = _training_types(engagement)
     names = {t.key: t.name for t in types}
     trainings = list(TrainingSession.objects.for_org(request.org).filter(engagement=engagement).order_by("-held_on"))
@@ -84,6 +98,9 @@ def enablement_context(request, engagement, *, training_form=None, hypercare_for
             initial={"start": engagement.hypercare_start, "end": engagement.hypercare_end}
         )
     items = handoff_items(request, engagement)
+    kpis = services.hypercare_kpis(engagement)
+    if kpi_form is None and kpis:
+        kpi_form = KpiReadingForm(kpis=[k.kpi for k in kpis])
     return {
         "engagement": engagement,
         "training_types": types,
@@ -91,6 +108,8 @@ def enablement_context(request, engagement, *, training_form=None, hypercare_for
         "training_form": training_form or (TrainingForm(training_types=types) if types else None),
         "hypercare": hypercare,
         "hypercare_form": hypercare_form,
+        "kpis": kpis,
+        "kpi_form": kpi_form,
         "handover": [i for i in items if i.kind == ChecklistKind.HANDOVER],
         "doc_package": [i for i in items if i.kind == ChecklistKind.DOC_PACKAGE],
         "handoff_done": sum(1 for i in items if i.done),
@@ -115,8 +134,21 @@ def _back(request, engagement):
 
 @org_view
 def enablement(request, engagement_uuid):
+    """The page; a POST records a hypercare KPI figure (the 3d checkpoint that names it follows it)."""
     engagement = _engagement(request, engagement_uuid)
-    return _page(request, engagement)
+    if request.method != "POST":
+        return _page(request, engagement)
+    form = KpiReadingForm(request.POST, kpis=services.kpi_specs(engagement))
+    if form.is_valid():
+        try:
+            services.record_kpi_reading(engagement=engagement, actor=request.user, request=request, **form.cleaned_data)
+        except DomainError as exc:
+            form.add_error(None, str(exc))
+        else:
+            state = next(k for k in services.hypercare_kpis(engagement) if k.kpi.key == form.cleaned_data["kpi"])
+            messages.success(request, f"{state.kpi.metric}: {form.cleaned_data['value']:g} recorded. {state.verdict}")
+            return _back(request, engagement)
+    return _page(request, engagement, status=400, kpi_form=form)
 
 
 @org_view

@@ -158,7 +158,7 @@ def test_an_audit_run_reads_once_and_stores_findings_with_evidence(cast, crm):
     assert run.status == AuditStatus.SUCCEEDED and run.progress == 100 and run.error == ""
     assert run.api_calls == crm.stats["total"] <= (60 if crm.platform == "salesforce" else 150)
     assert run.started_at <= run.finished_at and run.platform == crm.platform
-    assert set(run.snapshot["sections"]) == {"fields", "pipelines", "counts", "data_quality"}
+    assert set(run.snapshot["sections"]) == {"fields", "pipelines", "custom_objects", "counts", "data_quality"}
     assert run.snapshot["objects"]["contact"] == {
         "label": "Contacts",
         "available": True,

@@ -7,6 +7,7 @@ from the connector itself. Backoff and throttle waits go to a fake clock, so no 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import socket
@@ -31,7 +32,7 @@ from crm_connectors.base import (
 )
 from crm_connectors.http import LocalStore, RedisStore, RetryPolicy, shared_store
 from crm_connectors.hubspot import HubSpotConnector
-from crm_connectors.salesforce import GuardedSession, SalesforceConnector
+from crm_connectors.salesforce import PAGE, GuardedSession, SalesforceConnector
 from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
 from crm_connectors.sandbox.dates import DAY_MS, to_ms
 from crm_connectors.sandbox.query import DateRange, MatchSet, Static
@@ -210,7 +211,8 @@ def test_stage_counts_match_the_org(sf_org, hs_org):
     assert {(s.pipeline_id, s.value): s.count for s in counts.stages} == expected
     assert counts.unknown_total == rogue > 0 and counts.without_stage == 0
     assert {s.value for s in counts.stages if not s.known} == {"Verbal Commit"}
-    assert counts.total == deals.size and counts.calls <= len(model.schema.deal_pipelines) + 4
+    # login, global describe (is OpportunityStage readable?), describe, OpportunityStage, pipelines, the aggregate
+    assert counts.total == deals.size and counts.calls <= len(model.schema.deal_pipelines) + 5
 
     hs_model = hs_org.model
     by_stage = hs_model.counts_by("deal", "stage", by="hs")
@@ -263,7 +265,7 @@ def test_transitions_into_each_stage_in_a_period(sf_org, hs_org):
     for pl in model.schema.deal_pipelines:
         for st in pl.stages:
             expected[st.label] += model.transitions_into("deal", "stage", st.key, ms(start), ms(end))
-    assert deals.available and deals.calls <= 4
+    assert deals.available and deals.calls <= 5  # login, global describe, describe, OpportunityStage, the aggregate
     assert {label: deals.count(label) for label in expected} == dict(expected)
     assert deals.total_changes == sum(expected.values()) > 0
 
@@ -271,8 +273,10 @@ def test_transitions_into_each_stage_in_a_period(sf_org, hs_org):
     expected = {
         o.label: model.transitions_into("lead", "status", o.key, ms(start), ms(end)) for o in model.schema.lead_status
     }
-    assert not leads.available and leads.total_changes == sum(expected.values()) > 0
-    assert "deep=True" in leads.note and leads.count("Working") is None
+    # without deep mode too: the quarter's LeadHistory rows, every page, counted by new value
+    assert leads.available and {label: leads.count(label) for label in expected} == expected
+    assert leads.total_changes == sum(expected.values()) > 0
+    assert leads.calls <= math.ceil(leads.total_changes / PAGE) + 1  # + the Lead describe
     deep = c.stage_transitions("lead", "Status", start, end, deep=True)
     assert deep.available and {label: deep.count(label) for label in expected} == expected
 
@@ -291,15 +295,22 @@ def test_transitions_into_each_stage_in_a_period(sf_org, hs_org):
 def test_time_in_stage_where_the_crm_exposes_it(sf_org, hs_org):
     model, c = sf_org.model, salesforce(sf_org)
     start, end = YEAR
-    assert not c.time_in_stage("deal", "StageName", start, end).available
     got = c.time_in_stage("deal", "StageName", start, end, deep=True)
-    spans = defaultdict(list)
+    spans, inside = defaultdict(list), defaultdict(list)
     deals = model.sets["deal"]
     for i in range(deals.size):
         path = deals.row_at(i)["paths"]["stage"]
         for (a, ta), (_, tb) in zip(path, path[1:], strict=False):
             if ms(start) <= tb < ms(end):
                 spans[a.label].append((tb - ta) / DAY_MS)
+                if ta >= ms(start):
+                    inside[a.label].append((tb - ta) / DAY_MS)
+    # without deep mode: the stays that began and ended inside the period, from its OpportunityHistory rows only
+    window = c.time_in_stage("deal", "StageName", start, end)
+    assert window.available and window.sampled and window.note
+    assert {s.value: s.sample_size for s in window.stages if s.sample_size} == {k: len(v) for k, v in inside.items()}
+    for label, values in inside.items():
+        assert window.stage(label).average_days == pytest.approx(sum(values) / len(values), abs=1e-6)
     assert got.available and {s.value for s in got.stages} == set(spans)
     for label, values in spans.items():
         stage = got.stage(label)
@@ -357,7 +368,8 @@ def test_data_quality_figures(sf_org, hs_org):
         k: model.stale_count(k) for k in ("lead", "contact", "company", "deal")
     }
     assert quality.open_deals_without_next_step == model.summary()["deal"]["open_without_next_step"] > 0
-    assert quality.duplicates is None and quality.calls == 4 + 4 + 1 + 1 + 1  # login + global describe
+    # fill aggregates + stale counts + next step + login + global describe + a describe per object (describe-first)
+    assert quality.duplicates is None and quality.calls == 4 + 4 + 1 + 1 + 1 + 4 and quality.unreadable == ()
     deep = c.data_quality(as_of=AS_OF, deep=True)
     assert {(d.object, d.key): d.groups for d in deep.duplicates} == {
         ("lead", "email"): model.duplicate_groups("lead"),

@@ -37,6 +37,7 @@ from crm_connectors.sandbox import (
     hubspot_client,
 )
 from crm_connectors.sandbox.dates import DAY_MS, to_ms
+from crm_connectors.sandbox.profiles import MESSY_GOTCHAS, NEW_GOTCHAS
 from crm_connectors.sandbox.query import DateRange, MatchSet, Static
 
 # Each hubspot-api-client package has its own ApiException class; one except clause must name them all.
@@ -134,7 +135,8 @@ def hs_scan():
 
 def test_profiles_name_their_gotchas():
     assert PROFILES["healthy"].gotchas == frozenset()
-    assert PROFILES["messy"].gotchas == frozenset(GOTCHAS)
+    assert PROFILES["messy"].gotchas == MESSY_GOTCHAS and MESSY_GOTCHAS | NEW_GOTCHAS == frozenset(GOTCHAS)
+    assert PROFILES["tangled"].gotchas >= NEW_GOTCHAS
     assert PROFILES["demo"].gotchas < PROFILES["messy"].gotchas
     assert custom_profile("x", {"no_sal_stage"}).has("no_sal_stage")
     with pytest.raises(ValueError, match="unknown gotchas"):

@@ -383,6 +383,7 @@ def test_a_deliverable_is_requested_rendered_polled_and_downloaded_as_a_pdf(cons
     download = consultant.get(e_url("artifact-download", engagement, artifact_uuid=artifact.uuid))
     assert download.status_code == 200 and download["Content-Type"] == "application/pdf"
     assert download["Content-Disposition"] == 'attachment; filename="Acme-Robotics-definition-alignment-1.pdf"'
+    assert {"private", "no-store"} <= {d.strip() for d in download["Cache-Control"].split(",")}
     data = b"".join(download.streaming_content)
     assert data.startswith(b"%PDF") and "Acme Robotics" in pdf_text(data)
 

@@ -287,7 +287,7 @@ def test_overview_shows_timeline_checklist_gate_team_and_navigation(consultant, 
     package = lifecycle.checklist.filter(kind="doc_package").count()
     assert package and body.count('type="checkbox"') == 8 + package, "1a's eight items and the handoff package"
     assert "Strategic Sign-Off" in body and "Definition Alignment Document signed off" in body
-    assert "Not ready to decide" in body and "8 validation checkpoint(s)" in body
+    assert "Not ready to proceed" in body and "8 validation checkpoint(s)" in body
     assert "Carl" in body and "Maya Patel" in body and "Approver" in body
     assert "Foundation + All Depth" in body
     assert "Documentation package" in body, "the handoff package is tracked from the start"
@@ -326,7 +326,6 @@ def test_overview_query_count_does_not_grow_with_decisions_people_and_done_items
         progression.set_checklist_item(item=item, done=True, actor=cast.consultant)
     gate = big.phases.get(key="strategy").gate
     for _ in range(6):
-        clear_gate(big, "strategy", cast.consultant)
         progression.decide_gate(gate=gate, option_key="extend-strategy", actor=cast.consultant, note="More loops.")
     clear_gate(big, "strategy", cast.consultant)
     assert GateDecision.objects.filter(gate=gate).count() == 6
@@ -470,7 +469,9 @@ def test_decide_dialog_lists_options_with_when_and_effect(consultant, lifecycle)
     assert "Proceed to Engineering" in body and "Customer wants lifecycle stages configured in CRM" in body
     assert "Completes Strategy and starts Engineering." in body
     assert "Skips Engineering, Enablement." in body
-    assert "Not ready to decide" in body and "disabled" in body
+    assert "Not ready to proceed" in body and "Every checkpoint checked, or waived with a reason." in body
+    assert "disabled" not in body, "a decision not to proceed can be recorded while checkpoints are open"
+    assert 'name="unmet"' not in body, "this gate offers no decision not to proceed"
     assert 'name="release"' not in body, "the strategic sign-off is not a per-release gate"
     full = consultant.get(e_url("gate-decide", lifecycle, gate_uuid=gate.uuid)).content.decode()
     assert "<html" in full and "Record decision" in full
@@ -487,6 +488,57 @@ def test_deciding_a_gate_with_open_checkpoints_is_refused_with_the_blockers(cons
     assert not GateDecision.objects.exists()
     response = consultant.post(e_url("gate-decide", lifecycle, gate_uuid=gate.uuid), {"option": "nonsense"})
     assert response.status_code == 400 and 'id="id_option_errors"' in response.content.decode()
+
+
+def test_project_on_hold_is_recorded_with_a_reason_and_the_unmet_checkpoints_and_waives_nothing(
+    consultant, cast, library
+):
+    engagement = start(cast, library, "revenue-intelligence")
+    gate = engagement.phases.get(key="strategy").gate
+    decide = e_url("gate-decide", engagement, gate_uuid=gate.uuid)
+    body = consultant.get(decide, **HTMX).content.decode()
+    assert "Project on hold" in body and "A reason, and the unmet checkpoints it is about." in body
+    assert body.count('name="unmet"') == gate.checkpoints.count()
+
+    response = consultant.post(decide, {"option": "project-on-hold", "unmet": ["no-blockers"]})
+    assert response.status_code == 400 and "needs a reason" in response.content.decode()
+    response = consultant.post(
+        decide,
+        {
+            "option": "project-on-hold",
+            "note": "CRM data is too poor to score deals; a CRM hygiene project comes first.",
+            "unmet": ["no-blockers", "baselines-documented"],
+        },
+    )
+    assert response.status_code == 302
+    engagement.refresh_from_db()
+    assert engagement.status == EngagementStatus.ON_HOLD
+    assert not gate.checkpoints.exclude(status=CheckpointStatus.OPEN).exists(), "nothing was checked or waived"
+    decision = GateDecision.objects.get()
+    assert [u["key"] for u in decision.unmet] == ["baselines-documented", "no-blockers"]
+    body = consultant.get(e_url("gate-decision-detail", engagement, gate_decision_uuid=decision.uuid)).content.decode()
+    assert "Not ready because" in body and "No blockers for engineering" in body
+    assert "These checkpoints were left unmet; nothing was waived." in body
+
+
+def test_closing_with_handover_components_undone_warns_and_names_them(consultant, cast, library):
+    engagement = start(cast, library, "delivery-model", shape="embedded-operation")
+    for key in ("discover", "design", "build", "adopt"):
+        gate = clear_gate(engagement, key, cast.consultant)
+        progression.decide_gate(gate=gate, option_key="proceed", actor=cast.consultant)
+    components = list(engagement.checklist.filter(kind="handover").order_by("order"))
+    for item in components[:6]:
+        progression.set_checklist_item(item=item, done=True, actor=cast.consultant)
+    gate = clear_gate(engagement, "operate", cast.consultant)
+    body = consultant.get(e_url("gate-decide", engagement, gate_uuid=gate.uuid)).content.decode()
+    assert "Closing leaves handover undone" in body and "6 handover component(s) not done" in body
+    assert all(c.text in body for c in components[6:])
+    response = consultant.post(
+        e_url("gate-decide", engagement, gate_uuid=gate.uuid), {"option": "embedded-support-ends"}, follow=True
+    )
+    body = response.content.decode()
+    assert "The engagement closed with 6 handover component(s) not done" in body
+    assert components[6].text in body and components[0].text not in body.split("not done:")[1].split(".")[0]
 
 
 def test_deciding_a_gate_moves_the_engagement_and_records_who_when_and_why(consultant, cast, lifecycle):
@@ -551,8 +603,8 @@ def test_completing_a_gateless_phase_and_refusing_while_items_are_open(consultan
 
 def test_on_hold_engagement_shows_a_banner_and_resumes(consultant, cast, library):
     engagement = start(cast, library, "revenue-intelligence")
-    gate = clear_gate(engagement, "strategy", cast.consultant)
-    progression.decide_gate(gate=gate, option_key="project-on-hold", actor=cast.consultant)
+    gate = engagement.phases.get(key="strategy").gate
+    progression.decide_gate(gate=gate, option_key="project-on-hold", actor=cast.consultant, note="Budget freeze.")
     body = consultant.get(e_url("engagement-detail", engagement)).content.decode()
     assert "This engagement is on hold" in body and "Resume engagement" in body
     assert "resume it to work on this gate" in body and "Decide gate" not in body
@@ -621,3 +673,47 @@ def test_seed_demo_starts_one_running_acme_engagement_once(client, db):
     client.login(username="owner@northwind.example", password="gtm-demo-2026")
     assert "Lifecycle stage rebuild" in client.get("/o/northwind/engagements/").content.decode()
     assert client.get(f"/o/northwind/engagements/{engagement.uuid}/").status_code == 200
+
+
+# --------------------------------------------------------------------------------------------------
+# Hypercare KPIs on the enablement page
+
+
+def test_hypercare_kpis_are_recorded_on_the_enablement_page_and_the_3d_checkpoint_follows(consultant, cast, library):
+    from engagements import enablement
+
+    engagement = start(cast, library, "revenue-intelligence")
+    for key in ("strategy", "engineering"):
+        gate = clear_gate(engagement, key, cast.consultant)
+        option = next(o for o in progression.gate_options(gate) if o.effect == "proceed")
+        progression.decide_gate(gate=gate, option_key=option.key, actor=cast.consultant)
+    start_on = timezone.localdate() - timedelta(days=20)
+    enablement.set_hypercare(engagement=engagement, start=start_on, actor=cast.consultant)
+    page = e_url("enablement", engagement)
+    body = consultant.get(page).content.decode()
+    for metric in ("Call recording coverage", "Manager dashboard access", "Forecast submission compliance"):
+        assert metric in body
+    assert "Rep self-review of calls" in body and body.count("Not recorded") >= 4
+
+    response = consultant.post(page, {"kpi": "call-recording-coverage", "measured_on": "", "value": "120"})
+    assert response.status_code == 400
+    response = consultant.post(
+        page, {"kpi": "call-recording-coverage", "measured_on": start_on + timedelta(days=14), "value": "120"}
+    )
+    assert response.status_code == 400 and "more than 100%" in response.content.decode()
+    checkpoint = engagement.phases.get(key="enablement").gate.checkpoints.get(key="recording-coverage")
+
+    figure = {"kpi": "call-recording-coverage", "measured_on": start_on + timedelta(days=14), "value": "91"}
+    response = consultant.post(page, figure, follow=True)
+    body = response.content.decode()
+    assert "Below target" in body and "91" in body
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == CheckpointStatus.OPEN
+    overview = consultant.get(e_url("engagement-detail", engagement)).content.decode()
+    assert "Checks itself when the hypercare KPI it names is recorded at its target" in overview
+
+    figure = {"kpi": "call-recording-coverage", "measured_on": start_on + timedelta(days=15), "value": "95"}
+    response = consultant.post(page, figure, follow=True)
+    assert "At target" in response.content.decode()
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == CheckpointStatus.CHECKED and checkpoint.resolved_by == cast.consultant

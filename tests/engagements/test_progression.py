@@ -5,15 +5,18 @@ Across this file every decision option of every gate of the library is taken at 
 """
 
 from datetime import date
+from decimal import Decimal
+from functools import partial
 
 import pytest
 
 from accounts.models import ActivityEntry, DomainError
-from engagements import progression
+from engagements import enablement, progression
 from engagements.models import (
     ArchitectureVersion,
     AssumptionItem,
     CheckpointStatus,
+    Engagement,
     EngagementStatus,
     GateDecision,
     Release,
@@ -55,7 +58,14 @@ def clear_gate(engagement, phase_key):
 
 
 def decide(engagement, phase_key, option, **kwargs):
-    gate = clear_gate(engagement, phase_key)
+    """Take an option as the method says: a ready one after clearing the gate, a not-ready one with a reason and
+    the checkpoints left as they are."""
+    gate = engagement.phases.get(key=phase_key).gate
+    spec = next(o for o in progression.gate_options(gate) if o.key == option)
+    if spec.is_ready:
+        gate = clear_gate(engagement, phase_key)
+    else:
+        kwargs.setdefault("note", f"Not ready: {spec.when}")
     decision = progression.decide_gate(gate=gate, option_key=option, actor=engagement.cast_actor, **kwargs)
     TAKEN.add((engagement.playbook_version.playbook.key, gate.key, option))
     return decision
@@ -314,6 +324,292 @@ def test_playbook_edit_does_not_change_a_running_engagement(cast, begin, library
     e.refresh_from_db()
     assert e.playbook_version.number == 1
     decide(e, "strategy", "proceed-to-engineering")
+
+
+# --------------------------------------------------------------------------------------------------
+# Decision options carry their own preconditions (table-driven over the playbook files)
+
+NOT_READY = [
+    (pb.key, phase.key, option.key)
+    for pb in load_library()
+    for phase in pb.phases
+    if phase.decision_gate
+    for option in phase.decision_gate.options
+    if not option.is_ready
+]
+
+
+def reach(engagement, phase_key):
+    """Drive the engagement to ``phase_key`` through each earlier gate's first proceed option."""
+    for phase in engagement.phases.order_by("order"):
+        if phase.key == phase_key:
+            return phase.gate
+        gate = getattr(phase, "gate", None)
+        if gate is not None:
+            option = next(o for o in progression.gate_options(gate) if o.effect == "proceed")
+            decide(engagement, phase.key, option.key)
+        else:
+            finish_phase(engagement, phase.key)
+    raise AssertionError(f"no phase {phase_key}")
+
+
+def test_every_not_ready_option_of_the_library_is_in_the_table():
+    """The seeds' not-ready outcomes the issue names are all among them."""
+    named = {
+        ("revenue-intelligence", "strategy", "project-on-hold"),
+        ("partnership-success", "strategy", "extend-strategy"),
+        ("revenue-intelligence", "engineering", "loop-back-to-build"),
+        ("partnership-success", "engineering", "loop-back-to-build"),
+        ("revenue-intelligence", "enablement", "extend-hypercare"),
+        ("partnership-success", "enablement", "extend-hypercare"),
+        ("delivery-model", "discover", "extend"),
+        ("delivery-model", "build", "extend"),
+    }
+    assert named <= set(NOT_READY)
+
+
+@pytest.mark.parametrize(("playbook", "phase_key", "option_key"), NOT_READY)
+def test_not_ready_option_needs_a_reason_waives_nothing_and_leaves_checkpoints_unmet(
+    begin, playbook, phase_key, option_key
+):
+    e = begin(playbook)
+    gate = reach(e, phase_key)
+    spec = next(o for o in progression.gate_options(gate) if o.key == option_key)
+    proceed = next(o for o in progression.gate_options(gate) if o.is_ready and o.requires is None)
+    checkpoints = list(gate.checkpoints.order_by("order"))
+    waived = checkpoints[0]
+    progression.resolve_checkpoint(checkpoint=waived, action="waive", actor=e.cast_actor, reason="Earlier view.")
+    checked = next((c for c in reversed(checkpoints[1:]) if not c.auto), None)
+    if checked is not None:
+        progression.resolve_checkpoint(checkpoint=checked, action="check", actor=e.cast_actor)
+    unmet = [c for c in checkpoints if c != checked]
+    # What the decision names, from the playbook: its usual unmet checkpoints, else every unmet one.
+    expected = [c.key for c in unmet if c.key in spec.about] or [c.key for c in unmet]
+    round_before = gate.round
+
+    with pytest.raises(DomainError, match="needs a reason"):
+        progression.decide_gate(gate=gate, option_key=option_key, actor=e.cast_actor, note="  ")
+    decision = progression.decide_gate(
+        gate=gate, option_key=option_key, actor=e.cast_actor, note="Client data is not ready yet."
+    )
+    TAKEN.add((playbook, gate.key, option_key))
+    assert decision.ready is False and [u["key"] for u in decision.unmet] == expected
+    assert [u["text"] for u in decision.unmet] == [c.text for c in unmet if c.key in expected]
+
+    e.refresh_from_db()
+    if spec.effect == "on_hold":
+        assert e.status == EngagementStatus.ON_HOLD
+        with pytest.raises(DomainError, match="on hold"):
+            progression.decide_gate(gate=gate, option_key=proceed.key, actor=e.cast_actor)
+        progression.resume_engagement(engagement=e, actor=e.cast_actor)
+    elif spec.effect == "extend":
+        assert e.current_phase.key == phase_key and gate.__class__.objects.get(pk=gate.pk).round == round_before
+    else:  # loop back, extend hypercare: the gate is validated again
+        assert gate.__class__.objects.get(pk=gate.pk).round == round_before + 1
+
+    statuses = dict(gate.checkpoints.values_list("key", "status"))
+    assert CheckpointStatus.WAIVED not in statuses.values(), "no waiver survives a decision not to proceed"
+    assert all(statuses[key] == CheckpointStatus.OPEN for key in expected), "the named checkpoints stay unmet"
+    if checked is not None and spec.effect in ("extend", "on_hold"):
+        assert statuses[checked.key] == CheckpointStatus.CHECKED, "a criterion that was met stays met"
+    cleared = ActivityEntry.objects.for_org(e.organization).filter(verb="checkpoint.waiver_cleared")
+    assert [entry.data["checkpoint"] for entry in cleared] == [waived.key]
+
+    gate.refresh_from_db()
+    with pytest.raises(DomainError, match="neither checked nor waived"):
+        progression.decide_gate(gate=gate, option_key=proceed.key, actor=e.cast_actor)
+
+
+def test_not_ready_option_names_only_unmet_checkpoints(begin):
+    e = begin("revenue-intelligence")
+    gate = e.phases.get(key="strategy").gate
+    checked = gate.checkpoints.get(key="baselines-documented")
+    progression.resolve_checkpoint(checkpoint=checked, action="check", actor=e.cast_actor)
+    with pytest.raises(DomainError, match="baselines-documented"):
+        progression.decide_gate(
+            gate=gate, option_key="project-on-hold", actor=e.cast_actor, note="CRM too poor.", about=[checked.key]
+        )
+    decision = progression.decide_gate(
+        gate=gate,
+        option_key="project-on-hold",
+        actor=e.cast_actor,
+        note="CRM data too poor to score deals; scope a CRM hygiene project first.",
+        about=["no-blockers", "scoring-criteria-approved"],
+    )
+    assert [u["key"] for u in decision.unmet] == ["scoring-criteria-approved", "no-blockers"]
+
+
+def test_not_ready_option_is_refused_when_nothing_is_unmet(begin):
+    e = begin("partnership-success")
+    gate = clear_gate(e, "strategy")
+    gate.checkpoints.filter(auto="").update(status=CheckpointStatus.CHECKED)
+    gate.checkpoints.filter(auto__gt="").update(status=CheckpointStatus.CHECKED, waiver_reason="")
+    with pytest.raises(DomainError, match="nothing unmet"):
+        progression.decide_gate(gate=gate, option_key="extend-strategy", actor=e.cast_actor, note="More time.")
+
+
+def test_release_round_checks_the_release_checkpoints_only_and_proceed_releases_the_picked_release(cast, begin):
+    e = begin("delivery-model", shape="build")
+    gate = reach(e, "build")
+    release_checks = ["test-release-reviewed", "real-workflows-tested"]
+    first = Release.objects.create(organization=e.organization, engagement=e, title="Release 1: lead routing")
+    for key in release_checks:
+        progression.resolve_checkpoint(checkpoint=gate.checkpoints.get(key=key), action="check", actor=e.cast_actor)
+    progression.decide_gate(gate=gate, option_key="release-approved", actor=e.cast_actor, release=first)
+    exit_checkpoint = gate.checkpoints.get(key="priority-workflows-operate")
+    assert exit_checkpoint.status == CheckpointStatus.OPEN and not exit_checkpoint.waiver_reason
+    assert not ActivityEntry.objects.for_org(e.organization).filter(verb="checkpoint.waive").exists()
+    gate.refresh_from_db()
+    with pytest.raises(DomainError, match="neither checked nor waived"):
+        progression.decide_gate(gate=gate, option_key="proceed", actor=e.cast_actor)
+
+    last = Release.objects.create(organization=e.organization, engagement=e, title="Release 2: dashboards")
+    clear_gate(e, "build")
+    decision = progression.decide_gate(gate=gate, option_key="proceed", actor=e.cast_actor, release=last)
+    last.refresh_from_db()
+    assert (last.status, last.gate_decision) == ("released", decision)
+    assert state(e)["adopt"] == "active"
+
+
+def test_dedicated_engagement_is_not_handed_the_single_project_maintenance_schedule(begin):
+    text = "Maintenance Schedule (for Single Project engagements)"
+    dedicated = begin("revenue-intelligence", engagement_type="dedicated")
+    single = begin("revenue-intelligence", engagement_type="single_project")
+    assert not dedicated.checklist.filter(kind="doc_package", text=text).exists()
+    assert single.checklist.filter(kind="doc_package", text=text).exists()
+    # Where the seed hands every customer the schedule, a dedicated engagement still lists it.
+    gtm = begin("gtm-lifecycle", engagement_type="dedicated")
+    assert gtm.checklist.filter(kind="doc_package", key="maintenance-schedule").exists()
+
+
+@pytest.mark.parametrize(
+    ("playbook", "engagement_type", "has_check_in"),
+    [
+        ("revenue-intelligence", "dedicated", True),
+        ("revenue-intelligence", "single_project", False),
+        ("partnership-success", "dedicated", True),
+        ("delivery-model", "single_project", False),
+    ],
+)
+def test_refinement_check_in_is_a_quarter_after_go_live_for_dedicated_engagements_only(
+    begin, playbook, engagement_type, has_check_in
+):
+    e = begin(playbook, engagement_type=engagement_type, shape="build" if playbook == "delivery-model" else "")
+    go_live = date(2026, 10, 5)
+    if e.spec.hypercare is not None:
+        Engagement.objects.filter(pk=e.pk).update(hypercare_start=go_live, hypercare_end=date(2026, 10, 19))
+        e.refresh_from_db()
+    progression.schedule_check_in(e)
+    e.refresh_from_db()
+    assert e.handed_off_on is not None
+    if has_check_in:
+        assert e.check_in_date == date(2027, 1, 3)  # 5 Oct 2026 + 90 days, not counted from the handoff
+    else:
+        assert e.check_in_date is None
+
+
+def test_closing_with_handover_components_undone_names_them(begin):
+    e = begin("delivery-model", shape="build")
+    gate = reach(e, "operate")
+    components = list(e.checklist.filter(kind="handover").order_by("order"))
+    for item in components[:6]:
+        progression.set_checklist_item(item=item, done=True, actor=e.cast_actor)
+    option = next(o for o in progression.gate_options(gate) if o.key == "embedded-support-ends")
+    assert progression.would_close(gate, option)
+    assert progression.undone_handover(e) == [c.text for c in components[6:]]
+    decide(e, "operate", "embedded-support-ends")
+    entry = ActivityEntry.objects.for_org(e.organization).filter(verb="gate.decided").order_by("-id").first()
+    assert entry.data["handover_undone"] == [c.text for c in components[6:]]
+
+
+# --------------------------------------------------------------------------------------------------
+# Hypercare KPIs: recorded by hand, judged for the day measured, and the 3d checkpoint that names one
+
+
+def kpi_row(engagement, key):
+    return next(k for k in enablement.hypercare_kpis(engagement) if k.kpi.key == key)
+
+
+@pytest.fixture
+def ri_in_hypercare(begin):
+    e = begin("revenue-intelligence")
+    reach(e, "enablement")
+    enablement.set_hypercare(engagement=e, start=date(2026, 11, 2), actor=e.cast_actor)
+    e.refresh_from_db()
+    return e
+
+
+def test_recording_coverage_below_target_keeps_the_3d_checkpoint_open_and_at_target_checks_it(ri_in_hypercare):
+    e = ri_in_hypercare
+    actor = e.cast_actor
+    kpi = next(k for k in e.spec.hypercare.kpis if k.key == "call-recording-coverage")
+    target = kpi.rule.target.value  # 95, from seed 002 3c
+    checkpoint = e.phases.get(key="enablement").gate.checkpoints.get(key="recording-coverage")
+    assert (checkpoint.auto, checkpoint.kpi) == ("hypercare_kpi", "call-recording-coverage")
+    with pytest.raises(DomainError, match="checks itself"):
+        progression.resolve_checkpoint(checkpoint=checkpoint, action="check", actor=actor)
+
+    record = partial(enablement.record_kpi_reading, engagement=e, kpi="call-recording-coverage", actor=actor)
+    record(measured_on=date(2026, 11, 9), value=Decimal("94.9"))
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == CheckpointStatus.OPEN
+    assert kpi_row(e, "call-recording-coverage").status == enablement.KpiStatus.NOT_YET_DUE  # day 7 of 14
+
+    record(measured_on=date(2026, 11, 16), value=Decimal("94.9"))
+    assert kpi_row(e, "call-recording-coverage").status == enablement.KpiStatus.BELOW_TARGET  # day 14
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == CheckpointStatus.OPEN
+
+    record(measured_on=date(2026, 11, 17), value=Decimal(str(target)))
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == CheckpointStatus.CHECKED and checkpoint.resolved_by == actor
+    assert kpi_row(e, "call-recording-coverage").status == enablement.KpiStatus.MET
+
+    record(measured_on=date(2026, 11, 18), value=Decimal("79.9"))  # the seed's red flag: below 80%
+    checkpoint.refresh_from_db()
+    assert checkpoint.status == CheckpointStatus.OPEN
+    assert kpi_row(e, "call-recording-coverage").status == enablement.KpiStatus.RED_FLAG
+
+
+def test_extend_hypercare_names_the_recording_coverage_checkpoint_and_keeps_it_open(ri_in_hypercare):
+    e = ri_in_hypercare
+    enablement.record_kpi_reading(
+        engagement=e, kpi="call-recording-coverage", measured_on=date(2026, 11, 16), value=Decimal(88), actor=None
+    )
+    decision = decide(e, "enablement", "extend-hypercare", note="Coverage 88%, short of 95%.")
+    assert "recording-coverage" in [u["key"] for u in decision.unmet]
+    gate = e.phases.get(key="enablement").gate
+    assert gate.checkpoints.get(key="recording-coverage").status == CheckpointStatus.OPEN
+    enablement.record_kpi_reading(
+        engagement=e, kpi="call-recording-coverage", measured_on=date(2026, 11, 23), value=Decimal(96), actor=None
+    )
+    assert gate.checkpoints.get(key="recording-coverage").status == CheckpointStatus.CHECKED
+
+
+def test_partner_adoption_is_judged_after_two_weeks(begin):
+    e = begin("partnership-success")
+    reach(e, "enablement")
+    enablement.set_hypercare(engagement=e, start=date(2026, 11, 2), actor=e.cast_actor)
+    e.refresh_from_db()
+    record = partial(enablement.record_kpi_reading, engagement=e, kpi="partner-adoption", actor=e.cast_actor)
+    record(measured_on=date(2026, 11, 9), value=Decimal(40))
+    assert kpi_row(e, "partner-adoption").status == enablement.KpiStatus.NOT_YET_DUE
+    record(measured_on=date(2026, 11, 16), value=Decimal("49.9"))
+    assert kpi_row(e, "partner-adoption").status == enablement.KpiStatus.RED_FLAG
+    record(measured_on=date(2026, 11, 17), value=Decimal(50))
+    assert kpi_row(e, "partner-adoption").status == enablement.KpiStatus.MET
+
+
+def test_implausible_kpi_figures_are_refused_in_words(ri_in_hypercare):
+    e = ri_in_hypercare
+    record = partial(enablement.record_kpi_reading, engagement=e, actor=e.cast_actor, measured_on=date(2026, 11, 9))
+    with pytest.raises(DomainError, match="more than 100%"):
+        record(kpi="call-recording-coverage", value=Decimal("100.1"))
+    with pytest.raises(DomainError, match="cannot be negative"):
+        record(kpi="manager-dashboard-access", value=Decimal(-1))
+    with pytest.raises(DomainError, match="no hypercare KPI"):
+        record(kpi="partner-adoption", value=Decimal(50))
+    assert not e.kpi_readings.exists()
 
 
 def test_every_option_is_exercised():

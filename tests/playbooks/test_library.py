@@ -346,6 +346,54 @@ def test_revenue_intelligence_gate_options(library):
     assert coverage.rule.target.value == 95
 
 
+def test_every_decision_option_states_its_precondition(library):
+    """Ready options need checkpoints; not-ready ones (hold, extend, loop back, continue) name the ones they
+    are usually about, all of them checkpoints of their own gate."""
+    for pb in library.values():
+        for g in pb.gates:
+            keys = {c.key for c in g.checkpoints}
+            for o in g.options:
+                where = f"{pb.key} {g.key} {o.key}"
+                if o.effect in ("on_hold", "extend", "loop_back", "extend_hypercare"):
+                    assert not o.is_ready and o.about and set(o.about) <= keys, where
+                else:
+                    assert o.is_ready and not o.about, where
+                    assert o.requires is None or set(o.requires) <= keys, where
+
+
+def test_a_release_round_needs_only_the_release_checkpoints(library):
+    build = gate(library["delivery-model"], "build")
+    assert option(library["delivery-model"], "build", "release-approved").requires == [
+        "test-release-reviewed",
+        "real-workflows-tested",
+    ]
+    assert "priority-workflows-operate" in {c.key for c in build.checkpoints}
+    assert option(library["delivery-model"], "build", "proceed").requires is None
+
+
+def test_hypercare_kpis_as_the_seeds_table_them(library):
+    ri = library["revenue-intelligence"]
+    # Seed 002 3c: "Adoption KPIs to monitor during hypercare", target by end of week 2 and red flag.
+    table = {
+        k.key: (k.rule.target.op, k.rule.target.value, k.rule.target.within.n, k.rule.target.within.period,
+                k.rule.comparison, k.rule.threshold)
+        for k in ri.hypercare.kpis
+    }
+    assert table == {
+        "call-recording-coverage": ("gte", 95, 2, "week", "below", 80),
+        "manager-dashboard-access": ("gte", 3, 2, "week", "below", 1),
+        "forecast-submission-compliance": ("gte", 90, 2, "week", "below", 70),
+        "rep-self-review": ("gte", 1, 2, "week", "below", 1),
+    }
+    coverage = next(c for c in gate(ri, "enablement").checkpoints if c.key == "recording-coverage")
+    assert (coverage.auto, coverage.kpi) == ("hypercare_kpi", "call-recording-coverage")
+    # Seed 004 3c: "extend if partner adoption rate is below 50% after 2 weeks".
+    adoption = next(k for k in library["partnership-success"].hypercare.kpis if k.key == "partner-adoption")
+    assert (adoption.rule.comparison, adoption.rule.threshold) == ("below", 50)
+    assert (adoption.rule.evaluate_after.n, adoption.rule.evaluate_after.period) == (2, "week")
+    assert not library["gtm-lifecycle"].hypercare.kpis, "GTM 3c names no measurable KPI"
+
+
 def test_revenue_intelligence_thresholds(library):
     pb = library["revenue-intelligence"]
     kpis = {k.key: k.rule for k in pb.hypercare.kpis}
@@ -645,6 +693,36 @@ def mutated(change) -> dict:
             "maintenance.tasks[0].rules[0].data_source[0]",
             "'salesforce'",
             id="rule-unknown-data-source",
+        ),
+        pytest.param(
+            lambda d: d["phases"][0]["decision_gate"]["options"][1].update(about=["nope"]),
+            "phases[0].decision_gate",
+            "option 'back' names checkpoints this gate does not have: nope",
+            id="not-ready-option-about-unknown-checkpoint",
+        ),
+        pytest.param(
+            lambda d: d["phases"][0]["decision_gate"]["options"][0].update(about=["signed"]),
+            "phases[0].decision_gate.options[0]",
+            "'about' is for a not-ready option",
+            id="ready-option-with-about",
+        ),
+        pytest.param(
+            lambda d: d["phases"][0]["decision_gate"]["options"][1].update(requires=["signed"]),
+            "phases[0].decision_gate.options[1]",
+            "a not-ready option requires no checkpoints",
+            id="not-ready-option-with-requires",
+        ),
+        pytest.param(
+            lambda d: d["phases"][0]["decision_gate"]["checkpoints"][0].update(auto="hypercare_kpi"),
+            "phases[0].decision_gate.checkpoints[0]",
+            "'auto: hypercare_kpi' and 'kpi'",
+            id="kpi-checkpoint-without-kpi",
+        ),
+        pytest.param(
+            lambda d: d["phases"][0]["decision_gate"]["checkpoints"][0].update(auto="hypercare_kpi", kpi="adoption"),
+            "phases[0].decision_gate.checkpoints[0].kpi",
+            "unknown hypercare KPI 'adoption'",
+            id="kpi-checkpoint-unknown-kpi",
         ),
         pytest.param(
             lambda d: d["phases"][0]["sub_phases"][1].update(key="1-d"),

@@ -36,3 +36,30 @@ def lifecycle_engagement(cast, crm, stages: dict, *, start: bool = True):
     if start:
         health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
     return engagement
+
+
+def month_window_ms(period: date) -> tuple[int, int]:
+    """[first day of the month, first day of the next) in epoch milliseconds, as the sandbox keeps time."""
+    from crm_connectors.sandbox.dates import to_ms
+
+    following = date(period.year + period.month // 12, period.month % 12 + 1, 1)
+    return to_ms(period), to_ms(following)
+
+
+def entered_in_month(model, kind: str, value_key: str, period: date) -> int:
+    """Records of `kind` ("lead", "contact") whose lifecycle path entered the value `value_key` ("mql", "sql") in
+    the month: read off the sandbox generator's own model (each record's path and entry times), independently of
+    any connector or of the health check."""
+    start, end = month_window_ms(period)
+    table = model.table(kind)
+    count = 0
+    for rank, slot in enumerate(table.slots):
+        rules = [rule for option, rule in slot.paths.get("lifecycle") or [] if option.key == value_key]
+        if not rules:
+            continue
+        first, last = table.k_range(rank)
+        for k in range(first, last):
+            created = table.created(rank, k)
+            if created < end and any(start <= rule(created) < end for rule in rules):
+                count += 1
+    return count

@@ -1,4 +1,9 @@
-"""Run a CRM sandbox server in the foreground: `manage.py crm_sandbox --kind salesforce --port 8701`."""
+"""Run a CRM sandbox server in the foreground: `manage.py crm_sandbox --kind salesforce --port 8701`.
+
+Profiles: healthy, wellbuilt, wellbuilt-relabelled, demo, messy, tangled (see crm_connectors/sandbox/profiles.py).
+Shape knobs on top of a profile: `--hide lead.Phone --hide contact.hs_analytics_source` (field-level security),
+`--refuse CaseStatus --refuse tickets` (objects the integration user may not read).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
-from crm_connectors.sandbox.profiles import PROFILES
+from crm_connectors.sandbox.profiles import PROFILES, variant
 
 
 class Command(BaseCommand):
@@ -21,6 +26,12 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1")
         parser.add_argument("--profile", choices=sorted(PROFILES), default="demo")
         parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--hide", action="append", default=[], metavar="KIND.FIELD", help="hide a field, e.g. lead.Phone"
+        )
+        parser.add_argument(
+            "--refuse", action="append", default=[], metavar="OBJECT", help="refuse an object, e.g. CaseStatus"
+        )
         parser.add_argument("--size", type=int, default=None, help="leads / contacts in the org")
         parser.add_argument("--log-requests", action="store_true", help="log every request to stderr")
         parser.add_argument(
@@ -35,8 +46,16 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **opts: Any) -> None:
         if opts["size"] is not None and opts["size"] < 0:
             raise CommandError("--size must be >= 0")
+        profile = opts["profile"]
+        if opts["hide"] or opts["refuse"]:
+            try:
+                profile = variant(
+                    profile, hidden_fields=set(opts["hide"]), refused_objects=set(opts["refuse"])
+                )
+            except ValueError as exc:
+                raise CommandError(str(exc)) from exc
         common = {
-            "profile": opts["profile"],
+            "profile": profile,
             "seed": opts["seed"],
             "size": opts["size"],
             "host": opts["host"],

@@ -1,0 +1,19 @@
+"""Responses that belong to one person are never kept by a browser's or a proxy's cache."""
+
+from django.utils.cache import patch_cache_control
+
+
+def private_responses(get_response):
+    def middleware(request):
+        response = get_response(request)
+        personal = (
+            request.user.is_authenticated  # consultant pages (a session)
+            or "HTTP_AUTHORIZATION" in request.META  # the API with a token
+            or request.path.startswith("/portal/")  # a stakeholder's portal, links included
+            or response.has_header("Content-Disposition")  # every download: PDFs, exports
+        )
+        if personal:
+            patch_cache_control(response, private=True, no_store=True)
+        return response
+
+    return middleware
