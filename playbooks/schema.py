@@ -228,7 +228,11 @@ class Rule(Model):
     threshold: float | None = None
     unit: Unit | None = None
     per: MetricKey | None = None  # evaluated separately per stage / transition / manager / ...
-    period: Period | None = None  # aggregation window when it differs from the task's cadence
+    # The window a figure covers when it is not the month: "week" reads weekly figures (and `sustained` in weeks
+    # counts consecutive weeks), "quarter" reads the quarter's figure at its end, made of its months by `aggregate`.
+    period: Period | None = None
+    aggregate: Literal["sum", "mean"] | None = None  # how the months make a quarter: churn adds up, a rate averages
+    min_count: int | None = Field(default=None, ge=1)  # records needed behind a figure before it is judged
     scope: list[Text] = []  # e.g. the transitions to check
     sustained: Window | None = None
     target: Target | None = None
@@ -254,7 +258,16 @@ class Rule(Model):
             raise ValueError("comparison 'target' needs a 'target'")
         if self.comparison == "no_increase" and self.evaluate_after is None:
             raise ValueError("comparison 'no_increase' needs 'evaluate_after'")
+        if self.period in ("quarter", "year") and self.aggregate is None:
+            raise ValueError(f"a rule read per {self.period} needs 'aggregate' (sum or mean of its months)")
+        if self.period is not None and self.sustained is not None and self.sustained.period != self.period:
+            raise ValueError("'sustained' counts windows of the rule's own 'period'")
         return self
+
+    @property
+    def window(self) -> Period:
+        """The period one figure of this rule covers: its `period`, else its sustained window's, else the month."""
+        return self.period or (self.sustained.period if self.sustained else "month")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -652,6 +665,7 @@ class FirstBusinessCycle(Model):
 
 class Maintenance(Model):
     purpose: str | None = None
+    owner: Literal["customer", "consultancy"] | None = None  # who runs it when the playbook has no engagement types
     summary: list[Text] = []  # the one-pager's monthly/quarterly lines
     first_business_cycle: FirstBusinessCycle | None = None
     tasks: list[MaintenanceTask] = Field(min_length=1)

@@ -24,6 +24,7 @@ from . import health
 from . import rules as rule_engine
 from .models import (
     FlagExplanation,
+    Granularity,
     HealthCheckRun,
     HealthResult,
     MaintenanceSchedule,
@@ -179,8 +180,15 @@ def rule_in_words(rule: dict) -> str:
             text += f"{UNITS.get(target.get('unit') or '', '')})"
         if rule.get("per"):
             text += f", per {humanize(rule['per']).lower()}"
+        if rule.get("period") in ("quarter", "year"):
+            how = "the sum" if rule.get("aggregate") == "sum" else "the mean"
+            text += f", over a {rule['period']} ({how} of its months, judged at its end)"
+        elif rule.get("period") == "week" and not rule.get("sustained"):
+            text += ", in any week"
         if rule.get("sustained"):
             text += f", for {_window(rule['sustained'])} in a row"
+        if rule.get("min_count"):
+            text += f" (judged from {rule['min_count']} records)"
     if rule.get("exempt_if"):
         text += ", unless explained"
     sources = [SOURCES.get(s, s) for s in rule.get("data_source") or []]
@@ -240,16 +248,22 @@ def import_figures(*, engagement, text: str, actor, metrics: set[str]) -> int:
             raise DomainError(f"Line {line}: unknown metric {metric!r}; use one the schedule reads (see the list).")
         period = row["period"].strip()
         try:
-            if len(period) != 7 or period[4] != "-":
-                raise ValueError(period)
-            date.fromisoformat(f"{period}-01")
+            _, start = health.figure_period(period)
+        except ValueError:
+            raise DomainError(
+                f"Line {line}, column period: write the month as YYYY-MM, or the week as YYYY-Www (got {period!r})."
+            ) from None
+        if start > timezone.localdate():
+            raise DomainError(
+                f"Line {line}, column period: {period} has not begun yet; figures are entered for months (or weeks) "
+                "up to the current one."
+            )
+        try:
             value = float(row["value"])
             if not math.isfinite(value):
                 raise ValueError(value)
         except ValueError:
-            raise DomainError(
-                f"Line {line}: period must be YYYY-MM and value a number (got {period!r}, {row['value']!r})."
-            ) from None
+            raise DomainError(f"Line {line}, column value: a finite number is needed (got {row['value']!r}).") from None
         checked.append({"metric": metric, "key": (row.get("key") or "").strip(), "period": period, "value": value})
     if not checked:
         raise DomainError("Line 2: the file has a header but no figures.")
@@ -267,7 +281,7 @@ def metric_history(engagement, *, last: date, months: int = TREND_MONTHS) -> tup
     series: dict[tuple[str, str], dict[date, MetricValue]] = {}
     for row in (
         MetricValue.objects.for_org(engagement.organization)
-        .filter(engagement=engagement, period__gte=axis[0], period__lte=axis[-1])
+        .filter(engagement=engagement, granularity=Granularity.MONTH, period__gte=axis[0], period__lte=axis[-1])
         .order_by("metric", "key", "period")
     ):
         series.setdefault((row.metric, row.key), {})[row.period] = row
@@ -301,6 +315,41 @@ def run_month_now(*, engagement, actor, request=None, today: date | None = None)
         )
         transaction.on_commit(lambda: run_health_check.delay(run.pk))
     return run, created
+
+
+@transaction.atomic
+def record_review(*, result: HealthResult, actor, note: str, request=None) -> HealthResult:
+    """Record that a person reviewed a maintenance task without a machine rule (who, when, what they found): the
+    review item leaves the run's not-evaluable count and reads as done, on the page, in the PDF and in the CLI."""
+    note = note.strip()
+    if not note:
+        raise DomainError("Say what the review found (one line is enough).")
+    if not result.is_review_item:
+        raise DomainError("Only a task reviewed by a person is recorded this way; this one has a rule.")
+    when = timezone.now()
+    who = actor.get_full_name() or actor.email
+    claimed = HealthResult.objects.filter(pk=result.pk, reviewed_at__isnull=True).update(
+        status=rule_engine.OK,
+        reviewed_by=actor,
+        reviewed_at=when,
+        review_note=note,
+        message=f"Reviewed by {who} on {timezone.localtime(when):%-d %B %Y}: {note}",
+    )
+    if not claimed:
+        raise DomainError("This review has already been recorded.")
+    HealthCheckRun.objects.filter(pk=result.run_id, not_evaluable_count__gt=0).update(
+        not_evaluable_count=F("not_evaluable_count") - 1
+    )
+    result.refresh_from_db()
+    activity.record(
+        organization=result.organization,
+        actor=actor,
+        request=request,
+        target=result,
+        verb="health.review_recorded",
+        data={"run": str(result.run.uuid), "task": result.task_key, "note": note},
+    )
+    return result
 
 
 def run_url(run: HealthCheckRun, result: HealthResult | None = None) -> str:

@@ -84,6 +84,15 @@ class MaintenanceSchedule(TenantModel):
     live_since = models.DateField(help_text="Go-live date: first-business-cycle windows count from here.")
     active = models.BooleanField(default=True)
 
+    FIRST_CYCLE_DAYS = (30, 90)  # when the playbook does not say (RI and PRM: 30-90 days; GTM Lifecycle: 30-60)
+
+    @property
+    def first_cycle_days(self) -> tuple[int, int]:
+        """The first business cycle, in days after go-live, as the engagement's playbook states it."""
+        maintenance = self.engagement.spec.maintenance
+        cycle = maintenance.first_business_cycle if maintenance else None
+        return (cycle.window_days.min, cycle.window_days.max) if cycle else self.FIRST_CYCLE_DAYS
+
 
 class Cadence(models.TextChoices):
     WEEKLY = "weekly", "Weekly"
@@ -132,13 +141,22 @@ class Baseline(TenantModel):
         constraints = [models.UniqueConstraint(fields=["engagement", "metric", "key"], name="unique_baseline")]
 
 
+class Granularity(models.TextChoices):
+    MONTH = "month", "Month"
+    WEEK = "week", "Week"
+
+
 class MetricValue(TenantModel):
-    """One figure of one metric for one period: computed from the CRM, or entered / uploaded by a person."""
+    """One figure of one metric for one period: computed from the CRM, or entered / uploaded by a person.
+
+    Most figures are monthly; a rule read per week (RI recording coverage) reads weekly figures, whose period is
+    the Monday of the week."""
 
     engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="metric_values")
     metric = models.CharField(max_length=80)
     key = models.CharField(max_length=120, blank=True)
-    period = models.DateField(help_text="First day of the period.")
+    granularity = models.CharField(max_length=10, choices=Granularity.choices, default=Granularity.MONTH)
+    period = models.DateField(help_text="First day of the period: the 1st of the month, or the week's Monday.")
     value = models.FloatField(null=True, blank=True)
     breakdown = models.JSONField(null=True, blank=True, help_text="e.g. {reason: count} for share rules.")
     source = models.CharField(max_length=20)  # crm / manual / csv
@@ -149,7 +167,9 @@ class MetricValue(TenantModel):
     class Meta:
         ordering = ["engagement", "metric", "key", "period"]
         constraints = [
-            models.UniqueConstraint(fields=["engagement", "metric", "key", "period"], name="unique_metric_value")
+            models.UniqueConstraint(
+                fields=["engagement", "metric", "key", "granularity", "period"], name="unique_metric_value"
+            )
         ]
 
 
@@ -209,9 +229,24 @@ class HealthResult(TenantModel):
         related_name="carried_into",
         help_text="The explanation of an earlier month that covers this flag (status explained).",
     )
+    rule_index = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Which of the task's rules.")
+    rule_text = models.TextField(blank=True, help_text="The rule that was judged, in words.")
+    window = models.CharField(max_length=200, blank=True, help_text="The period the rule was judged over.")
+    response = models.TextField(blank=True, help_text="The seed's response: action if off track, trigger response.")
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True)
 
     class Meta:
         ordering = ["run", "id"]
+
+    @property
+    def is_review_item(self) -> bool:
+        """A maintenance task without a machine rule, in the run for a person to review and record (who, when, a
+        note): not evaluable until recorded, then ok."""
+        return self.kind == TaskKind.TASK and not self.metric
 
     @property
     def explained_note(self) -> str:

@@ -120,7 +120,8 @@ def render(artifact_id: int) -> Artifact | None:
 def health_report_context(run) -> dict:
     from django.utils.safestring import mark_safe
 
-    from .models import HealthResult, MetricValue
+    from .models import Granularity, HealthResult, MetricValue
+    from .rules import NOT_YET_DUE
 
     order = {"red": 0, "not_evaluable": 1, "watch": 2, "explained": 3, "info": 4, "ok": 5}
     results = sorted(
@@ -130,7 +131,7 @@ def health_report_context(run) -> dict:
     history: dict[tuple[str, str], dict] = {}
     for row in (
         MetricValue.objects.for_org(run.organization)
-        .filter(engagement=run.engagement, period__lte=run.period)
+        .filter(engagement=run.engagement, granularity=Granularity.MONTH, period__lte=run.period)
         .order_by("period")
     ):
         history.setdefault((row.metric, row.key), {})[row.period] = row.value
@@ -146,6 +147,10 @@ def health_report_context(run) -> dict:
         "results": results,
         "red": [r for r in results if r.status == "red"],
         "not_evaluable": [r for r in results if r.status == "not_evaluable"],
+        # ... of which: figures or decisions missing, and tasks a person reviews and records (done ones are ok)
+        "data_needed": [r for r in results if r.status == "not_evaluable" and not r.is_review_item],
+        "review_items": [r for r in results if r.is_review_item],
+        "not_yet_due": [r for r in results if r.status == "info" and r.message.startswith(NOT_YET_DUE)],
         "explained": [r for r in results if r.status == "explained"],
         "generated_at": timezone.now(),
     }

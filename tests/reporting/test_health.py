@@ -1,7 +1,7 @@
 """Maintenance schedules and monthly health checks: rules, runs, the report and the exactly-once email."""
 
 import subprocess
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -10,7 +10,7 @@ from engagements import progression
 from engagements.models import EngagementStakeholder
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
-from reporting import health
+from reporting import health, health_actions
 from reporting.models import HealthCheckRun, HealthResult, ReportDelivery, ScheduledTask
 from reporting.tasks import queue_health_checks, run_health_check
 from tests.conftest import body_text, wait_until
@@ -76,9 +76,20 @@ def test_a_month_end_run_flags_evaluates_reports_and_emails_once(cast, engagemen
     unknown = HealthResult.objects.filter(run=run, status="not_evaluable")
     assert unknown.exists()
     assert all(r.message for r in unknown)  # never silent: each says why
-    assert "needs manual input" in set(
-        unknown.values_list("message", flat=True)
-    ) or "no CRM connection for this client" in set(unknown.values_list("message", flat=True))
+    reasons = set(unknown.values_list("message", flat=True))
+    # Figures from the RI platform are entered; one the CRM reading does not compute says so, never "connect".
+    assert (
+        "enter a figure for October 2026: recording coverage comes from the revenue intelligence platform "
+        "(by hand or CSV)" in reasons
+    )
+    assert (
+        "enter a figure for the weeks of October 2026 (YYYY-Www): recording coverage comes from the revenue "
+        "intelligence platform (by hand or CSV)" in reasons
+    )
+    assert (
+        "deal slippage rate is not computed from the CRM yet: enter a figure for October 2026 (by hand or CSV)"
+        in reasons
+    )
 
     messages = smtp.wait_for(2)
     assert {m["To"] for m in messages} == {"maya@acme.example", "carl@alpha.example"}
@@ -140,9 +151,265 @@ def test_real_worker_sends_exactly_one_email_per_recipient(cast, engagement, cel
     run, _ = health.create_run(engagement, OCTOBER)
     run_health_check.delay(run.pk)
     run_health_check.delay(run.pk)  # a redelivered message
-    smtp.wait_for(2)
+    smtp.wait_for(2, timeout=90)  # a worker starting and rendering a PDF on a busy machine
     wait_until(lambda: ReportDelivery.objects.filter(run=run, status="sent").count() == 2, what="two sends")
     queue_health_checks.delay()  # a beat tick after the fact finds the run already there
     run_health_check.delay(run.pk)
     wait_until(lambda: HealthCheckRun.objects.get(pk=run.pk).status == "succeeded", what="the run")
     assert sorted(m["To"] for m in smtp.messages) == ["carl@alpha.example", "maya@acme.example"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Windows as the seeds write them, every due task in its run, and small numbers
+
+
+def start(cast, playbook: str, live_since: date, *, name: str = "Engagement", engagement_type: str = "dedicated"):
+    """An engagement of a library playbook with its maintenance schedule live since `live_since`, no CRM."""
+    load_library_playbooks()
+    e = progression.create_engagement(
+        client=cast.client,
+        playbook_version=Playbook.objects.library().get(key=playbook).latest_version(),
+        name=name,
+        start_date=date(2026, 1, 5),
+        actor=cast.consultant,
+        engagement_type=engagement_type,
+        team=[(cast.consultant, "architect")],
+    )
+    health.start_schedule(engagement=e, actor=cast.consultant, live_since=live_since)
+    return e
+
+
+def check(engagement, period: date) -> dict[str, list[HealthResult]]:
+    """Evaluate the month (no report, no email): {task key: its results}."""
+    run, _ = health.create_run(engagement, period)
+    health.execute_run(run.pk)
+    found: dict[str, list[HealthResult]] = {}
+    for result in HealthResult.objects.filter(run=run).order_by("id"):
+        found.setdefault(result.task_key, []).append(result)
+    return found
+
+
+def enter(engagement, metric: str, values: dict, key: str = "") -> None:
+    for period, value in values.items():
+        health.record_metric(engagement=engagement, metric=metric, key=key, period=period, value=value)
+
+
+AUG, SEP, NOV = date(2026, 8, 1), date(2026, 9, 1), date(2026, 11, 1)
+
+
+@pytest.mark.parametrize(
+    ("churn", "attribution"),
+    [((4, 4, 4), (89, 91, 92.1)), ((2, 3, 4), (88, 89, 92)), ((9, 9, 12), (90, 90, 90))],
+)
+def test_quarter_rules_read_the_quarter_at_its_end(cast, churn, attribution):
+    """PRM: ">10% partner churn in a quarter" adds the quarter's months up; "attribution below 90% for any quarter"
+    is the quarter's mean. Both are judged in the run of the quarter's third month, not before."""
+    e = start(cast, "partnership-success", AUG)
+    enter(e, "partner_churn_rate", dict(zip((AUG, SEP, OCTOBER), churn, strict=True)))
+    enter(e, "attribution_accuracy", dict(zip((AUG, SEP, OCTOBER), attribution, strict=True)))
+    september = check(e, SEP)
+    assert "partner-churn-increasing" not in september and "attribution-degrading" not in september
+    october = check(e, OCTOBER)
+    [churned] = october["partner-churn-increasing"]
+    [attributed] = october["attribution-degrading"]
+    assert churned.status == ("red" if sum(churn) > 10 else "ok"), churned.message
+    assert churned.value == pytest.approx(sum(churn))
+    mean = sum(attribution) / 3
+    assert attributed.status == ("red" if mean < 90 else "ok"), attributed.message
+    assert attributed.value == pytest.approx(mean, abs=0.01)
+    assert churned.window == attributed.window == "the quarter Aug 2026 to Oct 2026"
+    assert churned.response == "Scope partner experience improvement project"
+    assert "partner churn rate is above 10%" in churned.rule_text
+
+
+def test_a_quarter_with_a_month_missing_asks_for_it(cast):
+    e = start(cast, "partnership-success", AUG)
+    enter(e, "partner_churn_rate", {AUG: 4, OCTOBER: 4})
+    [churned] = check(e, OCTOBER)["partner-churn-increasing"]
+    assert churned.status == "not_evaluable"
+    assert churned.message == (
+        "enter the figure of September 2026: the quarter's figure is their sum over its three months"
+    )
+
+
+@pytest.mark.parametrize(
+    ("weeks", "status"),
+    [((90, 84, 83, 90), "red"), ((84, 90, 84, 90), "ok"), ((90, 90, 90, 84), "watch")],
+)
+def test_recording_coverage_below_85_for_two_consecutive_weeks_reads_weekly_figures(cast, weeks, status):
+    """RI: "falls below 85% for 2+ consecutive weeks" on weekly figures uploaded as YYYY-Www (the weeks of October
+    2026 start on Mondays 5, 12, 19 and 26 October: ISO weeks 41 to 44)."""
+    e = start(cast, "revenue-intelligence", AUG)
+    lines = [f"recording_coverage,,2026-W{41 + n},{v}" for n, v in enumerate(weeks)]
+    health.import_csv(engagement=e, text="metric,key,period,value\n" + "\n".join(lines), actor=cast.consultant)
+    [trigger] = check(e, OCTOBER)["recording-coverage-dropping"]
+    assert trigger.status == status, trigger.message
+    assert trigger.window == "the weeks of October 2026 (5 Oct to 26 Oct)"
+    if status == "red":
+        assert trigger.message == "red for 2 consecutive weeks: week of 12 Oct: 84%, week of 19 Oct: 83%"
+    if status == "watch":
+        assert "held for 1 of 2 weeks" in trigger.message
+
+
+def test_a_weekly_rule_without_weekly_figures_asks_for_them(cast):
+    e = start(cast, "revenue-intelligence", AUG)
+    enter(e, "recording_coverage", {OCTOBER: 80})  # a monthly figure says nothing about consecutive weeks
+    results = check(e, OCTOBER)
+    [trigger] = results["recording-coverage-dropping"]
+    assert trigger.status == "not_evaluable"
+    assert trigger.message.startswith("enter a figure for the weeks of October 2026 (YYYY-Www)")
+    assert results["recording-coverage-audit"][0].status == "red"  # the monthly audit reads the month
+
+
+def test_deal_registration_flat_is_not_due_before_sixty_days_live(cast):
+    """PRM: "No increase after 60 days live". Live 1 October: day 60 is 29 November."""
+    e = start(cast, "partnership-success", OCTOBER)
+    health.set_baseline(engagement=e, metric="deal_registration_volume", value=10, actor=cast.consultant)
+    enter(e, "deal_registration_volume", {OCTOBER: 10, NOV: 10})
+    [launch] = check(e, OCTOBER)["deal-registration-flat"]
+    assert launch.status == "info"
+    deadline = OCTOBER + timedelta(days=59)
+    assert launch.message == f"not yet due: judged from 60 days after go-live ({deadline:%-d %B %Y})"
+    [november] = check(e, NOV)["deal-registration-flat"]
+    assert november.status == "red"
+    assert november.response == "Audit registration flow friction, simplify process"
+
+
+def test_a_target_within_two_quarters_is_judged_at_its_deadline(cast):
+    """RI: forecast accuracy +15 pp within 2 quarters of go-live. Live 1 May 2026: the June report is not red; the
+    two quarters end on 31 October 2026, whose run judges it; the months between do not list it."""
+    may = date(2026, 5, 1)
+    e = start(cast, "revenue-intelligence", may)
+    health.set_baseline(engagement=e, metric="forecast_accuracy", value=60, actor=cast.consultant)
+    enter(e, "forecast_accuracy", {date(2026, 6, 1): 62, OCTOBER: 70})
+    [june] = check(e, date(2026, 6, 1))["forecast-accuracy-vs-baseline"]
+    assert june.status == "info" and june.message.startswith("not yet due: judged at 2 quarters after go-live")
+    assert june.window == "by 31 October 2026 (2 quarters after go-live)"
+    assert "forecast-accuracy-vs-baseline" not in check(e, SEP)
+    [october] = check(e, OCTOBER)["forecast-accuracy-vs-baseline"]
+    assert october.status == "red"  # +10 pp of the +15 asked
+    assert "+10" in october.message
+
+
+def test_catch_up_gives_what_the_runs_on_time_gave(cast, settings, tmp_path):
+    settings.MEDIA_ROOT = tmp_path
+    figures = {
+        "recording_coverage": {AUG: 92, SEP: 84, OCTOBER: 83, NOV: 95},
+        "sync_failures": {AUG: 0, SEP: 2, OCTOBER: 3, NOV: 0},
+        "forecast_submission_compliance": {AUG: 85, SEP: 84.9, OCTOBER: 90, NOV: 70},
+    }
+    on_time = start(cast, "revenue-intelligence", AUG, name="On time")
+    later = start(cast, "revenue-intelligence", AUG, name="Caught up")
+    for engagement in (on_time, later):
+        for metric, values in figures.items():
+            enter(engagement, metric, values)
+    months = [AUG, SEP, OCTOBER, NOV]
+    for month in months:
+        check(on_time, month)
+    caught = health.catch_up(later.maintenance_schedule.pk, today=date(2027, 1, 15))
+    assert [r.period for r in caught] == months
+
+    def verdicts(engagement):
+        return [
+            (r.run.period, r.task_key, r.metric, r.key, r.status, r.message, r.window)
+            for r in HealthResult.objects.filter(run__engagement=engagement).order_by("run__period", "id")
+        ]
+
+    assert verdicts(on_time) == verdicts(later)
+    sync = {r.run.period: r.status for r in HealthResult.objects.filter(run__engagement=later, metric="sync_failures")}
+    assert sync == {AUG: "ok", SEP: "watch", OCTOBER: "red", NOV: "ok"}  # "sustained": two months in a row
+
+
+def test_every_6_12_month_task_comes_back_every_six_months(cast):
+    e = start(cast, "revenue-intelligence", AUG)
+    schedule = e.maintenance_schedule
+    task = schedule.tasks.get(key="full-scoring-recalibration")
+    due = [n for n in range(36) if health.is_due(task, schedule, health_actions.add_months(AUG, n))]
+    assert due == [5, 11, 17, 23, 29, 35]  # the 6th month since go-live, then every 6 months, year after year
+
+
+def test_a_task_without_a_machine_rule_is_a_review_item_recorded_by_a_person(cast):
+    e = start(cast, "revenue-intelligence", AUG)
+    month_18 = health_actions.add_months(AUG, 17)
+    results = check(e, month_18)
+    keys = {
+        "full-scoring-recalibration",
+        "platform-feature-review",
+        "benchmark-refresh",
+        "consolidation-expansion-review",
+    }
+    assert keys <= results.keys()
+    [review] = results["benchmark-refresh"]
+    assert review.is_review_item and review.status == "not_evaluable"
+    assert review.message == (
+        "A person reviews this and records it: Benchmark refresh using updated top performer analysis"
+    )
+    assert review.window == "every 6-12 months: month 18 since go-live (January 2028)"
+    run = review.run
+    before = run.not_evaluable_count
+    health_actions.record_review(result=review, actor=cast.consultant, note="Benchmarks refreshed from Q4 winners.")
+    review.refresh_from_db()
+    run.refresh_from_db()
+    assert review.status == "ok" and review.reviewed_by == cast.consultant and review.reviewed_at is not None
+    assert review.message.endswith("Benchmarks refreshed from Q4 winners.")
+    assert run.not_evaluable_count == before - 1
+    with pytest.raises(DomainError, match="already been recorded"):
+        health_actions.record_review(result=review, actor=cast.consultant, note="again")
+    # RI's quarterly top-performer benchmark refresh has no rule either: it is in each quarter's run.
+    assert check(e, OCTOBER)["top-performer-benchmark-refresh"][0].is_review_item
+
+
+def test_the_delivery_models_operate_phase_has_its_maintenance_schedule(cast):
+    e = start(cast, "delivery-model", AUG, engagement_type="")
+    schedule = e.maintenance_schedule
+    assert schedule.owner == "consultancy"  # prospr monitors while embedded support remains active
+    assert set(schedule.tasks.values_list("key", flat=True)) == {
+        "system-health-reporting",
+        "data-quality-review",
+        "adoption-review",
+    }
+    assert set(check(e, SEP)) == {"system-health-reporting", "data-quality-review"}
+    october = check(e, OCTOBER)
+    assert set(october) == {"system-health-reporting", "data-quality-review", "adoption-review"}
+    assert all(r.is_review_item for results in october.values() for r in results)
+
+
+def test_small_volumes_and_small_denominators_are_not_judged(cast):
+    """GTM Lifecycle: a stage volume or a conversion rate resting on fewer than 20 records is "too few records to
+    judge", not a red flag; the same drop on enough records is."""
+    e = start(cast, "gtm-lifecycle", AUG)
+    for stage, base, now in (("MQL", 7, 5), ("SQL", 100, 70)):
+        health.set_baseline(engagement=e, metric="stage_entry_volume", key=stage, value=base, actor=cast.consultant)
+        enter(e, "stage_entry_volume", {OCTOBER: now}, key=stage)
+    for transition, base, now in (("MQL→SQL", 50, 20), ("SQL→SAO", 50, 20)):
+        health.set_baseline(
+            engagement=e, metric="stage_conversion_rate", key=transition, value=base, actor=cast.consultant
+        )
+        enter(e, "stage_conversion_rate", {OCTOBER: now}, key=transition)
+    results = check(e, OCTOBER)
+    volume = {r.key: r for r in results["production-by-stage-volume"]}
+    assert volume["MQL"].status == "info"  # 5 vs 7
+    assert volume["MQL"].message.startswith("too few records to judge: 5 vs baseline 7")
+    assert volume["SQL"].status == "red"  # 70 vs 100: down 30%
+    conversion = {r.key: r for r in results["stage-conversion-rate-check"]}
+    assert conversion["MQL→SQL"].status == "info"  # 5 MQLs entered this month
+    assert conversion["MQL→SQL"].message == (
+        "too few records to judge: 20 vs baseline 50, from 5 records (a change is judged from 20 records)"
+    )
+    assert conversion["SQL→SAO"].status == "red"  # 70 SQLs entered: 30 pp down is a flag
+
+
+def test_a_figure_for_a_month_that_has_not_begun_is_refused(cast):
+    e = start(cast, "revenue-intelligence", AUG)
+    text = "metric,key,period,value\nforecast_submission_compliance,,2026-10,90\nrecording_coverage,,2031-01,95\n"
+    with pytest.raises(DomainError, match=r"^Line 3, column period: 2031-01 has not begun yet"):
+        health.import_csv(engagement=e, text=text, actor=cast.consultant)
+    with pytest.raises(DomainError, match=r"^Line 3, column period: 2031-01 has not begun yet"):
+        health_actions.import_figures(
+            engagement=e,
+            text=text,
+            actor=cast.consultant,
+            metrics={"forecast_submission_compliance", "recording_coverage"},
+        )
+    with pytest.raises(DomainError, match="has not begun yet"):
+        health.record_metric(engagement=e, metric="recording_coverage", period=date(2031, 1, 1), value=95)

@@ -203,8 +203,16 @@ def test_figures_entered_by_hand_and_uploaded_as_csv(consultant, cast, scheduled
         u("metrics-upload", scheduled), {"csv-file": SimpleUploadedFile("bad.csv", bad.encode())}
     )
     assert response.status_code == 400
-    assert "Nothing was imported. Line 3: period must be YYYY-MM" in text_of(response)
+    assert "Nothing was imported. Line 3, column period: write the month as YYYY-MM" in text_of(response)
     assert not MetricValue.objects.filter(period=date(2026, 10, 1)).exists(), "a bad line imports nothing"
+
+    future = "metric,key,period,value\nrecording_coverage,,2026-10,95\nrecording_coverage,,2031-01,95\n"
+    response = consultant.post(
+        u("metrics-upload", scheduled), {"csv-file": SimpleUploadedFile("future.csv", future.encode())}
+    )
+    assert response.status_code == 400
+    assert "Line 3, column period: 2031-01 has not begun yet" in text_of(response)
+    assert not MetricValue.objects.filter(period=date(2026, 10, 1)).exists()
 
     unknown = "metric,period,value\nrecording_coverage,2026-10,95\n\nrevenue_vibes,2026-10,3\n"
     response = consultant.post(
@@ -267,7 +275,9 @@ def test_run_now_flags_explain_board_deliveries_and_pdf(consultant, cast, schedu
     trend = body.split(f'id="result-{compliance.uuid}"')[1].split("</li>")[0]
     assert "<svg" in trend and "pygal-sparkline" in trend, "a small trend of the last months"
     assert "91" in trend.split('aria-label="Trend:')[1].split('"')[0]
-    assert "needs manual input" in body or "no CRM connection for this client" in body, "not evaluable says why"
+    assert "enter a figure for" in body and "comes from the revenue intelligence platform" in body, (
+        "not evaluable says what to enter"
+    )
     assert "Download the report (PDF)" in body
 
     # Deliveries: one email per recipient, shown per recipient.

@@ -107,11 +107,11 @@ def test_revenue_intelligence_thresholds():
 
 def test_partnership_deal_registration_flat_after_sixty_days_and_sync_errors():
     flat = rule("partnership-success", "deal-registration-flat")
-    early = Figures(current=10.0, baseline=10.0, live_since=date(2026, 10, 1), today=date(2026, 11, 1))
+    early = Figures(current=10.0, baseline=10.0, live_since=date(2026, 10, 1), as_of=date(2026, 11, 1))
     assert evaluate(flat, early).status == INFO
-    late = Figures(current=10.0, baseline=10.0, live_since=date(2026, 8, 1), today=date(2026, 11, 1))
+    late = Figures(current=10.0, baseline=10.0, live_since=date(2026, 8, 1), as_of=date(2026, 11, 1))
     assert evaluate(flat, late).status == RED
-    grew = Figures(current=14.0, baseline=10.0, live_since=date(2026, 8, 1), today=date(2026, 11, 1))
+    grew = Figures(current=14.0, baseline=10.0, live_since=date(2026, 8, 1), as_of=date(2026, 11, 1))
     assert evaluate(flat, grew).status == OK
     sync = rule("partnership-success", "crm-sync-health-check")
     assert evaluate(sync, Figures(current=49.0)).status == RED
@@ -120,11 +120,11 @@ def test_partnership_deal_registration_flat_after_sixty_days_and_sync_errors():
 
 def test_target_within_a_window():
     login = rule("partnership-success", "portal-login-rate")
-    early = Figures(current=40.0, live_since=date(2026, 11, 1), today=date(2026, 11, 10))
+    early = Figures(current=40.0, live_since=date(2026, 11, 1), as_of=date(2026, 11, 10))
     assert evaluate(login, early).status == INFO
-    late = Figures(current=40.0, live_since=date(2026, 9, 1), today=date(2026, 11, 10))
+    late = Figures(current=40.0, live_since=date(2026, 9, 1), as_of=date(2026, 11, 10))
     assert evaluate(login, late).status == RED
-    assert evaluate(login, Figures(current=75.0, live_since=date(2026, 9, 1), today=date(2026, 11, 10))).status == OK
+    assert evaluate(login, Figures(current=75.0, live_since=date(2026, 9, 1), as_of=date(2026, 11, 10))).status == OK
 
 
 def test_events_and_tracking():
@@ -140,8 +140,84 @@ def test_every_library_rule_evaluates_without_data_to_not_evaluable_or_ok(playbo
     """No rule of the library passes silently when it has no data."""
     pb = LIBRARY[playbook]
     rules = [r for t in pb.maintenance.tasks for r in t.rules] + [t.rule for t in pb.maintenance.refinement_triggers]
-    assert rules
     for r in rules:
         result = evaluate(r, Figures(current=None, missing_reason="needs manual input"))
         expected = OK if r.event else NOT_EVALUABLE
         assert result.status == expected, (r, result)
+
+
+# --------------------------------------------------------------------------------------------------
+# Every threshold rule of the library, from its YAML: just inside and just outside its threshold.
+
+THRESHOLDS = {"below", "above", "count_above", "duration_above", "share_above", "drop_pp", "drop_pct", "drop_from_peak"}
+
+
+def library_rules(comparisons=None):
+    """(playbook, task or trigger key, rule) of every maintenance rule in the library."""
+    found = []
+    for pb in LIBRARY.values():
+        if pb.maintenance is None:
+            continue
+        owned = [(t.key, r) for t in pb.maintenance.tasks for r in t.rules]
+        owned += [(t.key, t.rule) for t in pb.maintenance.refinement_triggers]
+        found += [(pb.key, key, r) for key, r in owned if comparisons is None or r.comparison in comparisons]
+    return found
+
+
+def reasons(leading: int, total: int = 1000) -> dict:
+    """{reason: count} of `total` records where reason "A" leads with `leading`, the rest in groups of 50."""
+    rest = total - leading
+    return {"A": leading, **{f"R{n}": min(50, rest - 50 * n) for n in range((rest + 49) // 50)}}
+
+
+def boundary(rule) -> tuple[dict, dict]:
+    """Figures (as keyword arguments) exactly at the seed's threshold (not a flag) and just past it (a flag), worked
+    out from the comparison's wording: "below 85%" is red at 84.9; "drops >5 pp from baseline" is red at 5.1 pp."""
+    t = rule.threshold
+    step = 1 if rule.unit == "count" else 0.1
+    if rule.comparison == "below":
+        return {"current": t}, {"current": t - step}
+    if rule.comparison in ("above", "count_above", "duration_above"):
+        return {"current": t}, {"current": t + step}
+    if rule.comparison == "share_above":  # 1000 records: the leading reason holds t% of them, then one more
+        leading = round(t * 10)
+        return {"current": reasons(leading)}, {"current": reasons(leading + 1)}
+    if rule.comparison == "drop_pp":
+        return {"current": 50 - t, "baseline": 50}, {"current": 50 - t - step, "baseline": 50}
+    if rule.comparison == "drop_pct":  # a baseline of 1000 records: t% fewer, then one record fewer still
+        return {"current": 1000 - 10 * t, "baseline": 1000}, {"current": 1000 - 10 * t - 1, "baseline": 1000}
+    assert rule.comparison == "drop_from_peak"
+    return {"current": 80 - t, "history": [80]}, {"current": 80 - t - step, "history": [80]}
+
+
+def figures_for(rule, values: dict, *, held: bool = True) -> Figures:
+    """Figures for the rule's shape: per key when it says `per`, per week when it reads weeks, with the earlier
+    windows a sustained rule needs (`held`: they were past the threshold too; else the window just before was not)."""
+    current, baseline, history = values["current"], values.get("baseline"), list(values.get("history", []))
+    if rule.sustained is not None:
+        before = current if held else boundary(rule)[0]["current"]
+        history += [before] * (rule.sustained.n - 1)
+    counts = 1000 if rule.min_count else None  # plenty of records behind each figure
+    if rule.window == "week":
+        return Figures(current=None, history=history, windows=[("week of 5 Oct", current)])
+    if rule.per:
+        return Figures(
+            current={"X": current},
+            history=[{"X": h} for h in history],
+            baseline=None if baseline is None else {"X": baseline},
+            counts={"X": counts} if counts else None,
+        )
+    return Figures(current=current, history=history, baseline=baseline, counts=counts)
+
+
+THRESHOLD_RULES = library_rules(THRESHOLDS)
+
+
+@pytest.mark.parametrize(("playbook", "key", "rule"), THRESHOLD_RULES, ids=[f"{p}:{k}" for p, k, _ in THRESHOLD_RULES])
+def test_each_threshold_holds_to_the_boundary(playbook, key, rule):
+    at, past = boundary(rule)
+    assert evaluate(rule, figures_for(rule, at)).status == OK, "at the threshold is not past it"
+    assert evaluate(rule, figures_for(rule, past)).status == RED, "just past the threshold is a flag"
+    if rule.sustained is not None:
+        # Past the threshold in this window only: not yet the sustained run the seed asks for.
+        assert evaluate(rule, figures_for(rule, past, held=False)).status == WATCH

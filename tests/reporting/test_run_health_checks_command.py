@@ -81,7 +81,7 @@ def test_a_crossed_threshold_is_listed_and_a_second_invocation_sends_nothing(cas
         health.set_baseline(engagement=engagement, metric="stage_entry_volume", key=stage, value=100_000, actor=None)
     crm.reset_stats()
 
-    [entry] = run_json("--period", "2026-10")
+    [entry] = run_json("--period", "2026-10", "--email")  # a month before the one just ended: emailed when asked
     assert (entry["org"], entry["client"], entry["engagement"]) == ("alpha", "Acme Robotics", "Lifecycle rebuild")
     assert entry["period"] == "2026-10" and entry["status"] == "succeeded" and entry["checked_now"] is True
     assert entry["api_calls"] == crm.stats["total"] > 0, "the CRM figures came from the sandbox, over HTTP"
@@ -123,7 +123,7 @@ def test_an_explained_flag_shows_explained_the_next_month(cast, crm, smtp):
         result=october, explanation="Sales team halved during the reorganisation.", actor=cast.consultant
     )
 
-    [november] = run_json("--period", "2026-11")
+    [november] = run_json("--period", "2026-11", "--email")
     explained, red = flags(november, "explained"), flags(november)
     assert set(explained) == {"SAO"} and set(red) == {"Closed Won"}, "only the explained stage is carried"
     assert explained["SAO"]["explanation"] == "Sales team halved during the reorganisation."
@@ -193,3 +193,28 @@ def test_a_failed_run_is_printed_then_exits_non_zero(cast, smtp):
     assert run_row.status == "failed" and run_row.report is None and not reports(smtp)
     # Reported again, not re-run: the failure is on the run for the consultants to see; exit status 0.
     assert "status: failed (already run on" in run()
+
+
+def test_json_is_alone_on_stdout_while_the_console_backend_prints_the_emails(cast, settings, capsys):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    revenue_engagement(cast.client, cast.consultant)
+    call_command("run_health_checks", "--json")  # the month just ended: its report is emailed
+    printed = capsys.readouterr()
+    [entry] = json.loads(printed.out)
+    assert entry["emails"]["sent"] >= 1
+    assert "Subject: " in printed.err, "the emails went to stderr"
+    red = [r for r in entry["results"] if r["status"] != "ok"]
+    assert all(r["window"] and "rule" in r and "response" in r for r in red)
+
+
+def test_a_back_filled_month_is_not_emailed_unless_asked(cast, smtp):
+    engagement = revenue_engagement(cast.client, cast.consultant)
+    just_ended = health_actions.due_period()
+    back = [health_actions.add_months(just_ended, -n) for n in (2, 1)]
+    [entry] = run_json("--period", f"{back[0]:%Y-%m}")
+    assert entry["status"] == "succeeded" and entry["emails"] == {"sent": 0, "waiting": 0, "failed": 0}
+    run_row = HealthCheckRun.objects.get(engagement=engagement, period=back[0])
+    assert run_row.report is not None and not ReportDelivery.objects.filter(run=run_row).exists()
+    assert not reports(smtp)
+    [asked] = run_json("--period", f"{back[1]:%Y-%m}", "--email")
+    assert asked["emails"]["sent"] == 1 and [m["To"] for m in reports(smtp)] == ["carl@alpha.example"]

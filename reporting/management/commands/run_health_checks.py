@@ -1,10 +1,12 @@
 """Run the monthly health checks now, in this process: `manage.py run_health_checks [--org SLUG] [--period YYYY-MM]
-[--json]`. The same runs, reports and emails as beat's, through reporting.health.check_now."""
+[--json] [--email]`. The same runs, reports and emails as beat's, through reporting.health.check_now."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import sys
 from datetime import date
 from typing import Any
 
@@ -41,7 +43,9 @@ class Command(BaseCommand):
         "again. Prints one block per engagement (--json: a list with each run and its results). Exit status 0 "
         "even when red flags are found; 1 (an error naming them) when a run executed by this invocation failed, "
         "after the others have run and been printed. Emails go out through the send_health_report task: here when "
-        "no broker is configured, to the Celery workers otherwise."
+        "no broker is configured, to the Celery workers otherwise. A month before the one just ended is back-filled: "
+        "its report is rendered but not emailed unless --email is given. With --json, stdout carries the JSON alone "
+        "(anything else, such as emails printed by the console backend, goes to stderr)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -50,6 +54,11 @@ class Command(BaseCommand):
             "--period", metavar="YYYY-MM", help="the month to check, once it has ended (default: the month just ended)"
         )
         parser.add_argument("--json", action="store_true", help="print the runs and their results as JSON")
+        parser.add_argument(
+            "--email",
+            action="store_true",
+            help="email the reports of a back-filled month too (the month just ended is always emailed)",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         period = parse_period(options["period"])
@@ -60,16 +69,21 @@ class Command(BaseCommand):
             organizations = [org]
         else:
             organizations = list(Organization.objects.order_by("slug"))
+        email = options["email"] or period == health.previous_month(timezone.localdate())
+        # With --json, stdout is for the JSON alone: whatever the runs print (the console email backend writes each
+        # email to sys.stdout) goes to stderr.
+        quiet = contextlib.redirect_stdout(sys.stderr) if options["json"] else contextlib.nullcontext()
         outcomes = []
-        for org in organizations:
-            schedules = (
-                health.due_schedules(period, MaintenanceSchedule.objects.for_org(org))
-                .select_related("engagement__client", "engagement__organization")
-                .order_by("engagement__client__name", "engagement__name", "engagement__created_at")
-            )
-            for schedule in schedules:
-                run, what = health.check_now(schedule.engagement, period, actor_label=ACTOR_LABEL)
-                outcomes.append(outcome(org, schedule.engagement, run, what))
+        with quiet:
+            for org in organizations:
+                schedules = (
+                    health.due_schedules(period, MaintenanceSchedule.objects.for_org(org))
+                    .select_related("engagement__client", "engagement__organization")
+                    .order_by("engagement__client__name", "engagement__name", "engagement__created_at")
+                )
+                for schedule in schedules:
+                    run, what = health.check_now(schedule.engagement, period, actor_label=ACTOR_LABEL, email=email)
+                    outcomes.append(outcome(org, schedule.engagement, run, what))
         if options["json"]:
             self.stdout.write(json.dumps(outcomes, indent=2, ensure_ascii=False))
         else:
@@ -101,6 +115,9 @@ class Command(BaseCommand):
                 key = f" ({r['key']})" if r["key"] else ""
                 if r["status"] == rule_engine.RED:
                     self.stdout.write(f"    RED  {r['task_name']}{key}: {r['message']}")
+                    self.stdout.write(f"         {r['rule']} Judged over {r['window']}.")
+                    if r["response"]:
+                        self.stdout.write(f"         What to do: {r['response']}")
                 elif r["status"] == rule_engine.EXPLAINED:
                     self.stdout.write(
                         f"    explained  {r['task_name']}{key}: {r['explained_note']}: {r['explanation']}"
@@ -170,6 +187,10 @@ def outcome(org, engagement, run, what: str) -> dict:
                 "baseline": r.baseline,
                 "threshold": r.threshold,
                 "message": r.message,
+                "rule": r.rule_text,
+                "window": r.window,
+                "response": r.response,
+                "review_item": r.is_review_item,
                 "explanation": r.explanation,
                 "explained_note": r.explained_note,
             }
