@@ -475,15 +475,19 @@ def _deal_outcomes(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     for kind, f in lifecycle_like(snap, ("lead", "contact", "company")):
         bad = [v for v in f["values"] if value_class(v) == vocabulary.OUTCOME]
         if bad:
+            # 'Lost Interest' only looks like an outcome: advisory unless a value is a documented one (Closed Lost)
+            sure = any(documented(v) for v in bad)
             hits.append(
                 r.hit(
                     object=kind,
                     field=f["name"],
                     domain=COMPANY_LIFECYCLE if kind == "company" else r.domain,
+                    severity=r.severity if sure else LOW,
                     values=[shown(v) for v in bad],
                     count=len(bad),
                     message=f"{snap.crm} {OBJECT_LABELS[kind]} field {field_label(f)} holds deal outcomes: "
-                    f"{listing(shown(v) for v in bad)}.",
+                    f"{listing(shown(v) for v in bad)}."
+                    + ("" if sure else " These names are not in the standard vocabulary: check what they mean."),
                 )
             )
     return hits

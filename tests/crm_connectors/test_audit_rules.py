@@ -381,6 +381,18 @@ def test_status_values_in_a_lifecycle_field_are_high_only_when_the_vocabulary_kn
     assert hit.severity == "low" and "not in the standard vocabulary" in hit.message
 
 
+def test_deal_outcomes_in_a_status_field_are_high_only_when_the_vocabulary_knows_them():
+    status = [opt("New"), opt("Working"), opt("Closed Lost")]
+    data = snapshot(fields={"lead": [picklist("Status", "Lead Status", "status", status)]})
+    [hit] = hits_of(data, "LC-DEAL-OUTCOME-IN-LIFECYCLE")
+    assert (hit.severity, hit.values) == ("high", ["Closed Lost"])
+    data["fields"]["lead"][0]["values"][2] = opt("Lost Interest")
+    [hit] = hits_of(data, "LC-DEAL-OUTCOME-IN-LIFECYCLE")
+    assert (hit.severity, hit.values) == ("low", ["Lost Interest"]) and "not in the standard vocabulary" in hit.message
+    data["fields"]["lead"][0]["values"][2] = opt("Closed - Converted")  # Salesforce's own lead status
+    assert hits_of(data, "LC-DEAL-OUTCOME-IN-LIFECYCLE") == []
+
+
 def test_leads_and_contacts_tracking_the_funnel_in_different_fields_overlap():
     status = [opt("New"), opt("Working"), opt("MQL"), opt("SQL")]
     data = snapshot(
