@@ -1,5 +1,8 @@
 """The one way the activity log is written. Services call `record` inside their transaction."""
 
+import ipaddress
+
+from django.conf import settings
 from django.db import models
 
 from . import data_version
@@ -7,11 +10,23 @@ from .models import ActivityEntry, Organization
 
 
 def client_ip(request) -> str | None:
+    """The address the request came from: REMOTE_ADDR, unless TRUSTED_PROXY_COUNT proxies stand in front.
+
+    Each proxy appends the address it received the request from to X-Forwarded-For, so with N trusted proxies the
+    client is the N-th address from the right. Anything further left was written by the client and proves nothing.
+    """
     if request is None:
         return None
-    # Behind the proxy in docker-compose the first X-Forwarded-For hop is the client.
-    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-    return (forwarded.split(",")[0].strip() or request.META.get("REMOTE_ADDR")) or None
+    address = request.META.get("REMOTE_ADDR") or None
+    proxies = settings.TRUSTED_PROXY_COUNT
+    if proxies > 0:
+        forwarded = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if hop.strip()]
+        if len(forwarded) >= proxies:
+            address = forwarded[-proxies]
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:  # not an address (a misconfigured proxy): record nothing rather than fail the request
+        return None
 
 
 def record(

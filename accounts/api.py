@@ -4,7 +4,12 @@ Every organization-scoped endpoint derives from OrgScopedViewSet. It owns get_qu
 can only narrow the organization's rows (through `scope`), never forget the organization filter.
 """
 
+from django.contrib.auth import authenticate
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, viewsets
+from rest_framework.authtoken.models import Token
+from rest_framework.response import Response
+from rest_framework.views import APIView
 
 from .access import SAFE_METHODS, membership_for
 from .models import DomainError, Membership, Organization
@@ -90,3 +95,48 @@ class MemberViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedV
 
     def scope(self, queryset):
         return queryset.select_related("user")
+
+
+class TokenRequestSerializer(serializers.Serializer):
+    email = serializers.CharField(required=False, help_text="The email address you sign in with.")
+    username = serializers.CharField(required=False, help_text="The same as `email`; kept for older clients.")
+    password = serializers.CharField(trim_whitespace=False, write_only=True, style={"input_type": "password"})
+
+    def validate(self, data):
+        account = data.get("email") or data.get("username")
+        if not account:
+            raise serializers.ValidationError({"email": ["Give the email address you sign in with."]})
+        # Within the sign-in limits (accounts/throttling.py): too many failures raise a 429 before the check.
+        request = self.context["request"]
+        user = authenticate(request=request, username=account.strip().lower(), password=data["password"])
+        if user is None:
+            raise serializers.ValidationError(
+                {"non_field_errors": ["Unable to sign in with this email address and password."]}
+            )
+        return {"user": user}
+
+
+class TokenResponseSerializer(serializers.Serializer):
+    token = serializers.CharField()
+
+
+class ObtainTokenView(APIView):
+    """Exchange an email address and password for the account's API token (the same token every time)."""
+
+    authentication_classes = ()
+    permission_classes = ()
+    throttle_classes = ()  # the sign-in limits apply instead: per account and per IP address
+
+    @extend_schema(
+        request=TokenRequestSerializer,
+        responses={
+            200: TokenResponseSerializer,
+            400: OpenApiResponse(description="Wrong email address or password, keyed by field."),
+            429: OpenApiResponse(description="Too many failed sign-ins: Retry-After says when to try again."),
+        },
+    )
+    def post(self, request):
+        serializer = TokenRequestSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        token, _ = Token.objects.get_or_create(user=serializer.validated_data["user"])
+        return Response({"token": token.key})

@@ -3,6 +3,7 @@ from django.contrib.auth.forms import AuthenticationForm, UsernameField
 from django.contrib.auth.password_validation import validate_password
 
 from .models import Role
+from .throttling import SignInRefused
 
 
 class OrganizationForm(forms.Form):
@@ -65,6 +66,12 @@ class EmailAuthenticationForm(AuthenticationForm):
 
     def clean_username(self):
         return self.cleaned_data["username"].strip().lower()
+
+    def clean(self):
+        try:
+            return super().clean()
+        except SignInRefused as exc:  # too many failures: the password was not checked
+            raise forms.ValidationError(exc.message, code="sign_in_paused") from None
 
 
 class OrganizationSettingsForm(forms.ModelForm):

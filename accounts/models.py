@@ -170,3 +170,20 @@ class ActivityEntry(TenantModel):
 
     def delete(self, *args, **kwargs):
         raise DomainError("Activity entries are append-only.")
+
+
+class LimitHit(models.Model):
+    """One attempt counted against an abuse limit (accounts/throttling.py): a failed sign-in, a portal link request.
+
+    The database copy of what the cache counts, so limits hold when the cache is cleared or Redis is down. `key` is
+    a digest of the limit's scope and subject (an email address, an IP address, a stakeholder), never the subject.
+    """
+
+    key = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [models.Index(fields=["key", "created_at"]), models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.key[:12]}… at {self.created_at:%Y-%m-%d %H:%M:%S}"

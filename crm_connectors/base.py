@@ -103,6 +103,11 @@ class CrmQueryError(CrmError):
     """The CRM refused a request as invalid (unknown field, bad query, missing resource)."""
 
 
+class CrmNotReadable(CrmQueryError):
+    """This user may not read one object or endpoint (Salesforce INSUFFICIENT_ACCESS on a describe, HubSpot
+    MISSING_SCOPES): about that item only, so the reading notes it and goes on."""
+
+
 class Unreadable(NamedTuple):
     """A field the connector meant to read but could not: absent from describe/properties, or refused when queried
     (field-level security). `reason` is plain words a consultant can act on."""
@@ -729,6 +734,7 @@ __all__ = [
     "CrmError",
     "CrmField",
     "CrmMalformedResponse",
+    "CrmNotReadable",
     "CrmObject",
     "CrmQueryError",
     "CrmRateLimited",

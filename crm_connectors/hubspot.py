@@ -47,6 +47,7 @@ from .base import (
     CrmError,
     CrmField,
     CrmMalformedResponse,
+    CrmNotReadable,
     CrmObject,
     CrmQueryError,
     CrmUnsupported,
@@ -105,7 +106,7 @@ REQUIRED = {
 }
 NEXT_STEP = ("hs_next_step", "hs_is_closed")  # open deals without a next step
 DUPLICATE_KEYS = {"contact": "email", "company": "domain"}
-FREE_TEXT_RECORDS = 1_000  # value_counts on a free-text property reads at most this many records (5 search pages)
+FREE_TEXT_RECORDS = 200  # value_counts on a free-text property reads at most this many records (one search page)
 CUSTOM_OBJECTS = 10  # custom_objects: at most this many custom object schemas kept
 # lifecycle-like HubSpot-defined properties worth auditing; other hs_* enumerations are system noise
 KNOWN_HS = {"hs_lead_status", "hs_pipeline_stage"}
@@ -257,6 +258,7 @@ class HubSpotConnector(CrmConnector):
         self._properties: dict[str, list[Any]] = {}
         self._pipelines: dict[str, list[Pipeline]] = {}
         self._fields: dict[str, list[CrmField]] = {}
+        self._record_totals: dict[str, int] = {}
 
     # ---- plumbing
 
@@ -333,6 +335,12 @@ class HubSpotConnector(CrmConnector):
         )
         category = body.get("category") or ""
         detail = f"{category}: {message}" if category else message
+        if status == 403 and category == "MISSING_SCOPES":
+            return CrmNotReadable(
+                f"HubSpot refused the request ({detail}). The private app lacks the scope for this object.",
+                platform="hubspot",
+                status=status,
+            )
         if status in (401, 403):
             return CrmAuthError(
                 f"HubSpot refused the request ({detail}). Check the private app's token and scopes.",
@@ -364,6 +372,24 @@ class HubSpotConnector(CrmConnector):
 
     def _total(self, kind: str, groups: list[list[dict[str, Any]]]) -> int:
         return int(self._search(kind, groups, limit=1, properties=["hs_object_id"]).total)
+
+    def _records(self, kind: str) -> int:
+        """All records of an object, counted once per connector (the counts below share it)."""
+        if kind not in self._record_totals:
+            self._record_totals[kind] = self._total(kind, [])
+        return self._record_totals[kind]
+
+    def _rest(self, kind: str, name: str, counted: int, values: list[str], *, single: bool = False) -> int:
+        """Records holding a value no option (or stage) lists: what is left of all records once every option and
+        the empty ones are counted; a single-select property holds one value per record. Searched instead (NOT_IN)
+        for a multi-select property, or when the records changed between the counts and the arithmetic would be
+        negative."""
+        multi = not single and any(p.name == name and p.field_type == "checkbox" for p in self._property_list(kind))
+        if not multi:
+            left = self._records(kind) - counted
+            if left >= 0:
+                return left
+        return self._total(kind, [self._not_in(name, values)]) if values else 0
 
     def _property_list(self, kind: str) -> list[Any]:
         object_type = self._object_type(kind)
@@ -417,7 +443,11 @@ class HubSpotConnector(CrmConnector):
     def objects(self) -> list[CrmObject]:
         out = [CrmObject("lead", OBJECTS["lead"], LABELS["lead"], False)]
         for kind in ("contact", "company", "deal", "ticket"):
-            out.append(CrmObject(kind, OBJECTS[kind], LABELS[kind], True, self._total(kind, [])))
+            try:
+                out.append(CrmObject(kind, OBJECTS[kind], LABELS[kind], True, self._records(kind)))
+            except CrmNotReadable as exc:
+                self.note(f"{LABELS[kind]} are not readable by this token ({exc}).")
+                out.append(CrmObject(kind, OBJECTS[kind], LABELS[kind], False))
         return out
 
     def fields(self, kind: str) -> list[CrmField]:
@@ -525,7 +555,8 @@ class HubSpotConnector(CrmConnector):
                     stages.append(ValueCount(s.id, s.label, n, True, s.active, p.id))
                     ids.append(s.id)
             without = self._total(kind, [[{"property_name": stage_field, "operator": "NOT_HAS_PROPERTY"}]])
-            unknown = self._total(kind, [self._not_in(stage_field, ids)]) if ids else 0
+            # a pipeline stage property holds one stage per record
+            unknown = self._rest(kind, stage_field, sum(s.count for s in stages) + without, ids, single=True)
         total = sum(s.count for s in stages) + without + unknown
         return StageCounts(kind, tuple(stages), without, unknown, total, meter.calls)
 
@@ -548,7 +579,9 @@ class HubSpotConnector(CrmConnector):
             ]
             empty = self._total(kind, [[{"property_name": f.api_name, "operator": "NOT_HAS_PROPERTY"}]])
             rest = [self._not_in(f.api_name, [v.api_value for v in f.values])]
-            unknown = self._total(kind, rest)
+            unknown = self._rest(
+                kind, f.api_name, sum(v.count for v in values) + empty, [v.api_value for v in f.values]
+            )
             named, note = unknown == 0, ""
             if unknown and deep:
                 found, complete = self._walk_values(kind, f.api_name, rest, unknown)
@@ -563,45 +596,26 @@ class HubSpotConnector(CrmConnector):
 
     def _free_text_counts(self, kind: str, f: CrmField, meter: Any) -> ValueCounts:
         """A free-text property (closed_lost_reason): the FREE_TEXT_RECORDS most recently created records holding
-        it, grouped by normalised wording and labelled by their most frequent spelling; plus the records without."""
-        group = [[{"property_name": f.api_name, "operator": "HAS_PROPERTY"}]]
-        texts: list[str | None] = []
-        after, population = None, 0
-        while len(texts) < FREE_TEXT_RECORDS:
-            page = self._search(
-                kind,
-                group,
-                limit=min(SEARCH_PAGE, FREE_TEXT_RECORDS - len(texts)),
-                after=after,
-                properties=[f.api_name],
-                sorts=[{"propertyName": "createdate", "direction": "DESCENDING"}],
-            )
-            population = int(page.total)
-            texts += [(r.properties or {}).get(f.api_name) for r in page.results or []]
-            if not page.paging or not page.results:
-                break
-            after = page.paging.next.after
-        empty = self._total(kind, [[{"property_name": f.api_name, "operator": "NOT_HAS_PROPERTY"}]])
+        it (one search page, whatever the portal's size), grouped by normalised wording and labelled by their most
+        frequent spelling. `empty` counts the blank ones read; count_without_value counts every record without."""
+        page = self._search(
+            kind,
+            [[{"property_name": f.api_name, "operator": "HAS_PROPERTY"}]],
+            limit=FREE_TEXT_RECORDS,
+            properties=[f.api_name],
+            sorts=[{"propertyName": "createdate", "direction": "DESCENDING"}],
+        )
+        texts = [(r.properties or {}).get(f.api_name) for r in page.results or []]
         counts, labels, blank = group_free_text(texts)
         values = tuple(
             ValueCount(labels[k], labels[k], n, True) for k, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
         )
         note = (
-            f"{f.label} is free text: read {len(texts):,} of the {population:,} {OBJECTS[kind]} that hold it "
+            f"{f.label} is free text: read {len(texts):,} of the {int(page.total):,} {OBJECTS[kind]} that hold it "
             f"(the latest {FREE_TEXT_RECORDS:,} at most), grouped by their wording (case and spacing ignored)."
         )
         return ValueCounts(
-            kind,
-            f.api_name,
-            values,
-            empty + blank,
-            0,
-            True,
-            len(texts) + empty,
-            meter.calls,
-            False,
-            note,
-            free_text=True,
+            kind, f.api_name, values, blank, 0, True, len(texts), meter.calls, False, note, free_text=True
         )
 
     def _walk_values(
@@ -942,13 +956,13 @@ class HubSpotConnector(CrmConnector):
         cutoff = epoch_ms(as_of - timedelta(days=stale_days))
         unread: list[Unreadable] = []
         with self.metered() as meter:
-            totals = {kind: self._total(kind, []) for kind in ("contact", "company", "deal")}
+            totals = {kind: self._records(kind) for kind in ("contact", "company", "deal")}
             missing = []
             for kind, names in (required or REQUIRED).items():
                 if kind == "lead":
                     continue
                 if kind not in totals:
-                    totals[kind] = self._total(kind, [])
+                    totals[kind] = self._records(kind)
                 for name in names:
                     n = self._field_total(
                         kind, [name], [[{"property_name": name, "operator": "NOT_HAS_PROPERTY"}]], unread

@@ -50,6 +50,7 @@ from .base import (
     CrmError,
     CrmField,
     CrmMalformedResponse,
+    CrmNotReadable,
     CrmObject,
     CrmQueryError,
     CustomObject,
@@ -437,6 +438,8 @@ class SalesforceConnector(CrmConnector):
             path = self.guard.display_path(exc.url)
             detail = scrub(f"{code}: {message}" if code else message, self._secret_values())
             cls = CrmAuthError if isinstance(exc, SalesforceRefusedRequest) else CrmQueryError
+            if isinstance(exc, SalesforceRefusedRequest) and code.startswith("INSUFFICIENT_ACCESS"):
+                cls = CrmNotReadable  # this user may not read one object: not the credentials
             raise cls(
                 f"Salesforce refused {path} ({detail})", platform="salesforce", path=path, status=exc.status
             ) from None
@@ -499,9 +502,7 @@ class SalesforceConnector(CrmConnector):
                 )
                 try:
                     rows = self._query(f"SELECT {columns} FROM {source}")["records"]
-                except (CrmQueryError, CrmAuthError) as exc:
-                    if isinstance(exc, CrmAuthError) and exc.status != 403:
-                        raise
+                except CrmQueryError as exc:
                     self.note(
                         f"{source} could not be read ({exc}): whether a stage is closed or won is taken from the "
                         "picklist alone."
@@ -557,8 +558,14 @@ class SalesforceConnector(CrmConnector):
             if entry is None:
                 out.append(CrmObject(kind, name, name, False))
                 continue
-            count = self._count(f"SELECT COUNT() FROM {name}")
-            out.append(CrmObject(kind, name, entry.get("labelPlural") or entry.get("label") or name, True, count))
+            label = entry.get("labelPlural") or entry.get("label") or name
+            try:
+                count = self._count(f"SELECT COUNT() FROM {name}")
+            except CrmQueryError as exc:
+                self.note(f"{name} is listed but not readable by this user ({exc}).")
+                out.append(CrmObject(kind, name, label, False))
+                continue
+            out.append(CrmObject(kind, name, label, True, count))
         return out
 
     def fields(self, kind: str) -> list[CrmField]:
@@ -1117,9 +1124,7 @@ class SalesforceConnector(CrmConnector):
                 name = ident(o["name"])
                 try:
                     describe = self._rest(f"sobjects/{name}/describe/") or {}
-                except (CrmQueryError, CrmAuthError) as exc:
-                    if isinstance(exc, CrmAuthError) and exc.status != 403:
-                        raise
+                except CrmQueryError as exc:
                     notes.append(f"{name} is not readable by this user ({exc}).")
                     continue
                 fields = tuple(_custom_field(name, f) for f in describe.get("fields") or [] if _stage_like(f))

@@ -228,7 +228,8 @@ def kpi_state(engagement: Engagement, kpi, reading: KpiReading | None) -> KpiSta
     if reading is None:
         return state(KpiStatus.NOT_RECORDED, "No figure recorded yet.")
     value = float(reading.value)
-    elapsed = due_on is None or reading.measured_on >= due_on
+    # Without a hypercare start the window cannot have elapsed: the figure is not judged against it yet.
+    elapsed = window is None or (due_on is not None and reading.measured_on >= due_on)
     if target is not None and OPS[target.op](value, target.value):
         return state(KpiStatus.MET, f"At target ({target_text}).")
     red = _red_flag(rule, value)
@@ -236,9 +237,9 @@ def kpi_state(engagement: Engagement, kpi, reading: KpiReading | None) -> KpiSta
         return state(KpiStatus.RED_FLAG, f"Red flag: {kpi.red_flag}.")
     if red or target is not None:
         if not elapsed:
+            when = f"on {due_on:%-d %b %Y}" if due_on else "once hypercare is scheduled"
             return state(
-                KpiStatus.NOT_YET_DUE,
-                f"Not there yet; judged on {due_on:%-d %b %Y}, {_window_words(window)} into hypercare.",
+                KpiStatus.NOT_YET_DUE, f"Not there yet; judged {when}, {_window_words(window)} into hypercare."
             )
         if target is not None:
             return state(KpiStatus.BELOW_TARGET, f"Below target at the end of its window ({target_text}).")

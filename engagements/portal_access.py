@@ -9,14 +9,17 @@ from django.db import transaction
 from django.shortcuts import redirect
 from django.urls import reverse
 from django.utils import timezone
+from kombu.exceptions import OperationalError
 
 from accounts import activity
 from accounts.activity import client_ip
 from accounts.models import DomainError
+from accounts.throttling import PORTAL_LINK_REQUESTS
 
 from .models import PortalLink, Stakeholder
 
 SESSION_KEY = "portal_stakeholder"
+BROKER_ERRORS = (OperationalError,)  # what queuing a task raises while the broker is down (kombu wraps the cause)
 _SALT = "engagements.portal-link"
 
 
@@ -38,25 +41,59 @@ def issue_portal_link(*, stakeholder: Stakeholder, request=None) -> PortalLink:
     )
 
 
+class LinkNotQueued(DomainError):
+    """The broker is down: no link was kept and older links still work."""
+
+
 def send_portal_link(*, stakeholder: Stakeholder, request=None) -> PortalLink:
+    """Email a fresh link; older unused links stop working once its email is queued, not before.
+
+    Call it outside a transaction: the worker must be able to read the link it is asked to send. If the email
+    cannot be queued (the broker is down) the new link is deleted, older links keep working, and LinkNotQueued
+    says to try again.
+    """
     from .tasks import send_portal_link as send_task
 
-    link = issue_portal_link(stakeholder=stakeholder, request=request)
-    transaction.on_commit(lambda: send_task.delay(link.pk))
+    link = PortalLink.objects.create(
+        organization_id=stakeholder.organization_id,
+        stakeholder=stakeholder,
+        expires_at=timezone.now() + timedelta(seconds=settings.PORTAL_LINK_MAX_AGE),
+        requested_ip=client_ip(request),
+    )
+    try:
+        send_task.delay(link.pk)
+    except BROKER_ERRORS as exc:
+        link.delete()
+        raise LinkNotQueued(
+            "We could not send a sign-in link just now. Nothing has changed: try again in a minute."
+        ) from exc
+    PortalLink.objects.filter(stakeholder=stakeholder).usable().exclude(pk=link.pk).update(
+        superseded_at=timezone.now()
+    )
     return link
 
 
 def request_portal_links(*, email: str, request=None) -> int:
-    """Email a sign-in link to every portal-enabled stakeholder with this address.
+    """Email a sign-in link to every portal-enabled stakeholder with this address; returns how many were sent.
 
-    Says nothing to the requester about whether the address is known.
+    Says nothing to the requester about whether the address is known, nor whether a stakeholder has had their
+    links for the hour (PORTAL_LINKS_PER_STAKEHOLDER): then nothing is sent and their latest link keeps working.
     """
     stakeholders = Stakeholder.objects.filter(email=email.strip().lower(), portal_enabled=True).select_related(
         "client", "organization"
     )
+    sent = 0
     for stakeholder in stakeholders:
-        send_portal_link(stakeholder=stakeholder, request=request)
-    return len(stakeholders)
+        counted = PORTAL_LINK_REQUESTS.take(str(stakeholder.pk))  # counted first: parallel requests see each other
+        if counted is None:
+            continue
+        try:
+            send_portal_link(stakeholder=stakeholder, request=request)
+        except LinkNotQueued:
+            PORTAL_LINK_REQUESTS.give_back(str(stakeholder.pk), counted)  # nothing was sent
+            raise
+        sent += 1
+    return sent
 
 
 def redeem_portal_link(*, token: str, request) -> Stakeholder:

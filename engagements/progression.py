@@ -55,7 +55,7 @@ DEFINITIONS_SIGNED = "definitions_signed"
 # The seed marks some documentation-package items "(for Single Project engagements)": a dedicated engagement's
 # architect runs the maintenance schedule, so the customer is not handed it.
 SINGLE_PROJECT_ONLY = re.compile(r"\(for single[- ]project engagements?\)", re.IGNORECASE)
-HYPERCARE_KPI = "hypercare_kpi"
+HYPERCARE_KPI = enablement.HYPERCARE_KPI
 
 
 # --------------------------------------------------------------------------------------------------

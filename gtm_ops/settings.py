@@ -240,7 +240,36 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # API requests per user (one token each) and, without a token, per IP address; over the rate: 429 with
+    # Retry-After. "1000/hour", "20/minute"...; an empty value switches a rate off.
+    "DEFAULT_THROTTLE_CLASSES": [
+        "accounts.throttling.TokenRateThrottle",
+        "accounts.throttling.AnonymousRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_RATE_PER_USER", default="1000/hour") or None,
+        "anon": env.str("API_RATE_ANONYMOUS", default="100/hour") or None,
+    },
 }
+
+# Abuse limits (accounts/throttling.py), counted in the cache and the database, so they hold while Redis is down.
+# After SIGN_IN_FAILURES_PER_ACCOUNT failed sign-ins within SIGN_IN_WINDOW seconds the account's next attempts are
+# refused without checking the password, and its owner is emailed once; SIGN_IN_FAILURES_PER_IP stops one address
+# trying many accounts. Portal sign-in links: at most PORTAL_LINKS_PER_STAKEHOLDER per PORTAL_LINK_WINDOW seconds.
+AUTHENTICATION_BACKENDS = [
+    "accounts.throttling.LimitedModelBackend",
+    # Sessions started before the limits existed name this backend; the one above checks every password.
+    "django.contrib.auth.backends.ModelBackend",
+]
+SIGN_IN_FAILURES_PER_ACCOUNT = env.int("SIGN_IN_FAILURES_PER_ACCOUNT", default=10)
+SIGN_IN_FAILURES_PER_IP = env.int("SIGN_IN_FAILURES_PER_IP", default=50)
+SIGN_IN_WINDOW = env.int("SIGN_IN_WINDOW", default=15 * 60)
+SIGN_IN_LOCKOUT_NOTICES = 1  # emails to the account's owner per window
+PORTAL_LINKS_PER_STAKEHOLDER = env.int("PORTAL_LINKS_PER_STAKEHOLDER", default=3)
+PORTAL_LINK_WINDOW = env.int("PORTAL_LINK_WINDOW", default=60 * 60)
+# The client's address is REMOTE_ADDR unless this many proxies stand in front and each appends to X-Forwarded-For
+# (1 behind one load balancer or nginx); with 0, X-Forwarded-For is ignored, as any client can write it.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 SPECTACULAR_SETTINGS = {
     "TITLE": "GTM Ops API",
     "DESCRIPTION": "Organization-scoped API. Authenticate with `Authorization: Token <key>`.",

@@ -244,6 +244,8 @@ class CrmFigures:
                 averages = [m.average_days for m in measured if m is not None and m.average_days is not None]
                 if averages and min(averages) >= 0:
                     days[p.name] = round(sum(averages) / len(averages), 1)
+                    if durations.sampled and durations.note:  # a partial average: say which stays it covers
+                        self.notes[(metric, p.name)] = durations.note
                     continue
                 days[p.name] = None
                 if averages:

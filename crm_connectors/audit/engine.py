@@ -15,6 +15,7 @@ Contract with the rules (`snapshot` keys beyond the CRM's own shape):
     this user"}], the fields the connector skipped; a rule needing one reports "not evaluated" with that reason.
   - "custom_objects": [{"name", "label", "records" (None when not counted), "fields": [_field() rows]}], custom
     objects with stage-like picklists, read before any "no customer lifecycle" conclusion.
+  - "objects"[kind]["readable"]: False when the object exists but this user may not read it (not "missing").
   - "value_counts"["deal.<loss reason field>"]: its values; a free-text field's grouped wording has "free_text": True.
 No Django here: the benchmark and the rules' tests use it as is.
 """
@@ -32,6 +33,7 @@ from ..base import (
     CrmConnector,
     CrmError,
     CrmField,
+    CrmNotReadable,
     CrmQueryError,
     CrmUnsupported,
     as_json,
@@ -213,10 +215,21 @@ class Collector:
             except Stop:
                 if not isinstance(self.last_error, ITEM_ERRORS):
                     raise
-                # the CRM has no such object here (HubSpot has no lead object): not an error of the audit
+                # the CRM has no such object here (HubSpot has no lead object), or this user may not read it:
+                # not an error of the audit; "readable": False tells the rules not to conclude it is missing
                 self.snapshot["errors"].pop()
-                self.snapshot["objects"][kind] = {"label": label, "available": False, "records": None}
-                self.snapshot["notes"].append(f"{self.c.label} has no {kind} object here: {self.last_error}")
+                refused = isinstance(self.last_error, CrmNotReadable)
+                self.snapshot["objects"][kind] = {
+                    "label": label,
+                    "available": False,
+                    "records": None,
+                    "readable": not refused,
+                }
+                self.snapshot["notes"].append(
+                    f"The {kind} object is not readable by this user: {self.last_error}"
+                    if refused
+                    else f"{self.c.label} has no {kind} object here: {self.last_error}"
+                )
                 continue
             self.snapshot["objects"][kind] = {"label": label, "available": True, "records": None}
             rows = []
@@ -292,7 +305,8 @@ class Collector:
             plan.append((f"{kind}.{name} values", lambda kind=kind, name=name: self._value_counts(kind, name)))
         reason = rules.reason_field(snap) if snap.available("deal") else None
         if reason is not None:
-            plan.append((f"deal.{reason['name']} empty", lambda name=reason["name"]: self._empty("deal", name)))
+            if reason["type"] != "picklist":  # a picklist's value counts say how many deals have none
+                plan.append((f"deal.{reason['name']} empty", lambda name=reason["name"]: self._empty("deal", name)))
             if ("deal", reason["name"]) not in counted and reason["type"] in ("picklist", "string", "text"):
                 # one reason dominating the recorded ones (the seed's drop-off review); free text grouped by wording
                 plan.append(
@@ -350,6 +364,8 @@ class Collector:
             "deep": deep,
             "free_text": vc.free_text,
         }
+        if not vc.free_text:  # records with no value at all (a free-text reading only saw some records)
+            self.snapshot["empty_counts"][f"{kind}.{vc.field}"] = vc.empty
 
     def _empty(self, kind: str, name: str) -> None:
         n = self.call(f"{kind}.{name} empty", lambda: self.c.count_without_value(kind, name), item=True)

@@ -8,11 +8,17 @@ old run's snapshot, and is tested by changing a snapshot.
 Each rule has one stable id (the catalogue's), a domain, a default severity, the seed it comes from and
 the seed's fix as its recommendation. A rule returns `Hit`s; the service stores them as findings.
 Rules declare which snapshot sections they need: when a section could not be read the rule is
-"not evaluated" (the run is partial), never silently clean. Rules that need walking records run only in
-deep mode (`needs` has "deep").
+"not evaluated" (the run is partial), never silently clean. A field the connector could not read (missing, or
+hidden by field-level security: snapshot["unreadable"]) stops only the rules that need it ("not evaluated:
+Lead.Phone is missing or not readable by this user"); a rule reading several fields judges the readable ones and
+names the others (`Evaluation.partial`). Counts that do not add up (a share above 100%) are not evaluated, with
+the reason, never shown as a finding. Rules that need walking records run only in deep mode (`needs` has "deep").
 
-Lexicons are DOMAIN.md 8.8 (seed words plus the proposed ones it lists). Thresholds the seeds leave open
-are in THRESHOLDS and can be overridden with settings.CRM_AUDIT_THRESHOLDS.
+Values are judged by meaning through the documented vocabulary (`crm_connectors.vocabulary`): Marketing Engaged
+is a stage, Open Deal a status; a value only a word pattern recognises is at most advisory. Findings name values
+by their labels, internal values in the evidence. Signed stages are placed by `crm_connectors.mapping`, the
+placement the health checks use. Lexicons are DOMAIN.md 8.8 (seed words plus the proposed ones it lists).
+Thresholds the seeds leave open are in THRESHOLDS and can be overridden with settings.CRM_AUDIT_THRESHOLDS.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from .. import vocabulary
+from .. import mapping, vocabulary
 from ..base import field_role
 
 # ---------------------------------------------------------------- vocabulary
@@ -58,9 +64,9 @@ THRESHOLDS: dict[str, float] = {
     "stale_days": 180,
     "no_next_step_share": 0.25,  # DQ-NO-NEXT-STEP: open deals without a next step
     "lost_without_reason_share": 0.20,  # LC-NO-DROP-OFF-REASON: lost deals without a reason
-    # LC-DOMINANT-LOSS-REASON: the seed's own red flag (S1 §4a, >30%), and the fewest recorded reasons worth judging
+    # LC-DOMINANT-DROP-OFF-REASON: the seed's own red flag (S1 §4a, >30%), and the fewest recorded reasons worth judging
     "dominant_reason_share": 0.30,
-    "dominant_reason_min": 20,
+    "dominant_reason_min": 30,
     "default_stage_share": 0.6,
     # LC-DEPRECATED-STAGE-RECORDS: share of a field's records still in retired values (medium from, high from)
     "retired_share_medium": 0.05,
@@ -388,7 +394,14 @@ class Rule:
         kwargs.setdefault("domain", self.domain)
         kwargs.setdefault("recommendation", self.recommendation)
         kwargs.setdefault("seed", self.seed)
+        # the finding row's columns (Finding.object 40, Finding.field 300): long lists stay whole in values/evidence
+        kwargs["object"] = clip(kwargs.get("object", ""), 40)
+        kwargs["field"] = clip(kwargs.get("field", ""), 300)
         return Hit(rule_id=self.id, **kwargs)
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1].rstrip(", ") + "…"
 
 
 CATALOGUE: dict[str, Rule] = {}
@@ -850,7 +863,7 @@ def _closed_lookup(snap: Snapshot, kind: str) -> dict[tuple[str | None, str], st
 
 
 @rule(
-    "LC-DOMINANT-LOSS-REASON",
+    "LC-DOMINANT-DROP-OFF-REASON",
     title="One loss reason dominates",
     domain=SALES_PIPELINES,
     severity=MEDIUM,
@@ -976,14 +989,23 @@ def counted_fields(snap: Snapshot) -> list[CountedField]:
             SALES_PIPELINES if kind == "deal" else CUSTOMER_LIFECYCLE,
             sc.get("total") or 0,
         )
-        options = _options(f)
+        # each pipeline is judged on its own stages: another pipeline's stage on a deal is no option of its pipeline
+        field_options = _options(f)
+        retired_only = {k: o for k, o in field_options.items() if o.get("active") is False}
+        every = dict(field_options)
+        per_pipeline: dict[str, dict[str, dict]] = {}
         for p in snap.pipelines(kind):
-            for st in p["stages"]:
-                options.setdefault(
-                    st["id"].lower(), {"value": st["id"], "label": st["label"], "active": st.get("active")}
-                )
+            stages = {
+                st["id"].lower(): {"value": st["id"], "label": st["label"], "active": st.get("active")}
+                for st in p["stages"]
+            }
+            stages.update({st["label"].lower(): v for st, v in zip(p["stages"], stages.values(), strict=True)})
+            per_pipeline[p["id"]] = {**retired_only, **stages}
+            for key, o in stages.items():
+                every.setdefault(key, o)
         for st in sc["stages"]:
             if st["count"]:
+                options = per_pipeline.get(st.get("pipeline_id") or "", every)
                 _place(counted, options, st["value"], st.get("label"), st["count"], st["known"], st.get("active"))
         named = sum(st["count"] for st in sc["stages"] if not st["known"])
         counted.unnamed = max(0, (sc.get("unknown_total") or 0) - named)
@@ -1125,7 +1147,7 @@ def _deprecated(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
                 count=n,
                 evidence={"share": round(share, 4), "total": c.total, "internal_values": dict(c.internal)},
                 message=f"{n:,} of {c.total:,} {snap.crm} {OBJECT_LABELS[c.kind]} ({share_text(share)}) still hold "
-                f"retired {c.label} values: {listing(f'{k} ({v:,})' for k, v in c.retired.items())}.",
+                f"retired {c.label} values: " + ", ".join(f"“{k}” ({v:,})" for k, v in c.retired.items()) + ".",
             )
         )
     return hits
@@ -1196,26 +1218,25 @@ def stage_orders(snap: Snapshot, ctx: Context, kind: str, field_name: str) -> li
     field (or, for deals, to pipelines), else the CRM's own order (pipeline stage order for the deal stage,
     picklist order otherwise)."""
     signed = []
-    scopes, _ = _signed_scopes(snap, ctx)
-    for scope, stages in scopes.values():
-        if scope.kind != kind or (scope.pipeline_id is None and scope.name.lower() != field_name.lower()):
+    for sequence in signed_architecture(snap, ctx).sequences():
+        place = sequence[0].place
+        if place.kind != kind or (place.pipeline_id is None and place.field.lower() != field_name.lower()):
             continue
-        ordered = sorted(stages, key=lambda s: s.get("order") or 0)
         ranks, exits, labels, names = {}, set(), {}, []
-        for s in ordered:
+        for placed in sequence:
             values = []
-            for v in s.get("crm_values") or []:
-                option = _option_for(scope, v)
-                keys = [v.lower()] + ([option["value"].lower()] if option else [])
+            for v in placed.stage.get("crm_values") or []:
+                option = place.option(str(v))
+                keys = list(dict.fromkeys([str(v).lower()] + ([option.value.lower()] if option else [])))
                 for key in keys:
-                    labels[key] = option["label"] if option else v
+                    labels[key] = option.label if option else str(v)
                 values += keys
-            if OUTCOME.search(norm(s.get("name"))):
+            if OUTCOME.search(norm(placed.name)):
                 exits.update(values)
                 continue
             for key in values:
                 ranks[key] = len(names)
-            names.append(s.get("name") or values[0])
+            names.append(placed.name or values[0])
         signed.append(
             StageOrder(
                 f"the signed architecture (v{ctx.signed_version})",
@@ -1224,7 +1245,7 @@ def stage_orders(snap: Snapshot, ctx: Context, kind: str, field_name: str) -> li
                 exits,
                 labels,
                 [True] * len(names),
-                scope.pipeline_id,
+                place.pipeline_id,
             )
         )
     if signed:
@@ -1698,6 +1719,10 @@ def _no_customer_lifecycle(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     places = _cs_places(snap)
     if set(places) - {"deal"}:
         return []
+    if any(e.get("step") == "custom objects" for e in snap.data.get("errors") or []):
+        raise NotEvaluated(
+            f"not evaluated: {snap.crm}'s custom objects could not be read, and a customer lifecycle may live there"
+        )
     in_deals = places.get("deal", [])
     others = _other_stage_places(snap)
     message = (
@@ -2041,110 +2066,52 @@ def _free_text(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
 
 # ---------------------------------------------------------------- drift from the signed architecture
 
-OBJECT_WORDS = {
-    "lead": "lead",
-    "leads": "lead",
-    "contact": "contact",
-    "contacts": "contact",
-    "person": "contact",
-    "account": "company",
-    "accounts": "company",
-    "company": "company",
-    "companies": "company",
-    "opportunity": "deal",
-    "opportunities": "deal",
-    "deal": "deal",
-    "deals": "deal",
-    "case": "ticket",
-    "cases": "ticket",
-    "ticket": "ticket",
-    "tickets": "ticket",
-}
-
 
 def object_kind(text: str) -> str | None:
-    return OBJECT_WORDS.get(norm(text).replace(" ", ""))
+    """lead / contact / company / deal / ticket for an object as people name it (crm_connectors.mapping reads it)."""
+    return mapping.object_kind(text)
+
+
+def signed_architecture(snap: Snapshot, ctx: Context) -> mapping.Architecture:
+    """The signed stages placed in this snapshot by the same placement the health checks use."""
+    return mapping.Architecture.of(ctx.signed or [], mapping.SnapshotCatalog(snap.data))
 
 
 @dataclass
-class Scope:
-    """Where a signed stage lives in the CRM: one field, or one pipeline's stages."""
+class PlaceCounts:
+    """Records per value of one signed place, as the audit counted them."""
 
-    kind: str
-    name: str  # field API name or pipeline label
-    options: list[dict]  # {"value", "label", "active"}
-    counts: dict[str, int]  # value (lower) -> records holding it
+    counts: dict[str, int]  # value (lower case) -> records
+    spelled: dict[str, str]  # value (lower case) -> as the records hold it
     unnamed: int = 0  # records in values the CRM did not name (HubSpot without deep)
-    pipeline_id: str | None = None
-    spelled: dict[str, str] = field(default_factory=dict)  # value (lower) -> as the records hold it
-
-    @property
-    def key(self) -> str:
-        return f"pipeline:{self.pipeline_id}" if self.pipeline_id else f"field:{self.name.lower()}"
 
 
-def resolve_scope(snap: Snapshot, crm_object: str, crm_field: str) -> Scope | str:
-    """The CRM place a signed stage names, or a plain-words reason it does not exist."""
-    kind = object_kind(crm_object)
-    if kind is None:
-        return (
-            f"“{crm_object}” is not a CRM object GTM Ops knows "
-            "(lead, contact, account/company, opportunity/deal, case/ticket)"
-        )
-    if not snap.available(kind):
-        return f"{snap.crm} has no {OBJECT_LABELS[kind]} object here"
-    if kind in ("deal", "ticket"):
-        for p in snap.pipelines(kind):
-            if crm_field.lower() in (p["id"].lower(), p["label"].lower()):
-                sc = snap.stage_counts(kind) or {"stages": []}
-                counts: dict[str, int] = {}
-                spelled: dict[str, str] = {}
-                for s in sc["stages"]:
-                    if s.get("pipeline_id") == p["id"]:
-                        counts[s["value"].lower()] = counts.get(s["value"].lower(), 0) + s["count"]
-                        spelled.setdefault(s["value"].lower(), s["value"])
-                options = [
-                    {"value": s["id"], "label": s["label"], "active": s.get("active", True)} for s in p["stages"]
-                ]
-                return Scope(kind, p["label"], options, counts, pipeline_id=p["id"], spelled=spelled)
-    f = snap.field(kind, crm_field)
-    if f is None:
-        return f"{snap.crm} {OBJECT_LABELS[kind]} have no field or pipeline “{crm_field}”"
-    options = [{"value": v["value"], "label": v["label"], "active": v.get("active", True)} for v in f.get("values", [])]
-    counts, unnamed, spelled = {}, 0, {}
-    if f.get("role") == "stage":
-        sc = snap.stage_counts(kind) or {"stages": []}
-        for s in sc["stages"]:
-            counts[s["value"].lower()] = counts.get(s["value"].lower(), 0) + s["count"]
-            spelled.setdefault(s["value"].lower(), s["value"])
-        unnamed = max(0, (sc.get("unknown_total") or 0) - sum(s["count"] for s in sc["stages"] if not s["known"]))
-    else:
-        vc = snap.value_counts(kind, f["name"]) or {"values": []}
-        for v in vc["values"]:
-            counts[v["value"].lower()] = counts.get(v["value"].lower(), 0) + v["count"]
-            spelled.setdefault(v["value"].lower(), v["value"])
-        named_unknown = sum(v["count"] for v in vc["values"] if not v["known"])
-        unnamed = max(0, (vc.get("unknown_total") or 0) - named_unknown)
-    return Scope(kind, f["name"], options, counts, unnamed, spelled=spelled)
+def place_counts(snap: Snapshot, place: mapping.Place) -> PlaceCounts:
+    counts: dict[str, int] = {}
+    spelled: dict[str, str] = {}
+
+    def add(value: str, n: int) -> None:
+        counts[value.lower()] = counts.get(value.lower(), 0) + n
+        spelled.setdefault(value.lower(), value)
+
+    if place.role == "stage":
+        sc = snap.stage_counts(place.kind) or {"stages": []}
+        for st in sc["stages"]:
+            if place.holds(st["value"], st.get("pipeline_id")):
+                add(st["value"], st["count"])
+        if place.pipeline_id is not None:
+            return PlaceCounts(counts, spelled)
+        unnamed = (sc.get("unknown_total") or 0) - sum(st["count"] for st in sc["stages"] if not st["known"])
+        return PlaceCounts(counts, spelled, max(0, unnamed))
+    vc = snap.value_counts(place.kind, place.field) or {"values": []}
+    for v in vc["values"]:
+        add(v["value"], v["count"])
+    unnamed = (vc.get("unknown_total") or 0) - sum(v["count"] for v in vc["values"] if not v["known"])
+    return PlaceCounts(counts, spelled, max(0, unnamed))
 
 
-def _signed_scopes(snap: Snapshot, ctx: Context) -> tuple[dict[str, tuple[Scope, list[dict]]], dict[str, list]]:
-    scopes: dict[str, tuple[Scope, list[dict]]] = {}
-    broken: dict[str, list] = {}
-    for stage in ctx.signed or []:
-        found = resolve_scope(snap, stage.get("crm_object", ""), stage.get("crm_field", ""))
-        if isinstance(found, str):
-            broken.setdefault(found, []).append(stage)
-            continue
-        scopes.setdefault(f"{found.kind}|{found.key}", (found, []))[1].append(stage)
-    return scopes, broken
-
-
-def _option_for(scope: Scope, value: str) -> dict | None:
-    wanted = value.lower()
-    return next((o for o in scope.options if o["value"].lower() == wanted), None) or next(
-        (o for o in scope.options if (o["label"] or "").lower() == wanted), None
-    )
+def _signed_places(snap: Snapshot, ctx: Context) -> list[tuple[mapping.Place, list[mapping.Placed]]]:
+    return list(signed_architecture(snap, ctx).places().values())
 
 
 @rule(
@@ -2161,43 +2128,42 @@ def _option_for(scope: Scope, value: str) -> dict | None:
 )
 def _drift_unapproved(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     hits = []
-    scopes, _ = _signed_scopes(snap, ctx)
-    for scope, stages in scopes.values():
-        allowed = {v.lower() for s in stages for v in s.get("crm_values") or []}
-
-        def ok(value: str, label: str | None, allowed: set[str] = allowed) -> bool:
-            return value.lower() in allowed or (label or "").lower() in allowed
-
-        labels = {o["value"].lower(): o["label"] for o in scope.options}
+    for place, placed in _signed_places(snap, ctx):
+        judged = mapping.Judged(place, frozenset(mapping.norm(v) for p in placed for v in p.values))
+        counted = place_counts(snap, place)
         extra: dict[str, int] = {}
-        for o in scope.options:
-            if o.get("active", True) and not ok(o["value"], o["label"]):
-                extra[o["label"] or o["value"]] = scope.counts.get(o["value"].lower(), 0)
-        for value, n in scope.counts.items():
-            if n and value not in labels and value not in allowed:
-                name = scope.spelled.get(value, value)
+        for o in place.options:
+            if o.active and not judged.allows(o.value):
+                extra[o.label or o.value] = counted.counts.get(o.value.lower(), 0)
+        for value, n in counted.counts.items():
+            if n and place.option(value) is None and not judged.allows(value):
+                name = counted.spelled.get(value, value)
                 extra[name] = extra.get(name, 0) + n
-            elif n and value in labels and not ok(value, labels[value]):
-                extra[labels[value] or value] = n
-        if scope.unnamed:
-            extra["(values not named without a deep audit)"] = scope.unnamed
+        if counted.unnamed:
+            extra["(values not named without a deep audit)"] = counted.unnamed
         if extra:
             records = sum(extra.values())
+            name = place.name if place.pipeline_id else place.field
             hits.append(
                 r.hit(
-                    object=scope.kind,
-                    field=scope.name,
-                    key=scope.key,
+                    object=place.kind,
+                    field=name,
+                    key=_place_key(place),
                     values=list(extra),
                     counts=extra,
                     count=records,
-                    evidence={"signed_version": ctx.signed_version, "allowed": sorted(allowed)},
-                    message=f"{snap.crm} {OBJECT_LABELS[scope.kind]} {scope.name} has "
-                    f"{plural(len(extra), 'value')} the signed architecture (v{ctx.signed_version}) does not allow: "
-                    f"{listing(extra)}; {records:,} records hold them.",
+                    evidence={"signed_version": ctx.signed_version, "allowed": sorted(judged.signed)},
+                    message=f"{snap.crm} {OBJECT_LABELS[place.kind]} {name} has {plural(len(extra), 'value')} the "
+                    f"signed architecture (v{ctx.signed_version}) does not allow: {listing(extra)}; {records:,} "
+                    "records hold them.",
                 )
             )
     return hits
+
+
+def _place_key(place: mapping.Place) -> str:
+    """The finding key of a place, as drift findings have always been keyed (a pipeline by id, a field by name)."""
+    return f"pipeline:{place.pipeline_id}" if place.pipeline_id else f"field:{place.field.lower()}"
 
 
 @rule(
@@ -2213,39 +2179,51 @@ def _drift_unapproved(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
 )
 def _drift_missing(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     hits = []
-    scopes, broken = _signed_scopes(snap, ctx)
-    for scope, stages in scopes.values():
+    arch = signed_architecture(snap, ctx)
+    for place, placed in arch.places().values():
         missing = {}
-        for s in stages:
-            for v in s.get("crm_values") or []:
-                if _option_for(scope, v) is None:
-                    missing[v] = s["name"]
+        for p in placed:
+            for v in p.stage.get("crm_values") or []:
+                if place.option(str(v)) is None:
+                    missing[str(v)] = p.name
         if missing:
+            name = place.name if place.pipeline_id else place.field
             hits.append(
                 r.hit(
-                    object=scope.kind,
-                    field=scope.name,
-                    key=scope.key,
+                    object=place.kind,
+                    field=name,
+                    key=_place_key(place),
                     values=list(missing),
                     evidence={"stages": missing, "signed_version": ctx.signed_version},
                     count=len(missing),
                     message=f"{plural(len(missing), 'signed value')} of v{ctx.signed_version} "
-                    f"{'is' if len(missing) == 1 else 'are'} missing from {snap.crm} {scope.name}: "
-                    + ", ".join(f"“{v}” ({name})" for v, name in missing.items())
+                    f"{'is' if len(missing) == 1 else 'are'} missing from {snap.crm} {name}: "
+                    + ", ".join(f"“{v}” ({stage})" for v, stage in missing.items())
                     + ".",
                 )
             )
-    for reason, stages in broken.items():
-        first = stages[0]
+    broken: dict[tuple[str, str], list[mapping.Unplaced]] = {}
+    for u in arch.unplaced:
+        broken.setdefault((norm(u.stage.get("crm_object")), norm(u.stage.get("crm_field"))), []).append(u)
+    for (crm_object, crm_field), unplaced in broken.items():
+        first = unplaced[0].stage
+        kind = object_kind(first.get("crm_object", ""))
+        if kind and any(norm(row["field"]) == crm_field for row in snap.unreadable(kind)):
+            # the field exists but this user cannot read it: the stages are not judged, never called missing
+            snap.not_read(row for row in snap.unreadable(kind) if norm(row["field"]) == crm_field)
+            continue
+        reason = unplaced[0].reason
+        if unplaced[0].missing_field and kind:
+            reason = f"{snap.crm} {OBJECT_LABELS[kind]} have no field or pipeline “{first.get('crm_field')}”"
         hits.append(
             r.hit(
-                object=object_kind(first.get("crm_object", "")) or norm(first.get("crm_object")) or "?",
+                object=kind or crm_object or "?",
                 field=first.get("crm_field", ""),
-                key=f"mapping:{norm(first.get('crm_object'))}:{norm(first.get('crm_field'))}",
-                values=[s["name"] for s in stages],
-                count=len(stages),
+                key=f"mapping:{crm_object}:{crm_field}",
+                values=[u.name for u in unplaced],
+                count=len(unplaced),
                 evidence={"signed_version": ctx.signed_version},
-                message=f"{reason}: the signed stages {listing(s['name'] for s in stages)} have nowhere to live.",
+                message=f"{reason}: the signed stages {listing(u.name for u in unplaced)} have nowhere to live.",
             )
         )
     return hits
@@ -2265,36 +2243,34 @@ def _drift_missing(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     "itself is never a rename)",
 )
 def _drift_renamed(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    if ctx.baseline is None:
+        return []
+    before = {place.key: place for place, _ in _signed_places(ctx.baseline, ctx)}
     hits = []
-    scopes, _ = _signed_scopes(snap, ctx)
-    for scope, stages in scopes.values():
-        reference: dict[str, str] = {}
-        if ctx.baseline is not None:
-            before = resolve_scope(ctx.baseline, stages[0].get("crm_object", ""), stages[0].get("crm_field", ""))
-            if isinstance(before, Scope):
-                reference = {o["value"].lower(): o["label"] for o in before.options}
+    for place, placed in _signed_places(snap, ctx):
+        reference = {o.value.lower(): o.label for o in before[place.key].options} if place.key in before else {}
         renamed: dict[str, dict[str, str]] = {}
-        for s in stages:
-            values = s.get("crm_values") or []
-            for v in values:
-                option = next((o for o in scope.options if o["value"].lower() == v.lower()), None)
+        for p in placed:
+            for v in p.stage.get("crm_values") or []:
+                option = next((o for o in place.options if o.value.lower() == str(v).lower()), None)
                 if option is None:
                     continue  # missing, or signed by label: DRIFT-MISSING-STAGES tells
                 # only a label that changed after sign-off is a rename: the signed mapping itself ("Early Adoption"
                 # lives in the value labelled "Customer") is what the client approved, whatever the names
-                was = reference.get(v.lower())
-                if was is not None and was != option["label"]:
-                    renamed[v] = {"stage": s["name"], "was": was, "now": option["label"]}
+                was = reference.get(str(v).lower())
+                if was is not None and was != option.label:
+                    renamed[str(v)] = {"stage": p.name, "was": was, "now": option.label}
         if renamed:
+            name = place.name if place.pipeline_id else place.field
             hits.append(
                 r.hit(
-                    object=scope.kind,
-                    field=scope.name,
-                    key=scope.key,
+                    object=place.kind,
+                    field=name,
+                    key=_place_key(place),
                     values=list(renamed),
                     evidence={"renamed": renamed, "signed_version": ctx.signed_version},
                     count=len(renamed),
-                    message=f"{plural(len(renamed), 'signed stage')} renamed in {snap.crm} {scope.name}: "
+                    message=f"{plural(len(renamed), 'signed stage')} renamed in {snap.crm} {name}: "
                     + ", ".join(f"“{x['was']}” is now “{x['now']}” ({v})" for v, x in renamed.items())
                     + ".",
                 )

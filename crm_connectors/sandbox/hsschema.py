@@ -2,6 +2,10 @@
 
 Property values are strings, as HubSpot sends them. `HsProp` says how to read a value from a
 generated row and how the query engine can filter on it (see `sfschema.SfField`, same idea).
+
+Retired values are options with `hidden: true`; the customer_stages_on_custom_object gotcha adds the
+custom object `customer_health` (objectTypeId 2-7654321) with a `stage` enumeration, served by
+`custom_schema` at /crm/v3/schemas and like any object type under /crm/v3/objects.
 """
 
 from __future__ import annotations
@@ -240,6 +244,20 @@ def build_properties(model: OrgModel) -> dict[str, dict[str, HsProp]]:
             enum("lead_stage", "Lead Stage", "lead_stage", s.lead_stage, "contactinformation", custom=True)
         )
     contacts += _stage_dates(s.lifecycle, "contactinformation", "Lifecycle Stage Pipeline")
+    if model.has("retired_date_properties"):  # the date properties of a deleted custom lifecycle stage
+        for verb, prefix in (("entered", "hs_date_entered_"), ("exited", "hs_date_exited_")):
+            contacts.append(
+                HsProp(
+                    f"{prefix}1000431",
+                    f"Date {verb} 'Recycled Lead (Lifecycle Stage Pipeline)'",
+                    "datetime",
+                    "calculation_read_time",
+                    "contactinformation",
+                    lambda r: None,
+                    nullness="__never__",
+                    calculated=True,
+                )
+            )
 
     companies = [
         HsProp("name", "Company name", "string", "text", "companyinformation", lambda r: r["name"]),

@@ -446,7 +446,7 @@ class HubSpotSandbox(SandboxServer):
             if n in self.hidden[name]:
                 raise _no_property(n)
         modified = "lastmodifieddate" if name == "contacts" else "hs_lastmodifieddate"
-        names = list(DEFAULT_PROPERTIES[name]) if not wanted else [n for n in wanted if n in props]
+        names = [n for n in (wanted or DEFAULT_PROPERTIES[name]) if n in props]
         for always in ("createdate", "hs_createdate", "hs_object_id", modified):
             if always in props and always not in names:
                 names.append(always)

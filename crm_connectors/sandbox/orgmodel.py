@@ -114,7 +114,7 @@ class RecordSet:
         self.cut = size  # first index created at or after the trend's start
         self.dt_after = self.dt
         trend = model.profile.trend
-        if trend is not None and size:
+        if trend is not None and size and self.t0 < to_ms(trend.start) < model.as_of:
             start = to_ms(trend.start)
             if trend.volume_drop_pct:
                 self.dt_after = max(1, int(self.dt / (1 - trend.volume_drop_pct / 100)))
@@ -673,14 +673,30 @@ class _Generator:
         """How much of a lifecycle path a record under the trend keeps: all, or up to the stage before SQL
         (or before Opportunity). Only stages it would enter from the trend's start on are dropped."""
         keys = [o.key for o in path]
-        rng = self.m.rng(table.name, base, "trend")
-        first, second = rng.random(), rng.random()
-        stop_mql, stop_sql = self.stop_odds(targets)
-        if "mql" in keys and "sql" in keys[keys.index("mql") :] and first < stop_mql:
+        before_sql, before_opportunity = self._stops(table, targets)
+        if base in before_sql:
             return keys.index("sql", keys.index("mql"))
-        if "sql" in keys and "opportunity" in keys[keys.index("sql") :] and second < stop_sql:
+        if base in before_opportunity:
             return keys.index("opportunity", keys.index("sql"))
         return len(keys)
+
+    def _stops(self, table: RecordSet, targets: dict[str, float]) -> tuple[set[int], set[int]]:
+        """The slots that stop before SQL, and before Opportunity: exactly the trend's share of the slots
+        whose path goes that far (not a random draw per slot, which would miss the drop by points)."""
+        cache = self.__dict__.setdefault("stops", {})
+        if table.name not in cache:
+            stop_mql, stop_sql = self.stop_odds(targets)
+
+            def reaches(base: int, a: str, b: str) -> bool:
+                keys = [o.key for o, _ in table.slots[base].paths.get("lifecycle") or []]
+                return a in keys and b in keys[keys.index(a) :]
+
+            order = sorted(range(table.width), key=lambda b: _hash(self.m.seed, table.name, b, "trend"))
+            to_sql = [b for b in order if reaches(b, "mql", "sql")]
+            first = set(to_sql[: round(stop_mql * len(to_sql))])
+            to_opportunity = [b for b in order if b not in first and reaches(b, "sql", "opportunity")]
+            cache[table.name] = (first, set(to_opportunity[: round(stop_sql * len(to_opportunity))]))
+        return cache[table.name]
 
     def status_shapes(self, table: RecordSet, s: int, slot: Slot, opts: dict[str, Option]) -> None:
         """Retired status values still on records (5% of slots) and blank statuses (8%), each drawn from
@@ -885,7 +901,8 @@ class _Generator:
         lost = stages[-1].closed and not stages[-1].won
         reasons = self.s.loss_reasons
         v["loss_reason"] = None
-        if lost and reasons and rng.random() < 0.9:
+        # a well-built org makes the reason required on loss: only old records lack one
+        if lost and reasons and rng.random() < (0.98 if self.m.profile.style == "wellbuilt" else 0.9):
             weights = self.s.loss_weights
             pairs = list(zip(reasons, weights, strict=True)) if weights else []
             v["loss_reason"] = _weighted(rng, pairs) if pairs else rng.choice(reasons)

@@ -14,9 +14,12 @@ Knobs (all default to "nothing changes"):
 - `refused_objects`: Salesforce sObjects ("CaseStatus", "LeadHistory") whose describe answers 403
   INSUFFICIENT_ACCESS_OR_READONLY and whose queries answer 400 INVALID_TYPE; HubSpot object types or
   endpoints ("tickets", "pipelines/tickets", "properties/deals", "schemas") answered 403 MISSING_SCOPES.
-- `trend`: a `Trend` from a month on: lifecycle conversion (MQL->SQL, SQL->Opportunity) drops by
-  `conversion_drop_pp` points for records created from then on, and new records arrive
-  `volume_drop_pct`% less often (see `orgmodel` for how).
+- `trend`: a `Trend` from a month on: lifecycle conversion (MQL->SQL, SQL->Opportunity) of leads and
+  contacts drops by `conversion_drop_pp` points (records that would have entered SQL / Opportunity from
+  then on stop one stage short; earlier months are untouched), and new records of every kind arrive
+  `volume_drop_pct`% less often (see `orgmodel.RecordSet` for how). Salesforce and HubSpot hold the same
+  records, so both answer the same monthly series; `truth.conversion_series` gives it.
+- `style`: "" or "wellbuilt", the vocabulary of the org's picklists (see `orgschema`).
 
 `variant(profile, name, **knobs)` derives a profile with other knobs, e.g.
 `variant("healthy", "no-phone", hidden_fields={"lead.Phone"})`.
@@ -135,6 +138,11 @@ GOTCHAS: dict[str, tuple[str, str]] = {
         "one loss reason (Price) is about half of the recorded reasons, above the seed's 30% review threshold",
     ),
     "blank_lead_status": ("LC-NULL-STAGE", "about 8% of leads and contacts have no Lead Status / hs_lead_status"),
+    "retired_date_properties": (
+        "LC-RETIRED-DATE-PROPERTIES",
+        "date fields of a stage that no longer exists, left empty: Salesforce Lead.SAO_Date__c ('SAO Date'),"
+        " HubSpot contacts hs_date_entered_1000431 / hs_date_exited_1000431 (a deleted 'Recycled Lead' stage)",
+    ),
     "overlapping_lifecycle_across_objects": (
         "LC-OVERLAPPING-SYSTEMS",
         "Lead Status on leads (and hs_lead_status on contacts) carries MQL and SQL, as the contact lifecycle does",
@@ -147,10 +155,10 @@ NEW_GOTCHAS = frozenset(GOTCHAS) - MESSY_GOTCHAS
 
 @dataclass(frozen=True)
 class Trend:
-    """From `start` (the first day of a month) on, records created convert and arrive less.
+    """From `start` (the first day of a month) on, leads and contacts convert less and records arrive less.
 
-    `conversion_drop_pp`: of the records created from `start` that would have gone past MQL, enough stop
-    at MQL to lower MQL->SQL by this many percentage points; likewise past SQL for SQL->Opportunity.
+    `conversion_drop_pp`: of the records that would enter SQL from `start` on, enough stop one stage short
+    to lower MQL->SQL by this many percentage points; likewise Opportunity for SQL->Opportunity.
     `volume_drop_pct`: records of every object are created this much less often from `start` on (the
     months before keep the untouched org's pace; the org starts a little earlier to keep its size).
     """

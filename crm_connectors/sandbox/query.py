@@ -153,13 +153,15 @@ class MatchSet:
         if self.width != table.nslots:
             # in position order within one k; two eras of a base never hold the same k
             self.entries.sort(key=lambda e: table.base(e[0]))
+            self.bases = [table.base(rank) for rank, _ in self.entries]
+        else:
+            self.bases = [rank for rank, _ in self.entries]
         self.total = sum(hi - lo for _, ivs in self.entries for lo, hi in ivs)
 
     def count_below(self, position: int) -> int:
         width = self.width
         n = 0
-        for rank, ivs in self.entries:
-            base = self.table.base(rank)
+        for base, (_, ivs) in zip(self.bases, self.entries, strict=True):
             ks = max(0, -(-(position - base) // width))  # k values with k*width + base < position
             for lo, hi in ivs:
                 if ks <= lo:
@@ -170,7 +172,7 @@ class MatchSet:
     def position_of(self, j: int) -> int:
         """Flat position of the j-th match (0-based)."""
         lo = 0
-        hi = max((ivs[-1][1] - 1) * self.width + self.table.base(rank) for rank, ivs in self.entries) + 1
+        hi = max((ivs[-1][1] - 1) * self.width + b for b, (_, ivs) in zip(self.bases, self.entries, strict=True)) + 1
         while lo < hi:
             mid = (lo + hi) // 2
             if self.count_below(mid + 1) > j:
@@ -197,7 +199,7 @@ class MatchSet:
                     continue
                 lo = ivs[c][0]
                 if lo <= k:
-                    if self.table.base(rank) >= first_base:
+                    if self.bases[e] >= first_base:
                         yield rank, k
                     candidate = k + 1
                 else:

@@ -2,6 +2,11 @@
 
 Each `SfField` says how to read its value from a generated row and, when the value is the same for a
 whole slot (picklists, flags) or is a monotone date, how the query engine can filter on it.
+
+Profile shapes seen here: retired picklist values are described with `active: false`; the
+customer_stages_on_custom_object gotcha adds the custom object Customer_Health__c (Stage__c picklist,
+Account__c) with its Customer_Health__History; free_text_loss_reasons makes Opportunity.Loss_Reason__c a
+text field; `hidden_fields` removes fields (and their field-history rows) as field-level security does.
 """
 
 from __future__ import annotations
@@ -275,6 +280,8 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
         pick("Industry", "Industry", "industry", s.industry),
         flag("IsConverted", "Converted", "converted"),
     )
+    if model.has("retired_date_properties"):  # left over from an earlier lifecycle: nobody fills it any more
+        _add(lead, SfField("SAO_Date__c", "date", "SAO Date", lambda r: None, nullness="__never__", custom=True))
     audit(lead)
 
     contact = SfObject("Contact", "003", "Contact", "Contacts", "contact")

@@ -127,20 +127,24 @@ def entries(
     pipeline: str | None = None,
     by: str = "key",
     first: bool = True,
+    latest: bool = False,
 ) -> int:
     """Times records entered `value` of a stage path in [start, end); a record entering twice counts twice.
 
     `pipeline` (deals, tickets) keeps one pipeline, by the same `by`. `first=False` leaves out the value a
     record was created with, as Salesforce field history (LeadHistory, ContactHistory) does; with the
-    default, it counts like OpportunityHistory and HubSpot's 'date entered' properties.
+    default, it counts like OpportunityHistory. `latest=True` counts only each record's last entry into the
+    value, as HubSpot's hs_date_entered_* properties keep it (they differ only where records move back).
     """
     s, e = _ms(start), _ms(end)
     total = 0
     for table, rank, slot, lo, hi in _slots(model, kind):
         if pipeline is not None and _key(slot.values.get("pipeline"), by) != pipeline:
             continue
-        for step, (option, rule) in enumerate(slot.paths.get(path) or []):
-            if (step or first) and _key(option, by) == value:
+        path_steps = enumerate(slot.paths.get(path) or [])
+        steps = [(step, rule) for step, (option, rule) in path_steps if _key(option, by) == value]
+        for step, rule in steps[-1:] if latest else steps:
+            if step or first:
                 total += _within(table, rank, rule, lo, hi, s, e)
     return total
 
@@ -168,6 +172,42 @@ def conversion_series(
 ) -> list[float | None]:
     """`conversion` for each month of a list."""
     return [conversion(model, kind=kind, path=path, earlier=earlier, later=later, month=m, **kw) for m in months]
+
+
+def time_in_stage(
+    model: OrgModel,
+    *,
+    kind: str,
+    path: str,
+    value: str,
+    start: When,
+    end: When,
+    by: str = "key",
+    began_in_window: bool = False,
+) -> tuple[int, float | None]:
+    """(stays, average days) in `value` for the stays that ended (the next stage was entered) in [start, end).
+
+    `began_in_window=True` keeps only stays that also began in the window (what a reader of the window's
+    history rows alone can measure). Walks each record whose stay ended in the window: cheap for a month.
+    """
+    s, e = _ms(start), _ms(end)
+    stays, total_ms = 0, 0
+    for table, rank, slot, lo, hi in _slots(model, kind):
+        steps = slot.paths.get(path) or []
+        for (option, entered), (_, left) in zip(steps, steps[1:], strict=False):
+            if _key(option, by) != value:
+                continue
+
+            def left_at(k: int, rule: Callable[[int], int] = left, t: RecordSet = table, r: int = rank) -> int:
+                return rule(t.created(r, k))
+
+            for k in range(_first(left_at, s, lo, hi), _first(left_at, e, lo, hi)):
+                began = entered(table.created(rank, k))
+                if began_in_window and began < s:
+                    continue
+                stays += 1
+                total_ms += left_at(k) - began
+    return stays, (total_ms / stays / 86_400_000 if stays else None)
 
 
 def same_instant(model: OrgModel, *, kind: str, path: str = "lifecycle") -> int:

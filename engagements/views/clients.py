@@ -103,6 +103,10 @@ def stakeholder_send_link(request, client_uuid, stakeholder_uuid):
     if not stakeholder.portal_enabled:
         messages.error(request, f"Portal access is switched off for {stakeholder.name}.")
     else:
-        portal_access.send_portal_link(stakeholder=stakeholder, request=request)
-        messages.success(request, f"A sign-in link was emailed to {stakeholder.email}.")
+        try:
+            portal_access.send_portal_link(stakeholder=stakeholder, request=request)
+        except portal_access.LinkNotQueued as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"A sign-in link was emailed to {stakeholder.email}.")
     return redirect("engagements:client-detail", org_slug=request.org.slug, client_uuid=client_uuid)

@@ -23,7 +23,7 @@ from accounts.access import org_view
 from accounts.models import DomainError
 from playbooks.models import Playbook
 
-from .. import progression
+from .. import enablement, progression
 from ..forms_delivery import CheckpointForm, EngagementForm, GateDecisionForm, PortfolioFilterForm
 from ..models import (
     ChecklistItem,
@@ -209,9 +209,15 @@ def _gate_for(phase, engagement):
 def _gate_context(request, engagement, gate) -> dict:
     if gate is None:
         return {"gate": None}
+    checkpoints = list(gate.checkpoints.all())
+    if any(c.auto == progression.HYPERCARE_KPI for c in checkpoints):
+        # A checkpoint that follows a hypercare KPI shows the KPI's latest figure and verdict beside it.
+        states = {k.kpi.key: k for k in enablement.hypercare_kpis(engagement)}
+        for c in checkpoints:
+            c.kpi_state = states.get(c.kpi)
     return {
         "gate": gate,
-        "checkpoints": list(gate.checkpoints.all()),
+        "checkpoints": checkpoints,
         "blockers": progression.blockers(gate),
         "gate_actionable": request.membership.can_write
         and engagement.status == EngagementStatus.ACTIVE
@@ -656,6 +662,10 @@ def gate_decide(request, engagement_uuid, gate_uuid):
         "unmet": unmet,
         "about": about,
         "handover_undone": progression.undone_handover(engagement) if any(o["closes"] for o in options) else [],
+        # Whether to extend hypercare is read from its KPIs: show them where that decision is taken.
+        "kpis": enablement.hypercare_kpis(engagement)
+        if any(o.effect == "extend_hypercare" for o in progression.gate_options(gate))
+        else [],
         **_gate_context(request, engagement, gate),
     }
     template = "engagements/gate_decide.html"

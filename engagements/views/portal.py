@@ -7,14 +7,17 @@ from accounts.models import DomainError
 from .. import cadence
 from ..forms import PortalLinkRequestForm
 from ..models import Engagement, UpdateStatus, WeeklyUpdate
-from ..portal_access import SESSION_KEY, portal_view, redeem_portal_link, request_portal_links
+from ..portal_access import SESSION_KEY, LinkNotQueued, portal_view, redeem_portal_link, request_portal_links
 from .portal_signoff import pending_signoffs
 
 
 def portal_login(request):
     form = PortalLinkRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        request_portal_links(email=form.cleaned_data["email"], request=request)
+        try:
+            request_portal_links(email=form.cleaned_data["email"], request=request)
+        except LinkNotQueued as exc:  # nothing was kept: the visitor may simply ask again
+            return render(request, "portal/login.html", {"form": form, "error": str(exc)}, status=503)
         return render(request, "portal/link_sent.html", {"email": form.cleaned_data["email"]})
     return render(request, "portal/login.html", {"form": form})
 

@@ -204,7 +204,9 @@ def test_the_healthy_org_audits_clean(cast):
     with HubSpotSandbox(profile="healthy", seed=5, size=800) as healthy:
         connect(cast, healthy)
         run = audit(cast)
-    assert run.status == AuditStatus.SUCCEEDED and run.findings.count() == 0
+    # only advice: HubSpot's own closed_lost_reason is free text, where a finite list would serve better
+    assert run.status == AuditStatus.SUCCEEDED
+    assert {(f.rule_id, f.severity) for f in run.findings.all()} == {("DQ-FREE-TEXT-FINITE", "low")}
 
 
 def test_deep_mode_finds_duplicates_and_reports_its_cost(cast, hs):
@@ -437,10 +439,8 @@ def test_drift_against_the_signed_architecture_on_salesforce(cast, sf):
     }
     assert "v1" in extra.message and extra.domain == "drift" and extra.severity == "high"
     assert found[("DRIFT-MISSING-STAGES", "lead", "Lifecycle_Stage__c")].values == ["SAL"]
-    renamed = found[("DRIFT-RENAMED-STAGES", "lead", "Lifecycle_Stage__c")]
-    assert renamed.evidence["renamed"] == {
-        "MQL": {"stage": "Marketing Qualified", "was": "Marketing Qualified", "now": "MQL"}
-    }
+    # the signed mapping ("Marketing Qualified" is the CRM's MQL) is what was agreed, never a rename
+    assert ("DRIFT-RENAMED-STAGES", "lead", "Lifecycle_Stage__c") not in found
     deals = found[("DRIFT-UNAPPROVED-VALUES", "deal", "New Business")]
     assert {"Onboarding", "Implementation", "Go-Live"} <= set(deals.values)  # CS stages the architecture left out
     rogue_deals = sf.model.counts_by("deal", "stage", by="label").get("Verbal Commit", 0)
@@ -459,10 +459,10 @@ def test_drift_against_the_signed_architecture_on_salesforce(cast, sf):
     AuditRun.objects.filter(pk=run.pk).update(snapshot=first)
     again = audit(cast, engagement=engagement)
     renamed = findings(again)[("DRIFT-RENAMED-STAGES", "lead", "Lifecycle_Stage__c")]
-    assert renamed.evidence["renamed"]["SQL"] == {"stage": "SQL", "was": "Sales Qualified Lead", "now": "SQL"}
-    assert renamed.evidence["renamed"]["MQL"]["was"] == "Marketing Qualified"  # still unlike its signed name
+    assert renamed.evidence["renamed"] == {"SQL": {"stage": "SQL", "was": "Sales Qualified Lead", "now": "SQL"}}
     changes = services.diff(again)
-    assert changes["new"] == [] and changes["resolved"] == [] and len(changes["still_open"]) == again.findings.count()
+    assert [f.rule_id for f in changes["new"]] == ["DRIFT-RENAMED-STAGES"] and changes["resolved"] == []
+    assert len(changes["still_open"]) == again.findings.count() - 1
 
 
 def test_drift_against_the_signed_architecture_on_hubspot(cast, hs):
@@ -476,8 +476,8 @@ def test_drift_against_the_signed_architecture_on_hubspot(cast, hs):
     # HubSpot counts rogue values without naming them unless the audit is deep
     assert extra.counts["(values not named without a deep audit)"] == rogue["recycled"] + rogue["mql_legacy"]
     assert found[("DRIFT-MISSING-STAGES", "contact", "lifecyclestage")].values == ["salesacceptedlead"]
-    renamed = found[("DRIFT-RENAMED-STAGES", "contact", "lifecyclestage")].evidence["renamed"]
-    assert list(renamed) == ["customer"]  # "MQL" still reads as "Marketing Qualified Lead"; "Client" does not
+    # signed stages named unlike the CRM's labels ("Client" for Customer) are the agreed mapping, not renames
+    assert ("DRIFT-RENAMED-STAGES", "contact", "lifecyclestage") not in found
     assert {"Onboarding", "Implementation", "Go-Live"} <= set(
         found[("DRIFT-UNAPPROVED-VALUES", "deal", "New Business")].values
     )
@@ -532,7 +532,8 @@ def test_states_carry_over_to_the_same_finding_in_a_later_run(cast, sf):
 def test_diff_against_the_previous_run_lists_new_and_resolved(cast, sf):
     connect(cast, sf)
     first = audit(cast)
-    with SalesforceSandbox(profile="healthy", seed=3, size=500) as healthy:
+    # 1,000 leads: enough lost deals that no loss reason dominates by chance (at 500, 8 of 26 is 31%)
+    with SalesforceSandbox(profile="healthy", seed=3, size=1_000) as healthy:
         connect(cast, healthy)
         second = audit(cast)
     changes = services.diff(second)
@@ -631,7 +632,7 @@ def test_audit_page_queries_do_not_grow_with_findings(client, cast, django_asser
     client.force_login(cast.owner)
     counts = []
     for profile in ("healthy", "messy"):
-        with SalesforceSandbox(profile=profile, seed=3, size=500) as sandbox:
+        with SalesforceSandbox(profile=profile, seed=3, size=1_000) as sandbox:  # no loss reason dominates by chance
             connect(cast, sandbox)
             audit(cast)
         from django.test.utils import CaptureQueriesContext

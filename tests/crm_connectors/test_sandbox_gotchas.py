@@ -231,3 +231,19 @@ def test_the_command_serves_the_new_profiles():
         assert parser.parse_args(["--kind", "salesforce", "--profile", profile]).profile == profile
     knobs = parser.parse_args(["--kind", "hubspot", "--hide", "contact.phone", "--refuse", "tickets"])
     assert (knobs.hide, knobs.refuse) == (["contact.phone"], ["tickets"])
+
+
+def test_date_fields_of_a_retired_stage_are_left_over_and_empty(sf_tangled, hs_tangled):
+    sf = sf_tangled.client()
+    sao = field(sf.Lead, "SAO_Date__c")
+    assert (sao["type"], sao["label"], sao["custom"]) == ("date", "SAO Date", True)
+    assert sf.query("SELECT COUNT() FROM Lead WHERE SAO_Date__c != null")["totalSize"] == 0
+    lifecycle = {v["value"] for v in field(sf.Lead, "Lifecycle_Stage__c")["picklistValues"]}
+    assert "SAO" not in lifecycle
+
+    client = hs_tangled.client()
+    entered = client.crm.properties.core_api.get_by_name("contacts", "hs_date_entered_1000431")
+    assert entered.type == "datetime" and "Recycled Lead" in entered.label
+    stages = {o.value for o in client.crm.properties.core_api.get_by_name("contacts", "lifecyclestage").options}
+    assert "1000431" not in stages
+    assert total(client, "contacts", [{"property_name": "hs_date_entered_1000431", "operator": "HAS_PROPERTY"}]) == 0

@@ -37,6 +37,10 @@ def hs():
         yield sb.client()
 
 
+def has(name: str) -> Filter:
+    return Filter(property_name=name, operator="HAS_PROPERTY")
+
+
 def sf_error(sf, soql: str) -> dict:
     with pytest.raises((SalesforceMalformedRequest, SalesforceRefusedRequest)) as caught:
         sf.query(soql)
@@ -87,11 +91,12 @@ def test_a_hidden_hubspot_property_is_gone_and_refused_by_name(hs):
 
     search = hs.crm.objects.search_api.do_search
     for request in (
-        PublicObjectSearchRequest(filter_groups=[FilterGroup(filters=[Filter("phone", "HAS_PROPERTY")])], limit=1),
+        PublicObjectSearchRequest(filter_groups=[FilterGroup(filters=[has("phone")])], limit=1),
         PublicObjectSearchRequest(filter_groups=[], properties=["hs_analytics_source"], limit=1),
     ):
         body = refused(lambda r=request: search("contacts", public_object_search_request=r))
-        assert body["category"] == "VALIDATION_ERROR" and "does not exist" in body["message"]
+        assert body["category"] == "VALIDATION_ERROR" and body["errors"][0]["code"] == "PROPERTY_DOESNT_EXIST"
+        assert body["errors"][0]["context"]["propertyName"][0] in ("phone", "hs_analytics_source")
     body = refused(lambda: hs.crm.objects.basic_api.get_page("contacts", properties=["phone"]))
     assert body["category"] == "VALIDATION_ERROR" and '"phone"' in body["message"]
     refused(lambda: hs.crm.objects.basic_api.get_page("contacts", properties_with_history=["phone"]))
@@ -127,3 +132,35 @@ def test_a_hidden_field_takes_its_history_rows_with_it():
         assert fields == {"created", "Lifecycle_Stage__c"}
         body = sf_error(sf, "SELECT Status, COUNT(Id) FROM Lead GROUP BY Status")
         assert body["errorCode"] == "INVALID_FIELD"
+
+
+def test_every_field_can_be_hidden_and_the_org_still_answers():
+    """Any field a connector reads may be hidden: the robustness tests hide each in turn."""
+    with SalesforceSandbox(profile="messy", seed=2, size=300, as_of=AS_OF) as plain:
+        objects = {name: [f for f in obj.fields if f != "Id"] for name, obj in plain.objects.items() if obj.table}
+    every = {f"{name}.{f}" for name, fields in objects.items() for f in fields}
+    with SalesforceSandbox(profile=variant("messy", "bare", hidden_fields=every), seed=2, size=300, as_of=AS_OF) as sb:
+        sf = sb.client()
+        for name, fields in objects.items():
+            assert [f["name"] for f in getattr(sf, name).describe()["fields"]] == ["Id"]
+            assert sf.query(f"SELECT Id FROM {name} LIMIT 2")["totalSize"] == 2
+            for f in fields:
+                body = sf_error(sf, f"SELECT {f} FROM {name} LIMIT 1")
+                assert body["errorCode"] == "INVALID_FIELD" and f"No such column '{f}'" in body["message"], name
+
+    with HubSpotSandbox(profile="messy", seed=2, size=300, as_of=AS_OF) as plain:
+        props = {t: list(p) for t, p in plain.props.items()}
+    every = {f"{t}.{p}" for t, names in props.items() for p in names}
+    with HubSpotSandbox(profile=variant("messy", "bare", hidden_fields=every), seed=2, size=300, as_of=AS_OF) as sb:
+        client = sb.client()
+        for object_type, names in props.items():
+            assert client.crm.properties.core_api.get_all(object_type).results == []
+            page = client.crm.objects.basic_api.get_page(object_type, limit=3)
+            assert len(page.results) == 3 and all(r.properties == {} for r in page.results)
+            for name in names:
+                request = PublicObjectSearchRequest(
+                    filter_groups=[FilterGroup(filters=[has(name)])], limit=1
+                )
+                with pytest.raises(ApiException) as caught:
+                    client.crm.objects.search_api.do_search(object_type, public_object_search_request=request)
+                assert caught.value.status == 400 and f'"{name}"' in json.loads(caught.value.body)["message"]

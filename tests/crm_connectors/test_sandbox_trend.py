@@ -64,7 +64,7 @@ def test_conversion_falls_from_the_trend_month_and_not_before():
         after = truth.conversion_series(decline, kind=kind, path="lifecycle", earlier="mql", later="sql", months=MONTHS)
         drops = [x - y for x, y in zip(before, after, strict=True)]
         assert drops[:3] == [0, 0, 0]
-        assert all(DROP - 4 < d < DROP + 4 for d in drops[3:]), drops
+        assert all(DROP - 2 < d < DROP + 2 for d in drops[3:]), drops
 
 
 def test_volume_falls_from_the_trend_month():

@@ -505,7 +505,7 @@ def test_retention_path_and_check_in(engagement, consultant):
     page = text(consultant.get(url("enablement", engagement)))
     assert "Managed Services (lifecycle governance retainer)" in page and "Record: Upsell" in page
     assert "Lead Scoring" in page  # the downsell options of the seed
-    assert "it is set at handoff, 90 days after go-live" in page
+    assert "A single-project engagement has no refinement check-in" in page
     response = consultant.post(url("retention-add", engagement),
                                {"action": "downsell", "outcome": "declined", "offer": "Depth project"})
     assert response.status_code == 400 and "next retention step is upsell" in text(response)

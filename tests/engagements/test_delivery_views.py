@@ -711,9 +711,41 @@ def test_hypercare_kpis_are_recorded_on_the_enablement_page_and_the_3d_checkpoin
     assert checkpoint.status == CheckpointStatus.OPEN
     overview = consultant.get(e_url("engagement-detail", engagement)).content.decode()
     assert "Checks itself when the hypercare KPI it names is recorded at its target" in overview
+    assert "Call recording coverage: 91 on" in overview and "Below target at the end of its window" in overview
 
     figure = {"kpi": "call-recording-coverage", "measured_on": start_on + timedelta(days=15), "value": "95"}
     response = consultant.post(page, figure, follow=True)
     assert "At target" in response.content.decode()
+    dialog = consultant.get(e_url("gate-decide", engagement, gate_uuid=checkpoint.gate.uuid), **HTMX).content.decode()
+    assert "Hypercare KPIs" in dialog and "Forecast submission compliance</strong>: No figure recorded yet." in dialog
     checkpoint.refresh_from_db()
     assert checkpoint.status == CheckpointStatus.CHECKED and checkpoint.resolved_by == cast.consultant
+
+
+def test_the_api_records_a_decision_not_to_proceed_with_its_unmet_checkpoints(cast, library):
+    """The gate decide endpoint takes the same reason and unmet checkpoints as the page."""
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    engagement = start(cast, library, "partnership-success")
+    gate = engagement.phases.get(key="strategy").gate
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=cast.consultant).key}")
+    decide = f"/api/v1/o/{cast.org.slug}/gates/{gate.uuid}/decide/"
+    options = {o["key"]: o for o in api.get(f"/api/v1/o/{cast.org.slug}/gates/{gate.uuid}/").json()["options"]}
+    assert options["extend-strategy"]["ready"] is False and "platform-selected" in options["extend-strategy"]["about"]
+    assert options["proceed-to-engineering"]["ready"] is True
+
+    response = api.post(decide, {"option": "extend-strategy"}, format="json")
+    assert response.status_code == 400 and "needs a reason" in str(response.json())
+    response = api.post(
+        decide,
+        {"option": "extend-strategy", "note": "Commission structures undefined.", "unmet": ["programs-documented"]},
+        format="json",
+    )
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["ready"] is False and [u["key"] for u in body["unmet"]] == ["programs-documented"]
+    assert not gate.checkpoints.exclude(status=CheckpointStatus.OPEN).exists()
+    response = api.post(decide, {"option": "proceed-to-engineering"}, format="json")
+    assert response.status_code == 400 and "neither checked nor waived" in str(response.json())

@@ -1,3 +1,4 @@
+import contextlib
 import re
 from datetime import timedelta
 
@@ -109,3 +110,66 @@ def test_disabled_stakeholder_gets_no_link(cast, client, smtp):
     cast.stakeholder.save()
     request_link(client, cast.stakeholder.email)
     assert smtp.messages == []
+
+
+@pytest.fixture
+def fresh_counts():
+    """Link requests are counted in the cache too, which outlives each test's database; start and end empty."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
+def test_the_fourth_request_in_an_hour_sends_nothing_and_the_latest_link_still_works(cast, client, smtp, fresh_counts):
+    for _ in range(3):
+        request_link(client, cast.stakeholder.email)
+    assert len(smtp.wait_for(3)) == 3
+    response = request_link(client, cast.stakeholder.email)
+    assert response.status_code == 200 and b"Check your email" in response.content  # the same neutral page
+    assert len(smtp.messages) == 3 and PortalLink.objects.count() == 3  # no email and no new link
+    assert client.post(link_path(smtp.messages[-1])).status_code == 302
+    # Another stakeholder has links of their own.
+    request_link(client, cast.sibling_stakeholder.email)
+    assert smtp.wait_for(4)[-1]["To"] == cast.sibling_stakeholder.email
+
+
+@contextlib.contextmanager
+def broker_down():
+    """Queuing a task fails as it does when Redis, the broker, is down: nothing listens at the broker's address."""
+    from gtm_ops.celery import app
+    from tests.conftest import free_port
+
+    def fresh_pools():  # the app keeps its pools of the broker address it first used: look them up again
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    working = app.conf.broker_url
+    fresh_pools()
+    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
+    app.conf.task_always_eager = False
+    try:
+        yield
+    finally:
+        app.conf.task_always_eager = True
+        app.conf.broker_url = working
+        fresh_pools()
+
+
+def test_with_the_broker_down_nothing_changes_and_the_page_says_to_try_again(cast, client, smtp, fresh_counts):
+    request_link(client, cast.stakeholder.email)
+    [message] = smtp.wait_for(1)
+
+    with broker_down():
+        for _ in range(3):
+            response = request_link(client, cast.stakeholder.email)
+            assert response.status_code == 503 and b"try again in a minute" in response.content
+    assert PortalLink.objects.count() == 1  # no new link was kept...
+    assert len(smtp.messages) == 1
+    assert client.post(link_path(message)).status_code == 302  # ...the one already emailed still works...
+    # ...and the failed requests did not use up the hour's three.
+    request_link(client, cast.stakeholder.email)
+    request_link(client, cast.stakeholder.email)
+    assert len(smtp.wait_for(3)) == 3
+    assert client.post(link_path(smtp.messages[-1])).status_code == 302

@@ -4,6 +4,7 @@ Across this file every decision option of every gate of the library is taken at 
 (test_every_option_is_exercised checks that against the playbook files themselves).
 """
 
+import re
 from datetime import date
 from decimal import Decimal
 from functools import partial
@@ -420,6 +421,77 @@ def test_not_ready_option_needs_a_reason_waives_nothing_and_leaves_checkpoints_u
         progression.decide_gate(gate=gate, option_key=proceed.key, actor=e.cast_actor)
 
 
+READY = [
+    (pb.key, phase.key, option.key)
+    for pb in load_library()
+    for phase in pb.phases
+    if phase.decision_gate
+    for option in phase.decision_gate.options
+    if option.is_ready
+]
+
+
+@pytest.mark.parametrize(("playbook", "phase_key", "option_key"), READY)
+def test_ready_option_is_refused_while_a_checkpoint_it_needs_is_unmet(begin, playbook, phase_key, option_key):
+    e = begin(playbook)
+    gate = reach(e, phase_key)
+    spec = next(o for o in progression.gate_options(gate) if o.key == option_key)
+    checkpoints = list(gate.checkpoints.order_by("order"))
+    needed = [c for c in checkpoints if spec.requires is None or c.key in spec.requires]
+    assert needed, "a ready option needs at least one checkpoint"
+
+    def resolve(checkpoint):
+        action = "waive" if checkpoint.auto else "check"
+        progression.resolve_checkpoint(checkpoint=checkpoint, action=action, actor=e.cast_actor, reason="On paper.")
+
+    for checkpoint in needed[:-1]:
+        resolve(checkpoint)
+    refusal = f"1 validation checkpoint(s) are neither checked nor waived: {needed[-1].text}"
+    with pytest.raises(DomainError, match=re.escape(refusal)):
+        progression.decide_gate(gate=gate, option_key=option_key, actor=e.cast_actor, note="Ready.")
+    resolve(needed[-1])
+    # The checkpoints it does not need (a release round's Build-exit one) stay open: nobody waives them for it.
+    not_needed = gate.checkpoints.exclude(key__in=[c.key for c in needed])
+    assert all(status == CheckpointStatus.OPEN for status in not_needed.values_list("status", flat=True))
+    decision = progression.decide_gate(gate=gate, option_key=option_key, actor=e.cast_actor)
+    TAKEN.add((playbook, gate.key, option_key))
+    assert decision.ready is True and decision.unmet == []
+
+
+def test_a_snapshot_written_before_options_carried_preconditions_still_works(cast, library):
+    """Playbook versions stored before ``about``/``requires``/KPI checkpoints existed take the defaults: a not-ready
+    option is read from its effect and names every unmet checkpoint; the KPI checkpoint is ticked by hand."""
+    import yaml
+
+    from playbooks.services import as_yaml, clone_playbook, save_edited_playbook
+
+    copy = clone_playbook(source=library["revenue-intelligence"].playbook, organization=cast.org, actor=cast.owner)
+    data = yaml.safe_load(as_yaml(copy.latest_version()))
+    for phase in data["phases"]:
+        gate_data = phase.get("decision_gate") or {}
+        for option_data in gate_data.get("options", []):
+            option_data.pop("about", None)
+            option_data.pop("requires", None)
+        for checkpoint in gate_data.get("checkpoints", []):
+            checkpoint.pop("kpi", None)
+            if checkpoint.get("auto") == "hypercare_kpi":
+                checkpoint.pop("auto")
+    old, _ = save_edited_playbook(playbook=copy, text=yaml.safe_dump(data, sort_keys=False), actor=cast.owner)
+    e = progression.create_engagement(
+        client=cast.client, playbook_version=old, name="Old", start_date=date(2026, 11, 2), actor=cast.consultant
+    )
+    e.cast_actor = cast.consultant
+    gate = e.phases.get(key="strategy").gate
+    decision = progression.decide_gate(gate=gate, option_key="project-on-hold", actor=e.cast_actor, note="Poor CRM.")
+    assert [u["key"] for u in decision.unmet] == list(gate.checkpoints.values_list("key", flat=True))
+    progression.resume_engagement(engagement=e, actor=e.cast_actor)
+    with pytest.raises(DomainError, match="neither checked nor waived"):
+        progression.decide_gate(gate=gate, option_key="proceed-to-engineering", actor=e.cast_actor)
+    reach(e, "enablement")
+    coverage = e.phases.get(key="enablement").gate.checkpoints.get(key="recording-coverage")
+    progression.resolve_checkpoint(checkpoint=coverage, action="check", actor=e.cast_actor)
+
+
 def test_not_ready_option_names_only_unmet_checkpoints(begin):
     e = begin("revenue-intelligence")
     gate = e.phases.get(key="strategy").gate
@@ -598,6 +670,18 @@ def test_partner_adoption_is_judged_after_two_weeks(begin):
     assert kpi_row(e, "partner-adoption").status == enablement.KpiStatus.RED_FLAG
     record(measured_on=date(2026, 11, 17), value=Decimal(50))
     assert kpi_row(e, "partner-adoption").status == enablement.KpiStatus.MET
+
+
+def test_a_kpi_figure_is_not_judged_against_its_window_before_hypercare_is_scheduled(begin):
+    e = begin("revenue-intelligence")
+    reach(e, "enablement")
+    record = partial(enablement.record_kpi_reading, engagement=e, kpi="forecast-submission-compliance")
+    record(measured_on=date(2026, 11, 20), value=Decimal(85), actor=e.cast_actor)  # between red flag 70 and target 90
+    row = kpi_row(e, "forecast-submission-compliance")
+    assert row.status == enablement.KpiStatus.NOT_YET_DUE and "once hypercare is scheduled" in row.verdict
+    enablement.set_hypercare(engagement=e, start=date(2026, 11, 2), actor=e.cast_actor)
+    e.refresh_from_db()
+    assert kpi_row(e, "forecast-submission-compliance").status == enablement.KpiStatus.BELOW_TARGET  # day 18 of 14
 
 
 def test_implausible_kpi_figures_are_refused_in_words(ri_in_hypercare):

@@ -38,28 +38,35 @@ def lifecycle_engagement(cast, crm, stages: dict, *, start: bool = True):
     return engagement
 
 
-def month_window_ms(period: date) -> tuple[int, int]:
-    """[first day of the month, first day of the next) in epoch milliseconds, as the sandbox keeps time."""
-    from crm_connectors.sandbox.dates import to_ms
-
-    following = date(period.year + period.month // 12, period.month % 12 + 1, 1)
-    return to_ms(period), to_ms(following)
-
-
 def entered_in_month(model, kind: str, value_key: str, period: date) -> int:
-    """Records of `kind` ("lead", "contact") whose lifecycle path entered the value `value_key` ("mql", "sql") in
-    the month: read off the sandbox generator's own model (each record's path and entry times), independently of
-    any connector or of the health check."""
-    start, end = month_window_ms(period)
-    table = model.table(kind)
-    count = 0
+    """Records of `kind` ("lead", "contact") that entered the lifecycle value `value_key` ("mql", "sql") in the
+    month, read off the sandbox generator's own model (`sandbox.truth`), independently of any connector or of the
+    health check."""
+    from crm_connectors.sandbox import truth
+
+    start, end = truth.month_window(period)
+    return truth.entries(model, kind=kind, path="lifecycle", value=value_key, start=start, end=end)
+
+
+def average_stay_days(model, kind: str, value_key: str, period: date, *, began_in_month: bool = False) -> float | None:
+    """Average days records of `kind` stayed in the lifecycle value `value_key`, over the stays that ended in the
+    month (the record moved on to its next value then) and, with `began_in_month`, began in it too; read off the
+    generator's own model: each record's path and entry times."""
+    from crm_connectors.sandbox import truth
+    from crm_connectors.sandbox.dates import DAY_MS
+
+    start, end = truth.month_window(period)
+    table = model.sets[kind]
+    stays: list[float] = []
     for rank, slot in enumerate(table.slots):
-        rules = [rule for option, rule in slot.paths.get("lifecycle") or [] if option.key == value_key]
-        if not rules:
+        path = slot.paths.get("lifecycle") or []
+        pairs = [(path[i][1], path[i + 1][1]) for i in range(len(path) - 1) if path[i][0].key == value_key]
+        if not pairs:
             continue
         first, last = table.k_range(rank)
         for k in range(first, last):
             created = table.created(rank, k)
-            if created < end and any(start <= rule(created) < end for rule in rules):
-                count += 1
-    return count
+            for came, left in pairs:
+                if start <= left(created) < end and (not began_in_month or came(created) >= start):
+                    stays.append((left(created) - came(created)) / DAY_MS)
+    return sum(stays) / len(stays) if stays else None

@@ -98,17 +98,14 @@ def test_a_steady_org_keeps_its_first_cycle_baselines_and_raises_nothing(cast, p
     assert baseline.source == "first business cycle (September 2026)" and 70 < baseline.value < 85
     assert october.status == "succeeded", october.error
     measured = {r.key: r for task in BASELINED for r in results[task] if r.status != "not_evaluable"}
-    assert {"SAO", "Evaluation/Use Case", "Proposal/Negotiation", "Closed Won", "SAO→Evaluation/Use Case"} <= set(
-        measured
-    )
+    # Lead stages too: Salesforce reads them from LeadHistory rows, HubSpot from its date-entered properties.
+    assert {"MQL", "SQL", "MQL→SQL", "SAO", "Evaluation/Use Case", "Closed Won"} <= set(measured)
+    assert {"Proposal/Negotiation", "SAO→Evaluation/Use Case"} <= set(measured)
     assert {r.status for r in measured.values()} == {"ok"}, [(r.key, r.message) for r in measured.values()]
+    # Only the plausibility guard may hold a figure back (Salesforce keeps no history row for the value a lead is
+    # created with, so fewer leads "enter" Known Lead than MQL): said in words, never a flag.
     unmeasured = [r for task in BASELINED for r in results[task] if r.status == "not_evaluable"]
-    if platform == "salesforce":  # lead history cannot be grouped by value without reading it (deep mode)
-        assert {r.key for r in unmeasured} >= {"MQL", "SQL"}
-        assert all("deep=True reads" in r.message for r in unmeasured)
-    else:
-        assert unmeasured == []
-        assert {r.key for r in results["stage-conversion-rate-check"]} >= {"MQL→SQL"}
+    assert all("not a conversion rate" in r.message for r in unmeasured), [(r.key, r.message) for r in unmeasured]
 
 
 @pytest.mark.parametrize("platform", ["salesforce", "hubspot"])
@@ -138,14 +135,12 @@ def test_each_monthly_rule_raises_its_flag_when_the_org_crosses_its_threshold(ca
     quiet = {(r.task_key, r.key): r.status for r in results["production-by-stage-volume"] if r.key != "SAO"}
     assert set(quiet.values()) <= {"ok", "not_evaluable"}
     [drop_off] = results["drop-off-reason-review"]
-    if platform == "salesforce":
-        reasons = MetricValue.objects.get(engagement=engagement, metric="drop_off_reason_share", period=OCT).breakdown
-        top, share = max(reasons.items(), key=lambda kv: kv[1])
-        assert drop_off.status == "red" and top in drop_off.message
-        assert 20 < share / sum(reasons.values()) * 100 < 30
-    else:  # HubSpot's closed_lost_reason is free text: read as such, never "no drop-off reason field"
-        assert "Closed Lost Reason" in drop_off.message or "(free text)" in drop_off.message, drop_off.message
-        assert "no drop-off reason field" not in drop_off.message
+    reasons = MetricValue.objects.get(engagement=engagement, metric="drop_off_reason_share", period=OCT).breakdown
+    top, share = max(reasons.items(), key=lambda kv: kv[1])
+    assert drop_off.status == "red" and top in drop_off.message
+    assert 20 < share / sum(reasons.values()) * 100 < 30
+    if platform == "hubspot":  # closed_lost_reason is free text: grouped as written, and labelled so
+        assert all(reason.endswith("(free text)") for reason in reasons), reasons
     assert october.red_count == len(red)
 
 

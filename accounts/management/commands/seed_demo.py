@@ -16,18 +16,27 @@ from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
 
 DEMO_PASSWORD = "gtm-demo-2026"
-# Where Globex's signed stages live in the HubSpot sandbox `make run` starts (crm_connectors/sandbox, demo profile).
+# Where Globex's signed stages live in the HubSpot sandbox `make run` starts (crm_connectors/sandbox, demo profile),
+# mapped as a HubSpot org keeps them: each domain on its own field or pipeline, so no conversion is ever read across
+# two domains. Lead stages on the contact lifecycle: a Known Lead is any contact HubSpot knows (its Subscriber or its
+# Lead: most contacts arrive as a Lead, a few subscribe first); SQL is "sales-qualified or further along", the lifecycle
+# values HubSpot sets after it (Opportunity when a deal opens, Customer and Evangelist when it is won), so no standard
+# lifecycle value reads as unsigned. Sales stages on the New Business deal pipeline, customer stages on the Customer
+# Onboarding ticket pipeline. Anonymous visitors are not CRM records, HubSpot has no "Marketing Engaged" lifecycle
+# value, and Globex has no SAL value: those signed stages name no CRM value.
 GLOBEX_STAGES = {
-    ("lead", "Anonymous Visitor"): ("Contact", "lifecyclestage", ["subscriber"]),
-    ("lead", "Known Lead"): ("Contact", "lifecyclestage", ["lead"]),
+    ("lead", "Known Lead"): ("Contact", "lifecyclestage", ["subscriber", "lead"]),
     ("lead", "MQL"): ("Contact", "lifecyclestage", ["marketingqualifiedlead"]),
-    ("lead", "SQL"): ("Contact", "lifecyclestage", ["salesqualifiedlead", "opportunity"]),
-    ("customer", "Early Adoption"): ("Contact", "lifecyclestage", ["customer"]),
-    ("customer", "Mature Adoption"): ("Contact", "lifecyclestage", ["evangelist"]),
+    ("lead", "SQL"): ("Contact", "lifecyclestage", ["salesqualifiedlead", "opportunity", "customer", "evangelist"]),
     ("sales", "SAO"): ("Deal", "New Business", ["Discovery Completed"]),
     ("sales", "Evaluation/Use Case"): ("Deal", "New Business", ["Solution Validated"]),
     ("sales", "Proposal/Negotiation"): ("Deal", "New Business", ["Proposal Sent", "Contract Negotiated"]),
     ("sales", "Closed Won"): ("Deal", "New Business", ["Closed Won"]),
+    ("customer", "Pre-Onboarding"): ("Ticket", "Customer Onboarding", ["Pre-Onboarding"]),
+    ("customer", "Onboarding"): ("Ticket", "Customer Onboarding", ["Onboarding"]),
+    ("customer", "Implementation"): ("Ticket", "Customer Onboarding", ["Implementation"]),
+    ("customer", "Early Adoption"): ("Ticket", "Customer Onboarding", ["Early Adoption"]),
+    ("customer", "Mature Adoption"): ("Ticket", "Customer Onboarding", ["Mature Adoption"]),
 }
 ORG = {"slug": "northwind", "name": "Northwind Advisory"}
 PEOPLE = [
@@ -88,9 +97,11 @@ class Command(BaseCommand):
             f"  Demo engagement: {engagement.name} "
             f"({settings.SITE_URL}/o/{org.slug}/engagements/{engagement.uuid}/)"
         )
+        go_live = (timezone.localdate().replace(day=1) - timedelta(days=100)).replace(day=1)
         self.stdout.write(
             f"  Health checks: {governance.name}, its stages signed and mapped to Globex's HubSpot sandbox; start "
             f"its maintenance schedule at {settings.SITE_URL}/o/{org.slug}/engagements/{governance.uuid}/health/\n"
+            f"    (go-live {go_live:%d %B %Y}, also checking the months since go-live: a report per month)\n"
         )
 
     def demo_engagement(self, org) -> Engagement:
