@@ -568,6 +568,8 @@ def _figures(engagement, rule: Rule, period: date, schedule: MaintenanceSchedule
     if not rows:
         return figures
     figures.current = _current(rows, rule)
+    if _crm_computes(crm, rule.metric) and hasattr(crm, "reason"):  # each figure the CRM could not give says why
+        figures.reasons = {k: crm.reason(rule.metric, k) for k, v in rows.items() if v is None}
     history = _history(engagement, rule.metric, period)
     if isinstance(figures.current, dict):
         figures.baseline = baselines or None

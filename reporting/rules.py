@@ -74,6 +74,7 @@ class Figures:
     missing_reason: str = ""  # why `current` is None, e.g. "enter a figure", "no drop-off reason field"
     windows: list | None = None  # a weekly rule: [(label, value or None)] of the period's weeks, oldest first
     counts: float | dict | None = None  # records behind each figure, for min_count (same shape as current)
+    reasons: dict = field(default_factory=dict)  # {key: why that figure is missing}, when it has its own reason
 
 
 @dataclass
@@ -189,7 +190,8 @@ def _streak(rule, series: list, baseline) -> int:
 
 def _one(rule, value, baseline, series: list, figures: Figures, key: str = "", counts=None) -> Evaluation:
     if value is None:
-        return Evaluation(NOT_EVALUABLE, figures.missing_reason or "no data for this period", key=key)
+        reason = figures.reasons.get(key) or figures.missing_reason or "no data for this period"
+        return Evaluation(NOT_EVALUABLE, reason, key=key)
     leader = ""
     if rule.comparison == "share_above" and isinstance(value, dict):
         leader = max(value, key=value.get) if value else ""

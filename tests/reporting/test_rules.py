@@ -1,6 +1,6 @@
 """The rule language, exercised with the library's own rules (thresholds as the seeds state them)."""
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
@@ -221,3 +221,48 @@ def test_each_threshold_holds_to_the_boundary(playbook, key, rule):
     if rule.sustained is not None:
         # Past the threshold in this window only: not yet the sustained run the seed asks for.
         assert evaluate(rule, figures_for(rule, past, held=False)).status == WATCH
+
+
+# Every rule whose window counts from go-live ("after 60 days live", "within 2 quarters", "within 30 days"): a figure
+# that misses it is "not yet due" up to the day before its window ends, and judged from that day on.
+
+LIVE = date(2026, 1, 1)
+MONTH_ENDS = {3: date(2026, 3, 31), 6: date(2026, 6, 30), 12: date(2026, 12, 31)}  # from 1 January, by hand
+
+
+def last_day(window) -> date:
+    """The window's last day counted from 1 January 2026, worked out by hand: 60 days end on 1 March (31 + 28 + 1)."""
+    if window.period == "day":
+        return LIVE + timedelta(days=window.n - 1)
+    if window.period == "week":
+        return LIVE + timedelta(days=7 * window.n - 1)
+    return MONTH_ENDS[window.n * {"month": 1, "quarter": 3, "year": 12}[window.period]]
+
+
+WINDOWED = [
+    (p, k, r)
+    for p, k, r in library_rules()
+    if r.evaluate_after is not None or (r.target is not None and r.target.within is not None)
+]
+
+
+def missed(rule) -> dict:
+    """Figures that miss the rule: no increase on its baseline, or a target missed by a wide margin."""
+    if rule.comparison == "no_increase":
+        return {"current": 10.0, "baseline": 10.0}
+    target = rule.target
+    if target.of == "value":
+        return {"current": target.value - 20 if target.op in ("gt", "gte") else target.value + 20}
+    return {"current": 50.0, "baseline": 50.0}  # no change at all: misses any improvement target
+
+
+@pytest.mark.parametrize(("playbook", "key", "rule"), WINDOWED, ids=[f"{p}:{k}" for p, k, _ in WINDOWED])
+def test_no_flag_fires_before_its_window_has_elapsed(playbook, key, rule):
+    window = rule.evaluate_after or rule.target.within
+    deadline = last_day(window)
+    values = missed(rule)
+    before = evaluate(rule, Figures(**values, live_since=LIVE, as_of=deadline - timedelta(days=1)))
+    assert before.status == INFO and before.message.startswith("not yet due"), before.message
+    assert f"({deadline:%-d %B %Y})" in before.message
+    at = evaluate(rule, Figures(**values, live_since=LIVE, as_of=deadline))
+    assert at.status == RED, at.message

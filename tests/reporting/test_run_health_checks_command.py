@@ -218,3 +218,7 @@ def test_a_back_filled_month_is_not_emailed_unless_asked(cast, smtp):
     assert not reports(smtp)
     [asked] = run_json("--period", f"{back[1]:%Y-%m}", "--email")
     assert asked["emails"]["sent"] == 1 and [m["To"] for m in reports(smtp)] == ["carl@alpha.example"]
+    # RI's monthly tasks all have rules; its quarterly top-performer benchmark refresh has none: a review item.
+    quarter_end = next(p for p in back if health.months_live(engagement.maintenance_schedule, p) % 3 == 2)
+    text = run("--period", f"{quarter_end:%Y-%m}")
+    assert "review  Top performer benchmark refresh: A person reviews this and records it:" in text

@@ -118,6 +118,8 @@ class Command(BaseCommand):
                     self.stdout.write(f"         {r['rule']} Judged over {r['window']}.")
                     if r["response"]:
                         self.stdout.write(f"         What to do: {r['response']}")
+                elif r["review_item"]:  # a task without a machine rule: a person reviews it and records it
+                    self.stdout.write(f"    review  {r['task_name']}: {r['message']}")
                 elif r["status"] == rule_engine.EXPLAINED:
                     self.stdout.write(
                         f"    explained  {r['task_name']}{key}: {r['explained_note']}: {r['explanation']}"
