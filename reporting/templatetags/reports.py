@@ -97,7 +97,14 @@ class Summary:
             )
             if result.subject:
                 line["for"].append(result.subject)
-        return list(lines.values())
+        # Two checks on one figure (a conversion's monthly check and its decline trigger) share the line.
+        merged: dict[tuple[str, tuple], dict] = {}
+        for line in lines.values():
+            same = merged.setdefault((line["reason"], tuple(line["for"])), {**line, "checks": []})
+            same["checks"].append(line["check"])
+        for line in merged.values():
+            line["check"] = " and ".join(line.pop("checks"))
+        return list(merged.values())
 
     @property
     def sentence(self) -> str:
