@@ -48,6 +48,20 @@ def _subject(result, *, several: bool) -> str:
     return words[:1].upper() + words[1:]
 
 
+def _own_reason(result) -> str:
+    """A not-evaluable result's own reason. The CRM figures give one reason per metric, listing each distinct reason
+    with the stages it covers ("A→B, C→D: HubSpot keeps no …; MQL→SQL: more records entered SQL …"); every row of
+    that metric carries the whole list. Each row shows only the part naming its own stage, so a reader is not handed
+    five reasons for one figure. (Once each row carries its own reason, this finds nothing to split.)"""
+    if result.status != "not_evaluable" or not result.key or "; " not in result.message:
+        return result.message
+    for part in result.message.split("; "):
+        keys, sep, reason = part.partition(": ")
+        if sep and result.key in (k.strip() for k in keys.split(", ")):
+            return reason
+    return result.message
+
+
 @dataclass
 class Check:
     """One maintenance task or trigger of the run and its results (one per stage or transition for `per` rules)."""
@@ -79,11 +93,18 @@ class Summary:
         lines: dict[tuple[str, str], dict] = {}
         for result in sorted(self.by_status["not_evaluable"], key=lambda r: r.pk or 0):
             line = lines.setdefault(
-                (result.task_name, result.message), {"check": result.task_name, "reason": result.message, "for": []}
+                (result.task_name, result.finding), {"check": result.task_name, "reason": result.finding, "for": []}
             )
             if result.subject:
                 line["for"].append(result.subject)
-        return list(lines.values())
+        # Two checks on one figure (a conversion's monthly check and its decline trigger) share the line.
+        merged: dict[tuple[str, tuple], dict] = {}
+        for line in lines.values():
+            same = merged.setdefault((line["reason"], tuple(line["for"])), {**line, "checks": []})
+            same["checks"].append(line["check"])
+        for line in merged.values():
+            line["check"] = " and ".join(line.pop("checks"))
+        return list(merged.values())
 
     @property
     def sentence(self) -> str:
@@ -124,5 +145,6 @@ def health_summary(results) -> Summary:
         several = len({r.metric for r in check.rows if not r.key}) > 1
         for result in check.rows:
             result.subject = _subject(result, several=several)
+            result.finding = _own_reason(result)
     ordered = sorted(checks.values(), key=lambda c: (_rank(c.worst), c.name))
     return Summary(results=results, by_status=by_status, checks=ordered)

@@ -51,6 +51,13 @@ RESULTS = [
     ("Cost to Enter Stage Review", "cost_to_enter_stage", "", "not_evaluable", None, None,
      "needs manual input"),
     ("Time in Stage Analysis", "time_in_stage_days", "SQL", "info", 12.5, None, "12.5 days (tracked, no threshold)"),
+    # One reason per metric listing each distinct reason with its stages, as the CRM figures give it for every row.
+    ("Conversion rate decline", "stage_conversion_rate", "Onboarding→Implementation", "not_evaluable", None, None,
+     "Onboarding→Implementation: HubSpot keeps no 'date entered' property for hs_pipeline_stage.; MQL→SQL: more "
+     "records entered SQL (151) than MQL (133) this month, a rate of 114%: not a conversion rate"),
+    ("Conversion rate decline", "stage_conversion_rate", "MQL→SQL", "not_evaluable", None, None,
+     "Onboarding→Implementation: HubSpot keeps no 'date entered' property for hs_pipeline_stage.; MQL→SQL: more "
+     "records entered SQL (151) than MQL (133) this month, a rate of 114%: not a conversion rate"),
 ]
 HISTORY = [58.0, 55.0, 47.0, 40.0, 35.0]  # May..October values behind each trend, then the month's own value
 STATUS_WORDS = {"red": "Red", "watch": "Watch", "not_evaluable": "Not evaluable", "explained": "Explained",
@@ -198,15 +205,15 @@ def test_the_summary_counts_the_rows_its_tables_list(report, smtp):
     run, pdf, _ = report
     layout = pdf_text(pdf, "-layout")
     text = " ".join(layout.split())
-    # Counted here from the results written above: 2 red, 1 watch, 2 not evaluable, 1 explained, 3 within range.
+    # Counted here from the results written above: 2 red, 1 watch, 4 not evaluable, 1 explained, 3 within range.
     sentence = (
-        "found 2 red flags, 1 trend to watch, 2 results that could not be evaluated, 1 explained flag and "
+        "found 2 red flags, 1 trend to watch, 4 results that could not be evaluated, 1 explained flag and "
         "3 results within range."
     )
     assert sentence in text
     boxes = re.search(r"^\s*(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s*$", layout, re.M)
-    assert boxes.groups() == ("2", "1", "2", "1", "9"), "red, to watch, not evaluable, explained, all results"
-    assert "results in 6 checks" in text
+    assert boxes.groups() == ("2", "1", "4", "1", "11"), "red, to watch, not evaluable, explained, all results"
+    assert "results in 7 checks" in text
     red = section(layout, "Red flags", "Trends to watch")
     assert "MQL→SQL" in red and "Verbal Commit" in red and "SQL→SAO" not in red
     watch = section(layout, "Trends to watch", "Explained flags")
@@ -215,9 +222,14 @@ def test_the_summary_counts_the_rows_its_tables_list(report, smtp):
     assert "Two reps on leave in November." in explained and "Explained by Carl" in explained
     not_evaluable = section(layout, "Not evaluable", "Every check")
     assert "No drop-off reason field on deals" in not_evaluable and "Needs manual input" in not_evaluable
+    # Each stage's own reason, once: not the metric's whole list on every row.
+    assert not_evaluable.count("HubSpot keeps no 'date entered' property") == 1
+    assert not_evaluable.count("ore records entered SQL (151)") == 1
     every_check = section(layout, "Every check", "")
-    for *_, message in RESULTS:
-        assert message[0].upper() + message[1:15] in every_check
+    for _, _, _, status, _, _, message in RESULTS:
+        composite = status == "not_evaluable" and "; " in message
+        own = message.split("; ")[0].partition(": ")[2] if composite else message
+        assert own[0].upper() + own[1:15] in every_check
 
     mail = next(m for m in smtp.messages if m["To"] == "maya@acme.example")
     assert sentence in " ".join(body_text(mail).split())
