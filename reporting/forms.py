@@ -1,17 +1,16 @@
 """Forms of the maintenance schedule and health-check pages. They validate input; services decide."""
 
-import re
 from datetime import date
 
 from django import forms
 
 from engagements.models import DecisionCategory
 
+from . import health
 from .health_actions import BOARD_KINDS, EXPLANATION_MONTHS, UNITS, add_months, adjustable_rules, humanize
 from .models import Cadence
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
 CSV_MAX_BYTES = 1_000_000
 
 
@@ -113,10 +112,10 @@ class MetricValueForm(_MetricFieldMixin, forms.Form):
         help_text="Leave empty for a single figure.",
     )
     period = forms.CharField(
-        label="Month",
-        max_length=7,
-        widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM", "pattern": r"\d{4}-\d{2}"}),
-        help_text="YYYY-MM, the month the figure is for.",
+        label="Month or week",
+        max_length=8,
+        widget=forms.TextInput(attrs={"placeholder": "YYYY-MM or YYYY-Www", "pattern": r"\d{4}-(\d{2}|[Ww]\d{2})"}),
+        help_text="YYYY-MM for a monthly figure (2026-10), YYYY-Www for a weekly one (2026-W41).",
     )
     value = forms.FloatField(label="Value")
 
@@ -126,10 +125,28 @@ class MetricValueForm(_MetricFieldMixin, forms.Form):
         self._metric_choices(metrics)
 
     def clean_period(self) -> date:
-        match = PERIOD.match(self.cleaned_data["period"].strip())
-        if not match or not 1 <= int(match.group(2)) <= 12:
-            raise forms.ValidationError("Enter the month as YYYY-MM, e.g. 2026-10.")
-        return date(int(match.group(1)), int(match.group(2)), 1)
+        """The first day of the month or ISO week; `granularity` says which."""
+        try:
+            granularity, start = health.figure_period(self.cleaned_data["period"])
+        except ValueError:
+            raise forms.ValidationError(
+                "Enter the month as YYYY-MM (e.g. 2026-10) or the week as YYYY-Www (e.g. 2026-W41)."
+            ) from None
+        self.cleaned_data["granularity"] = granularity
+        return start
+
+
+class ReviewForm(forms.Form):
+    note = forms.CharField(
+        label="What the review found",
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="One line is enough: who looked, what they found, what follows.",
+    )
+
+    def __init__(self, *args, result, **kwargs):
+        kwargs.setdefault("prefix", f"review-{result.uuid.hex[:12]}")
+        super().__init__(*args, **kwargs)
 
 
 class CsvUploadForm(forms.Form):

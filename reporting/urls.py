@@ -20,6 +20,7 @@ urlpatterns = [
     path(H + "runs/<uuid:run_uuid>/", views.run_detail, name="run-detail"),
     path(H + "runs/<uuid:run_uuid>/report/", views.report_download, name="report-download"),
     path(H + "results/<uuid:result_uuid>/", views.result_action, name="result-action"),
+    path(H + "results/<uuid:result_uuid>/review/", views.review_record, name="review-record"),
     path(
         H + "explanations/<uuid:explanation_uuid>/withdraw/",
         views.explanation_withdraw,

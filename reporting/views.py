@@ -31,6 +31,7 @@ from .forms import (
     EscalateForm,
     ExplainForm,
     MetricValueForm,
+    ReviewForm,
     StartScheduleForm,
     TaskAdjustForm,
 )
@@ -40,6 +41,7 @@ from .models import (
     Cadence,
     DeliveryStatus,
     FlagExplanation,
+    Granularity,
     HealthCheckRun,
     HealthResult,
     MaintenanceSchedule,
@@ -54,7 +56,7 @@ ACTIVE = (RunStatus.QUEUED, RunStatus.RUNNING)
 RESULT_GROUPS = [
     ("red", "Red flags", "No red flags this month."),
     ("watch", "Trends to watch", ""),
-    ("not_evaluable", "Not evaluable", ""),
+    ("not_evaluable", "Not evaluable: needs a decision or data", ""),
     ("explained", "Explained flags", ""),
     ("ok", "OK and informational", ""),
 ]
@@ -359,13 +361,14 @@ def metric_add(request, engagement_uuid):
                 period=data["period"],
                 value=data["value"],
                 actor=request.user,
+                granularity=data["granularity"],
             )
         except DomainError as exc:
             form.add_error(None, str(exc))
         else:
-            messages.success(
-                request, f"{dict(metrics)[data['metric']]} for {data['period']:%B %Y} recorded: {data['value']:g}."
-            )
+            week = data["granularity"] == Granularity.WEEK
+            when = f"the week of {data['period']:%-d %B %Y}" if week else f"{data['period']:%B %Y}"
+            messages.success(request, f"{dict(metrics)[data['metric']]} for {when} recorded: {data['value']:g}.")
             return redirect(_health_url(request, engagement, "figures"))
     return _health_page(request, engagement, status=400, figure_form=form)
 
@@ -439,6 +442,7 @@ def run_context(request, engagement, run, *, bound=None) -> dict:
     links = health_actions.escalations(results)
     can_change = request.membership.can_write
     groups = {key: [] for key, _, _ in RESULT_GROUPS}
+    review_items = []
     for result in results:
         result.run = run
         by_period = series.get((result.metric, result.key), {})
@@ -453,6 +457,10 @@ def run_context(request, engagement, run, *, bound=None) -> dict:
             result.escalate_form = EscalateForm(result=result, title=health_actions.escalation_title(result))
         if bound is not None and bound[0] == result.pk:
             setattr(result, bound[1], bound[2])
+        if result.is_review_item:  # a task a person reviews: its own section, not a flag or a missing figure
+            _review_form(result, can_change=can_change)
+            review_items.append(result)
+            continue
         groups[GROUP_OF.get(result.status, result.status)].append(result)
     deliveries = list(run.deliveries.order_by("email"))
     return {
@@ -464,6 +472,9 @@ def run_context(request, engagement, run, *, bound=None) -> dict:
             {"key": key, "label": label, "empty": empty, "results": groups.get(key, [])}
             for key, label, empty in RESULT_GROUPS
         ],
+        "review_items": review_items,
+        "open_reviews": sum(r.reviewed_at is None for r in review_items),
+        "not_yet_due": [r for r in groups["ok"] if r.message.startswith(rule_engine.NOT_YET_DUE)],
         "deliveries": deliveries,
         "delivery_counts": {s: sum(d.status == s for d in deliveries) for s in DeliveryStatus.values},
         "axis": axis,
@@ -549,6 +560,55 @@ def result_action(request, engagement_uuid, result_uuid):
         return redirect(_run_url(request, engagement, run, anchor))
     context = run_context(request, engagement, run, bound=bound)
     return render(request, "reporting/run_detail.html", context, status=400)
+
+
+def _review_form(result, *, can_change: bool, form=None) -> None:
+    if can_change and result.reviewed_at is None and not hasattr(result, "review_form"):
+        result.review_form = form or ReviewForm(result=result)
+
+
+@org_view
+@require_POST
+def review_record(request, engagement_uuid, result_uuid):
+    """Record a review item of a run as done (who, when, a note). htmx swaps the item and the run's counts."""
+    engagement = _engagement(request, engagement_uuid)
+    result = get_object_or_404(
+        HealthResult.objects.for_org(request.org).select_related("run__report", "reviewed_by"),
+        uuid=result_uuid,
+        run__engagement=engagement,
+    )
+    run = result.run
+    run.engagement, run.organization = engagement, request.org
+    form = ReviewForm(request.POST, result=result)
+    status = 200
+    if form.is_valid():
+        try:
+            result = health_actions.record_review(
+                result=result, actor=request.user, note=form.cleaned_data["note"], request=request
+            )
+        except DomainError as exc:  # recorded by a colleague meanwhile, or not a review item: show it as it is now
+            messages.error(request, str(exc))
+            result.refresh_from_db()
+        else:
+            run.refresh_from_db()
+            if not request.htmx:
+                messages.success(request, f"Review of “{result.task_name}” recorded.")
+    else:
+        status = 400
+    _progress(run)
+    if status == 400:
+        _review_form(result, can_change=True, form=form)
+    if request.htmx:
+        open_reviews = HealthResult.objects.for_org(request.org).filter(
+            run=run, kind=result.kind, metric="", reviewed_at__isnull=True
+        )
+        context = {"engagement": engagement, "run": run, "r": result, "oob": True, "open_reviews": open_reviews.count()}
+        return render(request, "reporting/_review_item_swap.html", context, status=status)
+    if status == 400:
+        bound = (result.pk, "review_form", form)
+        context = run_context(request, engagement, run, bound=bound)
+        return render(request, "reporting/run_detail.html", context, status=400)
+    return redirect(_run_url(request, engagement, run, f"result-{result.uuid}"))
 
 
 @org_view
