@@ -80,7 +80,7 @@ def test_review_items_and_rule_window_response_on_page_pdf_and_email(consultant,
     page = text_of(consultant.get(u("run-detail", scheduled, run_uuid=run.uuid)))
     row = page.split(f'id="result-{red.uuid}"')[1].split("</li>")[0]
     assert red.rule_text[:1].upper() + red.rule_text[1:] in row
-    assert f"Judged over {red.window}" in row and trigger["response"] in row and "What to do:" in row
+    assert f"Judged over {red.window}" in row and trigger["response"] in row and "What to do:</strong>" in row
     review = page.split('id="review-items"')[1].split("</section>")[0]
     assert "To review" in page and item.task_name in review and "Not yet recorded" in review
     assert f'id="review-count" class="lane-count">{len(items)}<' in page
