@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .base import STAGE_OBJECTS, CrmError, CrmField, CrmQueryError, CrmUnsupported, FieldValue, Pipeline, Stage
+from .base import STAGE_OBJECTS, CrmField, CrmQueryError, CrmUnsupported, FieldValue, Pipeline, Stage
 
 OBJECT_WORDS = {
     "lead": "lead",
@@ -485,11 +485,6 @@ class Architecture:
                 for pipeline in catalog.pipelines(kind):
                     places.setdefault((kind, holder.api_name, pipeline.id), pipeline_place(holder, pipeline))
         return [Judged(pl, frozenset(signed.get(key, ()))) for key, pl in places.items()]
-
-
-def read_error(exc: CrmError) -> str:
-    """A CRM error as the reason a figure is not evaluated."""
-    return f"the CRM could not be read: {exc}"
 
 
 __all__ = [
