@@ -12,7 +12,9 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import CharField, F, IntegerField, Max, Prefetch
 from django.db.models.expressions import RawSQL
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -194,6 +196,14 @@ def _sections(sub_phases, items) -> list[dict]:
     for section in sections:
         section["done"] = sum(1 for i in section["items"] if i.done)
     return sections
+
+
+def _section_count(item) -> dict:
+    """Done and total of the checklist section the item sits in (its sub-phase, or its group of loose items)."""
+    siblings = ChecklistItem.objects.filter(phase_id=item.phase_id, sub_phase_id=item.sub_phase_id)
+    if item.sub_phase_id is None:
+        siblings = siblings.filter(group=item.group)
+    return {"done": siblings.filter(done=True).count(), "total": siblings.count()}
 
 
 def _gate_for(phase, engagement):
@@ -568,10 +578,10 @@ def checklist_toggle(request, engagement_uuid, item_uuid):
         error = str(exc)
     if request.htmx:
         item.editable = _editable(request, item.engagement, item.phase, item.sub_phase)
-        return render(
-            request,
-            "engagements/engagement_detail.html#checklist-item",
-            {"item": item, "engagement": item.engagement, "item_error": error},
+        context = {"item": item, "engagement": item.engagement, "item_error": error, **_section_count(item)}
+        return HttpResponse(
+            render_to_string("engagements/engagement_detail.html#checklist-item", context, request=request)
+            + render_to_string("engagements/_checklist_count_oob.html", context, request=request)
         )
     if error:
         messages.error(request, error)
