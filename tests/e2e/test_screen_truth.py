@@ -4,7 +4,9 @@ A failed htmx save says why, where the person acted, and the control goes back t
 unbroken names do not widen pages. Screenshots land in test-artifacts/e2e/.
 """
 
+from datetime import date
 
+import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
@@ -13,6 +15,10 @@ from crm_connectors.audit import services as audit_services
 from crm_connectors.http import LocalStore
 from crm_connectors.models import FindingState
 from crm_connectors.sandbox import SalesforceSandbox
+from engagements import progression
+from engagements.models import ClientAccount
+from playbooks.models import Playbook
+from playbooks.services import load_library_playbooks
 from tests.conftest import PASSWORD
 from tests.e2e.conftest import ARTIFACTS
 
@@ -77,5 +83,37 @@ def test_a_refused_finding_update_says_why_and_puts_the_select_back(
         expect(page.locator(f"#finding-{finding.uuid}").get_by_role("alert")).to_have_count(0)
         finding.refresh_from_db()
         assert finding.state == FindingState.EXPLAINED
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_long_unbroken_names_keep_pages_within_the_viewport(transactional_db, live_server, cast, browser, width):
+    # As long as a name can be: the longest the name fields hold, with no space to break at.
+    longest = ClientAccount._meta.get_field("name").max_length
+    cast.client.name = "A" * longest
+    cast.client.save(update_fields=["name"])
+    load_library_playbooks()
+    engagement = progression.create_engagement(
+        client=cast.client,
+        playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),
+        name="E" * longest,
+        start_date=date(2026, 11, 2),
+        actor=cast.consultant,
+    )
+    pages = {
+        "engagements": reverse("engagements:portfolio", args=[cast.org.slug]),
+        "engagement": reverse("engagements:engagement-detail", args=[cast.org.slug, engagement.uuid]),
+        "client": reverse("engagements:client-detail", args=[cast.org.slug, cast.client.uuid]),
+    }
+    context, page = open_page(browser, width, 844 if width < 500 else 900)
+    try:
+        sign_in(page, live_server, cast.consultant, pages["engagements"])
+        for name, path in pages.items():
+            page.goto(f"{live_server.url}{path}")
+            assert ("E" * longest if name != "client" else "A" * longest) in page.content()
+            shot(page, f"long-name-{name}-{width}")
+            scroll_width, viewport = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+            assert scroll_width <= viewport, f"{name} page is {scroll_width}px wide in a {viewport}px window"
     finally:
         context.close()
