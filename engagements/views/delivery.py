@@ -180,6 +180,15 @@ def _mark_editable(request, engagement, items, phases_by_id, subs_by_id) -> None
         item.editable = _editable(request, engagement, phases_by_id[item.phase_id], sub)
 
 
+def _in_our_name(engagement, items) -> None:
+    """The method's source names the consultancy that wrote it ("LeanScale-recommended definitions"); in an
+    engagement, the organization running it is the one recommending, so its checklist says so in its own name."""
+    label = engagement.spec.consultancy_label
+    if label:
+        for item in items:
+            item.text = item.text.replace(label, engagement.organization.name)
+
+
 def _sections(sub_phases, items) -> list[dict]:
     """Group a phase's checklist: first the items without a sub-phase (by group), then each sub-phase."""
     sections, loose = [], {}
@@ -496,6 +505,7 @@ def engagement_detail(request, engagement_uuid):
     )
     _mark_editable(request, engagement, items, phases_by_id, subs_by_id)
     _mark_editable(request, engagement, handover, phases_by_id, {i.sub_phase_id: i.sub_phase for i in handover})
+    _in_our_name(engagement, [*items, *handover])
     handover_groups: dict[str, list] = {}
     for item in handover:
         handover_groups.setdefault(item.group or item.get_kind_display(), []).append(item)
@@ -541,6 +551,7 @@ def phase_detail(request, engagement_uuid, phase_uuid):
     sub_phases = list(SubPhaseState.objects.filter(phase=phase).order_by("order"))
     items = list(ChecklistItem.objects.filter(phase=phase).select_related("done_by").order_by("order"))
     _mark_editable(request, engagement, items, {phase.pk: phase}, {s.pk: s for s in sub_phases})
+    _in_our_name(engagement, items)
     gate = _gate_for(phase, engagement)
     decisions = []
     if gate is not None:
@@ -578,6 +589,7 @@ def checklist_toggle(request, engagement_uuid, item_uuid):
         error = str(exc)
     if request.htmx:
         item.editable = _editable(request, item.engagement, item.phase, item.sub_phase)
+        _in_our_name(item.engagement, [item])
         context = {"item": item, "engagement": item.engagement, "item_error": error, **_section_count(item)}
         return HttpResponse(
             render_to_string("engagements/engagement_detail.html#checklist-item", context, request=request)

@@ -1,12 +1,18 @@
 """Fragments that show derived state change with the action that changed it (htmx requests, Django test client)."""
 
 import re
+import subprocess
 
 import pytest
 from django.urls import reverse
 
+from crm_connectors import services as crm_services
+from crm_connectors.audit import services as audit_services
+from crm_connectors.http import LocalStore
+from crm_connectors.sandbox import SalesforceSandbox
 from engagements import progression
 from engagements.models import ArchitectureVersion, ChecklistItem, StageDefinition
+from reporting.models import ArtifactStatus
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -89,3 +95,51 @@ def test_a_term_linked_to_a_stage_shows_in_that_stages_terms_column(engagement, 
     assert '<span class="tag">Upsell Qualified</span>' in stage_row(page, stage)
     stage.refresh_from_db()
     assert stage.term_keys == []  # shown from the term's side; the stage itself was not rewritten
+
+
+# --------------------------------------------------------------------------------------------------
+# Words
+
+
+def test_the_checklist_recommends_in_the_organizations_own_name(engagement, consultant, cast):
+    page = consultant.get(url("engagement-detail", engagement)).content.decode()
+    assert f"pre-filled with {cast.org.name}-recommended stage" in " ".join(page.split())
+    assert "LeanScale" not in page
+    item = ChecklistItem.objects.get(engagement=engagement, key="review-definition-alignment-doc")
+    body = consultant.post(url("checklist-toggle", engagement, item.uuid), {"done": "1"}, **HTMX).content.decode()
+    assert f"{cast.org.name}-recommended" in body and "LeanScale" not in body
+
+
+def test_playbook_names_are_not_doubled(library):
+    assert library["partnership-success"].playbook.name == "Partnership Success Platform Implementation"
+    assert not any(v.playbook.name.endswith("Implementation — Implementation") for v in library.values())
+
+
+def test_source_references_stay_in_the_consultants_audit_page_not_the_clients_pdf(
+    engagement, client, cast, crm_sandbox_settings, django_capture_on_commit_callbacks
+):
+    with SalesforceSandbox(profile="demo", seed=3, size=1_000) as sandbox:
+        crm_services.sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
+        run, _ = audit_services.start_audit(client=cast.client, actor=cast.owner, queue=False)
+        run = audit_services.execute_run(
+            run.pk, connector_options={"sleep": lambda s: None, "store": LocalStore()}, heartbeat=False
+        )
+    refs = [ref for ref in run.findings.values_list("seed_ref", flat=True) if ref]
+    assert refs
+    client.force_login(cast.consultant)
+    args = {"org_slug": cast.org.slug, "client_uuid": cast.client.uuid, "audit_run_uuid": run.uuid}
+    page = client.get(reverse("crm_connectors:audit-run", kwargs=args)).content.decode()
+    assert f"Source: {refs[0]}" in page  # the consultant sees where a rule comes from
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("crm_connectors:audit-pdf", kwargs=args))
+    artifact = run.reports.get()
+    assert artifact.status == ArtifactStatus.DONE
+    download = client.get(
+        reverse("crm_connectors:audit-pdf-download", kwargs={**args, "audit_artifact_uuid": artifact.uuid})
+    )
+    data = b"".join(download.streaming_content)
+    text = subprocess.run(["pdftotext", "-", "-"], input=data, capture_output=True, check=True).stdout.decode()
+    flat = " ".join(text.split()).replace("- ", "-")  # long ids may wrap at a hyphen
+    assert all(rule_id in flat for rule_id in run.findings.values_list("rule_id", flat=True))
+    assert "Source:" not in flat and not any(ref in flat for ref in refs)
