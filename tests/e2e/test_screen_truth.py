@@ -117,3 +117,44 @@ def test_long_unbroken_names_keep_pages_within_the_viewport(transactional_db, li
             assert scroll_width <= viewport, f"{name} page is {scroll_width}px wide in a {viewport}px window"
     finally:
         context.close()
+
+
+def test_ticks_move_the_sub_phase_counter_and_a_lost_connection_unticks_the_box(
+    transactional_db, live_server, cast, browser
+):
+    load_library_playbooks()
+    engagement = progression.create_engagement(
+        client=cast.client,
+        playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),
+        name="Lifecycle rebuild",
+        start_date=date(2026, 11, 2),
+        actor=cast.consultant,
+    )
+    items = list(engagement.checklist.filter(sub_phase__key="1a").order_by("order"))
+    context, page = open_page(browser, 1366)
+    try:
+        sign_in(
+            page,
+            live_server,
+            cast.consultant,
+            reverse("engagements:engagement-detail", args=[cast.org.slug, engagement.uuid]),
+        )
+        section = page.locator(".checklist-section", has=page.locator(f"#item-{items[0].uuid}"))
+        counter = section.locator("h3 .count")
+        expect(counter).to_have_text(f"0/{len(items)}")
+        for ticked, item in enumerate(items[:3], start=1):
+            page.locator(f"#cb-{item.uuid}").check()
+            expect(counter).to_have_text(f"{ticked}/{len(items)}")
+        shot(page, "subphase-counter-1366")
+
+        # The network drops: the tick does not stick, and the person is told where they clicked.
+        page.route("**/items/*/toggle/", lambda route: route.abort())
+        box = page.locator(f"#cb-{items[3].uuid}")
+        box.check()
+        alert = page.locator(f"#item-{items[3].uuid}").get_by_role("alert")
+        expect(alert).to_contain_text("Could not reach the server")
+        expect(box).not_to_be_checked()
+        expect(counter).to_have_text(f"3/{len(items)}")
+        assert engagement.checklist.filter(sub_phase__key="1a", done=True).count() == 3
+    finally:
+        context.close()
