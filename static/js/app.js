@@ -69,6 +69,21 @@ document.addEventListener("submit", (event) => {
     show(scope, serverMessage(event.detail.xhr) || fallback);
   };
 
+  // A refusal (4xx) that re-renders the block it belongs to (same id as the target, or retargeted by the server)
+  // is swapped in: it carries the server's own message and the true state. htmx leaves 4xx bodies unswapped by
+  // default, which hid every form error the server sent back.
+  document.addEventListener("htmx:beforeSwap", (event) => {
+    const { xhr, target } = event.detail;
+    if (xhr.status < 400 || xhr.status >= 500 || !target) return;
+    const fragment = document.createElement("template");
+    fragment.innerHTML = xhr.responseText || "";
+    const first = fragment.content.firstElementChild;
+    if (xhr.getResponseHeader("HX-Retarget") || (first && target.id && first.id === target.id)) {
+      event.detail.shouldSwap = true;
+      event.detail.isError = false;
+    }
+  });
+
   document.addEventListener("htmx:responseError", (event) => {
     const status = event.detail.xhr.status;
     fail(event, status >= 500
