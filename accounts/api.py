@@ -5,19 +5,97 @@ can only narrow the organization's rows (through `scope`), never forget the orga
 """
 
 from django.contrib.auth import authenticate
+from django.db.models import ProtectedError, RestrictedError
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.authtoken.models import Token
+from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .access import SAFE_METHODS, membership_for
 from .models import DomainError, Membership, Organization
 
+MESSAGE = {
+    "type": "object",
+    "properties": {"detail": {"type": "string", "description": "Why, in words."}},
+    "required": ["detail"],
+}
+#: A 400 comes keyed by field: each field name with its messages; `non_field_errors` or `detail` for what concerns
+#: no single field (a move the state machine refuses).
+INPUT_ERRORS = {
+    "type": "object",
+    "description": "Messages keyed by field name (a list of messages each, nested for nested fields); "
+    "`non_field_errors` or `detail` for what concerns no single field. Nothing was written.",
+    "additionalProperties": {},
+}
+ERROR_RESPONSES = {
+    "400": ("Bad input, keyed by field, or a move the current state refuses (`detail`). Nothing was written.",
+            INPUT_ERRORS),
+    "401": ("No token, or a token that is not valid: send `Authorization: Token <key>`.", MESSAGE),
+    "403": ("Your role cannot change this (viewers read only).", MESSAGE),
+    "404": ("No such organization, object or page for you.", MESSAGE),
+    "409": ("Still referenced elsewhere, so it cannot be deleted: `detail` says by what.", MESSAGE),
+    "429": ("Too many requests: the Retry-After header says in how many seconds to try again.", MESSAGE),
+}
+
+
+class Conflict(exceptions.APIException):
+    status_code = 409
+    default_detail = "It is still referenced elsewhere, so it cannot be deleted."
+    default_code = "conflict"
+
+
+def still_referenced(obj, error: ProtectedError | RestrictedError) -> str:
+    """Why `obj` cannot be deleted, in words: what still refers to it (kept as a record)."""
+    counts: dict = {}
+    for ref in error.protected_objects if isinstance(error, ProtectedError) else error.restricted_objects:
+        counts[ref._meta] = counts.get(ref._meta, 0) + 1
+    refs = ", ".join(
+        f"{n} {meta.verbose_name if n == 1 else meta.verbose_name_plural}" for meta, n in counts.items()
+    )
+    return f"{getattr(obj, 'name', obj)} cannot be deleted: it is still referenced by {refs}, kept as a record."
+
+
+class ContractSchema(AutoSchema):
+    """Documents the error answers every operation can give, so clients (and schemathesis) know them."""
+
+    def get_operation(self, *args, **kwargs):
+        operation = super().get_operation(*args, **kwargs)
+        if operation is None:
+            return None
+        codes = []
+        has_query = any(p.get("in") == "query" for p in operation.get("parameters", []))
+        if self.method != "GET" or has_query:
+            codes.append("400")
+        if self.view.permission_classes:
+            codes += ["401", "404"]
+            if self.method not in SAFE_METHODS:
+                codes.append("403")
+        if self.method == "DELETE":
+            codes.append("409")
+        if self.view.throttle_classes:
+            codes.append("429")
+        responses = operation["responses"]
+        for code in codes:
+            description, schema = ERROR_RESPONSES[code]
+            if code == "400" and code in responses:
+                # A 400 documented with its own words keeps them, with the field-keyed body it really has.
+                description = responses[code].get("description") or description
+            if code == "400" or code not in responses:
+                responses[code] = {"description": description, "content": {"application/json": {"schema": schema}}}
+        return operation
+
 
 class OrgScopedViewSet(viewsets.GenericViewSet):
+    schema = ContractSchema()
+    # JSON only: form encodings cannot say null, lists of objects or numbers, so the schema would promise what
+    # the API cannot read.
+    parser_classes = [JSONParser]
     lookup_field = "uuid"
-    lookup_value_regex = "[0-9a-f-]{36}"
+    # Any path segment reaches the view, so a malformed id answers the API's JSON 404, not the site's HTML page.
+    lookup_value_regex = "[^/]+"
     #: The model's default manager; its queryset must have `for_org`.
     queryset = None
 
@@ -47,6 +125,8 @@ class OrgScopedViewSet(viewsets.GenericViewSet):
     def handle_exception(self, exc):
         if isinstance(exc, DomainError):
             exc = exceptions.ValidationError({"detail": str(exc)})
+        if isinstance(exc, ProtectedError | RestrictedError) and self.action == "destroy":
+            exc = Conflict(still_referenced(self.get_object(), exc))
         return super().handle_exception(exc)
 
 
@@ -64,6 +144,8 @@ class OrganizationSerializer(serializers.ModelSerializer):
 class OrganizationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     """The organizations the authenticated user belongs to (not organization-scoped itself)."""
 
+    schema = ContractSchema()
+    parser_classes = [JSONParser]
     serializer_class = OrganizationSerializer
     queryset = Organization.objects.none()
 

@@ -280,6 +280,9 @@ class Transitions:
     calls: int
     deep: bool = False
     note: str = ""
+    # Salesforce field history: a record's first value is not a change, so entries into a funnel's first stage are
+    # not in `into`; the records created in the period are (None where `into` already counts first values)
+    created: int | None = None
 
     def count(self, value: str) -> int | None:
         wanted = value.lower()

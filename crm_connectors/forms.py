@@ -65,6 +65,12 @@ class CrmConnectionForm(forms.ModelForm):
                 self.fields[name].widget.attrs["placeholder"] = "•••••••• (stored)"
                 self.fields[name].help_text = "Stored; leave blank to keep it."
 
+    @property
+    def stored_secret_labels(self) -> list[str]:
+        """The secrets this connection holds, in words ("Security token", not the field name)."""
+        names = self.instance.secret_names or []
+        return [SECRET_LABELS.get(name, name.replace("_", " ").capitalize()) for name in names]
+
     def _stored(self, name: str) -> bool:
         if name in SECRET_FIELDS:
             return self.instance.has_secret(name)

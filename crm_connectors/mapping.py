@@ -29,7 +29,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .base import STAGE_OBJECTS, CrmError, CrmField, CrmQueryError, CrmUnsupported, FieldValue, Pipeline, Stage
+from .base import STAGE_OBJECTS, CrmField, CrmQueryError, CrmUnsupported, FieldValue, Pipeline, Stage
 
 OBJECT_WORDS = {
     "lead": "lead",
@@ -187,6 +187,7 @@ class Option:
     label: str
     active: bool = True
     order: int = 0
+    lost: bool = False  # a stage that closes the record as lost: the pipeline's exit, not a step of it
 
 
 @dataclass(frozen=True)
@@ -249,7 +250,7 @@ def field_place(f: CrmField) -> Place:
         f.api_name,
         f.label,
         f.role,
-        tuple(Option(v.api_value, v.label, v.active, v.order) for v in f.values),
+        tuple(Option(v.api_value, v.label, v.active, v.order, bool(v.is_closed and not v.is_won)) for v in f.values),
     )
 
 
@@ -259,7 +260,7 @@ def pipeline_place(stage_field: CrmField, pipeline: Pipeline) -> Place:
         stage_field.api_name,
         stage_field.label,
         "stage",
-        tuple(Option(s.id, s.label, s.active, s.order) for s in pipeline.stages),
+        tuple(Option(s.id, s.label, s.active, s.order, bool(s.is_closed and not s.is_won)) for s in pipeline.stages),
         pipeline.id,
         pipeline.label,
     )
@@ -408,7 +409,7 @@ class Judged:
         option = self.place.option(value)
         if option is None:
             return not self.allows(value)
-        if not option.active:
+        if not option.active or option.lost:  # lost deals are the drop-off rules' business, not a rogue stage
             return False
         return self.is_signed and not self.allows(value)
 
@@ -485,11 +486,6 @@ class Architecture:
                 for pipeline in catalog.pipelines(kind):
                     places.setdefault((kind, holder.api_name, pipeline.id), pipeline_place(holder, pipeline))
         return [Judged(pl, frozenset(signed.get(key, ()))) for key, pl in places.items()]
-
-
-def read_error(exc: CrmError) -> str:
-    """A CRM error as the reason a figure is not evaluated."""
-    return f"the CRM could not be read: {exc}"
 
 
 __all__ = [

@@ -874,6 +874,7 @@ class SalesforceConnector(CrmConnector):
             if isinstance(found, str):
                 return Transitions(kind, f.api_name, start, end, (), False, history, None, meter.calls, deep, found)
             counts: Counter[str] = Counter(str(r["NewValue"]) for r in found if r.get("NewValue") is not None)
+            created = self._count(f"SELECT COUNT() FROM {OBJECTS[kind]} WHERE {window}")
         return Transitions(
             kind,
             f.api_name,
@@ -886,6 +887,9 @@ class SalesforceConnector(CrmConnector):
             len(found),
             meter.calls,
             deep,
+            f"A record's first {f.label} is not a change in Salesforce field history: the {created:,} "
+            f"{OBJECTS[kind]} records created in the period entered their first value without a history row.",
+            created,
         )
 
     def time_in_stage(

@@ -1,3 +1,4 @@
+from django.db import transaction
 from rest_framework import mixins, serializers
 
 from accounts.api import OrgScopedViewSet
@@ -7,6 +8,10 @@ from .models import ClientAccount, Stakeholder
 
 
 class ClientAccountSerializer(serializers.ModelSerializer):
+    website = serializers.URLField(
+        max_length=200, required=False, allow_blank=True, help_text="The client's web address, e.g. https://acme.com."
+    )
+
     class Meta:
         model = ClientAccount
         fields = ["uuid", "name", "website", "notes", "created_at"]
@@ -96,4 +101,6 @@ class StakeholderViewSet(
         return services.save_stakeholder(stakeholder=stakeholder, actor=self.request.user, request=self.request)
 
     def perform_destroy(self, stakeholder):
-        services.remove_stakeholder(stakeholder=stakeholder, actor=self.request.user, request=self.request)
+        # One transaction: when the stakeholder is still referenced (409), the removal is not logged either.
+        with transaction.atomic():
+            services.remove_stakeholder(stakeholder=stakeholder, actor=self.request.user, request=self.request)

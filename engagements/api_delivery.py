@@ -117,6 +117,9 @@ class FilteredScope:
     def filtered(self, queryset):
         if self.action != "list" or self.filter_serializer is None:
             return queryset
+        blank = [name for name, value in self.request.query_params.items() if name != "page" and value == ""]
+        if blank:  # an empty filter is a mistake, not "no filter": say so instead of listing everything
+            raise serializers.ValidationError({name: ["Give a value, or leave this filter out."] for name in blank})
         params = self.filter_serializer(data=self.request.query_params, partial=True)
         params.is_valid(raise_exception=True)
         return queryset.filter(**params.validated_data)
@@ -377,7 +380,7 @@ class PhaseSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
-    @extend_schema_field(OpenApiTypes.UUID)
+    @extend_schema_field(serializers.UUIDField(allow_null=True))
     def get_gate(self, phase):
         try:
             return phase.gate.uuid
@@ -706,7 +709,7 @@ class GateViewSet(FilteredScope, mixins.ListModelMixin, mixins.RetrieveModelMixi
     @action(
         detail=True,
         methods=["get", "post"],
-        url_path=r"checkpoints/(?P<checkpoint_uuid>[0-9a-f-]{36})",
+        url_path=r"checkpoints/(?P<checkpoint_uuid>[^/]+)",
         url_name="checkpoint",
     )
     def checkpoint(self, request, *args, **kwargs):

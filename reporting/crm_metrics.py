@@ -20,7 +20,7 @@ from crm_connectors.mapping import OBJECT_LABELS, Architecture, ConnectorCatalog
 from crm_connectors.models import CrmConnection
 from engagements import definitions
 
-from .models import MetricValue
+from .models import Granularity, MetricValue
 
 logger = logging.getLogger(__name__)
 NO_ARCHITECTURE = "no signed stage architecture with CRM values to measure against"
@@ -91,6 +91,7 @@ class CrmFigures:
                 metric=metric,
                 key=key,
                 period=period,
+                granularity=Granularity.MONTH,
                 defaults={"value": value, "breakdown": breakdown if key == "" else None, "source": "crm"},
             )
 
@@ -292,7 +293,7 @@ class CrmFigures:
     def _named(judged: Judged, value: str) -> str:
         """A value as a consultant reads it: its label, with the place it was found in."""
         place = judged.place
-        shown = place.label(value) if value else "values no option lists (a deep audit names them)"
+        shown = place.label(value) if value else "values outside the field's options (a deep audit names them)"
         return f"{shown} ({place.name}, {OBJECT_LABELS[place.kind]})"
 
     def _unapproved_stage_values(self, period: date) -> None:

@@ -1727,6 +1727,9 @@ def _no_customer_lifecycle(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
         raise NotEvaluated(
             f"not evaluated: {snap.crm}'s custom objects could not be read, and a customer lifecycle may live there"
         )
+    if (snap.data.get("objects") or {}).get("ticket", {}).get("readable") is False:
+        # refused, not missing: the customer lifecycle may well be kept in a ticket pipeline
+        raise NotEvaluated(f"not evaluated: {snap.crm}'s tickets are not readable by this user")
     in_deals = places.get("deal", [])
     others = _other_stage_places(snap)
     message = (

@@ -1,10 +1,12 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import Count
+from django.db import transaction
+from django.db.models import Count, ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.access import org_view
+from accounts.api import still_referenced
 
 from .. import portal_access, services
 from ..forms import ClientAccountForm, StakeholderForm
@@ -90,8 +92,13 @@ def stakeholder_edit(request, client_uuid, stakeholder_uuid):
 def stakeholder_remove(request, client_uuid, stakeholder_uuid):
     stakeholder = _stakeholder(request, client_uuid, stakeholder_uuid)
     if request.method == "POST":
-        services.remove_stakeholder(stakeholder=stakeholder, actor=request.user, request=request)
-        messages.success(request, f"{stakeholder.name} removed; their portal access has ended.")
+        try:
+            with transaction.atomic():
+                services.remove_stakeholder(stakeholder=stakeholder, actor=request.user, request=request)
+        except ProtectedError as error:
+            messages.error(request, still_referenced(stakeholder, error))
+        else:
+            messages.success(request, f"{stakeholder.name} removed; their portal access has ended.")
         return redirect("engagements:client-detail", org_slug=request.org.slug, client_uuid=client_uuid)
     return render(request, "engagements/stakeholder_remove.html", {"stakeholder": stakeholder})
 

@@ -198,6 +198,17 @@ def _version_rows(request, engagement) -> list[VersionRow]:
     return rows
 
 
+def _linked(items: list[tuple[str, list]], others: list[tuple[str, list]]) -> dict[str, list[str]]:
+    """For each (key, refs) item, the keys it names itself, then the keys of the other side that name it, once each.
+    A link between a term and a stage is one fact seen from both sides."""
+    linked = {key: list(dict.fromkeys(refs or [])) for key, refs in items}
+    for other_key, refs in others:
+        for key in refs or []:
+            if key in linked and other_key not in linked[key]:
+                linked[key].append(other_key)
+    return linked
+
+
 def _draft_context(request, engagement) -> dict:
     """Terms and stages of the draft, each with its references resolved to names (two queries)."""
     terms = list(DefinitionTerm.objects.for_org(request.org).filter(engagement=engagement).order_by("order", "id"))
@@ -207,13 +218,16 @@ def _draft_context(request, engagement) -> dict:
     )
     term_names = {t.key: t.term for t in terms}
     stage_names = {s.key: s.name for s in stages}
+    term_links = [(t.key, t.stage_keys) for t in terms]
+    stage_links = [(s.key, s.term_keys) for s in stages]
+    stage_keys_of, term_keys_of = _linked(term_links, stage_links), _linked(stage_links, term_links)
     for term in terms:
         term.engagement = engagement
-        term.refs = [(k, stage_names.get(k)) for k in term.stage_keys or []]
+        term.refs = [(k, stage_names.get(k)) for k in stage_keys_of[term.key]]
     groups: dict[str, list] = {}
     for stage in stages:
         stage.engagement = engagement
-        stage.refs = [(k, term_names.get(k)) for k in stage.term_keys or []]
+        stage.refs = [(k, term_names.get(k)) for k in term_keys_of[stage.key]]
         groups.setdefault(stage.domain, []).append(stage)
     stage_choices = [(s.key, f"{s.name} ({DOMAIN_LABELS.get(s.domain, s.domain)})") for s in stages]
     term_choices = [(t.key, t.term) for t in terms]
@@ -536,11 +550,14 @@ def _content_sections(content: dict, states: dict | None = None) -> dict:
     """A version's content for display: terms, then stages grouped by domain, references resolved."""
     term_names = {t["key"]: t["term"] for t in content["terms"]}
     stage_names = {s["key"]: s["name"] for s in content["stages"]}
+    term_links = [(t["key"], t["stage_keys"]) for t in content["terms"]]
+    stage_links = [(s["key"], s["term_keys"]) for s in content["stages"]]
+    stage_keys_of, term_keys_of = _linked(term_links, stage_links), _linked(stage_links, term_links)
     terms = [
         {
             **t,
             "item_key": f"term:{t['key']}",
-            "refs": [stage_names.get(k, k) for k in t["stage_keys"]],
+            "refs": [stage_names.get(k, k) for k in stage_keys_of[t["key"]]],
             "state": (states or {}).get(f"term:{t['key']}"),
         }
         for t in content["terms"]
@@ -551,7 +568,7 @@ def _content_sections(content: dict, states: dict | None = None) -> dict:
             {
                 **s,
                 "item_key": f"stage:{s['key']}",
-                "refs": [term_names.get(k, k) for k in s["term_keys"]],
+                "refs": [term_names.get(k, k) for k in term_keys_of[s["key"]]],
                 "state": (states or {}).get(f"stage:{s['key']}"),
             }
         )

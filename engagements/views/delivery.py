@@ -12,7 +12,9 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db.models import CharField, F, IntegerField, Max, Prefetch
 from django.db.models.expressions import RawSQL
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -178,6 +180,15 @@ def _mark_editable(request, engagement, items, phases_by_id, subs_by_id) -> None
         item.editable = _editable(request, engagement, phases_by_id[item.phase_id], sub)
 
 
+def _in_our_name(engagement, items) -> None:
+    """The method's source names the consultancy that wrote it ("LeanScale-recommended definitions"); in an
+    engagement, the organization running it is the one recommending, so its checklist says so in its own name."""
+    label = engagement.spec.consultancy_label
+    if label:
+        for item in items:
+            item.text = item.text.replace(label, engagement.organization.name)
+
+
 def _sections(sub_phases, items) -> list[dict]:
     """Group a phase's checklist: first the items without a sub-phase (by group), then each sub-phase."""
     sections, loose = [], {}
@@ -194,6 +205,14 @@ def _sections(sub_phases, items) -> list[dict]:
     for section in sections:
         section["done"] = sum(1 for i in section["items"] if i.done)
     return sections
+
+
+def _section_count(item) -> dict:
+    """Done and total of the checklist section the item sits in (its sub-phase, or its group of loose items)."""
+    siblings = ChecklistItem.objects.filter(phase_id=item.phase_id, sub_phase_id=item.sub_phase_id)
+    if item.sub_phase_id is None:
+        siblings = siblings.filter(group=item.group)
+    return {"done": siblings.filter(done=True).count(), "total": siblings.count()}
 
 
 def _gate_for(phase, engagement):
@@ -486,6 +505,7 @@ def engagement_detail(request, engagement_uuid):
     )
     _mark_editable(request, engagement, items, phases_by_id, subs_by_id)
     _mark_editable(request, engagement, handover, phases_by_id, {i.sub_phase_id: i.sub_phase for i in handover})
+    _in_our_name(engagement, [*items, *handover])
     handover_groups: dict[str, list] = {}
     for item in handover:
         handover_groups.setdefault(item.group or item.get_kind_display(), []).append(item)
@@ -531,6 +551,7 @@ def phase_detail(request, engagement_uuid, phase_uuid):
     sub_phases = list(SubPhaseState.objects.filter(phase=phase).order_by("order"))
     items = list(ChecklistItem.objects.filter(phase=phase).select_related("done_by").order_by("order"))
     _mark_editable(request, engagement, items, {phase.pk: phase}, {s.pk: s for s in sub_phases})
+    _in_our_name(engagement, items)
     gate = _gate_for(phase, engagement)
     decisions = []
     if gate is not None:
@@ -568,10 +589,11 @@ def checklist_toggle(request, engagement_uuid, item_uuid):
         error = str(exc)
     if request.htmx:
         item.editable = _editable(request, item.engagement, item.phase, item.sub_phase)
-        return render(
-            request,
-            "engagements/engagement_detail.html#checklist-item",
-            {"item": item, "engagement": item.engagement, "item_error": error},
+        _in_our_name(item.engagement, [item])
+        context = {"item": item, "engagement": item.engagement, "item_error": error, **_section_count(item)}
+        return HttpResponse(
+            render_to_string("engagements/engagement_detail.html#checklist-item", context, request=request)
+            + render_to_string("engagements/_checklist_count_oob.html", context, request=request)
         )
     if error:
         messages.error(request, error)

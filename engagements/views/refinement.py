@@ -10,7 +10,8 @@ from accounts.models import DomainError
 
 from .. import refinement as loop
 from ..forms_cadence import AssumptionForm, AssumptionStatusForm, MeetingForm, VersionStartForm
-from ..models import ArchitectureVersion, AssumptionItem, AssumptionStatus, Meeting
+from ..models import ArchitectureVersion, AssumptionItem, AssumptionStatus, Gate, GateStatus, Meeting
+from ..progression import DEFINITIONS_SIGNED
 from .cadence import _engagement
 
 ASSUMED = AssumptionStatus.ASSUMED
@@ -27,6 +28,18 @@ def _versions(request, engagement):
             n_critical_assumed=Count("items", filter=Q(items__status=ASSUMED, items__critical=True)),
         )
         .order_by("-number")
+    )
+
+
+def _blocked_gates(engagement) -> list[str]:
+    """Names of the gates still to be decided that critical assumed items hold back (those whose checkpoints wait
+    for signed definitions): once such a gate is decided, the banner must not say the items block it."""
+    return list(
+        Gate.objects.filter(engagement=engagement, checkpoints__auto=DEFINITIONS_SIGNED)
+        .exclude(status=GateStatus.DECIDED)
+        .order_by("phase__order")
+        .values_list("name", flat=True)
+        .distinct()
     )
 
 
@@ -47,6 +60,7 @@ def _render_loop(request, engagement, *, meeting_form=None, version_form=None, s
             "meetings": meetings,
             "versions": versions,
             "latest": latest,
+            "blocked_gates": _blocked_gates(engagement),
             "meeting_form": meeting_form or MeetingForm(engagement=engagement),
             "version_form": version_form or VersionStartForm(engagement=engagement),
             "next_number": latest.number + 1 if latest else 0,
@@ -158,6 +172,7 @@ def version_context(request, engagement, version, *, add_form=None, error_item=N
         "previous": previous,
         "changes": loop.diff(previous, version) if previous else None,
         "critical_assumed": [i for i in items if i.critical and i.status == ASSUMED],
+        "blocked_gates": _blocked_gates(engagement),
         "statuses": AssumptionStatus.choices,
         "add_form": add_form or AssumptionForm(),
         "can_change": request.membership.can_write and is_latest,

@@ -618,6 +618,11 @@ def test_a_customer_lifecycle_on_a_custom_object_counts():
     data["errors"] = [{"step": "custom objects", "message": "INSUFFICIENT_ACCESS", "kind": "CrmQueryError"}]
     evaluation = rules.evaluate(data)
     assert "custom objects could not be read" in evaluation.not_evaluated["CUST-NO-LIFECYCLE"]
+    # tickets this user may not read are not missing tickets
+    data["errors"] = []
+    data.setdefault("objects", {})["ticket"] = {"label": "Tickets", "available": False, "readable": False}
+    evaluation = rules.evaluate(data)
+    assert "tickets are not readable by this user" in evaluation.not_evaluated["CUST-NO-LIFECYCLE"]
 
 
 def test_stage_date_fields_of_retired_stages():

@@ -162,6 +162,7 @@ def test_edit_page_saves_a_connection_with_write_only_secrets(client, cast, sf):
     )
     page = client.get(edit_url(cast)).content.decode()
     assert conn.masked_username in page and "(stored)" in page
+    assert '<span class="tag">Password</span> <span class="tag">Security token</span>' in page
     for secret in [sf.password, sf.security_token, sf.username]:
         assert secret not in page
     assert 'type="password" name="password"' in page and 'value="' + sf.password not in page
