@@ -297,8 +297,26 @@ def loss_reason_field(fields: Iterable[CrmField]) -> CrmField | None:
 # ---------------------------------------------------------------- placement of signed stages
 
 
+class _SignedStage:
+    """What Placed and Unplaced read off the signed stage they carry."""
+
+    stage: dict
+
+    @property
+    def name(self) -> str:
+        return self.stage["name"]
+
+    @property
+    def domain(self) -> str:
+        return self.stage.get("domain", "")
+
+    @property
+    def order(self) -> int:
+        return self.stage.get("order", 0)
+
+
 @dataclass(frozen=True)
-class Placed:
+class Placed(_SignedStage):
     """A signed stage and where it lives."""
 
     stage: dict
@@ -306,41 +324,17 @@ class Placed:
     values: tuple[str, ...]  # as the CRM spells them (signed values no option lists are kept as signed)
 
     @property
-    def name(self) -> str:
-        return self.stage["name"]
-
-    @property
-    def domain(self) -> str:
-        return self.stage.get("domain", "")
-
-    @property
-    def order(self) -> int:
-        return self.stage.get("order", 0)
-
-    @property
     def labels(self) -> tuple[str, ...]:
         return tuple(self.place.label(v) for v in self.values)
 
 
 @dataclass(frozen=True)
-class Unplaced:
+class Unplaced(_SignedStage):
     """A signed stage with nowhere to live, and why in plain words."""
 
     stage: dict
     reason: str
     missing_field: bool = False  # the object is there but the field cannot be read: a hidden or absent field
-
-    @property
-    def name(self) -> str:
-        return self.stage["name"]
-
-    @property
-    def domain(self) -> str:
-        return self.stage.get("domain", "")
-
-    @property
-    def order(self) -> int:
-        return self.stage.get("order", 0)
 
     @property
     def signed_key(self) -> tuple[str, str, str]:
