@@ -5,18 +5,14 @@ HTTP). Rules without a sandbox gotcha are shown firing on a read snapshot change
 from __future__ import annotations
 
 import copy
-import uuid
 
 import pytest
 
 from crm_connectors.audit import engine, rules
-from crm_connectors.http import LocalStore
-from crm_connectors.hubspot import HubSpotConnector
-from crm_connectors.salesforce import SalesforceConnector
 from crm_connectors.sandbox import GOTCHAS, HubSpotSandbox, SalesforceSandbox, custom_profile
 from crm_connectors.sandbox.profiles import MESSY_GOTCHAS
+from tests.crm_connectors.connectors import UNLIMITED, connector
 
-UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
 PLATFORMS = ("salesforce", "hubspot")
 # gotchas whose rules read records (deep mode): duplicates; each record's stage history (field_history)
 DEEP_GOTCHAS = {"duplicate_records", "stage_skips_and_backward_moves"}
@@ -39,20 +35,6 @@ def _crm_settings(settings):
 def sandbox(platform: str, profile, size: int = 1_000, seed: int = 3):
     cls = SalesforceSandbox if platform == "salesforce" else HubSpotSandbox
     return cls(profile=profile, seed=seed, size=size)
-
-
-def connector(sb):
-    # module-scoped fixtures cannot use the `settings` fixture: the options say what the settings would
-    options = {"store": LocalStore(), "key": uuid.uuid4().hex, "allow_http": True, "rates": UNLIMITED}
-    if sb.platform == "salesforce":
-        return SalesforceConnector(
-            base_url=sb.base_url,
-            username=sb.username,
-            password=sb.password,
-            security_token=sb.security_token,
-            **options,
-        )
-    return HubSpotConnector(base_url=sb.base_url, access_token=sb.access_token, **options)
 
 
 def read(platform: str, profile, *, deep: bool = False, **kwargs) -> dict:

@@ -8,7 +8,6 @@ named anyway; a refused object answers 403 / INVALID_TYPE). Expected figures com
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -17,13 +16,12 @@ from cryptography.fernet import Fernet
 from crm_connectors import services
 from crm_connectors.audit import engine
 from crm_connectors.base import order_history, stage_order
-from crm_connectors.http import LocalStore
 from crm_connectors.hubspot import FREE_TEXT_RECORDS, HubSpotConnector
 from crm_connectors.salesforce import SalesforceConnector
 from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, custom_profile, truth, variant
 from crm_connectors.sandbox.truth import month_window
+from tests.crm_connectors.connectors import UNLIMITED, connector
 
-UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
 AS_OF = datetime(2025, 6, 15, tzinfo=UTC)
 MONTH = date(2025, 5, 1)  # the last whole month before AS_OF
 SECTIONS = {"fields", "pipelines", "custom_objects", "counts", "data_quality"}
@@ -38,18 +36,6 @@ def _crm_settings(settings):
     settings.CRM_RATE_LIMITS = UNLIMITED
     settings.CRM_SECRET_KEY = Fernet.generate_key().decode()
 
-
-def connector(sb):
-    options = {"store": LocalStore(), "key": uuid.uuid4().hex, "allow_http": True, "rates": UNLIMITED}
-    if sb.platform == "salesforce":
-        return SalesforceConnector(
-            base_url=sb.base_url,
-            username=sb.username,
-            password=sb.password,
-            security_token=sb.security_token,
-            **options,
-        )
-    return HubSpotConnector(base_url=sb.base_url, access_token=sb.access_token, **options)
 
 
 def sandbox(platform: str, profile, *, size: int = 300, seed: int = 5):

@@ -9,18 +9,16 @@ from the rule's output."""
 from __future__ import annotations
 
 import math
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from crm_connectors.audit import engine, rules
-from crm_connectors.http import LocalStore
-from crm_connectors.hubspot import HISTORY_BATCH, SEARCH_PAGE, HubSpotConnector
-from crm_connectors.salesforce import SalesforceConnector, _history_pages
+from crm_connectors.hubspot import HISTORY_BATCH, SEARCH_PAGE
+from crm_connectors.salesforce import _history_pages
 from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, custom_profile
+from tests.crm_connectors.connectors import UNLIMITED, connector
 
-UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
 PLATFORMS = ("salesforce", "hubspot")
 RULES = ("LC-STAGE-SKIPS", "LC-BACKWARD-MOVES")
 SKIPS_ONLY = custom_profile("skips", {"stage_skips_and_backward_moves"})
@@ -33,18 +31,6 @@ def _crm_settings(settings):
     settings.CRM_ALLOW_HTTP = True
     settings.CRM_RATE_LIMITS = UNLIMITED
 
-
-def connector(sb):
-    options = {"store": LocalStore(), "key": uuid.uuid4().hex, "allow_http": True, "rates": UNLIMITED}
-    if sb.platform == "salesforce":
-        return SalesforceConnector(
-            base_url=sb.base_url,
-            username=sb.username,
-            password=sb.password,
-            security_token=sb.security_token,
-            **options,
-        )
-    return HubSpotConnector(base_url=sb.base_url, access_token=sb.access_token, **options)
 
 
 def audit(platform: str, profile, *, deep: bool, size: int = 1_000, seed: int = 3):
