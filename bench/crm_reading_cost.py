@@ -39,8 +39,8 @@ from crm_connectors.audit import engine  # noqa: E402
 from crm_connectors.http import LocalStore  # noqa: E402
 from crm_connectors.hubspot import HubSpotConnector  # noqa: E402
 from crm_connectors.salesforce import SalesforceConnector  # noqa: E402
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox  # noqa: E402
-from crm_connectors.sandbox.truth import month_window  # noqa: E402
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox  # noqa: E402
+from crm_sandbox.truth import month_window  # noqa: E402
 
 AS_OF = datetime(2025, 6, 15, tzinfo=UTC)
 MONTH = date(2025, 5, 1)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "engagements",
     "playbooks",
     "crm_connectors",
+    "crm_sandbox",  # the development and test CRM servers: `manage.py crm_sandbox`, `connect_demo_crm`
     "reporting",
 ]
 

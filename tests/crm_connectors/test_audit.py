@@ -25,11 +25,11 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import ActivityEntry
-from crm_connectors import services as crm_services
 from crm_connectors.audit import services
 from crm_connectors.http import LocalStore
 from crm_connectors.models import AuditRun, AuditStatus, CrmConnection, Finding, FindingState
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.connection import sandbox_connection
 from engagements import definitions, progression
 from engagements.models import StageDefinition
 from reporting.models import Artifact, ArtifactStatus
@@ -76,7 +76,7 @@ def crm(request):
 
 
 def connect(cast, sandbox) -> CrmConnection:
-    return crm_services.sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
+    return sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
 
 
 def audit(cast, *, deep: bool = False, engagement=None, clock: FakeClock | None = None, **options) -> AuditRun:

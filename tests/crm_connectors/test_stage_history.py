@@ -16,7 +16,7 @@ import pytest
 from crm_connectors.audit import engine, rules
 from crm_connectors.hubspot import HISTORY_BATCH, SEARCH_PAGE
 from crm_connectors.salesforce import _history_pages
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, custom_profile
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox, custom_profile
 from tests.crm_connectors.connectors import UNLIMITED, connector
 
 PLATFORMS = ("salesforce", "hubspot")
