@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 if TYPE_CHECKING:
-    from .http import Guard
+    from .http import Guard, HttpOptions
 
 OBJECT_KINDS = ("lead", "contact", "company", "deal", "ticket")
 STAGE_OBJECTS = ("deal", "ticket")
@@ -463,7 +463,37 @@ class CrmConnector(ABC):
 
     platform: ClassVar[str]
     label: ClassVar[str]
+    options: HttpOptions
+    base_url: str
+    auth_method: str
     guard: Guard
+
+    # The connectors' shared setup. `http` imports this module, so its names are imported inside.
+
+    def _configure(self, *, base_url: str, auth_method: str, methods: Iterable[str], options: dict[str, Any]) -> None:
+        """HTTP options, the base URL and the sign-in method, checked alike for every CRM before its credentials."""
+        from .http import HttpOptions, check_url
+
+        self.options = HttpOptions.from_settings(**options)
+        self.base_url = check_url(base_url, self.label, allow_http=self.options.allow_http)
+        if auth_method not in methods:
+            raise CrmConfigurationError(f"Unknown {self.label} authentication method {auth_method!r}.")
+        self.auth_method = auth_method
+
+    def _account_guard(self, guard_class: type[Guard], *, account: str, key: str | None, **extra: Any) -> Guard:
+        """The Guard of one CRM account (base URL and who signs in as `account`): connections to the same account
+        share its rate-limit windows and, unless `key` names another, its daily budget."""
+        from .http import DEFAULT_DAILY_ALLOCATION, Budget, short_hash
+
+        rate_key = short_hash(self.base_url, account)
+        budget = Budget(
+            key=key or f"{self.platform}:{rate_key}",
+            share=self.options.share,
+            store=self.options.store,
+            label=self.label,
+            default_daily=DEFAULT_DAILY_ALLOCATION[self.platform],
+        )
+        return guard_class(self.label, self.options, budget, rate_key=rate_key, **extra)
 
     @property
     def calls_spent(self) -> int:

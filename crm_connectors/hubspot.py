@@ -80,17 +80,12 @@ from .base import (
     unreadable,
 )
 from .http import (
-    DEFAULT_DAILY_ALLOCATION,
-    Budget,
     CaseInsensitive,
     Guard,
-    HttpOptions,
     Outcome,
     TransportFailure,
     Verdict,
-    check_url,
     parse_retry_after,
-    short_hash,
 )
 
 API_ERRORS = (ObjectsApiException, PipelinesApiException, PropertiesApiException, SchemasApiException)
@@ -232,27 +227,13 @@ class HubSpotConnector(CrmConnector):
         key: str | None = None,
         **options: Any,
     ) -> None:
-        self.options = HttpOptions.from_settings(**options)
-        self.base_url = check_url(base_url or DEFAULT_BASE_URL, "HubSpot", allow_http=self.options.allow_http)
-        if auth_method not in AuthMethod.HUBSPOT:
-            raise CrmConfigurationError(f"Unknown HubSpot authentication method {auth_method!r}.")
+        self._configure(
+            base_url=base_url or DEFAULT_BASE_URL, auth_method=auth_method, methods=AuthMethod.HUBSPOT, options=options
+        )
         if not access_token:
             raise CrmConfigurationError("HubSpot needs a private-app access token.")
-        self.auth_method = auth_method
         self._token = access_token
-        identity = short_hash(self.base_url, access_token)
-        self.guard = HubSpotGuard(
-            "HubSpot",
-            self.options,
-            Budget(
-                key=key or f"hubspot:{identity}",
-                share=self.options.share,
-                store=self.options.store,
-                label="HubSpot",
-                default_daily=DEFAULT_DAILY_ALLOCATION["hubspot"],
-            ),
-            rate_key=identity,
-        )
+        self.guard = self._account_guard(HubSpotGuard, account=access_token, key=key)
         self._client: HubSpot | None = None
         self._apis: dict[str, Any] = {}
         self._properties: dict[str, list[Any]] = {}

@@ -83,15 +83,11 @@ from .base import (
     unreadable,
 )
 from .http import (
-    DEFAULT_DAILY_ALLOCATION,
-    Budget,
     CaseInsensitive,
     Guard,
-    HttpOptions,
     Outcome,
     TransportFailure,
     Verdict,
-    check_url,
     parse_retry_after,
     short_hash,
 )
@@ -321,11 +317,7 @@ class SalesforceConnector(CrmConnector):
         key: str | None = None,
         **options: Any,
     ) -> None:
-        self.options = HttpOptions.from_settings(**options)
-        self.base_url = check_url(base_url, "Salesforce", allow_http=self.options.allow_http)
-        if auth_method not in AuthMethod.SALESFORCE:
-            raise CrmConfigurationError(f"Unknown Salesforce authentication method {auth_method!r}.")
-        self.auth_method = auth_method
+        self._configure(base_url=base_url, auth_method=auth_method, methods=AuthMethod.SALESFORCE, options=options)
         self.api_version = api_version
         self.username, self.consumer_key = username, consumer_key
         self._secrets = {
@@ -335,18 +327,10 @@ class SalesforceConnector(CrmConnector):
             "access_token": access_token,
         }
         self._check_credentials()
-        identity = username or consumer_key or short_hash(access_token)
-        self.guard = SalesforceGuard(
-            "Salesforce",
-            self.options,
-            Budget(
-                key=key or f"salesforce:{short_hash(self.base_url, identity)}",
-                share=self.options.share,
-                store=self.options.store,
-                label="Salesforce",
-                default_daily=DEFAULT_DAILY_ALLOCATION["salesforce"],
-            ),
-            rate_key=short_hash(self.base_url, identity),
+        self.guard = self._account_guard(
+            SalesforceGuard,
+            account=username or consumer_key or short_hash(access_token),
+            key=key,
             can_relogin=auth_method != AuthMethod.SF_SESSION,
         )
         self._sf: Salesforce | None = None
