@@ -20,9 +20,9 @@ by their labels, internal values in the evidence. Signed stages are placed by `c
 placement the health checks use. Lexicons are DOMAIN.md 8.8 (seed words plus the proposed ones it lists).
 Thresholds the seeds leave open are in THRESHOLDS and can be overridden with settings.CRM_AUDIT_THRESHOLDS.
 
-Layout: `lexicon` (severities, domains, thresholds, word patterns), `snapshot` (reading the snapshot), `registry`
-(`@rule`, `Hit`, `evaluate`), and one module per domain of the method: `lead_lifecycle`, `sales_pipelines`,
-`customer_lifecycle`, `company_lifecycle`, `data_quality`, `drift`.
+Layout: `lexicon` (severities, domains, thresholds, word patterns), `snapshot` (what a rule reads: the snapshot
+and its `Context`), `registry` (`@rule`, `Hit`, `evaluate`), and one module per domain of the method:
+`lead_lifecycle`, `sales_pipelines`, `customer_lifecycle`, `company_lifecycle`, `data_quality`, `drift`.
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ from . import drift  # noqa: F401
 
 # isort: on
 from .lexicon import DOMAIN_LABELS, DOMAINS, FORECAST_FIELD, OBJECT_LABELS, SEVERITIES, THRESHOLDS, norm
-from .registry import CATALOGUE, Context, Evaluation, Hit, Rule, catalogue_rows, evaluate
-from .snapshot import Snapshot, forecast_field, object_kind, reason_field
+from .registry import CATALOGUE, Evaluation, Hit, Rule, catalogue_rows, evaluate
+from .snapshot import Context, Snapshot, forecast_field, object_kind, reason_field
 
 __all__ = [
     "CATALOGUE",

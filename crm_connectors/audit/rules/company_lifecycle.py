@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .lexicon import COMPANY_CLASSES, COMPANY_LIFECYCLE, LOW, MEDIUM, matches, shown
-from .registry import Context, Hit, Rule, require, rule
-from .snapshot import Snapshot, field_label
+from .registry import Hit, Rule, require, rule
+from .snapshot import Context, Snapshot, field_label
 
 
 @rule(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from ... import vocabulary
 from .lexicon import CS_WORDS, CUSTOMER_LIFECYCLE, LOW, MEDIUM, OBJECT_LABELS, listing, matches, shown
-from .registry import Context, Hit, NotEvaluated, Rule, rule
-from .snapshot import Snapshot
+from .registry import Hit, NotEvaluated, Rule, rule
+from .snapshot import Context, Snapshot
 
 
 def _cs_places(snap: Snapshot) -> dict[str, list[str]]:

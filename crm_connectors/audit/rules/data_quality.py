@@ -7,8 +7,8 @@ import re
 
 from .lead_lifecycle import closed_lookup
 from .lexicon import DATA_QUALITY, FINITE_CONCEPTS, HIGH, LOW, MEDIUM, OBJECT_LABELS, norm, share_text, squash
-from .registry import Context, Hit, NotEvaluated, Rule, require, rule
-from .snapshot import Snapshot, field_label
+from .registry import Hit, NotEvaluated, Rule, require, rule
+from .snapshot import Context, Snapshot, field_label
 
 
 @rule(

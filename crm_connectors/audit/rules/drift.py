@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from ... import mapping
 from .lexicon import DRIFT, HIGH, MEDIUM, OBJECT_LABELS, listing, norm, plural, shown
-from .registry import Context, Hit, Rule, rule
-from .snapshot import Snapshot, field_label, object_kind, signed_architecture
+from .registry import Hit, Rule, rule
+from .snapshot import Context, Snapshot, field_label, object_kind, signed_architecture
 
 
 @dataclass

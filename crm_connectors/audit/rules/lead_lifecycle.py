@@ -38,8 +38,9 @@ from .lexicon import (
     texts,
     words,
 )
-from .registry import Context, Hit, NotEvaluated, Rule, require, rule
+from .registry import Hit, NotEvaluated, Rule, require, rule
 from .snapshot import (
+    Context,
     Snapshot,
     documented,
     field_label,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .lexicon import DOMAINS, SEVERITIES, THRESHOLDS
-from .snapshot import Snapshot, unreadable_reason
+from .lexicon import DOMAINS, SEVERITIES
+from .snapshot import Context, Snapshot, unreadable_reason
 
 
 @dataclass
@@ -58,18 +58,6 @@ def require(snap: Snapshot, rows: list[dict]) -> None:
     if rows:
         snap.not_read(rows)
         raise NotEvaluated(f"not evaluated: {unreadable_reason(rows)}")
-
-
-@dataclass
-class Context:
-    thresholds: dict[str, float] = field(default_factory=lambda: dict(THRESHOLDS))
-    signed: list[dict] | None = None  # the signed version's stages that name CRM values
-    signed_version: int | None = None
-    previous: Snapshot | None = None  # the client's previous audit (same platform)
-    baseline: Snapshot | None = None  # the first audit after sign-off: labels as they were signed
-
-    def threshold(self, name: str) -> float:
-        return float(self.thresholds.get(name, THRESHOLDS[name]))
 
 
 @dataclass(frozen=True)

@@ -26,8 +26,8 @@ from .lexicon import (
     norm,
     squash,
 )
-from .registry import Context, Hit, Rule, rule
-from .snapshot import Snapshot, forecast_field
+from .registry import Hit, Rule, rule
+from .snapshot import Context, Snapshot, forecast_field
 
 
 def _stage_rule(r: Rule, snap: Snapshot, test: Callable[[dict], bool], what: str, open_only: bool = True) -> list[Hit]:

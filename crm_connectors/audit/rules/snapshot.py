@@ -1,18 +1,15 @@
-"""Reading the engine's snapshot: the objects, fields, pipelines and counts a rule judges, and the fields
-the connector could not read."""
+"""What a rule reads: the engine's snapshot (objects, fields, pipelines, counts, and the fields the connector
+could not read) and the Context it judges it in (thresholds, the signed stages, earlier audits)."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from ... import mapping, vocabulary
 from ...base import field_role
-from .lexicon import FORECAST_FIELD, PEOPLE, REASON_FIELD, norm
-
-if TYPE_CHECKING:
-    from .registry import Context
+from .lexicon import FORECAST_FIELD, PEOPLE, REASON_FIELD, THRESHOLDS, norm
 
 
 class Snapshot:
@@ -97,6 +94,18 @@ class Snapshot:
 
     def stage_field(self, kind: str) -> str | None:
         return next((f["name"] for f in self.fields(kind) if f.get("role") == "stage"), None)
+
+
+@dataclass
+class Context:
+    thresholds: dict[str, float] = field(default_factory=lambda: dict(THRESHOLDS))
+    signed: list[dict] | None = None  # the signed version's stages that name CRM values
+    signed_version: int | None = None
+    previous: Snapshot | None = None  # the client's previous audit (same platform)
+    baseline: Snapshot | None = None  # the first audit after sign-off: labels as they were signed
+
+    def threshold(self, name: str) -> float:
+        return float(self.thresholds.get(name, THRESHOLDS[name]))
 
 
 def unreadable_reason(rows: Iterable[dict]) -> str:
