@@ -252,7 +252,7 @@ def sandbox_classes():
 
 @dataclass
 class Account:
-    """What services.sandbox_connection reads from a sandbox: platform, base URL and credentials."""
+    """What crm_sandbox.connection.sandbox_connection reads from a sandbox: platform, base URL and credentials."""
 
     platform: str
     base_url: str
