@@ -21,7 +21,7 @@ from accounts import activity
 from accounts.models import DomainError
 from playbooks.schema import Rule
 
-from . import rules as rule_engine
+from . import health_rules as rule_engine
 from .models import (
     Baseline,
     Cadence,

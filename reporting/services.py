@@ -121,7 +121,7 @@ def health_report_context(run) -> dict:
     from django.utils.safestring import mark_safe
 
     from .models import Granularity, HealthResult, MetricValue
-    from .rules import NOT_YET_DUE
+    from .health_rules import NOT_YET_DUE
 
     order = {"red": 0, "not_evaluable": 1, "watch": 2, "explained": 3, "info": 4, "ok": 5}
     results = sorted(

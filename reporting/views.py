@@ -23,7 +23,7 @@ from accounts.models import DomainError
 from engagements.models import Engagement, EngagementMember, TeamRole
 
 from . import health, health_actions
-from . import rules as rule_engine
+from . import health_rules as rule_engine
 from .charts import sparkline
 from .forms import (
     BaselineForm,
