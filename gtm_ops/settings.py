@@ -46,11 +46,14 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
+    # ours, from the bottom layer up (README, Architecture): each imports only the ones listed before it
+    "deliverables",
     "accounts",
-    "engagements",
     "playbooks",
+    "engagements",
     "crm_connectors",
     "reporting",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -292,7 +295,7 @@ SPECTACULAR_SETTINGS = {
         "RiskLevelEnum": "engagements.models.RiskLevel",
         "ReleaseStatusEnum": "engagements.models.ReleaseStatus",
         "UpdateStatusEnum": "engagements.models.UpdateStatus",
-        "ArtifactStatusEnum": "reporting.models.ArtifactStatus",
+        "ArtifactStatusEnum": "deliverables.models.ArtifactStatus",
     },
 }
 

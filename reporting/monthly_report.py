@@ -1,128 +1,33 @@
-"""Deliverables: queue a render, render it in a worker, keep the file with its hash."""
+"""The monthly Health-Check Report and its email, in one place: who receives it, the PDF, each recipient's
+email and its attachment.
 
-import hashlib
+After a run is evaluated, `complete_run` renders the report once (through the deliverables pipeline) and sends one
+email per recipient (each sent once: `send_delivery` claims its row). When the render fails the emails wait: the
+report shows as failed with a retry, and the retried render sends them (`report_done`).
+"""
+
 import logging
 
-from django.core.files.base import ContentFile
-from django.db import transaction
-from django.db.models import Max
+from django.core import signing
+from django.db.models import F
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.safestring import mark_safe
 
-from accounts import activity
-from accounts.models import DomainError
+from accounts.emails import send_email
+from accounts.models import Membership, Role
+from deliverables import services as pipeline
+from deliverables.charts import sparkline
+from deliverables.models import Artifact, ArtifactKind, ArtifactStatus
+from engagements.models import EngagementStakeholder, Stakeholder
 
-from .charts import sparkline
-from .models import Artifact, ArtifactKind, ArtifactStatus
-from .pdf import render_pdf
+from .health_rules import NOT_YET_DUE
+from .models import DeliveryStatus, Granularity, HealthCheckRun, HealthResult, MetricValue, ReportDelivery, RunStatus
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = {
-    ArtifactKind.DEFINITION_ALIGNMENT: "reports/definition_alignment.html",
-    ArtifactKind.STAGE_REFERENCE_CARD: "reports/stage_reference_card.html",
-}
 
-
-@transaction.atomic
-def request_artifact(*, engagement, kind: str, actor, source_version=None, request=None) -> Artifact:
-    from engagements import definitions
-
-    from .tasks import render_artifact
-
-    if kind not in TEMPLATES:
-        raise DomainError(f"Unknown deliverable {kind!r}.")
-    source_version = source_version or definitions.latest_version(engagement)
-    if source_version is None:
-        raise DomainError("Publish a version of the definitions first: deliverables are rendered from a version.")
-    if source_version.engagement_id != engagement.pk:
-        raise DomainError("That version belongs to another engagement.")
-    number = (Artifact.objects.filter(engagement=engagement, kind=kind).aggregate(n=Max("number"))["n"] or 0) + 1
-    artifact = Artifact.objects.create(
-        organization=engagement.organization,
-        engagement=engagement,
-        kind=kind,
-        number=number,
-        source_version=source_version,
-        created_by=actor,
-    )
-    activity.record(
-        organization=engagement.organization,
-        actor=actor,
-        request=request,
-        target=artifact,
-        verb="artifact.requested",
-        data={"kind": kind, "version": source_version.number},
-    )
-    transaction.on_commit(lambda: render_artifact.delay(artifact.pk))
-    return artifact
-
-
-def _progress(artifact: Artifact, percent: int) -> None:
-    Artifact.objects.filter(pk=artifact.pk).update(progress=percent)
-
-
-def report_context(artifact: Artifact) -> dict:
-    from engagements import definitions
-
-    version = artifact.source_version
-    status = definitions.version_status(version)
-    content = version.content
-    from engagements.models import StageDomain
-
-    domains = list(StageDomain.values)
-    labels = dict(StageDomain.choices)
-    stages = sorted(
-        ({**s, "domain_label": labels.get(s["domain"], s["domain"])} for s in content["stages"]),
-        key=lambda s: (domains.index(s["domain"]) if s["domain"] in domains else len(domains), s["order"]),
-    )
-    return {
-        "artifact": artifact,
-        "organization": artifact.organization,
-        "engagement": artifact.engagement,
-        "client": artifact.engagement.client,
-        "version": version,
-        "status": status,
-        "terms": content["terms"],
-        "stages": stages,
-        "generated_at": timezone.now(),
-    }
-
-
-def render(artifact_id: int) -> Artifact | None:
-    """Claim a queued artifact and render it; a second worker or a retry finds nothing to claim."""
-    claimed = Artifact.objects.filter(pk=artifact_id, status=ArtifactStatus.QUEUED).update(
-        status=ArtifactStatus.RENDERING, started_at=timezone.now(), progress=10
-    )
-    if not claimed:
-        return None
-    artifact = Artifact.objects.select_related("engagement__client", "organization", "source_version").get(
-        pk=artifact_id
-    )
-    try:
-        context = report_context(artifact)
-        _progress(artifact, 40)
-        pdf, pages = render_pdf(TEMPLATES[artifact.kind], context)
-        _progress(artifact, 90)
-        artifact.file.save(artifact.filename, ContentFile(pdf), save=False)
-        artifact.sha256 = hashlib.sha256(pdf).hexdigest()
-        artifact.size, artifact.pages = len(pdf), pages
-        artifact.status, artifact.progress, artifact.finished_at = ArtifactStatus.DONE, 100, timezone.now()
-        artifact.save(update_fields=["file", "sha256", "size", "pages", "status", "progress", "finished_at"])
-    except Exception as exc:  # the row must say why; a render never stays "rendering" forever
-        logger.exception("Rendering artifact %s failed", artifact_id)
-        Artifact.objects.filter(pk=artifact_id).update(
-            status=ArtifactStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
-        )
-        return None
-    return artifact
-
-
-def health_report_context(run) -> dict:
-    from django.utils.safestring import mark_safe
-
-    from .models import Granularity, HealthResult, MetricValue
-    from .health_rules import NOT_YET_DUE
-
+def health_report_context(run: HealthCheckRun) -> dict:
     order = {"red": 0, "not_evaluable": 1, "watch": 2, "explained": 3, "info": 4, "ok": 5}
     results = sorted(
         HealthResult.objects.filter(run=run).select_related("explained_by", "carried_from"),
@@ -156,37 +61,110 @@ def health_report_context(run) -> dict:
     }
 
 
-def render_health_report(run) -> Artifact:
-    """Render the Health-Check Report inside the run's worker and keep it as a versioned artifact."""
-    kind = ArtifactKind.HEALTH_CHECK_REPORT
-    engagement = run.engagement
-    number = (Artifact.objects.filter(engagement=engagement, kind=kind).aggregate(n=Max("number"))["n"] or 0) + 1
-    artifact = Artifact.objects.create(
-        organization=run.organization,
-        engagement=engagement,
-        kind=kind,
-        number=number,
-        created_by=engagement.maintenance_schedule.started_by,
-        status=ArtifactStatus.RENDERING,
-        started_at=timezone.now(),
+# ---------------------------------------------------------------- the report, through the deliverables pipeline
+
+
+def run_of(artifact: Artifact) -> HealthCheckRun:
+    return HealthCheckRun.objects.select_related("engagement__client", "organization").get(
+        report=artifact, organization=artifact.organization
     )
-    pdf, pages = render_pdf("reports/health_check_report.html", {**health_report_context(run), "artifact": artifact})
-    artifact.file.save(
-        f"{engagement.client.name.replace(' ', '-')}-health-check-{run.period:%Y-%m}.pdf", ContentFile(pdf), save=False
+
+
+def report_context(artifact: Artifact) -> dict:
+    return health_report_context(run_of(artifact))
+
+
+def report_name(artifact: Artifact) -> str:
+    return f"health-check-{run_of(artifact).period:%Y-%m}"
+
+
+def report_done(artifact: Artifact) -> None:
+    """A retried report is rendered: send the emails that waited for it."""
+    send_pending(run_of(artifact))
+
+
+def render_health_report(run: HealthCheckRun) -> Artifact:
+    """Render the Health-Check Report inside the run's worker and keep it as a versioned artifact of the run.
+    A failed render is on the artifact (failed, with the reason), not raised: the run's figures stand."""
+    artifact = pipeline.request(
+        engagement=run.engagement,
+        kind=ArtifactKind.HEALTH_CHECK_REPORT,
+        actor=run.engagement.maintenance_schedule.started_by,
+        queue=False,
     )
-    artifact.sha256, artifact.size, artifact.pages = hashlib.sha256(pdf).hexdigest(), len(pdf), pages
-    artifact.status, artifact.progress, artifact.finished_at = ArtifactStatus.DONE, 100, timezone.now()
-    artifact.save()
-    type(run).objects.filter(pk=run.pk).update(report=artifact)
+    HealthCheckRun.objects.filter(pk=run.pk).update(report=artifact)
+    pipeline.render(artifact.pk)
+    artifact.refresh_from_db()
     return artifact
 
 
-def health_email_context(delivery) -> dict:
-    from django.core import signing
-    from django.urls import reverse
+def complete_run(run: HealthCheckRun, *, email: bool = True) -> list[ReportDelivery]:
+    """After the run is evaluated: render the Health-Check Report (once) and queue one email per recipient (each
+    sent once). Returns the deliveries queued.
 
-    from engagements.models import Stakeholder
+    A failed or unfinished run gets neither report nor email. A report whose render failed holds the emails back
+    (planned, pending) until its retry succeeds. Emails go through the `send_health_report` task: to the workers
+    when a broker is set, inline otherwise.
+    """
+    if run.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
+        return []
+    run.refresh_from_db(fields=["report"])
+    report = run.report or render_health_report(run)
+    if report.status == ArtifactStatus.QUEUED:  # requested by an earlier attempt that stopped before rendering
+        pipeline.render(report.pk)
+        report.refresh_from_db()
+    if not email:
+        return []
+    plan_deliveries(run)
+    if report.status != ArtifactStatus.DONE:
+        return []
+    return send_pending(run)
 
+
+# ---------------------------------------------------------------- the emails
+
+
+def health_report_recipients(run: HealthCheckRun) -> list[tuple[str, str]]:
+    """The engagement's chosen stakeholders who still want the report, and the consultants."""
+    engagement = run.engagement
+    people = [
+        (s.stakeholder.email, s.stakeholder.name)
+        for s in EngagementStakeholder.objects.for_org(run.organization)
+        .filter(engagement=engagement, receives_updates=True, stakeholder__health_reports=True)
+        .select_related("stakeholder")
+    ]
+    team = engagement.team.values("user")
+    for membership in Membership.objects.for_org(run.organization).filter(user__in=team).select_related("user"):
+        people.append((membership.user.email, membership.user.get_full_name()))
+    if not team.exists():
+        for membership in Membership.objects.for_org(run.organization).filter(role=Role.OWNER).select_related("user"):
+            people.append((membership.user.email, membership.user.get_full_name()))
+    seen, unique = set(), []
+    for email, name in people:
+        if email.lower() not in seen:
+            seen.add(email.lower())
+            unique.append((email, name))
+    return unique
+
+
+def plan_deliveries(run: HealthCheckRun) -> list[ReportDelivery]:
+    for email, name in health_report_recipients(run):
+        ReportDelivery.objects.get_or_create(
+            organization=run.organization, run=run, email=email, defaults={"name": name}
+        )
+    return list(run.deliveries.filter(status=DeliveryStatus.PENDING))
+
+
+def send_pending(run: HealthCheckRun) -> list[ReportDelivery]:
+    from .tasks import send_health_report  # the task module calls into this one
+
+    deliveries = list(ReportDelivery.objects.for_org(run.organization).filter(run=run, status=DeliveryStatus.PENDING))
+    for delivery in deliveries:
+        send_health_report.delay(delivery.pk)
+    return deliveries
+
+
+def health_email_context(delivery: ReportDelivery) -> dict:
     context = health_report_context(delivery.run)
     stakeholder = (
         Stakeholder.objects.for_org(delivery.organization)
@@ -209,8 +187,40 @@ def health_email_context(delivery) -> dict:
     }
 
 
-def health_attachments(run) -> list[tuple[str, bytes, str]]:
-    if run.report_id is None:
+def health_attachments(run: HealthCheckRun) -> list[tuple[str, bytes, str]]:
+    report = run.report
+    if report is None or report.status != ArtifactStatus.DONE or not report.file:
         return []
-    with run.report.file.open("rb") as handle:
-        return [(run.report.file.name.rsplit("/", 1)[-1], handle.read(), "application/pdf")]
+    with report.file.open("rb") as handle:
+        return [(report.filename, handle.read(), "application/pdf")]
+
+
+def claim_delivery(delivery_id: int) -> ReportDelivery | None:
+    """pending -> sending, once: a second worker or a retried task finds nothing to claim."""
+    claimed = ReportDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.SENDING, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    return ReportDelivery.objects.select_related("run__engagement__client", "run__report", "organization").get(
+        pk=delivery_id
+    )
+
+
+def send_delivery(delivery: ReportDelivery) -> None:
+    """Send one claimed delivery's email; raises the mail error for the task to retry or give up."""
+    send_email(
+        "health-report",
+        to=delivery.email,
+        context=health_email_context(delivery),
+        attachments=health_attachments(delivery.run),
+    )
+    ReportDelivery.objects.filter(pk=delivery.pk).update(
+        status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error=""
+    )
+
+
+def delivery_failed(delivery_id: int, error: str, *, final: bool) -> None:
+    ReportDelivery.objects.filter(pk=delivery_id).update(
+        status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING, last_error=error[:1000]
+    )

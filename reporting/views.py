@@ -20,11 +20,12 @@ from pydantic import ValidationError as RuleError
 
 from accounts.access import org_view
 from accounts.models import DomainError
+from deliverables.charts import sparkline
+from deliverables.models import ArtifactStatus
 from engagements.models import Engagement, EngagementMember, TeamRole
 
 from . import health, health_actions
 from . import health_rules as rule_engine
-from .charts import sparkline
 from .forms import (
     BaselineForm,
     CsvUploadForm,
@@ -36,7 +37,6 @@ from .forms import (
     TaskAdjustForm,
 )
 from .models import (
-    ArtifactStatus,
     Baseline,
     Cadence,
     DeliveryStatus,

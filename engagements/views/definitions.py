@@ -2,8 +2,8 @@
 publishing a version for sign-off, each version with its signatures, diffs, and the deliverables rendered
 from a version.
 
-Views stay thin: engagements.definitions publishes and reporting.services renders. The draft edits below are
-the small services this page needs (atomic, checked against a closed engagement, logged in the activity log).
+Views stay thin: engagements.definitions publishes and engagements.deliverables asks for renders. The draft edits
+below are the small services this page needs (atomic, checked against a closed engagement, logged in the activity log).
 Every page runs a fixed number of queries whatever the number of terms, stages, versions or artifacts.
 """
 
@@ -20,10 +20,10 @@ from django.views.decorators.http import require_POST
 from accounts import activity
 from accounts.access import org_view
 from accounts.models import DomainError
-from reporting.models import Artifact, ArtifactStatus
-from reporting.services import request_artifact
+from deliverables.models import Artifact, ArtifactStatus
 
 from .. import definitions
+from ..deliverables import request_artifact
 from ..forms_definitions import ArtifactRequestForm, PublishForm, StageForm, TermForm
 from ..models import (
     DefinitionTerm,

@@ -7,11 +7,11 @@ from datetime import date
 import pytest
 
 from accounts.models import DomainError
+from deliverables.models import Artifact, ArtifactStatus
 from engagements import definitions, progression
+from engagements.deliverables import request_artifact
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
-from reporting.models import Artifact, ArtifactStatus
-from reporting.services import request_artifact
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,7 +84,7 @@ def test_nothing_to_render_before_a_version_is_published(cast, settings, tmp_pat
 
 
 def test_a_render_runs_once_however_often_it_is_queued(cast, signed):
-    from reporting.services import render
+    from deliverables.services import render
 
     engagement, _ = signed
     artifact = request_artifact(engagement=engagement, kind="stage_reference_card", actor=cast.consultant)
