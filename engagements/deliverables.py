@@ -63,3 +63,19 @@ def version_context(artifact: Artifact) -> dict:
 
 for _kind, _template in TEMPLATES.items():
     registry.register(_kind, template=_template, context=version_context)
+
+
+def retry_artifact(*, artifact: Artifact, actor, request=None) -> Artifact:
+    """Render a failed deliverable of the engagement again (any kind: the pipeline knows how)."""
+    if not pipeline.retry(artifact):
+        raise DomainError(f"{artifact} has not failed: there is nothing to retry.")
+    activity.record(
+        organization=artifact.organization,
+        actor=actor,
+        request=request,
+        target=artifact,
+        verb="artifact.retried",
+        data={"kind": artifact.kind, "error": artifact.error[:200]},
+    )
+    artifact.refresh_from_db()
+    return artifact

@@ -15,6 +15,7 @@ from django.db.models import Max
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts import activity
@@ -23,7 +24,7 @@ from accounts.models import DomainError
 from deliverables.models import Artifact, ArtifactStatus
 
 from .. import definitions
-from ..deliverables import request_artifact
+from ..deliverables import request_artifact, retry_artifact
 from ..forms_definitions import ArtifactRequestForm, PublishForm, StageForm, TermForm
 from ..models import (
     DefinitionTerm,
@@ -763,6 +764,26 @@ def artifact_status(request, engagement_uuid, artifact_uuid):
     engagement = _engagement(request, engagement_uuid)
     artifact = _artifact(request, engagement, artifact_uuid)
     return render(request, "engagements/definitions.html#artifact", {"engagement": engagement, "artifact": artifact})
+
+
+@org_view
+@require_POST
+def artifact_retry(request, engagement_uuid, artifact_uuid):
+    """Render a failed deliverable again, from wherever it is listed (this page, an audit, a health run)."""
+    engagement = _engagement(request, engagement_uuid)
+    artifact = _artifact(request, engagement, artifact_uuid)
+    try:
+        artifact = retry_artifact(artifact=artifact, actor=request.user, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    artifact.engagement = engagement
+    if request.htmx:
+        context = {"engagement": engagement, "artifact": artifact}
+        return render(request, "engagements/definitions.html#artifact", context)
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(back)
+    return redirect(_page_url(request, engagement, "deliverables"))
 
 
 def artifact_file_response(artifact: Artifact) -> FileResponse:
