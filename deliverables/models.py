@@ -75,7 +75,8 @@ class Artifact(models.Model):
     status = models.CharField(max_length=10, choices=ArtifactStatus.choices, default=ArtifactStatus.QUEUED)
     progress = models.PositiveSmallIntegerField(default=0)
     error = models.TextField(blank=True)
-    file = models.FileField(upload_to=artifact_path, blank=True)
+    # 255: the path's two UUIDs take 84 characters, and the stored file keeps its whole download name
+    file = models.FileField(upload_to=artifact_path, blank=True, max_length=255)
     sha256 = models.CharField(max_length=64, blank=True)
     size = models.PositiveIntegerField(default=0)
     pages = models.PositiveIntegerField(default=0)
