@@ -130,7 +130,7 @@ def health_report_recipients(run: HealthCheckRun) -> list[tuple[str, str]]:
     people = [
         (s.stakeholder.email, s.stakeholder.name)
         for s in EngagementStakeholder.objects.for_org(run.organization)
-        .filter(engagement=engagement, receives_updates=True, stakeholder__health_reports=True)
+        .recipients_of(engagement, "health_report")
         .select_related("stakeholder")
     ]
     team = engagement.team.values("user")
