@@ -27,6 +27,8 @@ from django.utils import timezone
 
 from accounts import activity
 from accounts.models import DomainError
+from deliverables import services as pipeline
+from deliverables.models import ArtifactKind
 from engagements.models import ClientAccount, Engagement
 
 from ..base import CrmError
@@ -544,9 +546,6 @@ def runs_with_counts(client: ClientAccount):
 @transaction.atomic
 def request_report(*, run: AuditRun, actor, request=None):
     """Queue the Current State Audit PDF of a run as a versioned artifact of its engagement."""
-    from deliverables import services as pipeline
-    from deliverables.models import ArtifactKind
-
     if not run.has_findings:
         raise DomainError("Only a finished audit (succeeded or partial) can be rendered as a report.")
     engagement = run.engagement or current_engagement(run.client)
