@@ -101,7 +101,7 @@ class Artifact(models.Model):
         """The name of the file, the download and the email attachment: built only from a safe slug of the
         client's name, the kind and the artifact's number, whatever the name holds."""
         client = safe_slug(self.engagement.client.name)
-        name = registry.get(self.kind).name if self.kind in registry.kinds() else None
+        name = registry.get(self.kind).name
         tail = safe_slug(name(self), fallback=self.kind) if name else f"{self.kind.replace('_', '-')}-{self.number}"
         return f"{client}-{tail}.pdf"
 
