@@ -2,12 +2,11 @@ from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 from rest_framework.authtoken.models import Token
 
-from . import services
+from . import home_sections, services
 from .access import org_view
 from .forms import ActivityFilterForm, InviteForm, OrganizationForm, OrganizationSettingsForm, RoleForm, SignupForm
 from .models import ActivityEntry, DomainError, Invitation, Membership
@@ -66,11 +65,8 @@ def org_list(request):
 
 @org_view
 def org_home(request):
-    from engagements.models import ClientAccount
-
-    clients = ClientAccount.objects.for_org(request.org).annotate(n_stakeholders=Count("stakeholders")).order_by("name")
     recent = ActivityEntry.objects.for_org(request.org)[:8] if request.membership.is_owner else []
-    return render(request, "accounts/org_home.html", {"clients": clients, "recent": recent})
+    return render(request, "accounts/org_home.html", {**home_sections.sections_context(request), "recent": recent})
 
 
 @org_view

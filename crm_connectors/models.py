@@ -203,7 +203,7 @@ class AuditRun(TenantModel):
     snapshot = models.JSONField(default=dict, blank=True, help_text="The CRM metadata and aggregates the run read.")
     summary = models.JSONField(default=dict, blank=True, help_text="Rules evaluated / not evaluated / not run.")
     signed_version = models.PositiveIntegerField(null=True, blank=True, help_text="Definitions version checked.")
-    reports = models.ManyToManyField("reporting.Artifact", blank=True, related_name="+")
+    reports = models.ManyToManyField("deliverables.Artifact", blank=True, related_name="+")
 
     objects = AuditRunQuerySet.as_manager()
 

@@ -7,8 +7,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import org_view
 from accounts.models import DomainError
+from deliverables.models import ArtifactStatus
 from engagements.models import ClientAccount, Engagement
-from reporting.models import ArtifactStatus
 
 from .audit import rules, services
 from .models import AuditRun, CrmConnection, Finding, FindingState

@@ -11,10 +11,10 @@ from rest_framework.response import Response
 from accounts import activity
 from accounts.api import OrgScopedViewSet
 from accounts.models import DomainError
-from reporting.models import Artifact, ArtifactKind
-from reporting.services import request_artifact
+from deliverables.models import Artifact, ArtifactKind
 
 from . import definitions
+from .deliverables import request_artifact
 from .models import DefinitionTerm, DefinitionVersion, Engagement, StageDefinition, Stakeholder
 
 

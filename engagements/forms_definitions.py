@@ -1,6 +1,6 @@
 """Forms of definition alignment: the draft's terms and stages, publishing, deliverables and the portal sign-off.
 
-They validate input; engagements.definitions and reporting.services decide.
+They validate input; engagements.definitions and engagements.deliverables decide.
 """
 
 import re
@@ -8,7 +8,7 @@ import re
 from django import forms
 from django.utils.text import slugify
 
-from reporting.models import ArtifactKind
+from deliverables.models import ArtifactKind
 
 from .models import DefinitionTerm, DefinitionVersion, StageDefinition, Stakeholder
 

@@ -21,23 +21,22 @@ from accounts import activity
 from accounts.models import DomainError
 from playbooks.schema import Rule
 
-from . import rules as rule_engine
+from . import health_rules as rule_engine
 from .models import (
     Baseline,
     Cadence,
-    DeliveryStatus,
     FlagExplanation,
     Granularity,
     HealthCheckRun,
     HealthResult,
     MaintenanceSchedule,
     MetricValue,
-    ReportDelivery,
     RunStatus,
     ScheduledTask,
     ScheduleOwner,
     TaskKind,
 )
+from .monthly_report import complete_run
 
 logger = logging.getLogger(__name__)
 CRM_SOURCES = {"crm", "crm_metadata"}
@@ -757,27 +756,6 @@ def catch_up(schedule_id: int, today: date | None = None) -> list[HealthCheckRun
     return done
 
 
-def complete_run(run: HealthCheckRun, *, email: bool = True) -> list[ReportDelivery]:
-    """After execute_run: render the Health-Check Report (once) and queue one email per recipient (each sent once).
-
-    Returns the deliveries queued. A failed or unfinished run gets neither report nor email. Emails go through
-    the `send_health_report` task: to the workers when a broker is set, inline otherwise.
-    """
-    from .services import render_health_report
-    from .tasks import send_health_report
-
-    if run.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
-        return []
-    if not HealthCheckRun.objects.filter(pk=run.pk, report__isnull=False).exists():
-        render_health_report(run)
-    if not email:
-        return []
-    deliveries = plan_deliveries(run)
-    for delivery in deliveries:
-        send_health_report.delay(delivery.pk)
-    return deliveries
-
-
 RAN, ALREADY_FINISHED, IN_PROGRESS = "ran", "already_finished", "in_progress"
 
 
@@ -812,50 +790,14 @@ def check_now(
     return done, RAN
 
 
-def recipients(run: HealthCheckRun) -> list[tuple[str, str]]:
-    """The engagement's chosen stakeholders who still want the report, and the consultants."""
-    from accounts.models import Membership, Role
-    from engagements.models import EngagementStakeholder
-
-    engagement = run.engagement
-    people = [
-        (s.stakeholder.email, s.stakeholder.name)
-        for s in EngagementStakeholder.objects.for_org(run.organization)
-        .filter(engagement=engagement, receives_updates=True, stakeholder__health_reports=True)
-        .select_related("stakeholder")
-    ]
-    team = engagement.team.values("user")
-    for membership in Membership.objects.for_org(run.organization).filter(user__in=team).select_related("user"):
-        people.append((membership.user.email, membership.user.get_full_name()))
-    if not team.exists():
-        for membership in Membership.objects.for_org(run.organization).filter(role=Role.OWNER).select_related("user"):
-            people.append((membership.user.email, membership.user.get_full_name()))
-    seen, unique = set(), []
-    for email, name in people:
-        if email.lower() not in seen:
-            seen.add(email.lower())
-            unique.append((email, name))
-    return unique
-
-
-def plan_deliveries(run: HealthCheckRun) -> list[ReportDelivery]:
-    for email, name in recipients(run):
-        ReportDelivery.objects.get_or_create(
-            organization=run.organization, run=run, email=email, defaults={"name": name}
-        )
-    return list(run.deliveries.filter(status=DeliveryStatus.PENDING))
-
-
 __all__ = [
     "adjust_task",
     "check_now",
-    "complete_run",
     "create_run",
     "due_schedules",
     "execute_run",
     "explanations_in_force",
     "import_csv",
-    "plan_deliveries",
     "queue_due_runs",
     "record_metric",
     "set_baseline",

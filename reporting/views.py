@@ -20,11 +20,12 @@ from pydantic import ValidationError as RuleError
 
 from accounts.access import org_view
 from accounts.models import DomainError
+from deliverables.charts import sparkline
+from deliverables.models import ArtifactStatus
 from engagements.models import Engagement, EngagementMember, TeamRole
 
 from . import health, health_actions
-from . import rules as rule_engine
-from .charts import sparkline
+from . import health_rules as rule_engine
 from .forms import (
     BaselineForm,
     CsvUploadForm,
@@ -36,7 +37,6 @@ from .forms import (
     TaskAdjustForm,
 )
 from .models import (
-    ArtifactStatus,
     Baseline,
     Cadence,
     DeliveryStatus,
@@ -422,12 +422,20 @@ def _run(request, engagement, run_uuid) -> HealthCheckRun:
     return run
 
 
+ACTIVE_RENDERS = (ArtifactStatus.QUEUED, ArtifactStatus.RENDERING)
+
+
 def _progress(run) -> None:
     run.in_progress = run.status in ACTIVE
     recently = run.finished_at is not None and run.finished_at > timezone.now() - timedelta(minutes=10)
-    run.rendering = run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and run.report_id is None and recently
+    report = run.report
+    checked = run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+    run.rendering = checked and (
+        (report is None and recently) or (report is not None and report.status in ACTIVE_RENDERS)
+    )
     run.polling = run.in_progress or run.rendering
-    run.report_ready = run.report is not None and run.report.status == ArtifactStatus.DONE and bool(run.report.file)
+    run.report_ready = report is not None and report.status == ArtifactStatus.DONE and bool(report.file)
+    run.report_failed = report is not None and report.status == ArtifactStatus.FAILED
 
 
 def run_context(request, engagement, run, *, bound=None) -> dict:

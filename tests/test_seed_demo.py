@@ -95,3 +95,13 @@ def test_globex_health_report_reads_each_domain_on_its_own_and_is_saved_for_revi
         old.unlink()
     (ARTIFACTS / "globex-health-check.pdf").write_bytes(pdf)
     subprocess.run(["pdftoppm", "-r", "60", "-png", "-", str(ARTIFACTS / "globex-health-check")], input=pdf, check=True)
+
+
+def test_seed_demo_lives_above_the_apps_it_seeds():
+    """The command keeps its name; it moved out of accounts (the bottom) into demo (the top of the layers)."""
+    from django.core.management import get_commands
+
+    from tests.test_layers import LAYERS
+
+    assert get_commands()["seed_demo"] == "demo"
+    assert LAYERS[-1] == "demo"

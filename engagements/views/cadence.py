@@ -499,10 +499,10 @@ def decision_log(request, engagement_uuid):
 
 
 def _recipients(request, engagement):
-    """Who a published update emails: the same rule as cadence.publish_weekly_update."""
+    """Who a published update emails."""
     return list(
         EngagementStakeholder.objects.for_org(request.org)
-        .filter(engagement=engagement, receives_updates=True, stakeholder__portal_enabled=True)
+        .recipients_of(engagement, "weekly_update")
         .select_related("stakeholder")
         .order_by("stakeholder__name")
     )

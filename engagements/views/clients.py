@@ -13,6 +13,12 @@ from ..forms import ClientAccountForm, StakeholderForm
 from ..models import ClientAccount, Stakeholder
 
 
+def org_home_clients(request) -> dict:
+    """The organization home page's client list (registered with accounts.home_sections in EngagementsConfig.ready)."""
+    clients = ClientAccount.objects.for_org(request.org).annotate(n_stakeholders=Count("stakeholders"))
+    return {"clients": clients.order_by("name")}
+
+
 @org_view
 def client_list(request):
     form = ClientAccountForm(request.POST or None, organization=request.org)

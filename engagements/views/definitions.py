@@ -2,8 +2,8 @@
 publishing a version for sign-off, each version with its signatures, diffs, and the deliverables rendered
 from a version.
 
-Views stay thin: engagements.definitions publishes and reporting.services renders. The draft edits below are
-the small services this page needs (atomic, checked against a closed engagement, logged in the activity log).
+Views stay thin: engagements.definitions publishes and engagements.deliverables asks for renders. The draft edits
+below are the small services this page needs (atomic, checked against a closed engagement, logged in the activity log).
 Every page runs a fixed number of queries whatever the number of terms, stages, versions or artifacts.
 """
 
@@ -15,15 +15,16 @@ from django.db.models import Max
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from accounts import activity
 from accounts.access import org_view
 from accounts.models import DomainError
-from reporting.models import Artifact, ArtifactStatus
-from reporting.services import request_artifact
+from deliverables.models import Artifact, ArtifactStatus
 
 from .. import definitions
+from ..deliverables import request_artifact, retry_artifact
 from ..forms_definitions import ArtifactRequestForm, PublishForm, StageForm, TermForm
 from ..models import (
     DefinitionTerm,
@@ -763,6 +764,26 @@ def artifact_status(request, engagement_uuid, artifact_uuid):
     engagement = _engagement(request, engagement_uuid)
     artifact = _artifact(request, engagement, artifact_uuid)
     return render(request, "engagements/definitions.html#artifact", {"engagement": engagement, "artifact": artifact})
+
+
+@org_view
+@require_POST
+def artifact_retry(request, engagement_uuid, artifact_uuid):
+    """Render a failed deliverable again, from wherever it is listed (this page, an audit, a health run)."""
+    engagement = _engagement(request, engagement_uuid)
+    artifact = _artifact(request, engagement, artifact_uuid)
+    try:
+        artifact = retry_artifact(artifact=artifact, actor=request.user, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    artifact.engagement = engagement
+    if request.htmx:
+        context = {"engagement": engagement, "artifact": artifact}
+        return render(request, "engagements/definitions.html#artifact", context)
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(back)
+    return redirect(_page_url(request, engagement, "deliverables"))
 
 
 def artifact_file_response(artifact: Artifact) -> FileResponse:

@@ -11,7 +11,7 @@ from django.db.models import F, OuterRef, Subquery
 from django.shortcuts import get_object_or_404, redirect, render
 
 from accounts.models import DomainError
-from reporting.models import Artifact
+from deliverables.models import Artifact
 
 from .. import definitions
 from ..forms_definitions import NO, YES, SignoffForm

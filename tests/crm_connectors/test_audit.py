@@ -30,9 +30,9 @@ from crm_connectors.http import LocalStore
 from crm_connectors.models import AuditRun, AuditStatus, CrmConnection, Finding, FindingState
 from crm_sandbox import HubSpotSandbox, SalesforceSandbox
 from crm_sandbox.connection import sandbox_connection
+from deliverables.models import Artifact, ArtifactStatus
 from engagements import definitions, progression
 from engagements.models import StageDefinition
-from reporting.models import Artifact, ArtifactStatus
 
 KEY = Fernet.generate_key().decode()
 UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}

@@ -18,11 +18,11 @@ from datetime import date
 import pytest
 from playwright.sync_api import expect
 
+from deliverables.models import Artifact, ArtifactStatus
 from engagements import progression
 from engagements.models import DecisionLogEntry, DefinitionVersion, Engagement, Signature, TeamRole
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
-from reporting.models import Artifact, ArtifactStatus
 from tests.conftest import PASSWORD, body_text
 from tests.e2e.conftest import ARTIFACTS
 

@@ -15,6 +15,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import ActivityEntry
+from deliverables.models import Artifact, ArtifactStatus
 from engagements import definitions, progression
 from engagements.models import (
     DefinitionTerm,
@@ -25,7 +26,6 @@ from engagements.models import (
 )
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
-from reporting.models import Artifact, ArtifactStatus
 from tests.conftest import body_text
 
 # Publishing emails signers and rendering a PDF happen in transaction.on_commit callbacks: these tests commit.

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from deliverables.models import Artifact, ArtifactStatus
 from engagements import definitions, progression
 from engagements.models import (
     DecisionLogEntry,
@@ -26,7 +27,6 @@ from engagements.portal_access import SESSION_KEY
 from engagements.views.portal_signoff import pending_signoffs
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
-from reporting.models import Artifact, ArtifactStatus
 from tests.conftest import body_text
 
 # Signing notifies consultants by email in transaction.on_commit callbacks: these tests commit.

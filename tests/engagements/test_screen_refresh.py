@@ -10,9 +10,9 @@ from crm_connectors.audit import services as audit_services
 from crm_connectors.http import LocalStore
 from crm_sandbox import SalesforceSandbox
 from crm_sandbox.connection import sandbox_connection
+from deliverables.models import ArtifactStatus
 from engagements import progression
 from engagements.models import ArchitectureVersion, ChecklistItem, StageDefinition
-from reporting.models import ArtifactStatus
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
