@@ -15,8 +15,9 @@ def library(db) -> dict:
 
 
 @pytest.fixture
-def engagement(cast, library):
-    """A GTM Lifecycle engagement for Acme, Carl consulting, Maya approving."""
+def engagement(cast, library, settings, tmp_path):
+    """A GTM Lifecycle engagement for Acme, Carl consulting, Maya approving; its files kept apart."""
+    settings.MEDIA_ROOT = tmp_path
     return progression.create_engagement(
         client=cast.client,
         playbook_version=library["gtm-lifecycle"],
