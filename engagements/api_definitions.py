@@ -160,7 +160,7 @@ class VersionSerializer(serializers.ModelSerializer):
         ]
 
     def get_signatures(self, version) -> list[dict]:
-        return SignatureSerializer(list(self._status(version).signatures.values()), many=True).data
+        return list(SignatureSerializer(list(self._status(version).signatures.values()), many=True).data)
 
     def get_contested_items(self, version) -> list[dict]:
         return [

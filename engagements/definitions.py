@@ -9,6 +9,7 @@ a "no" puts a "decision needed" card on the delivery board. Signatures never car
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Max
@@ -143,7 +144,7 @@ def _rewrite_references(item: DraftItem, old_key: str, new_key: str | None) -> i
     Returns how many rows changed."""
     other: type[DraftItem] = StageDefinition if isinstance(item, DefinitionTerm) else DefinitionTerm
     field = "term_keys" if isinstance(item, DefinitionTerm) else "stage_keys"
-    changed = []
+    changed: list = []
     for row in other.objects.filter(organization_id=item.organization_id, engagement_id=item.engagement_id):
         keys = getattr(row, field) or []
         if old_key in keys:
@@ -281,7 +282,7 @@ def publish(*, engagement: Engagement, signers: list, actor, request=None) -> De
         signoff = SignoffRequest.objects.create(
             organization=engagement.organization, version=version, stakeholder=stakeholder, requested_by=actor
         )
-        transaction.on_commit(lambda pk=signoff.pk: send_signoff_request.delay(pk))
+        transaction.on_commit(partial(send_signoff_request.delay, signoff.pk))
     activity.record(
         organization=engagement.organization,
         actor=actor,
@@ -362,7 +363,7 @@ def awaiting(stakeholder) -> list[DefinitionVersion]:
         .exclude(signatures__stakeholder=stakeholder)
         .select_related("engagement")
     )
-    return [v for v in versions if latest_version(v.engagement).pk == v.pk]
+    return [v for v in versions if latest_version(v.engagement) == v]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -376,7 +377,7 @@ def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: 
     version = DefinitionVersion.objects.select_for_update().get(pk=version.pk)
     if not version.requests.filter(stakeholder=stakeholder).exists():
         raise DomainError("You are not asked to sign this version.")
-    latest = latest_version(version.engagement)
+    latest = latest_version(version.engagement) or version
     if latest.pk != version.pk:
         raise DomainError(f"v{version.number} was replaced by v{latest.number}; please review the new version.")
     if version.signatures.filter(stakeholder=stakeholder).exists():
@@ -470,7 +471,7 @@ def diff(older: dict, newer: dict) -> list[Difference]:
         after = {i["key"]: i for i in newer[kind]}
         for key in [*before, *[k for k in after if k not in before]]:
             b, a = before.get(key), after.get(key)
-            name = (a or b)[label_field]
+            name = (a or before[key])[label_field]
             if b is None:
                 result.append(Difference(kind[:-1], key, name, "added"))
             elif a is None:

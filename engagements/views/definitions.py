@@ -145,11 +145,11 @@ def _draft_context(request, engagement) -> dict:
     stage_keys_of, term_keys_of = _linked(term_links, stage_links), _linked(stage_links, term_links)
     for term in terms:
         term.engagement = engagement
-        term.refs = [(k, stage_names.get(k)) for k in stage_keys_of[term.key]]
+        term.refs = [(k, stage_names.get(k)) for k in stage_keys_of[term.key]]  # type: ignore[attr-defined]
     groups: dict[str, list] = {}
     for stage in stages:
         stage.engagement = engagement
-        stage.refs = [(k, term_names.get(k)) for k in term_keys_of[stage.key]]
+        stage.refs = [(k, term_names.get(k)) for k in term_keys_of[stage.key]]  # type: ignore[attr-defined]
         groups.setdefault(stage.domain, []).append(stage)
     stage_choices = [(s.key, f"{s.name} ({DOMAIN_LABELS.get(s.domain, s.domain)})") for s in stages]
     term_choices = [(t.key, t.term) for t in terms]
