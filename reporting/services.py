@@ -17,7 +17,7 @@ from .pdf import render_pdf
 
 logger = logging.getLogger(__name__)
 
-TEMPLATES = {
+TEMPLATES: dict[str, str] = {
     ArtifactKind.DEFINITION_ALIGNMENT: "reports/definition_alignment.html",
     ArtifactKind.STAGE_REFERENCE_CARD: "reports/stage_reference_card.html",
 }
@@ -65,6 +65,8 @@ def report_context(artifact: Artifact) -> dict:
     from engagements import definitions
 
     version = artifact.source_version
+    if version is None:
+        raise DomainError(f"{artifact.get_kind_display()} #{artifact.number} names no definitions version to render.")
     status = definitions.version_status(version)
     content = version.content
     from engagements.models import StageDomain
@@ -138,7 +140,7 @@ def health_report_context(run) -> dict:
     periods = sorted({p for series in history.values() for p in series})[-6:]
     for result in results:
         series = history.get((result.metric, result.key), {})
-        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # noqa: S308 - our SVG of numbers
+        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # type: ignore[attr-defined]  # noqa: S308 - our SVG of numbers
     return {
         "run": run,
         "engagement": run.engagement,
@@ -203,9 +205,9 @@ def health_email_context(delivery) -> dict:
         "delivery": delivery,
         "watch": watch,
         "unsubscribe_path": unsubscribe,
-        "path": "/portal/"
+        "path": reverse("portal:home")
         if stakeholder
-        else f"/o/{delivery.organization.slug}/engagements/{delivery.run.engagement.uuid}/",
+        else reverse("engagements:engagement-detail", args=[delivery.organization.slug, delivery.run.engagement.uuid]),
     }
 
 
