@@ -98,14 +98,12 @@ class TermViewSet(_DraftViewSet):
     queryset = DefinitionTerm.objects.all()
     serializer_class = TermSerializer
     lookup_url_kwarg = "term_uuid"
-    kind = "term"
 
 
 class StageViewSet(_DraftViewSet):
     queryset = StageDefinition.objects.all()
     serializer_class = StageSerializer
     lookup_url_kwarg = "stage_uuid"
-    kind = "stage"
 
 
 class SignatureSerializer(serializers.Serializer):
