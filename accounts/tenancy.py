@@ -1,12 +1,13 @@
 """The tenant wall's building blocks: every tenant-owned model and queryset derives from these."""
 
 import uuid
+from typing import Self
 
 from django.db import models
 
 
 class OrgQuerySet(models.QuerySet):
-    def for_org(self, org) -> "OrgQuerySet":
+    def for_org(self, org) -> Self:
         return self.filter(organization=org)
 
 

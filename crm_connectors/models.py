@@ -34,7 +34,7 @@ METHOD_SECRETS = {
     AuthMethod.SF_SESSION: ("access_token",),
     AuthMethod.HS_PRIVATE_APP: ("access_token",),
 }
-DEFAULT_BASE_URLS = {CrmKind.SALESFORCE: "https://login.salesforce.com", CrmKind.HUBSPOT: "https://api.hubapi.com"}
+DEFAULT_BASE_URLS: dict[str, str] = {CrmKind.SALESFORCE: "https://login.salesforce.com", CrmKind.HUBSPOT: "https://api.hubapi.com"}
 
 
 class CrmConnectionQuerySet(OrgQuerySet):

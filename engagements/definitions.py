@@ -9,6 +9,7 @@ a "no" puts a "decision needed" card on the delivery board. Signatures never car
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Max
@@ -121,6 +122,83 @@ def prefill(engagement: Engagement) -> None:
     StageDefinition.objects.bulk_create(stages)
 
 
+# --------------------------------------------------------------------------------------------------
+# Draft edits: the one place draft rows change, for the HTML pages and the API alike. Terms and stages refer
+# to each other by key, so a renamed key is followed and a deleted one unlinked: publishing refuses a draft
+# with a dangling reference, and an edit must never be what leaves one.
+
+DraftItem = DefinitionTerm | StageDefinition
+
+
+def _check_open(engagement: Engagement) -> None:
+    if not engagement.is_open:
+        raise DomainError("This engagement is closed; its definitions are read-only.")
+
+
+def _kind(item: DraftItem) -> str:
+    return "term" if isinstance(item, DefinitionTerm) else "stage"
+
+
+def _rewrite_references(item: DraftItem, old_key: str, new_key: str | None) -> int:
+    """Follow a renamed key (or drop a deleted one) in every row of the other kind that refers to it.
+    Returns how many rows changed."""
+    other: type[DraftItem] = StageDefinition if isinstance(item, DefinitionTerm) else DefinitionTerm
+    field = "term_keys" if isinstance(item, DefinitionTerm) else "stage_keys"
+    changed: list = []
+    for row in other.objects.filter(organization_id=item.organization_id, engagement_id=item.engagement_id):
+        keys = getattr(row, field) or []
+        if old_key in keys:
+            updated = [new_key if k == old_key else k for k in keys] if new_key else [k for k in keys if k != old_key]
+            setattr(row, field, list(dict.fromkeys(updated)))
+            changed.append(row)
+    if changed:
+        other.objects.bulk_update(changed, [field])
+    return len(changed)
+
+
+@transaction.atomic
+def save_draft_item(*, item: DraftItem, actor, request=None, previous_key: str = "") -> DraftItem:
+    """Add or change a term or a stage of the draft (`item` unsaved or changed in memory). `previous_key` is the
+    key the row had before this edit: when it differs, every row that referred to it follows the new key."""
+    _check_open(item.engagement)
+    creating = item.pk is None
+    if item.order is None:
+        siblings = type(item).objects.filter(organization_id=item.organization_id, engagement_id=item.engagement_id)
+        if isinstance(item, StageDefinition):
+            siblings = siblings.filter(domain=item.domain)
+        item.order = (siblings.aggregate(n=Max("order"))["n"] or 0) + 1
+    item.save()
+    if previous_key and previous_key != item.key:
+        _rewrite_references(item, previous_key, item.key)
+    activity.record(
+        organization=item.engagement.organization,
+        actor=actor,
+        request=request,
+        target=item.engagement,
+        verb=f"definitions.{_kind(item)}_{'added' if creating else 'changed'}",
+        data={"key": item.key, "label": str(item)},
+    )
+    return item
+
+
+@transaction.atomic
+def delete_draft_item(*, item: DraftItem, actor, request=None) -> int:
+    """Remove a term or a stage from the draft and from the references of the other kind; published versions
+    keep it. Returns how many rows of the other kind referred to it."""
+    _check_open(item.engagement)
+    unlinked = _rewrite_references(item, item.key, None)
+    activity.record(
+        organization=item.engagement.organization,
+        actor=actor,
+        request=request,
+        target=item.engagement,
+        verb=f"definitions.{_kind(item)}_removed",
+        data={"key": item.key, "label": str(item)},
+    )
+    item.delete()
+    return unlinked
+
+
 def draft_content(engagement: Engagement) -> dict:
     org = engagement.organization
     terms = DefinitionTerm.objects.for_org(org).filter(engagement=engagement).order_by("order", "id")
@@ -204,7 +282,7 @@ def publish(*, engagement: Engagement, signers: list, actor, request=None) -> De
         signoff = SignoffRequest.objects.create(
             organization=engagement.organization, version=version, stakeholder=stakeholder, requested_by=actor
         )
-        transaction.on_commit(lambda pk=signoff.pk: send_signoff_request.delay(pk))
+        transaction.on_commit(partial(send_signoff_request.delay, signoff.pk))
     activity.record(
         organization=engagement.organization,
         actor=actor,
@@ -285,7 +363,7 @@ def awaiting(stakeholder) -> list[DefinitionVersion]:
         .exclude(signatures__stakeholder=stakeholder)
         .select_related("engagement")
     )
-    return [v for v in versions if latest_version(v.engagement).pk == v.pk]
+    return [v for v in versions if latest_version(v.engagement) == v]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,7 +377,7 @@ def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: 
     version = DefinitionVersion.objects.select_for_update().get(pk=version.pk)
     if not version.requests.filter(stakeholder=stakeholder).exists():
         raise DomainError("You are not asked to sign this version.")
-    latest = latest_version(version.engagement)
+    latest = latest_version(version.engagement) or version
     if latest.pk != version.pk:
         raise DomainError(f"v{version.number} was replaced by v{latest.number}; please review the new version.")
     if version.signatures.filter(stakeholder=stakeholder).exists():
@@ -393,7 +471,7 @@ def diff(older: dict, newer: dict) -> list[Difference]:
         after = {i["key"]: i for i in newer[kind]}
         for key in [*before, *[k for k in after if k not in before]]:
             b, a = before.get(key), after.get(key)
-            name = (a or b)[label_field]
+            name = (a or before[key])[label_field]
             if b is None:
                 result.append(Difference(kind[:-1], key, name, "added"))
             elif a is None:

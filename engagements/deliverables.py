@@ -42,6 +42,8 @@ def request_artifact(*, engagement, kind: str, actor, source_version=None, reque
 
 def version_context(artifact: Artifact) -> dict:
     version = artifact.source_version
+    if version is None:
+        raise DomainError(f"{artifact.get_kind_display()} #{artifact.number} names no definitions version to render.")
     content = version.content
     domains = list(StageDomain.values)
     labels = dict(StageDomain.choices)

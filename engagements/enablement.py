@@ -11,6 +11,7 @@ from django.utils import timezone
 
 from accounts import activity
 from accounts.models import DomainError
+from playbooks.schema import Kpi
 
 from .models import (
     CheckpointStatus,
@@ -168,7 +169,7 @@ class KpiStatus:
 
 @dataclass(frozen=True)
 class KpiState:
-    kpi: object  # playbooks.schema.Kpi
+    kpi: Kpi
     reading: KpiReading | None
     status: str
     verdict: str
@@ -179,7 +180,8 @@ class KpiState:
     def entry_hint(self) -> str:
         per = PER_WORDS.get(self.kpi.rule.per or "")
         unit = self.kpi.rule.target.unit if self.kpi.rule.target else self.kpi.rule.unit
-        what = {"pct": "a percentage (0-100)", "per_week": "times a week", "count": "a count"}.get(unit, "a figure")
+        words = {"pct": "a percentage (0-100)", "per_week": "times a week", "count": "a count"}
+        what = words.get(unit or "", "a figure")
         return f"{what}{f', {per}' if per else ''}"
 
 

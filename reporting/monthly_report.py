@@ -181,9 +181,9 @@ def health_email_context(delivery: ReportDelivery) -> dict:
         "delivery": delivery,
         "watch": watch,
         "unsubscribe_path": unsubscribe,
-        "path": "/portal/"
+        "path": reverse("portal:home")
         if stakeholder
-        else f"/o/{delivery.organization.slug}/engagements/{delivery.run.engagement.uuid}/",
+        else reverse("engagements:engagement-detail", args=[delivery.organization.slug, delivery.run.engagement.uuid]),
     }
 
 

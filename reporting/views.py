@@ -206,7 +206,7 @@ def health_context(
     labels = dict(metrics)
     baselines = list(Baseline.objects.for_org(request.org).filter(engagement=engagement).order_by("metric", "key"))
     for b in baselines:
-        b.label = labels.get(b.metric, health_actions.humanize(b.metric))
+        b.label = labels.get(b.metric, health_actions.humanize(b.metric))  # type: ignore[attr-defined]
     axis, figures = _figure_rows(engagement, labels)
     runs = list(
         HealthCheckRun.objects.for_org(request.org)
@@ -221,7 +221,7 @@ def health_context(
         .order_by("-period")[:RUNS_SHOWN]
     )
     due = health_actions.due_period()
-    due_run = next((r for r in runs if r.period == due), None)
+    due_run: HealthCheckRun | None = next((r for r in runs if r.period == due), None)
     if due_run is None:
         due_run = HealthCheckRun.objects.for_org(request.org).filter(engagement=engagement, period=due).first()
     context.update(
@@ -449,20 +449,20 @@ def run_context(request, engagement, run, *, bound=None) -> dict:
     axis, series = health_actions.metric_history(engagement, last=run.period)
     links = health_actions.escalations(results)
     can_change = request.membership.can_write
-    groups = {key: [] for key, _, _ in RESULT_GROUPS}
+    groups: dict[str, list] = {key: [] for key, _, _ in RESULT_GROUPS}
     review_items = []
     for result in results:
         result.run = run
         by_period = series.get((result.metric, result.key), {})
         values = [by_period[p].value if p in by_period else None for p in axis]
-        result.trend = _trend(values)
-        result.trend_label = _trend_label(axis, values)
-        result.status_label = STATUS_LABELS.get(result.status, result.status)
-        result.board_links = links.get(result.uuid, [])
+        result.trend = _trend(values)  # type: ignore[attr-defined]
+        result.trend_label = _trend_label(axis, values)  # type: ignore[attr-defined]
+        result.status_label = STATUS_LABELS.get(result.status, result.status)  # type: ignore[attr-defined]
+        result.board_links = links.get(result.uuid, [])  # type: ignore[attr-defined]
         if can_change and result.status == rule_engine.RED:
-            result.explain_form = ExplainForm(result=result)
+            result.explain_form = ExplainForm(result=result)  # type: ignore[attr-defined]
         if can_change and result.status in health_actions.ESCALATABLE and engagement.is_open:
-            result.escalate_form = EscalateForm(result=result, title=health_actions.escalation_title(result))
+            result.escalate_form = EscalateForm(result=result, title=health_actions.escalation_title(result))  # type: ignore[attr-defined]
         if bound is not None and bound[0] == result.pk:
             setattr(result, bound[1], bound[2])
         if result.is_review_item:  # a task a person reviews: its own section, not a flag or a missing figure

@@ -48,13 +48,16 @@ logger = logging.getLogger(__name__)
 
 STOPPED = "The worker stopped before the audit finished (no sign of life for {minutes} minutes); start the audit again."
 NEVER_STARTED = "No worker picked the audit up within {minutes} minutes; start the audit again."
-TRANSITIONS = {
+TRANSITIONS: dict[str, set[str]] = {
     FindingState.OPEN: {FindingState.ACKNOWLEDGED, FindingState.EXPLAINED, FindingState.ACCEPTED_RISK},
     FindingState.ACKNOWLEDGED: {FindingState.OPEN, FindingState.EXPLAINED, FindingState.ACCEPTED_RISK},
     FindingState.EXPLAINED: {FindingState.OPEN, FindingState.ACKNOWLEDGED, FindingState.ACCEPTED_RISK},
     FindingState.ACCEPTED_RISK: {FindingState.OPEN, FindingState.ACKNOWLEDGED, FindingState.EXPLAINED},
 }
-NEEDS_NOTE = {FindingState.EXPLAINED: "an explanation", FindingState.ACCEPTED_RISK: "why the risk is accepted"}
+NEEDS_NOTE: dict[str, str] = {
+    FindingState.EXPLAINED: "an explanation",
+    FindingState.ACCEPTED_RISK: "why the risk is accepted",
+}
 
 
 def _setting(name: str, default: float) -> float:

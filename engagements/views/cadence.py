@@ -38,7 +38,7 @@ PAGE_SIZE = 25
 CLOSED_BOARD = "This engagement is closed; its board is read-only."
 
 # What each kind is called, which statuses its quick actions may set, and where its list lives.
-KINDS = {
+KINDS: dict[str, dict] = {
     "work": {"label": "work item", "plural": "Work items", "statuses": WorkStatus, "list": "work-list"},
     "decision": {"label": "decision", "plural": "Decisions", "statuses": DecisionStatus, "list": "decision-log"},
     "risk": {"label": "risk", "plural": "Risks", "statuses": RiskStatus, "list": "risk-list"},
@@ -99,7 +99,7 @@ def safe_next(request, default: str) -> str:
     if (
         target
         and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure())
-        and target.startswith(f"/o/{request.org.slug}/")
+        and target.startswith(reverse("accounts:org-home", args=[request.org.slug]))
     ):
         return target
     return default
@@ -175,7 +175,7 @@ def board_context(request, engagement, *, bound=None, open_prefix=None, notice="
         forms[bound.prefix] = bound
     rows = _lanes(request, engagement)
     work_add = _add_url(request, engagement, "work")
-    lanes = []
+    lanes: list[dict] = []
     for key, label in cadence.LANES:
         kind, prefix = LANE_KIND[key], LANE_FORM[key]
         lanes.append(

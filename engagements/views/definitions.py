@@ -2,23 +2,19 @@
 publishing a version for sign-off, each version with its signatures, diffs, and the deliverables rendered
 from a version.
 
-Views stay thin: engagements.definitions publishes and engagements.deliverables asks for renders. The draft edits
-below are the small services this page needs (atomic, checked against a closed engagement, logged in the activity log).
+Views stay thin: engagements.definitions edits the draft and publishes, engagements.deliverables asks for renders.
 Every page runs a fixed number of queries whatever the number of terms, stages, versions or artifacts.
 """
 
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.db import transaction
-from django.db.models import Max
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts import activity
 from accounts.access import org_view
 from accounts.models import DomainError
 from deliverables.models import Artifact, ArtifactStatus
@@ -56,80 +52,6 @@ FIELD_LABELS = {
     "crm_values": "CRM values",
     "term_keys": "Referenced terms",
 }
-
-
-# --------------------------------------------------------------------------------------------------
-# Draft edits: the only place this page changes draft rows.
-
-
-def _check_open(engagement: Engagement) -> None:
-    if not engagement.is_open:
-        raise DomainError("This engagement is closed; its definitions are read-only.")
-
-
-def _refs_field(item) -> str:
-    """The field of the *other* kind that refers to this item by key."""
-    return "term_keys" if isinstance(item, DefinitionTerm) else "stage_keys"
-
-
-def _rewrite_references(item, old_key: str, new_key: str | None) -> int:
-    """Follow a renamed key (or drop a deleted one) in every row of the other kind that refers to it."""
-    other = StageDefinition if isinstance(item, DefinitionTerm) else DefinitionTerm
-    field = _refs_field(item)
-    changed = []
-    for row in other.objects.filter(organization_id=item.organization_id, engagement_id=item.engagement_id):
-        keys = getattr(row, field) or []
-        if old_key in keys:
-            updated = [new_key if k == old_key else k for k in keys] if new_key else [k for k in keys if k != old_key]
-            setattr(row, field, list(dict.fromkeys(updated)))
-            changed.append(row)
-    if changed:
-        other.objects.bulk_update(changed, [field])
-    return len(changed)
-
-
-@transaction.atomic
-def save_draft_item(*, item, actor, request=None, previous_key: str = "") -> DefinitionTerm | StageDefinition:
-    """Add or change a term or a stage of the draft; a renamed key is followed by the rows that refer to it."""
-    _check_open(item.engagement)
-    creating = item.pk is None
-    if item.order is None:
-        siblings = type(item).objects.filter(engagement_id=item.engagement_id)
-        if isinstance(item, StageDefinition):
-            siblings = siblings.filter(domain=item.domain)
-        item.order = (siblings.aggregate(n=Max("order"))["n"] or 0) + 1
-    item.save()
-    if previous_key and previous_key != item.key:
-        _rewrite_references(item, previous_key, item.key)
-    kind = "term" if isinstance(item, DefinitionTerm) else "stage"
-    activity.record(  # the same verbs and target as the definitions API
-        organization=item.engagement.organization,
-        actor=actor,
-        request=request,
-        target=item.engagement,
-        verb=f"definitions.{kind}_{'added' if creating else 'changed'}",
-        data={"key": item.key, "label": str(item)},
-    )
-    return item
-
-
-@transaction.atomic
-def delete_draft_item(*, item, actor, request=None) -> int:
-    """Remove a term or a stage from the draft and from the references of the other kind; published versions
-    keep it. Returns how many rows of the other kind referred to it."""
-    _check_open(item.engagement)
-    unlinked = _rewrite_references(item, item.key, None)
-    kind = "term" if isinstance(item, DefinitionTerm) else "stage"
-    activity.record(
-        organization=item.engagement.organization,
-        actor=actor,
-        request=request,
-        target=item.engagement,
-        verb=f"definitions.{kind}_removed",
-        data={"key": item.key, "label": str(item)},
-    )
-    item.delete()
-    return unlinked
 
 
 # --------------------------------------------------------------------------------------------------
@@ -224,11 +146,11 @@ def _draft_context(request, engagement) -> dict:
     stage_keys_of, term_keys_of = _linked(term_links, stage_links), _linked(stage_links, term_links)
     for term in terms:
         term.engagement = engagement
-        term.refs = [(k, stage_names.get(k)) for k in stage_keys_of[term.key]]
+        term.refs = [(k, stage_names.get(k)) for k in stage_keys_of[term.key]]  # type: ignore[attr-defined]
     groups: dict[str, list] = {}
     for stage in stages:
         stage.engagement = engagement
-        stage.refs = [(k, term_names.get(k)) for k in term_keys_of[stage.key]]
+        stage.refs = [(k, term_names.get(k)) for k in term_keys_of[stage.key]]  # type: ignore[attr-defined]
         groups.setdefault(stage.domain, []).append(stage)
     stage_choices = [(s.key, f"{s.name} ({DOMAIN_LABELS.get(s.domain, s.domain)})") for s in stages]
     term_choices = [(t.key, t.term) for t in terms]
@@ -364,7 +286,7 @@ def _edit(request, engagement, kind, item=None):
             form.add_error(None, "This engagement is closed; its definitions are read-only.")
         elif form.is_valid():
             try:
-                saved = save_draft_item(
+                saved = definitions.save_draft_item(
                     item=form.save(commit=False), actor=request.user, request=request, previous_key=previous_key
                 )
             except DomainError as exc:
@@ -428,7 +350,7 @@ def _delete(request, engagement, kind, item):
     label = getattr(item, KINDS[kind]["name"])
     if request.method == "POST":
         try:
-            unlinked = delete_draft_item(item=item, actor=request.user, request=request)
+            unlinked = definitions.delete_draft_item(item=item, actor=request.user, request=request)
         except DomainError as exc:
             error = str(exc)
         else:

@@ -10,7 +10,7 @@ from html import escape  # what django.utils.html.escape does, without its lazy-
 
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db.models import CharField, F, IntegerField, Max, Prefetch
+from django.db.models import CharField, F, Field, IntegerField, Max, Prefetch
 from django.db.models.expressions import RawSQL
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -191,8 +191,9 @@ def _in_our_name(engagement, items) -> None:
 
 def _sections(sub_phases, items) -> list[dict]:
     """Group a phase's checklist: first the items without a sub-phase (by group), then each sub-phase."""
-    sections, loose = [], {}
-    by_sub = {s.pk: [] for s in sub_phases}
+    sections: list[dict] = []
+    loose: dict[str, list] = {}
+    by_sub: dict[int, list] = {s.pk: [] for s in sub_phases}
     for item in items:
         if item.sub_phase_id is None:
             loose.setdefault(item.group or "Checklist", []).append(item)
@@ -261,7 +262,7 @@ _ANY_UUID = "00000000-0000-0000-0000-000000000000"
 # Written as SQL on purpose: built from ORM expressions (Subquery, OuterRef, Exists, joined F()), the same query
 # cost about 2 ms of building and compiling on every request, more than the database takes to run it; and the
 # planner settles these small subqueries faster than a five-table join. Constant SQL, run by SQLite and PostgreSQL.
-PORTFOLIO_COLUMNS = {
+PORTFOLIO_COLUMNS: dict[str, tuple[str, list, Field]] = {
     # The names of the client, the playbook (and its version's number) and the current phase.
     "client_name": (
         'SELECT c."name" FROM "engagements_clientaccount" c WHERE c."id" = "engagements_engagement"."client_id"',

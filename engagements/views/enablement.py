@@ -88,7 +88,7 @@ def enablement_context(request, engagement, *, training_form=None, hypercare_for
     names = {t.key: t.name for t in types}
     trainings = list(TrainingSession.objects.for_org(request.org).filter(engagement=engagement).order_by("-held_on"))
     for t in trainings:
-        t.type_name = names.get(t.training_type, t.training_type)
+        t.type_name = names.get(t.training_type, t.training_type)  # type: ignore[attr-defined]
     retention = _retention(engagement)
     if retention_form is None and retention["next_spec"] is not None:
         retention_form = RetentionStepForm(initial={"offer": retention["next_spec"].offer})

@@ -24,8 +24,6 @@ from engagements.models import (
     StageDefinition,
     Stakeholder,
 )
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from tests.conftest import body_text
 
 # Publishing emails signers and rendering a PDF happen in transaction.on_commit callbacks: these tests commit.
@@ -35,24 +33,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def engagement(cast, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
-    version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
-    tom = Stakeholder.objects.create(
-        organization=cast.org, client=cast.client, name="Tom Becker", email="tom@acme.example", title="VP Sales"
-    )
-    e = progression.create_engagement(
-        client=cast.client,
-        playbook_version=version,
-        name="Lifecycle",
-        start_date=date(2026, 11, 2),
-        actor=cast.consultant,
-        team=[(cast.consultant, "architect")],
-        stakeholders=[(cast.stakeholder, "Marketing approver"), (tom, "Sales approver")],
-    )
-    e.cast, e.tom = cast, tom
-    return e
+def engagement(approvers_engagement):
+    return approvers_engagement
 
 
 @pytest.fixture

@@ -2,12 +2,33 @@
 
 from datetime import date
 
+import pytest
+
 from crm_sandbox.connection import sandbox_connection
 from engagements import definitions, progression
 from engagements.models import StageDefinition
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
 from reporting import health
+
+
+@pytest.fixture
+def engagement(cast, library, settings, tmp_path):
+    """A dedicated Revenue Intelligence engagement for Acme (Carl architect, Maya RevOps lead) whose monthly health
+    checks run since August 2026; its files kept apart."""
+    settings.MEDIA_ROOT = tmp_path
+    e = progression.create_engagement(
+        client=cast.client,
+        playbook_version=library["revenue-intelligence"],
+        name="Forecasting",
+        start_date=date(2026, 6, 1),
+        actor=cast.consultant,
+        engagement_type="dedicated",
+        team=[(cast.consultant, "architect")],
+        stakeholders=[(cast.stakeholder, "RevOps lead")],
+    )
+    health.start_schedule(engagement=e, actor=cast.consultant, live_since=date(2026, 8, 1))
+    return e
 
 
 def lifecycle_engagement(cast, crm, stages: dict, *, start: bool = True):

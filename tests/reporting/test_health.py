@@ -19,25 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 OCTOBER = date(2026, 10, 1)
 
 
-@pytest.fixture
-def engagement(cast, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
-    version = Playbook.objects.library().get(key="revenue-intelligence").latest_version()
-    e = progression.create_engagement(
-        client=cast.client,
-        playbook_version=version,
-        name="Forecasting",
-        start_date=date(2026, 6, 1),
-        actor=cast.consultant,
-        engagement_type="dedicated",
-        team=[(cast.consultant, "architect")],
-        stakeholders=[(cast.stakeholder, "RevOps lead")],
-    )
-    health.start_schedule(engagement=e, actor=cast.consultant, live_since=date(2026, 8, 1))
-    return e
-
-
 def pdf_text(data: bytes) -> str:
     return subprocess.run(
         ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True
