@@ -93,7 +93,7 @@ class Artifact(models.Model):
         constraints = [models.UniqueConstraint(fields=["engagement", "kind", "number"], name="unique_artifact_number")]
 
     def __str__(self) -> str:
-        source = f" (definitions v{self.source_version.number})" if self.source_version_id else ""
+        source = f" (definitions v{self.source_version.number})" if self.source_version is not None else ""
         return f"{self.get_kind_display()} #{self.number}{source}"
 
     @property

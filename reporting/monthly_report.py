@@ -43,7 +43,7 @@ def health_report_context(run: HealthCheckRun) -> dict:
     periods = sorted({p for series in history.values() for p in series})[-6:]
     for result in results:
         series = history.get((result.metric, result.key), {})
-        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # noqa: S308 - our SVG of numbers
+        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # type: ignore[attr-defined]  # noqa: S308 - our SVG of numbers
     return {
         "run": run,
         "engagement": run.engagement,
