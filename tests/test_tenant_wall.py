@@ -128,7 +128,7 @@ def engagement_objects(cast) -> dict:
     from datetime import date
 
     from engagements import cadence, enablement, progression, refinement
-    from engagements.models import DecisionLogEntry, FeedbackItem, Release, Risk, WorkItem
+    from engagements.models import DecisionLogEntry, FeedbackItem, KpiReading, Release, Risk, WorkItem
     from playbooks.models import Playbook
     from playbooks.services import clone_playbook, load_library_playbooks
 
@@ -228,6 +228,9 @@ def engagement_objects(cast) -> dict:
         "version_uuid": version.uuid,
         "assumption_uuid": assumption.uuid,
         "training_uuid": training.uuid,
+        "reading_uuid": KpiReading.objects.create(
+            organization=org, engagement=engagement, kpi="adoption", measured_on=date(2026, 11, 20), value=50
+        ).uuid,
         "term_uuid": engagement.terms.first().uuid,
         "stage_uuid": engagement.stages.first().uuid,
         "definition_version_uuid": definition_version.uuid,

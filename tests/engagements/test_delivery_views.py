@@ -522,7 +522,7 @@ def test_project_on_hold_is_recorded_with_a_reason_and_the_unmet_checkpoints_and
 
 
 def test_closing_with_handover_components_undone_warns_and_names_them(consultant, cast, library):
-    engagement = start(cast, library, "delivery-model", shape="embedded-operation")
+    engagement = start(cast, library, "delivery-model")
     for key in ("discover", "design", "build", "adopt"):
         gate = clear_gate(engagement, key, cast.consultant)
         progression.decide_gate(gate=gate, option_key="proceed", actor=cast.consultant)
