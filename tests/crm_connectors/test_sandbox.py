@@ -922,7 +922,7 @@ def test_management_command_serves_until_stopped(tmp_path):
     script = (
         "import django\n"
         "from django.conf import settings\n"
-        "settings.configure(INSTALLED_APPS=['crm_connectors'], USE_TZ=True)\n"
+        "settings.configure(INSTALLED_APPS=['crm_sandbox'], USE_TZ=True)\n"
         "django.setup()\n"
         "from django.core.management import call_command\n"
         "call_command('crm_sandbox', kind='hubspot', port=0, profile='demo', seed=4, size=300)\n"
