@@ -67,6 +67,8 @@ def render(artifact_id: int) -> Artifact | None:
         context = {**kind.context(artifact), "artifact": artifact}
         Artifact.objects.filter(pk=artifact_id).update(progress=40)
         pdf, pages = render_pdf(kind.template, context)
+        if pages < 1 or not pdf.startswith(b"%PDF"):  # a page count and size people read on the list
+            raise ValueError(f"WeasyPrint produced no usable document ({pages} pages, {len(pdf)} bytes).")
         Artifact.objects.filter(pk=artifact_id).update(progress=90)
         artifact.file.save(artifact.filename, ContentFile(pdf), save=False)
     except Exception as exc:  # the row must say why; a render never stays "rendering" forever
@@ -94,7 +96,8 @@ def render(artifact_id: int) -> Artifact | None:
 
 
 def fail(artifact_id: int, reason: str) -> bool:
-    reason = reason.replace("\x00", "")[:2000]
+    """End a queued or rendering artifact `failed`, with the reason people read next to its Retry button."""
+    reason = reason.replace("\x00", "")[:2000]  # PostgreSQL text cannot hold NUL, and an error may quote input
     return any(
         _move(artifact_id, old, ArtifactStatus.FAILED, error=reason, finished_at=timezone.now())
         for old in (ArtifactStatus.RENDERING, ArtifactStatus.QUEUED)
