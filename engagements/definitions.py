@@ -17,7 +17,7 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
-from . import signoff
+from . import signoffs
 from .models import (
     DefinitionTerm,
     DefinitionVersion,
@@ -170,7 +170,7 @@ def _check_references(content: dict) -> None:
 def publish(
     *, engagement: Engagement, signers: list, actor, approvers: dict | None = None, request=None
 ) -> DefinitionVersion:
-    """`approvers` maps the playbook's approver roles to stakeholders or waiver reasons (signoff.map_approvers)."""
+    """`approvers` maps the playbook's approver roles to stakeholders or waiver reasons (signoffs.map_approvers)."""
     from .tasks import send_signoff_request
 
     Engagement.objects.select_for_update().get(pk=engagement.pk)
@@ -183,7 +183,7 @@ def publish(
     _check_crm_values(content)
     if not signers:
         raise DomainError("Choose at least one stakeholder who must sign this version.")
-    approver_rows, signers = signoff.map_approvers(engagement, signers, approvers)
+    approver_rows, signers = signoffs.map_approvers(engagement, signers, approvers)
     foreign = [s for s in signers if s.client_id != engagement.client_id]
     if foreign:
         raise DomainError(f"{foreign[0].name} is not a stakeholder of {engagement.client}.")
@@ -200,7 +200,7 @@ def publish(
         content_hash=digest,
         published_by=actor,
     )
-    signoff.record_approvers(version, approver_rows, actor)
+    signoffs.record_approvers(version, approver_rows, actor)
     for stakeholder in signers:
         asked = SignoffRequest.objects.create(
             organization=engagement.organization, version=version, stakeholder=stakeholder, requested_by=actor
@@ -214,7 +214,7 @@ def publish(
         verb="definitions.published",
         data={"version": number, "hash": digest, "signers": [s.email for s in signers]},
     )
-    signoff.sync_checkpoints(engagement)  # a checkpoint the previous version checked waits for this one
+    signoffs.sync_checkpoints(engagement)  # a checkpoint the previous version checked waits for this one
     return version
 
 
@@ -330,7 +330,7 @@ def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: 
         user_agent=(request.META.get("HTTP_USER_AGENT", "") if request else "")[:400],
     )
     engagement = version.engagement
-    signoff.open_contests(signature)
+    signoffs.open_contests(signature)
     activity.record(
         organization=version.organization,
         actor_label=f"{stakeholder.name} <{stakeholder.email}>",
@@ -347,8 +347,8 @@ def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: 
     if status.signed:
         version.signed_at = timezone.now()
         version.save(update_fields=["signed_at"])
-        signoff.resolve_contests(version)
-        signoff.sync_checkpoints(engagement)
+        signoffs.resolve_contests(version)
+        signoffs.sync_checkpoints(engagement)
         transaction.on_commit(lambda: notify_consultants.delay(version.pk, "signed"))
     elif not signature.approved_all:
         transaction.on_commit(lambda: notify_consultants.delay(version.pk, "contested", signature.pk))

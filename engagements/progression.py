@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
-from . import definitions, enablement, signoff
+from . import definitions, enablement, signoffs
 from .models import (
     AssumptionStatus,
     ChecklistItem,
@@ -51,7 +51,7 @@ from .models import (
     SubPhaseState,
 )
 
-DEFINITIONS_SIGNED = signoff.DEFINITIONS_SIGNED
+DEFINITIONS_SIGNED = signoffs.DEFINITIONS_SIGNED
 # The seed marks some documentation-package items "(for Single Project engagements)": a dedicated engagement's
 # architect runs the maintenance schedule, so the customer is not handed it.
 SINGLE_PROJECT_ONLY = re.compile(r"\(for single[- ]project engagements?\)", re.IGNORECASE)
@@ -339,7 +339,7 @@ def resolve_checkpoint(
         raise DomainError(f"{gate.name} is not open: its phase is not the one in progress.")
     reason = reason.strip()
     if action == "check":
-        if checkpoint.auto == DEFINITIONS_SIGNED and not signoff.signoff_state(gate.engagement).complete:
+        if checkpoint.auto == DEFINITIONS_SIGNED and not signoffs.signoff_state(gate.engagement).complete:
             raise DomainError(
                 "This checkpoint checks itself when every approver the playbook names has signed the "
                 "Definition Alignment Document; it cannot be ticked by hand. Waive it with a reason if you must."
