@@ -26,8 +26,11 @@ BROKER_ERRORS = (OperationalError,)  # what queuing a task raises while the brok
 _SALT = "engagements.portal-link"
 
 
-def link_path(link: PortalLink) -> str:
-    token = signing.TimestampSigner(salt=_SALT).sign(str(link.nonce))
+_SIGNOFF_SALT = "engagements.portal-link.signoff"  # its own salt: a token says which lifetime it may have
+
+
+def link_path(link: PortalLink, *, salt: str = _SALT) -> str:
+    token = signing.TimestampSigner(salt=salt).sign(str(link.nonce))
     return reverse("portal:redeem", kwargs={"token": token})
 
 
@@ -60,7 +63,7 @@ def signoff_link_path(signoff_request) -> str:
             expires_at=now + timedelta(seconds=SIGNOFF_LINK_MAX_AGE),
         )
     target = reverse("portal:signoff", kwargs={"definition_version_uuid": signoff_request.version.uuid})
-    return f"{link_path(link)}?next={target}"
+    return f"{link_path(link, salt=_SIGNOFF_SALT)}?next={target}"
 
 
 def _lifetime(link: PortalLink) -> str:
@@ -123,11 +126,19 @@ def request_portal_links(*, email: str, request=None) -> int:
     return sent
 
 
+def _unsign(token: str) -> str:
+    """The nonce of a requested link (30 minutes) or of a sign-off email's link (7 days)."""
+    try:
+        return signing.TimestampSigner(salt=_SALT).unsign(token, max_age=settings.PORTAL_LINK_MAX_AGE)
+    except signing.SignatureExpired:
+        raise
+    except signing.BadSignature:
+        return signing.TimestampSigner(salt=_SIGNOFF_SALT).unsign(token, max_age=SIGNOFF_LINK_MAX_AGE)
+
+
 def redeem_portal_link(*, token: str, request) -> Stakeholder:
     try:
-        # The longest lifetime any link has; the link's own row says when it expires.
-        max_age = max(settings.PORTAL_LINK_MAX_AGE, SIGNOFF_LINK_MAX_AGE)
-        nonce = signing.TimestampSigner(salt=_SALT).unsign(token, max_age=max_age)
+        nonce = _unsign(token)
     except signing.SignatureExpired as exc:
         raise DomainError("This sign-in link has expired. Request a new one.") from exc
     except signing.BadSignature as exc:
