@@ -492,17 +492,23 @@ def _signer_choices(request, engagement, form) -> list[dict]:
     return sorted(rows, key=lambda r: not r["on_engagement"])
 
 
-def _approver_choices(request, engagement, form, people) -> tuple[list[dict], dict | None]:
+def _approver_choices(request, engagement, latest, people) -> tuple[list[dict], dict | None]:
     """Each approver role the playbook names, with what was chosen for it (a stakeholder's UUID, "waive" and a
-    reason, or nothing yet), and the mapping definitions.publish() takes when every role is settled."""
+    reason, or nothing yet), and the mapping definitions.publish() takes when every role is settled. The roles
+    start as the previous version had them, else with the stakeholder whose title is the role."""
     data = request.POST if request.method == "POST" else {}
     by_uuid = {str(s.uuid): s for s in people if s.portal_enabled}
-    by_title = {(s.title or "").strip().lower(): s for s in people if s.portal_enabled}
+    by_title = {(s.title or "").strip().lower(): str(s.uuid) for s in people if s.portal_enabled}
+    before = {a.role: a for a in latest.approvers.select_related("stakeholder")} if latest is not None else {}
     rows, mapping = [], {}
     for n, role in enumerate(signoffs.approver_roles(engagement), start=1):
-        default = by_title.get(role.lower())
-        chosen = data.get(f"approver-{n}", str(default.uuid) if default else "")
-        reason = data.get(f"waiver-{n}", "").strip()
+        previous = before.get(role)
+        if previous is not None and (previous.stakeholder or previous.waiver_reason):
+            default = str(previous.stakeholder.uuid) if previous.stakeholder else "waive"
+        else:
+            default = by_title.get(role.lower(), "")
+        chosen = data.get(f"approver-{n}", default)
+        reason = data.get(f"waiver-{n}", previous.waiver_reason if previous is not None else "").strip()
         error = ""
         if chosen == "waive":
             mapping[role] = reason
@@ -539,7 +545,7 @@ def definitions_publish(request, engagement_uuid):
     data = request.POST if request.method == "POST" else None
     form = PublishForm(data, engagement=engagement, initial={"signers": initial})
     people = list(Stakeholder.objects.for_org(request.org).filter(client_id=engagement.client_id).order_by("name"))
-    approver_rows, approvers = _approver_choices(request, engagement, form, people)
+    approver_rows, approvers = _approver_choices(request, engagement, latest, people)
     draft = definitions.draft_content(engagement)
     confirm = None
     if request.method == "POST" and form.is_valid() and approvers is not None:

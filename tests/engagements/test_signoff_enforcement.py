@@ -205,7 +205,7 @@ def test_publishing_asks_for_a_confirmation_naming_signers_and_item_count(client
 
     # Each role is preselected by its holder's title; one is cleared: it must be assigned or waived.
     form = client.get(url).content.decode()
-    for n, role in enumerate(ROLES, start=1):
+    for role in ROLES:
         assert f'<option value="{people[role].uuid}" selected>' in form, role
     data = {"signers": [str(cast.stakeholder.uuid)], "approver-1": "", "approver-2": str(people["VP Marketing"].uuid),
             "approver-3": str(people["VP Sales"].uuid), "approver-4": "waive", "waiver-4": ""}
