@@ -136,7 +136,8 @@ def publish_from_dialog(page, number: int, *, items: int) -> None:
     signer = dialog.get_by_role("checkbox", name=re.compile("Maya Patel"))
     signer.check()
     expect(signer).to_be_checked()
-    expect(dialog.get_by_label("VP Marketing", exact=True)).to_have_value(re.compile("^[0-9a-f-]{36}$"))  # Maya, by her title
+    # Maya holds VP Marketing by her title.
+    expect(dialog.get_by_label("VP Marketing", exact=True)).to_have_value(re.compile("^[0-9a-f-]{36}$"))
     for role, reason in WAIVED.items():
         dialog.get_by_label(role, exact=True).select_option("waive")
         dialog.get_by_label(f"Reason for waiving {role}").fill(reason)
