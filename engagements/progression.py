@@ -341,8 +341,9 @@ def resolve_checkpoint(
     if action == "check":
         if checkpoint.auto == DEFINITIONS_SIGNED and not signoffs.signoff_state(gate.engagement).complete:
             raise DomainError(
-                "This checkpoint checks itself when every approver the playbook names has signed the "
-                "Definition Alignment Document; it cannot be ticked by hand. Waive it with a reason if you must."
+                "This checkpoint checks itself when the client signs the Definition Alignment Document (every "
+                "approver role the playbook names, on the current version); it cannot be ticked by hand. Waive it "
+                "with a reason if you must."
             )
         if checkpoint.auto == HYPERCARE_KPI and not enablement.kpi_meets_target(gate.engagement, checkpoint.kpi):
             raise DomainError(

@@ -156,9 +156,9 @@ def signoff_state(engagement: Engagement) -> SignoffState:
     if version is None:
         return SignoffState(None, [ApproverRow(role, None, "not assigned") for role in approver_roles(engagement)],
                             contests)
-    signatures = {s.stakeholder_id: s for s in Signature.objects.filter(version=version)}
+    signatures = {s.stakeholder_id: s for s in Signature.objects.for_org(org).filter(version=version)}
     answered: dict[int, set] = {}
-    for stakeholder_id, key in SignoffAnswer.objects.filter(version=version).exclude(value="").values_list(
+    for stakeholder_id, key in SignoffAnswer.objects.for_org(org).filter(version=version).exclude(value="").values_list(
         "stakeholder_id", "item_key"
     ):
         answered.setdefault(stakeholder_id, set()).add(key)
@@ -171,7 +171,8 @@ def signoff_state(engagement: Engagement) -> SignoffState:
         n = len(answered.get(stakeholder.pk, ()))
         return ("answering" if n else "not answered"), n
 
-    mapped = {a.role: a for a in VersionApprover.objects.filter(version=version).select_related("stakeholder")}
+    approvers = VersionApprover.objects.for_org(org).filter(version=version).select_related("stakeholder")
+    mapped = {a.role: a for a in approvers}
     rows, holders = [], set()
     for role in approver_roles(engagement):
         approver = mapped.get(role)
@@ -274,7 +275,19 @@ def _check_answering(version: DefinitionVersion, stakeholder) -> None:
 
 def current_answers(version: DefinitionVersion, stakeholder) -> dict[str, SignoffAnswer]:
     """The latest saved answer per item (later rows win)."""
-    return {a.item_key: a for a in SignoffAnswer.objects.filter(version=version, stakeholder=stakeholder)}
+    rows = SignoffAnswer.objects.filter(
+        organization_id=version.organization_id, version=version, stakeholder=stakeholder
+    )
+    return {a.item_key: a for a in rows}
+
+
+def progress(version: DefinitionVersion, stakeholder) -> tuple[int, int]:
+    """(items answered, changes requested) among the signer's saved answers, as the page shows them."""
+    values = [a.value for a in current_answers(version, stakeholder).values()]
+    answered = sum(1 for v in values if v in (YES, NO))
+    if not 0 <= answered <= len(version.items):  # a count the signer reads: never past the item count
+        raise ValueError(f"{answered} answers saved for {len(version.items)} items of v{version.number}")
+    return answered, values.count(NO)
 
 
 @transaction.atomic
@@ -311,7 +324,10 @@ def unchanged_since_approved(version: DefinitionVersion, stakeholder) -> dict[st
     current = _item_contents(version.content)
     earlier = (
         Signature.objects.filter(
-            version__engagement_id=version.engagement_id, version__number__lt=version.number, stakeholder=stakeholder
+            organization_id=version.organization_id,
+            version__engagement_id=version.engagement_id,
+            version__number__lt=version.number,
+            stakeholder=stakeholder,
         )
         .select_related("version")
         .order_by("version__number")

@@ -205,8 +205,8 @@ def _answerable(request, definition_version_uuid) -> DefinitionVersion:
     )
 
 
-@require_POST
 @portal_view
+@require_POST
 def signoff_answer(request, definition_version_uuid):
     """Save one item's answer as it is given (htmx, from the sign-off form): the answer and the progress."""
     version = _answerable(request, definition_version_uuid)
@@ -221,21 +221,14 @@ def signoff_answer(request, definition_version_uuid):
         )
     except DomainError as exc:
         return HttpResponse(f'<p role="alert">Not saved: {escape(exc)}</p>', status=400)
-    saved = signoffs.current_answers(version, request.stakeholder)
-    total = len(version.items)
-    answered = sum(1 for a in saved.values() if a.value in (YES, NO))
-    if not 0 <= answered <= total:
-        raise ValueError(f"{answered} of {total} answered is impossible")
+    answered, changes_requested = signoffs.progress(version, request.stakeholder)
     return render(request, "portal/_signoff_saved.html", {
-        "answered": answered,
-        "total": total,
-        "changes_requested": sum(1 for a in saved.values() if a.value == NO),
-        "item": key,
+        "answered": answered, "total": len(version.items), "changes_requested": changes_requested,
     })
 
 
-@require_POST
 @portal_view
+@require_POST
 def signoff_approve_unchanged(request, definition_version_uuid):
     """One deliberate action: Yes for every item unchanged since a version this signer approved."""
     version = _answerable(request, definition_version_uuid)

@@ -91,7 +91,7 @@ def test_one_of_four_approvers_signing_keeps_the_checkpoint_open_and_lists_the_m
 
     definitions.sign(version=version, stakeholder=people["VP Marketing"], decisions=yes(version), comments={})
     assert checkpoint(engagement).status == CheckpointStatus.OPEN
-    with pytest.raises(DomainError, match="every approver the playbook names"):
+    with pytest.raises(DomainError, match="every approver role the playbook names"):
         progression.resolve_checkpoint(checkpoint=checkpoint(engagement), action="check", actor=cast.consultant)
 
     client.force_login(cast.consultant)
