@@ -18,16 +18,12 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
+from . import signoffs
 from .models import (
-    CheckpointStatus,
-    DecisionCategory,
-    DecisionLogEntry,
     DefinitionTerm,
     DefinitionVersion,
     Engagement,
     EngagementStakeholder,
-    GateCheckpoint,
-    GateStatus,
     Signature,
     SignoffRequest,
     StageDefinition,
@@ -249,7 +245,10 @@ def _check_references(content: dict) -> None:
 
 
 @transaction.atomic
-def publish(*, engagement: Engagement, signers: list, actor, request=None) -> DefinitionVersion:
+def publish(
+    *, engagement: Engagement, signers: list, actor, approvers: dict | None = None, request=None
+) -> DefinitionVersion:
+    """`approvers` maps the playbook's approver roles to stakeholders or waiver reasons (signoffs.map_approvers)."""
     from .tasks import send_signoff_request
 
     Engagement.objects.select_for_update().get(pk=engagement.pk)
@@ -262,6 +261,7 @@ def publish(*, engagement: Engagement, signers: list, actor, request=None) -> De
     _check_crm_values(content)
     if not signers:
         raise DomainError("Choose at least one stakeholder who must sign this version.")
+    approver_rows, signers = signoffs.map_approvers(engagement, signers, approvers)
     foreign = [s for s in signers if s.client_id != engagement.client_id]
     if foreign:
         raise DomainError(f"{foreign[0].name} is not a stakeholder of {engagement.client}.")
@@ -278,11 +278,12 @@ def publish(*, engagement: Engagement, signers: list, actor, request=None) -> De
         content_hash=digest,
         published_by=actor,
     )
+    signoffs.record_approvers(version, approver_rows, actor)
     for stakeholder in signers:
-        signoff = SignoffRequest.objects.create(
+        asked = SignoffRequest.objects.create(
             organization=engagement.organization, version=version, stakeholder=stakeholder, requested_by=actor
         )
-        transaction.on_commit(partial(send_signoff_request.delay, signoff.pk))
+        transaction.on_commit(partial(send_signoff_request.delay, asked.pk))
     activity.record(
         organization=engagement.organization,
         actor=actor,
@@ -291,6 +292,7 @@ def publish(*, engagement: Engagement, signers: list, actor, request=None) -> De
         verb="definitions.published",
         data={"version": number, "hash": digest, "signers": [s.email for s in signers]},
     )
+    signoffs.sync_checkpoints(engagement)  # a checkpoint the previous version checked waits for this one
     return version
 
 
@@ -406,18 +408,7 @@ def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: 
         user_agent=(request.META.get("HTTP_USER_AGENT", "") if request else "")[:400],
     )
     engagement = version.engagement
-    labels = dict(version.items)
-    for key in sorted(k for k, v in decisions.items() if v == "no"):
-        DecisionLogEntry.objects.create(
-            organization=version.organization,
-            engagement=engagement,
-            client_visible=True,
-            category=DecisionCategory.LIFECYCLE_DEFINITIONS,
-            title=f"Contested in v{version.number}: {labels[key]}",
-            context=f"{stakeholder.name} ({stakeholder.title or stakeholder.get_department_display()}): "
-            f"{comments[key]}",
-            owner=stakeholder.name,
-        )
+    signoffs.open_contests(signature)
     activity.record(
         organization=version.organization,
         actor_label=f"{stakeholder.name} <{stakeholder.email}>",
@@ -434,21 +425,12 @@ def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: 
     if status.signed:
         version.signed_at = timezone.now()
         version.save(update_fields=["signed_at"])
-        _check_signed_checkpoints(engagement)
+        signoffs.resolve_contests(version)
+        signoffs.sync_checkpoints(engagement)
         transaction.on_commit(lambda: notify_consultants.delay(version.pk, "signed"))
     elif not signature.approved_all:
         transaction.on_commit(lambda: notify_consultants.delay(version.pk, "contested", signature.pk))
     return signature
-
-
-def _check_signed_checkpoints(engagement: Engagement) -> None:
-    GateCheckpoint.objects.for_org(engagement.organization).filter(
-        gate__engagement=engagement,
-        gate__status__in=[GateStatus.OPEN, GateStatus.PENDING],
-        auto="definitions_signed",
-    ).exclude(status=CheckpointStatus.CHECKED).update(
-        status=CheckpointStatus.CHECKED, waiver_reason="", resolved_by=None, resolved_at=timezone.now()
-    )
 
 
 # --------------------------------------------------------------------------------------------------

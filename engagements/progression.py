@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
-from . import definitions, enablement
+from . import definitions, enablement, signoffs
 from .models import (
     AssumptionStatus,
     ChecklistItem,
@@ -51,7 +51,7 @@ from .models import (
     SubPhaseState,
 )
 
-DEFINITIONS_SIGNED = "definitions_signed"
+DEFINITIONS_SIGNED = signoffs.DEFINITIONS_SIGNED
 # The seed marks some documentation-package items "(for Single Project engagements)": a dedicated engagement's
 # architect runs the maintenance schedule, so the customer is not handed it.
 SINGLE_PROJECT_ONLY = re.compile(r"\(for single[- ]project engagements?\)", re.IGNORECASE)
@@ -366,10 +366,11 @@ def resolve_checkpoint(
         raise DomainError(f"{gate.name} is not open: its phase is not the one in progress.")
     reason = reason.strip()
     if action == "check":
-        if checkpoint.auto == DEFINITIONS_SIGNED and not definitions.definitions_signed(gate.engagement):
+        if checkpoint.auto == DEFINITIONS_SIGNED and not signoffs.signoff_state(gate.engagement).complete:
             raise DomainError(
-                "This checkpoint checks itself when the client signs the Definition Alignment "
-                "Document; it cannot be ticked by hand. Waive it with a reason if you must."
+                "This checkpoint checks itself when the client signs the Definition Alignment Document (every "
+                "approver role the playbook names, on the current version); it cannot be ticked by hand. Waive it "
+                "with a reason if you must."
             )
         if checkpoint.auto == HYPERCARE_KPI and not enablement.kpi_meets_target(gate.engagement, checkpoint.kpi):
             raise DomainError(

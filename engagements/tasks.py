@@ -6,7 +6,7 @@ from accounts.emails import send_email
 from accounts.tasks import MAIL_ERRORS
 
 from .models import PortalLink
-from .portal_access import link_path
+from .portal_access import link_path, signoff_link_path
 
 
 @shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, retry_jitter=True, max_retries=5, acks_late=True)
@@ -109,7 +109,7 @@ def send_signoff_request(request_id: int, reminder: bool = False) -> None:
             "engagement": signoff.version.engagement,
             "stakeholder": signoff.stakeholder,
             "reminder": reminder,
-            "path": reverse("portal:login"),
+            "path": signoff_link_path(signoff),
             "items": len(signoff.version.items),
         },
     )

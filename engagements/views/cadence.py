@@ -7,6 +7,7 @@ Board items of the five kinds share one set of views, told apart by the `kind` k
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -576,6 +577,11 @@ def update_edit(request, engagement_uuid, update_uuid):
                     engagement_uuid=engagement.uuid,
                     update_uuid=update.uuid,
                 )
+    return _edit_page(request, engagement, update, form)
+
+
+def _edit_page(request, engagement, update, form):
+    draft = update.status == UpdateStatus.DRAFT
     return render(
         request,
         "engagements/update_edit.html",
@@ -594,15 +600,25 @@ def update_edit(request, engagement_uuid, update_uuid):
 @org_view
 @require_POST
 def update_publish(request, engagement_uuid, update_uuid):
+    """Publish what is on screen: the edit form's publish button posts the sections, saved first in the same
+    transaction, so an edit not yet saved is never dropped (nor half-published when it is invalid)."""
     engagement = _engagement(request, engagement_uuid)
     update = _update(request, engagement, update_uuid)
+    form = WeeklyUpdateForm(request.POST, instance=update)
+    on_screen = update.status == UpdateStatus.DRAFT and any(name in request.POST for name in form.fields)
+    if on_screen and not form.is_valid():
+        return _edit_page(request, engagement, update, form)  # nothing published: the edits and their errors stay
     try:
-        cadence.publish_weekly_update(update=update, actor=request.user, request=request)
+        with transaction.atomic():
+            if on_screen:
+                update = cadence.save_weekly_update(update=form.save(commit=False), actor=request.user, request=request)
+            cadence.publish_weekly_update(update=update, actor=request.user, request=request)
     except DomainError as exc:
         messages.error(request, str(exc))
     else:
         n = len(_recipients(request, engagement))
-        messages.success(request, f"Published. {n} stakeholder{'s' if n != 1 else ''} will receive it by email.")
+        done = "Your edits were saved and published" if on_screen else "Published"
+        messages.success(request, f"{done}. {n} stakeholder{'s' if n != 1 else ''} will receive it by email.")
     return redirect(
         "engagements:update-edit", org_slug=request.org.slug, engagement_uuid=engagement.uuid, update_uuid=update.uuid
     )

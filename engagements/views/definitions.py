@@ -19,7 +19,7 @@ from accounts.access import org_view
 from accounts.models import DomainError
 from deliverables.models import Artifact, ArtifactStatus
 
-from .. import definitions
+from .. import definitions, signoffs
 from ..deliverables import request_artifact, retry_artifact
 from ..forms_definitions import ArtifactRequestForm, PublishForm, StageForm, TermForm
 from ..models import (
@@ -415,8 +415,50 @@ def _signer_choices(request, engagement, form) -> list[dict]:
     return sorted(rows, key=lambda r: not r["on_engagement"])
 
 
+def _approver_choices(request, engagement, latest, people) -> tuple[list[dict], dict | None]:
+    """Each approver role the playbook names, with what was chosen for it (a stakeholder's UUID, "waive" and a
+    reason, or nothing yet), and the mapping definitions.publish() takes when every role is settled. The roles
+    start as the previous version had them, else with the stakeholder whose title is the role."""
+    data = request.POST if request.method == "POST" else {}
+    by_uuid = {str(s.uuid): s for s in people if s.portal_enabled}
+    by_title = {(s.title or "").strip().lower(): str(s.uuid) for s in people if s.portal_enabled}
+    before = {a.role: a for a in latest.approvers.select_related("stakeholder")} if latest is not None else {}
+    rows, mapping = [], {}
+    for n, role in enumerate(signoffs.approver_roles(engagement), start=1):
+        previous = before.get(role)
+        if previous is not None and (previous.stakeholder or previous.waiver_reason):
+            default = str(previous.stakeholder.uuid) if previous.stakeholder else "waive"
+        else:
+            default = by_title.get(role.lower(), "")
+        chosen = data.get(f"approver-{n}", default)
+        reason = data.get(f"waiver-{n}", previous.waiver_reason if previous is not None else "").strip()
+        error = ""
+        if chosen == "waive":
+            mapping[role] = reason
+            error = "" if reason else "Say why this role is waived."
+        elif chosen in by_uuid:
+            mapping[role] = by_uuid[chosen]
+        else:
+            error = "Choose who holds this role, or waive it with a reason."
+        rows.append({"n": n, "role": role, "chosen": chosen, "reason": reason,
+                     "error": error if request.method == "POST" else ""})
+    return rows, (None if any(r["error"] for r in rows) or request.method != "POST" else mapping)
+
+
+def _confirmation(engagement, signers: list, approvers: dict) -> str:
+    """What the consultant confirms, as a fingerprint: the draft, the signers and the role mapping. Publishing
+    refuses a confirmation of anything else (the draft edited in another tab, a signer changed)."""
+    return definitions.seal({
+        "draft": definitions.seal(definitions.draft_content(engagement)),
+        "signers": sorted(str(s.uuid) for s in signers),
+        "approvers": {role: str(v.uuid) if isinstance(v, Stakeholder) else v for role, v in approvers.items()},
+    })
+
+
 @org_view
 def definitions_publish(request, engagement_uuid):
+    """Choose the signers and map the playbook's approver roles, confirm (naming the signers and the item count),
+    publish. Publishing is irreversible, so the server publishes only a confirmation of exactly what is current."""
     engagement = _engagement(request, engagement_uuid)
     latest = definitions.latest_version(engagement)
     if latest is not None:
@@ -425,30 +467,44 @@ def definitions_publish(request, engagement_uuid):
         initial = [str(es.stakeholder.uuid) for es in definitions.signers_for(engagement)]
     data = request.POST if request.method == "POST" else None
     form = PublishForm(data, engagement=engagement, initial={"signers": initial})
-    if request.method == "POST" and form.is_valid():
-        try:
-            version = definitions.publish(
-                engagement=engagement,
-                signers=list(form.cleaned_data["signers"]),
-                actor=request.user,
-                request=request,
-            )
-        except DomainError as exc:
-            form.add_error(None, str(exc))
-        else:
-            n = len(form.cleaned_data["signers"])
-            messages.success(
-                request,
-                f"Published v{version.number}. {n} sign-off request{'s' if n != 1 else ''} emailed; "
-                "answers appear below as they arrive.",
-            )
-            return redirect(
-                "engagements:definition-version",
-                org_slug=request.org.slug,
-                engagement_uuid=engagement.uuid,
-                definition_version_uuid=version.uuid,
-            )
+    people = list(Stakeholder.objects.for_org(request.org).filter(client_id=engagement.client_id).order_by("name"))
+    approver_rows, approvers = _approver_choices(request, engagement, latest, people)
     draft = definitions.draft_content(engagement)
+    confirm = None
+    if request.method == "POST" and form.is_valid() and approvers is not None:
+        signers = list(form.cleaned_data["signers"])
+        signers += [s for s in approvers.values() if isinstance(s, Stakeholder) and s not in signers]
+        token = _confirmation(engagement, signers, approvers)
+        posted = request.POST.get("confirm", "")
+        if posted == token:
+            try:
+                version = definitions.publish(
+                    engagement=engagement, signers=signers, approvers=approvers, actor=request.user, request=request
+                )
+            except DomainError as exc:
+                form.add_error(None, str(exc))
+            else:
+                n = len(signers)
+                messages.success(
+                    request,
+                    f"Published v{version.number}. {n} sign-off request{'s' if n != 1 else ''} emailed; "
+                    "answers appear below as they arrive.",
+                )
+                return redirect(
+                    "engagements:definition-version",
+                    org_slug=request.org.slug,
+                    engagement_uuid=engagement.uuid,
+                    definition_version_uuid=version.uuid,
+                )
+        else:
+            roles = {s.pk: role for role, s in approvers.items() if isinstance(s, Stakeholder)}
+            confirm = {
+                "token": token,
+                "signers": [(s, roles.get(s.pk, "")) for s in signers],
+                "waived": [(role, reason) for role, reason in approvers.items() if isinstance(reason, str)],
+                "items": len(draft["terms"]) + len(draft["stages"]),
+                "changed": bool(posted),  # a confirmation of something that has since changed
+            }
     context = {
         "engagement": engagement,
         "active_tab": "definitions",
@@ -457,12 +513,16 @@ def definitions_publish(request, engagement_uuid):
         "changes": definitions.diff(latest.content, draft) if latest is not None else None,
         "draft_counts": (len(draft["terms"]), len(draft["stages"])),
         "signer_rows": _signer_choices(request, engagement, form),
+        "approver_rows": approver_rows,
+        "people": [s for s in people if s.portal_enabled],
+        "confirm": confirm,
         "can_change": can_change(request, engagement),
     }
     template = "engagements/definitions_publish.html"
     if request.htmx and request.method == "GET":
         template += "#dialog"
-    return render(request, template, context, status=400 if request.method == "POST" else 200)
+    ok = request.method == "GET" or (confirm is not None and not confirm["changed"])
+    return render(request, template, context, status=200 if ok else 400)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from accounts.access import org_view
 from accounts.models import DomainError
 from playbooks.models import Playbook
 
-from .. import enablement, progression
+from .. import enablement, progression, signoffs
 from ..forms_delivery import CheckpointForm, EngagementForm, GateDecisionForm, PortfolioFilterForm
 from ..models import (
     ChecklistItem,
@@ -235,6 +235,10 @@ def _gate_context(request, engagement, gate) -> dict:
         states = {k.kpi.key: k for k in enablement.hypercare_kpis(engagement)}
         for c in checkpoints:
             c.kpi_state = states.get(c.kpi)
+    if any(c.auto == progression.DEFINITIONS_SIGNED for c in checkpoints):
+        state = signoffs.signoff_state(engagement)  # who has signed, who is missing, and any contest
+        for c in checkpoints:
+            c.signoff = state if c.auto == progression.DEFINITIONS_SIGNED else None
     return {
         "gate": gate,
         "checkpoints": checkpoints,

@@ -57,7 +57,15 @@ def test_publish_seals_a_version_with_a_hash_over_canonical_content(engagement):
 def test_signers_approve_every_item_then_the_gate_checkpoint_checks_itself(engagement, smtp):
     cast = engagement.cast
     version = definitions.publish(
-        engagement=engagement, signers=[cast.stakeholder, engagement.tom], actor=cast.consultant
+        engagement=engagement,
+        signers=[cast.stakeholder, engagement.tom],
+        actor=cast.consultant,
+        approvers={
+            "VP Marketing": cast.stakeholder,
+            "VP Sales": engagement.tom,
+            "VP RevOps": "Acme has no RevOps lead yet.",
+            "VP CS": "CS joins at enablement.",
+        },
     )
     requests = smtp.wait_for(2)
     assert {m["To"] for m in requests} == {"maya@acme.example", "tom@acme.example"}
