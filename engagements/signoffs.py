@@ -180,14 +180,14 @@ def signoff_state(engagement: Engagement) -> SignoffState:
             rows.append(ApproverRow(role, None, "waived", approver.waiver_reason))
         elif approver is not None and approver.stakeholder is not None:
             holders.add(approver.stakeholder_id)
-            state, answered = state_of(approver.stakeholder)
-            rows.append(ApproverRow(role, approver.stakeholder, state, answered=answered))
+            state, count = state_of(approver.stakeholder)
+            rows.append(ApproverRow(role, approver.stakeholder, state, answered=count))
         else:
             rows.append(ApproverRow(role, None, "not assigned"))
     for request in version.requests.select_related("stakeholder").order_by("stakeholder__name"):
         if request.stakeholder_id not in holders:
-            state, answered = state_of(request.stakeholder)
-            rows.append(ApproverRow("Signer", request.stakeholder, state, answered=answered))
+            state, count = state_of(request.stakeholder)
+            rows.append(ApproverRow("Signer", request.stakeholder, state, answered=count))
     return SignoffState(version, rows, contests)
 
 
