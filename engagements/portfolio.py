@@ -186,9 +186,16 @@ def page(organization, form, *, sort: str, page_number, today: date) -> dict:
     if SORTS[key] in COLUMNS:
         ids = _annotated(ids, [SORTS[key]])
     paginated = Paginator(ids.order_by(*order).values("pk"), PAGE_SIZE).get_page(page_number)
-    rows = _annotated(
+    paginated.object_list = rows(organization, paginated.object_list, order=order, today=today)
+    return {"page": paginated, "sort": sort, "sort_links": sort_links(form.data, sort)}
+
+
+def rows(organization, ids, *, order, today: date) -> list[Engagement]:
+    """The engagements of `ids` (a queryset of pks), in `order`, with every column, their health and checked
+    progress."""
+    engagements = _annotated(
         Engagement.objects.for_org(organization)
-        .filter(pk__in=paginated.object_list)
+        .filter(pk__in=ids)
         .only(
             "uuid",
             "name",
@@ -201,8 +208,8 @@ def page(organization, form, *, sort: str, page_number, today: date) -> dict:
         ),
         COLUMNS,
     ).order_by(*order)
-    paginated.object_list = list(rows)
-    for e in paginated.object_list:
+    engagements = list(engagements)
+    for e in engagements:
         published = e.last_update_published_at
         # calendar days in the viewer's time zone
         e.days_since_update = (today - timezone.localdate(published)).days if published else None
@@ -210,7 +217,7 @@ def page(organization, form, *, sort: str, page_number, today: date) -> dict:
         e.next_gate_status, e.next_gate_name = _split(e.next_gate)
         e.health = Health.of(e, today)
         _checked_progress(e)
-    return {"page": paginated, "sort": sort, "sort_links": sort_links(form.data, sort)}
+    return engagements
 
 
 def sort_links(params, sort: str) -> dict:
