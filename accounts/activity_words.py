@@ -1,8 +1,8 @@
 """The activity log in plain words: a sentence for every event code the app records (activity.record(verb=...)).
 
 Codes stay as they are in the log (filters and the API read them); people read these sentences. {target} is the
-entry's target label, what the event was about. tests/accounts/test_activity_words.py checks that every code the
-source can record has a sentence.
+entry's target label, what the event was about; other names come from the entry's data when it has them.
+tests/accounts/test_activity_words.py checks that every code the source can record has a sentence.
 """
 
 SENTENCES = {
@@ -23,9 +23,9 @@ SENTENCES = {
     "playbook.edited": "edited the playbook {target}",
     "engagement.created": "started the engagement {target}",
     "engagement.resumed": "resumed {target} after a hold",
-    "phase.completed": "completed the phase {target}",
-    "checklist.checked": "ticked “{target}”",
-    "checklist.unchecked": "unticked “{target}”",
+    "phase.completed": "completed a phase of {target}",
+    "checklist.checked": "ticked “{text}” on {target}",
+    "checklist.unchecked": "unticked “{text}” on {target}",
     "checkpoint.check": "checked a gate checkpoint of {target}",
     "checkpoint.waive": "waived a gate checkpoint of {target}",
     "checkpoint.reopen": "reopened a gate checkpoint of {target}",
@@ -37,9 +37,9 @@ SENTENCES = {
     "definitions.stage_added": "added a stage to the definitions of {target}",
     "definitions.stage_changed": "changed a stage in the definitions of {target}",
     "definitions.stage_removed": "removed a stage from the definitions of {target}",
-    "definitions.published": "published definitions {target} for sign-off",
-    "definitions.signed": "signed definitions {target}",
-    "definitions.contested": "contested definitions {target}",
+    "definitions.published": "published the definitions of {target} for sign-off",
+    "definitions.signed": "signed the definitions of {target}",
+    "definitions.contested": "contested the definitions of {target}",
     "architecture.version_started": "started a new architecture version of {target}",
     "assumption.added": "added an assumption to {target}",
     "assumption.status_changed": "changed the status of an assumption of {target}",
@@ -61,24 +61,24 @@ SENTENCES = {
     "feedbackitem.deleted": "deleted the feedback “{target}”",
     "update.drafted": "drafted the weekly update {target}",
     "update.published": "published the weekly update {target}",
-    "training.recorded": "recorded a training session ({target})",
-    "retention.recorded": "recorded a retention check ({target})",
+    "training.recorded": "recorded a training session for {target}",
+    "retention.recorded": "recorded a retention check for {target}",
     "hypercare.scheduled": "scheduled hypercare for {target}",
-    "hypercare.kpi_recorded": "recorded a hypercare KPI figure ({target})",
+    "hypercare.kpi_recorded": "recorded a hypercare KPI figure for {target}",
     "crm_connection.created": "connected a CRM ({target})",
     "crm_connection.updated": "changed the CRM connection {target}",
     "crm_connection.tested": "tested the CRM connection {target}",
-    "crm_audit.started": "started a CRM audit ({target})",
-    "crm_audit.finished": "finished a CRM audit ({target})",
+    "crm_audit.started": "started a CRM audit of {target}",
+    "crm_audit.finished": "finished a CRM audit of {target}",
     "crm_audit.finding_updated": "updated an audit finding ({target})",
     "artifact.requested": "asked for the document {target}",
-    "health.run_requested": "started a health check ({target})",
+    "health.run_requested": "started a health check of {target}",
     "health.review_recorded": "recorded a health-check review ({target})",
     "health.flag_explained": "explained a red flag ({target})",
     "health.explanation_withdrawn": "withdrew a red-flag explanation ({target})",
     "health.flag_escalated": "turned a red flag into board work ({target})",
     "maintenance.started": "started the maintenance schedule of {target}",
-    "maintenance.adjusted": "adjusted a maintenance task ({target})",
+    "maintenance.adjusted": "adjusted a maintenance task of {target}",
     "metrics.imported": "imported figures for {target}",
     "baseline.set": "set a baseline for {target}",
 }
@@ -91,4 +91,11 @@ def sentence(entry) -> str:
     if template is None:
         what = entry.verb.replace(".", " ").replace("_", " ")
         return f"{entry.actor_label} · {what} {entry.target_label}".strip()
-    return f"{entry.actor_label} {template.format(target=entry.target_label)}"
+    return f"{entry.actor_label} {template.format_map(_Fields(entry.data or {}, target=entry.target_label))}"
+
+
+class _Fields(dict):
+    """The entry's data with its target label; a name an older entry's data lacks reads as nothing."""
+
+    def __missing__(self, key):
+        return ""

@@ -55,5 +55,9 @@ def test_every_recorded_code_has_a_sentence():
 def test_a_sentence_names_who_and_what():
     entry = ActivityEntry(actor_label="carl@alpha.example", verb="crm_connection.created", target_label="Acme {x}")
     assert activity_words.sentence(entry) == "carl@alpha.example connected a CRM (Acme {x})"
+    ticked = ActivityEntry(
+        actor_label="carl", verb="checklist.checked", target_label="Rebuild", data={"text": "Kick-off held"}
+    )
+    assert activity_words.sentence(ticked) == "carl ticked “Kick-off held” on Rebuild"
     unknown = ActivityEntry(actor_label="system", verb="thing.got_done", target_label="Acme")
     assert activity_words.sentence(unknown) == "system · thing got done Acme"
