@@ -8,7 +8,7 @@ engagements, items, checkpoints or decisions.
 import uuid
 
 from django.contrib import messages
-from django.db.models import F, Max, Prefetch
+from django.db.models import Exists, F, Max, OuterRef, Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
@@ -207,6 +207,17 @@ def _section_count(item) -> dict:
     if item.sub_phase_id is None:
         siblings = siblings.filter(group=item.group)
     return {"done": siblings.filter(done=True).count(), "total": siblings.count()}
+
+
+def _current_sub(phase_id) -> SubPhaseState | None:
+    """The sub-phase the "Now in" badge names: the phase's first one not skipped that has an open checklist item."""
+    open_items = ChecklistItem.objects.filter(sub_phase_id=OuterRef("pk"), done=False)
+    return (
+        SubPhaseState.objects.filter(phase_id=phase_id, skipped=False)
+        .filter(Exists(open_items))
+        .order_by("order")
+        .first()
+    )
 
 
 def _gate_for(phase, engagement):
@@ -445,10 +456,12 @@ def checklist_toggle(request, engagement_uuid, item_uuid):
         item.editable = _editable(request, item.engagement, item.phase, item.sub_phase)
         _in_our_name(item.engagement, [item])
         context = {"item": item, "engagement": item.engagement, "item_error": error, **_section_count(item)}
-        return HttpResponse(
-            render_to_string("engagements/engagement_detail.html#checklist-item", context, request=request)
-            + render_to_string("engagements/_checklist_count_oob.html", context, request=request)
-        )
+        badge = {"oob": True, "current_sub": _current_sub(item.phase_id)}
+        html = render_to_string("engagements/engagement_detail.html#checklist-item", context, request=request)
+        html += render_to_string("engagements/_checklist_count_oob.html", context, request=request)
+        if item.phase_id == item.engagement.current_phase_id:  # the "Now in" badge shows the current phase's
+            html += render_to_string("engagements/engagement_detail.html#current-sub", badge, request=request)
+        return HttpResponse(html)
     if error:
         messages.error(request, error)
     return _back(request, item.engagement)

@@ -445,6 +445,19 @@ def test_toggling_without_htmx_flips_the_item_and_returns_to_the_page(consultant
     assert not item.done
 
 
+def test_the_now_in_badge_follows_the_ticks(consultant, cast, lifecycle):
+    page = consultant.get(e_url("engagement-detail", lifecycle)).content.decode()
+    assert "Now in 1a Pre-Kickoff" in page
+    items = list(lifecycle.sub_phases.get(key="1a").checklist.order_by("order"))
+    for item in items:
+        body = consultant.post(e_url("checklist-toggle", lifecycle, item_uuid=item.uuid), {"done": "1"}, **HTMX)
+        body = body.content.decode()
+        badge = body[body.index('<span id="current-sub" hx-swap-oob="true">') :]
+        # open items left in 1a keep the badge there; the last tick leaves no sub-phase of Strategy with open items
+        assert ("Now in 1a Pre-Kickoff" in badge) == (item != items[-1])
+    assert "Now in" not in consultant.get(e_url("engagement-detail", lifecycle)).content.decode()
+
+
 def test_a_refused_toggle_shows_the_reason_inline_or_as_a_message(consultant, cast, library):
     engagement = start(cast, library)
     clear_gate(engagement, "strategy", cast.consultant)
