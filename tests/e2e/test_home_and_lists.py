@@ -41,16 +41,25 @@ def home_url(cast) -> str:
     return reverse("accounts:org-home", args=[cast.org.slug])
 
 
-# The innermost elements that reach past the window's right edge, to name in a failure.
+# The elements that reach furthest past the window's right edge and are not inside a box that scrolls or clips them
+# (a table scrolling in its own box is fine), to name in a failure.
 OVERFLOWING = """() => [...document.querySelectorAll('body *')]
-    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
-        && ![...e.children].some(c => c.getBoundingClientRect().right > window.innerWidth + 1))
-    .slice(0, 5).map(e => `${e.tagName.toLowerCase()}.${e.className} (${Math.round(e.getBoundingClientRect().right)}px)`)"""
+    .filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
+    .filter(e => {
+        for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) {
+            if (getComputedStyle(p).overflowX !== 'visible') return false;
+        }
+        return true;
+    })
+    .sort((a, b) => b.getBoundingClientRect().right - a.getBoundingClientRect().right)
+    .slice(0, 6)
+    .map(e => `${e.tagName.toLowerCase()}.${e.className} (${Math.round(e.getBoundingClientRect().right)}px)`)"""
 
 
 def within_viewport(page, name: str) -> None:
     scroll_width, viewport = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
     if scroll_width > viewport:
+        page.evaluate("window.scrollTo(0, 0)")
         wide = page.evaluate(OVERFLOWING)
         raise AssertionError(f"{name} is {scroll_width}px wide in a {viewport}px window; too wide: {wide}")
 
@@ -189,3 +198,40 @@ def test_a_300_character_name_keeps_every_page_within_the_window(
         within_viewport(page, "the portal's sign-offs")
     finally:
         portal.close()
+
+
+@pytest.mark.parametrize("width", [1366, 390])
+def test_every_stage_row_shows_its_edit_and_delete_without_scrolling(
+    transactional_db, live_server, cast, browser, width
+):
+    engagement = start(cast, "Lifecycle rebuild")
+    assert engagement.stages.filter(domain="sales").exists()
+    context, page = open_page(browser, width, 844 if width < 500 else 900)
+    try:
+        sign_in(
+            page,
+            live_server,
+            cast.consultant,
+            reverse("engagements:definitions", args=[cast.org.slug, engagement.uuid]),
+        )
+        rows = page.locator("table.defs-table tbody tr[id^=stage-]")
+        expect(rows.first).to_be_visible()
+        for action in ("Edit", "Delete"):
+            # each link's centre is inside its table's visible box and is the link itself, nothing drawn over it
+            hidden = page.evaluate(
+                """(action) => [...document.querySelectorAll('tr[id^=stage-] td.row-actions a')]
+                    .filter(a => a.textContent.trim().startsWith(action))
+                    .filter(a => {
+                        const r = a.getBoundingClientRect(), box = a.closest('.table-wrap').getBoundingClientRect();
+                        const x = r.left + r.width / 2, y = r.top + r.height / 2;
+                        a.scrollIntoView({block: 'center', inline: 'nearest'});
+                        const s = a.getBoundingClientRect(), sx = s.left + s.width / 2, sy = s.top + s.height / 2;
+                        return x < box.left || x > box.right || !a.contains(document.elementFromPoint(sx, sy));
+                    }).map(a => a.closest('tr').querySelector('th').textContent.trim())""",
+                action,
+            )
+            assert hidden == [], f"{action} is cut off or covered on the rows of {hidden}"
+        within_viewport(page, f"the definitions page at {width}")
+        shot(page, f"definitions-stages-{width}")
+    finally:
+        context.close()
