@@ -458,6 +458,17 @@ def test_the_now_in_badge_follows_the_ticks(consultant, cast, lifecycle):
     assert "Now in" not in consultant.get(e_url("engagement-detail", lifecycle)).content.decode()
 
 
+def test_gate_decisions_appear_in_the_decision_log(consultant, cast, lifecycle):
+    gate = clear_gate(lifecycle, "strategy", cast.consultant)
+    progression.decide_gate(gate=gate, option_key="proceed-to-engineering", actor=cast.consultant, note="Go build.")
+    body = consultant.get(url("decision-log", cast, engagement_uuid=lifecycle.uuid)).content.decode()
+    log = body[body.index('id="gate-decisions-h"') :]
+    decision = GateDecision.objects.get(gate=gate)
+    assert "Decided at gates <span class=\"muted small\">(1)" in log and "Go build." in log
+    assert "Strategic Sign-Off" in log and decision.label in log
+    assert e_url("gate-decision-detail", lifecycle, gate_decision_uuid=decision.uuid) in log
+
+
 def test_a_refused_toggle_shows_the_reason_inline_or_as_a_message(consultant, cast, library):
     engagement = start(cast, library)
     clear_gate(engagement, "strategy", cast.consultant)
