@@ -27,6 +27,7 @@ from ..models import (
     Engagement,
     EngagementStakeholder,
     FeedbackItem,
+    GateDecision,
     ReleaseStatus,
     RiskStatus,
     UpdateStatus,
@@ -489,6 +490,10 @@ def decision_log(request, engagement_uuid):
         "form": form,
         "can_change": can_change(request, engagement),
         "filtered": bool(category or status),
+        # the decisions taken at gates belong in the engagement's record of decisions too
+        "gate_decisions": GateDecision.objects.filter(gate__engagement=engagement)
+        .select_related("gate", "decided_by")
+        .order_by("-created_at", "-id"),
     }
     if request.htmx and request.method == "GET":
         return render(request, "engagements/decision_log.html#log", context)
