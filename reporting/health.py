@@ -69,14 +69,16 @@ def week_start(day: date) -> date:
 
 
 def month_weeks(period: date) -> list[date]:
-    """The Mondays of the weeks that belong to the month: the weeks starting in it."""
-    monday = week_start(month_start(period))
-    if monday < month_start(period):
-        monday += timedelta(days=7)
+    """The Mondays of the weeks that belong to the month: the weeks ending in it. A month's run starts on the 1st of
+    the next month, when every one of those weeks is over; a week that ends in the next month is judged there (with
+    the weeks starting in it, a week spanning a month end would be judged before its figure exists, and a catch-up
+    run would judge it differently from the run on time)."""
+    start = month_start(period)
+    sunday = start + timedelta(days=(6 - start.weekday()) % 7)
     weeks = []
-    while monday <= month_end(period):
-        weeks.append(monday)
-        monday += timedelta(days=7)
+    while sunday <= month_end(period):
+        weeks.append(sunday - timedelta(days=6))
+        sunday += timedelta(days=7)
     return weeks
 
 
@@ -264,7 +266,7 @@ def window_text(task: ScheduledTask, rule: Rule | None, schedule: MaintenanceSch
         return f"by {last:%-d %B %Y} ({rule_engine.plural(within.n, within.period)} after go-live)"
     if rule is not None and rule.window == "week":
         weeks = month_weeks(period)
-        return f"the weeks of {period:%B %Y} ({weeks[0]:%-d %b} to {weeks[-1]:%-d %b})"
+        return f"the weeks ending in {period:%B %Y} ({weeks[0]:%-d %b} to {weeks[-1] + timedelta(days=6):%-d %b})"
     if (rule is not None and rule.window == "quarter") or task.cadence == Cadence.QUARTERLY:
         months = quarter_months(schedule, period) or [period]
         return f"the quarter {months[0]:%b %Y} to {months[-1]:%b %Y}"
@@ -472,7 +474,7 @@ def _missing(rule: Rule, crm, period: date) -> str:
 
     what = humanize(rule.metric).lower()
     outside = [OUTSIDE_SOURCES[s] for s in rule.data_source if s in OUTSIDE_SOURCES]
-    when = f"the weeks of {period:%B %Y} (YYYY-Www)" if rule.window == "week" else f"{period:%B %Y}"
+    when = f"the weeks ending in {period:%B %Y} (YYYY-Www)" if rule.window == "week" else f"{period:%B %Y}"
     if _crm_computes(crm, rule.metric):
         return crm.missing.get(rule.metric) or f"the CRM gave no {what} for {period:%B %Y}"
     if outside:
