@@ -525,6 +525,20 @@ class CrmConnector(ABC):
     def count_without_value(self, kind: str, field_name: str) -> int:
         """Records whose `field_name` is empty (e.g. records with no lifecycle stage)."""
 
+    # Whether each value counted costs a request of its own (HubSpot: a search per value) rather than one aggregate
+    # per field (Salesforce: GROUP BY). A health check then asks only about the values it judges (held_counts).
+    counts_per_value: ClassVar[bool] = False
+
+    def held_counts(self, kind: str, field_name: str, values: Sequence[str]) -> dict[str, int]:
+        """Records holding each of `values` (API values), the held ones only."""
+        counts = self.value_counts(kind, field_name)
+        wanted = {v.lower() for v in values}
+        return {v.value: v.count for v in counts.values if v.count > 0 and v.value.lower() in wanted}
+
+    def count_unlisted(self, kind: str, field_name: str) -> int:
+        """Records holding a value that no option of `field_name` lists."""
+        return self.value_counts(kind, field_name).unknown_total
+
     @abstractmethod
     def stage_transitions(
         self,
