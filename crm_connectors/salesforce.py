@@ -807,10 +807,10 @@ class SalesforceConnector(CrmConnector):
                 f"(more than {WINDOW_PAGES}); deep mode reads them."
             )
         self._ensure_budget(pages - 1, f"Reading {total:,} {history} rows")
-        rows = list(body.get("records") or [])
+        rows = _slim(body.get("records"))
         while not body.get("done", True) and body.get("nextRecordsUrl"):
             body = self._query_more(body["nextRecordsUrl"])
-            rows += body.get("records") or []
+            rows += _slim(body.get("records"))
         if not rows and not snapshot:
             ever = self._count(f"SELECT COUNT() FROM {history} WHERE Field = {soql_string(f.api_name)}")
             if not ever:
@@ -1358,6 +1358,12 @@ def _window_stays(
                 continue
             stays[str(value)].append(days(left - came))
     return dict(stays), dict(unmeasured)
+
+
+def _slim(records: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """History rows without their `attributes` (type and URL): a month of a large org's history is kept for the
+    run, tens of thousands of rows per field in each of the CRM worker's threads, and the URL was most of a row."""
+    return [{k: v for k, v in r.items() if k != "attributes"} for r in records or []]
 
 
 def _history_pages(limit: int) -> int:
