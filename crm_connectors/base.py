@@ -281,15 +281,26 @@ class Transitions:
     deep: bool = False
     note: str = ""
     # Salesforce field history: a record's first value is not a change, so entries into a funnel's first stage are
-    # not in `into`; the records created in the period are (None where `into` already counts first values)
+    # not in `into`; the records created in the period are, by the value they were created with (None where `into`
+    # already counts first values)
     created: int | None = None
+    first_values: tuple[Transition, ...] = ()
 
     def count(self, value: str) -> int | None:
+        """Changes into a value (on Salesforce field history, records created in it left out)."""
         wanted = value.lower()
         found = [t.count for t in self.into if t.value.lower() == wanted]
         if not found:
             return 0 if self.available else None
         return None if any(c is None for c in found) else sum(c for c in found if c is not None)
+
+    def entered(self, value: str) -> int | None:
+        """Records that entered a value, those created in it included: what HubSpot's 'date entered' counts, so
+        a funnel's first stage has its entries on every CRM."""
+        changes = self.count(value)
+        if changes is None:
+            return None
+        return changes + sum(t.count or 0 for t in self.first_values if t.value.lower() == value.lower())
 
 
 @dataclass(frozen=True)

@@ -874,7 +874,7 @@ class SalesforceConnector(CrmConnector):
             if isinstance(found, str):
                 return Transitions(kind, f.api_name, start, end, (), False, history, None, meter.calls, deep, found)
             counts: Counter[str] = Counter(str(r["NewValue"]) for r in found if r.get("NewValue") is not None)
-            created = self._count(f"SELECT COUNT() FROM {OBJECTS[kind]} WHERE {window}")
+            firsts, created = self._first_values(kind, f, found, window)
         return Transitions(
             kind,
             f.api_name,
@@ -888,9 +888,32 @@ class SalesforceConnector(CrmConnector):
             meter.calls,
             deep,
             f"A record's first {f.label} is not a change in Salesforce field history: the {created:,} "
-            f"{OBJECTS[kind]} records created in the period entered their first value without a history row.",
+            f"{OBJECTS[kind]} records created in the period are counted as entering the value they were created with "
+            "(the old value of their first change in the period, else the value they hold now).",
             created,
+            _transitions(f, dict(firsts)),
         )
+
+    def _first_values(
+        self, kind: str, f: CrmField, rows: list[dict[str, Any]], window: str
+    ) -> tuple[Counter[str], int]:
+        """(the records created in the period by the value they were created with, all records created in it). The
+        value is the old value of a record's first change in the period, else the value it holds now: a record
+        created in the period and changed only after it counts at its current value (a month-end run reads days
+        after the month, so those are few)."""
+        _, parent, _ = self._history_source(kind, f)
+        first_old = {
+            record: changes[0].get("OldValue")
+            for record, changes in self._per_record(rows, parent, "NewValue", self._stage_order(kind, f)).items()
+        }
+        firsts: Counter[str] = Counter()
+        created = 0
+        for r in self._query_all(f"SELECT Id, {f.api_name} FROM {OBJECTS[kind]} WHERE {window}"):
+            created += 1
+            value = first_old[r["Id"]] if r["Id"] in first_old else r.get(f.api_name)
+            if value not in (None, ""):
+                firsts[str(value)] += 1
+        return firsts, created
 
     def time_in_stage(
         self,
