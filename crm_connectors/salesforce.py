@@ -875,6 +875,18 @@ class SalesforceConnector(CrmConnector):
                 return Transitions(kind, f.api_name, start, end, (), False, history, None, meter.calls, deep, found)
             counts: Counter[str] = Counter(str(r["NewValue"]) for r in found if r.get("NewValue") is not None)
             firsts, created = self._first_values(kind, f, found, window)
+        if firsts is None:
+            note = (
+                f"A record's first {f.label} is not a change in Salesforce field history, and the {created:,} "
+                f"{OBJECTS[kind]} records created in the period are more than {WINDOW_PAGES} pages to read: entries "
+                "into the value records are created with leave them out."
+            )
+        else:
+            note = (
+                f"A record's first {f.label} is not a change in Salesforce field history: the {created:,} "
+                f"{OBJECTS[kind]} records created in the period are counted as entering the value they were created "
+                "with (the old value of their first change in the period, else the value they hold now)."
+            )
         return Transitions(
             kind,
             f.api_name,
@@ -887,29 +899,33 @@ class SalesforceConnector(CrmConnector):
             len(found),
             meter.calls,
             deep,
-            f"A record's first {f.label} is not a change in Salesforce field history: the {created:,} "
-            f"{OBJECTS[kind]} records created in the period are counted as entering the value they were created with "
-            "(the old value of their first change in the period, else the value they hold now).",
+            note,
             created,
-            _transitions(f, dict(firsts)),
+            _transitions(f, dict(firsts or {})),
         )
 
     def _first_values(
         self, kind: str, f: CrmField, rows: list[dict[str, Any]], window: str
-    ) -> tuple[Counter[str], int]:
+    ) -> tuple[Counter[str] | None, int]:
         """(the records created in the period by the value they were created with, all records created in it). The
         value is the old value of a record's first change in the period, else the value it holds now: a record
         created in the period and changed only after it counts at its current value (a month-end run reads days
-        after the month, so those are few)."""
+        after the month, so those are few). None for the values beyond WINDOW_PAGES pages of records."""
+        body = self._query(f"SELECT Id, {f.api_name} FROM {OBJECTS[kind]} WHERE {window}")
+        created = int(body.get("totalSize") or 0)
+        if math.ceil(created / PAGE) > WINDOW_PAGES:
+            return None, created
+        records = list(body.get("records") or [])
+        while not body.get("done", True) and body.get("nextRecordsUrl"):
+            body = self._query_more(body["nextRecordsUrl"])
+            records += body.get("records") or []
         _, parent, _ = self._history_source(kind, f)
         first_old = {
             record: changes[0].get("OldValue")
             for record, changes in self._per_record(rows, parent, "NewValue", self._stage_order(kind, f)).items()
         }
         firsts: Counter[str] = Counter()
-        created = 0
-        for r in self._query_all(f"SELECT Id, {f.api_name} FROM {OBJECTS[kind]} WHERE {window}"):
-            created += 1
+        for r in records:
             value = first_old[r["Id"]] if r["Id"] in first_old else r.get(f.api_name)
             if value not in (None, ""):
                 firsts[str(value)] += 1
