@@ -315,3 +315,25 @@ def test_records_created_in_a_stage_count_as_entries_into_it_on_both_crms(platfo
     assert moves.available, moves.note
     assert got == expected
     assert all(expected[k] > 0 for k in firsts), "records are created in each first stage this month"
+
+
+def test_customer_stages_on_ticket_pipelines_are_measured_from_their_date_entered_properties():
+    """HubSpot keeps hs_v2_date_entered_<stage id> (and _exited_) for every ticket pipeline stage: customer stages
+    kept on a ticket pipeline have monthly entries and time in stage, as deal stages do."""
+    start, end = FIRST_STAGE_MONTH
+    with HubSpotSandbox(profile="demo", seed=11, size=4_000, as_of=end) as sb:
+        c = connector(sb)
+        moves = c.stage_transitions("ticket", "hs_pipeline_stage", start, end)
+        stays = c.time_in_stage("ticket", "hs_pipeline_stage", start, end)
+        window = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+        stages = [st for pl in sb.model.schema.ticket_pipelines for st in pl.stages if st.listed and not st.sf_only]
+        expected = {
+            st.hs: truth.entries(
+                sb.model, kind="ticket", path="stage", value=st.hs, by="hs", start=window[0], end=window[1], latest=True
+            )
+            for st in stages
+        }
+    assert moves.available and stays.available, moves.note or stays.note
+    assert {st.hs: moves.count(st.hs) for st in stages} == expected
+    assert sum(expected.values()) > 0
+    assert any(s.sample_size for s in stays.stages), "stays that ended this month are measured"
