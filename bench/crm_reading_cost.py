@@ -82,6 +82,8 @@ def health_month(c, platform: str) -> dict[str, object]:
             c.held_counts(kind, name, [v.api_value for v in f.values if v.api_value not in values])
             if kind not in ("deal", "ticket"):
                 c.count_unlisted(kind, name)
+        elif kind in ("deal", "ticket"):  # a stage field: its pipelines' counts
+            c.stage_counts(kind)
         else:
             c.value_counts(kind, name)
         c.count_without_value(kind, name)

@@ -675,14 +675,13 @@ class SalesforceConnector(CrmConnector):
 
     @property
     def _counted(self) -> dict[tuple, Any]:
-        """Aggregates already read by this connector (one audit or health check): a field's GROUP BY also answers
-        how many records hold no value, so that count costs no query of its own."""
+        """The aggregates this connector (one audit or health check) last read: a field's GROUP BY also answers how
+        many records hold no value, so count_without_value after it costs no query of its own."""
         return self.__dict__.setdefault("_counted_aggregates", {})
 
     def stage_counts(self, kind: str = "deal") -> StageCounts:
-        if ("stages", kind) not in self._counted:
-            self._counted[("stages", kind)] = self._stage_counts(kind)
-        return self._counted[("stages", kind)]
+        self._counted[("stages", kind)] = counts = self._stage_counts(kind)
+        return counts
 
     def _stage_counts(self, kind: str) -> StageCounts:
         with self.metered() as meter:
@@ -720,10 +719,10 @@ class SalesforceConnector(CrmConnector):
         return StageCounts(kind, tuple(stages), without, unknown, total, meter.calls)
 
     def value_counts(self, kind: str, field_name: str, *, deep: bool = False) -> ValueCounts:
-        key = ("values", kind, field_name.lower(), deep)
-        if key not in self._counted:
-            self._counted[key] = self._value_counts(kind, field_name, deep)
-        return self._counted[key]
+        counts = self._value_counts(kind, field_name, deep)
+        if not counts.free_text:  # a free-text reading sees some records only
+            self._counted[("values", kind, counts.field.lower())] = counts
+        return counts
 
     def _value_counts(self, kind: str, field_name: str, deep: bool) -> ValueCounts:
         with self.metered() as meter:
@@ -782,13 +781,11 @@ class SalesforceConnector(CrmConnector):
 
     def count_without_value(self, kind: str, field_name: str) -> int:
         f = self._field(kind, field_name)
-        if kind in STAGE_FIELD and f.api_name == STAGE_FIELD[kind]:
-            return self.stage_counts(kind).without_stage
-        if f.is_picklist:
-            try:
-                return self.value_counts(kind, f.api_name).empty
-            except CrmQueryError:  # a multi-select picklist cannot be grouped; it can be filtered on null
-                pass
+        read = self._counted.get(("values", kind, f.api_name.lower()))
+        if read is not None:
+            return read.empty
+        if kind in STAGE_FIELD and f.api_name == STAGE_FIELD[kind] and ("stages", kind) in self._counted:
+            return self._counted[("stages", kind)].without_stage
         return self._count(f"SELECT COUNT() FROM {OBJECTS[kind]} WHERE {f.api_name} = null")
 
     def _history_source(self, kind: str, f: CrmField) -> tuple[str, str, bool]:
