@@ -931,7 +931,7 @@ class SalesforceConnector(CrmConnector):
         """(the records created in the period by the value they were created with, all records created in it). The
         value is the old value of a record's first change in the period, else the value it holds now: a record
         created in the period and changed only after it counts at its current value (a month-end run reads days
-        after the month, so those are few). None for the values beyond WINDOW_PAGES pages of records."""
+        after the month, so those are few). None instead of the values when they are more than WINDOW_PAGES pages."""
         body = self._query(f"SELECT Id, {f.api_name} FROM {OBJECTS[kind]} WHERE {window}")
         created = int(body.get("totalSize") or 0)
         if math.ceil(created / PAGE) > WINDOW_PAGES:

@@ -288,7 +288,7 @@ def test_hubspot_batch_read_returns_properties_with_history():
             api.read("deals", batch_read_input_simple_public_object_id=body)
 
 
-# ---------------------------------------------------------------- first-stage entries: Salesforce answers what HubSpot answers
+# ---------------------------------------------------------------- first-stage and ticket-stage entries
 
 FIRST_STAGE_MONTH = (datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC))
 
