@@ -130,7 +130,7 @@ class CrmFigures:
                     counts[p.name], reasons[p.name] = None, f"the CRM could not be read: {exc}"
                 continue
             for p in placed:
-                found = [moves.entered(v) for v in p.values]
+                found = [moves.count(v) for v in p.values]
                 if any(c is None for c in found):
                     counts[p.name] = None
                     reasons[p.name] = (
