@@ -281,15 +281,26 @@ class Transitions:
     deep: bool = False
     note: str = ""
     # Salesforce field history: a record's first value is not a change, so entries into a funnel's first stage are
-    # not in `into`; the records created in the period are (None where `into` already counts first values)
+    # not in `into`; the records created in the period are, by the value they were created with (None where `into`
+    # already counts first values)
     created: int | None = None
+    first_values: tuple[Transition, ...] = ()
 
     def count(self, value: str) -> int | None:
+        """Changes into a value (on Salesforce field history, records created in it left out)."""
         wanted = value.lower()
         found = [t.count for t in self.into if t.value.lower() == wanted]
         if not found:
             return 0 if self.available else None
         return None if any(c is None for c in found) else sum(c for c in found if c is not None)
+
+    def entered(self, value: str) -> int | None:
+        """Records that entered a value, those created in it included: what HubSpot's 'date entered' counts, so
+        a funnel's first stage has its entries on every CRM."""
+        changes = self.count(value)
+        if changes is None:
+            return None
+        return changes + sum(t.count or 0 for t in self.first_values if t.value.lower() == value.lower())
 
 
 @dataclass(frozen=True)
@@ -554,6 +565,20 @@ class CrmConnector(ABC):
     @abstractmethod
     def count_without_value(self, kind: str, field_name: str) -> int:
         """Records whose `field_name` is empty (e.g. records with no lifecycle stage)."""
+
+    # Whether each value counted costs a request of its own (HubSpot: a search per value) rather than one aggregate
+    # per field (Salesforce: GROUP BY). A health check then asks only about the values it judges (held_counts).
+    counts_per_value: ClassVar[bool] = False
+
+    def held_counts(self, kind: str, field_name: str, values: Sequence[str]) -> dict[str, int]:
+        """Records holding each of `values` (API values), the held ones only."""
+        counts = self.value_counts(kind, field_name)
+        wanted = {v.lower() for v in values}
+        return {v.value: v.count for v in counts.values if v.count > 0 and v.value.lower() in wanted}
+
+    def count_unlisted(self, kind: str, field_name: str) -> int:
+        """Records holding a value that no option of `field_name` lists."""
+        return self.value_counts(kind, field_name).unknown_total
 
     @abstractmethod
     def stage_transitions(
