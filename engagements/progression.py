@@ -25,6 +25,7 @@ from datetime import date, timedelta
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.text import Truncator
 
 from accounts import activity
 from accounts.models import DomainError
@@ -56,6 +57,8 @@ DEFINITIONS_SIGNED = signoffs.DEFINITIONS_SIGNED
 # architect runs the maintenance schedule, so the customer is not handed it.
 SINGLE_PROJECT_ONLY = re.compile(r"\(for single[- ]project engagements?\)", re.IGNORECASE)
 HYPERCARE_KPI = enablement.HYPERCARE_KPI
+
+NAME_LENGTH = 200  # the name columns of phases, sub-phases, gates and checklist groups
 
 
 # --------------------------------------------------------------------------------------------------
@@ -144,10 +147,12 @@ def _instantiate(engagement: Engagement, spec) -> None:
     handover_phase = None
     label = spec.consultancy_label
 
-    def ours(text: str) -> str:
+    def ours(text: str, limit: int | None = None) -> str:
         # The method's source names the consultancy that wrote it ("LeanScale-recommended", "LeanScale →
         # Customer"); in this engagement the organization running it is the one who recommends and hands over.
-        return text.replace(label, org.name) if label else text
+        # An organization's name may be 200 characters: a name column keeps its limit, cut with an ellipsis.
+        text = text.replace(label, org.name) if label else text
+        return Truncator(text).chars(limit) if limit else text
 
     def item(phase, sub, spec_item, kind=ChecklistKind.TASK, group=""):
         nonlocal order
@@ -161,7 +166,7 @@ def _instantiate(engagement: Engagement, spec) -> None:
                 kind=kind,
                 key=spec_item.key,
                 text=ours(getattr(spec_item, "text", None) or spec_item.name),
-                group=ours(getattr(spec_item, "group", None) or group),
+                group=ours(getattr(spec_item, "group", None) or group, NAME_LENGTH),
                 owner=getattr(spec_item, "owner", None) or "",
                 critical=getattr(spec_item, "critical", False),
                 order=order,
@@ -174,7 +179,7 @@ def _instantiate(engagement: Engagement, spec) -> None:
             engagement=engagement,
             key=phase_spec.key,
             order=phase_spec.order,
-            name=ours(phase_spec.name),
+            name=ours(phase_spec.name, NAME_LENGTH),
             weight=phase_spec.weight or "",
             goal=ours(phase_spec.goal or ""),
             status=PhaseStatus.PENDING if phase_spec.applies else PhaseStatus.SKIPPED,
@@ -191,7 +196,7 @@ def _instantiate(engagement: Engagement, spec) -> None:
                 phase=phase,
                 key=sub_spec.key,
                 order=phase_spec.order * 100 + n,
-                name=ours(sub_spec.name),
+                name=ours(sub_spec.name, NAME_LENGTH),
                 purpose=ours(sub_spec.purpose or ""),
             )
             for spec_item in sub_spec.checklist:
@@ -203,7 +208,7 @@ def _instantiate(engagement: Engagement, spec) -> None:
                 engagement=engagement,
                 phase=phase,
                 key=gate_spec.key,
-                name=ours(gate_spec.name),
+                name=ours(gate_spec.name, NAME_LENGTH),
                 statement=ours(gate_spec.statement or ""),
                 sub_phase_key=gate_spec.sub_phase or "",
                 per_release=gate_spec.per_release,

@@ -20,6 +20,10 @@ BUILT = {
         f"definitions.{k}_{v}" for k in ("term", "stage") for v in ("added", "changed")
     ],
     'f"definitions.{kind}_removed"': ["definitions.term_removed", "definitions.stage_removed"],
+    "f\"definitions.{_kind(item)}_{'added' if creating else 'changed'}\"": [
+        f"definitions.{k}_{v}" for k in ("term", "stage") for v in ("added", "changed")
+    ],
+    'f"definitions.{_kind(item)}_removed"': ["definitions.term_removed", "definitions.stage_removed"],
     'f"definitions.{self.kind}_removed"': ["definitions.term_removed", "definitions.stage_removed"],
     'f"definitions.{self.kind}_added"': ["definitions.term_added", "definitions.stage_added"],
     'f"definitions.{self.kind}_changed"': ["definitions.term_changed", "definitions.stage_changed"],
