@@ -328,7 +328,8 @@ def record_review(*, result: HealthResult, actor, note: str, request=None) -> He
         raise DomainError("Only a task reviewed by a person is recorded this way; this one has a rule.")
     when = timezone.now()
     who = actor.get_full_name() or actor.email
-    claimed = HealthResult.objects.filter(pk=result.pk, reviewed_at__isnull=True).update(
+    results = HealthResult.objects.for_org(result.organization_id)
+    claimed = results.filter(pk=result.pk, reviewed_at__isnull=True).update(
         status=rule_engine.OK,
         reviewed_by=actor,
         reviewed_at=when,
@@ -337,7 +338,7 @@ def record_review(*, result: HealthResult, actor, note: str, request=None) -> He
     )
     if not claimed:
         raise DomainError("This review has already been recorded.")
-    HealthCheckRun.objects.filter(pk=result.run_id, not_evaluable_count__gt=0).update(
+    HealthCheckRun.objects.for_org(result.organization_id).filter(pk=result.run_id, not_evaluable_count__gt=0).update(
         not_evaluable_count=F("not_evaluable_count") - 1
     )
     result.refresh_from_db()
@@ -375,12 +376,13 @@ def explain_result(
         raise DomainError("Say why this flag is acceptable.")
     if not 0 <= months <= MAX_EXPLANATION_MONTHS:
         raise DomainError(f"An explanation can cover at most {MAX_EXPLANATION_MONTHS} later months.")
-    claimed = HealthResult.objects.filter(pk=result.pk, status=rule_engine.RED).update(
+    claimed = HealthResult.objects.for_org(result.organization_id).filter(pk=result.pk, status=rule_engine.RED).update(
         status=rule_engine.EXPLAINED, explanation=explanation, explained_by=actor
     )
     if not claimed:
         raise DomainError("Only a red flag can be explained, and this one is not red (any more).")
-    HealthCheckRun.objects.filter(pk=result.run_id, red_count__gt=0).update(red_count=F("red_count") - 1)
+    runs = HealthCheckRun.objects.for_org(result.organization_id)
+    runs.filter(pk=result.run_id, red_count__gt=0).update(red_count=F("red_count") - 1)
     result.refresh_from_db()
     run = result.run
     carried = None
@@ -420,7 +422,8 @@ def withdraw_explanation(*, explanation: FlagExplanation, actor, request=None) -
     """Stop an explanation from covering later runs: the flag is red again from the next run on.
 
     Runs already evaluated keep what they showed (their report has been sent)."""
-    claimed = FlagExplanation.objects.filter(pk=explanation.pk, withdrawn_at__isnull=True).update(
+    explanations = FlagExplanation.objects.for_org(explanation.organization_id)
+    claimed = explanations.filter(pk=explanation.pk, withdrawn_at__isnull=True).update(
         withdrawn_at=timezone.now(), withdrawn_by=actor
     )
     if not claimed:

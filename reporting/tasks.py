@@ -42,7 +42,7 @@ def report_health_check(run_id: int) -> None:
     from . import health
     from .models import HealthCheckRun
 
-    health.complete_run(HealthCheckRun.objects.select_related("engagement__client", "organization").get(pk=run_id))
+    health.complete_run(HealthCheckRun.objects.for_task(run_id).select_related("engagement__client", "organization").get())
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
@@ -56,14 +56,14 @@ def send_health_report(self, delivery_id: int) -> None:
 
     from .models import DeliveryStatus, ReportDelivery
 
-    claimed = ReportDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
+    claimed = ReportDelivery.objects.for_task(delivery_id).filter(status=DeliveryStatus.PENDING).update(
         status=DeliveryStatus.SENDING, attempts=F("attempts") + 1
     )
     if not claimed:
         return
-    delivery = ReportDelivery.objects.select_related("run__engagement__client", "run__report", "organization").get(
-        pk=delivery_id
-    )
+    delivery = ReportDelivery.objects.for_task(delivery_id).select_related(
+        "run__engagement__client", "run__report", "organization"
+    ).get()
     try:
         send_email(
             "health-report",
@@ -73,12 +73,12 @@ def send_health_report(self, delivery_id: int) -> None:
         )
     except MAIL_ERRORS as exc:
         final = self.request.retries >= self.max_retries
-        ReportDelivery.objects.filter(pk=delivery_id).update(
+        ReportDelivery.objects.for_task(delivery_id).update(
             status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING, last_error=str(exc)[:1000]
         )
         if not final:
             raise self.retry(exc=exc, countdown=min(600, settings.EMAIL_RETRY_DELAY * 2**self.request.retries)) from exc
         return
-    ReportDelivery.objects.filter(pk=delivery_id).update(
+    ReportDelivery.objects.for_task(delivery_id).update(
         status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error=""
     )

@@ -209,7 +209,7 @@ def _sections(sub_phases, items) -> list[dict]:
 
 def _section_count(item) -> dict:
     """Done and total of the checklist section the item sits in (its sub-phase, or its group of loose items)."""
-    siblings = ChecklistItem.objects.filter(phase_id=item.phase_id, sub_phase_id=item.sub_phase_id)
+    siblings = ChecklistItem.objects.for_org(item.organization_id).filter(phase_id=item.phase_id, sub_phase_id=item.sub_phase_id)
     if item.sub_phase_id is None:
         siblings = siblings.filter(group=item.group)
     return {"done": siblings.filter(done=True).count(), "total": siblings.count()}
@@ -626,7 +626,7 @@ def checkpoint_resolve(request, engagement_uuid, gate_uuid, checkpoint_uuid):
             error = str(exc)
     engagement = _engagement(request, engagement_uuid)
     if request.htmx:
-        gate = _gate_for(PhaseState.objects.get(pk=checkpoint.gate.phase_id), engagement)
+        gate = _gate_for(PhaseState.objects.for_org(request.org).get(pk=checkpoint.gate.phase_id), engagement)
         context = {
             "engagement": engagement,
             "checkpoint_error": error,
@@ -643,7 +643,7 @@ def checkpoint_resolve(request, engagement_uuid, gate_uuid, checkpoint_uuid):
 def gate_decide(request, engagement_uuid, gate_uuid):
     engagement = _engagement(request, engagement_uuid)
     gate = get_object_or_404(Gate.objects.for_org(request.org), engagement=engagement, uuid=gate_uuid)
-    gate = _gate_for(PhaseState.objects.get(pk=gate.phase_id), engagement)
+    gate = _gate_for(PhaseState.objects.for_org(request.org).get(pk=gate.phase_id), engagement)
     options = _described_options(gate, engagement)
     form = GateDecisionForm(request.POST or None, options=progression.gate_options(gate), gate=gate)
     form.fields["note"].help_text = (
