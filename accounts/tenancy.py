@@ -55,7 +55,7 @@ def _pins_scope(key: str, value) -> bool:
     if field in ("organization", "organization_id"):
         return not (key.endswith("__isnull") and not value)  # "has some organization" pins nothing
     if isinstance(value, models.Model):  # a loaded row of a tenant-owned model (a user, say, spans tenants)
-        return not value._state.adding and issubclass(_queryset_class(type(value)), ScopedQuerySet)
+        return not value._state.adding and issubclass(_queryset_class(value._meta.model), ScopedQuerySet)
     return isinstance(value, ScopedQuerySet) and value._is_scoped()
 
 

@@ -192,13 +192,13 @@ def publish_weekly_update(*, update: WeeklyUpdate, actor, request=None) -> Weekl
     # A conditional UPDATE: a double click or a retry cannot publish (and email) twice.
     now = timezone.now()
     drafts = WeeklyUpdate.objects.for_org(update.organization_id).filter(status=UpdateStatus.DRAFT)
-    claimed = drafts.filter(pk=update.pk).update(
-        status=UpdateStatus.PUBLISHED, published_at=now, published_by=actor
-    )
+    claimed = drafts.filter(pk=update.pk).update(status=UpdateStatus.PUBLISHED, published_at=now, published_by=actor)
     if not claimed:
         raise DomainError("This update is already published.")
     update.refresh_from_db()
-    Engagement.objects.for_org(update.organization_id).filter(pk=update.engagement_id).update(last_update_published_at=now)
+    Engagement.objects.for_org(update.organization_id).filter(pk=update.engagement_id).update(
+        last_update_published_at=now
+    )
     activity.record(
         organization=update.organization,
         actor=actor,

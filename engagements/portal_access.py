@@ -108,7 +108,7 @@ def redeem_portal_link(*, token: str, request) -> Stakeholder:
         ) from exc
     with transaction.atomic():
         # A conditional UPDATE claims the link: of two concurrent clicks only one can win.
-        by_nonce = PortalLink.objects.across_tenants("a sign-in link's nonce names its organization").filter(nonce=nonce)
+        by_nonce = PortalLink.objects.across_tenants("a link's nonce names its organization").filter(nonce=nonce)
         claimed = by_nonce.usable().update(used_at=timezone.now())
         link = by_nonce.select_related("stakeholder__client", "organization").first()
         if link is None:

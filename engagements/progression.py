@@ -627,7 +627,11 @@ def resume_engagement(*, engagement: Engagement, actor, request=None) -> Engagem
         raise DomainError("Only an engagement on hold can be resumed.")
     engagement.status = EngagementStatus.ACTIVE
     engagement.save(update_fields=["status"])
-    gate = Gate.objects.for_org(engagement.organization_id).filter(phase_id=engagement.current_phase_id, status=GateStatus.OPEN).first()
+    gate = (
+        Gate.objects.for_org(engagement.organization_id)
+        .filter(phase_id=engagement.current_phase_id, status=GateStatus.OPEN)
+        .first()
+    )
     if gate is not None:
         gate.engagement = engagement
         _clear_waivers(gate, why="Resumed after a hold: the waiver no longer holds.", actor=actor, request=request)

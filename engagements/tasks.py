@@ -31,7 +31,8 @@ def send_weekly_update(update_id: int, stakeholder_id: int) -> None:
     from .models import Stakeholder, UpdateStatus, WeeklyUpdate
 
     update = (
-        WeeklyUpdate.objects.for_task(update_id).select_related("engagement__client", "organization")
+        WeeklyUpdate.objects.for_task(update_id)
+        .select_related("engagement__client", "organization")
         .filter(status=UpdateStatus.PUBLISHED)
         .first()
     )
@@ -69,8 +70,10 @@ def remind_check_in(engagement_id: int) -> None:
     from .models import Engagement
 
     # Claim the reminder first so a duplicate tick sends nothing; give the claim back if sending fails.
-    claimed = Engagement.objects.for_task(engagement_id).filter(check_in_reminder_sent_at=None).update(
-        check_in_reminder_sent_at=timezone.now()
+    claimed = (
+        Engagement.objects.for_task(engagement_id)
+        .filter(check_in_reminder_sent_at=None)
+        .update(check_in_reminder_sent_at=timezone.now())
     )
     if not claimed:
         return
@@ -98,9 +101,11 @@ def remind_check_in(engagement_id: int) -> None:
 def send_signoff_request(request_id: int, reminder: bool = False) -> None:
     from .models import SignoffRequest
 
-    signoff = SignoffRequest.objects.for_task(request_id).select_related(
-        "version__engagement__client", "stakeholder", "organization"
-    ).get()
+    signoff = (
+        SignoffRequest.objects.for_task(request_id)
+        .select_related("version__engagement__client", "stakeholder", "organization")
+        .get()
+    )
     send_email(
         "signoff-request",
         to=signoff.stakeholder.email,
@@ -138,7 +143,11 @@ def send_signoff_reminders() -> None:
         if definitions.latest_version(signoff.version.engagement).pk != signoff.version_id:
             continue  # replaced by a newer version: that one has its own requests
         # Claim before queueing so a duplicate tick reminds nobody twice.
-        if SignoffRequest.objects.for_org(signoff.organization_id).filter(pk=signoff.pk, reminded_at=None).update(reminded_at=timezone.now()):
+        if (
+            SignoffRequest.objects.for_org(signoff.organization_id)
+            .filter(pk=signoff.pk, reminded_at=None)
+            .update(reminded_at=timezone.now())
+        ):
             send_signoff_request.delay(signoff.pk, reminder=True)
 
 
@@ -157,7 +166,9 @@ def notify_consultants(version_id: int, kind: str, signature_id: int | None = No
         .filter(Q(user__in=engagement.team.values("user")) | Q(user=version.published_by_id) | Q(role=Role.OWNER))
         .select_related("user")
     )
-    signature = Signature.objects.for_org(version.organization).select_related("stakeholder").filter(pk=signature_id).first()
+    signature = (
+        Signature.objects.for_org(version.organization).select_related("stakeholder").filter(pk=signature_id).first()
+    )
     labels = dict(version.items)
     contested = (
         [(labels[k], signature.comments.get(k, "")) for k, v in sorted(signature.decisions.items()) if v == "no"]

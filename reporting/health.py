@@ -646,8 +646,10 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
     """Claim a queued run and evaluate every due rule. Returns None when another worker has it."""
     from .crm_metrics import CrmFigures
 
-    claimed = HealthCheckRun.objects.for_task(run_id).filter(status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now()
+    claimed = (
+        HealthCheckRun.objects.for_task(run_id)
+        .filter(status=RunStatus.QUEUED)
+        .update(status=RunStatus.RUNNING, started_at=timezone.now())
     )
     if not claimed:
         return None

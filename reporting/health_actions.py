@@ -376,8 +376,10 @@ def explain_result(
         raise DomainError("Say why this flag is acceptable.")
     if not 0 <= months <= MAX_EXPLANATION_MONTHS:
         raise DomainError(f"An explanation can cover at most {MAX_EXPLANATION_MONTHS} later months.")
-    claimed = HealthResult.objects.for_org(result.organization_id).filter(pk=result.pk, status=rule_engine.RED).update(
-        status=rule_engine.EXPLAINED, explanation=explanation, explained_by=actor
+    claimed = (
+        HealthResult.objects.for_org(result.organization_id)
+        .filter(pk=result.pk, status=rule_engine.RED)
+        .update(status=rule_engine.EXPLAINED, explanation=explanation, explained_by=actor)
     )
     if not claimed:
         raise DomainError("Only a red flag can be explained, and this one is not red (any more).")

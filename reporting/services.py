@@ -177,7 +177,7 @@ def render_health_report(run) -> Artifact:
     artifact.sha256, artifact.size, artifact.pages = hashlib.sha256(pdf).hexdigest(), len(pdf), pages
     artifact.status, artifact.progress, artifact.finished_at = ArtifactStatus.DONE, 100, timezone.now()
     artifact.save()
-    type(run).objects.filter(pk=run.pk).update(report=artifact)
+    type(run).objects.for_org(run.organization_id).filter(pk=run.pk).update(report=artifact)
     return artifact
 
 

@@ -42,7 +42,9 @@ def report_health_check(run_id: int) -> None:
     from . import health
     from .models import HealthCheckRun
 
-    health.complete_run(HealthCheckRun.objects.for_task(run_id).select_related("engagement__client", "organization").get())
+    health.complete_run(
+        HealthCheckRun.objects.for_task(run_id).select_related("engagement__client", "organization").get()
+    )
 
 
 @shared_task(bind=True, acks_late=True, max_retries=5)
@@ -56,14 +58,18 @@ def send_health_report(self, delivery_id: int) -> None:
 
     from .models import DeliveryStatus, ReportDelivery
 
-    claimed = ReportDelivery.objects.for_task(delivery_id).filter(status=DeliveryStatus.PENDING).update(
-        status=DeliveryStatus.SENDING, attempts=F("attempts") + 1
+    claimed = (
+        ReportDelivery.objects.for_task(delivery_id)
+        .filter(status=DeliveryStatus.PENDING)
+        .update(status=DeliveryStatus.SENDING, attempts=F("attempts") + 1)
     )
     if not claimed:
         return
-    delivery = ReportDelivery.objects.for_task(delivery_id).select_related(
-        "run__engagement__client", "run__report", "organization"
-    ).get()
+    delivery = (
+        ReportDelivery.objects.for_task(delivery_id)
+        .select_related("run__engagement__client", "run__report", "organization")
+        .get()
+    )
     try:
         send_email(
             "health-report",

@@ -151,7 +151,8 @@ def start_audit(
     if engagement is not None and engagement.client_id != client.pk:
         raise DomainError(f"{engagement} is not an engagement of {client}.")
     with transaction.atomic():
-        ClientAccount.objects.for_org(org).select_for_update().filter(pk=client.pk).first()  # one start at a time per client
+        # One start at a time per client.
+        ClientAccount.objects.for_org(org).select_for_update().filter(pk=client.pk).first()
         existing = AuditRun.objects.for_org(org).filter(client=client).active().first()
         if existing is not None:
             return existing, False
@@ -222,8 +223,10 @@ class Heartbeat:
 def execute_run(run_id: int, *, connector_options: dict[str, Any] | None = None, heartbeat: bool = True):
     """Claim a queued run and audit the CRM. Returns the run, or None when another worker has it."""
     now = timezone.now()
-    claimed = AuditRun.objects.for_task(run_id).filter(status=AuditStatus.QUEUED).update(
-        status=AuditStatus.RUNNING, started_at=now, heartbeat_at=now, progress=1
+    claimed = (
+        AuditRun.objects.for_task(run_id)
+        .filter(status=AuditStatus.QUEUED)
+        .update(status=AuditStatus.RUNNING, started_at=now, heartbeat_at=now, progress=1)
     )
     if not claimed:
         return None
@@ -245,8 +248,10 @@ def execute_run(run_id: int, *, connector_options: dict[str, Any] | None = None,
 
 def _finish(run: AuditRun, status: str, error: str = "", **fields: Any) -> bool:
     """End a running run; False when it is no longer running (the sweep gave up on it: its result is dropped)."""
-    done = AuditRun.objects.for_org(run.organization_id).filter(pk=run.pk, status=AuditStatus.RUNNING).update(
-        status=status, error=error[:4000], finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
+    done = (
+        AuditRun.objects.for_org(run.organization_id)
+        .filter(pk=run.pk, status=AuditStatus.RUNNING)
+        .update(status=status, error=error[:4000], finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields)
     )
     if not done:
         logger.warning("Audit run %s finished after it was marked failed; its result is dropped", run.pk)

@@ -209,7 +209,8 @@ def _sections(sub_phases, items) -> list[dict]:
 
 def _section_count(item) -> dict:
     """Done and total of the checklist section the item sits in (its sub-phase, or its group of loose items)."""
-    siblings = ChecklistItem.objects.for_org(item.organization_id).filter(phase_id=item.phase_id, sub_phase_id=item.sub_phase_id)
+    checklist = ChecklistItem.objects.for_org(item.organization_id)
+    siblings = checklist.filter(phase_id=item.phase_id, sub_phase_id=item.sub_phase_id)
     if item.sub_phase_id is None:
         siblings = siblings.filter(group=item.group)
     return {"done": siblings.filter(done=True).count(), "total": siblings.count()}

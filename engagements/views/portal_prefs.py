@@ -10,9 +10,11 @@ def unsubscribe(request, token):
         stakeholder_uuid = signing.loads(token, salt="reporting.unsubscribe", max_age=60 * 60 * 24 * 120)
     except signing.BadSignature:
         return render(request, "portal/unsubscribe.html", {"invalid": True}, status=400)
-    stakeholder = Stakeholder.objects.across_tenants("a signed unsubscribe token names its stakeholder").filter(
-        uuid=stakeholder_uuid
-    ).first()
+    stakeholder = (
+        Stakeholder.objects.across_tenants("a signed unsubscribe token names its stakeholder")
+        .filter(uuid=stakeholder_uuid)
+        .first()
+    )
     if stakeholder is None:
         return render(request, "portal/unsubscribe.html", {"invalid": True}, status=400)
     if request.method == "POST":
