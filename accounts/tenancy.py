@@ -66,7 +66,10 @@ def _queryset_class(model) -> type:
 def _q_pins_scope(q: Q) -> bool:
     if q.negated:
         return False
-    pins = [_q_pins_scope(c) if isinstance(c, Q) else _pins_scope(*c) for c in q.children]
+    pins = [
+        _q_pins_scope(c) if isinstance(c, Q) else isinstance(c, tuple) and _pins_scope(*c)  # else an expression
+        for c in q.children
+    ]
     return any(pins) if q.connector == Q.AND else bool(pins) and all(pins)
 
 
@@ -103,7 +106,7 @@ class ScopedQuerySet(models.QuerySet):
             import os, traceback  # TEMP-DEBUG
             if os.environ.get("TENANCY_LOG"):  # TEMP-DEBUG
                 fr = [f for f in traceback.extract_stack() if "/django/" not in f.filename and "tenancy.py" not in f.filename and "site-packages" not in f.filename]  # TEMP-DEBUG
-                open(os.environ["TENANCY_LOG"], "a").write(f"{name}\t{fr[-1].filename}:{fr[-1].lineno}\t{fr[-1].line}\n")  # TEMP-DEBUG
+                open(os.environ["TENANCY_LOG"], "a").write(f"{name}\t{fr[-1].filename}:{fr[-1].lineno}\t{fr[-1].line}\t{os.environ.get('PYTEST_CURRENT_TEST')}\n")  # TEMP-DEBUG
                 return  # TEMP-DEBUG
             raise UnscopedQuery(
                 f"{name} queried without an organization; use {name}.objects.for_org(org) or .across_tenants(reason)"

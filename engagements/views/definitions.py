@@ -93,7 +93,7 @@ def save_draft_item(*, item, actor, request=None, previous_key: str = "") -> Def
     _check_open(item.engagement)
     creating = item.pk is None
     if item.order is None:
-        siblings = type(item).objects.filter(engagement_id=item.engagement_id)
+        siblings = type(item).objects.for_org(item.organization_id).filter(engagement_id=item.engagement_id)
         if isinstance(item, StageDefinition):
             siblings = siblings.filter(domain=item.domain)
         item.order = (siblings.aggregate(n=Max("order"))["n"] or 0) + 1
