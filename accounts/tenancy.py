@@ -160,14 +160,21 @@ class ScopedQuerySet(models.QuerySet):
         self._check_scope()
         return super().update(**kwargs)
 
+    update.alters_data = True
+
     def delete(self):
         self._check_scope()
         return super().delete()
+
+    delete.alters_data = True
+    delete.queryset_only = True  # as in Django: no Model.objects.delete()
 
     def bulk_update(self, objs, fields, batch_size=None):
         # The rows were handed over already loaded, as with instance.save().
         crossing = self.across_tenants("bulk_update of rows already in hand")
         return super(ScopedQuerySet, crossing).bulk_update(objs, fields, batch_size=batch_size)
+
+    bulk_update.alters_data = True
 
 
 class OrgQuerySet(ScopedQuerySet):
