@@ -95,9 +95,8 @@ def test_a_render_that_fails_leaves_a_failed_row_with_the_error(cast, signed):
     from engagements.models import DefinitionVersion
 
     engagement, version = signed
-    DefinitionVersion.objects.across_tenants("test").filter(pk=version.pk).update(
-        content={"terms": []}
-    )  # no "stages": cannot render
+    # No "stages": cannot render.
+    DefinitionVersion.objects.across_tenants("test").filter(pk=version.pk).update(content={"terms": []})
     artifact = request_artifact(engagement=engagement, kind="definition_alignment", actor=cast.consultant)
     artifact.refresh_from_db()
     assert artifact.status == ArtifactStatus.FAILED
