@@ -103,11 +103,6 @@ class ScopedQuerySet(models.QuerySet):
     def _check_scope(self) -> None:
         if not self._is_scoped():
             name = self.model.__name__
-            import os, traceback  # TEMP-DEBUG
-            if os.environ.get("TENANCY_LOG"):  # TEMP-DEBUG
-                fr = [f for f in traceback.extract_stack() if "/django/" not in f.filename and "tenancy.py" not in f.filename and "site-packages" not in f.filename]  # TEMP-DEBUG
-                open(os.environ["TENANCY_LOG"], "a").write(f"{name}\t{fr[-1].filename}:{fr[-1].lineno}\t{fr[-1].line}\t{os.environ.get('PYTEST_CURRENT_TEST')}\n")  # TEMP-DEBUG
-                return  # TEMP-DEBUG
             raise UnscopedQuery(
                 f"{name} queried without an organization; use {name}.objects.for_org(org) or .across_tenants(reason)"
             )
