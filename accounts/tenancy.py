@@ -91,12 +91,12 @@ class ScopedQuerySet(models.QuerySet):
         return self.across_tenants("a task acts on the row it was handed by id").filter(pk=pk)
 
     def _is_scoped(self) -> bool:
-        self.query  # applies a related manager's deferred filter, which may scope the queryset
+        query = self.query  # applies a related manager's deferred filter first: it may scope the queryset
         return bool(
             self._tenant_scope
             or self._hints.get("instance") is not None
             or _crossing.get()
-            or self.query.is_empty()
+            or query.is_empty()
             or self.model._meta.label in NOT_YET_ENFORCED
         )
 
