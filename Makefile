@@ -11,7 +11,7 @@ PORT ?= 8000
 # Links in emails and the ones `make run` prints point where the server listens.
 SITE_URL ?= http://$(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(HOST)):$(PORT)
 
-.PHONY: run test venv system-deps lint lock migrate demo worker clean
+.PHONY: run test venv system-deps lint typecheck lock migrate demo worker clean
 
 venv: $(BIN)/.installed
 
@@ -53,11 +53,15 @@ lock:
 lint: venv
 	$(BIN)/ruff check .
 
-test: venv system-deps
+# Types of every app (pyproject.toml [tool.mypy] says which modules are not yet checked, and why).
+typecheck: venv
+	$(BIN)/mypy
+
+test: venv system-deps typecheck
 	scripts/with-services.sh bash -c '\
 	  $(BIN)/ruff check . && \
 	  $(BIN)/python manage.py makemigrations --check --dry-run && \
 	  $(BIN)/python -m pytest $(PYTEST_ARGS)'
 
 clean:
-	rm -rf $(VENV) var staticfiles test-artifacts
+	rm -rf $(VENV) var staticfiles test-artifacts .mypy_cache

@@ -45,7 +45,7 @@ def record(
     return ActivityEntry.objects.create(
         organization=organization,
         actor=actor,
-        actor_label=actor_label,
+        actor_label=actor_label[:200],  # the column's length: a long stakeholder name must not fail a sign-in
         verb=verb,
         target_type=target._meta.verbose_name if target is not None else "",
         target_uuid=getattr(target, "uuid", None),

@@ -5,7 +5,7 @@ can only narrow the organization's rows (through `scope`), never forget the orga
 """
 
 from django.contrib.auth import authenticate
-from django.db.models import ProtectedError, RestrictedError
+from django.db.models import ProtectedError, QuerySet, RestrictedError
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, mixins, serializers, viewsets
@@ -97,7 +97,7 @@ class OrgScopedViewSet(viewsets.GenericViewSet):
     # Any path segment reaches the view, so a malformed id answers the API's JSON 404, not the site's HTML page.
     lookup_value_regex = "[^/]+"
     #: The model's default manager; its queryset must have `for_org`.
-    queryset = None
+    queryset: QuerySet | None = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

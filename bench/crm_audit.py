@@ -41,7 +41,7 @@ from crm_connectors.audit import engine, rules  # noqa: E402
 from crm_connectors.http import LocalStore  # noqa: E402
 from crm_connectors.hubspot import LIST_PAGE, HubSpotConnector  # noqa: E402
 from crm_connectors.salesforce import PAGE, SalesforceConnector  # noqa: E402
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox  # noqa: E402
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox  # noqa: E402
 
 TARGET_CALLS = {"salesforce": 60, "hubspot": 150}
 TARGET_SECONDS = 30.0

@@ -9,10 +9,10 @@ and hubspot-api-client) is read twice by fresh connectors, each request counted 
     quality; no deep mode);
   - one engagement's monthly health check: the connector calls `reporting/crm_metrics.py` makes for a signed
     architecture on the person lifecycle field (every active value), the main deal pipeline's stages and, on
-    Salesforce, the lead status (describe, pipelines, entries into each signed value in the month, value counts,
-    records without a value, time in stage, the loss-reason counts), for the last whole month before the org's
-    date. On Salesforce the entries and time in stage read the month's
-    <Object>History rows, every page (nextRecordsUrl), so those pages are in the figure.
+    Salesforce, the lead status (describe, pipelines, entries into each signed value in the month, the counts of
+    unsigned and retired values, records without a value, time in stage, the loss-reason counts), for the last
+    whole month before the org's date. On Salesforce the entries and time in stage read the month's <Object>History
+    rows and the records created in it, every page (nextRecordsUrl), so those pages are in the figure.
 Issue targets: audit Salesforce <= 40 and HubSpot <= 100 calls, flat in record count; health check Salesforce
 <= 40 requests (history pages included) at 200,000 leads, HubSpot <= 80.
 """
@@ -39,8 +39,8 @@ from crm_connectors.audit import engine  # noqa: E402
 from crm_connectors.http import LocalStore  # noqa: E402
 from crm_connectors.hubspot import HubSpotConnector  # noqa: E402
 from crm_connectors.salesforce import SalesforceConnector  # noqa: E402
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox  # noqa: E402
-from crm_connectors.sandbox.truth import month_window  # noqa: E402
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox  # noqa: E402
+from crm_sandbox.truth import month_window  # noqa: E402
 
 AS_OF = datetime(2025, 6, 15, tzinfo=UTC)
 MONTH = date(2025, 5, 1)
@@ -78,7 +78,14 @@ def health_month(c, platform: str) -> dict[str, object]:
         if kind in ("deal", "ticket"):
             values = [st.id for st in c.pipelines(kind)[0].stages]  # the signed (main) pipeline's stages
         moves = c.stage_transitions(kind, name, start, end, values=values)
-        c.value_counts(kind, name)
+        if c.counts_per_value:  # the rogue and retired checks: unsigned and retired options, values no option lists
+            c.held_counts(kind, name, [v.api_value for v in f.values if v.api_value not in values])
+            if kind not in ("deal", "ticket"):
+                c.count_unlisted(kind, name)
+        elif kind in ("deal", "ticket"):  # a stage field: its pipelines' counts
+            c.stage_counts(kind)
+        else:
+            c.value_counts(kind, name)
         c.count_without_value(kind, name)
         stays = c.time_in_stage(kind, name, start, end, values=values)
         if not moves.available or not stays.available:

@@ -208,8 +208,8 @@ class MailCounter:
 
 
 def sandbox_classes():
-    from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
-    from crm_connectors.sandbox.salesforce import _xml_value
+    from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+    from crm_sandbox.salesforce import _xml_value
 
     class SharedSalesforce(SalesforceSandbox):
         """Accepts every client's own username (so each client has its own rate-limit window in GTM Ops, as
@@ -252,7 +252,7 @@ def sandbox_classes():
 
 @dataclass
 class Account:
-    """What services.sandbox_connection reads from a sandbox: platform, base URL and credentials."""
+    """What crm_sandbox.connection.sandbox_connection reads from a sandbox: platform, base URL and credentials."""
 
     platform: str
     base_url: str
@@ -575,8 +575,8 @@ class DataSet:
         return time.perf_counter() - started
 
     def schedules_and_connections(self) -> float:
-        """The app's own services for every engagement: health.start_schedule and services.sandbox_connection."""
-        from crm_connectors.services import sandbox_connection
+        """The app's own services for every engagement: health.start_schedule and sandbox_connection."""
+        from crm_sandbox.connection import sandbox_connection
         from engagements.models import Engagement
         from reporting import health
 

@@ -4,13 +4,13 @@
     .venv/bin/python bench/render_deliverables.py [--runs 7]                             # SQLite (no DATABASE_URL)
 
 Migrates a temporary database (a new PostgreSQL database next to DATABASE_URL's, dropped at the end; or a SQLite
-file in a temporary directory), builds one engagement whose published version holds --terms (40) terms and
---stages (20) stages, asked of --signers (8) stakeholders who all answered (one of them contested one item), and
-times, --runs times per deliverable, what the render worker does for it: reporting.services.report_context(artifact)
-then reporting.pdf.render_pdf(template, context) (HTML -> WeasyPrint -> PDF bytes). Prints median, min and max in
-seconds, the page count, and PASS/FAIL against the targets on the median: under 2 s for the Definition Alignment
-Document, under 1 s for the Stage Reference Card. A figure-printing script, not a test: exit 0 PASS, 1 target
-missed, 2 broken run. See bench/README.md.
+file in a temporary directory), builds one engagement whose published version holds --terms (40) terms and --stages
+(20) stages, asked of --signers (8) stakeholders who all answered (one of them contested one item), and times,
+--runs times per deliverable, what the render worker does for it: the kind's registered context builder
+(engagements.deliverables.version_context) then deliverables.pdf.render_pdf(template, context) (HTML -> WeasyPrint
+-> PDF bytes). Prints median, min and max in seconds, the page count, and PASS/FAIL against the targets on the
+median: under 2 s for the Definition Alignment Document, under 1 s for the Stage Reference Card. A figure-printing
+script, not a test: exit 0 PASS, 1 target missed, 2 broken run. See bench/README.md.
 """
 
 import argparse
@@ -224,12 +224,12 @@ def pdf_text(data: bytes) -> str | None:
 
 
 def time_renders(artifact, runs: int) -> dict:
-    """reporting.services.report_context + reporting.pdf.render_pdf, `runs` times, as the render worker calls them."""
-    from reporting.models import Artifact
-    from reporting.pdf import render_pdf
-    from reporting.services import TEMPLATES, report_context
+    """The kind's context builder + deliverables.pdf.render_pdf, `runs` times, as the render worker calls them."""
+    from deliverables import registry
+    from deliverables.models import Artifact
+    from deliverables.pdf import render_pdf
 
-    template = TEMPLATES[artifact.kind]
+    template, report_context = registry.get(artifact.kind).template, registry.get(artifact.kind).context
     totals, contexts, cpu, pages, data = [], [], [], set(), b""
     for _ in range(runs):
         # A fresh row each run, as the worker loads it (no cached relations carried from the previous run).
@@ -286,8 +286,8 @@ def main() -> int:
         consultant, engagement, version, people = build(args)
         t_build = time.perf_counter() - t0
 
-        from reporting.models import ArtifactStatus
-        from reporting.services import request_artifact
+        from deliverables.models import ArtifactStatus
+        from engagements.deliverables import request_artifact
 
         print(f"Deliverable render benchmark — {args.runs} timed runs per deliverable")
         print(
@@ -307,8 +307,8 @@ def main() -> int:
             f"{version.signatures.count()} signatures, {len(contested)} contested item "
             f"({contested[0].label!r} by {contested[0].objections[0][0].name})"
         )
-        print("timed: reporting.services.report_context(artifact) + reporting.pdf.render_pdf(template, context);")
-        print("       the first render of each (reporting.services.render through request_artifact, inline, with")
+        print("timed: the kind's context builder (engagements.deliverables) + deliverables.pdf.render_pdf;")
+        print("       the first render of each (deliverables.services.render through request_artifact, inline, with")
         print("       the file saved) is the warm-up and is shown apart.")
         print()
 

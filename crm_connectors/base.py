@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 if TYPE_CHECKING:
-    from .http import Guard
+    from .http import Guard, HttpOptions
 
 OBJECT_KINDS = ("lead", "contact", "company", "deal", "ticket")
 STAGE_OBJECTS = ("deal", "ticket")
@@ -281,15 +281,26 @@ class Transitions:
     deep: bool = False
     note: str = ""
     # Salesforce field history: a record's first value is not a change, so entries into a funnel's first stage are
-    # not in `into`; the records created in the period are (None where `into` already counts first values)
+    # not in `into`; the records created in the period are, by the value they were created with (None where `into`
+    # already counts first values)
     created: int | None = None
+    first_values: tuple[Transition, ...] = ()
 
     def count(self, value: str) -> int | None:
+        """Changes into a value (on Salesforce field history, records created in it left out)."""
         wanted = value.lower()
         found = [t.count for t in self.into if t.value.lower() == wanted]
         if not found:
             return 0 if self.available else None
         return None if any(c is None for c in found) else sum(c for c in found if c is not None)
+
+    def entered(self, value: str) -> int | None:
+        """Records that entered a value, those created in it included: what HubSpot's 'date entered' counts, so
+        a funnel's first stage has its entries on every CRM."""
+        changes = self.count(value)
+        if changes is None:
+            return None
+        return changes + sum(t.count or 0 for t in self.first_values if t.value.lower() == value.lower())
 
 
 @dataclass(frozen=True)
@@ -463,7 +474,37 @@ class CrmConnector(ABC):
 
     platform: ClassVar[str]
     label: ClassVar[str]
+    options: HttpOptions
+    base_url: str
+    auth_method: str
     guard: Guard
+
+    # The connectors' shared setup. `http` imports this module, so its names are imported inside.
+
+    def _configure(self, *, base_url: str, auth_method: str, methods: Iterable[str], options: dict[str, Any]) -> None:
+        """HTTP options, the base URL and the sign-in method, checked alike for every CRM before its credentials."""
+        from .http import HttpOptions, check_url
+
+        self.options = HttpOptions.from_settings(**options)
+        self.base_url = check_url(base_url, self.label, allow_http=self.options.allow_http)
+        if auth_method not in methods:
+            raise CrmConfigurationError(f"Unknown {self.label} authentication method {auth_method!r}.")
+        self.auth_method = auth_method
+
+    def _account_guard(self, guard_class: type[Guard], *, account: str, key: str | None, **extra: Any) -> Guard:
+        """The Guard of one CRM account (base URL and who signs in as `account`): connections to the same account
+        share its rate-limit windows and, unless `key` names another, its daily budget."""
+        from .http import DEFAULT_DAILY_ALLOCATION, Budget, short_hash
+
+        rate_key = short_hash(self.base_url, account)
+        budget = Budget(
+            key=key or f"{self.platform}:{rate_key}",
+            share=self.options.share,
+            store=self.options.store,
+            label=self.label,
+            default_daily=DEFAULT_DAILY_ALLOCATION[self.platform],
+        )
+        return guard_class(self.label, self.options, budget, rate_key=rate_key, **extra)
 
     @property
     def calls_spent(self) -> int:
@@ -524,6 +565,20 @@ class CrmConnector(ABC):
     @abstractmethod
     def count_without_value(self, kind: str, field_name: str) -> int:
         """Records whose `field_name` is empty (e.g. records with no lifecycle stage)."""
+
+    # Whether each value counted costs a request of its own (HubSpot: a search per value) rather than one aggregate
+    # per field (Salesforce: GROUP BY). A health check then asks only about the values it judges (held_counts).
+    counts_per_value: ClassVar[bool] = False
+
+    def held_counts(self, kind: str, field_name: str, values: Sequence[str]) -> dict[str, int]:
+        """Records holding each of `values` (API values), the held ones only."""
+        counts = self.value_counts(kind, field_name)
+        wanted = {v.lower() for v in values}
+        return {v.value: v.count for v in counts.values if v.count > 0 and v.value.lower() in wanted}
+
+    def count_unlisted(self, kind: str, field_name: str) -> int:
+        """Records holding a value that no option of `field_name` lists."""
+        return self.value_counts(kind, field_name).unknown_total
 
     @abstractmethod
     def stage_transitions(

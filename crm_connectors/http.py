@@ -382,7 +382,7 @@ class CaseInsensitive(dict):
     def __init__(self, items: Mapping[str, str] | None = None) -> None:
         super().__init__({k.lower(): v for k, v in (items or {}).items()})
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return super().get(key.lower(), default)
 
 

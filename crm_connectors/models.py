@@ -34,7 +34,7 @@ METHOD_SECRETS = {
     AuthMethod.SF_SESSION: ("access_token",),
     AuthMethod.HS_PRIVATE_APP: ("access_token",),
 }
-DEFAULT_BASE_URLS = {CrmKind.SALESFORCE: "https://login.salesforce.com", CrmKind.HUBSPOT: "https://api.hubapi.com"}
+DEFAULT_BASE_URLS: dict[str, str] = {CrmKind.SALESFORCE: "https://login.salesforce.com", CrmKind.HUBSPOT: "https://api.hubapi.com"}
 
 
 class CrmConnectionQuerySet(OrgQuerySet):
@@ -203,7 +203,7 @@ class AuditRun(TenantModel):
     snapshot = models.JSONField(default=dict, blank=True, help_text="The CRM metadata and aggregates the run read.")
     summary = models.JSONField(default=dict, blank=True, help_text="Rules evaluated / not evaluated / not run.")
     signed_version = models.PositiveIntegerField(null=True, blank=True, help_text="Definitions version checked.")
-    reports = models.ManyToManyField("reporting.Artifact", blank=True, related_name="+")
+    reports = models.ManyToManyField("deliverables.Artifact", blank=True, related_name="+")
 
     objects = AuditRunQuerySet.as_manager()
 

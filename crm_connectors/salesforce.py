@@ -83,15 +83,11 @@ from .base import (
     unreadable,
 )
 from .http import (
-    DEFAULT_DAILY_ALLOCATION,
-    Budget,
     CaseInsensitive,
     Guard,
-    HttpOptions,
     Outcome,
     TransportFailure,
     Verdict,
-    check_url,
     parse_retry_after,
     short_hash,
 )
@@ -321,11 +317,7 @@ class SalesforceConnector(CrmConnector):
         key: str | None = None,
         **options: Any,
     ) -> None:
-        self.options = HttpOptions.from_settings(**options)
-        self.base_url = check_url(base_url, "Salesforce", allow_http=self.options.allow_http)
-        if auth_method not in AuthMethod.SALESFORCE:
-            raise CrmConfigurationError(f"Unknown Salesforce authentication method {auth_method!r}.")
-        self.auth_method = auth_method
+        self._configure(base_url=base_url, auth_method=auth_method, methods=AuthMethod.SALESFORCE, options=options)
         self.api_version = api_version
         self.username, self.consumer_key = username, consumer_key
         self._secrets = {
@@ -335,18 +327,10 @@ class SalesforceConnector(CrmConnector):
             "access_token": access_token,
         }
         self._check_credentials()
-        identity = username or consumer_key or short_hash(access_token)
-        self.guard = SalesforceGuard(
-            "Salesforce",
-            self.options,
-            Budget(
-                key=key or f"salesforce:{short_hash(self.base_url, identity)}",
-                share=self.options.share,
-                store=self.options.store,
-                label="Salesforce",
-                default_daily=DEFAULT_DAILY_ALLOCATION["salesforce"],
-            ),
-            rate_key=short_hash(self.base_url, identity),
+        self.guard = self._account_guard(
+            SalesforceGuard,
+            account=username or consumer_key or short_hash(access_token),
+            key=key,
             can_relogin=auth_method != AuthMethod.SF_SESSION,
         )
         self._sf: Salesforce | None = None
@@ -673,7 +657,17 @@ class SalesforceConnector(CrmConnector):
 
     # ---- counts
 
+    @property
+    def _counted(self) -> dict[tuple, Any]:
+        """The aggregates this connector (one audit or health check) last read: a field's GROUP BY also answers how
+        many records hold no value, so count_without_value after it costs no query of its own."""
+        return self.__dict__.setdefault("_counted_aggregates", {})
+
     def stage_counts(self, kind: str = "deal") -> StageCounts:
+        self._counted[("stages", kind)] = counts = self._stage_counts(kind)
+        return counts
+
+    def _stage_counts(self, kind: str) -> StageCounts:
         with self.metered() as meter:
             pipelines = self.pipelines(kind)
             by_id = {p.id: p for p in pipelines}
@@ -709,6 +703,12 @@ class SalesforceConnector(CrmConnector):
         return StageCounts(kind, tuple(stages), without, unknown, total, meter.calls)
 
     def value_counts(self, kind: str, field_name: str, *, deep: bool = False) -> ValueCounts:
+        counts = self._value_counts(kind, field_name, deep)
+        if not counts.free_text:  # a free-text reading sees some records only
+            self._counted[("values", kind, counts.field.lower())] = counts
+        return counts
+
+    def _value_counts(self, kind: str, field_name: str, deep: bool) -> ValueCounts:
         with self.metered() as meter:
             f = self._field(kind, field_name)
             if not f.is_picklist:
@@ -765,6 +765,11 @@ class SalesforceConnector(CrmConnector):
 
     def count_without_value(self, kind: str, field_name: str) -> int:
         f = self._field(kind, field_name)
+        read = self._counted.get(("values", kind, f.api_name.lower()))
+        if read is not None:
+            return read.empty
+        if kind in STAGE_FIELD and f.api_name == STAGE_FIELD[kind] and ("stages", kind) in self._counted:
+            return self._counted[("stages", kind)].without_stage
         return self._count(f"SELECT COUNT() FROM {OBJECTS[kind]} WHERE {f.api_name} = null")
 
     def _history_source(self, kind: str, f: CrmField) -> tuple[str, str, bool]:
@@ -807,10 +812,10 @@ class SalesforceConnector(CrmConnector):
                 f"(more than {WINDOW_PAGES}); deep mode reads them."
             )
         self._ensure_budget(pages - 1, f"Reading {total:,} {history} rows")
-        rows = list(body.get("records") or [])
+        rows = _slim(body.get("records"))
         while not body.get("done", True) and body.get("nextRecordsUrl"):
             body = self._query_more(body["nextRecordsUrl"])
-            rows += body.get("records") or []
+            rows += _slim(body.get("records"))
         if not rows and not snapshot:
             ever = self._count(f"SELECT COUNT() FROM {history} WHERE Field = {soql_string(f.api_name)}")
             if not ever:
@@ -874,7 +879,19 @@ class SalesforceConnector(CrmConnector):
             if isinstance(found, str):
                 return Transitions(kind, f.api_name, start, end, (), False, history, None, meter.calls, deep, found)
             counts: Counter[str] = Counter(str(r["NewValue"]) for r in found if r.get("NewValue") is not None)
-            created = self._count(f"SELECT COUNT() FROM {OBJECTS[kind]} WHERE {window}")
+            firsts, created = self._first_values(kind, f, found, window)
+        if firsts is None:
+            note = (
+                f"A record's first {f.label} is not a change in Salesforce field history, and the {created:,} "
+                f"{OBJECTS[kind]} records created in the period are more than {WINDOW_PAGES} pages to read: entries "
+                "into the value records are created with leave them out."
+            )
+        else:
+            note = (
+                f"A record's first {f.label} is not a change in Salesforce field history: the {created:,} "
+                f"{OBJECTS[kind]} records created in the period are counted as entering the value they were created "
+                "with (the old value of their first change in the period, else the value they hold now)."
+            )
         return Transitions(
             kind,
             f.api_name,
@@ -887,10 +904,37 @@ class SalesforceConnector(CrmConnector):
             len(found),
             meter.calls,
             deep,
-            f"A record's first {f.label} is not a change in Salesforce field history: the {created:,} "
-            f"{OBJECTS[kind]} records created in the period entered their first value without a history row.",
+            note,
             created,
+            _transitions(f, dict(firsts or {})),
         )
+
+    def _first_values(
+        self, kind: str, f: CrmField, rows: list[dict[str, Any]], window: str
+    ) -> tuple[Counter[str] | None, int]:
+        """(the records created in the period by the value they were created with, all records created in it). The
+        value is the old value of a record's first change in the period, else the value it holds now: a record
+        created in the period and changed only after it counts at its current value (a month-end run reads days
+        after the month, so those are few). None instead of the values when they are more than WINDOW_PAGES pages."""
+        body = self._query(f"SELECT Id, {f.api_name} FROM {OBJECTS[kind]} WHERE {window}")
+        created = int(body.get("totalSize") or 0)
+        if math.ceil(created / PAGE) > WINDOW_PAGES:
+            return None, created
+        records = list(body.get("records") or [])
+        while not body.get("done", True) and body.get("nextRecordsUrl"):
+            body = self._query_more(body["nextRecordsUrl"])
+            records += body.get("records") or []
+        _, parent, _ = self._history_source(kind, f)
+        first_old = {
+            record: changes[0].get("OldValue")
+            for record, changes in self._per_record(rows, parent, "NewValue", self._stage_order(kind, f)).items()
+        }
+        firsts: Counter[str] = Counter()
+        for r in records:
+            value = first_old[r["Id"]] if r["Id"] in first_old else r.get(f.api_name)
+            if value not in (None, ""):
+                firsts[str(value)] += 1
+        return firsts, created
 
     def time_in_stage(
         self,
@@ -1358,6 +1402,12 @@ def _window_stays(
                 continue
             stays[str(value)].append(days(left - came))
     return dict(stays), dict(unmeasured)
+
+
+def _slim(records: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    """History rows without their `attributes` (type and URL): a month of a large org's history is kept for the
+    run, tens of thousands of rows per field in each of the CRM worker's threads, and the URL was most of a row."""
+    return [{k: v for k, v in r.items() if k != "attributes"} for r in records or []]
 
 
 def _history_pages(limit: int) -> int:

@@ -15,13 +15,6 @@ def run_audit(run_id: int) -> None:
     services.execute_run(run_id)
 
 
-@shared_task(acks_late=True)
-def render_audit_report(artifact_id: int, run_id: int) -> None:
-    from .audit import services
-
-    services.render_report(artifact_id, run_id)
-
-
 @shared_task(expires=10 * 60)
 def sweep_stuck_audits() -> None:
     """Beat, every few minutes: fail runs whose worker died mid-run (no heartbeat) or that never started."""

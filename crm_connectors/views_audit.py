@@ -7,13 +7,16 @@ from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import org_view
 from accounts.models import DomainError
-from engagements.models import ClientAccount, Engagement
-from reporting.models import ArtifactStatus
+from deliverables.models import ArtifactStatus
+from engagements.models import ClientAccount, DefinitionVersion, Engagement
 
 from .audit import rules, services
 from .models import AuditRun, CrmConnection, Finding, FindingState
 
 TEMPLATE = "crm_connectors/audit.html"
+# The drift rule's stand-in for records whose values HubSpot counts but names only in a deep audit: a note on the
+# finding, not one of the CRM's values.
+UNNAMED = "(values not named without a deep audit)"
 
 
 def _client(request, client_uuid) -> ClientAccount:
@@ -28,9 +31,38 @@ def _run(request, client, audit_run_uuid) -> AuditRun:
     )
 
 
+def _drift_engagement(request, engagements: list[Engagement], run: AuditRun | None) -> Engagement | None:
+    """The engagement the next drift check is against unless the consultant picks another: the one the run on
+    screen checked (the choice survives the run), else the one with the latest signed definitions version (an
+    engagement with nothing signed has no architecture to drift from), else the newest."""
+    by_id = {e.pk: e for e in engagements}
+    if run is not None and run.engagement_id in by_id:
+        return by_id[run.engagement_id]
+    signed = (
+        DefinitionVersion.objects.for_org(request.org)
+        .filter(engagement_id__in=by_id, signed_at__isnull=False)
+        .order_by("-signed_at", "-id")
+        .values_list("engagement_id", flat=True)
+        .first()
+    )
+    return (by_id.get(signed) if signed is not None else None) or (engagements[0] if engagements else None)
+
+
+def _unnamed_apart(finding: Finding) -> Finding:
+    """Sets the finding's CRM values and counts without the unnamed stand-in, and that stand-in's count apart."""
+    counts = dict(finding.counts or {})
+    finding.unnamed_count = counts.pop(UNNAMED, 0)  # type: ignore[attr-defined]
+    finding.named_counts = counts  # type: ignore[attr-defined]
+    finding.named_values = [v for v in finding.values or [] if v != UNNAMED]  # type: ignore[attr-defined]
+    return finding
+
+
 def _page(request, client: ClientAccount, run: AuditRun | None, status: int = 200):
     connection = CrmConnection.objects.for_org(request.org).active().filter(client=client).first()
     findings = list(services.findings_of(run)) if run is not None and run.has_findings else []
+    for finding in findings:
+        _unnamed_apart(finding)
+    engagements = list(Engagement.objects.for_org(request.org).filter(client=client).open().order_by("-created_at"))
     summary = (run.summary or {}) if run is not None else {}
     context = {
         "client": client,
@@ -44,8 +76,8 @@ def _page(request, client: ClientAccount, run: AuditRun | None, status: int = 20
         "diff": services.diff(run) if run is not None else None,
         "reports": list(run.reports.order_by("-created_at")) if run is not None else [],
         "runs": list(services.runs_with_counts(client).select_related("requested_by")[:15]),
-        "engagements": list(Engagement.objects.for_org(request.org).filter(client=client).open()),
-        "current_engagement": services.current_engagement(client),
+        "engagements": engagements,
+        "current_engagement": _drift_engagement(request, engagements, run),
         "states": FindingState.choices,
         "catalogue": rules.CATALOGUE,
         "domain_labels": rules.DOMAIN_LABELS,
@@ -136,7 +168,7 @@ def finding_update(request, client_uuid, finding_uuid):
         context = {
             "client": client,
             "run": finding.run,
-            "finding": finding,
+            "finding": _unnamed_apart(finding),
             "error": error,
             "states": FindingState.choices,
             "catalogue": rules.CATALOGUE,

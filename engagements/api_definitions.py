@@ -1,20 +1,17 @@
 """Definition alignment over the API (consultant side): draft terms and stages, versions, diffs, signature
 status and deliverables. Signing itself happens only in the client portal."""
 
-from django.db import transaction
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from accounts import activity
 from accounts.api import OrgScopedViewSet
-from accounts.models import DomainError
-from reporting.models import Artifact, ArtifactKind
-from reporting.services import request_artifact
+from deliverables.models import Artifact, ArtifactKind
 
 from . import definitions
+from .deliverables import request_artifact
 from .models import DefinitionTerm, DefinitionVersion, Engagement, StageDefinition, Stakeholder
 
 
@@ -68,65 +65,45 @@ class _DraftViewSet(
     mixins.DestroyModelMixin,
     OrgScopedViewSet,
 ):
-    """Draft rows: editing them never touches a published version (those are sealed copies)."""
+    """Draft rows: editing them never touches a published version (those are sealed copies). Edits go through
+    engagements.definitions, as on the page: a renamed key is followed, a deleted one unlinked."""
 
     def scope(self, queryset):
         engagement = self.request.query_params.get("engagement")
         queryset = queryset.select_related("engagement")
         return queryset.filter(engagement__uuid=engagement) if engagement else queryset
 
-    def _save(self, serializer, verb: str):
-        engagement = serializer.validated_data.get("engagement") or serializer.instance.engagement
-        if not engagement.is_open:
-            raise DomainError("This engagement is closed; its definitions can no longer change.")
-        key = serializer.validated_data.get("key")
-        clash = self.queryset.model.objects.for_org(self.org).filter(engagement=engagement, key=key)
-        if key and clash.exclude(pk=getattr(serializer.instance, "pk", None)).exists():
-            raise serializers.ValidationError({"key": [f"{engagement.name} already has an item with key {key!r}."]})
-        with transaction.atomic():
-            item = serializer.save(organization=self.org)
-            activity.record(
-                organization=self.org,
-                actor=self.request.user,
-                request=self.request,
-                target=engagement,
-                verb=verb,
-                data={"key": item.key},
-            )
-
     def perform_create(self, serializer):
-        self._save(serializer, f"definitions.{self.kind}_added")
+        item = self.queryset.model(organization=self.org, **serializer.validated_data)
+        serializer.instance = definitions.save_draft_item(item=item, actor=self.request.user, request=self.request)
 
     def perform_update(self, serializer):
-        self._save(serializer, f"definitions.{self.kind}_changed")
+        item, data = serializer.instance, serializer.validated_data
+        if data.get("engagement", item.engagement) != item.engagement:
+            # Its references live in its own engagement's draft: moving it would leave them dangling.
+            raise serializers.ValidationError({"engagement": ["A draft item cannot move to another engagement."]})
+        previous_key = item.key
+        for name, value in data.items():
+            setattr(item, name, value)
+        serializer.instance = definitions.save_draft_item(
+            item=item, actor=self.request.user, request=self.request, previous_key=previous_key
+        )
 
     def perform_destroy(self, instance):
-        if not instance.engagement.is_open:
-            raise DomainError("This engagement is closed; its definitions can no longer change.")
-        with transaction.atomic():
-            activity.record(
-                organization=self.org,
-                actor=self.request.user,
-                request=self.request,
-                target=instance.engagement,
-                verb=f"definitions.{self.kind}_removed",
-                data={"key": instance.key},
-            )
-            instance.delete()
+        # The same rule as the page: references to the deleted key are removed, so the draft stays publishable.
+        definitions.delete_draft_item(item=instance, actor=self.request.user, request=self.request)
 
 
 class TermViewSet(_DraftViewSet):
     queryset = DefinitionTerm.objects.all()
     serializer_class = TermSerializer
     lookup_url_kwarg = "term_uuid"
-    kind = "term"
 
 
 class StageViewSet(_DraftViewSet):
     queryset = StageDefinition.objects.all()
     serializer_class = StageSerializer
     lookup_url_kwarg = "stage_uuid"
-    kind = "stage"
 
 
 class SignatureSerializer(serializers.Serializer):
@@ -181,7 +158,7 @@ class VersionSerializer(serializers.ModelSerializer):
         ]
 
     def get_signatures(self, version) -> list[dict]:
-        return SignatureSerializer(list(self._status(version).signatures.values()), many=True).data
+        return list(SignatureSerializer(list(self._status(version).signatures.values()), many=True).data)
 
     def get_contested_items(self, version) -> list[dict]:
         return [

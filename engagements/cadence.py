@@ -209,7 +209,7 @@ def publish_weekly_update(*, update: WeeklyUpdate, actor, request=None) -> Weekl
     )
     recipients = (
         EngagementStakeholder.objects.for_org(update.organization)
-        .filter(engagement=update.engagement, receives_updates=True, stakeholder__portal_enabled=True)
+        .recipients_of(update.engagement, "weekly_update")
         .values_list("stakeholder_id", flat=True)
     )
     for stakeholder_id in recipients:

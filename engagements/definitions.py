@@ -9,6 +9,7 @@ a "no" puts a "decision needed" card on the delivery board. Signatures never car
 import hashlib
 import json
 from dataclasses import dataclass, field
+from functools import partial
 
 from django.db import transaction
 from django.db.models import Max
@@ -17,16 +18,12 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
+from . import signoffs
 from .models import (
-    CheckpointStatus,
-    DecisionCategory,
-    DecisionLogEntry,
     DefinitionTerm,
     DefinitionVersion,
     Engagement,
     EngagementStakeholder,
-    GateCheckpoint,
-    GateStatus,
     Signature,
     SignoffRequest,
     StageDefinition,
@@ -121,6 +118,83 @@ def prefill(engagement: Engagement) -> None:
     StageDefinition.objects.bulk_create(stages)
 
 
+# --------------------------------------------------------------------------------------------------
+# Draft edits: the one place draft rows change, for the HTML pages and the API alike. Terms and stages refer
+# to each other by key, so a renamed key is followed and a deleted one unlinked: publishing refuses a draft
+# with a dangling reference, and an edit must never be what leaves one.
+
+DraftItem = DefinitionTerm | StageDefinition
+
+
+def _check_open(engagement: Engagement) -> None:
+    if not engagement.is_open:
+        raise DomainError("This engagement is closed; its definitions are read-only.")
+
+
+def _kind(item: DraftItem) -> str:
+    return "term" if isinstance(item, DefinitionTerm) else "stage"
+
+
+def _rewrite_references(item: DraftItem, old_key: str, new_key: str | None) -> int:
+    """Follow a renamed key (or drop a deleted one) in every row of the other kind that refers to it.
+    Returns how many rows changed."""
+    other: type[DraftItem] = StageDefinition if isinstance(item, DefinitionTerm) else DefinitionTerm
+    field = "term_keys" if isinstance(item, DefinitionTerm) else "stage_keys"
+    changed: list = []
+    for row in other.objects.filter(organization_id=item.organization_id, engagement_id=item.engagement_id):
+        keys = getattr(row, field) or []
+        if old_key in keys:
+            updated = [new_key if k == old_key else k for k in keys] if new_key else [k for k in keys if k != old_key]
+            setattr(row, field, list(dict.fromkeys(updated)))
+            changed.append(row)
+    if changed:
+        other.objects.bulk_update(changed, [field])
+    return len(changed)
+
+
+@transaction.atomic
+def save_draft_item(*, item: DraftItem, actor, request=None, previous_key: str = "") -> DraftItem:
+    """Add or change a term or a stage of the draft (`item` unsaved or changed in memory). `previous_key` is the
+    key the row had before this edit: when it differs, every row that referred to it follows the new key."""
+    _check_open(item.engagement)
+    creating = item.pk is None
+    if item.order is None:
+        siblings = type(item).objects.filter(organization_id=item.organization_id, engagement_id=item.engagement_id)
+        if isinstance(item, StageDefinition):
+            siblings = siblings.filter(domain=item.domain)
+        item.order = (siblings.aggregate(n=Max("order"))["n"] or 0) + 1
+    item.save()
+    if previous_key and previous_key != item.key:
+        _rewrite_references(item, previous_key, item.key)
+    activity.record(
+        organization=item.engagement.organization,
+        actor=actor,
+        request=request,
+        target=item.engagement,
+        verb=f"definitions.{_kind(item)}_{'added' if creating else 'changed'}",
+        data={"key": item.key, "label": str(item)},
+    )
+    return item
+
+
+@transaction.atomic
+def delete_draft_item(*, item: DraftItem, actor, request=None) -> int:
+    """Remove a term or a stage from the draft and from the references of the other kind; published versions
+    keep it. Returns how many rows of the other kind referred to it."""
+    _check_open(item.engagement)
+    unlinked = _rewrite_references(item, item.key, None)
+    activity.record(
+        organization=item.engagement.organization,
+        actor=actor,
+        request=request,
+        target=item.engagement,
+        verb=f"definitions.{_kind(item)}_removed",
+        data={"key": item.key, "label": str(item)},
+    )
+    item.delete()
+    return unlinked
+
+
 def draft_content(engagement: Engagement) -> dict:
     org = engagement.organization
     terms = DefinitionTerm.objects.for_org(org).filter(engagement=engagement).order_by("order", "id")
@@ -171,7 +245,10 @@ def _check_references(content: dict) -> None:
 
 
 @transaction.atomic
-def publish(*, engagement: Engagement, signers: list, actor, request=None) -> DefinitionVersion:
+def publish(
+    *, engagement: Engagement, signers: list, actor, approvers: dict | None = None, request=None
+) -> DefinitionVersion:
+    """`approvers` maps the playbook's approver roles to stakeholders or waiver reasons (signoffs.map_approvers)."""
     from .tasks import send_signoff_request
 
     Engagement.objects.for_org(engagement.organization_id).select_for_update().get(pk=engagement.pk)
@@ -184,6 +261,7 @@ def publish(*, engagement: Engagement, signers: list, actor, request=None) -> De
     _check_crm_values(content)
     if not signers:
         raise DomainError("Choose at least one stakeholder who must sign this version.")
+    approver_rows, signers = signoffs.map_approvers(engagement, signers, approvers)
     foreign = [s for s in signers if s.client_id != engagement.client_id]
     if foreign:
         raise DomainError(f"{foreign[0].name} is not a stakeholder of {engagement.client}.")
@@ -200,11 +278,12 @@ def publish(*, engagement: Engagement, signers: list, actor, request=None) -> De
         content_hash=digest,
         published_by=actor,
     )
+    signoffs.record_approvers(version, approver_rows, actor)
     for stakeholder in signers:
-        signoff = SignoffRequest.objects.create(
+        asked = SignoffRequest.objects.create(
             organization=engagement.organization, version=version, stakeholder=stakeholder, requested_by=actor
         )
-        transaction.on_commit(lambda pk=signoff.pk: send_signoff_request.delay(pk))
+        transaction.on_commit(partial(send_signoff_request.delay, asked.pk))
     activity.record(
         organization=engagement.organization,
         actor=actor,
@@ -213,6 +292,7 @@ def publish(*, engagement: Engagement, signers: list, actor, request=None) -> De
         verb="definitions.published",
         data={"version": number, "hash": digest, "signers": [s.email for s in signers]},
     )
+    signoffs.sync_checkpoints(engagement)  # a checkpoint the previous version checked waits for this one
     return version
 
 
@@ -285,7 +365,7 @@ def awaiting(stakeholder) -> list[DefinitionVersion]:
         .exclude(signatures__stakeholder=stakeholder)
         .select_related("engagement")
     )
-    return [v for v in versions if latest_version(v.engagement).pk == v.pk]
+    return [v for v in versions if latest_version(v.engagement) == v]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -299,7 +379,7 @@ def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: 
     version = DefinitionVersion.objects.for_org(version.organization_id).select_for_update().get(pk=version.pk)
     if not version.requests.filter(stakeholder=stakeholder).exists():
         raise DomainError("You are not asked to sign this version.")
-    latest = latest_version(version.engagement)
+    latest = latest_version(version.engagement) or version
     if latest.pk != version.pk:
         raise DomainError(f"v{version.number} was replaced by v{latest.number}; please review the new version.")
     if version.signatures.filter(stakeholder=stakeholder).exists():
@@ -328,18 +408,7 @@ def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: 
         user_agent=(request.META.get("HTTP_USER_AGENT", "") if request else "")[:400],
     )
     engagement = version.engagement
-    labels = dict(version.items)
-    for key in sorted(k for k, v in decisions.items() if v == "no"):
-        DecisionLogEntry.objects.create(
-            organization=version.organization,
-            engagement=engagement,
-            client_visible=True,
-            category=DecisionCategory.LIFECYCLE_DEFINITIONS,
-            title=f"Contested in v{version.number}: {labels[key]}",
-            context=f"{stakeholder.name} ({stakeholder.title or stakeholder.get_department_display()}): "
-            f"{comments[key]}",
-            owner=stakeholder.name,
-        )
+    signoffs.open_contests(signature)
     activity.record(
         organization=version.organization,
         actor_label=f"{stakeholder.name} <{stakeholder.email}>",
@@ -356,21 +425,12 @@ def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: 
     if status.signed:
         version.signed_at = timezone.now()
         version.save(update_fields=["signed_at"])
-        _check_signed_checkpoints(engagement)
+        signoffs.resolve_contests(version)
+        signoffs.sync_checkpoints(engagement)
         transaction.on_commit(lambda: notify_consultants.delay(version.pk, "signed"))
     elif not signature.approved_all:
         transaction.on_commit(lambda: notify_consultants.delay(version.pk, "contested", signature.pk))
     return signature
-
-
-def _check_signed_checkpoints(engagement: Engagement) -> None:
-    GateCheckpoint.objects.for_org(engagement.organization).filter(
-        gate__engagement=engagement,
-        gate__status__in=[GateStatus.OPEN, GateStatus.PENDING],
-        auto="definitions_signed",
-    ).exclude(status=CheckpointStatus.CHECKED).update(
-        status=CheckpointStatus.CHECKED, waiver_reason="", resolved_by=None, resolved_at=timezone.now()
-    )
 
 
 # --------------------------------------------------------------------------------------------------
@@ -393,7 +453,7 @@ def diff(older: dict, newer: dict) -> list[Difference]:
         after = {i["key"]: i for i in newer[kind]}
         for key in [*before, *[k for k in after if k not in before]]:
             b, a = before.get(key), after.get(key)
-            name = (a or b)[label_field]
+            name = (a or before[key])[label_field]
             if b is None:
                 result.append(Difference(kind[:-1], key, name, "added"))
             elif a is None:

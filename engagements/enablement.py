@@ -1,16 +1,20 @@
 """Enablement and handoff: training sessions, the hypercare window and its KPIs, the retention path and the
 check-in."""
 
+import csv
+import io
 import operator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts import activity
 from accounts.models import DomainError
+from playbooks.schema import Kpi
 
 from .models import (
     CheckpointStatus,
@@ -168,7 +172,7 @@ class KpiStatus:
 
 @dataclass(frozen=True)
 class KpiState:
-    kpi: object  # playbooks.schema.Kpi
+    kpi: Kpi
     reading: KpiReading | None
     status: str
     verdict: str
@@ -179,7 +183,8 @@ class KpiState:
     def entry_hint(self) -> str:
         per = PER_WORDS.get(self.kpi.rule.per or "")
         unit = self.kpi.rule.target.unit if self.kpi.rule.target else self.kpi.rule.unit
-        what = {"pct": "a percentage (0-100)", "per_week": "times a week", "count": "a count"}.get(unit, "a figure")
+        words = {"pct": "a percentage (0-100)", "per_week": "times a week", "count": "a count"}
+        what = words.get(unit or "", "a figure")
         return f"{what}{f', {per}' if per else ''}"
 
 
@@ -325,10 +330,7 @@ def record_kpi_reading(
         note=note.strip(),
         recorded_by=actor,
     )
-    checked = []
-    for gate in Gate.objects.filter(engagement=engagement, status=GateStatus.OPEN):
-        gate.engagement = engagement
-        checked += sync_kpi_checkpoints(gate, actor=actor)
+    checked = _sync_open_gates(engagement, actor)
     activity.record(
         organization=engagement.organization,
         actor=actor,
@@ -338,3 +340,159 @@ def record_kpi_reading(
         data={"kpi": kpi, "value": str(value), "measured_on": measured_on.isoformat(), "checkpoints": checked},
     )
     return reading
+
+
+def _sync_open_gates(engagement: Engagement, actor) -> list[str]:
+    checked = []
+    for gate in Gate.objects.for_org(engagement.organization).filter(engagement=engagement, status=GateStatus.OPEN):
+        gate.engagement = engagement
+        checked += sync_kpi_checkpoints(gate, actor=actor)
+    return checked
+
+
+# --------------------------------------------------------------------------------------------------
+# Hypercare KPI readings as CSV: one reading a line, the same columns down and up, so a downloaded file can be
+# corrected and uploaded again.
+
+KPI_CSV_COLUMNS = ["kpi", "measured_on", "value", "note"]
+KPI_CSV_MAX_ROWS = 5000
+MAX_VALUE = Decimal(10) ** 10  # KpiReading.value holds 12 digits, 2 of them decimals
+# A note a spreadsheet would run as a formula is written with a leading apostrophe, and read back without it.
+FORMULA_START = ("=", "+", "-", "@")
+
+
+def kpi_readings_csv(engagement: Engagement) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(KPI_CSV_COLUMNS)
+    readings = KpiReading.objects.for_org(engagement.organization).filter(engagement=engagement)
+    for r in readings.order_by("measured_on", "kpi", "created_at"):
+        note = f"'{r.note}" if r.note.startswith(FORMULA_START) else r.note
+        writer.writerow([r.kpi, r.measured_on.isoformat(), f"{r.value:f}", note])
+    return out.getvalue()
+
+
+def _parse_kpi_row(engagement: Engagement, specs: dict, row: dict, line: int) -> KpiReading:
+    """One CSV line as an unsaved reading, or a DomainError naming the line and the column."""
+    kpi = row["kpi"].strip()
+    if kpi not in specs:
+        raise DomainError(
+            f"Line {line}, column kpi: unknown KPI {kpi!r}; this playbook's hypercare KPIs are {', '.join(specs)}."
+        )
+    raw_day = row["measured_on"].strip()
+    try:
+        measured_on = date.fromisoformat(raw_day)
+    except ValueError:
+        raise DomainError(f"Line {line}, column measured_on: write the day as YYYY-MM-DD (got {raw_day!r}).") from None
+    if measured_on > timezone.localdate():
+        raise DomainError(f"Line {line}, column measured_on: {raw_day} is in the future; a figure is measured first.")
+    if measured_on < engagement.start_date:
+        raise DomainError(
+            f"Line {line}, column measured_on: {raw_day} is before the engagement started "
+            f"({engagement.start_date:%-d %b %Y})."
+        )
+    raw_value = row["value"].strip()
+    try:
+        value = Decimal(raw_value)
+    except InvalidOperation:
+        raise DomainError(f"Line {line}, column value: a number is needed (got {raw_value!r}).") from None
+    if not value.is_finite() or abs(value) >= MAX_VALUE:
+        raise DomainError(
+            f"Line {line}, column value: a finite number below {MAX_VALUE:,} is needed (got {raw_value!r})."
+        )
+    value = value.quantize(Decimal("0.01"))
+    try:
+        check_kpi_value(specs[kpi], value)
+    except DomainError as exc:
+        raise DomainError(f"Line {line}, column value: {exc}") from None
+    note = (row.get("note") or "").strip()
+    if note.startswith("'") and note[1:].startswith(FORMULA_START):
+        note = note[1:]
+    return KpiReading(
+        organization=engagement.organization,
+        engagement=engagement,
+        kpi=kpi,
+        measured_on=measured_on,
+        value=value,
+        note=note,
+    )
+
+
+def _read_kpi_csv(engagement: Engagement, text: str) -> list[KpiReading]:
+    """Every line checked before anything is written; the first bad one is named with its line and column."""
+    if "\x00" in text:
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DomainError(f"Line {line}: the file contains a NUL byte, so it is not CSV text; save it as CSV (UTF-8).")
+    specs = {k.key: k for k in kpi_specs(engagement)}
+    if not specs:
+        raise DomainError("This playbook has no hypercare KPIs to record.")
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    try:
+        fields = [(name or "").strip().lower() for name in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise DomainError(f"Line 1: not readable as CSV ({exc}).") from None
+    if not fields:
+        raise DomainError(f"The file is empty: line 1 must name the columns {', '.join(KPI_CSV_COLUMNS)}.")
+    missing = [c for c in KPI_CSV_COLUMNS[:3] if c not in fields]
+    unknown = [f or "(blank)" for f in fields if f not in KPI_CSV_COLUMNS]
+    if missing or unknown:
+        raise DomainError(
+            f"Line 1: the columns are {', '.join(KPI_CSV_COLUMNS)} (note is optional)"
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; unknown {', '.join(unknown)}" if unknown else "")
+            + "."
+        )
+    reader.fieldnames = fields
+    readings: list[KpiReading] = []
+    first_line: dict[tuple[str, date], int] = {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            if len(readings) >= KPI_CSV_MAX_ROWS:
+                raise DomainError(f"Line {line}: at most {KPI_CSV_MAX_ROWS} readings per upload.")
+            if None in row or any(row.get(c) is None for c in KPI_CSV_COLUMNS[:3]):
+                raise DomainError(
+                    f"Line {line}: expected the columns {', '.join(fields)}; the line has a different count of cells."
+                )
+            reading = _parse_kpi_row(engagement, specs, row, line)
+            day = (reading.kpi, reading.measured_on)
+            if day in first_line:
+                raise DomainError(
+                    f"Line {line}: {reading.kpi} on {reading.measured_on.isoformat()} is already on line "
+                    f"{first_line[day]}; give one reading per KPI and day."
+                )
+            first_line[day] = line
+            readings.append(reading)
+    except csv.Error as exc:
+        raise DomainError(f"Line {reader.line_num}: not readable as CSV ({exc}).") from None
+    if not readings:
+        raise DomainError("Line 2: the file has a header but no readings.")
+    return readings
+
+
+@transaction.atomic
+def import_kpi_readings(*, engagement: Engagement, text: str, actor, request=None) -> int:
+    """Import a CSV of readings (columns kpi, measured_on, value, note): all of it or, on the first bad line,
+    nothing. A reading already recorded for the same KPI and day is replaced, so a corrected file can be uploaded
+    again. Returns how many readings were imported."""
+    engagement = Engagement.objects.for_org(engagement.organization).select_for_update().get(pk=engagement.pk)
+    readings = _read_kpi_csv(engagement, text)
+    same_day = Q()
+    for r in readings:
+        same_day |= Q(kpi=r.kpi, measured_on=r.measured_on)
+    replaced, _ = (
+        KpiReading.objects.for_org(engagement.organization).filter(engagement=engagement).filter(same_day).delete()
+    )
+    for r in readings:
+        r.recorded_by = actor
+    KpiReading.objects.bulk_create(readings)
+    checked = _sync_open_gates(engagement, actor)
+    activity.record(
+        organization=engagement.organization,
+        actor=actor,
+        request=request,
+        target=engagement,
+        verb="hypercare.kpis_imported",
+        data={"readings": len(readings), "replaced": replaced, "checkpoints": checked},
+    )
+    return len(readings)

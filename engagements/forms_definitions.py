@@ -1,14 +1,15 @@
 """Forms of definition alignment: the draft's terms and stages, publishing, deliverables and the portal sign-off.
 
-They validate input; engagements.definitions and reporting.services decide.
+They validate input; engagements.definitions and engagements.deliverables decide.
 """
 
 import re
+from typing import cast
 
 from django import forms
 from django.utils.text import slugify
 
-from reporting.models import ArtifactKind
+from deliverables.models import ArtifactKind
 
 from .models import DefinitionTerm, DefinitionVersion, StageDefinition, Stakeholder
 
@@ -43,7 +44,7 @@ class DraftItemForm(forms.ModelForm):
         self.fields["key"].required = False
         # A new item goes last unless told otherwise; an existing one keeps a position.
         self.fields["order"].required = self.instance.pk is not None
-        refs = self.fields[self.refs_field]
+        refs = cast(forms.MultipleChoiceField, self.fields[self.refs_field])
         # Keep references the list no longer offers (a deleted stage, say) visible so they can be unticked.
         current = [(k, f"{k} (missing)") for k in (self.instance.pk and getattr(self.instance, self.refs_field)) or []]
         known = dict(ref_choices)

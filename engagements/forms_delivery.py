@@ -12,7 +12,16 @@ from django.utils.html import format_html, format_html_join
 
 from accounts.models import Membership
 
-from .models import ClientAccount, EngagementStatus, EngagementType, Release, ReleaseStatus, Stakeholder, TeamRole
+from .models import (
+    ClientAccount,
+    EngagementMember,
+    EngagementStatus,
+    EngagementType,
+    Release,
+    ReleaseStatus,
+    Stakeholder,
+    TeamRole,
+)
 
 
 class DescribedErrorsMixin:
@@ -96,11 +105,22 @@ class PortfolioFilterForm(forms.Form):
         widget=PlainSelect,
     )
 
+    member = forms.ChoiceField(label="Team member", required=False)
+    sort = forms.CharField(required=False, widget=forms.HiddenInput)  # checked by engagements.portfolio.ordering
+
     def __init__(self, *args, organization, **kwargs):
         super().__init__(*args, **kwargs)
         field = self.fields["client"]
         field.queryset = ClientAccount.objects.for_org(organization).order_by("name")
         field.widget.choices = ClientOptions(field.queryset, field.empty_label)  # labels: ClientAccount.__str__
+        members = Membership.objects.for_org(organization).values_list(
+            "uuid", "user_id", "user__first_name", "user__last_name", "user__email"
+        )
+        self.member_users = {str(uuid): user_id for uuid, user_id, *_ in members}
+        self.fields["member"].choices = [
+            ("", "Anyone"),
+            *sorted(((str(u), f"{f} {la}".strip() or e) for u, _, f, la, e in members), key=lambda c: c[1].lower()),
+        ]
 
     def filter(self, engagements):
         if not self.is_valid():
@@ -109,6 +129,11 @@ class PortfolioFilterForm(forms.Form):
             engagements = engagements.filter(status=self.cleaned_data["status"])
         if self.cleaned_data["client"]:
             engagements = engagements.filter(client=self.cleaned_data["client"])
+        if self.cleaned_data["member"]:
+            user_id = self.member_users[self.cleaned_data["member"]]
+            # a subquery rather than a join: a person with two roles on an engagement lists it once
+            on_team = EngagementMember.objects.filter(user_id=user_id).values("engagement_id")
+            engagements = engagements.filter(pk__in=on_team)
         return engagements
 
 

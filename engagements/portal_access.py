@@ -19,12 +19,18 @@ from accounts.throttling import PORTAL_LINK_REQUESTS
 from .models import PortalLink, Stakeholder
 
 SESSION_KEY = "portal_stakeholder"
+# A sign-off request waits in an inbox for days, where a requested link is used within minutes: the link in a
+# sign-off email lasts seven days. Like every link it works once, and a newer link (requested or emailed) replaces it.
+SIGNOFF_LINK_MAX_AGE = 7 * 24 * 60 * 60
 BROKER_ERRORS = (OperationalError,)  # what queuing a task raises while the broker is down (kombu wraps the cause)
 _SALT = "engagements.portal-link"
 
 
-def link_path(link: PortalLink) -> str:
-    token = signing.TimestampSigner(salt=_SALT).sign(str(link.nonce))
+_SIGNOFF_SALT = "engagements.portal-link.signoff"  # its own salt: a token says which lifetime it may have
+
+
+def link_path(link: PortalLink, *, salt: str = _SALT) -> str:
+    token = signing.TimestampSigner(salt=salt).sign(str(link.nonce))
     return reverse("portal:redeem", kwargs={"token": token})
 
 
@@ -39,6 +45,30 @@ def issue_portal_link(*, stakeholder: Stakeholder, request=None) -> PortalLink:
         expires_at=now + timedelta(seconds=settings.PORTAL_LINK_MAX_AGE),
         requested_ip=client_ip(request),
     )
+
+
+def signoff_link_path(signoff_request) -> str:
+    """A sign-in link of its own for a sign-off request email, landing on the version to sign.
+
+    Made when the email is sent, so the newest email carries the working link; it does not count against the
+    stakeholder's hourly link requests (PORTAL_LINKS_PER_STAKEHOLDER), which limit what a visitor can ask for.
+    """
+    stakeholder = signoff_request.stakeholder
+    with transaction.atomic():
+        now = timezone.now()
+        PortalLink.objects.filter(stakeholder=stakeholder).usable().update(superseded_at=now)
+        link = PortalLink.objects.create(
+            organization_id=stakeholder.organization_id,
+            stakeholder=stakeholder,
+            expires_at=now + timedelta(seconds=SIGNOFF_LINK_MAX_AGE),
+        )
+    target = reverse("portal:signoff", kwargs={"definition_version_uuid": signoff_request.version.uuid})
+    return f"{link_path(link, salt=_SIGNOFF_SALT)}?next={target}"
+
+
+def _lifetime(link: PortalLink) -> str:
+    seconds = (link.expires_at - link.created_at).total_seconds()
+    return f"{round(seconds / 86400)} days" if seconds >= 86400 else f"{round(seconds / 60)} minutes"
 
 
 class LinkNotQueued(DomainError):
@@ -97,11 +127,21 @@ def request_portal_links(*, email: str, request=None) -> int:
     return sent
 
 
+def _unsign(token: str) -> str:
+    """The nonce of a requested link (30 minutes) or of a sign-off email's link (7 days)."""
+    try:
+        return signing.TimestampSigner(salt=_SALT).unsign(token, max_age=settings.PORTAL_LINK_MAX_AGE)
+    except signing.SignatureExpired:
+        raise
+    except signing.BadSignature:
+        return signing.TimestampSigner(salt=_SIGNOFF_SALT).unsign(token, max_age=SIGNOFF_LINK_MAX_AGE)
+
+
 def redeem_portal_link(*, token: str, request) -> Stakeholder:
     try:
-        nonce = signing.TimestampSigner(salt=_SALT).unsign(token, max_age=settings.PORTAL_LINK_MAX_AGE)
+        nonce = _unsign(token)
     except signing.SignatureExpired as exc:
-        raise DomainError("This sign-in link has expired (links last 30 minutes). Request a new one.") from exc
+        raise DomainError("This sign-in link has expired. Request a new one.") from exc
     except signing.BadSignature as exc:
         raise DomainError(
             "This sign-in link is not valid: it may have been cut off or altered. Request a new one."
@@ -120,7 +160,7 @@ def redeem_portal_link(*, token: str, request) -> Stakeholder:
                 )
             if link.used_at:
                 raise DomainError("This sign-in link has already been used. Request a new one.")
-            raise DomainError("This sign-in link has expired (links last 30 minutes). Request a new one.")
+            raise DomainError(f"This sign-in link has expired (it lasted {_lifetime(link)}). Request a new one.")
         stakeholder = link.stakeholder
         if not stakeholder.portal_enabled:
             raise DomainError("Portal access is switched off for your address. Contact your consultant.")

@@ -29,7 +29,7 @@ from django.utils import timezone
 from accounts import activity
 from accounts.models import DomainError
 
-from . import definitions, enablement
+from . import definitions, enablement, signoffs
 from .models import (
     AssumptionStatus,
     ChecklistItem,
@@ -51,7 +51,7 @@ from .models import (
     SubPhaseState,
 )
 
-DEFINITIONS_SIGNED = "definitions_signed"
+DEFINITIONS_SIGNED = signoffs.DEFINITIONS_SIGNED
 # The seed marks some documentation-package items "(for Single Project engagements)": a dedicated engagement's
 # architect runs the maintenance schedule, so the customer is not handed it.
 SINGLE_PROJECT_ONLY = re.compile(r"\(for single[- ]project engagements?\)", re.IGNORECASE)
@@ -104,6 +104,7 @@ def create_engagement(
         EngagementStakeholder.objects.create(
             organization=org, engagement=engagement, stakeholder=stakeholder, role=role
         )
+    _not_part_of_shape(engagement, spec, shape)
     first = engagement.phases.filter(status=PhaseStatus.PENDING).order_by("order").first()
     _activate(engagement, first)
     activity.record(
@@ -117,6 +118,20 @@ def create_engagement(
     return engagement
 
 
+def _not_part_of_shape(engagement: Engagement, spec, shape_key: str) -> None:
+    """A shape that starts at a later phase (an Embedded operation takes over a live system in Operate): the
+    phases before it were never part of this engagement, so they are marked skipped saying so, not left pending
+    as if they were still to come."""
+    shape = next((s for s in spec.engagement_shapes if s.key == shape_key), None)
+    if shape is None or shape.starts_at is None:
+        return
+    start = engagement.phases.get(key=shape.starts_at)
+    reason = f"Not part of this engagement: {shape.name} starts in {start.name}. {shape.typical_starting_point}"
+    engagement.phases.filter(order__lt=start.order, status=PhaseStatus.PENDING).update(
+        status=PhaseStatus.SKIPPED, skip_reason=reason
+    )
+
+
 def _validate_choice(value: str, allowed: list[str], label: str) -> None:
     if value and value not in allowed:
         raise DomainError(f"Unknown {label} {value!r}; this playbook offers: {', '.join(allowed) or 'none'}.")
@@ -127,6 +142,12 @@ def _instantiate(engagement: Engagement, spec) -> None:
     order = 0
     items: list[ChecklistItem] = []
     handover_phase = None
+    label = spec.consultancy_label
+
+    def ours(text: str) -> str:
+        # The method's source names the consultancy that wrote it ("LeanScale-recommended", "LeanScale →
+        # Customer"); in this engagement the organization running it is the one who recommends and hands over.
+        return text.replace(label, org.name) if label else text
 
     def item(phase, sub, spec_item, kind=ChecklistKind.TASK, group=""):
         nonlocal order
@@ -139,8 +160,8 @@ def _instantiate(engagement: Engagement, spec) -> None:
                 sub_phase=sub,
                 kind=kind,
                 key=spec_item.key,
-                text=getattr(spec_item, "text", None) or spec_item.name,
-                group=getattr(spec_item, "group", None) or group,
+                text=ours(getattr(spec_item, "text", None) or spec_item.name),
+                group=ours(getattr(spec_item, "group", None) or group),
                 owner=getattr(spec_item, "owner", None) or "",
                 critical=getattr(spec_item, "critical", False),
                 order=order,
@@ -153,11 +174,11 @@ def _instantiate(engagement: Engagement, spec) -> None:
             engagement=engagement,
             key=phase_spec.key,
             order=phase_spec.order,
-            name=phase_spec.name,
+            name=ours(phase_spec.name),
             weight=phase_spec.weight or "",
-            goal=phase_spec.goal or "",
+            goal=ours(phase_spec.goal or ""),
             status=PhaseStatus.PENDING if phase_spec.applies else PhaseStatus.SKIPPED,
-            skip_reason="" if phase_spec.applies else (phase_spec.relevance_note or "Does not apply."),
+            skip_reason="" if phase_spec.applies else ours(phase_spec.relevance_note or "Does not apply."),
         )
         for spec_item in phase_spec.activities:
             item(phase, None, spec_item, group="Activities")
@@ -170,8 +191,8 @@ def _instantiate(engagement: Engagement, spec) -> None:
                 phase=phase,
                 key=sub_spec.key,
                 order=phase_spec.order * 100 + n,
-                name=sub_spec.name,
-                purpose=sub_spec.purpose or "",
+                name=ours(sub_spec.name),
+                purpose=ours(sub_spec.purpose or ""),
             )
             for spec_item in sub_spec.checklist:
                 item(phase, sub, spec_item)
@@ -182,15 +203,21 @@ def _instantiate(engagement: Engagement, spec) -> None:
                 engagement=engagement,
                 phase=phase,
                 key=gate_spec.key,
-                name=gate_spec.name,
-                statement=gate_spec.statement or "",
+                name=ours(gate_spec.name),
+                statement=ours(gate_spec.statement or ""),
                 sub_phase_key=gate_spec.sub_phase or "",
                 per_release=gate_spec.per_release,
                 recurring=gate_spec.recurring,
             )
             GateCheckpoint.objects.bulk_create(
                 GateCheckpoint(
-                    organization=org, gate=gate, key=c.key, text=c.text, auto=c.auto or "", kpi=c.kpi or "", order=n
+                    organization=org,
+                    gate=gate,
+                    key=c.key,
+                    text=ours(c.text),
+                    auto=c.auto or "",
+                    kpi=c.kpi or "",
+                    order=n,
                 )
                 for n, c in enumerate(gate_spec.checkpoints, start=1)
             )
@@ -339,10 +366,11 @@ def resolve_checkpoint(
         raise DomainError(f"{gate.name} is not open: its phase is not the one in progress.")
     reason = reason.strip()
     if action == "check":
-        if checkpoint.auto == DEFINITIONS_SIGNED and not definitions.definitions_signed(gate.engagement):
+        if checkpoint.auto == DEFINITIONS_SIGNED and not signoffs.signoff_state(gate.engagement).complete:
             raise DomainError(
-                "This checkpoint checks itself when the client signs the Definition Alignment "
-                "Document; it cannot be ticked by hand. Waive it with a reason if you must."
+                "This checkpoint checks itself when the client signs the Definition Alignment Document (every "
+                "approver role the playbook names, on the current version); it cannot be ticked by hand. Waive it "
+                "with a reason if you must."
             )
         if checkpoint.auto == HYPERCARE_KPI and not enablement.kpi_meets_target(gate.engagement, checkpoint.kpi):
             raise DomainError(

@@ -1,11 +1,12 @@
 from celery import shared_task
 from django.conf import settings
+from django.urls import reverse
 
 from accounts.emails import send_email
 from accounts.tasks import MAIL_ERRORS
 
 from .models import PortalLink
-from .portal_access import link_path
+from .portal_access import link_path, signoff_link_path
 
 
 @shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, retry_jitter=True, max_retries=5, acks_late=True)
@@ -26,8 +27,6 @@ def send_portal_link(link_id: int) -> None:
 
 @shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, retry_jitter=True, max_retries=5, acks_late=True)
 def send_weekly_update(update_id: int, stakeholder_id: int) -> None:
-    from django.urls import reverse
-
     from .models import Stakeholder, UpdateStatus, WeeklyUpdate
 
     update = (
@@ -89,7 +88,7 @@ def remind_check_in(engagement_id: int) -> None:
             to=sorted({m.user.email for m in team}),
             context={
                 "engagement": engagement,
-                "path": f"/o/{engagement.organization.slug}/engagements/{engagement.uuid}/",
+                "path": reverse("engagements:engagement-detail", args=[engagement.organization.slug, engagement.uuid]),
             },
         )
     except MAIL_ERRORS:
@@ -115,7 +114,7 @@ def send_signoff_request(request_id: int, reminder: bool = False) -> None:
             "engagement": signoff.version.engagement,
             "stakeholder": signoff.stakeholder,
             "reminder": reminder,
-            "path": "/portal/login/",
+            "path": signoff_link_path(signoff),
             "items": len(signoff.version.items),
         },
     )
@@ -183,6 +182,6 @@ def notify_consultants(version_id: int, kind: str, signature_id: int | None = No
             "engagement": engagement,
             "signature": signature,
             "contested": contested,
-            "path": f"/o/{version.organization.slug}/engagements/{engagement.uuid}/definitions/",
+            "path": reverse("engagements:definitions", args=[version.organization.slug, engagement.uuid]),
         },
     )

@@ -58,6 +58,8 @@ urlpatterns = [
     path(E + "training/new/", enablement.training_add, name="training-add"),
     path(E + "training/<uuid:training_uuid>/", enablement.training_detail, name="training-detail"),
     path(E + "enablement/hypercare/", enablement.hypercare_set, name="hypercare-set"),
+    path(E + "enablement/kpis/upload/", enablement.kpi_upload, name="kpi-upload"),
+    path(E + "enablement/kpis.csv", enablement.kpi_download, name="kpi-download"),
     path(E + "enablement/retention/", enablement.retention_add, name="retention-add"),
     path(E + "handoff/<uuid:item_uuid>/toggle/", enablement.handoff_item_toggle, name="handoff-item-toggle"),
 ]

@@ -21,4 +21,5 @@ urlpatterns = [
     path(E + "artifacts/", definitions.artifact_request, name="artifact-request"),
     path(E + "artifacts/<uuid:artifact_uuid>/status/", definitions.artifact_status, name="artifact-status"),
     path(E + "artifacts/<uuid:artifact_uuid>/download/", definitions.artifact_download, name="artifact-download"),
+    path(E + "artifacts/<uuid:artifact_uuid>/retry/", definitions.artifact_retry, name="artifact-retry"),
 ]

@@ -1,5 +1,6 @@
 """Responses that belong to one person are never kept by a browser's or a proxy's cache."""
 
+from django.urls import reverse
 from django.utils.cache import patch_cache_control
 
 
@@ -9,7 +10,7 @@ def private_responses(get_response):
         personal = (
             request.user.is_authenticated  # consultant pages (a session)
             or "HTTP_AUTHORIZATION" in request.META  # the API with a token
-            or request.path.startswith("/portal/")  # a stakeholder's portal, links included
+            or request.path.startswith(reverse("portal:home"))  # a stakeholder's portal, links included
             or response.has_header("Content-Disposition")  # every download: PDFs, exports
         )
         if personal:

@@ -46,11 +46,15 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
+    # ours, from the bottom layer up (README, Architecture): each imports only the ones listed before it
+    "deliverables",
     "accounts",
-    "engagements",
     "playbooks",
+    "engagements",
     "crm_connectors",
+    "crm_sandbox",  # the development and test CRM servers: `manage.py crm_sandbox`, `connect_demo_crm`
     "reporting",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -292,7 +296,7 @@ SPECTACULAR_SETTINGS = {
         "RiskLevelEnum": "engagements.models.RiskLevel",
         "ReleaseStatusEnum": "engagements.models.ReleaseStatus",
         "UpdateStatusEnum": "engagements.models.UpdateStatus",
-        "ArtifactStatusEnum": "reporting.models.ArtifactStatus",
+        "ArtifactStatusEnum": "deliverables.models.ArtifactStatus",
     },
 }
 

@@ -10,6 +10,7 @@ from crm_connectors import api as crm_api
 from engagements import api as engagements_api
 from engagements import api_definitions as definitions_api
 from engagements import api_delivery as delivery_api
+from engagements import api_kpis as kpis_api
 
 ORG = r"o/(?P<org_slug>[-a-zA-Z0-9_]+)"
 
@@ -28,6 +29,9 @@ router.register(f"{ORG}/risks", delivery_api.RiskViewSet, basename="risk")
 router.register(f"{ORG}/releases", delivery_api.ReleaseViewSet, basename="release")
 router.register(f"{ORG}/work-items", delivery_api.WorkItemViewSet, basename="work-item")
 router.register(f"{ORG}/updates", delivery_api.WeeklyUpdateViewSet, basename="update")
+router.register(
+    rf"{ORG}/engagements/(?P<engagement_uuid>[^/.]+)/kpi-readings", kpis_api.KpiReadingViewSet, basename="kpi-reading"
+)
 router.register(f"{ORG}/terms", definitions_api.TermViewSet, basename="term")
 router.register(f"{ORG}/stages", definitions_api.StageViewSet, basename="stage")
 router.register(f"{ORG}/definition-versions", definitions_api.VersionViewSet, basename="definition-version")

@@ -752,6 +752,9 @@ class EngagementShape(Model):
     deliverables: Text
     end_state: Text
     ongoing_support: Text
+    # The phase an engagement of this shape starts in; the phases before it are not part of it (an Embedded
+    # operation takes over a live system, so it starts in Operate). None: the first phase.
+    starts_at: Key | None = None
 
 
 class ProjectProfile(Model):
@@ -1040,6 +1043,15 @@ def integrity_problems(pb: Playbook) -> list[tuple[Loc, str]]:
         check_ref(rule.decided_at, ("skippable", index, "decided_at"))
     for index, principle in enumerate(pb.principles):
         check_ref(principle.applies_to, ("principles", index, "applies_to"))
+    for index, shape in enumerate(pb.engagement_shapes):
+        if shape.starts_at is not None and shape.starts_at not in phase_keys:
+            problems.append(
+                (
+                    ("engagement_shapes", index, "starts_at"),
+                    f"unknown phase key '{shape.starts_at}' (a shape starts at a phase; "
+                    f"known: {', '.join(p.key for p in pb.phases)})",
+                )
+            )
     for index, etype in enumerate(pb.engagement_types):
         check_ref(etype.handed_off_at, ("engagement_types", index, "handed_off_at"), "sub-phase")
 

@@ -91,7 +91,7 @@ def save_edited_playbook(*, playbook: Playbook, text: str, actor, request=None) 
     version, created = save_version(playbook=playbook, spec=spec, actor=actor)
     if created:
         activity.record(
-            organization=playbook.organization,
+            organization=playbook.organization,  # type: ignore[arg-type]  # a library playbook was refused above
             actor=actor,
             verb="playbook.edited",
             target=playbook,

@@ -263,6 +263,8 @@ class CrmFigures:
     def _counts(self, judged: Judged) -> list[tuple[str, int]]:
         """(value, records) held in one judged place; values no option names are included."""
         place = judged.place
+        if self.connector.counts_per_value:
+            return self._judged_counts(judged)
         if place.role == "stage":
             if ("stage counts", place.kind) not in self._cache:
                 self._cache[("stage counts", place.kind)] = self.connector.stage_counts(place.kind)
@@ -273,6 +275,21 @@ class CrmFigures:
         unnamed = counts.unknown_total - sum(v.count for v in counts.values if not v.known)
         if unnamed > 0:  # HubSpot names values no option lists only when records are read (deep)
             held.append(("", unnamed))
+        return held
+
+    def _judged_counts(self, judged: Judged) -> list[tuple[str, int]]:
+        """Where each value counted costs a request: only the values a rule judges (rogue or retired options), and
+        values no option lists once per field. Signed values held by records change no figure, so they are not
+        counted."""
+        place = judged.place
+        wanted = [o.value for o in place.options if judged.rogue(o.value) or judged.retired(o.value)]
+        held = list(self.connector.held_counts(place.kind, place.field, wanted).items())
+        if place.pipeline_id is None:  # a stage no pipeline lists belongs to no pipeline's place
+            key = ("unlisted", place.kind, place.field)
+            if key not in self._cache:
+                self._cache[key] = self.connector.count_unlisted(place.kind, place.field)
+            if self._cache[key] > 0:
+                held.append(("", self._cache[key]))
         return held
 
     def _judged_values(self) -> list[tuple[Judged, str, int]]:

@@ -21,23 +21,22 @@ from accounts import activity
 from accounts.models import DomainError
 from playbooks.schema import Rule
 
-from . import rules as rule_engine
+from . import health_rules as rule_engine
 from .models import (
     Baseline,
     Cadence,
-    DeliveryStatus,
     FlagExplanation,
     Granularity,
     HealthCheckRun,
     HealthResult,
     MaintenanceSchedule,
     MetricValue,
-    ReportDelivery,
     RunStatus,
     ScheduledTask,
     ScheduleOwner,
     TaskKind,
 )
+from .monthly_report import complete_run
 
 logger = logging.getLogger(__name__)
 CRM_SOURCES = {"crm", "crm_metadata"}
@@ -70,14 +69,16 @@ def week_start(day: date) -> date:
 
 
 def month_weeks(period: date) -> list[date]:
-    """The Mondays of the weeks that belong to the month: the weeks starting in it."""
-    monday = week_start(month_start(period))
-    if monday < month_start(period):
-        monday += timedelta(days=7)
+    """The Mondays of the weeks that belong to the month: the weeks ending in it. A month's run starts on the 1st of
+    the next month, when every one of those weeks is over; a week that ends in the next month is judged there (with
+    the weeks starting in it, a week spanning a month end would be judged before its figure exists, and a catch-up
+    run would judge it differently from the run on time)."""
+    start = month_start(period)
+    sunday = start + timedelta(days=(6 - start.weekday()) % 7)
     weeks = []
-    while monday <= month_end(period):
-        weeks.append(monday)
-        monday += timedelta(days=7)
+    while sunday <= month_end(period):
+        weeks.append(sunday - timedelta(days=6))
+        sunday += timedelta(days=7)
     return weeks
 
 
@@ -265,7 +266,7 @@ def window_text(task: ScheduledTask, rule: Rule | None, schedule: MaintenanceSch
         return f"by {last:%-d %B %Y} ({rule_engine.plural(within.n, within.period)} after go-live)"
     if rule is not None and rule.window == "week":
         weeks = month_weeks(period)
-        return f"the weeks of {period:%B %Y} ({weeks[0]:%-d %b} to {weeks[-1]:%-d %b})"
+        return f"the weeks ending in {period:%B %Y} ({weeks[0]:%-d %b} to {weeks[-1] + timedelta(days=6):%-d %b})"
     if (rule is not None and rule.window == "quarter") or task.cadence == Cadence.QUARTERLY:
         months = quarter_months(schedule, period) or [period]
         return f"the quarter {months[0]:%b %Y} to {months[-1]:%b %Y}"
@@ -424,8 +425,7 @@ def create_run(engagement, period: date) -> tuple[HealthCheckRun, bool]:
 
 def due_schedules(period: date, schedules=None):
     """The active schedules that have a run for `period`: live before the month ended (`schedules` narrows)."""
-    every_tenant = MaintenanceSchedule.objects.across_tenants("beat: the month-end queue covers every tenant")
-    queryset = every_tenant if schedules is None else schedules
+    queryset = MaintenanceSchedule.objects.all() if schedules is None else schedules
     return queryset.filter(active=True, live_since__lt=month_start(period) + timedelta(days=31))
 
 
@@ -474,7 +474,7 @@ def _missing(rule: Rule, crm, period: date) -> str:
 
     what = humanize(rule.metric).lower()
     outside = [OUTSIDE_SOURCES[s] for s in rule.data_source if s in OUTSIDE_SOURCES]
-    when = f"the weeks of {period:%B %Y} (YYYY-Www)" if rule.window == "week" else f"{period:%B %Y}"
+    when = f"the weeks ending in {period:%B %Y} (YYYY-Www)" if rule.window == "week" else f"{period:%B %Y}"
     if _crm_computes(crm, rule.metric):
         return crm.missing.get(rule.metric) or f"the CRM gave no {what} for {period:%B %Y}"
     if outside:
@@ -646,14 +646,12 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
     """Claim a queued run and evaluate every due rule. Returns None when another worker has it."""
     from .crm_metrics import CrmFigures
 
-    claimed = (
-        HealthCheckRun.objects.for_task(run_id)
-        .filter(status=RunStatus.QUEUED)
-        .update(status=RunStatus.RUNNING, started_at=timezone.now())
+    claimed = HealthCheckRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now()
     )
     if not claimed:
         return None
-    run = HealthCheckRun.objects.for_task(run_id).select_related("engagement__client", "organization").get()
+    run = HealthCheckRun.objects.select_related("engagement__client", "organization").get(pk=run_id)
     engagement = run.engagement
     schedule = MaintenanceSchedule.objects.get(engagement=engagement)
     crm = None
@@ -672,13 +670,13 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
             _establish_baselines(engagement, run.period, baseline_metrics)
     except Exception as exc:  # recorded on the run in plain words; never shown as healthy
         logger.exception("Health check %s failed", run_id)
-        HealthCheckRun.objects.for_task(run_id).update(
+        HealthCheckRun.objects.filter(pk=run_id).update(
             status=RunStatus.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:2000],
             finished_at=timezone.now(),
             api_calls=crm.calls if crm else 0,
         )
-        return HealthCheckRun.objects.for_task(run_id).get()
+        return HealthCheckRun.objects.get(pk=run_id)
     finally:
         if crm is not None:
             crm.close()
@@ -687,7 +685,7 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
     red = sum(r.status == rule_engine.RED for r in results)
     not_evaluable = sum(r.status == rule_engine.NOT_EVALUABLE for r in results)
     status = RunStatus.PARTIAL if (crm and crm.errors) else RunStatus.SUCCEEDED
-    HealthCheckRun.objects.for_task(run_id).update(
+    HealthCheckRun.objects.filter(pk=run_id).update(
         status=status,
         finished_at=timezone.now(),
         red_count=red,
@@ -695,7 +693,7 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
         api_calls=crm.calls if crm else 0,
         error="; ".join(crm.errors) if crm else "",
     )
-    return HealthCheckRun.objects.for_task(run_id).get()
+    return HealthCheckRun.objects.get(pk=run_id)
 
 
 def explanations_in_force(engagement, period: date) -> dict[tuple[str, str, str], FlagExplanation]:
@@ -749,7 +747,7 @@ def catch_up(schedule_id: int, today: date | None = None) -> list[HealthCheckRun
     business cycle sets the baselines and every trend has its history. Their reports are rendered but not emailed:
     nobody wants last spring's health check in their inbox. The month just ended is beat's (or "run now"), as usual.
     A retry re-runs nothing: each month's run is claimed once."""
-    schedule = MaintenanceSchedule.objects.for_task(schedule_id).select_related("engagement__organization").get()
+    schedule = MaintenanceSchedule.objects.select_related("engagement__organization").get(pk=schedule_id)
     done = []
     for period in catch_up_periods(schedule, today):
         run, _ = create_run(schedule.engagement, period)
@@ -758,27 +756,6 @@ def catch_up(schedule_id: int, today: date | None = None) -> list[HealthCheckRun
             complete_run(finished, email=False)
             done.append(finished)
     return done
-
-
-def complete_run(run: HealthCheckRun, *, email: bool = True) -> list[ReportDelivery]:
-    """After execute_run: render the Health-Check Report (once) and queue one email per recipient (each sent once).
-
-    Returns the deliveries queued. A failed or unfinished run gets neither report nor email. Emails go through
-    the `send_health_report` task: to the workers when a broker is set, inline otherwise.
-    """
-    from .services import render_health_report
-    from .tasks import send_health_report
-
-    if run.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
-        return []
-    if not HealthCheckRun.objects.for_org(run.organization_id).filter(pk=run.pk, report__isnull=False).exists():
-        render_health_report(run)
-    if not email:
-        return []
-    deliveries = plan_deliveries(run)
-    for delivery in deliveries:
-        send_health_report.delay(delivery.pk)
-    return deliveries
 
 
 RAN, ALREADY_FINISHED, IN_PROGRESS = "ran", "already_finished", "in_progress"
@@ -815,50 +792,14 @@ def check_now(
     return done, RAN
 
 
-def recipients(run: HealthCheckRun) -> list[tuple[str, str]]:
-    """The engagement's chosen stakeholders who still want the report, and the consultants."""
-    from accounts.models import Membership, Role
-    from engagements.models import EngagementStakeholder
-
-    engagement = run.engagement
-    people = [
-        (s.stakeholder.email, s.stakeholder.name)
-        for s in EngagementStakeholder.objects.for_org(run.organization)
-        .filter(engagement=engagement, receives_updates=True, stakeholder__health_reports=True)
-        .select_related("stakeholder")
-    ]
-    team = engagement.team.values("user")
-    for membership in Membership.objects.for_org(run.organization).filter(user__in=team).select_related("user"):
-        people.append((membership.user.email, membership.user.get_full_name()))
-    if not team.exists():
-        for membership in Membership.objects.for_org(run.organization).filter(role=Role.OWNER).select_related("user"):
-            people.append((membership.user.email, membership.user.get_full_name()))
-    seen, unique = set(), []
-    for email, name in people:
-        if email.lower() not in seen:
-            seen.add(email.lower())
-            unique.append((email, name))
-    return unique
-
-
-def plan_deliveries(run: HealthCheckRun) -> list[ReportDelivery]:
-    for email, name in recipients(run):
-        ReportDelivery.objects.get_or_create(
-            organization=run.organization, run=run, email=email, defaults={"name": name}
-        )
-    return list(run.deliveries.filter(status=DeliveryStatus.PENDING))
-
-
 __all__ = [
     "adjust_task",
     "check_now",
-    "complete_run",
     "create_run",
     "due_schedules",
     "execute_run",
     "explanations_in_force",
     "import_csv",
-    "plan_deliveries",
     "queue_due_runs",
     "record_metric",
     "set_baseline",

@@ -21,7 +21,7 @@ from accounts.models import ActivityEntry, DomainError
 from playbooks.schema import NEEDS_THRESHOLD
 
 from . import health
-from . import rules as rule_engine
+from . import health_rules as rule_engine
 from .models import (
     FlagExplanation,
     Granularity,

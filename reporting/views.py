@@ -20,11 +20,12 @@ from pydantic import ValidationError as RuleError
 
 from accounts.access import org_view
 from accounts.models import DomainError
+from deliverables.charts import sparkline
+from deliverables.models import ArtifactStatus
 from engagements.models import Engagement, EngagementMember, TeamRole
 
 from . import health, health_actions
-from . import rules as rule_engine
-from .charts import sparkline
+from . import health_rules as rule_engine
 from .forms import (
     BaselineForm,
     CsvUploadForm,
@@ -36,7 +37,6 @@ from .forms import (
     TaskAdjustForm,
 )
 from .models import (
-    ArtifactStatus,
     Baseline,
     Cadence,
     DeliveryStatus,
@@ -206,7 +206,7 @@ def health_context(
     labels = dict(metrics)
     baselines = list(Baseline.objects.for_org(request.org).filter(engagement=engagement).order_by("metric", "key"))
     for b in baselines:
-        b.label = labels.get(b.metric, health_actions.humanize(b.metric))
+        b.label = labels.get(b.metric, health_actions.humanize(b.metric))  # type: ignore[attr-defined]
     axis, figures = _figure_rows(engagement, labels)
     runs = list(
         HealthCheckRun.objects.for_org(request.org)
@@ -221,7 +221,7 @@ def health_context(
         .order_by("-period")[:RUNS_SHOWN]
     )
     due = health_actions.due_period()
-    due_run = next((r for r in runs if r.period == due), None)
+    due_run: HealthCheckRun | None = next((r for r in runs if r.period == due), None)
     if due_run is None:
         due_run = HealthCheckRun.objects.for_org(request.org).filter(engagement=engagement, period=due).first()
     context.update(
@@ -422,12 +422,20 @@ def _run(request, engagement, run_uuid) -> HealthCheckRun:
     return run
 
 
+ACTIVE_RENDERS = (ArtifactStatus.QUEUED, ArtifactStatus.RENDERING)
+
+
 def _progress(run) -> None:
     run.in_progress = run.status in ACTIVE
     recently = run.finished_at is not None and run.finished_at > timezone.now() - timedelta(minutes=10)
-    run.rendering = run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL) and run.report_id is None and recently
+    report = run.report
+    checked = run.status in (RunStatus.SUCCEEDED, RunStatus.PARTIAL)
+    run.rendering = checked and (
+        (report is None and recently) or (report is not None and report.status in ACTIVE_RENDERS)
+    )
     run.polling = run.in_progress or run.rendering
-    run.report_ready = run.report is not None and run.report.status == ArtifactStatus.DONE and bool(run.report.file)
+    run.report_ready = report is not None and report.status == ArtifactStatus.DONE and bool(report.file)
+    run.report_failed = report is not None and report.status == ArtifactStatus.FAILED
 
 
 def run_context(request, engagement, run, *, bound=None) -> dict:
@@ -441,20 +449,20 @@ def run_context(request, engagement, run, *, bound=None) -> dict:
     axis, series = health_actions.metric_history(engagement, last=run.period)
     links = health_actions.escalations(results)
     can_change = request.membership.can_write
-    groups = {key: [] for key, _, _ in RESULT_GROUPS}
+    groups: dict[str, list] = {key: [] for key, _, _ in RESULT_GROUPS}
     review_items = []
     for result in results:
         result.run = run
         by_period = series.get((result.metric, result.key), {})
         values = [by_period[p].value if p in by_period else None for p in axis]
-        result.trend = _trend(values)
-        result.trend_label = _trend_label(axis, values)
-        result.status_label = STATUS_LABELS.get(result.status, result.status)
-        result.board_links = links.get(result.uuid, [])
+        result.trend = _trend(values)  # type: ignore[attr-defined]
+        result.trend_label = _trend_label(axis, values)  # type: ignore[attr-defined]
+        result.status_label = STATUS_LABELS.get(result.status, result.status)  # type: ignore[attr-defined]
+        result.board_links = links.get(result.uuid, [])  # type: ignore[attr-defined]
         if can_change and result.status == rule_engine.RED:
-            result.explain_form = ExplainForm(result=result)
+            result.explain_form = ExplainForm(result=result)  # type: ignore[attr-defined]
         if can_change and result.status in health_actions.ESCALATABLE and engagement.is_open:
-            result.escalate_form = EscalateForm(result=result, title=health_actions.escalation_title(result))
+            result.escalate_form = EscalateForm(result=result, title=health_actions.escalation_title(result))  # type: ignore[attr-defined]
         if bound is not None and bound[0] == result.pk:
             setattr(result, bound[1], bound[2])
         if result.is_review_item:  # a task a person reviews: its own section, not a flag or a missing figure

@@ -19,6 +19,8 @@ from django.db import connection
 from accounts.models import Membership, Organization, Role
 from engagements.models import ClientAccount, Stakeholder
 from gtm_ops.celery import app as celery_app
+from playbooks.models import Playbook
+from playbooks.services import load_library_playbooks
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery"
@@ -95,6 +97,13 @@ def cast(db, django_user_model) -> Cast:
         sibling_client=sibling,
         sibling_stakeholder=sibling_stakeholder,
     )
+
+
+@pytest.fixture
+def library(db) -> dict:
+    """The library's playbooks, loaded: {key: latest version}."""
+    load_library_playbooks()
+    return {p.key: p.latest_version() for p in Playbook.objects.library()}
 
 
 def free_port() -> int:

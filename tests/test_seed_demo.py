@@ -8,8 +8,8 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from accounts.models import Membership, Organization, Role
-from crm_connectors import services as crm_services
-from crm_connectors.sandbox import HubSpotSandbox
+from crm_sandbox import HubSpotSandbox
+from crm_sandbox.connection import sandbox_connection
 from engagements import definitions
 from engagements.models import ClientAccount, Engagement, PortalLink, Stakeholder
 from reporting import health
@@ -58,7 +58,7 @@ def test_globex_health_report_reads_each_domain_on_its_own_and_is_saved_for_revi
     today = timezone.localdate()
     live_since = health.month_start(health.month_start(today) - timedelta(days=100))
     with HubSpotSandbox(profile="demo") as crm:  # as scripts/run-dev.sh starts it: seed 0, today's org
-        crm_services.sandbox_connection(client=globex, sandbox=crm)
+        sandbox_connection(client=globex, sandbox=crm)
         health.start_schedule(engagement=engagement, actor=consultant, live_since=live_since, catch_up=True)
         run, _ = health.check_now(engagement, health.previous_month(today), actor=consultant)
     assert run.status == "succeeded", run.error
@@ -95,3 +95,13 @@ def test_globex_health_report_reads_each_domain_on_its_own_and_is_saved_for_revi
         old.unlink()
     (ARTIFACTS / "globex-health-check.pdf").write_bytes(pdf)
     subprocess.run(["pdftoppm", "-r", "60", "-png", "-", str(ARTIFACTS / "globex-health-check")], input=pdf, check=True)
+
+
+def test_seed_demo_lives_above_the_apps_it_seeds():
+    """The command keeps its name; it moved out of accounts (the bottom) into demo (the top of the layers)."""
+    from django.core.management import get_commands
+
+    from tests.test_layers import LAYERS
+
+    assert get_commands()["seed_demo"] == "demo"
+    assert LAYERS[-1] == "demo"

@@ -133,7 +133,7 @@ def engagement_objects(cast) -> dict:
     from datetime import date
 
     from engagements import cadence, enablement, progression, refinement
-    from engagements.models import DecisionLogEntry, FeedbackItem, Release, Risk, WorkItem
+    from engagements.models import DecisionLogEntry, FeedbackItem, KpiReading, Release, Risk, WorkItem
     from playbooks.models import Playbook
     from playbooks.services import clone_playbook, load_library_playbooks
 
@@ -157,12 +157,13 @@ def engagement_objects(cast) -> dict:
     meeting = refinement.record_meeting(engagement=engagement, type="kickoff", held_on=date(2026, 11, 3), actor=actor)
     version = refinement.start_version(engagement=engagement, actor=actor, meeting=meeting)
     assumption = refinement.add_item(version=version, key="sal", text="SAL within 48h", actor=actor)
+    from deliverables import services as pipeline
     from engagements import definitions
-    from reporting import services as reporting
+    from engagements.deliverables import request_artifact
 
     definition_version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=actor)
-    artifact = reporting.request_artifact(engagement=engagement, kind="stage_reference_card", actor=actor)
-    reporting.render(artifact.pk)  # rendered now: downloads must answer the right person
+    artifact = request_artifact(engagement=engagement, kind="stage_reference_card", actor=actor)
+    pipeline.render(artifact.pk)  # rendered now: downloads must answer the right person
     training = enablement.record_training(
         engagement=engagement, training_type=engagement.spec.enablement.training_types[0].key,
         held_on=date(2026, 11, 20), actor=actor,
@@ -205,7 +206,7 @@ def engagement_objects(cast) -> dict:
         object="lead", message="No SAL stage.", fingerprint="wall",
     )
     audit_report = audit_services.request_report(run=audit_run, actor=actor)
-    audit_services.render_report(audit_report.pk, audit_run.pk)  # rendered now: the download must answer
+    pipeline.render(audit_report.pk)  # rendered now: the download must answer
     return {
         "audit_run_uuid": audit_run.uuid,
         "finding_uuid": finding.uuid,
@@ -232,6 +233,9 @@ def engagement_objects(cast) -> dict:
         "version_uuid": version.uuid,
         "assumption_uuid": assumption.uuid,
         "training_uuid": training.uuid,
+        "reading_uuid": KpiReading.objects.create(
+            organization=org, engagement=engagement, kpi="adoption", measured_on=date(2026, 11, 20), value=50
+        ).uuid,
         "term_uuid": engagement.terms.first().uuid,
         "stage_uuid": engagement.stages.first().uuid,
         "definition_version_uuid": definition_version.uuid,

@@ -15,20 +15,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from accounts import activity
 from accounts.models import DomainError
+from deliverables import services as pipeline
+from deliverables.models import ArtifactKind
 from engagements.models import ClientAccount, Engagement
 
 from ..base import CrmError
@@ -48,13 +48,16 @@ logger = logging.getLogger(__name__)
 
 STOPPED = "The worker stopped before the audit finished (no sign of life for {minutes} minutes); start the audit again."
 NEVER_STARTED = "No worker picked the audit up within {minutes} minutes; start the audit again."
-TRANSITIONS = {
+TRANSITIONS: dict[str, set[str]] = {
     FindingState.OPEN: {FindingState.ACKNOWLEDGED, FindingState.EXPLAINED, FindingState.ACCEPTED_RISK},
     FindingState.ACKNOWLEDGED: {FindingState.OPEN, FindingState.EXPLAINED, FindingState.ACCEPTED_RISK},
     FindingState.EXPLAINED: {FindingState.OPEN, FindingState.ACKNOWLEDGED, FindingState.ACCEPTED_RISK},
     FindingState.ACCEPTED_RISK: {FindingState.OPEN, FindingState.ACKNOWLEDGED, FindingState.EXPLAINED},
 }
-NEEDS_NOTE = {FindingState.EXPLAINED: "an explanation", FindingState.ACCEPTED_RISK: "why the risk is accepted"}
+NEEDS_NOTE: dict[str, str] = {
+    FindingState.EXPLAINED: "an explanation",
+    FindingState.ACCEPTED_RISK: "why the risk is accepted",
+}
 
 
 def _setting(name: str, default: float) -> float:
@@ -552,10 +555,6 @@ def runs_with_counts(client: ClientAccount):
 @transaction.atomic
 def request_report(*, run: AuditRun, actor, request=None):
     """Queue the Current State Audit PDF of a run as a versioned artifact of its engagement."""
-    from reporting.models import Artifact, ArtifactKind
-
-    from ..tasks import render_audit_report
-
     if not run.has_findings:
         raise DomainError("Only a finished audit (succeeded or partial) can be rendered as a report.")
     engagement = run.engagement or current_engagement(run.client)
@@ -564,11 +563,8 @@ def request_report(*, run: AuditRun, actor, request=None):
             f"Deliverables belong to an engagement: start an engagement for {run.client} first, then render the report."
         )
     kind = ArtifactKind.CURRENT_STATE_AUDIT
-    number = (Artifact.objects.filter(engagement=engagement, kind=kind).aggregate(n=Max("number"))["n"] or 0) + 1
-    artifact = Artifact.objects.create(
-        organization=run.organization, engagement=engagement, kind=kind, number=number, created_by=actor
-    )
-    run.reports.add(artifact)
+    artifact = pipeline.request(engagement=engagement, kind=kind, actor=actor)
+    run.reports.add(artifact)  # the context builder finds the run through this link
     activity.record(
         organization=run.organization,
         actor=actor,
@@ -577,7 +573,6 @@ def request_report(*, run: AuditRun, actor, request=None):
         verb="artifact.requested",
         data={"kind": kind, "audit_run": str(run.uuid)},
     )
-    transaction.on_commit(lambda: render_audit_report.delay(artifact.pk, run.pk))
     return artifact
 
 
@@ -608,36 +603,12 @@ def report_context(run: AuditRun) -> dict[str, Any]:
     }
 
 
-def render_report(artifact_id: int, run_id: int):
-    """Claim a queued artifact and render it; a second worker or a retry finds nothing to claim."""
-    from reporting.models import Artifact, ArtifactStatus
-    from reporting.pdf import render_pdf
-
-    claimed = Artifact.objects.filter(pk=artifact_id, status=ArtifactStatus.QUEUED).update(
-        status=ArtifactStatus.RENDERING, started_at=timezone.now(), progress=10
+def report_context_of(artifact) -> dict[str, Any]:
+    """The deliverables pipeline's context builder for a Current State Audit artifact."""
+    run = AuditRun.objects.select_related("client", "engagement", "organization").get(
+        reports=artifact, organization=artifact.organization
     )
-    if not claimed:
-        return None
-    artifact = Artifact.objects.select_related("engagement__client", "organization").get(pk=artifact_id)
-    try:
-        run = AuditRun.objects.select_related("client", "engagement", "organization").get(
-            pk=run_id, organization=artifact.organization
-        )
-        context = {**report_context(run), "artifact": artifact}
-        Artifact.objects.filter(pk=artifact_id).update(progress=40)
-        pdf, pages = render_pdf("reports/current_state_audit.html", context)
-        artifact.file.save(artifact.filename, ContentFile(pdf), save=False)
-        artifact.sha256 = hashlib.sha256(pdf).hexdigest()
-        artifact.size, artifact.pages = len(pdf), pages
-        artifact.status, artifact.progress, artifact.finished_at = ArtifactStatus.DONE, 100, timezone.now()
-        artifact.save(update_fields=["file", "sha256", "size", "pages", "status", "progress", "finished_at"])
-    except Exception as exc:  # the row says why; a render never stays "rendering"
-        logger.exception("Rendering the audit report %s failed", artifact_id)
-        Artifact.objects.filter(pk=artifact_id).update(
-            status=ArtifactStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:2000], finished_at=timezone.now()
-        )
-        return None
-    return artifact
+    return report_context(run)
 
 
 __all__ = [
@@ -646,7 +617,7 @@ __all__ = [
     "execute_run",
     "findings_json",
     "group_findings",
-    "render_report",
+    "report_context_of",
     "request_report",
     "start_audit",
     "sweep_stuck_runs",

@@ -16,12 +16,15 @@ from .board import (
 )
 from .clients import ClientAccount, Department, Stakeholder
 from .definitions import (
+    Contest,
     DefinitionTerm,
     DefinitionVersion,
     Signature,
+    SignoffAnswer,
     SignoffRequest,
     StageDefinition,
     StageDomain,
+    VersionApprover,
 )
 from .delivery import (
     ChecklistItem,
@@ -45,6 +48,9 @@ from .enablement import KpiReading, RetentionAction, RetentionOutcome, Retention
 from .portal import PortalLink
 
 __all__ = [
+    "VersionApprover",
+    "SignoffAnswer",
+    "Contest",
     "ArchitectureVersion",
     "AssumptionItem",
     "AssumptionStatus",

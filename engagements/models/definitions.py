@@ -122,12 +122,15 @@ class SignoffRequest(TenantModel):
         constraints = [models.UniqueConstraint(fields=["version", "stakeholder"], name="unique_signoff_request")]
 
 
-class SignatureQuerySet(OrgQuerySet):
+class AppendOnlyQuerySet(OrgQuerySet):
     def update(self, **kwargs):
         raise DomainError("Signatures are append-only.")
 
     def delete(self):
         raise DomainError("Signatures are append-only.")
+
+
+SignatureQuerySet = AppendOnlyQuerySet
 
 
 class Signature(TenantModel):
@@ -158,3 +161,88 @@ class Signature(TenantModel):
     @property
     def approved_all(self) -> bool:
         return all(value == "yes" for value in self.decisions.values())
+
+
+class VersionApprover(TenantModel):
+    """An approver role the playbook names ("VP Sales"), as mapped when the version was published: the
+    stakeholder who holds it, or the reason it was waived. Neither means the role is still unassigned, and the
+    sign-off checkpoint cannot check itself."""
+
+    version = models.ForeignKey(DefinitionVersion, on_delete=models.CASCADE, related_name="approvers")
+    role = models.CharField(max_length=200)
+    order = models.PositiveIntegerField(default=0)
+    stakeholder = models.ForeignKey(
+        "engagements.Stakeholder", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    waiver_reason = models.TextField(blank=True)
+    waived_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["version", "order"]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "role"], name="unique_version_approver_role"),
+            models.CheckConstraint(
+                condition=models.Q(stakeholder__isnull=True) | models.Q(waiver_reason=""),
+                name="approver_assigned_or_waived_not_both",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.role
+
+
+class SignoffAnswer(TenantModel):
+    """One answer a signer gave in the portal before submitting, saved as they gave it so nothing is lost on a
+    reload. Append-only: a changed mind is a new row, the latest per item counts. Submitting seals the latest
+    answers into the Signature, which quotes the version hash."""
+
+    version = models.ForeignKey(DefinitionVersion, on_delete=models.CASCADE, related_name="answers")
+    stakeholder = models.ForeignKey("engagements.Stakeholder", on_delete=models.PROTECT, related_name="+")
+    item_key = models.CharField(max_length=170)
+    value = models.CharField(max_length=3, blank=True, help_text='"yes", "no", or "" (a comment typed first)')
+    comment = models.TextField(blank=True)
+    unchanged_since = models.ForeignKey(
+        DefinitionVersion,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Given by “approve all unchanged”: the earlier version in which this signer approved this text.",
+    )
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        indexes = [models.Index(fields=["version", "stakeholder", "item_key"], name="signoff_answer_lookup")]
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None:
+            raise DomainError("Answers are append-only.")
+        super().save(*args, **kwargs)
+
+
+class Contest(TenantModel):
+    """An item a signer answered No on, with the board card it opened. Resolved by the first later version that
+    is fully signed: the card is then decided, naming that version."""
+
+    version = models.ForeignKey(DefinitionVersion, on_delete=models.CASCADE, related_name="contests")
+    item_key = models.CharField(max_length=170)
+    label = models.CharField(max_length=200)
+    stakeholder = models.ForeignKey("engagements.Stakeholder", on_delete=models.PROTECT, related_name="+")
+    comment = models.TextField()
+    card = models.ForeignKey(
+        "engagements.DecisionLogEntry", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_by = models.ForeignKey(
+        DefinitionVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="resolved_contests"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"Contested in v{self.version.number}: {self.label}"

@@ -99,6 +99,21 @@ class EngagementMember(TenantModel):
         ]
 
 
+class EngagementStakeholderQuerySet(OrgQuerySet):
+    # Who receives what: every email to an engagement's stakeholders asks here, so the rules cannot drift apart.
+    # A weekly update links to the portal; the health report is an opt-out of its own (unsubscribe link).
+    RECEIVES = {
+        "weekly_update": models.Q(stakeholder__portal_enabled=True),
+        "health_report": models.Q(stakeholder__health_reports=True),
+    }
+
+    def recipients_of(self, engagement, document: str) -> "EngagementStakeholderQuerySet":
+        """The engagement's stakeholders who receive `document` (a key of RECEIVES)."""
+        if document not in self.RECEIVES:
+            raise ValueError(f"Unknown document {document!r}: one of {', '.join(self.RECEIVES)}.")
+        return self.filter(self.RECEIVES[document], engagement=engagement, receives_updates=True)
+
+
 class EngagementStakeholder(TenantModel):
     """A client stakeholder's role on this engagement (approver, champion, ...)."""
 
@@ -106,6 +121,8 @@ class EngagementStakeholder(TenantModel):
     stakeholder = models.ForeignKey("engagements.Stakeholder", on_delete=models.CASCADE, related_name="+")
     role = models.CharField(max_length=120, blank=True)
     receives_updates = models.BooleanField(default=True)
+
+    objects = EngagementStakeholderQuerySet.as_manager()
 
     class Meta:
         constraints = [

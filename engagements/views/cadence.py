@@ -7,6 +7,7 @@ Board items of the five kinds share one set of views, told apart by the `kind` k
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
+from django.db import transaction
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -26,6 +27,7 @@ from ..models import (
     Engagement,
     EngagementStakeholder,
     FeedbackItem,
+    GateDecision,
     ReleaseStatus,
     RiskStatus,
     UpdateStatus,
@@ -38,7 +40,7 @@ PAGE_SIZE = 25
 CLOSED_BOARD = "This engagement is closed; its board is read-only."
 
 # What each kind is called, which statuses its quick actions may set, and where its list lives.
-KINDS = {
+KINDS: dict[str, dict] = {
     "work": {"label": "work item", "plural": "Work items", "statuses": WorkStatus, "list": "work-list"},
     "decision": {"label": "decision", "plural": "Decisions", "statuses": DecisionStatus, "list": "decision-log"},
     "risk": {"label": "risk", "plural": "Risks", "statuses": RiskStatus, "list": "risk-list"},
@@ -99,7 +101,7 @@ def safe_next(request, default: str) -> str:
     if (
         target
         and url_has_allowed_host_and_scheme(target, {request.get_host()}, require_https=request.is_secure())
-        and target.startswith(f"/o/{request.org.slug}/")
+        and target.startswith(reverse("accounts:org-home", args=[request.org.slug]))
     ):
         return target
     return default
@@ -175,7 +177,7 @@ def board_context(request, engagement, *, bound=None, open_prefix=None, notice="
         forms[bound.prefix] = bound
     rows = _lanes(request, engagement)
     work_add = _add_url(request, engagement, "work")
-    lanes = []
+    lanes: list[dict] = []
     for key, label in cadence.LANES:
         kind, prefix = LANE_KIND[key], LANE_FORM[key]
         lanes.append(
@@ -488,6 +490,10 @@ def decision_log(request, engagement_uuid):
         "form": form,
         "can_change": can_change(request, engagement),
         "filtered": bool(category or status),
+        # the decisions taken at gates belong in the engagement's record of decisions too
+        "gate_decisions": GateDecision.objects.filter(gate__engagement=engagement)
+        .select_related("gate", "decided_by")
+        .order_by("-created_at", "-id"),
     }
     if request.htmx and request.method == "GET":
         return render(request, "engagements/decision_log.html#log", context)
@@ -499,10 +505,10 @@ def decision_log(request, engagement_uuid):
 
 
 def _recipients(request, engagement):
-    """Who a published update emails: the same rule as cadence.publish_weekly_update."""
+    """Who a published update emails."""
     return list(
         EngagementStakeholder.objects.for_org(request.org)
-        .filter(engagement=engagement, receives_updates=True, stakeholder__portal_enabled=True)
+        .recipients_of(engagement, "weekly_update")
         .select_related("stakeholder")
         .order_by("stakeholder__name")
     )
@@ -576,6 +582,11 @@ def update_edit(request, engagement_uuid, update_uuid):
                     engagement_uuid=engagement.uuid,
                     update_uuid=update.uuid,
                 )
+    return _edit_page(request, engagement, update, form)
+
+
+def _edit_page(request, engagement, update, form):
+    draft = update.status == UpdateStatus.DRAFT
     return render(
         request,
         "engagements/update_edit.html",
@@ -594,15 +605,25 @@ def update_edit(request, engagement_uuid, update_uuid):
 @org_view
 @require_POST
 def update_publish(request, engagement_uuid, update_uuid):
+    """Publish what is on screen: the edit form's publish button posts the sections, saved first in the same
+    transaction, so an edit not yet saved is never dropped (nor half-published when it is invalid)."""
     engagement = _engagement(request, engagement_uuid)
     update = _update(request, engagement, update_uuid)
+    form = WeeklyUpdateForm(request.POST, instance=update)
+    on_screen = update.status == UpdateStatus.DRAFT and any(name in request.POST for name in form.fields)
+    if on_screen and not form.is_valid():
+        return _edit_page(request, engagement, update, form)  # nothing published: the edits and their errors stay
     try:
-        cadence.publish_weekly_update(update=update, actor=request.user, request=request)
+        with transaction.atomic():
+            if on_screen:
+                update = cadence.save_weekly_update(update=form.save(commit=False), actor=request.user, request=request)
+            cadence.publish_weekly_update(update=update, actor=request.user, request=request)
     except DomainError as exc:
         messages.error(request, str(exc))
     else:
         n = len(_recipients(request, engagement))
-        messages.success(request, f"Published. {n} stakeholder{'s' if n != 1 else ''} will receive it by email.")
+        done = "Your edits were saved and published" if on_screen else "Published"
+        messages.success(request, f"{done}. {n} stakeholder{'s' if n != 1 else ''} will receive it by email.")
     return redirect(
         "engagements:update-edit", org_slug=request.org.slug, engagement_uuid=engagement.uuid, update_uuid=update.uuid
     )

@@ -1,16 +1,17 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.db.models import Count, ProtectedError
+from django.db.models import Count, F, ProtectedError
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts.access import org_view
 from accounts.api import still_referenced
 
-from .. import portal_access, services
+from .. import portal_access, portfolio, services
 from ..forms import ClientAccountForm, StakeholderForm
-from ..models import ClientAccount, Stakeholder
+from ..models import ClientAccount, Engagement, Stakeholder
 
 
 @org_view
@@ -38,6 +39,12 @@ def client_detail(request, client_uuid):
         "engagements/client_detail.html",
         {
             "client": client,
+            "engagements": portfolio.rows(
+                request.org,
+                Engagement.objects.for_org(request.org).filter(client=client).values("pk"),
+                order=[F("created_at").desc(), F("id").desc()],
+                today=timezone.localdate(),
+            ),
             "edit_form": edit_form,
             "stakeholders": Stakeholder.objects.for_org(request.org).filter(client=client),
             "stakeholder_form": StakeholderForm(client=client),

@@ -2,28 +2,25 @@
 publishing a version for sign-off, each version with its signatures, diffs, and the deliverables rendered
 from a version.
 
-Views stay thin: engagements.definitions publishes and reporting.services renders. The draft edits below are
-the small services this page needs (atomic, checked against a closed engagement, logged in the activity log).
+Views stay thin: engagements.definitions edits the draft and publishes, engagements.deliverables asks for renders.
 Every page runs a fixed number of queries whatever the number of terms, stages, versions or artifacts.
 """
 
 from dataclasses import dataclass
 
 from django.contrib import messages
-from django.db import transaction
-from django.db.models import Max
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from accounts import activity
 from accounts.access import org_view
 from accounts.models import DomainError
-from reporting.models import Artifact, ArtifactStatus
-from reporting.services import request_artifact
+from deliverables.models import Artifact, ArtifactStatus
 
-from .. import definitions
+from .. import definitions, signoffs
+from ..deliverables import request_artifact, retry_artifact
 from ..forms_definitions import ArtifactRequestForm, PublishForm, StageForm, TermForm
 from ..models import (
     DefinitionTerm,
@@ -55,80 +52,6 @@ FIELD_LABELS = {
     "crm_values": "CRM values",
     "term_keys": "Referenced terms",
 }
-
-
-# --------------------------------------------------------------------------------------------------
-# Draft edits: the only place this page changes draft rows.
-
-
-def _check_open(engagement: Engagement) -> None:
-    if not engagement.is_open:
-        raise DomainError("This engagement is closed; its definitions are read-only.")
-
-
-def _refs_field(item) -> str:
-    """The field of the *other* kind that refers to this item by key."""
-    return "term_keys" if isinstance(item, DefinitionTerm) else "stage_keys"
-
-
-def _rewrite_references(item, old_key: str, new_key: str | None) -> int:
-    """Follow a renamed key (or drop a deleted one) in every row of the other kind that refers to it."""
-    other = StageDefinition if isinstance(item, DefinitionTerm) else DefinitionTerm
-    field = _refs_field(item)
-    changed = []
-    for row in other.objects.filter(organization_id=item.organization_id, engagement_id=item.engagement_id):
-        keys = getattr(row, field) or []
-        if old_key in keys:
-            updated = [new_key if k == old_key else k for k in keys] if new_key else [k for k in keys if k != old_key]
-            setattr(row, field, list(dict.fromkeys(updated)))
-            changed.append(row)
-    if changed:
-        other.objects.bulk_update(changed, [field])
-    return len(changed)
-
-
-@transaction.atomic
-def save_draft_item(*, item, actor, request=None, previous_key: str = "") -> DefinitionTerm | StageDefinition:
-    """Add or change a term or a stage of the draft; a renamed key is followed by the rows that refer to it."""
-    _check_open(item.engagement)
-    creating = item.pk is None
-    if item.order is None:
-        siblings = type(item).objects.for_org(item.organization_id).filter(engagement_id=item.engagement_id)
-        if isinstance(item, StageDefinition):
-            siblings = siblings.filter(domain=item.domain)
-        item.order = (siblings.aggregate(n=Max("order"))["n"] or 0) + 1
-    item.save()
-    if previous_key and previous_key != item.key:
-        _rewrite_references(item, previous_key, item.key)
-    kind = "term" if isinstance(item, DefinitionTerm) else "stage"
-    activity.record(  # the same verbs and target as the definitions API
-        organization=item.engagement.organization,
-        actor=actor,
-        request=request,
-        target=item.engagement,
-        verb=f"definitions.{kind}_{'added' if creating else 'changed'}",
-        data={"key": item.key, "label": str(item)},
-    )
-    return item
-
-
-@transaction.atomic
-def delete_draft_item(*, item, actor, request=None) -> int:
-    """Remove a term or a stage from the draft and from the references of the other kind; published versions
-    keep it. Returns how many rows of the other kind referred to it."""
-    _check_open(item.engagement)
-    unlinked = _rewrite_references(item, item.key, None)
-    kind = "term" if isinstance(item, DefinitionTerm) else "stage"
-    activity.record(
-        organization=item.engagement.organization,
-        actor=actor,
-        request=request,
-        target=item.engagement,
-        verb=f"definitions.{kind}_removed",
-        data={"key": item.key, "label": str(item)},
-    )
-    item.delete()
-    return unlinked
 
 
 # --------------------------------------------------------------------------------------------------
@@ -223,11 +146,11 @@ def _draft_context(request, engagement) -> dict:
     stage_keys_of, term_keys_of = _linked(term_links, stage_links), _linked(stage_links, term_links)
     for term in terms:
         term.engagement = engagement
-        term.refs = [(k, stage_names.get(k)) for k in stage_keys_of[term.key]]
+        term.refs = [(k, stage_names.get(k)) for k in stage_keys_of[term.key]]  # type: ignore[attr-defined]
     groups: dict[str, list] = {}
     for stage in stages:
         stage.engagement = engagement
-        stage.refs = [(k, term_names.get(k)) for k in term_keys_of[stage.key]]
+        stage.refs = [(k, term_names.get(k)) for k in term_keys_of[stage.key]]  # type: ignore[attr-defined]
         groups.setdefault(stage.domain, []).append(stage)
     stage_choices = [(s.key, f"{s.name} ({DOMAIN_LABELS.get(s.domain, s.domain)})") for s in stages]
     term_choices = [(t.key, t.term) for t in terms]
@@ -363,7 +286,7 @@ def _edit(request, engagement, kind, item=None):
             form.add_error(None, "This engagement is closed; its definitions are read-only.")
         elif form.is_valid():
             try:
-                saved = save_draft_item(
+                saved = definitions.save_draft_item(
                     item=form.save(commit=False), actor=request.user, request=request, previous_key=previous_key
                 )
             except DomainError as exc:
@@ -427,7 +350,7 @@ def _delete(request, engagement, kind, item):
     label = getattr(item, KINDS[kind]["name"])
     if request.method == "POST":
         try:
-            unlinked = delete_draft_item(item=item, actor=request.user, request=request)
+            unlinked = definitions.delete_draft_item(item=item, actor=request.user, request=request)
         except DomainError as exc:
             error = str(exc)
         else:
@@ -492,8 +415,50 @@ def _signer_choices(request, engagement, form) -> list[dict]:
     return sorted(rows, key=lambda r: not r["on_engagement"])
 
 
+def _approver_choices(request, engagement, latest, people) -> tuple[list[dict], dict | None]:
+    """Each approver role the playbook names, with what was chosen for it (a stakeholder's UUID, "waive" and a
+    reason, or nothing yet), and the mapping definitions.publish() takes when every role is settled. The roles
+    start as the previous version had them, else with the stakeholder whose title is the role."""
+    data = request.POST if request.method == "POST" else {}
+    by_uuid = {str(s.uuid): s for s in people if s.portal_enabled}
+    by_title = {(s.title or "").strip().lower(): str(s.uuid) for s in people if s.portal_enabled}
+    before = {a.role: a for a in latest.approvers.select_related("stakeholder")} if latest is not None else {}
+    rows, mapping = [], {}
+    for n, role in enumerate(signoffs.approver_roles(engagement), start=1):
+        previous = before.get(role)
+        if previous is not None and (previous.stakeholder or previous.waiver_reason):
+            default = str(previous.stakeholder.uuid) if previous.stakeholder else "waive"
+        else:
+            default = by_title.get(role.lower(), "")
+        chosen = data.get(f"approver-{n}", default)
+        reason = data.get(f"waiver-{n}", previous.waiver_reason if previous is not None else "").strip()
+        error = ""
+        if chosen == "waive":
+            mapping[role] = reason
+            error = "" if reason else "Say why this role is waived."
+        elif chosen in by_uuid:
+            mapping[role] = by_uuid[chosen]
+        else:
+            error = "Choose who holds this role, or waive it with a reason."
+        rows.append({"n": n, "role": role, "chosen": chosen, "reason": reason,
+                     "error": error if request.method == "POST" else ""})
+    return rows, (None if any(r["error"] for r in rows) or request.method != "POST" else mapping)
+
+
+def _confirmation(engagement, signers: list, approvers: dict) -> str:
+    """What the consultant confirms, as a fingerprint: the draft, the signers and the role mapping. Publishing
+    refuses a confirmation of anything else (the draft edited in another tab, a signer changed)."""
+    return definitions.seal({
+        "draft": definitions.seal(definitions.draft_content(engagement)),
+        "signers": sorted(str(s.uuid) for s in signers),
+        "approvers": {role: str(v.uuid) if isinstance(v, Stakeholder) else v for role, v in approvers.items()},
+    })
+
+
 @org_view
 def definitions_publish(request, engagement_uuid):
+    """Choose the signers and map the playbook's approver roles, confirm (naming the signers and the item count),
+    publish. Publishing is irreversible, so the server publishes only a confirmation of exactly what is current."""
     engagement = _engagement(request, engagement_uuid)
     latest = definitions.latest_version(engagement)
     if latest is not None:
@@ -502,30 +467,44 @@ def definitions_publish(request, engagement_uuid):
         initial = [str(es.stakeholder.uuid) for es in definitions.signers_for(engagement)]
     data = request.POST if request.method == "POST" else None
     form = PublishForm(data, engagement=engagement, initial={"signers": initial})
-    if request.method == "POST" and form.is_valid():
-        try:
-            version = definitions.publish(
-                engagement=engagement,
-                signers=list(form.cleaned_data["signers"]),
-                actor=request.user,
-                request=request,
-            )
-        except DomainError as exc:
-            form.add_error(None, str(exc))
-        else:
-            n = len(form.cleaned_data["signers"])
-            messages.success(
-                request,
-                f"Published v{version.number}. {n} sign-off request{'s' if n != 1 else ''} emailed; "
-                "answers appear below as they arrive.",
-            )
-            return redirect(
-                "engagements:definition-version",
-                org_slug=request.org.slug,
-                engagement_uuid=engagement.uuid,
-                definition_version_uuid=version.uuid,
-            )
+    people = list(Stakeholder.objects.for_org(request.org).filter(client_id=engagement.client_id).order_by("name"))
+    approver_rows, approvers = _approver_choices(request, engagement, latest, people)
     draft = definitions.draft_content(engagement)
+    confirm = None
+    if request.method == "POST" and form.is_valid() and approvers is not None:
+        signers = list(form.cleaned_data["signers"])
+        signers += [s for s in approvers.values() if isinstance(s, Stakeholder) and s not in signers]
+        token = _confirmation(engagement, signers, approvers)
+        posted = request.POST.get("confirm", "")
+        if posted == token:
+            try:
+                version = definitions.publish(
+                    engagement=engagement, signers=signers, approvers=approvers, actor=request.user, request=request
+                )
+            except DomainError as exc:
+                form.add_error(None, str(exc))
+            else:
+                n = len(signers)
+                messages.success(
+                    request,
+                    f"Published v{version.number}. {n} sign-off request{'s' if n != 1 else ''} emailed; "
+                    "answers appear below as they arrive.",
+                )
+                return redirect(
+                    "engagements:definition-version",
+                    org_slug=request.org.slug,
+                    engagement_uuid=engagement.uuid,
+                    definition_version_uuid=version.uuid,
+                )
+        else:
+            roles = {s.pk: role for role, s in approvers.items() if isinstance(s, Stakeholder)}
+            confirm = {
+                "token": token,
+                "signers": [(s, roles.get(s.pk, "")) for s in signers],
+                "waived": [(role, reason) for role, reason in approvers.items() if isinstance(reason, str)],
+                "items": len(draft["terms"]) + len(draft["stages"]),
+                "changed": bool(posted),  # a confirmation of something that has since changed
+            }
     context = {
         "engagement": engagement,
         "active_tab": "definitions",
@@ -534,12 +513,16 @@ def definitions_publish(request, engagement_uuid):
         "changes": definitions.diff(latest.content, draft) if latest is not None else None,
         "draft_counts": (len(draft["terms"]), len(draft["stages"])),
         "signer_rows": _signer_choices(request, engagement, form),
+        "approver_rows": approver_rows,
+        "people": [s for s in people if s.portal_enabled],
+        "confirm": confirm,
         "can_change": can_change(request, engagement),
     }
     template = "engagements/definitions_publish.html"
     if request.htmx and request.method == "GET":
         template += "#dialog"
-    return render(request, template, context, status=400 if request.method == "POST" else 200)
+    ok = request.method == "GET" or (confirm is not None and not confirm["changed"])
+    return render(request, template, context, status=200 if ok else 400)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -763,6 +746,26 @@ def artifact_status(request, engagement_uuid, artifact_uuid):
     engagement = _engagement(request, engagement_uuid)
     artifact = _artifact(request, engagement, artifact_uuid)
     return render(request, "engagements/definitions.html#artifact", {"engagement": engagement, "artifact": artifact})
+
+
+@org_view
+@require_POST
+def artifact_retry(request, engagement_uuid, artifact_uuid):
+    """Render a failed deliverable again, from wherever it is listed (this page, an audit, a health run)."""
+    engagement = _engagement(request, engagement_uuid)
+    artifact = _artifact(request, engagement, artifact_uuid)
+    try:
+        artifact = retry_artifact(artifact=artifact, actor=request.user, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    artifact.engagement = engagement
+    if request.htmx:
+        context = {"engagement": engagement, "artifact": artifact}
+        return render(request, "engagements/definitions.html#artifact", context)
+    back = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        return redirect(back)
+    return redirect(_page_url(request, engagement, "deliverables"))
 
 
 def artifact_file_response(artifact: Artifact) -> FileResponse:

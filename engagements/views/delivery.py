@@ -6,32 +6,27 @@ engagements, items, checkpoints or decisions.
 """
 
 import uuid
-from html import escape  # what django.utils.html.escape does, without its lazy-string wrapper (~4x slower)
 
 from django.contrib import messages
-from django.core.paginator import Paginator
-from django.db.models import CharField, F, IntegerField, Max, Prefetch
-from django.db.models.expressions import RawSQL
+from django.db.models import Exists, F, Max, OuterRef, Prefetch
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST
 
 from accounts.access import org_view
 from accounts.models import DomainError
 from playbooks.models import Playbook
 
-from .. import enablement, progression
+from .. import enablement, progression, signoffs
+from .. import portfolio as portfolio_rows
 from ..forms_delivery import CheckpointForm, EngagementForm, GateDecisionForm, PortfolioFilterForm
 from ..models import (
     ChecklistItem,
     ChecklistKind,
     ClientAccount,
-    DecisionStatus,
     Engagement,
     EngagementMember,
     EngagementStakeholder,
@@ -42,7 +37,6 @@ from ..models import (
     GateStatus,
     PhaseState,
     PhaseStatus,
-    RiskStatus,
     SubPhaseState,
 )
 from .fragments import cached_fragment, render_fragment
@@ -191,8 +185,9 @@ def _in_our_name(engagement, items) -> None:
 
 def _sections(sub_phases, items) -> list[dict]:
     """Group a phase's checklist: first the items without a sub-phase (by group), then each sub-phase."""
-    sections, loose = [], {}
-    by_sub = {s.pk: [] for s in sub_phases}
+    sections: list[dict] = []
+    loose: dict[str, list] = {}
+    by_sub: dict[int, list] = {s.pk: [] for s in sub_phases}
     for item in items:
         if item.sub_phase_id is None:
             loose.setdefault(item.group or "Checklist", []).append(item)
@@ -216,6 +211,17 @@ def _section_count(item) -> dict:
     return {"done": siblings.filter(done=True).count(), "total": siblings.count()}
 
 
+def _current_sub(phase_id) -> SubPhaseState | None:
+    """The sub-phase the "Now in" badge names: the phase's first one not skipped that has an open checklist item."""
+    open_items = ChecklistItem.objects.filter(sub_phase_id=OuterRef("pk"), done=False)
+    return (
+        SubPhaseState.objects.filter(phase_id=phase_id, skipped=False)
+        .filter(Exists(open_items))
+        .order_by("order")
+        .first()
+    )
+
+
 def _gate_for(phase, engagement):
     if phase is None:
         return None
@@ -235,6 +241,10 @@ def _gate_context(request, engagement, gate) -> dict:
         states = {k.kpi.key: k for k in enablement.hypercare_kpis(engagement)}
         for c in checkpoints:
             c.kpi_state = states.get(c.kpi)
+    if any(c.auto == progression.DEFINITIONS_SIGNED for c in checkpoints):
+        state = signoffs.signoff_state(engagement)  # who has signed, who is missing, and any contest
+        for c in checkpoints:
+            c.signoff = state if c.auto == progression.DEFINITIONS_SIGNED else None
     return {
         "gate": gate,
         "checkpoints": checkpoints,
@@ -253,173 +263,33 @@ def _phases(engagement) -> list[PhaseState]:
 # Portfolio and creation
 
 
-# A stand-in for an engagement's uuid: the detail URL is reversed once, then each row fills in its uuid.
-_ANY_UUID = "00000000-0000-0000-0000-000000000000"
-
-
-# The portfolio's columns beyond the engagement's own fields: (SQL, params, field) of correlated subqueries on the
-# outer engagement row (a top-level query keeps the table's name, "engagements_engagement", as its alias).
-# Written as SQL on purpose: built from ORM expressions (Subquery, OuterRef, Exists, joined F()), the same query
-# cost about 2 ms of building and compiling on every request, more than the database takes to run it; and the
-# planner settles these small subqueries faster than a five-table join. Constant SQL, run by SQLite and PostgreSQL.
-PORTFOLIO_COLUMNS = {
-    # The names of the client, the playbook (and its version's number) and the current phase.
-    "client_name": (
-        'SELECT c."name" FROM "engagements_clientaccount" c WHERE c."id" = "engagements_engagement"."client_id"',
-        [],
-        CharField(),
-    ),
-    "playbook_name": (
-        'SELECT p."name" FROM "playbooks_playbookversion" v '
-        'INNER JOIN "playbooks_playbook" p ON v."playbook_id" = p."id" '
-        'WHERE v."id" = "engagements_engagement"."playbook_version_id"',
-        [],
-        CharField(),
-    ),
-    "playbook_number": (
-        'SELECT v."number" FROM "playbooks_playbookversion" v '
-        'WHERE v."id" = "engagements_engagement"."playbook_version_id"',
-        [],
-        IntegerField(),
-    ),
-    "phase_name": (
-        'SELECT s."name" FROM "engagements_phasestate" s WHERE s."id" = "engagements_engagement"."current_phase_id"',
-        [],
-        CharField(),
-    ),
-    # "<key> <name>" of the current phase's first sub-phase that is not skipped and still has an open checklist
-    # item (keys have no spaces: playbooks.schema.KEY_PATTERN).
-    "current_sub": (
-        """SELECT s."key" || ' ' || s."name" FROM "engagements_subphasestate" s
-        WHERE s."phase_id" = "engagements_engagement"."current_phase_id" AND NOT s."skipped" AND EXISTS (
-            SELECT 1 FROM "engagements_checklistitem" c WHERE c."sub_phase_id" = s."id" AND NOT c."done"
-        ) ORDER BY s."order" LIMIT 1""",
-        [],
-        CharField(),
-    ),
-    # "<status> <name>" of the first open or pending gate, by phase order, of a phase that is not skipped.
-    "next_gate": (
-        """SELECT g."status" || ' ' || g."name" FROM "engagements_gate" g
-        INNER JOIN "engagements_phasestate" p ON g."phase_id" = p."id"
-        WHERE g."engagement_id" = "engagements_engagement"."id" AND g."status" IN (%s, %s) AND p."status" <> %s
-        ORDER BY p."order" LIMIT 1""",
-        [GateStatus.OPEN.value, GateStatus.PENDING.value, PhaseStatus.SKIPPED.value],
-        CharField(),
-    ),
-    "open_decisions": (
-        """SELECT COUNT(*) FROM "engagements_decisionlogentry" d
-        WHERE d."engagement_id" = "engagements_engagement"."id" AND d."status" = %s""",
-        [DecisionStatus.NEEDED.value],
-        IntegerField(),
-    ),
-    "open_risks": (
-        """SELECT COUNT(*) FROM "engagements_risk" r
-        WHERE r."engagement_id" = "engagements_engagement"."id" AND r."status" = %s""",
-        [RiskStatus.OPEN.value],
-        IntegerField(),
-    ),
-}
-
-
-def _split(value):
-    """("<first word>", "<the rest>") of a "<key> <name>" column, (None, None) when there is none."""
-    if value is None:
-        return None, None
-    first, _, rest = value.partition(" ")
-    return first, rest
-
-
-_STATUS_BADGE = {EngagementStatus.ACTIVE: "badge ok", EngagementStatus.ON_HOLD: "badge warn"}
-_STATUS_LABEL = dict(EngagementStatus.choices)  # get_status_display() rebuilds this dict on every call
-_NONE, _ZERO = '<span class="muted">—</span>', '<span class="muted">0</span>'
-
-
-def _portfolio_row(e) -> str:
-    """One row of the portfolio table, as HTML. Built here rather than in the template: fifty rows of nine cells
-    through the template engine took longer than all the rest of the page. Same markup; every value escaped."""
-    if e.current_phase_id is None:
-        phase = _NONE
-    elif e.current_sub_key:
-        sub = f"{escape(e.current_sub_key)} {escape(e.current_sub_name)}"
-        phase = f'{escape(e.phase_name)}<br><span class="muted small">{sub}</span>'
-    else:
-        phase = escape(e.phase_name)
-    if not e.next_gate_name:
-        gate = _NONE
-    elif e.next_gate_status == GateStatus.OPEN:
-        gate = f'{escape(e.next_gate_name)}<br><span class="muted small">awaiting decision</span>'
-    else:
-        gate = escape(e.next_gate_name)
-    decisions = f'<span class="badge warn">{e.open_decisions}</span>' if e.open_decisions else _ZERO
-    risks = f'<span class="badge bad">{e.open_risks}</span>' if e.open_risks else _ZERO
-    days = e.days_since_update
-    if days is None:
-        update = '<span class="muted">Never</span>'
-    elif days == 0:
-        update = "Today"
-    else:
-        overdue = days > 7 and e.status == EngagementStatus.ACTIVE
-        title = ' class="overdue" title="More than a week: the weekly update is due"' if overdue else ""
-        update = f"<span{title}>{days} day{'' if days == 1 else 's'} ago</span>"
-    status = escape(str(_STATUS_LABEL.get(e.status, e.status)))
-    return mark_safe(  # noqa: S308 - every value above and below goes through escape()
-        f"""<tr>
-      <td><a href="{escape(e.detail_url)}"><strong>{escape(e.name)}</strong></a></td>
-      <td>{escape(e.client_name)}</td>
-      <td>{escape(e.playbook_name)} <span class="muted">v{e.playbook_number}</span></td>
-      <td>{phase}</td>
-      <td>{gate}</td>
-      <td class="num">{decisions}</td>
-      <td class="num">{risks}</td>
-      <td>{update}</td>
-      <td><span class="{_STATUS_BADGE.get(e.status, "badge ")}">{status}</span></td>
-    </tr>"""
-    )
-
-
 @org_view
 def portfolio(request):
     # The filters, the table and the pagination are the same for every member with this role, time zone and date
-    # until the organization's data changes: cached (views/fragments.py), keyed by the query string as well.
+    # until the organization's data changes: cached (views/fragments.py), keyed by the query string as well. An htmx
+    # request (a filter changed, a column sorted, a page turned) gets the same content without the page around it.
     content = cached_fragment(
         request,
         "portfolio",
         request.META.get("QUERY_STRING", ""),
         build=lambda: {"html": render_fragment(request, "engagements/_portfolio_content.html", _portfolio(request))},
     )
+    if request.htmx:
+        return HttpResponse(content["html"])
     return render(request, "engagements/portfolio.html", {"content": content["html"]})
 
 
 def _portfolio(request) -> dict:
     form = PortfolioFilterForm(request.GET or None, organization=request.org)
-    order = ("-created_at", "-id")
-    # Paginate the filtered engagements' ids, then compute the columns for that page's rows only: with OFFSET,
-    # the subqueries would otherwise also run for every skipped row.
-    ids = form.filter(Engagement.objects.for_org(request.org)).order_by(*order).values("pk")
-    page = Paginator(ids, PAGE_SIZE).get_page(request.GET.get("page"))
-    rows = (
-        Engagement.objects.for_org(request.org)
-        .filter(pk__in=page.object_list)
-        .only("uuid", "name", "status", "current_phase_id", "last_update_published_at")
-        .annotate(
-            **{name: RawSQL(sql, params, field) for name, (sql, params, field) in PORTFOLIO_COLUMNS.items()},  # noqa: S611
-        )
-        .order_by(*order)
+    context = portfolio_rows.page(
+        request.org,
+        form,
+        sort=request.GET.get("sort", ""),
+        page_number=request.GET.get("page"),
+        today=timezone.localdate(),
     )
-    page.object_list = list(rows)
-    today = timezone.localdate()  # days since the last update: calendar days in the viewer's time zone
-    detail_prefix, _, detail_suffix = reverse(
-        "engagements:engagement-detail", args=[request.org.slug, _ANY_UUID]
-    ).rpartition(_ANY_UUID)
-    for engagement in page.object_list:
-        published = engagement.last_update_published_at
-        engagement.days_since_update = (today - timezone.localdate(published)).days if published else None
-        engagement.detail_url = f"{detail_prefix}{engagement.uuid}{detail_suffix}"
-        engagement.current_sub_key, engagement.current_sub_name = _split(engagement.current_sub)
-        engagement.next_gate_status, engagement.next_gate_name = _split(engagement.next_gate)
-        engagement.row = _portfolio_row(engagement)
-    filtered = any(request.GET.get(name) for name in form.fields)
-    return {"page": page, "filter_form": form, "filtered": filtered}
+    filtered = any(request.GET.get(name) for name in form.fields if name != "sort")
+    return {**context, "filter_form": form, "filtered": filtered}
 
 
 @org_view
@@ -592,10 +462,12 @@ def checklist_toggle(request, engagement_uuid, item_uuid):
         item.editable = _editable(request, item.engagement, item.phase, item.sub_phase)
         _in_our_name(item.engagement, [item])
         context = {"item": item, "engagement": item.engagement, "item_error": error, **_section_count(item)}
-        return HttpResponse(
-            render_to_string("engagements/engagement_detail.html#checklist-item", context, request=request)
-            + render_to_string("engagements/_checklist_count_oob.html", context, request=request)
-        )
+        badge = {"oob": True, "current_sub": _current_sub(item.phase_id)}
+        html = render_to_string("engagements/engagement_detail.html#checklist-item", context, request=request)
+        html += render_to_string("engagements/_checklist_count_oob.html", context, request=request)
+        if item.phase_id == item.engagement.current_phase_id:  # the "Now in" badge shows the current phase's
+            html += render_to_string("engagements/engagement_detail.html#current-sub", badge, request=request)
+        return HttpResponse(html)
     if error:
         messages.error(request, error)
     return _back(request, item.engagement)
@@ -647,7 +519,9 @@ def gate_decide(request, engagement_uuid, gate_uuid):
     gate = _gate_for(PhaseState.objects.for_org(request.org).get(pk=gate.phase_id), engagement)
     options = _described_options(gate, engagement)
     form = GateDecisionForm(request.POST or None, options=progression.gate_options(gate), gate=gate)
-    form.fields["note"].help_text = (
+    form.fields[
+        "note"
+    ].help_text = (
         "Why this decision, for the decision history. A decision not to proceed needs one: say what is not ready."
     )
     about = request.POST.getlist("unmet") if request.method == "POST" else []

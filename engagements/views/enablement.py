@@ -4,8 +4,10 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_POST
 
 from accounts.access import org_view
 from accounts.models import DomainError
@@ -17,6 +19,7 @@ from ..models import (
     ChecklistItem,
     ChecklistKind,
     EngagementType,
+    KpiReading,
     RetentionAction,
     SubPhaseState,
     TrainingSession,
@@ -38,6 +41,33 @@ class KpiReadingForm(forms.Form):
     def __init__(self, *args, kpis, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["kpi"].choices = [(k.key, k.metric) for k in kpis]
+
+
+class KpiCsvForm(forms.Form):
+    MAX_BYTES = 1_000_000
+
+    file = forms.FileField(
+        label="CSV file",
+        help_text="Columns kpi, measured_on (YYYY-MM-DD), value, note (optional); one reading per line.",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("prefix", "kpi-csv")
+        super().__init__(*args, **kwargs)
+
+    def clean_file(self) -> str:
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise forms.ValidationError(f"The file is larger than {self.MAX_BYTES // 1_000_000} MB.")
+        data = upload.read()
+        try:
+            return data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise forms.ValidationError(
+                f"Line {line}: the file has bytes that are not UTF-8 text; save it as CSV (UTF-8)."
+            ) from None
 
 
 def _training_types(engagement) -> list:
@@ -82,21 +112,28 @@ def handoff_items(request, engagement) -> list:
     )
 
 
-def enablement_context(request, engagement, *, training_form=None, hypercare_form=None, retention_form=None,
-                       handoff_error="", kpi_form=None) -> dict:
+def enablement_context(
+    request,
+    engagement,
+    *,
+    training_form=None,
+    hypercare_form=None,
+    retention_form=None,
+    handoff_error="",
+    kpi_form=None,
+    kpi_csv_form=None,
+) -> dict:
     types = _training_types(engagement)
     names = {t.key: t.name for t in types}
     trainings = list(TrainingSession.objects.for_org(request.org).filter(engagement=engagement).order_by("-held_on"))
     for t in trainings:
-        t.type_name = names.get(t.training_type, t.training_type)
+        t.type_name = names.get(t.training_type, t.training_type)  # type: ignore[attr-defined]
     retention = _retention(engagement)
     if retention_form is None and retention["next_spec"] is not None:
         retention_form = RetentionStepForm(initial={"offer": retention["next_spec"].offer})
     hypercare = _hypercare(request, engagement)
     if hypercare_form is None:
-        hypercare_form = HypercareForm(
-            initial={"start": engagement.hypercare_start, "end": engagement.hypercare_end}
-        )
+        hypercare_form = HypercareForm(initial={"start": engagement.hypercare_start, "end": engagement.hypercare_end})
     items = handoff_items(request, engagement)
     kpis = services.hypercare_kpis(engagement)
     if kpi_form is None and kpis:
@@ -110,6 +147,8 @@ def enablement_context(request, engagement, *, training_form=None, hypercare_for
         "hypercare_form": hypercare_form,
         "kpis": kpis,
         "kpi_form": kpi_form,
+        "kpi_csv_form": kpi_csv_form or KpiCsvForm(),
+        "kpi_readings": KpiReading.objects.for_org(request.org).filter(engagement=engagement).exists(),
         "handover": [i for i in items if i.kind == ChecklistKind.HANDOVER],
         "doc_package": [i for i in items if i.kind == ChecklistKind.DOC_PACKAGE],
         "handoff_done": sum(1 for i in items if i.done),
@@ -124,8 +163,9 @@ def enablement_context(request, engagement, *, training_form=None, hypercare_for
 
 
 def _page(request, engagement, status=200, **forms):
-    return render(request, "engagements/enablement.html", enablement_context(request, engagement, **forms),
-                  status=status)
+    return render(
+        request, "engagements/enablement.html", enablement_context(request, engagement, **forms), status=status
+    )
 
 
 def _back(request, engagement):
@@ -149,6 +189,35 @@ def enablement(request, engagement_uuid):
             messages.success(request, f"{state.kpi.metric}: {form.cleaned_data['value']:g} recorded. {state.verdict}")
             return _back(request, engagement)
     return _page(request, engagement, status=400, kpi_form=form)
+
+
+@org_view
+@require_POST
+def kpi_upload(request, engagement_uuid):
+    """Hypercare KPI readings from a CSV: every line or, on the first bad one, none (the form says which)."""
+    engagement = _engagement(request, engagement_uuid)
+    form = KpiCsvForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            count = services.import_kpi_readings(
+                engagement=engagement, text=form.cleaned_data["file"], actor=request.user, request=request
+            )
+        except DomainError as exc:
+            form.add_error("file", f"Nothing was imported. {exc}")
+        else:
+            messages.success(request, f"{count} KPI reading{'s' if count != 1 else ''} imported from the CSV.")
+            return _back(request, engagement)
+    return _page(request, engagement, status=400, kpi_csv_form=form)
+
+
+@org_view
+@require_GET
+def kpi_download(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    response = HttpResponse(services.kpi_readings_csv(engagement), content_type="text/csv; charset=utf-8")
+    name = slugify(engagement.name) or "engagement"
+    response["Content-Disposition"] = f'attachment; filename="hypercare-kpis-{name}.csv"'
+    return response
 
 
 @org_view
@@ -251,4 +320,3 @@ def retention_add(request, engagement_uuid):
             messages.success(request, f"{step.get_action_display()}: {step.get_outcome_display().lower()}.")
             return _back(request, engagement)
     return _page(request, engagement, status=400, retention_form=form)
-

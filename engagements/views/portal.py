@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from accounts.models import DomainError
@@ -30,9 +31,9 @@ def portal_redeem(request, token):
         redeem_portal_link(token=token, request=request)
     except DomainError as exc:
         return render(request, "portal/link_invalid.html", {"reason": str(exc)}, status=400)
-    target = request.GET.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, {request.get_host()}) or not target.startswith("/portal/"):
-        target = "portal:home"
+    target, home = request.GET.get("next", ""), reverse("portal:home")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}) or not target.startswith(home):
+        target = home
     return redirect(target)
 
 

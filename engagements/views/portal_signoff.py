@@ -6,14 +6,19 @@ DefinitionVersion.objects.for_stakeholder() or filters on the stakeholder's clie
 Pages run a fixed number of queries whatever the number of terms, stages or versions.
 """
 
+from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import F, OuterRef, Subquery
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.template.defaultfilters import pluralize
+from django.utils.html import escape
+from django.views.decorators.http import require_POST
 
 from accounts.models import DomainError
-from reporting.models import Artifact
+from deliverables.models import Artifact
 
-from .. import definitions
+from .. import definitions, signoffs
 from ..forms_definitions import NO, YES, SignoffForm
 from ..models import DefinitionVersion, Engagement, Signature, SignoffRequest, StageDomain
 from ..portal_access import portal_view
@@ -88,7 +93,7 @@ def signoff_list(request):
     )
 
 
-def _items(version: DefinitionVersion, *, form=None, signature=None, status=None) -> list[dict]:
+def _items(version: DefinitionVersion, *, form=None, signature=None, status=None, unchanged=None) -> list[dict]:
     """Every term, then every stage grouped by domain, each with what the page shows of it."""
     content = version.content
     term_names = {t["key"]: t["term"] for t in content["terms"]}
@@ -107,7 +112,8 @@ def _items(version: DefinitionVersion, *, form=None, signature=None, status=None
         if form is not None:
             item["field"] = form[key]
             item["comment"] = form[f"comment:{key}"]
-            item["value"] = form[key].value() if form.is_bound else None
+            item["value"] = form[key].value()  # posted, else the answer saved earlier
+            item["unchanged_since"] = (unchanged or {}).get(key)
         if signature is not None:
             item["answer"] = signature.decisions.get(key)
             item["your_comment"] = signature.comments.get(key, "")
@@ -151,11 +157,14 @@ def signoff(request, definition_version_uuid):
             else:
                 return redirect("portal:signoff", definition_version_uuid=version.uuid)
     elif can_sign:
-        form = SignoffForm(version=version)
+        saved = signoffs.current_answers(version, stakeholder)
+        initial = {key: a.value for key, a in saved.items()} | {f"comment:{k}": a.comment for k, a in saved.items()}
+        form = SignoffForm(version=version, initial=initial)
 
     status = definitions.version_status(version) if form is None else None
-    items = _items(version, form=form, signature=signature, status=status)
-    answered = sum(1 for i in items if i.get("value") in (YES, NO))
+    unchanged = signoffs.unchanged_since_approved(version, stakeholder) if form is not None else {}
+    items = _items(version, form=form, signature=signature, status=status, unchanged=unchanged)
+    answered = _answered(items)
     context = {
         "stakeholder": stakeholder,
         "client": stakeholder.client,
@@ -173,12 +182,63 @@ def signoff(request, definition_version_uuid):
         "status": status,
         "replaced_by": replaced_by,
         "can_sign": can_sign,
+        "unchanged_open": [i for i in items if i.get("unchanged_since") and i.get("value") not in (YES, NO)],
     }
     if signature is not None and form is None:
         context["your_no"] = [i for i in items if i["answer"] != YES]
         context["approved_count"] = len(items) - len(context["your_no"])
     failed = request.method == "POST"  # a successful POST redirected above
     return render(request, "portal/signoff.html", context, status=400 if failed else 200)
+
+
+def _answered(items: list[dict]) -> int:
+    answered = sum(1 for i in items if i.get("value") in (YES, NO))
+    if not 0 <= answered <= len(items):
+        raise ValueError(f"{answered} of {len(items)} answered is impossible")
+    return answered
+
+
+def _answerable(request, definition_version_uuid) -> DefinitionVersion:
+    return get_object_or_404(
+        DefinitionVersion.objects.for_stakeholder(request.stakeholder).select_related("engagement"),
+        uuid=definition_version_uuid,
+    )
+
+
+@portal_view
+@require_POST
+def signoff_answer(request, definition_version_uuid):
+    """Save one item's answer as it is given (htmx, from the sign-off form): the answer and the progress."""
+    version = _answerable(request, definition_version_uuid)
+    key = request.POST.get("item", "")
+    try:
+        signoffs.save_answer(
+            version=version,
+            stakeholder=request.stakeholder,
+            item_key=key,
+            value=request.POST.get(key, ""),
+            comment=request.POST.get(f"comment:{key}", ""),
+        )
+    except DomainError as exc:
+        return HttpResponse(f'<p role="alert">Not saved: {escape(exc)}</p>', status=400)
+    answered, changes_requested = signoffs.progress(version, request.stakeholder)
+    return render(request, "portal/_signoff_saved.html", {
+        "answered": answered, "total": len(version.items), "changes_requested": changes_requested,
+    })
+
+
+@portal_view
+@require_POST
+def signoff_approve_unchanged(request, definition_version_uuid):
+    """One deliberate action: Yes for every item unchanged since a version this signer approved."""
+    version = _answerable(request, definition_version_uuid)
+    try:
+        n = signoffs.approve_unchanged(version=version, stakeholder=request.stakeholder)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Approved {n} unchanged item{pluralize(n)}. Review the others, then submit.")
+    return redirect("portal:signoff", definition_version_uuid=version.uuid)
 
 
 @portal_view

@@ -51,9 +51,9 @@ def test_only_owners_open_settings(cast, client):
 @pytest.mark.django_db(transaction=True)
 def test_the_logo_appears_on_deliverables(cast, settings, tmp_path):
     from engagements import definitions, progression
+    from engagements.deliverables import request_artifact
     from playbooks.models import Playbook
     from playbooks.services import load_library_playbooks
-    from reporting.services import request_artifact
 
     settings.MEDIA_ROOT = tmp_path
     cast.org.logo.save("logo.png", io.BytesIO(png()), save=True)

@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Count, Q
 
 from accounts.models import DomainError, Organization
-from accounts.tenancy import NOT_YET_ENFORCED, UnscopedQuery, crossing_tenants
+from accounts.tenancy import UnscopedQuery, crossing_tenants
 from engagements.models import ClientAccount, Stakeholder
 
 
@@ -32,7 +32,6 @@ def tenant_owned_models() -> list:
 
 
 TENANT_MODELS = tenant_owned_models()
-ENFORCED = [m for m in TENANT_MODELS if m._meta.label not in NOT_YET_ENFORCED]
 
 
 def test_the_enumeration_finds_the_tenant_models():
@@ -45,11 +44,10 @@ def test_the_enumeration_finds_the_tenant_models():
         "reporting.HealthResult",
         "playbooks.Playbook",
         "playbooks.PlaybookVersion",
+        "deliverables.Artifact",
     }
     assert expected <= labels, expected - labels
     assert not labels & {"accounts.Organization", "auth.User", "accounts.LimitHit"}
-    # Models waiting for the manager must still exist and still be tenant-owned, or the list is stale.
-    assert NOT_YET_ENFORCED <= labels | {"deliverables.Artifact"}
 
 
 def _every_way_to_run(queryset):
@@ -72,7 +70,7 @@ def _every_way_to_run(queryset):
 @pytest.mark.django_db
 def test_every_tenant_model_refuses_an_unscoped_query():
     failures = []
-    for model in ENFORCED:
+    for model in TENANT_MODELS:
         for way, run in _every_way_to_run(model._default_manager.all()).items():
             try:
                 run()
@@ -83,14 +81,6 @@ def test_every_tenant_model_refuses_an_unscoped_query():
             else:
                 failures.append(f"{model._meta.label}.{way}")
     assert not failures, "ran without an organization: " + ", ".join(failures)
-
-
-@pytest.mark.django_db
-def test_models_waiting_for_the_manager_are_listed_honestly():
-    """When the lead applies the manager to a listed model this fails: then take it off NOT_YET_ENFORCED."""
-    for model in TENANT_MODELS:
-        if model._meta.label in NOT_YET_ENFORCED:
-            assert model._default_manager.count() == 0
 
 
 def _names(queryset) -> set[str]:

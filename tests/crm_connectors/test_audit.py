@@ -25,14 +25,14 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from accounts.models import ActivityEntry
-from crm_connectors import services as crm_services
 from crm_connectors.audit import services
 from crm_connectors.http import LocalStore
 from crm_connectors.models import AuditRun, AuditStatus, CrmConnection, Finding, FindingState
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.connection import sandbox_connection
+from deliverables.models import Artifact, ArtifactStatus
 from engagements import definitions, progression
 from engagements.models import StageDefinition
-from reporting.models import Artifact, ArtifactStatus
 
 KEY = Fernet.generate_key().decode()
 UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
@@ -76,7 +76,7 @@ def crm(request):
 
 
 def connect(cast, sandbox) -> CrmConnection:
-    return crm_services.sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
+    return sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
 
 
 def audit(cast, *, deep: bool = False, engagement=None, clock: FakeClock | None = None, **options) -> AuditRun:
@@ -99,7 +99,7 @@ def secrets_of(sandbox) -> list[str]:
     return [sandbox.password, sandbox.security_token, sandbox.consumer_secret, *list(sandbox._sessions)]
 
 
-def make_engagement(cast, stages=None, *, sign=True):
+def make_engagement(cast, stages=None, *, sign=True, name="Lifecycle rebuild"):
     from playbooks.models import Playbook
     from playbooks.services import load_library_playbooks
 
@@ -108,7 +108,7 @@ def make_engagement(cast, stages=None, *, sign=True):
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=version,
-        name="Lifecycle rebuild",
+        name=name,
         start_date=date(2026, 11, 2),
         actor=cast.consultant,
     )
@@ -594,6 +594,32 @@ def test_audit_page_runs_an_audit_and_shows_findings_grouped(client, cast, sf, d
         client.post(audit_url(cast, "crm_connectors:audit-start"))
     body = client.get(audit_url(cast)).content.decode()
     assert "0</strong> new" in body and "still there" in body
+
+
+def test_drift_check_defaults_to_the_signed_engagement_and_keeps_the_choice(
+    client, cast, hs, django_capture_on_commit_callbacks
+):
+    connect(cast, hs)
+    signed = make_engagement(cast, HS_STAGES)
+    unsigned = make_engagement(cast, HS_STAGES, sign=False, name="Second wave")  # the newest: no longer the default
+    client.force_login(cast.consultant)
+
+    def chosen(response) -> str:
+        return re.search(r'<option value="([^"]+)" selected>', response.content.decode()).group(1)
+
+    assert chosen(client.get(audit_url(cast))) == str(signed.uuid)
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(audit_url(cast, "crm_connectors:audit-start"), {"engagement": str(signed.uuid)})
+    body = client.get(started["Location"]).content.decode()
+    # HubSpot counts the rogue lifecycle values it does not name: a note beside the named values, not a value
+    rogue = hs.model.counts_by("contact", "lifecycle", by="hs")
+    unnamed = rogue["recycled"] + rogue["mql_legacy"]
+    assert unnamed > 0 and f"{unnamed} more records hold values the CRM counts without naming them" in body
+    assert '<th scope="row">(values not named' not in body and '<span class="tag">(values not named' not in body
+    with django_capture_on_commit_callbacks(execute=True):
+        started = client.post(audit_url(cast, "crm_connectors:audit-start"), {"engagement": str(unsigned.uuid)})
+    assert chosen(client.get(started["Location"])) == str(unsigned.uuid)
+    assert chosen(client.get(audit_url(cast))) == str(unsigned.uuid)  # the latest run's choice, on the audit page too
 
 
 def test_progress_is_polled_while_running_and_the_page_reloads_when_done(client, cast, sf):

@@ -19,7 +19,7 @@ from crm_connectors.audit import engine, rules
 from crm_connectors.http import LocalStore
 from crm_connectors.hubspot import HubSpotConnector
 from crm_connectors.salesforce import SalesforceConnector
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, variant
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox, variant
 
 UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
 PLATFORMS = ("salesforce", "hubspot")

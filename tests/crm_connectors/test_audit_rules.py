@@ -9,8 +9,8 @@ import copy
 import pytest
 
 from crm_connectors.audit import engine, rules
-from crm_connectors.sandbox import GOTCHAS, HubSpotSandbox, SalesforceSandbox, custom_profile
-from crm_connectors.sandbox.profiles import MESSY_GOTCHAS
+from crm_sandbox import GOTCHAS, HubSpotSandbox, SalesforceSandbox, custom_profile
+from crm_sandbox.profiles import MESSY_GOTCHAS
 from tests.crm_connectors.connectors import UNLIMITED, connector
 
 PLATFORMS = ("salesforce", "hubspot")

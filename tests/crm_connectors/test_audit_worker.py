@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from crm_connectors.audit import services
 from crm_connectors.models import AuditRun, AuditStatus
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
 from tests.conftest import wait_until
 from tests.crm_connectors.test_audit import KEY, connect
 

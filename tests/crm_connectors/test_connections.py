@@ -15,7 +15,8 @@ from accounts.models import ActivityEntry
 from crm_connectors import services
 from crm_connectors.crypto import SecretKeyMissing
 from crm_connectors.models import CrmConnection
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.connection import sandbox_connection
 
 AS_OF = datetime(2025, 6, 15, tzinfo=UTC)
 KEY = Fernet.generate_key().decode()
@@ -85,7 +86,7 @@ def form_data(sf, **overrides) -> dict:
 
 
 def test_secrets_are_encrypted_at_rest_and_never_in_str_repr_or_the_activity_log(cast, sf):
-    conn = services.sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
+    conn = sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
     row = raw_row(conn)
     assert conn.secrets_encrypted and conn.secrets_encrypted in row
     for secret in (sf.password, sf.security_token):
@@ -101,8 +102,8 @@ def test_secrets_are_encrypted_at_rest_and_never_in_str_repr_or_the_activity_log
 
 
 def test_switching_sign_in_method_drops_the_unused_secrets(cast, sf):
-    conn = services.sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
-    conn = services.sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner, auth_method="session")
+    conn = sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
+    conn = sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner, auth_method="session")
     assert conn.secret_names == ["access_token"]
     assert CrmConnection.objects.filter(client=cast.client).count() == 1
     with conn.connector() as connector:
@@ -110,7 +111,7 @@ def test_switching_sign_in_method_drops_the_unused_secrets(cast, sf):
 
 
 def test_secret_key_rotation_passphrases_and_a_missing_key(settings, cast, sf):
-    conn = services.sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
+    conn = sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
     new_key = Fernet.generate_key().decode()
     settings.CRM_SECRET_KEY = f"{new_key},{KEY}"  # the new key first; the old one still decrypts
     assert conn.connector().objects()
@@ -130,8 +131,8 @@ def test_secret_key_rotation_passphrases_and_a_missing_key(settings, cast, sf):
 
 
 def test_one_active_connection_per_client(cast, sf, hs):
-    first = services.sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
-    again = services.sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
+    first = sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
+    again = sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
     assert again.pk == first.pk and again.kind == "hubspot" and again.secret_names == ["access_token"]
     replacement = CrmConnection(organization=cast.org, client=cast.client, kind="hubspot", auth_method="private_app")
     replacement.base_url = hs.base_url
@@ -200,7 +201,7 @@ def test_edit_page_refuses_what_cannot_work(client, cast, sf, settings):
 
 
 def test_viewers_and_outsiders_cannot_touch_connections(client, cast, sf):
-    conn = services.sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
+    conn = sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
     client.force_login(cast.viewer)
     assert client.get(edit_url(cast)).status_code == 200
     assert client.post(edit_url(cast), form_data(sf)).status_code == 403
@@ -217,7 +218,7 @@ def test_viewers_and_outsiders_cannot_touch_connections(client, cast, sf):
 @pytest.mark.parametrize("platform", ["salesforce", "hubspot"])
 def test_connection_test_page_shows_what_it_read_and_the_budget_left(client, cast, sf, hs, platform):
     sandbox = sf if platform == "salesforce" else hs
-    conn = services.sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
+    conn = sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
     client.force_login(cast.consultant)
     response = client.post(run_url(cast, conn))
     assert response.status_code == 200
@@ -248,7 +249,7 @@ def test_connection_test_page_shows_what_it_read_and_the_budget_left(client, cas
 
 
 def test_connection_test_failures_are_plain_words(client, cast, sf, hs):
-    conn = services.sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
+    conn = sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
     services.save_connection(connection=conn, secrets={"password": "wrong-password"}, actor=cast.owner)
     client.force_login(cast.owner)
     page = client.post(run_url(cast, conn)).content.decode()
@@ -257,7 +258,7 @@ def test_connection_test_failures_are_plain_words(client, cast, sf, hs):
     conn.refresh_from_db()
     assert conn.last_test_ok is False and conn.last_test_summary["error_kind"] == "CrmAuthError"
 
-    conn = services.sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
+    conn = sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
     hs.inject("request_limit", count=None)
     response = client.post(run_url(cast, conn), HTTP_HX_REQUEST="true")  # htmx: just the result fragment
     page = response.content.decode()
@@ -276,7 +277,7 @@ def test_logs_hold_no_secrets(client, cast, sf, hs, caplog):
     client.post(run_url(cast, conn))
     sf.inject("expired_session", count=None)
     client.post(run_url(cast, conn))
-    services.sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
+    sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
     client.post(run_url(cast, conn))
     conn.refresh_from_db()
     assert conn.kind == "hubspot" and conn.last_test_ok is True
@@ -289,6 +290,6 @@ def test_logs_hold_no_secrets(client, cast, sf, hs, caplog):
 
 
 def test_sandbox_connection_reads_a_running_sandbox_by_url(cast, hs):
-    conn = services.sandbox_connection(client=cast.client, sandbox_url=hs.base_url, actor=cast.owner)
+    conn = sandbox_connection(client=cast.client, sandbox_url=hs.base_url, actor=cast.owner)
     assert (conn.kind, conn.base_url, conn.secret_names) == ("hubspot", hs.base_url, ["access_token"])
     assert services.test_connection(connection=conn)["ok"] is True

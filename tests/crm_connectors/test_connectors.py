@@ -33,9 +33,9 @@ from crm_connectors.base import (
 from crm_connectors.http import LocalStore, RedisStore, RetryPolicy, shared_store
 from crm_connectors.hubspot import HubSpotConnector
 from crm_connectors.salesforce import PAGE, GuardedSession, SalesforceConnector
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
-from crm_connectors.sandbox.dates import DAY_MS, to_ms
-from crm_connectors.sandbox.query import DateRange, MatchSet, Static
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.dates import DAY_MS, to_ms
+from crm_sandbox.query import DateRange, MatchSet, Static
 
 AS_OF = datetime(2025, 6, 15, tzinfo=UTC)
 AS_OF_MS = to_ms(AS_OF)

@@ -18,8 +18,9 @@ from crm_connectors.audit import engine
 from crm_connectors.base import order_history, stage_order
 from crm_connectors.hubspot import FREE_TEXT_RECORDS, HubSpotConnector
 from crm_connectors.salesforce import SalesforceConnector
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, custom_profile, truth, variant
-from crm_connectors.sandbox.truth import month_window
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox, custom_profile, truth, variant
+from crm_sandbox.connection import sandbox_connection
+from crm_sandbox.truth import month_window
 from tests.crm_connectors.connectors import UNLIMITED, connector
 
 AS_OF = datetime(2025, 6, 15, tzinfo=UTC)
@@ -126,7 +127,7 @@ def test_a_field_describe_lists_but_the_crm_refuses_is_dropped_and_the_aggregate
 def test_a_refused_case_status_is_a_note_and_the_case_object_is_still_found(cast):
     profile = variant("healthy", "no-case-status", refused_objects={"CaseStatus"})
     with sandbox("salesforce", profile) as sb:
-        connection = services.sandbox_connection(client=cast.client, sandbox=sb)
+        connection = sandbox_connection(client=cast.client, sandbox=sb)
         summary = services.test_connection(connection=connection)
         assert summary["ok"], summary.get("error")
         assert any("CaseStatus" in n for n in summary["notes"])
@@ -144,7 +145,7 @@ def test_a_refused_case_status_is_a_note_and_the_case_object_is_still_found(cast
 def test_a_refused_ticket_object_is_a_note_in_the_test_and_the_audit(cast, platform, refused):
     profile = variant("healthy", f"no-{refused}", refused_objects={refused})
     with sandbox(platform, profile) as sb:
-        connection = services.sandbox_connection(client=cast.client, sandbox=sb)
+        connection = sandbox_connection(client=cast.client, sandbox=sb)
         summary = services.test_connection(connection=connection)
         snapshot = engine.collect(connector(sb), as_of=AS_OF)
         contacts = truth.records(sb.model, kind="contact")

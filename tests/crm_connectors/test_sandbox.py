@@ -27,7 +27,7 @@ from simple_salesforce.exceptions import (
 )
 from urllib3.util.retry import Retry
 
-from crm_connectors.sandbox import (
+from crm_sandbox import (
     GOTCHAS,
     PROFILES,
     HubSpotSandbox,
@@ -36,9 +36,9 @@ from crm_connectors.sandbox import (
     custom_profile,
     hubspot_client,
 )
-from crm_connectors.sandbox.dates import DAY_MS, to_ms
-from crm_connectors.sandbox.profiles import MESSY_GOTCHAS, NEW_GOTCHAS
-from crm_connectors.sandbox.query import DateRange, MatchSet, Static
+from crm_sandbox.dates import DAY_MS, to_ms
+from crm_sandbox.profiles import MESSY_GOTCHAS, NEW_GOTCHAS
+from crm_sandbox.query import DateRange, MatchSet, Static
 
 # Each hubspot-api-client package has its own ApiException class; one except clause must name them all.
 HUBSPOT_ERRORS = (ApiException, PipelinesApiException, PropertiesApiException)
@@ -922,7 +922,7 @@ def test_management_command_serves_until_stopped(tmp_path):
     script = (
         "import django\n"
         "from django.conf import settings\n"
-        "settings.configure(INSTALLED_APPS=['crm_connectors'], USE_TZ=True)\n"
+        "settings.configure(INSTALLED_APPS=['crm_sandbox'], USE_TZ=True)\n"
         "django.setup()\n"
         "from django.core.management import call_command\n"
         "call_command('crm_sandbox', kind='hubspot', port=0, profile='demo', seed=4, size=300)\n"

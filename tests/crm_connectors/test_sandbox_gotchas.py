@@ -9,8 +9,8 @@ from datetime import date
 import pytest
 from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
 
-from crm_connectors.management.commands.crm_sandbox import Command
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, truth
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox, truth
+from crm_sandbox.management.commands.crm_sandbox import Command
 
 AS_OF = date(2025, 6, 15)
 SIZE = 1_500

@@ -12,8 +12,8 @@ from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiExcepti
 from hubspot.crm.properties.exceptions import ApiException as PropertiesApiException
 from simple_salesforce.exceptions import SalesforceMalformedRequest, SalesforceRefusedRequest
 
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
-from crm_connectors.sandbox.profiles import variant
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.profiles import variant
 
 AS_OF = date(2025, 6, 15)
 HIDDEN = variant(

@@ -9,9 +9,9 @@ from datetime import date
 import pytest
 from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
 
-from crm_connectors.sandbox import HubSpotSandbox, OrgModel, SalesforceSandbox, Trend, truth, variant
-from crm_connectors.sandbox.dates import add_months, hs_datetime, sf_datetime
-from crm_connectors.sandbox.query import DateRange, MatchSet
+from crm_sandbox import HubSpotSandbox, OrgModel, SalesforceSandbox, Trend, truth, variant
+from crm_sandbox.dates import add_months, hs_datetime, sf_datetime
+from crm_sandbox.query import DateRange, MatchSet
 
 AS_OF = date(2027, 6, 1)
 START = date(2026, 10, 1)

@@ -8,8 +8,8 @@ from datetime import date, datetime
 import pytest
 from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
 
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, truth
-from crm_connectors.sandbox.dates import hs_datetime, sf_datetime, to_ms
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox, truth
+from crm_sandbox.dates import hs_datetime, sf_datetime, to_ms
 
 AS_OF = date(2025, 6, 15)
 WINDOW = (date(2025, 1, 1), date(2025, 4, 1))

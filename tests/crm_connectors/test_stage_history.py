@@ -16,7 +16,7 @@ import pytest
 from crm_connectors.audit import engine, rules
 from crm_connectors.hubspot import HISTORY_BATCH, SEARCH_PAGE
 from crm_connectors.salesforce import _history_pages
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, custom_profile
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox, custom_profile, truth
 from tests.crm_connectors.connectors import UNLIMITED, connector
 
 PLATFORMS = ("salesforce", "hubspot")
@@ -286,3 +286,54 @@ def test_hubspot_batch_read_returns_properties_with_history():
         body.inputs = [SimplePublicObjectId(id=str(i)) for i in range(1, 52)]
         with pytest.raises(Exception, match="at most 50"):
             api.read("deals", batch_read_input_simple_public_object_id=body)
+
+
+# ---------------------------------------------------------------- first-stage and ticket-stage entries
+
+FIRST_STAGE_MONTH = (datetime(2025, 5, 1, tzinfo=UTC), datetime(2025, 6, 1, tzinfo=UTC))
+
+
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_records_created_in_a_stage_count_as_entries_into_it_on_both_crms(platform):
+    """Salesforce field history has no row for the value a record is created with; the records created in the month
+    are counted into their first value, so the first stage's entries match HubSpot's 'date entered'. The org's "now"
+    is the month's end, as for a month-end run (a record changed only after the month counts at its current value)."""
+    start, end = FIRST_STAGE_MONTH
+    cls = SalesforceSandbox if platform == "salesforce" else HubSpotSandbox
+    with cls(profile="wellbuilt", seed=11, size=2_000, as_of=end) as sb:
+        name = "Lifecycle_Stage__c" if platform == "salesforce" else "lifecyclestage"
+        moves = connector(sb).stage_transitions("contact", name, start, end)
+        window = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+        firsts = sb.model.schema.progression[:2]  # a path starts at the first or the second stage
+        got, expected = {}, {}
+        for option in sb.model.schema.lifecycle:
+            spelled = option.label if platform == "salesforce" else option.hs
+            expected[option.key] = truth.entries(
+                sb.model, kind="contact", path="lifecycle", value=option.key, start=window[0], end=window[1]
+            )
+            got[option.key] = moves.entered(spelled)
+    assert moves.available, moves.note
+    assert got == expected
+    assert all(expected[k] > 0 for k in firsts), "records are created in each first stage this month"
+
+
+def test_customer_stages_on_ticket_pipelines_are_measured_from_their_date_entered_properties():
+    """HubSpot keeps hs_v2_date_entered_<stage id> (and _exited_) for every ticket pipeline stage: customer stages
+    kept on a ticket pipeline have monthly entries and time in stage, as deal stages do."""
+    start, end = FIRST_STAGE_MONTH
+    with HubSpotSandbox(profile="demo", seed=11, size=4_000, as_of=end) as sb:
+        c = connector(sb)
+        moves = c.stage_transitions("ticket", "hs_pipeline_stage", start, end)
+        stays = c.time_in_stage("ticket", "hs_pipeline_stage", start, end)
+        window = (int(start.timestamp() * 1000), int(end.timestamp() * 1000))
+        stages = [st for pl in sb.model.schema.ticket_pipelines for st in pl.stages if st.listed and not st.sf_only]
+        expected = {
+            st.hs: truth.entries(
+                sb.model, kind="ticket", path="stage", value=st.hs, by="hs", start=window[0], end=window[1], latest=True
+            )
+            for st in stages
+        }
+    assert moves.available and stays.available, moves.note or stays.note
+    assert {st.hs: moves.count(st.hs) for st in stages} == expected
+    assert sum(expected.values()) > 0
+    assert any(s.sample_size for s in stays.stages), "stays that ended this month are measured"

@@ -10,11 +10,11 @@ import pytest
 from django.urls import reverse
 from playwright.sync_api import expect
 
-from crm_connectors import services as crm_services
 from crm_connectors.audit import services as audit_services
 from crm_connectors.http import LocalStore
 from crm_connectors.models import FindingState
-from crm_connectors.sandbox import SalesforceSandbox
+from crm_sandbox import SalesforceSandbox
+from crm_sandbox.connection import sandbox_connection
 from engagements import progression
 from engagements.models import ClientAccount
 from playbooks.models import Playbook
@@ -45,7 +45,7 @@ def test_a_refused_finding_update_says_why_and_puts_the_select_back(
     transactional_db, live_server, cast, browser, crm_sandbox_settings
 ):
     with SalesforceSandbox(profile="demo", seed=3, size=1_000) as sandbox:
-        crm_services.sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
+        sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
         run, _ = audit_services.start_audit(client=cast.client, actor=cast.owner, queue=False)
         run = audit_services.execute_run(
             run.pk, connector_options={"sleep": lambda s: None, "store": LocalStore()}, heartbeat=False

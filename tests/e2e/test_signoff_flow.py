@@ -1,10 +1,11 @@
 """Definition sign-off from end to end, both people in real headless Chromium against the live server.
 
-The consultant signs in through the login form and publishes v1 of the definitions with Maya Patel as signer.
-Maya follows the sign-off request email to the portal's sign-in page, asks for a sign-in link, opens the link
-from the email the loopback SMTP server caught (in a second browser context), approves every item but one and
-contests the MQL term with a comment. The consultant sees MQL contested (version page, email, decision card on
-the board), edits the term and publishes v2; Maya approves every item of v2; the consultant sees v2 signed and
+The consultant signs in through the login form and publishes v1 of the definitions with Maya Patel as signer
+(VP Marketing; the playbook's three other approver roles waived with reasons), confirming the signer and the
+item count. Maya follows the sign-in link of the sign-off request email the loopback SMTP server caught (in a
+second browser context) straight to the version, approves every item but one and contests the MQL term with a
+comment. The consultant sees MQL contested (version page, email, decision card on the board), edits the term
+and publishes v2; Maya approves every item of v2; the consultant sees v2 signed, the contest resolved by v2 and
 the Strategy gate's "definitions signed" checkpoint checked on the Overview, renders the Definition Alignment
 Document and downloads it; its text names the client, the v2 fingerprint and Maya. Maya downloads the same
 file from her portal. Screenshots go to test-artifacts/e2e/flow-*.png.
@@ -18,11 +19,11 @@ from datetime import date
 import pytest
 from playwright.sync_api import expect
 
+from deliverables.models import Artifact, ArtifactStatus
 from engagements import progression
 from engagements.models import DecisionLogEntry, DefinitionVersion, Engagement, Signature, TeamRole
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
-from reporting.models import Artifact, ArtifactStatus
 from tests.conftest import PASSWORD, body_text
 from tests.e2e.conftest import ARTIFACTS
 
@@ -123,6 +124,37 @@ def answer_everything(page, version, *, contest: str = "") -> int:
     return total
 
 
+WAIVED = {"VP RevOps": "Acme has no RevOps lead yet.", "VP Sales": "Sales signs at the build gate.",
+          "VP CS": "CS joins at enablement."}
+
+
+def publish_from_dialog(page, number: int, *, items: int) -> None:
+    """Publish the next version from the draft page's dialog: Maya signs, the other approver roles are waived,
+    and the confirmation names her and the item count before anything is published."""
+    dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_role("heading", name=f"Publish v{number} for sign-off")).to_be_visible()
+    signer = dialog.get_by_role("checkbox", name=re.compile("Maya Patel"))
+    signer.check()
+    expect(signer).to_be_checked()
+    # Maya holds VP Marketing by her title.
+    expect(dialog.get_by_label("VP Marketing", exact=True)).to_have_value(re.compile("^[0-9a-f-]{36}$"))
+    for role, reason in WAIVED.items():
+        dialog.get_by_label(role, exact=True).select_option("waive")
+        dialog.get_by_label(f"Reason for waiving {role}").fill(reason)
+    if number == 1:
+        shot(page, "02-publish-v1-dialog", full_page=False)
+    dialog.get_by_role("button", name="Review and publish…").click()
+    confirm = page.get_by_role("alertdialog")
+    expect(confirm.get_by_role("heading", name=f"Publish v{number}? This cannot be undone.")).to_be_visible()
+    expect(confirm).to_contain_text(f"{items} items will be sealed and sent to 1 signer")
+    expect(confirm).to_contain_text("Maya Patel VP Marketing")
+    for role, reason in WAIVED.items():
+        expect(confirm).to_contain_text(f"{role}: {reason}")
+    if number == 1:
+        shot(page, "02b-publish-v1-confirm", full_page=False)
+    confirm.get_by_role("button", name=f"Publish v{number} and email 1 signer").click()
+
+
 def test_definitions_signed_in_two_versions_and_the_document_downloads(
     live_server, cast, smtp, engagement, contexts, tmp_path
 ):
@@ -145,13 +177,8 @@ def test_definitions_signed_in_two_versions_and_the_document_downloads(
 
     seen = len(smtp.messages)
     consultant.get_by_role("link", name="Publish v1…").click()
-    dialog = consultant.get_by_role("dialog")
-    expect(dialog.get_by_role("heading", name="Publish v1 for sign-off")).to_be_visible()
-    signer = dialog.get_by_role("checkbox", name=re.compile("Maya Patel"))
-    signer.check()
-    expect(signer).to_be_checked()
-    shot(consultant, "02-publish-v1-dialog", full_page=False)
-    dialog.get_by_role("button", name="Publish and request sign-off").click()
+    draft_items = engagement.terms.count() + engagement.stages.count()
+    publish_from_dialog(consultant, 1, items=draft_items)
     expect(consultant.get_by_text("Published v1. 1 sign-off request emailed")).to_be_visible()
     expect(consultant.get_by_role("heading", name=re.compile(r"^Definitions v1"))).to_contain_text(
         "Awaiting signatures"
@@ -159,26 +186,18 @@ def test_definitions_signed_in_two_versions_and_the_document_downloads(
     v1 = DefinitionVersion.objects.get(engagement=engagement, number=1)
     expect(consultant.locator("code.hash-full")).to_have_text(v1.content_hash)
 
-    # ---- Maya: the sign-off request email sends her to the portal, where she asks for a sign-in link.
+    # ---- Maya: the sign-off request email carries its own sign-in link, straight to the version.
     request_mail = new_mail(smtp, seen, to=stakeholder.email, subject="Please review and sign")
     assert "(v1)" in request_mail["Subject"] and v1.content_hash in body_text(request_mail)
-    portal_url = next(link for link in links_in(request_mail) if "/portal/" in link)
-    assert portal_url == f"{base}/portal/login/"
+    sign_in_url = next(link for link in links_in(request_mail) if "/portal/" in link)
+    assert sign_in_url.startswith(f"{base}/portal/auth/") and sign_in_url.endswith(f"?next=/portal/signoffs/{v1.uuid}/")
 
     maya = contexts()
-    maya.goto(portal_url)
-    maya.get_by_label("Your work email").fill(stakeholder.email)
-    seen = len(smtp.messages)
-    maya.get_by_role("button", name="Email me a link").click()
-    expect(maya.get_by_role("heading", name="Check your email")).to_be_visible()
-    link_mail = new_mail(smtp, seen, to=stakeholder.email, subject="Your sign-in link")
-    sign_in_url = next(link for link in links_in(link_mail) if "/portal/auth/" in link)
-    assert sign_in_url.startswith(f"{base}/portal/auth/")
-
     maya.goto(sign_in_url)  # the link page only shows a button: mail scanners must not use the link up
     expect(maya.get_by_role("heading", name="Continue to your portal")).to_be_visible()
     maya.get_by_role("button", name="Sign in").click()
-    expect(maya.get_by_role("heading", name="Welcome, Maya Patel")).to_be_visible()
+    expect(maya.get_by_role("heading", name="Lifecycle rebuild")).to_contain_text("Definitions v1")
+    maya.goto(f"{base}/portal/")
     pending = maya.locator(".pending-card")
     expect(pending).to_have_count(1)
     expect(pending).to_contain_text("Lifecycle rebuild · definitions v1")
@@ -237,12 +256,8 @@ def test_definitions_signed_in_two_versions_and_the_document_downloads(
 
     seen = len(smtp.messages)
     status.get_by_role("link", name="Publish v2…").click()
-    dialog = consultant.get_by_role("dialog")
-    expect(dialog.get_by_role("heading", name="Publish v2 for sign-off")).to_be_visible()
-    expect(dialog).to_contain_text("1 change since v1")
-    signer = dialog.get_by_role("checkbox", name=re.compile("Maya Patel"))
-    signer.check()
-    dialog.get_by_role("button", name="Publish and request sign-off").click()
+    expect(consultant.get_by_role("dialog")).to_contain_text("1 change since v1")
+    publish_from_dialog(consultant, 2, items=draft_items)
     expect(consultant.get_by_text("Published v2. 1 sign-off request emailed")).to_be_visible()
     expect(consultant.get_by_role("heading", name=re.compile(r"^Definitions v2"))).to_contain_text(
         "Awaiting signatures"
@@ -280,7 +295,13 @@ def test_definitions_signed_in_two_versions_and_the_document_downloads(
     tabs.get_by_role("link", name="Overview").click()
     checkpoint = consultant.locator("#gate-panel li.checkpoint", has_text="Definition Alignment Document signed off")
     expect(checkpoint.locator(".badge")).to_have_text("Checked")
-    expect(checkpoint).not_to_contain_text("Checks itself when the client signs")
+    expect(checkpoint).to_contain_text("v2: signed by every approver.")
+    expect(checkpoint).to_contain_text("Signed: VP Marketing (Maya Patel)")
+    # The contest of v1 is resolved by v2, with a link to it.
+    expect(checkpoint).to_contain_text("Contested in v1: MQL (Maya Patel) — resolved by v2")
+    expect(checkpoint.get_by_role("link", name="v2")).to_have_attribute(
+        "href", f"/o/{org}/engagements/{engagement.uuid}/definitions/versions/{v2.uuid}/"
+    )
     checkpoint.scroll_into_view_if_needed()
     shot(consultant, "11-overview-checkpoint-checked", full_page=False)
 

@@ -1,22 +1,17 @@
+"""The engagements every test module here starts from."""
+
 from datetime import date
 
 import pytest
 
 from engagements import progression
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
+from engagements.models import Stakeholder
 
 
 @pytest.fixture
-def library(db) -> dict:
-    """The library's playbooks, loaded: {key: latest version}."""
-    load_library_playbooks()
-    return {p.key: p.latest_version() for p in Playbook.objects.library()}
-
-
-@pytest.fixture
-def engagement(cast, library):
-    """A GTM Lifecycle engagement for Acme, Carl consulting, Maya approving."""
+def engagement(cast, library, settings, tmp_path):
+    """A GTM Lifecycle engagement for Acme, Carl consulting, Maya approving; its files kept apart."""
+    settings.MEDIA_ROOT = tmp_path
     return progression.create_engagement(
         client=cast.client,
         playbook_version=library["gtm-lifecycle"],
@@ -25,3 +20,29 @@ def engagement(cast, library):
         actor=cast.consultant,
         stakeholders=[(cast.stakeholder, "Approver")],
     )
+
+
+@pytest.fixture
+def approvers_engagement(cast, library, settings, tmp_path):
+    """A GTM Lifecycle engagement whose definitions two people approve: Maya for marketing and Tom Becker (VP
+    Sales) for sales; Carl is the architect. `.cast` and `.tom` reach the people; its files are kept apart."""
+    settings.MEDIA_ROOT = tmp_path
+    tom = Stakeholder.objects.create(
+        organization=cast.org,
+        client=cast.client,
+        name="Tom Becker",
+        email="tom@acme.example",
+        title="VP Sales",
+        department="sales",
+    )
+    e = progression.create_engagement(
+        client=cast.client,
+        playbook_version=library["gtm-lifecycle"],
+        name="Lifecycle",
+        start_date=date(2026, 11, 2),
+        actor=cast.consultant,
+        team=[(cast.consultant, "architect")],
+        stakeholders=[(cast.stakeholder, "Marketing approver"), (tom, "Sales approver")],
+    )
+    e.cast, e.tom = cast, tom
+    return e

@@ -276,7 +276,7 @@ def test_another_tenants_uuids_read_as_not_existing(cast, library, api):
     assert api.get(f"{API}/phases/", {"engagement": str(theirs.uuid)}).json()["count"] == 0
     assert api.post(f"{API}/engagements/{theirs.uuid}/resume/").status_code == 404
 
-    ours = start(cast, library, "delivery-model", shape="embedded-operation")
+    ours = start(cast, library, "delivery-model")
     before = (
         DecisionLogEntry.objects.across_tenants("test").count(),
         WeeklyUpdate.objects.across_tenants("test").count(),

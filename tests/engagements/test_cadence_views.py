@@ -380,6 +380,25 @@ def test_draft_edit_and_publish_a_weekly_update(engagement, consultant, django_c
     assert consultant.get(url("update-publish", engagement, update.uuid)).status_code == 405
 
 
+def test_publish_and_email_publishes_the_edit_on_screen_not_the_saved_text(engagement, consultant):
+    consultant.post(url("update-draft", engagement))
+    update = WeeklyUpdate.objects.get(engagement=engagement)
+    saved = {"what_changed": "- Saved text", "what_was_tested": "- Routing", "needs_decision": "- MQL",
+             "what_happens_next": "- Scoring"}
+    assert consultant.post(url("update-edit", engagement, update.uuid), saved).status_code == 302
+
+    # The edit page's publish button submits the edit form itself (form="update-form") to the publish URL.
+    page = consultant.get(url("update-edit", engagement, update.uuid)).content.decode()
+    publish_url = url("update-publish", engagement, update.uuid)
+    assert 'id="update-form"' in page and f'form="update-form" formaction="{publish_url}"' in page
+
+    on_screen = {**saved, "what_changed": "- Edited on screen, never saved"}
+    response = consultant.post(publish_url, on_screen, follow=True)
+    assert "Your edits were saved and published. 1 stakeholder will receive it by email." in text(response)
+    update.refresh_from_db()
+    assert update.status == UpdateStatus.PUBLISHED and update.what_changed == "- Edited on screen, never saved"
+
+
 # --------------------------------------------------------------------------------------------------
 # Refinement loop
 

@@ -1,3 +1,5 @@
+from datetime import date
+
 from django.urls import reverse
 
 from accounts.models import ActivityEntry
@@ -74,3 +76,34 @@ def test_client_list_query_count_is_constant(cast, client):
         client_account = ClientAccount.objects.create(organization=cast.org, name=f"Client {n}")
         Stakeholder.objects.create(organization=cast.org, client=client_account, name="X", email=f"x{n}@x.example")
     assert queries() == few
+
+
+def test_client_page_lists_its_engagements_connection_and_latest_audit(cast, client, settings, tmp_path):
+    from crm_connectors.models import AuditRun
+    from crm_sandbox import SalesforceSandbox
+    from engagements import progression
+    from playbooks.models import Playbook
+    from playbooks.services import load_library_playbooks
+    from tests.crm_connectors.test_audit import KEY, UNLIMITED, audit, connect
+
+    settings.CRM_ALLOW_HTTP, settings.CRM_SECRET_KEY, settings.CRM_RATE_LIMITS = True, KEY, UNLIMITED
+    settings.MEDIA_ROOT = tmp_path
+    load_library_playbooks()
+    version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
+    for name, client_account in (("Acme rebuild", cast.client), ("Initech reset", cast.sibling_client)):
+        progression.create_engagement(
+            client=client_account, playbook_version=version, name=name, start_date=date(2026, 11, 2), actor=cast.owner
+        )
+    page = reverse("engagements:client-detail", args=[cast.org.slug, cast.client.uuid])
+    client.force_login(cast.consultant)
+    body = client.get(page).content.decode()
+    assert "Acme rebuild" in body and "Initech reset" not in body
+    assert "No CRM connected." in body and "No audit yet." in body
+    with SalesforceSandbox(profile="demo", seed=3, size=1_000) as sandbox:
+        connect(cast, sandbox)
+        audit(cast)
+        latest = audit(cast)
+    body = client.get(page).content.decode()
+    findings = AuditRun.objects.get(pk=latest.pk).findings.count()
+    assert "Salesforce" in body and "No CRM connected." not in body
+    assert f"{latest.created_at:%-d %b %Y %H:%M}</a> · Succeeded · {findings} findings" in body and findings > 1

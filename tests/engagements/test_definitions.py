@@ -1,6 +1,6 @@
 """Definition alignment: versions sealed by hash, sign-off, contested items, the gate link, tamper evidence."""
 
-from datetime import date, timedelta
+from datetime import timedelta
 from io import StringIO
 
 import pytest
@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from accounts.models import DomainError
-from engagements import definitions, progression
+from engagements import definitions
 from engagements.models import (
     CheckpointStatus,
     DecisionLogEntry,
@@ -18,11 +18,8 @@ from engagements.models import (
     Signature,
     SignoffRequest,
     StageDefinition,
-    Stakeholder,
 )
 from engagements.tasks import send_signoff_reminders
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from tests.conftest import body_text
 
 # Emails leave in transaction.on_commit callbacks: these tests really commit.
@@ -30,29 +27,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def engagement(cast):
-    load_library_playbooks()
-    version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
-    tom = Stakeholder.objects.create(
-        organization=cast.org,
-        client=cast.client,
-        name="Tom Becker",
-        email="tom@acme.example",
-        title="VP Sales",
-        department="sales",
-    )
-    e = progression.create_engagement(
-        client=cast.client,
-        playbook_version=version,
-        name="Lifecycle",
-        start_date=date(2026, 11, 2),
-        actor=cast.consultant,
-        team=[(cast.consultant, "architect")],
-        stakeholders=[(cast.stakeholder, "Marketing approver"), (tom, "Sales approver")],
-    )
-    e.cast = cast
-    e.tom = tom
-    return e
+def engagement(approvers_engagement):
+    return approvers_engagement
 
 
 def answers(version, value="yes", **overrides):
@@ -81,7 +57,15 @@ def test_publish_seals_a_version_with_a_hash_over_canonical_content(engagement):
 def test_signers_approve_every_item_then_the_gate_checkpoint_checks_itself(engagement, smtp):
     cast = engagement.cast
     version = definitions.publish(
-        engagement=engagement, signers=[cast.stakeholder, engagement.tom], actor=cast.consultant
+        engagement=engagement,
+        signers=[cast.stakeholder, engagement.tom],
+        actor=cast.consultant,
+        approvers={
+            "VP Marketing": cast.stakeholder,
+            "VP Sales": engagement.tom,
+            "VP RevOps": "Acme has no RevOps lead yet.",
+            "VP CS": "CS joins at enablement.",
+        },
     )
     requests = smtp.wait_for(2)
     assert {m["To"] for m in requests} == {"maya@acme.example", "tom@acme.example"}

@@ -5,6 +5,7 @@ Everything goes through the real views, the real services, a real SMTP server an
 back with pdftotext; htmx requests send `HX-Request: true`.
 """
 
+import re
 import subprocess
 from datetime import date
 
@@ -15,6 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts.models import ActivityEntry
+from deliverables.models import Artifact, ArtifactStatus
 from engagements import definitions, progression
 from engagements.models import (
     DefinitionTerm,
@@ -23,9 +25,6 @@ from engagements.models import (
     StageDefinition,
     Stakeholder,
 )
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
-from reporting.models import Artifact, ArtifactStatus
 from tests.conftest import body_text
 
 # Publishing emails signers and rendering a PDF happen in transaction.on_commit callbacks: these tests commit.
@@ -35,24 +34,8 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
-def engagement(cast, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
-    version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
-    tom = Stakeholder.objects.create(
-        organization=cast.org, client=cast.client, name="Tom Becker", email="tom@acme.example", title="VP Sales"
-    )
-    e = progression.create_engagement(
-        client=cast.client,
-        playbook_version=version,
-        name="Lifecycle",
-        start_date=date(2026, 11, 2),
-        actor=cast.consultant,
-        team=[(cast.consultant, "architect")],
-        stakeholders=[(cast.stakeholder, "Marketing approver"), (tom, "Sales approver")],
-    )
-    e.cast, e.tom = cast, tom
-    return e
+def engagement(approvers_engagement):
+    return approvers_engagement
 
 
 @pytest.fixture
@@ -263,18 +246,25 @@ def test_publishing_asks_the_chosen_stakeholders_to_sign_and_emails_them(consult
     )
     assert refused.status_code == 400 and not DefinitionVersion.objects.across_tenants("test").exists()
 
-    response = consultant.post(
-        e_url("definitions-publish", engagement), {"signers": [str(cast.stakeholder.uuid), str(outsider.uuid)]}
-    )
+    # Approver roles without a holder are waived with a reason; a confirmation step comes before publishing.
+    chosen = {
+        "signers": [str(cast.stakeholder.uuid), str(outsider.uuid)],
+        "approver-1": "waive", "waiver-1": "No RevOps lead yet.",
+        "approver-2": str(cast.stakeholder.uuid), "approver-3": str(engagement.tom.uuid),
+        "approver-4": "waive", "waiver-4": "CS joins later.",
+    }
+    confirm = consultant.post(e_url("definitions-publish", engagement), chosen).content.decode()
+    token = re.search(r'name="confirm" value="(\w+)"', confirm).group(1)
+    response = consultant.post(e_url("definitions-publish", engagement), {**chosen, "confirm": token})
     version = DefinitionVersion.objects.get(engagement=engagement)
     assert response.status_code == 302
     assert response["Location"] == e_url("definition-version", engagement, definition_version_uuid=version.uuid)
-    assert {r.stakeholder for r in version.requests.all()} == {cast.stakeholder, outsider}
-    mails = smtp.wait_for(2)
-    assert {m["To"] for m in mails} == {"maya@acme.example", "ann@acme.example"}
+    assert {r.stakeholder for r in version.requests.all()} == {cast.stakeholder, outsider, engagement.tom}
+    mails = smtp.wait_for(3)
+    assert {m["To"] for m in mails} == {"maya@acme.example", "ann@acme.example", "tom@acme.example"}
     assert version.content_hash in body_text(mails[0])
 
-    again = consultant.post(e_url("definitions-publish", engagement), {"signers": [str(cast.stakeholder.uuid)]})
+    again = consultant.post(e_url("definitions-publish", engagement), {**chosen, "confirm": token})
     assert again.status_code == 400 and "Nothing changed since v1" in again.content.decode()
     empty = consultant.post(e_url("definitions-publish", engagement), {})
     assert "Choose at least one stakeholder who must sign this version." in empty.content.decode()

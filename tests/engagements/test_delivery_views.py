@@ -149,6 +149,56 @@ def test_portfolio_filters_by_status_and_client(consultant, cast, library):
     assert acme.name in consultant.get(url("portfolio", cast), {"client": "not-a-uuid"}).content.decode()
 
 
+def test_portfolio_shows_owner_dates_progress_and_health(consultant, cast, library, lifecycle):
+    items = list(ChecklistItem.objects.filter(engagement=lifecycle).select_related("phase", "sub_phase"))
+    for item in items[:7]:
+        progression.set_checklist_item(item=item, done=True, actor=cast.consultant)
+    Engagement.objects.filter(pk=lifecycle.pk).update(target_date=timezone.localdate() - timedelta(days=3))
+    later = start(cast, library, name="Second", team=[(cast.owner, "engineer")])
+    Risk.objects.create(organization=cast.org, engagement=later, title="Admin leaves")
+
+    rows = {e.name: e for e in consultant.get(url("portfolio", cast)).context["page"].object_list}
+    now = rows[lifecycle.name]
+    # progress: the share of the checklist ticked, counted here from the rows (no phase is skipped yet)
+    assert now.progress == 7 * 100 // len(items) and 0 < now.progress < 100
+    assert now.owner == "Carl" and rows["Second"].owner == "Alice"  # the architect, else the first team member
+    assert (now.health.label, now.health.reasons) == ("Off track", ("target date passed 3 days ago",))
+    assert (rows["Second"].health.label, rows["Second"].health.reasons) == ("At risk", ("1 open risk",))
+    body = consultant.get(url("portfolio", cast)).content.decode()
+    assert f"{now.progress}%" in body and "2 Nov 2026" in body and "Off track" in body and "At risk" in body
+
+
+def test_portfolio_sorts_by_column_keeping_filters(consultant, cast, library):
+    for name, days in (("Bravo", 5), ("Alpha", 1), ("Charlie", 9)):
+        e = start(cast, library, name=name)
+        Engagement.objects.filter(pk=e.pk).update(start_date=date(2026, 1, days))
+    other = start(cast, library, client=cast.sibling_client, name="Delta")
+
+    def names(**params):
+        response = consultant.get(url("portfolio", cast), params)
+        return [e.name for e in response.context["page"].object_list], response
+
+    assert names()[0] == ["Delta", "Charlie", "Alpha", "Bravo"]  # newest first
+    assert names(sort="name")[0] == ["Alpha", "Bravo", "Charlie", "Delta"]
+    assert names(sort="-name")[0] == ["Delta", "Charlie", "Bravo", "Alpha"]
+    ordered, response = names(sort="start", client=str(cast.client.uuid))
+    assert ordered == ["Alpha", "Bravo", "Charlie"] and other.name not in ordered
+    links = response.context["sort_links"]
+    assert links["start"] == {"query": f"client={cast.client.uuid}&sort=-start", "state": "ascending"}
+    assert links["name"]["query"] == f"client={cast.client.uuid}&sort=name"
+    assert names(sort="nonsense")[0] == ["Delta", "Charlie", "Alpha", "Bravo"]  # unknown: the default order
+
+
+def test_portfolio_filters_by_team_member_and_answers_htmx_with_the_content(consultant, cast, library):
+    start(cast, library, name="Carl's", team=[(cast.consultant, "architect"), (cast.consultant, "engineer")])
+    start(cast, library, name="Alice's", team=[(cast.owner, "architect")])
+    carl = Membership.objects.get(organization=cast.org, user=cast.consultant)
+    response = consultant.get(url("portfolio", cast), {"member": str(carl.uuid)}, **HTMX)
+    assert [e.name for e in response.context["page"].object_list] == ["Carl's"]
+    body = response.content.decode()
+    assert 'id="portfolio-results"' in body and "<html" not in body and "Alice&#x27;s" not in body
+
+
 def test_portfolio_empty_state_invites_the_first_engagement(consultant, cast):
     body = consultant.get(url("portfolio", cast)).content.decode()
     assert "No engagements yet" in body and url("engagement-create", cast) in body
@@ -397,6 +447,30 @@ def test_toggling_without_htmx_flips_the_item_and_returns_to_the_page(consultant
     assert not item.done
 
 
+def test_the_now_in_badge_follows_the_ticks(consultant, cast, lifecycle):
+    page = consultant.get(e_url("engagement-detail", lifecycle)).content.decode()
+    assert "Now in 1a Pre-Kickoff" in page
+    items = list(lifecycle.sub_phases.get(key="1a").checklist.order_by("order"))
+    for item in items:
+        body = consultant.post(e_url("checklist-toggle", lifecycle, item_uuid=item.uuid), {"done": "1"}, **HTMX)
+        body = body.content.decode()
+        badge = body[body.index('<span id="current-sub" hx-swap-oob="true">') :]
+        # open items left in 1a keep the badge there; the last tick leaves no sub-phase of Strategy with open items
+        assert ("Now in 1a Pre-Kickoff" in badge) == (item != items[-1])
+    assert "Now in" not in consultant.get(e_url("engagement-detail", lifecycle)).content.decode()
+
+
+def test_gate_decisions_appear_in_the_decision_log(consultant, cast, lifecycle):
+    gate = clear_gate(lifecycle, "strategy", cast.consultant)
+    progression.decide_gate(gate=gate, option_key="proceed-to-engineering", actor=cast.consultant, note="Go build.")
+    body = consultant.get(url("decision-log", cast, engagement_uuid=lifecycle.uuid)).content.decode()
+    log = body[body.index('id="gate-decisions-h"') :]
+    decision = GateDecision.objects.get(gate=gate)
+    assert "Decided at gates <span class=\"muted small\">(1)" in log and "Go build." in log
+    assert "Strategic Sign-Off" in log and decision.label in log
+    assert e_url("gate-decision-detail", lifecycle, gate_decision_uuid=decision.uuid) in log
+
+
 def test_a_refused_toggle_shows_the_reason_inline_or_as_a_message(consultant, cast, library):
     engagement = start(cast, library)
     clear_gate(engagement, "strategy", cast.consultant)
@@ -524,7 +598,7 @@ def test_project_on_hold_is_recorded_with_a_reason_and_the_unmet_checkpoints_and
 
 
 def test_closing_with_handover_components_undone_warns_and_names_them(consultant, cast, library):
-    engagement = start(cast, library, "delivery-model", shape="embedded-operation")
+    engagement = start(cast, library, "delivery-model")
     for key in ("discover", "design", "build", "adopt"):
         gate = clear_gate(engagement, key, cast.consultant)
         progression.decide_gate(gate=gate, option_key="proceed", actor=cast.consultant)

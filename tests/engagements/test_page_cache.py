@@ -177,7 +177,7 @@ def test_adding_a_board_item_shows_on_the_board_and_the_portfolio(engagement, co
     body = page(consultant, board(engagement))
     assert "Nothing in progress." in body
     portfolio_before = page(consultant, portfolio(engagement))
-    assert '<span class="badge bad">' not in portfolio_before
+    assert "1 open risk" not in portfolio_before and "At risk" not in portfolio_before
     path = reverse("engagements:work-add", args=[engagement.organization.slug, engagement.uuid])
     response = consultant.post(
         path, {"form_prefix": "wip", "wip-title": "Rebuild lead routing", "wip-status": WorkStatus.IN_PROGRESS}
@@ -190,7 +190,8 @@ def test_adding_a_board_item_shows_on_the_board_and_the_portfolio(engagement, co
     )
     assert response.status_code == 302
     assert "Admin leaves" in page(consultant, board(engagement))
-    assert '<span class="badge bad">1</span>' in page(consultant, portfolio(engagement))
+    after = page(consultant, portfolio(engagement))
+    assert '<span class="badge warn">At risk</span>' in after and "1 open risk" in after
 
 
 def test_deciding_a_gate_shows_on_the_portfolio_and_the_board(engagement, cast, consultant):

@@ -173,3 +173,69 @@ def test_with_the_broker_down_nothing_changes_and_the_page_says_to_try_again(cas
     request_link(client, cast.stakeholder.email)
     assert len(smtp.wait_for(3)) == 3
     assert client.post(link_path(smtp.messages[-1])).status_code == 302
+
+
+class _DaysAgoSigner(signing.TimestampSigner):
+    """Signs as if it were `days` ago: how an old emailed link looks when it is finally clicked."""
+
+    def __init__(self, days, **kwargs):
+        super().__init__(**kwargs)
+        self.days = days
+
+    def timestamp(self):
+        import time
+
+        return signing.b62_encode(int(time.time() - self.days * 86400))
+
+
+def test_the_signoff_email_signs_in_once_straight_to_the_version_for_seven_days(cast, client, smtp):
+    from datetime import date
+
+    from engagements import definitions, progression
+    from playbooks.models import Playbook
+    from playbooks.services import load_library_playbooks
+
+    load_library_playbooks()
+    engagement = progression.create_engagement(
+        client=cast.client,
+        playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),
+        name="Lifecycle",
+        start_date=date(2026, 11, 2),
+        actor=cast.consultant,
+        stakeholders=[(cast.stakeholder, "Approver")],
+    )
+    requested = PortalLink.objects.create(
+        organization=cast.org, stakeholder=cast.stakeholder, expires_at=timezone.now() + timedelta(minutes=30)
+    )
+    version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    [message] = smtp.wait_for(1)
+    body = body_text(message)
+    assert "/portal/login/" not in body.split("Review and sign", 1)[1].split("\n", 1)[0]
+    path = re.search(r"http://127\.0\.0\.1:8000(/portal/auth/\S+)", body).group(1)
+    target = reverse("portal:signoff", kwargs={"definition_version_uuid": version.uuid})
+    assert path.endswith(f"?next={target}")
+    assert "works once, for 7 days" in body
+
+    link = PortalLink.objects.exclude(pk=requested.pk).get()
+    assert abs(link.expires_at - link.created_at - timedelta(days=7)) < timedelta(seconds=5)
+    requested.refresh_from_db()
+    assert requested.superseded_at is not None  # the newest link is the one that works
+
+    response = client.post(path)
+    assert response.status_code == 302 and response["Location"] == target
+    assert "Sign off Lifecycle v1" in client.get(target).content.decode()
+    again = client_factory_new().post(path)
+    assert again.status_code == 400 and b"already been used" in again.content
+
+    # Three days after it was emailed, an unused sign-off link still works; a requested link of that age does not.
+    old = PortalLink.objects.create(
+        organization=cast.org, stakeholder=cast.stakeholder, expires_at=timezone.now() + timedelta(days=4)
+    )
+    token = _DaysAgoSigner(3, salt="engagements.portal-link.signoff").sign(str(old.nonce))
+    stale_request = _DaysAgoSigner(3, salt="engagements.portal-link").sign(str(old.nonce))
+    assert client_factory_new().post(reverse("portal:redeem", args=[stale_request])).status_code == 400
+    assert client_factory_new().post(reverse("portal:redeem", args=[token])).status_code == 302
+    # Eight days is past the lifetime the token itself carries.
+    expired = _DaysAgoSigner(8, salt="engagements.portal-link.signoff").sign(str(old.nonce))
+    response = client_factory_new().post(reverse("portal:redeem", args=[expired]))
+    assert response.status_code == 400 and b"expired" in response.content

@@ -13,6 +13,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
+from deliverables.models import Artifact, ArtifactStatus
 from engagements import definitions, progression
 from engagements.models import (
     DecisionLogEntry,
@@ -24,9 +25,6 @@ from engagements.models import (
 )
 from engagements.portal_access import SESSION_KEY
 from engagements.views.portal_signoff import pending_signoffs
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
-from reporting.models import Artifact, ArtifactStatus
 from tests.conftest import body_text
 
 # Signing notifies consultants by email in transaction.on_commit callbacks: these tests commit.
@@ -34,24 +32,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def engagement(cast, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
-    version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
-    tom = Stakeholder.objects.create(
-        organization=cast.org, client=cast.client, name="Tom Becker", email="tom@acme.example", title="VP Sales"
-    )
-    e = progression.create_engagement(
-        client=cast.client,
-        playbook_version=version,
-        name="Lifecycle",
-        start_date=date(2026, 11, 2),
-        actor=cast.consultant,
-        team=[(cast.consultant, "architect")],
-        stakeholders=[(cast.stakeholder, "Marketing approver"), (tom, "Sales approver")],
-    )
-    e.cast, e.tom = cast, tom
-    return e
+def engagement(approvers_engagement):
+    return approvers_engagement
 
 
 @pytest.fixture
@@ -338,3 +320,73 @@ def test_a_replaced_version_no_longer_waits_on_others(engagement, published):
     listing = portal_client(cast.stakeholder).get(reverse("portal:signoff-list")).content.decode()
     assert "Your answers, waiting on others" not in listing
     assert "v2" in listing  # the new version waits for Maya instead
+
+
+# --------------------------------------------------------------------------------------------------
+# Answers saved as they are given
+
+
+def answer_url(version) -> str:
+    return reverse("portal:signoff-answer", kwargs={"definition_version_uuid": version.uuid})
+
+
+def test_answers_are_saved_as_given_survive_a_reload_and_are_sealed_at_submission(engagement, published):
+    from engagements.models import SignoffAnswer
+
+    maya = portal_client(engagement.cast.stakeholder)
+    total = (DefinitionTerm.objects.filter(engagement=engagement).count()
+             + StageDefinition.objects.filter(engagement=engagement).count())
+    keys = [key for key, _ in published.items]
+    htmx = {"HTTP_HX_REQUEST": "true"}
+    for n, key in enumerate(keys[:12], start=1):
+        saved = maya.post(answer_url(published), {"item": key, key: "yes"}, **htmx)
+        assert saved.status_code == 200 and f"{n} of {total} answered" in saved.content.decode()
+    # A changed mind is a new row; the latest answer counts.
+    contested = keys[2]
+    maya.post(answer_url(published), {"item": contested, contested: "no", f"comment:{contested}": "Too vague."}, **htmx)
+    assert SignoffAnswer.objects.filter(item_key=contested).count() == 2
+    with pytest.raises(Exception, match="append-only"):
+        SignoffAnswer.objects.filter(item_key=contested).delete()
+    refused = maya.post(answer_url(published), {"item": "term:nope", "term:nope": "yes"}, **htmx)
+    assert refused.status_code == 400 and "has no item" in refused.content.decode()
+
+    # A reload (or a new sign-in) shows every saved answer and the count.
+    page = maya.get(signoff_url(published)).content.decode()
+    assert f"12 of {total} answered" in page and "1 change requested" in page
+    assert f'name="{keys[0]}" value="yes" required checked' in page
+    assert f'name="{contested}" value="no" required checked' in page and "Too vague.</textarea>" in page
+    assert not Signature.objects.exists()  # nothing is signed until submitted
+
+    response = maya.post(signoff_url(published), {
+        **answers(published), contested: "no", f"comment:{contested}": "Too vague."
+    })
+    assert response.status_code == 302
+    signature = Signature.objects.get(stakeholder=engagement.cast.stakeholder)
+    assert signature.version_hash == published.content_hash and signature.decisions[contested] == "no"
+    late = maya.post(answer_url(published), {"item": keys[0], keys[0]: "no"}, **htmx)
+    assert late.status_code == 400 and "already submitted" in late.content.decode()
+
+
+def test_items_unchanged_since_a_version_the_signer_approved_are_approved_in_one_action(engagement, published):
+    from engagements.models import SignoffAnswer
+
+    cast = engagement.cast
+    maya = portal_client(cast.stakeholder)
+    definitions.sign(version=published, stakeholder=cast.stakeholder, decisions=answers(published), comments={})
+    changed = DefinitionTerm.objects.filter(engagement=engagement).order_by("order").first()
+    changed.definition += " Re-scored every 30 days."
+    changed.save()
+    v2 = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
+    total = (DefinitionTerm.objects.filter(engagement=engagement).count()
+             + StageDefinition.objects.filter(engagement=engagement).count())
+
+    page = maya.get(signoff_url(v2)).content.decode()
+    assert page.count("Unchanged since v1, which you approved") == total - 1
+    assert f"Approve all {total - 1} unchanged" in page
+    response = maya.post(reverse("portal:signoff-approve-unchanged", kwargs={"definition_version_uuid": v2.uuid}))
+    assert response.status_code == 302
+    rows = SignoffAnswer.objects.filter(version=v2, stakeholder=cast.stakeholder)
+    assert rows.count() == total - 1 and {r.unchanged_since_id for r in rows} == {published.pk}
+    assert not rows.filter(item_key=f"term:{changed.key}").exists()  # the changed term waits for its own answer
+    page = maya.get(signoff_url(v2)).content.decode()
+    assert f"{total - 1} of {total} answered" in page and "Approve all" not in page

@@ -186,7 +186,7 @@ def test_partnership_success_extends_strategy_then_runs_to_close(begin):
 
 
 def test_delivery_model_build_gate_repeats_per_release_then_operate_ends(cast, begin):
-    e = begin("delivery-model", shape="embedded-operation")
+    e = begin("delivery-model")
     decide(e, "discover", "extend")
     decide(e, "discover", "proceed")
     decide(e, "design", "extend")
@@ -205,6 +205,37 @@ def test_delivery_model_build_gate_repeats_per_release_then_operate_ends(cast, b
     assert state(e)["operate"] == "active"
     # Handover components are tracked item by item in Operate.
     assert e.checklist.filter(kind="handover").count() == len(load_library()[0].handover.components)
+    decide(e, "operate", "embedded-support-ends")
+    e.refresh_from_db()
+    assert e.status == EngagementStatus.CLOSED
+
+
+def test_an_embedded_operation_starts_in_operate_with_the_earlier_phases_not_part_of_it(begin):
+    """Seed 000: an Embedded operation's typical starting point is "The system is live but lacks operating capacity";
+    it runs, maintains and improves the system, which is Operate's work. Discover to Adopt are not part of it."""
+    e = begin("delivery-model", shape="embedded-operation")
+    assert state(e) == {
+        "discover": "skipped",
+        "design": "skipped",
+        "build": "skipped",
+        "adopt": "skipped",
+        "operate": "active",
+    }
+    assert e.current_phase.key == "operate"
+    reason = e.phases.get(key="discover").skip_reason
+    assert reason == (
+        "Not part of this engagement: Embedded operation starts in Operate. "
+        "The system is live but lacks operating capacity."
+    )
+    assert e.phases.get(key="operate").gate.status == "open"
+    assert not e.gates.filter(status="open").exclude(phase__key="operate").exists()
+    with pytest.raises(DomainError, match="skipped part"):
+        progression.set_checklist_item(
+            item=e.checklist.filter(phase__key="discover").first(), done=True, actor=e.cast_actor
+        )
+    # The handover components are still tracked, in Operate.
+    assert e.checklist.filter(kind="handover", phase__key="operate").count() == 12
+    decide(e, "operate", "next-cycle")
     decide(e, "operate", "embedded-support-ends")
     e.refresh_from_db()
     assert e.status == EngagementStatus.CLOSED

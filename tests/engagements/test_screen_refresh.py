@@ -6,13 +6,13 @@ import subprocess
 import pytest
 from django.urls import reverse
 
-from crm_connectors import services as crm_services
 from crm_connectors.audit import services as audit_services
 from crm_connectors.http import LocalStore
-from crm_connectors.sandbox import SalesforceSandbox
+from crm_sandbox import SalesforceSandbox
+from crm_sandbox.connection import sandbox_connection
+from deliverables.models import ArtifactStatus
 from engagements import progression
 from engagements.models import ArchitectureVersion, ChecklistItem, StageDefinition
-from reporting.models import ArtifactStatus
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -119,7 +119,7 @@ def test_source_references_stay_in_the_consultants_audit_page_not_the_clients_pd
     engagement, client, cast, crm_sandbox_settings, django_capture_on_commit_callbacks
 ):
     with SalesforceSandbox(profile="demo", seed=3, size=1_000) as sandbox:
-        crm_services.sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
+        sandbox_connection(client=cast.client, sandbox=sandbox, actor=cast.owner)
         run, _ = audit_services.start_audit(client=cast.client, actor=cast.owner, queue=False)
         run = audit_services.execute_run(
             run.pk, connector_options={"sleep": lambda s: None, "store": LocalStore()}, heartbeat=False

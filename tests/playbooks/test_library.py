@@ -193,6 +193,8 @@ def test_delivery_model_cadence_handover_shapes_principles(library):
     assert pb.handover.components[-1].name == "Support options"
     assert [s.key for s in pb.engagement_shapes] == ["audit", "build", "embedded-operation"]
     assert pb.engagement_shapes[2].ongoing_support == "Continuous, scope adjusted over time."
+    # "The system is live but lacks operating capacity": an embedded operation starts in Operate.
+    assert [s.starts_at for s in pb.engagement_shapes] == [None, None, "operate"]
     assert len(pb.principles) == 6
     assert len(pb.responsibilities.consultant) == 10 and len(pb.responsibilities.client) == 10
 
@@ -769,6 +771,18 @@ def test_error_in_a_real_library_file_points_at_the_option(tmp_path):
     error = load_error(write(tmp_path, broken, "revenue-intelligence.yaml"))
     assert error.path == "phases[1].decision_gate.options[1].target"
     assert "'2x'" in error.message
+
+
+def test_a_shape_starting_at_an_unknown_phase_names_the_file_and_the_shape(tmp_path):
+    source = (LIBRARY_DIR / "delivery-model.yaml").read_text(encoding="utf-8")
+    broken = source.replace("    starts_at: operate\n", "    starts_at: 4c\n", 1)
+    assert broken != source
+    error = load_error(write(tmp_path, broken, "delivery-model.yaml"))
+    assert error.file.endswith("delivery-model.yaml")
+    assert error.path == "engagement_shapes[2].starts_at"
+    assert error.message == (
+        "unknown phase key '4c' (a shape starts at a phase; known: discover, design, build, adopt, operate)"
+    )
 
 
 def test_load_library_requires_key_to_match_file_name(tmp_path):

@@ -2,12 +2,33 @@
 
 from datetime import date
 
-from crm_connectors import services as crm_services
+import pytest
+
+from crm_sandbox.connection import sandbox_connection
 from engagements import definitions, progression
 from engagements.models import StageDefinition
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
 from reporting import health
+
+
+@pytest.fixture
+def engagement(cast, library, settings, tmp_path):
+    """A dedicated Revenue Intelligence engagement for Acme (Carl architect, Maya RevOps lead) whose monthly health
+    checks run since August 2026; its files kept apart."""
+    settings.MEDIA_ROOT = tmp_path
+    e = progression.create_engagement(
+        client=cast.client,
+        playbook_version=library["revenue-intelligence"],
+        name="Forecasting",
+        start_date=date(2026, 6, 1),
+        actor=cast.consultant,
+        engagement_type="dedicated",
+        team=[(cast.consultant, "architect")],
+        stakeholders=[(cast.stakeholder, "RevOps lead")],
+    )
+    health.start_schedule(engagement=e, actor=cast.consultant, live_since=date(2026, 8, 1))
+    return e
 
 
 def lifecycle_engagement(cast, crm, stages: dict, *, start: bool = True):
@@ -32,7 +53,7 @@ def lifecycle_engagement(cast, crm, stages: dict, *, start: bool = True):
     definitions.sign(
         version=signed, stakeholder=cast.stakeholder, decisions={key: "yes" for key, _ in signed.items}, comments={}
     )
-    crm_services.sandbox_connection(client=cast.client, sandbox=crm, actor=cast.owner)
+    sandbox_connection(client=cast.client, sandbox=crm, actor=cast.owner)
     if start:
         health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
     return engagement
@@ -42,7 +63,7 @@ def entered_in_month(model, kind: str, value_key: str, period: date) -> int:
     """Records of `kind` ("lead", "contact") that entered the lifecycle value `value_key` ("mql", "sql") in the
     month, read off the sandbox generator's own model (`sandbox.truth`), independently of any connector or of the
     health check."""
-    from crm_connectors.sandbox import truth
+    from crm_sandbox import truth
 
     start, end = truth.month_window(period)
     return truth.entries(model, kind=kind, path="lifecycle", value=value_key, start=start, end=end)
@@ -52,8 +73,8 @@ def average_stay_days(model, kind: str, value_key: str, period: date, *, began_i
     """Average days records of `kind` stayed in the lifecycle value `value_key`, over the stays that ended in the
     month (the record moved on to its next value then) and, with `began_in_month`, began in it too; read off the
     generator's own model: each record's path and entry times."""
-    from crm_connectors.sandbox import truth
-    from crm_connectors.sandbox.dates import DAY_MS
+    from crm_sandbox import truth
+    from crm_sandbox.dates import DAY_MS
 
     start, end = truth.month_window(period)
     table = model.sets[kind]

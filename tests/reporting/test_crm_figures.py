@@ -10,7 +10,7 @@ from datetime import date
 
 import pytest
 
-from crm_connectors.sandbox import HubSpotSandbox
+from crm_sandbox import HubSpotSandbox
 from reporting import health
 from reporting.models import HealthResult, MetricValue
 from reporting.tasks import run_health_check

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
 from reporting import health
 from reporting.tasks import run_health_check
 from tests.reporting.conftest import lifecycle_engagement

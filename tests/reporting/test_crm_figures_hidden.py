@@ -10,9 +10,9 @@ from datetime import date
 
 import pytest
 
-from crm_connectors import services as crm_services
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
-from crm_connectors.sandbox.profiles import variant
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.connection import sandbox_connection
+from crm_sandbox.profiles import variant
 from reporting import health
 from reporting.models import HealthCheckRun, HealthResult, MetricValue
 from reporting.tasks import run_health_check
@@ -43,7 +43,7 @@ LIFECYCLE_KEYS = ("MQL", "SQL")  # the figures of stages signed on the lifecycle
 
 def results_of(engagement, sandbox) -> dict[tuple[str, str, str], HealthResult]:
     """October's check against `sandbox`, from scratch (an earlier October run and its figures are removed)."""
-    crm_services.sandbox_connection(client=engagement.client, sandbox=sandbox)
+    sandbox_connection(client=engagement.client, sandbox=sandbox)
     HealthCheckRun.objects.filter(engagement=engagement, period=OCT).delete()
     MetricValue.objects.filter(engagement=engagement, period=OCT).delete()
     run, _ = health.create_run(engagement, OCT)

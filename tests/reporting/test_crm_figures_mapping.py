@@ -10,10 +10,10 @@ from datetime import date
 
 import pytest
 
-from crm_connectors import services as crm_services
 from crm_connectors.audit.engine import collect
 from crm_connectors.mapping import Architecture, ConnectorCatalog, Placed, SnapshotCatalog
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.connection import sandbox_connection
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("crm_sandbox_settings")]
 
@@ -61,7 +61,7 @@ def test_the_audit_snapshot_and_the_live_crm_place_signed_stages_alike(cast, pla
     sandbox = {"salesforce": SalesforceSandbox, "hubspot": HubSpotSandbox}[platform]
     stages = {"salesforce": SALESFORCE, "hubspot": HUBSPOT}[platform]
     with sandbox(profile="healthy", seed=2, size=5_000, as_of=date(2027, 6, 1)) as crm:
-        connection = crm_services.sandbox_connection(client=cast.client, sandbox=crm, actor=cast.owner)
+        connection = sandbox_connection(client=cast.client, sandbox=crm, actor=cast.owner)
         connector = connection.connector()
         try:
             live = Architecture.of(stages, ConnectorCatalog(connector))

@@ -13,8 +13,8 @@ from datetime import date
 
 import pytest
 
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
-from crm_connectors.sandbox.profiles import Trend, variant
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.profiles import Trend, variant
 from reporting import health
 from reporting.models import HealthResult, MetricValue
 from reporting.tasks import run_health_check

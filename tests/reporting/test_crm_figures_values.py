@@ -11,8 +11,8 @@ from datetime import date
 
 import pytest
 
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox, truth
-from crm_connectors.sandbox.profiles import custom_profile
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox, truth
+from crm_sandbox.profiles import custom_profile
 from reporting import health
 from reporting.models import HealthResult, MetricValue
 from reporting.tasks import run_health_check

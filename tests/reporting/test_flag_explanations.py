@@ -9,9 +9,6 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import ActivityEntry, DomainError
-from engagements import progression
-from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health, health_actions
 from reporting.models import FlagExplanation, HealthCheckRun, HealthResult
 from tests.conftest import body_text
@@ -20,24 +17,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 OCT, NOV, DEC, JAN = date(2026, 10, 1), date(2026, 11, 1), date(2026, 12, 1), date(2027, 1, 1)
 TASK = "forecast-submission-compliance"
 WHY = "Two reps on leave during the quarter close."
-
-
-@pytest.fixture
-def engagement(cast, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
-    e = progression.create_engagement(
-        client=cast.client,
-        playbook_version=Playbook.objects.library().get(key="revenue-intelligence").latest_version(),
-        name="Forecasting",
-        start_date=date(2026, 6, 1),
-        actor=cast.consultant,
-        engagement_type="dedicated",
-        team=[(cast.consultant, "architect")],
-        stakeholders=[(cast.stakeholder, "RevOps lead")],
-    )
-    health.start_schedule(engagement=e, actor=cast.consultant, live_since=date(2026, 8, 1))
-    return e
 
 
 @pytest.fixture

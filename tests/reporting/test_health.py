@@ -19,25 +19,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 OCTOBER = date(2026, 10, 1)
 
 
-@pytest.fixture
-def engagement(cast, settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
-    version = Playbook.objects.library().get(key="revenue-intelligence").latest_version()
-    e = progression.create_engagement(
-        client=cast.client,
-        playbook_version=version,
-        name="Forecasting",
-        start_date=date(2026, 6, 1),
-        actor=cast.consultant,
-        engagement_type="dedicated",
-        team=[(cast.consultant, "architect")],
-        stakeholders=[(cast.stakeholder, "RevOps lead")],
-    )
-    health.start_schedule(engagement=e, actor=cast.consultant, live_since=date(2026, 8, 1))
-    return e
-
-
 def pdf_text(data: bytes) -> str:
     return subprocess.run(
         ["pdftotext", "-layout", "-", "-"], input=data, capture_output=True, check=True
@@ -83,7 +64,7 @@ def test_a_month_end_run_flags_evaluates_reports_and_emails_once(cast, engagemen
         "(by hand or CSV)" in reasons
     )
     assert (
-        "enter a figure for the weeks of October 2026 (YYYY-Www): recording coverage comes from the revenue "
+        "enter a figure for the weeks ending in October 2026 (YYYY-Www): recording coverage comes from the revenue "
         "intelligence platform (by hand or CSV)" in reasons
     )
     assert (
@@ -239,18 +220,51 @@ def test_a_quarter_with_a_month_missing_asks_for_it(cast):
     [((90, 84, 83, 90), "red"), ((84, 90, 84, 90), "ok"), ((90, 90, 90, 84), "watch")],
 )
 def test_recording_coverage_below_85_for_two_consecutive_weeks_reads_weekly_figures(cast, weeks, status):
-    """RI: "falls below 85% for 2+ consecutive weeks" on weekly figures uploaded as YYYY-Www (the weeks of October
-    2026 start on Mondays 5, 12, 19 and 26 October: ISO weeks 41 to 44)."""
+    """RI: "falls below 85% for 2+ consecutive weeks" on weekly figures uploaded as YYYY-Www (the weeks ending in
+    October 2026 start on Mondays 28 September, 5, 12 and 19 October: ISO weeks 40 to 43)."""
     e = start(cast, "revenue-intelligence", AUG)
-    lines = [f"recording_coverage,,2026-W{41 + n},{v}" for n, v in enumerate(weeks)]
+    lines = [f"recording_coverage,,2026-W{40 + n},{v}" for n, v in enumerate(weeks)]
     health.import_csv(engagement=e, text="metric,key,period,value\n" + "\n".join(lines), actor=cast.consultant)
     [trigger] = check(e, OCTOBER)["recording-coverage-dropping"]
     assert trigger.status == status, trigger.message
-    assert trigger.window == "the weeks of October 2026 (5 Oct to 26 Oct)"
+    assert trigger.window == "the weeks ending in October 2026 (28 Sep to 25 Oct)"
     if status == "red":
-        assert trigger.message == "red for 2 consecutive weeks: week of 12 Oct: 84%, week of 19 Oct: 83%"
+        assert trigger.message == "red for 2 consecutive weeks: week of 5 Oct: 84%, week of 12 Oct: 83%"
     if status == "watch":
         assert "held for 1 of 2 weeks" in trigger.message
+
+
+def test_two_weeks_below_85_across_a_month_end_are_flagged_alike_on_time_and_caught_up(cast, settings, tmp_path):
+    """The week of Monday 30 March 2026 ends on 5 April: it is April's, judged by the run of 1 May, when its figure
+    exists. Below 85% on 23 and 30 March is one red flag, from the run on time and from a catch-up alike."""
+    settings.MEDIA_ROOT = tmp_path
+    march, april = date(2026, 3, 1), date(2026, 4, 1)
+    weeks = {
+        date(2026, 3, 2): 90, date(2026, 3, 9): 90, date(2026, 3, 16): 90, date(2026, 3, 23): 84,
+        date(2026, 3, 30): 84, date(2026, 4, 6): 90, date(2026, 4, 13): 90, date(2026, 4, 20): 90,
+    }  # fmt: skip
+
+    def flags(e):
+        results = HealthResult.objects.filter(run__engagement=e, task_key="recording-coverage-dropping")
+        return {r.run.period: (r.status, r.message) for r in results}
+
+    def enter_weeks(e, until):
+        for monday, value in weeks.items():
+            if monday + timedelta(days=6) < until:
+                health.record_metric(engagement=e, metric="recording_coverage", period=monday, value=value,
+                                     granularity="week")  # fmt: skip
+
+    on_time = start(cast, "revenue-intelligence", march, name="On time")
+    for month, run_day in ((march, april), (april, date(2026, 5, 1))):
+        enter_weeks(on_time, run_day)  # what exists on the day the month's run starts
+        run, _ = health.create_run(on_time, month)
+        health.execute_run(run.pk)
+    caught_up = start(cast, "revenue-intelligence", march, name="Caught up")
+    enter_weeks(caught_up, date(2026, 5, 1))
+    health.catch_up(caught_up.maintenance_schedule.pk, today=date(2026, 6, 1))  # March and April: May is beat's
+    assert flags(on_time) == flags(caught_up)
+    statuses = {period: status for period, (status, _) in flags(on_time).items()}
+    assert statuses[april] == "red" and statuses[march] != "red"
 
 
 def test_a_weekly_rule_without_weekly_figures_asks_for_them(cast):
@@ -259,7 +273,7 @@ def test_a_weekly_rule_without_weekly_figures_asks_for_them(cast):
     results = check(e, OCTOBER)
     [trigger] = results["recording-coverage-dropping"]
     assert trigger.status == "not_evaluable"
-    assert trigger.message.startswith("enter a figure for the weeks of October 2026 (YYYY-Www)")
+    assert trigger.message.startswith("enter a figure for the weeks ending in October 2026 (YYYY-Www)")
     assert results["recording-coverage-audit"][0].status == "red"  # the monthly audit reads the month
 
 

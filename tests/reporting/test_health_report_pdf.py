@@ -18,7 +18,7 @@ from PIL import Image, ImageFilter
 from engagements import progression
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
-from reporting import health
+from reporting import health, monthly_report
 from reporting.models import HealthCheckRun, HealthResult, RunStatus
 from tests.conftest import body_text
 
@@ -98,7 +98,7 @@ def report(cast, settings, tmp_path, smtp):
         api_calls=17,
     )
     run.refresh_from_db()
-    health.complete_run(run)
+    monthly_report.complete_run(run)
     run.refresh_from_db()
     pdf = run.report.file.read()
     ARTIFACTS.mkdir(exist_ok=True)

@@ -229,7 +229,7 @@ def test_figures_entered_by_hand_and_uploaded_as_csv(consultant, cast, scheduled
     assert response.status_code == 400 and "Line 4: unknown metric &#x27;revenue_vibes&#x27;" in text_of(response)
 
     body = text_of(consultant.get(u("health", scheduled)))
-    assert "Recording coverage" in body and "pygal-sparkline" in body, "history with a trend per metric"
+    assert "Recording coverage" in body and 'class="sparkline"' in body, "history with a trend per metric"
 
 
 def test_set_a_baseline_by_hand(consultant, cast, scheduled):
@@ -281,7 +281,7 @@ def test_run_now_flags_explain_board_deliveries_and_pdf(consultant, cast, schedu
     assert compliance.status == coverage.status == "red"
     assert f'id="result-{compliance.uuid}"' in body and "78" in body
     trend = body.split(f'id="result-{compliance.uuid}"')[1].split("</li>")[0]
-    assert "<svg" in trend and "pygal-sparkline" in trend, "a small trend of the last months"
+    assert "<svg" in trend and 'class="sparkline"' in trend, "a small trend of the last months"
     assert "91" in trend.split('aria-label="Trend:')[1].split('"')[0]
     assert "enter a figure for" in body and "comes from the revenue intelligence platform" in body, (
         "not evaluable says what to enter"
@@ -501,7 +501,7 @@ def test_portfolio_health_lists_engagements_with_constant_queries(consultant, ca
     row = next(s for s in rows if s.engagement.name == "RI 02")
     assert (row.last_red, row.last_not_evaluable, row.owner_name) == (2, 2, "Carl")
     assert row.last_period == health_actions.due_period() and not row.next.overdue
-    assert "pygal-sparkline" in text_of(response) and "Red flags per month" in text_of(response)
+    assert 'class="sparkline"' in text_of(response) and "Red flags per month" in text_of(response)
 
 
 def test_portfolio_health_empty_state(consultant, cast):

@@ -5,7 +5,7 @@ from datetime import date, timedelta
 import pytest
 
 from playbooks.loader import load_library
-from reporting.rules import EXPLAINED, INFO, NOT_EVALUABLE, OK, RED, WATCH, Figures, evaluate
+from reporting.health_rules import EXPLAINED, INFO, NOT_EVALUABLE, OK, RED, WATCH, Figures, evaluate
 
 LIBRARY = {pb.key: pb for pb in load_library()}
 

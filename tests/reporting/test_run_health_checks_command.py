@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts.models import ActivityEntry
 from crm_connectors.models import CrmConnection
-from crm_connectors.sandbox import SalesforceSandbox
+from crm_sandbox import SalesforceSandbox
 from engagements import progression
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from reporting import health
-from reporting import rules as rule_engine
+from reporting import health_rules as rule_engine
 from reporting.models import DeliveryStatus, HealthResult, MaintenanceSchedule, ReportDelivery, RunStatus
 
 PERIOD = re.compile(r"^(\d{4})-(\d{2})$")

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
-from crm_connectors.services import sandbox_connection
+from crm_sandbox.connection import sandbox_connection
 from engagements.models import ClientAccount
 
 DEMO = {"Acme Robotics": "salesforce", "Globex Software": "hubspot"}

@@ -16,7 +16,7 @@ from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
 
 DEMO_PASSWORD = "gtm-demo-2026"
-# Where Globex's signed stages live in the HubSpot sandbox `make run` starts (crm_connectors/sandbox, demo profile),
+# Where Globex's signed stages live in the HubSpot sandbox `make run` starts (crm_sandbox, demo profile),
 # mapped as a HubSpot org keeps them: each domain on its own field or pipeline, so no conversion is ever read across
 # two domains. Lead stages on the contact lifecycle: a Known Lead is any contact HubSpot knows (its Subscriber or its
 # Lead: most contacts arrive as a Lead, a few subscribe first); SQL is "sales-qualified or further along", the lifecycle

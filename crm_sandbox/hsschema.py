@@ -423,6 +423,8 @@ def build_properties(model: OrgModel) -> dict[str, dict[str, HsProp]]:
         when("hs_lastmodifieddate", "Last modified date", "last_modified", "ticketinformation"),
         object_id(),
     ]
+    # ticket pipelines carry the newer naming (hs_v2_date_entered_<stage id>), as portals created since 2024 do
+    tickets += _stage_dates(ticket_stages, "ticketinformation", "Ticket Pipeline", v2=True)
     out = {
         name: {p.name: p for p in props}
         for name, props in (
@@ -497,12 +499,13 @@ def _prob(o: Option | None) -> str | None:
     return None if o is None or o.hs_prob is None else _decimal(o.hs_prob)
 
 
-def _stage_dates(options: tuple[Option, ...], group: str, pipeline_label: str) -> list[HsProp]:
+def _stage_dates(options: tuple[Option, ...], group: str, pipeline_label: str, *, v2: bool = False) -> list[HsProp]:
     out = []
+    head = "hs_v2_date" if v2 else "hs_date"
     for o in options:
         if not o.listed or o.sf_only:
             continue
-        for verb, prefix in (("entered", "hs_date_entered_"), ("exited", "hs_date_exited_")):
+        for verb, prefix in (("entered", f"{head}_entered_"), ("exited", f"{head}_exited_")):
             out.append(
                 when(
                     f"{prefix}{o.hs}",

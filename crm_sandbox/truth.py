@@ -14,7 +14,7 @@ Values are keyed as a platform shows them, `by=`: "label" (the Salesforce value;
 HubSpot internal value), "hs_text" (the HubSpot label) or "key" (the sandbox's own key). None is a blank.
 Windows are [start, end) in epoch ms or dates (UTC midnight); `month_window(d)` gives a calendar month's.
 
-    from crm_connectors.sandbox import OrgModel, truth
+    from crm_sandbox import OrgModel, truth
     model = OrgModel("tangled", seed=7, size=5_000, as_of=date(2025, 6, 15))
     truth.value_counts(model, kind="lead", attr="status")          # {"New": 1210, "Contacted": 247, None: 401...}
     truth.conversion(model, kind="contact", path="lifecycle", earlier="mql", later="sql", month=date(2025, 3, 1))

@@ -1,6 +1,6 @@
 """Run a CRM sandbox server in the foreground: `manage.py crm_sandbox --kind salesforce --port 8701`.
 
-Profiles: healthy, wellbuilt, wellbuilt-relabelled, demo, messy, tangled (see crm_connectors/sandbox/profiles.py).
+Profiles: healthy, wellbuilt, wellbuilt-relabelled, demo, messy, tangled (see crm_sandbox/profiles.py).
 Shape knobs on top of a profile: `--hide lead.Phone --hide contact.hs_analytics_source` (field-level security),
 `--refuse CaseStatus --refuse tickets` (objects the integration user may not read).
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from crm_connectors.sandbox import HubSpotSandbox, SalesforceSandbox
-from crm_connectors.sandbox.profiles import PROFILES, variant
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.profiles import PROFILES, variant
 
 
 class Command(BaseCommand):

@@ -1,9 +1,11 @@
 """CRM sandbox: local Salesforce REST and HubSpot CRM v3 servers over a synthetic org.
 
-Plain Python (no Django). Tests, the demo and the benchmarks run the real simple-salesforce and
-hubspot-api-client libraries against these servers; nothing talks to a real CRM.
+A development and test tool, not product: the servers are plain Python (no Django); only `connection`
+(point a client's CrmConnection at a sandbox) and the management commands (`crm_sandbox`, `connect_demo_crm`)
+touch the app. Tests, the demo and the benchmarks run the real simple-salesforce and hubspot-api-client
+libraries against these servers; nothing talks to a real CRM. crm_connectors never imports this app.
 
-    from crm_connectors.sandbox import SalesforceSandbox, HubSpotSandbox
+    from crm_sandbox import SalesforceSandbox, HubSpotSandbox
 
     with SalesforceSandbox(profile="messy", seed=7, size=100_000) as sb:
         sf = sb.client()                              # real simple_salesforce.Salesforce, SOAP login
@@ -25,7 +27,8 @@ and every URL the library builds is forced onto loopback, so no mistake can reac
 Modules: profiles (gotchas and shape knobs per profile), orgschema (picklists and pipelines), orgmodel
 (the deterministic generator), query (counting and paging without rows), soql / sfquery / sfschema /
 salesforce (Salesforce), hsschema / hubspot (HubSpot), faults, server (HTTP plumbing and control
-endpoints), clients (real client builders), truth (expected figures computed from the model alone).
+endpoints), clients (real client builders), truth (expected figures computed from the model alone),
+connection (a client connected to a sandbox).
 
 Orgs unlike the demo (see `profiles`): profiles "healthy", "wellbuilt", "wellbuilt-relabelled" (should
 audit clean), "demo", "messy" (every classic gotcha), "tangled" (the shapes real orgs have: customer

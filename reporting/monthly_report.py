@@ -1,0 +1,228 @@
+"""The monthly Health-Check Report and its email, in one place: who receives it, the PDF, each recipient's
+email and its attachment.
+
+After a run is evaluated, `complete_run` renders the report once (through the deliverables pipeline) and sends one
+email per recipient (each sent once: `send_delivery` claims its row). When the render fails the emails wait: the
+report shows as failed with a retry, and the retried render sends them (`report_done`).
+"""
+
+import logging
+
+from django.core import signing
+from django.db.models import F
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+
+from accounts.emails import send_email
+from accounts.models import Membership, Role
+from deliverables import services as pipeline
+from deliverables.charts import sparkline
+from deliverables.models import Artifact, ArtifactKind, ArtifactStatus
+from engagements.models import EngagementStakeholder, Stakeholder
+
+from .health_rules import NOT_YET_DUE
+from .models import DeliveryStatus, Granularity, HealthCheckRun, HealthResult, MetricValue, ReportDelivery, RunStatus
+
+logger = logging.getLogger(__name__)
+
+
+def health_report_context(run: HealthCheckRun) -> dict:
+    order = {"red": 0, "not_evaluable": 1, "watch": 2, "explained": 3, "info": 4, "ok": 5}
+    results = sorted(
+        HealthResult.objects.filter(run=run).select_related("explained_by", "carried_from"),
+        key=lambda r: (order.get(r.status, 9), r.task_name, r.key),
+    )
+    history: dict[tuple[str, str], dict] = {}
+    for row in (
+        MetricValue.objects.for_org(run.organization)
+        .filter(engagement=run.engagement, granularity=Granularity.MONTH, period__lte=run.period)
+        .order_by("period")
+    ):
+        history.setdefault((row.metric, row.key), {})[row.period] = row.value
+    periods = sorted({p for series in history.values() for p in series})[-6:]
+    for result in results:
+        series = history.get((result.metric, result.key), {})
+        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # type: ignore[attr-defined]  # noqa: S308 - our SVG of numbers
+    return {
+        "run": run,
+        "engagement": run.engagement,
+        "client": run.engagement.client,
+        "organization": run.organization,
+        "results": results,
+        "red": [r for r in results if r.status == "red"],
+        "not_evaluable": [r for r in results if r.status == "not_evaluable"],
+        # ... of which: figures or decisions missing, and tasks a person reviews and records (done ones are ok)
+        "data_needed": [r for r in results if r.status == "not_evaluable" and not r.is_review_item],
+        "review_items": [r for r in results if r.is_review_item],
+        "not_yet_due": [r for r in results if r.status == "info" and r.message.startswith(NOT_YET_DUE)],
+        "explained": [r for r in results if r.status == "explained"],
+        "generated_at": timezone.now(),
+    }
+
+
+# ---------------------------------------------------------------- the report, through the deliverables pipeline
+
+
+def run_of(artifact: Artifact) -> HealthCheckRun:
+    return HealthCheckRun.objects.select_related("engagement__client", "organization").get(
+        report=artifact, organization=artifact.organization
+    )
+
+
+def report_context(artifact: Artifact) -> dict:
+    return health_report_context(run_of(artifact))
+
+
+def report_name(artifact: Artifact) -> str:
+    return f"health-check-{run_of(artifact).period:%Y-%m}"
+
+
+def report_done(artifact: Artifact) -> None:
+    """A retried report is rendered: send the emails that waited for it."""
+    send_pending(run_of(artifact))
+
+
+def render_health_report(run: HealthCheckRun) -> Artifact:
+    """Render the Health-Check Report inside the run's worker and keep it as a versioned artifact of the run.
+    A failed render is on the artifact (failed, with the reason), not raised: the run's figures stand."""
+    artifact = pipeline.request(
+        engagement=run.engagement,
+        kind=ArtifactKind.HEALTH_CHECK_REPORT,
+        actor=run.engagement.maintenance_schedule.started_by,
+        queue=False,
+    )
+    HealthCheckRun.objects.for_org(run.organization_id).filter(pk=run.pk).update(report=artifact)
+    pipeline.render(artifact.pk)
+    artifact.refresh_from_db()
+    return artifact
+
+
+def complete_run(run: HealthCheckRun, *, email: bool = True) -> list[ReportDelivery]:
+    """After the run is evaluated: render the Health-Check Report (once) and queue one email per recipient (each
+    sent once). Returns the deliveries queued.
+
+    A failed or unfinished run gets neither report nor email. A report whose render failed holds the emails back
+    (planned, pending) until its retry succeeds. Emails go through the `send_health_report` task: to the workers
+    when a broker is set, inline otherwise.
+    """
+    if run.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
+        return []
+    run.refresh_from_db(fields=["report"])
+    report = run.report or render_health_report(run)
+    if report.status == ArtifactStatus.QUEUED:  # requested by an earlier attempt that stopped before rendering
+        pipeline.render(report.pk)
+        report.refresh_from_db()
+    if not email:
+        return []
+    plan_deliveries(run)
+    if report.status != ArtifactStatus.DONE:
+        return []
+    return send_pending(run)
+
+
+# ---------------------------------------------------------------- the emails
+
+
+def health_report_recipients(run: HealthCheckRun) -> list[tuple[str, str]]:
+    """The engagement's chosen stakeholders who still want the report, and the consultants."""
+    engagement = run.engagement
+    people = [
+        (s.stakeholder.email, s.stakeholder.name)
+        for s in EngagementStakeholder.objects.for_org(run.organization)
+        .recipients_of(engagement, "health_report")
+        .select_related("stakeholder")
+    ]
+    team = engagement.team.values("user")
+    for membership in Membership.objects.for_org(run.organization).filter(user__in=team).select_related("user"):
+        people.append((membership.user.email, membership.user.get_full_name()))
+    if not team.exists():
+        for membership in Membership.objects.for_org(run.organization).filter(role=Role.OWNER).select_related("user"):
+            people.append((membership.user.email, membership.user.get_full_name()))
+    seen, unique = set(), []
+    for email, name in people:
+        if email.lower() not in seen:
+            seen.add(email.lower())
+            unique.append((email, name))
+    return unique
+
+
+def plan_deliveries(run: HealthCheckRun) -> list[ReportDelivery]:
+    for email, name in health_report_recipients(run):
+        ReportDelivery.objects.get_or_create(
+            organization=run.organization, run=run, email=email, defaults={"name": name}
+        )
+    return list(run.deliveries.filter(status=DeliveryStatus.PENDING))
+
+
+def send_pending(run: HealthCheckRun) -> list[ReportDelivery]:
+    from .tasks import send_health_report  # the task module calls into this one
+
+    deliveries = list(ReportDelivery.objects.for_org(run.organization).filter(run=run, status=DeliveryStatus.PENDING))
+    for delivery in deliveries:
+        send_health_report.delay(delivery.pk)
+    return deliveries
+
+
+def health_email_context(delivery: ReportDelivery) -> dict:
+    context = health_report_context(delivery.run)
+    stakeholder = (
+        Stakeholder.objects.for_org(delivery.organization)
+        .filter(client=delivery.run.engagement.client, email=delivery.email)
+        .first()
+    )
+    unsubscribe = ""
+    if stakeholder is not None:
+        token = signing.dumps(str(stakeholder.uuid), salt="reporting.unsubscribe")
+        unsubscribe = reverse("portal:unsubscribe", kwargs={"token": token})
+    watch = [r for r in context["results"] if r.status == "watch"]
+    return {
+        **context,
+        "delivery": delivery,
+        "watch": watch,
+        "unsubscribe_path": unsubscribe,
+        "path": reverse("portal:home")
+        if stakeholder
+        else reverse("engagements:engagement-detail", args=[delivery.organization.slug, delivery.run.engagement.uuid]),
+    }
+
+
+def health_attachments(run: HealthCheckRun) -> list[tuple[str, bytes, str]]:
+    report = run.report
+    if report is None or report.status != ArtifactStatus.DONE or not report.file:
+        return []
+    with report.file.open("rb") as handle:
+        return [(report.filename, handle.read(), "application/pdf")]
+
+
+def claim_delivery(delivery_id: int) -> ReportDelivery | None:
+    """pending -> sending, once: a second worker or a retried task finds nothing to claim."""
+    claimed = ReportDelivery.objects.for_task(delivery_id).filter(status=DeliveryStatus.PENDING).update(
+        status=DeliveryStatus.SENDING, attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    return (
+        ReportDelivery.objects.for_task(delivery_id)
+        .select_related("run__engagement__client", "run__report", "organization")
+        .get()
+    )
+
+
+def send_delivery(delivery: ReportDelivery) -> None:
+    """Send one claimed delivery's email; raises the mail error for the task to retry or give up."""
+    send_email(
+        "health-report",
+        to=delivery.email,
+        context=health_email_context(delivery),
+        attachments=health_attachments(delivery.run),
+    )
+    ReportDelivery.objects.for_org(delivery.organization_id).filter(pk=delivery.pk).update(
+        status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error=""
+    )
+
+
+def delivery_failed(delivery_id: int, error: str, *, final: bool) -> None:
+    ReportDelivery.objects.for_task(delivery_id).update(
+        status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING, last_error=error[:1000]
+    )
