@@ -197,8 +197,10 @@ def health_attachments(run: HealthCheckRun) -> list[tuple[str, bytes, str]]:
 
 def claim_delivery(delivery_id: int) -> ReportDelivery | None:
     """pending -> sending, once: a second worker or a retried task finds nothing to claim."""
-    claimed = ReportDelivery.objects.for_task(delivery_id).filter(status=DeliveryStatus.PENDING).update(
-        status=DeliveryStatus.SENDING, attempts=F("attempts") + 1
+    claimed = (
+        ReportDelivery.objects.for_task(delivery_id)
+        .filter(status=DeliveryStatus.PENDING)
+        .update(status=DeliveryStatus.SENDING, attempts=F("attempts") + 1)
     )
     if not claimed:
         return None

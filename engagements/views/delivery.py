@@ -211,15 +211,10 @@ def _section_count(item) -> dict:
     return {"done": siblings.filter(done=True).count(), "total": siblings.count()}
 
 
-def _current_sub(phase_id) -> SubPhaseState | None:
+def _current_sub(phase) -> SubPhaseState | None:
     """The sub-phase the "Now in" badge names: the phase's first one not skipped that has an open checklist item."""
     open_items = ChecklistItem.objects.filter(sub_phase_id=OuterRef("pk"), done=False)
-    return (
-        SubPhaseState.objects.filter(phase_id=phase_id, skipped=False)
-        .filter(Exists(open_items))
-        .order_by("order")
-        .first()
-    )
+    return SubPhaseState.objects.filter(phase=phase, skipped=False).filter(Exists(open_items)).order_by("order").first()
 
 
 def _gate_for(phase, engagement):
@@ -462,7 +457,7 @@ def checklist_toggle(request, engagement_uuid, item_uuid):
         item.editable = _editable(request, item.engagement, item.phase, item.sub_phase)
         _in_our_name(item.engagement, [item])
         context = {"item": item, "engagement": item.engagement, "item_error": error, **_section_count(item)}
-        badge = {"oob": True, "current_sub": _current_sub(item.phase_id)}
+        badge = {"oob": True, "current_sub": _current_sub(item.phase)}
         html = render_to_string("engagements/engagement_detail.html#checklist-item", context, request=request)
         html += render_to_string("engagements/_checklist_count_oob.html", context, request=request)
         if item.phase_id == item.engagement.current_phase_id:  # the "Now in" badge shows the current phase's

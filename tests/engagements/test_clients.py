@@ -104,6 +104,6 @@ def test_client_page_lists_its_engagements_connection_and_latest_audit(cast, cli
         audit(cast)
         latest = audit(cast)
     body = client.get(page).content.decode()
-    findings = AuditRun.objects.get(pk=latest.pk).findings.count()
+    findings = AuditRun.objects.for_org(cast.org).get(pk=latest.pk).findings.count()
     assert "Salesforce" in body and "No CRM connected." not in body
     assert f"{latest.created_at:%-d %b %Y %H:%M}</a> · Succeeded · {findings} findings" in body and findings > 1

@@ -153,7 +153,8 @@ def test_portfolio_shows_owner_dates_progress_and_health(consultant, cast, libra
     items = list(ChecklistItem.objects.filter(engagement=lifecycle).select_related("phase", "sub_phase"))
     for item in items[:7]:
         progression.set_checklist_item(item=item, done=True, actor=cast.consultant)
-    Engagement.objects.filter(pk=lifecycle.pk).update(target_date=timezone.localdate() - timedelta(days=3))
+    overdue = timezone.localdate() - timedelta(days=3)
+    Engagement.objects.for_org(cast.org).filter(pk=lifecycle.pk).update(target_date=overdue)
     later = start(cast, library, name="Second", team=[(cast.owner, "engineer")])
     Risk.objects.create(organization=cast.org, engagement=later, title="Admin leaves")
 
@@ -171,7 +172,7 @@ def test_portfolio_shows_owner_dates_progress_and_health(consultant, cast, libra
 def test_portfolio_sorts_by_column_keeping_filters(consultant, cast, library):
     for name, days in (("Bravo", 5), ("Alpha", 1), ("Charlie", 9)):
         e = start(cast, library, name=name)
-        Engagement.objects.filter(pk=e.pk).update(start_date=date(2026, 1, days))
+        Engagement.objects.for_org(cast.org).filter(pk=e.pk).update(start_date=date(2026, 1, days))
     other = start(cast, library, client=cast.sibling_client, name="Delta")
 
     def names(**params):
