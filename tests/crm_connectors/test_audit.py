@@ -716,7 +716,7 @@ def test_current_state_audit_pdf(client, cast, sf, django_capture_on_commit_call
     page = client.get(audit_url(cast, "crm_connectors:audit-run", audit_run_uuid=run.uuid)).content.decode()
     assert "Download PDF" in page
     # another client's run cannot serve this artifact
-    other = Artifact.objects.filter(pk=artifact.pk)
+    other = Artifact.objects.for_org(cast.org).filter(pk=artifact.pk)
     assert other.exists()
     client.force_login(cast.outsider)
     assert (
