@@ -1,3 +1,5 @@
+# mypy: disable-error-code="attr-defined, misc"
+# (the wall hooks QuerySet/Model internals, _chain, _clone, _hints, alters_data, that django-stubs does not declare)
 """The tenant wall's building blocks: every tenant-owned model and queryset derives from these.
 
 The querysets live in gtm_ops.tenancy (the deliverables app, which imports none of ours, guards its model too).

@@ -1,3 +1,5 @@
+# mypy: disable-error-code="attr-defined, misc"
+# (the wall hooks QuerySet/Model internals, _chain, _clone, _hints, alters_data, that django-stubs does not declare)
 """The tenant wall's querysets, in the bottom layer so that every app (deliverables too) can guard its models.
 
 The default manager of a tenant-owned model refuses to read or write rows unless the queryset says whose rows
@@ -89,10 +91,7 @@ class ScopedQuerySet(models.QuerySet):
     def _is_scoped(self) -> bool:
         query = self.query  # applies a related manager's deferred filter first: it may scope the queryset
         return bool(
-            self._tenant_scope
-            or self._hints.get("instance") is not None
-            or _crossing.get()
-            or query.is_empty()
+            self._tenant_scope or self._hints.get("instance") is not None or _crossing.get() or query.is_empty()
         )
 
     def _check_scope(self) -> None:
