@@ -344,7 +344,7 @@ def test_answers_are_saved_as_given_survive_a_reload_and_are_sealed_at_submissio
     # A changed mind is a new row; the latest answer counts.
     contested = keys[2]
     maya.post(answer_url(published), {"item": contested, contested: "no", f"comment:{contested}": "Too vague."}, **htmx)
-    assert SignoffAnswer.objects.filter(item_key=contested).count() == 2
+    assert SignoffAnswer.objects.across_tenants("test").filter(item_key=contested).count() == 2
     with pytest.raises(Exception, match="append-only"):
         SignoffAnswer.objects.filter(item_key=contested).delete()
     refused = maya.post(answer_url(published), {"item": "term:nope", "term:nope": "yes"}, **htmx)
@@ -355,7 +355,7 @@ def test_answers_are_saved_as_given_survive_a_reload_and_are_sealed_at_submissio
     assert f"12 of {total} answered" in page and "1 change requested" in page
     assert f'name="{keys[0]}" value="yes" required checked' in page
     assert f'name="{contested}" value="no" required checked' in page and "Too vague.</textarea>" in page
-    assert not Signature.objects.exists()  # nothing is signed until submitted
+    assert not Signature.objects.across_tenants("test").exists()  # nothing is signed until submitted
 
     response = maya.post(signoff_url(published), {
         **answers(published), contested: "no", f"comment:{contested}": "Too vague."
