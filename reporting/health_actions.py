@@ -18,6 +18,8 @@ from django.utils import timezone
 
 from accounts import activity
 from accounts.models import ActivityEntry, DomainError
+from deliverables import services as pipeline
+from deliverables.models import ArtifactKind, ArtifactStatus
 from playbooks.schema import NEEDS_THRESHOLD
 
 from . import health
@@ -342,6 +344,14 @@ def record_review(*, result: HealthResult, actor, note: str, request=None) -> He
         not_evaluable_count=F("not_evaluable_count") - 1
     )
     result.refresh_from_db()
+    run = HealthCheckRun.objects.select_related("report", "engagement").get(
+        pk=result.run_id, organization=result.organization
+    )
+    if run.report is not None and run.report.status == ArtifactStatus.DONE:
+        # The PDF people download says what the run page says: a recorded review makes the report's next version
+        # (the emails already sent keep theirs). A report not rendered yet will read the review when it renders.
+        report = pipeline.request(engagement=run.engagement, kind=ArtifactKind.HEALTH_CHECK_REPORT, actor=actor)
+        HealthCheckRun.objects.filter(pk=run.pk).update(report=report)
     activity.record(
         organization=result.organization,
         actor=actor,

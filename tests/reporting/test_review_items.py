@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from reporting import health_actions
 from reporting.models import HealthCheckRun, HealthResult, MetricValue
-from tests.conftest import body_text
+from tests.conftest import body_text, wait_until
 from tests.reporting.test_health_views import consultant, pdf_text, ri, text_of, u, versions  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -117,6 +117,14 @@ def test_review_items_and_rule_window_response_on_page_pdf_and_email(consultant,
     assert (item.status, item.reviewed_by, item.review_note) == ("ok", cast.consultant, "Benchmarks match Q3 winners.")
     page = text_of(consultant.get(u("run-detail", scheduled, run_uuid=run.uuid)))
     assert f"Done by {cast.consultant.get_full_name()} on {today:%-d %B %Y}" in page
+    # The PDF follows: the report's next version holds the review (rendered by the worker).
+    wait_until(lambda: HealthCheckRun.objects.get(pk=run.pk).report.status == "done")
+    report = HealthCheckRun.objects.get(pk=run.pk).report
+    assert report.number == 2
+    download = consultant.get(u("report-download", scheduled, run_uuid=run.uuid))
+    text = " ".join(pdf_text(b"".join(download.streaming_content)).split())
+    assert f"Done by {cast.consultant.get_full_name()} on {today:%-d %B %Y}: Benchmarks match Q3 winners." in text
+    assert len([m for m in smtp.messages]) == 2, "the review re-renders the report; it sends no email"
     again = consultant.post(
         u("review-record", scheduled, result_uuid=item.uuid), {f"{prefix}-note": "Twice"}, follow=True
     )
