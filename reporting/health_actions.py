@@ -351,7 +351,7 @@ def record_review(*, result: HealthResult, actor, note: str, request=None) -> He
         # The PDF people download says what the run page says: a recorded review makes the report's next version
         # (the emails already sent keep theirs). A report not rendered yet will read the review when it renders.
         report = pipeline.request(engagement=run.engagement, kind=ArtifactKind.HEALTH_CHECK_REPORT, actor=actor)
-        HealthCheckRun.objects.filter(pk=run.pk).update(report=report)
+        HealthCheckRun.objects.for_org(run.organization_id).filter(pk=run.pk).update(report=report)
     activity.record(
         organization=result.organization,
         actor=actor,

@@ -118,8 +118,8 @@ def test_review_items_and_rule_window_response_on_page_pdf_and_email(consultant,
     page = text_of(consultant.get(u("run-detail", scheduled, run_uuid=run.uuid)))
     assert f"Done by {cast.consultant.get_full_name()} on {today:%-d %B %Y}" in page
     # The PDF follows: the report's next version holds the review (rendered by the worker).
-    wait_until(lambda: HealthCheckRun.objects.get(pk=run.pk).report.status == "done")
-    report = HealthCheckRun.objects.get(pk=run.pk).report
+    wait_until(lambda: HealthCheckRun.objects.for_org(cast.org).get(pk=run.pk).report.status == "done")
+    report = HealthCheckRun.objects.for_org(cast.org).get(pk=run.pk).report
     assert report.number == 2
     download = consultant.get(u("report-download", scheduled, run_uuid=run.uuid))
     text = " ".join(pdf_text(b"".join(download.streaming_content)).split())
