@@ -20,7 +20,7 @@ def membership_for(user, org_slug: str) -> Membership | None:
 def memberships_of(user) -> list[Membership]:
     """Every membership of the user with its organization, by organization name: one query (sorted here: the
     model's ordering joins the users table, and a handful of rows sort faster in Python than in the query)."""
-    memberships = list(Membership.objects.select_related("organization").filter(user=user).order_by())
+    memberships = list(Membership.objects.of_user(user).select_related("organization").order_by())
     return sorted(memberships, key=lambda m: m.organization.name)
 
 

@@ -151,13 +151,13 @@ class OrganizationViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
 
     def get_queryset(self):
         return Organization.objects.filter(
-            pk__in=Membership.objects.filter(user=self.request.user).values("organization")
+            pk__in=Membership.objects.of_user(self.request.user).values("organization")
         )
 
     def get_serializer_context(self):
         roles = {}
         if self.request and self.request.user.is_authenticated:
-            roles = dict(Membership.objects.filter(user=self.request.user).values_list("organization_id", "role"))
+            roles = dict(Membership.objects.of_user(self.request.user).values_list("organization_id", "role"))
         return {**super().get_serializer_context(), "roles": roles}
 
 

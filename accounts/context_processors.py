@@ -16,7 +16,7 @@ def navigation(request) -> dict:
     if orgs is None:
         orgs = SimpleLazyObject(
             lambda: list(
-                Membership.objects.filter(user=user)
+                Membership.objects.of_user(user)
                 .order_by("organization__name")
                 .values_list("organization__slug", "organization__name")
             )

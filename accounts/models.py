@@ -48,6 +48,9 @@ class Role(models.TextChoices):
 
 
 class MembershipQuerySet(OrgQuerySet):
+    def of_user(self, user) -> "MembershipQuerySet":
+        return self.across_tenants("a user's own memberships span organizations").filter(user=user)
+
     def owners(self) -> "MembershipQuerySet":
         return self.filter(role=Role.OWNER)
 
@@ -120,7 +123,8 @@ class Invitation(TenantModel):
 
     @classmethod
     def find(cls, token: str) -> "Invitation | None":
-        return cls.objects.select_related("organization").filter(token_hash=_hash_token(token)).first()
+        by_token = cls.objects.across_tenants("an invitation token names its organization")
+        return by_token.select_related("organization").filter(token_hash=_hash_token(token)).first()
 
     @property
     def status(self) -> str:

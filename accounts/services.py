@@ -67,7 +67,7 @@ def accept_invitation(*, token: str, user, request=None) -> Membership:
     if invitation is None:
         raise DomainError("This invitation link is not valid. Ask for a new invitation.")
     # Lock the row so two clicks on the same link cannot both succeed.
-    invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    invitation = Invitation.objects.for_org(invitation.organization_id).select_for_update().get(pk=invitation.pk)
     if invitation.status != "pending":
         raise DomainError(
             f"This invitation has {'been ' if invitation.status != 'expired' else ''}"

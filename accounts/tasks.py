@@ -10,7 +10,7 @@ MAIL_ERRORS = (smtplib.SMTPException, OSError)
 
 @shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, retry_jitter=True, max_retries=5, acks_late=True)
 def send_invitation(invitation_id: int, path: str) -> None:
-    invitation = Invitation.objects.select_related("organization", "invited_by").filter(pk=invitation_id).first()
+    invitation = Invitation.objects.for_task(invitation_id).select_related("organization", "invited_by").first()
     if invitation is None or invitation.status != "pending":
         return
     send_email(

@@ -1,14 +1,17 @@
-"""The tenant wall's building blocks: every tenant-owned model and queryset derives from these."""
+# mypy: disable-error-code="attr-defined, misc"
+# (the wall hooks QuerySet/Model internals, _chain, _clone, _hints, alters_data, that django-stubs does not declare)
+"""The tenant wall's building blocks: every tenant-owned model and queryset derives from these.
+
+The querysets live in gtm_ops.tenancy (the deliverables app, which imports none of ours, guards its model too).
+"""
 
 import uuid
-from typing import Self
 
 from django.db import models
 
+from gtm_ops.tenancy import OrgQuerySet, ScopedQuerySet, UnscopedQuery, crossing_tenants
 
-class OrgQuerySet(models.QuerySet):
-    def for_org(self, org) -> Self:
-        return self.filter(organization=org)
+__all__ = ["OrgQuerySet", "ScopedQuerySet", "TenantModel", "UnscopedQuery", "crossing_tenants"]
 
 
 class TenantModel(models.Model):
@@ -22,3 +25,12 @@ class TenantModel(models.Model):
 
     class Meta:
         abstract = True
+
+    # A UUID is unique across every tenant, so the checks behind forms and full_clean() must see every row.
+    def _perform_unique_checks(self, unique_checks):
+        with crossing_tenants("uniqueness is checked across every tenant"):
+            return super()._perform_unique_checks(unique_checks)
+
+    def validate_constraints(self, exclude=None):
+        with crossing_tenants("constraints are checked across every tenant"):
+            return super().validate_constraints(exclude)

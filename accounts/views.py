@@ -41,7 +41,7 @@ def readyz(request):
 
 @login_required
 def home(request):
-    memberships = list(Membership.objects.filter(user=request.user).select_related("organization"))
+    memberships = list(Membership.objects.of_user(request.user).select_related("organization"))
     slugs = [m.organization.slug for m in memberships]
     current = request.session.get("current_org")
     if current in slugs:
@@ -58,9 +58,7 @@ def org_list(request):
         org = services.create_organization(name=form.cleaned_data["name"], owner=request.user, request=request)
         messages.success(request, f"{org.name} is ready. You are its owner.")
         return redirect("accounts:org-home", org_slug=org.slug)
-    memberships = (
-        Membership.objects.filter(user=request.user).select_related("organization").order_by("organization__name")
-    )
+    memberships = Membership.objects.of_user(request.user).select_related("organization").order_by("organization__name")
     return render(request, "accounts/org_list.html", {"memberships": memberships, "form": form})
 
 

@@ -448,7 +448,7 @@ class DataSet:
 
         version = DefinitionVersion.objects.get(engagement=e)
         return {
-            "engagement": Engagement.objects.get(pk=e.pk),
+            "engagement": Engagement.objects.for_org(e.organization_id).get(pk=e.pk),
             "phases": list(PhaseState.objects.filter(engagement=e)),
             "subs": list(SubPhaseState.objects.filter(engagement=e)),
             "items": list(ChecklistItem.objects.filter(engagement=e)),

@@ -419,9 +419,9 @@ class DataSet:
         rng, now, who = self.rng, timezone.now(), self.consultant
         ids = [e.pk for e in engagements]
         phases_of, gate_of = {}, {}
-        for p in PhaseState.objects.filter(engagement_id__in=ids).order_by("order"):
+        for p in PhaseState.objects.for_org(self.org).filter(engagement_id__in=ids).order_by("order"):
             phases_of.setdefault(p.engagement_id, []).append(p)
-        for g in Gate.objects.filter(engagement_id__in=ids):
+        for g in Gate.objects.for_org(self.org).filter(engagement_id__in=ids):
             gate_of[g.phase_id] = g
         options = {
             p.decision_gate.key: next(
@@ -494,21 +494,23 @@ class DataSet:
             engagements, ["status", "current_phase", "closed_at", "last_update_published_at", "created_at"]
         )
         checked = {"status": CheckpointStatus.CHECKED, "resolved_by": who, "resolved_at": now}
-        GateCheckpoint.objects.filter(gate_id__in=decided).update(**checked)
-        open_checkpoints = GateCheckpoint.objects.filter(gate_id__in=opened).values_list("pk", "order")
+        GateCheckpoint.objects.for_org(self.org).filter(gate_id__in=decided).update(**checked)
+        open_checkpoints = (
+            GateCheckpoint.objects.for_org(self.org).filter(gate_id__in=opened).values_list("pk", "order")
+        )
         half = [pk for pk, order in open_checkpoints if order % 2 == 1]
-        GateCheckpoint.objects.filter(pk__in=half).update(**checked)
+        GateCheckpoint.objects.for_org(self.org).filter(pk__in=half).update(**checked)
         done = {"done": True, "done_by": who, "done_at": now}
-        ChecklistItem.objects.filter(phase_id__in=done_phase_ids).update(**done)
+        ChecklistItem.objects.for_org(self.org).filter(phase_id__in=done_phase_ids).update(**done)
         # The current phase's checklist is part-way done: the first `share` of its items, in order.
         share = {p.pk: rng.random() for p in active_phases}
-        items = ChecklistItem.objects.filter(phase_id__in=share).values_list("pk", "phase", "order")
+        items = ChecklistItem.objects.for_org(self.org).filter(phase_id__in=share).values_list("pk", "phase", "order")
         by_phase = {}
         for pk, phase_id, order in items:
             by_phase.setdefault(phase_id, []).append((order, pk))
         tick = [pk for phase_id, rows in by_phase.items() for _, pk in sorted(rows)[: int(len(rows) * share[phase_id])]]
         for start in range(0, len(tick), 5000):
-            ChecklistItem.objects.filter(pk__in=tick[start : start + 5000]).update(**done)
+            ChecklistItem.objects.for_org(self.org).filter(pk__in=tick[start : start + 5000]).update(**done)
 
     def add_board_items(self, engagements) -> None:
         """Ten cards per engagement: four work items, two decisions, two risks, two releases."""
@@ -935,7 +937,7 @@ def main() -> int:
         if rest:
             from engagements.models import Engagement
 
-            rest = list(Engagement.objects.filter(pk__in=[e.pk for e in rest]))
+            rest = list(Engagement.objects.for_org(data.org).filter(pk__in=[e.pk for e in rest]))
             data.progress(rest)
             data.add_board_items(rest)
         data_version.bump(data.org)

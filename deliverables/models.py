@@ -10,6 +10,8 @@ from uuid import uuid4
 from django.conf import settings
 from django.db import models
 
+from gtm_ops.tenancy import OrgQuerySet
+
 from . import registry
 
 
@@ -47,10 +49,7 @@ def safe_slug(text: str, fallback: str = "client") -> str:
     return slug or fallback
 
 
-class ArtifactQuerySet(models.QuerySet):
-    def for_org(self, org) -> "ArtifactQuerySet":
-        return self.filter(organization=org)
-
+class ArtifactQuerySet(OrgQuerySet):
     def ready(self) -> "ArtifactQuerySet":
         return self.filter(status=ArtifactStatus.DONE)
 

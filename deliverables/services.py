@@ -28,7 +28,7 @@ def _move(artifact_id: int, old: str, new: str, **fields) -> bool:
     """old -> new if the row is still `old`: the conditional UPDATE is the claim."""
     if new not in TRANSITIONS[old]:
         raise ValueError(f"An artifact cannot go from {old} to {new}.")
-    return bool(Artifact.objects.filter(pk=artifact_id, status=old).update(status=new, **fields))
+    return bool(Artifact.objects.for_task(artifact_id).filter(status=old).update(status=new, **fields))
 
 
 @transaction.atomic
@@ -59,17 +59,19 @@ def render(artifact_id: int) -> Artifact | None:
     """Claim a queued artifact and render it. Returns it when done, None when claimed elsewhere or failed."""
     if not _move(artifact_id, ArtifactStatus.QUEUED, ArtifactStatus.RENDERING, started_at=timezone.now(), progress=10):
         return None
-    artifact = Artifact.objects.select_related(
-        "engagement__client", "organization", "source_version", "created_by"
-    ).get(pk=artifact_id)
+    artifact = (
+        Artifact.objects.for_task(artifact_id)
+        .select_related("engagement__client", "organization", "source_version", "created_by")
+        .get()
+    )
     try:
         kind = registry.get(artifact.kind)
         context = {**kind.context(artifact), "artifact": artifact}
-        Artifact.objects.filter(pk=artifact_id).update(progress=40)
+        Artifact.objects.for_task(artifact_id).update(progress=40)
         pdf, pages = render_pdf(kind.template, context)
         if pages < 1 or not pdf.startswith(b"%PDF"):  # a page count and size people read on the list
             raise ValueError(f"WeasyPrint produced no usable document ({pages} pages, {len(pdf)} bytes).")
-        Artifact.objects.filter(pk=artifact_id).update(progress=90)
+        Artifact.objects.for_task(artifact_id).update(progress=90)
         artifact.file.save(artifact.filename, ContentFile(pdf), save=False)
     except Exception as exc:  # the row must say why; a render never stays "rendering" forever
         logger.exception("Rendering artifact %s (%s) failed", artifact_id, artifact.kind)

@@ -178,7 +178,7 @@ def draft_weekly_update(*, engagement: Engagement, actor, week_start: date | Non
 
 @transaction.atomic
 def save_weekly_update(*, update: WeeklyUpdate, actor, request=None) -> WeeklyUpdate:
-    stored = WeeklyUpdate.objects.select_for_update().get(pk=update.pk)
+    stored = WeeklyUpdate.objects.for_org(update.organization_id).select_for_update().get(pk=update.pk)
     if stored.status == UpdateStatus.PUBLISHED:
         raise DomainError("This update is published; clients have read it, so it can no longer change.")
     update.save(update_fields=["what_changed", "what_was_tested", "needs_decision", "what_happens_next", "updated_at"])
@@ -191,13 +191,14 @@ def publish_weekly_update(*, update: WeeklyUpdate, actor, request=None) -> Weekl
 
     # A conditional UPDATE: a double click or a retry cannot publish (and email) twice.
     now = timezone.now()
-    claimed = WeeklyUpdate.objects.filter(pk=update.pk, status=UpdateStatus.DRAFT).update(
-        status=UpdateStatus.PUBLISHED, published_at=now, published_by=actor
-    )
+    drafts = WeeklyUpdate.objects.for_org(update.organization_id).filter(status=UpdateStatus.DRAFT)
+    claimed = drafts.filter(pk=update.pk).update(status=UpdateStatus.PUBLISHED, published_at=now, published_by=actor)
     if not claimed:
         raise DomainError("This update is already published.")
     update.refresh_from_db()
-    Engagement.objects.filter(pk=update.engagement_id).update(last_update_published_at=now)
+    Engagement.objects.for_org(update.organization_id).filter(pk=update.engagement_id).update(
+        last_update_published_at=now
+    )
     activity.record(
         organization=update.organization,
         actor=actor,

@@ -251,7 +251,7 @@ def publish(
     """`approvers` maps the playbook's approver roles to stakeholders or waiver reasons (signoffs.map_approvers)."""
     from .tasks import send_signoff_request
 
-    Engagement.objects.select_for_update().get(pk=engagement.pk)
+    Engagement.objects.for_org(engagement.organization_id).select_for_update().get(pk=engagement.pk)
     if not engagement.is_open:
         raise DomainError("This engagement is closed.")
     content = draft_content(engagement)
@@ -376,7 +376,7 @@ def awaiting(stakeholder) -> list[DefinitionVersion]:
 def sign(*, version: DefinitionVersion, stakeholder, decisions: dict, comments: dict, request=None) -> Signature:
     from .tasks import notify_consultants
 
-    version = DefinitionVersion.objects.select_for_update().get(pk=version.pk)
+    version = DefinitionVersion.objects.for_org(version.organization_id).select_for_update().get(pk=version.pk)
     if not version.requests.filter(stakeholder=stakeholder).exists():
         raise DomainError("You are not asked to sign this version.")
     latest = latest_version(version.engagement) or version
@@ -468,7 +468,8 @@ def diff(older: dict, newer: dict) -> list[Difference]:
 def verify_all() -> list[str]:
     """Recompute every version's hash and compare it with the stored hash and each signature's quoted hash."""
     problems = []
-    versions = DefinitionVersion.objects.select_related("engagement", "organization").prefetch_related(
+    every_tenant = DefinitionVersion.objects.across_tenants("verify_signoffs checks every tenant's signed record")
+    versions = every_tenant.select_related("engagement", "organization").prefetch_related(
         "signatures__stakeholder"
     )
     for version in versions.iterator(chunk_size=200):

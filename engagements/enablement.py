@@ -111,7 +111,7 @@ def next_retention_step(engagement: Engagement):
 def record_retention_step(
     *, engagement: Engagement, action: str, outcome: str, actor, offer: str = "", note: str = "", request=None
 ) -> RetentionStep:
-    Engagement.objects.select_for_update().get(pk=engagement.pk)
+    Engagement.objects.for_org(engagement.organization_id).select_for_update().get(pk=engagement.pk)
     if action not in RetentionAction.values:
         raise DomainError(f"Unknown retention step {action!r}.")
     if outcome not in ("accepted", "declined"):
@@ -145,7 +145,7 @@ def record_retention_step(
 def check_ins_due(today: date | None = None):
     """Engagements whose refinement check-in is two weeks away (or closer) and not yet reminded."""
     today = today or timezone.localdate()
-    return Engagement.objects.filter(
+    return Engagement.objects.across_tenants("beat: check-in reminders for every tenant").filter(
         check_in_date__isnull=False, check_in_date__lte=today + timedelta(days=14), check_in_reminder_sent_at=None
     )
 
@@ -312,7 +312,7 @@ def record_kpi_reading(
     note: str = "",
     request=None,
 ) -> KpiReading:
-    engagement = Engagement.objects.select_for_update().get(pk=engagement.pk)
+    engagement = Engagement.objects.for_org(engagement.organization_id).select_for_update().get(pk=engagement.pk)
     specs = {k.key: k for k in kpi_specs(engagement)}
     if kpi not in specs:
         raise DomainError(

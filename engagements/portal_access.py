@@ -109,7 +109,8 @@ def request_portal_links(*, email: str, request=None) -> int:
     Says nothing to the requester about whether the address is known, nor whether a stakeholder has had their
     links for the hour (PORTAL_LINKS_PER_STAKEHOLDER): then nothing is sent and their latest link keeps working.
     """
-    stakeholders = Stakeholder.objects.filter(email=email.strip().lower(), portal_enabled=True).select_related(
+    by_email = Stakeholder.objects.across_tenants("portal sign-in: one email may be a stakeholder of several tenants")
+    stakeholders = by_email.filter(email=email.strip().lower(), portal_enabled=True).select_related(
         "client", "organization"
     )
     sent = 0
@@ -147,8 +148,9 @@ def redeem_portal_link(*, token: str, request) -> Stakeholder:
         ) from exc
     with transaction.atomic():
         # A conditional UPDATE claims the link: of two concurrent clicks only one can win.
-        claimed = PortalLink.objects.filter(nonce=nonce).usable().update(used_at=timezone.now())
-        link = PortalLink.objects.select_related("stakeholder__client", "organization").filter(nonce=nonce).first()
+        by_nonce = PortalLink.objects.across_tenants("a link's nonce names its organization").filter(nonce=nonce)
+        claimed = by_nonce.usable().update(used_at=timezone.now())
+        link = by_nonce.select_related("stakeholder__client", "organization").first()
         if link is None:
             raise DomainError("This sign-in link is not valid. Request a new one.")
         if not claimed:
@@ -186,7 +188,8 @@ def portal_view(view_func):
         stakeholder = None
         if stakeholder_uuid:
             stakeholder = (
-                Stakeholder.objects.select_related("client", "organization")
+                Stakeholder.objects.across_tenants("the portal session names its stakeholder, who names the tenant")
+                .select_related("client", "organization")
                 .filter(uuid=stakeholder_uuid, portal_enabled=True)
                 .first()
             )

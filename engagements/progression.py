@@ -245,7 +245,7 @@ def _instantiate(engagement: Engagement, spec) -> None:
 
 
 def _lock(engagement: Engagement) -> Engagement:
-    return Engagement.objects.select_for_update().get(pk=engagement.pk)
+    return Engagement.objects.for_org(engagement.organization_id).select_for_update().get(pk=engagement.pk)
 
 
 def _require_active(engagement: Engagement) -> None:
@@ -489,7 +489,7 @@ def decide_gate(
     """Take one of the gate's options. ``about``: for a not-ready option, the keys of the unmet checkpoints
     it is about (None: the option's usual ones that are unmet)."""
     engagement = _lock(gate.engagement)
-    gate = Gate.objects.select_for_update().select_related("phase").get(pk=gate.pk)
+    gate = Gate.objects.for_org(gate.organization_id).select_for_update().select_related("phase").get(pk=gate.pk)
     gate.engagement = engagement
     _require_active(engagement)
     options = {o.key: o for o in gate_options(gate)}
@@ -603,7 +603,7 @@ def _loop_back(engagement: Engagement, gate: Gate, target: str) -> None:
             _reset_gate(reopened_gate, status=GateStatus.PENDING)
     target_phase.iteration += 1
     target_phase.save(update_fields=["iteration"])
-    _activate(engagement, PhaseState.objects.get(pk=target_phase.pk))
+    _activate(engagement, PhaseState.objects.for_org(target_phase.organization_id).get(pk=target_phase.pk))
 
 
 def _extend_hypercare(engagement: Engagement, target: str | None) -> None:
@@ -660,7 +660,11 @@ def resume_engagement(*, engagement: Engagement, actor, request=None) -> Engagem
         raise DomainError("Only an engagement on hold can be resumed.")
     engagement.status = EngagementStatus.ACTIVE
     engagement.save(update_fields=["status"])
-    gate = Gate.objects.filter(phase_id=engagement.current_phase_id, status=GateStatus.OPEN).first()
+    gate = (
+        Gate.objects.for_org(engagement.organization_id)
+        .filter(phase_id=engagement.current_phase_id, status=GateStatus.OPEN)
+        .first()
+    )
     if gate is not None:
         gate.engagement = engagement
         _clear_waivers(gate, why="Resumed after a hold: the waiver no longer holds.", actor=actor, request=request)

@@ -55,7 +55,7 @@ def latest_version(engagement: Engagement) -> ArchitectureVersion | None:
 def start_version(
     *, engagement: Engagement, actor, meeting: Meeting | None = None, notes: str = "", request=None
 ) -> ArchitectureVersion:
-    Engagement.objects.select_for_update().get(pk=engagement.pk)
+    Engagement.objects.for_org(engagement.organization_id).select_for_update().get(pk=engagement.pk)
     previous = latest_version(engagement)
     version = ArchitectureVersion.objects.create(
         organization=engagement.organization,

@@ -11,7 +11,7 @@ from .portal_access import link_path, signoff_link_path
 
 @shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, retry_jitter=True, max_retries=5, acks_late=True)
 def send_portal_link(link_id: int) -> None:
-    link = PortalLink.objects.usable().select_related("stakeholder__client", "organization").filter(pk=link_id).first()
+    link = PortalLink.objects.for_task(link_id).usable().select_related("stakeholder__client", "organization").first()
     if link is None:  # used, superseded or expired before the worker got to it: nothing worth sending
         return
     send_email(
@@ -30,11 +30,12 @@ def send_weekly_update(update_id: int, stakeholder_id: int) -> None:
     from .models import Stakeholder, UpdateStatus, WeeklyUpdate
 
     update = (
-        WeeklyUpdate.objects.select_related("engagement__client", "organization")
-        .filter(pk=update_id, status=UpdateStatus.PUBLISHED)
+        WeeklyUpdate.objects.for_task(update_id)
+        .select_related("engagement__client", "organization")
+        .filter(status=UpdateStatus.PUBLISHED)
         .first()
     )
-    stakeholder = Stakeholder.objects.filter(pk=stakeholder_id, portal_enabled=True).first()
+    stakeholder = Stakeholder.objects.for_task(stakeholder_id).filter(portal_enabled=True).first()
     if update is None or stakeholder is None or stakeholder.organization_id != update.organization_id:
         return
     send_email(
@@ -68,12 +69,14 @@ def remind_check_in(engagement_id: int) -> None:
     from .models import Engagement
 
     # Claim the reminder first so a duplicate tick sends nothing; give the claim back if sending fails.
-    claimed = Engagement.objects.filter(pk=engagement_id, check_in_reminder_sent_at=None).update(
-        check_in_reminder_sent_at=timezone.now()
+    claimed = (
+        Engagement.objects.for_task(engagement_id)
+        .filter(check_in_reminder_sent_at=None)
+        .update(check_in_reminder_sent_at=timezone.now())
     )
     if not claimed:
         return
-    engagement = Engagement.objects.select_related("client", "organization").get(pk=engagement_id)
+    engagement = Engagement.objects.for_task(engagement_id).select_related("client", "organization").get()
     team = (
         Membership.objects.for_org(engagement.organization)
         .filter(Q(user__in=engagement.team.values("user")) | Q(role=Role.OWNER))
@@ -89,7 +92,7 @@ def remind_check_in(engagement_id: int) -> None:
             },
         )
     except MAIL_ERRORS:
-        Engagement.objects.filter(pk=engagement_id).update(check_in_reminder_sent_at=None)
+        Engagement.objects.for_task(engagement_id).update(check_in_reminder_sent_at=None)
         raise
 
 
@@ -97,8 +100,10 @@ def remind_check_in(engagement_id: int) -> None:
 def send_signoff_request(request_id: int, reminder: bool = False) -> None:
     from .models import SignoffRequest
 
-    signoff = SignoffRequest.objects.select_related("version__engagement__client", "stakeholder", "organization").get(
-        pk=request_id
+    signoff = (
+        SignoffRequest.objects.for_task(request_id)
+        .select_related("version__engagement__client", "stakeholder", "organization")
+        .get()
     )
     send_email(
         "signoff-request",
@@ -128,7 +133,8 @@ def send_signoff_reminders() -> None:
 
     cutoff = timezone.now() - timedelta(days=3)
     due = (
-        SignoffRequest.objects.filter(created_at__lte=cutoff, reminded_at=None, version__signed_at=None)
+        SignoffRequest.objects.across_tenants("beat: daily reminders for every tenant")
+        .filter(created_at__lte=cutoff, reminded_at=None, version__signed_at=None)
         .exclude(version__signatures__stakeholder=F("stakeholder"))
         .select_related("version__engagement")
     )
@@ -136,7 +142,11 @@ def send_signoff_reminders() -> None:
         if definitions.latest_version(signoff.version.engagement).pk != signoff.version_id:
             continue  # replaced by a newer version: that one has its own requests
         # Claim before queueing so a duplicate tick reminds nobody twice.
-        if SignoffRequest.objects.filter(pk=signoff.pk, reminded_at=None).update(reminded_at=timezone.now()):
+        if (
+            SignoffRequest.objects.for_org(signoff.organization_id)
+            .filter(pk=signoff.pk, reminded_at=None)
+            .update(reminded_at=timezone.now())
+        ):
             send_signoff_request.delay(signoff.pk, reminder=True)
 
 
@@ -148,14 +158,16 @@ def notify_consultants(version_id: int, kind: str, signature_id: int | None = No
 
     from .models import DefinitionVersion, Signature
 
-    version = DefinitionVersion.objects.select_related("engagement__client", "organization").get(pk=version_id)
+    version = DefinitionVersion.objects.for_task(version_id).select_related("engagement__client", "organization").get()
     engagement = version.engagement
     team = (
         Membership.objects.for_org(version.organization)
         .filter(Q(user__in=engagement.team.values("user")) | Q(user=version.published_by_id) | Q(role=Role.OWNER))
         .select_related("user")
     )
-    signature = Signature.objects.select_related("stakeholder").filter(pk=signature_id).first()
+    signature = (
+        Signature.objects.for_org(version.organization).select_related("stakeholder").filter(pk=signature_id).first()
+    )
     labels = dict(version.items)
     contested = (
         [(labels[k], signature.comments.get(k, "")) for k, v in sorted(signature.decisions.items()) if v == "no"]

@@ -5,6 +5,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.models import DomainError
+from accounts.tenancy import OrgQuerySet, ScopedQuerySet
 
 from .loader import content_hash, parse_playbook
 from .schema import Playbook as PlaybookSpec
@@ -12,7 +13,7 @@ from .schema import Playbook as PlaybookSpec
 _SPECS: dict[str, PlaybookSpec] = {}
 
 
-class PlaybookQuerySet(models.QuerySet):
+class PlaybookQuerySet(OrgQuerySet):
     def for_org(self, org) -> "PlaybookQuerySet":
         """The playbooks an organization can use: the shared library plus its own copies."""
         return self.filter(Q(organization__isnull=True) | Q(organization=org))
@@ -69,6 +70,8 @@ class PlaybookVersion(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ScopedQuerySet.as_manager()  # owned through its playbook: scoped by a loaded or scoped playbook
 
     class Meta:
         ordering = ["playbook", "-number"]

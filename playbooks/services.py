@@ -19,7 +19,7 @@ def _dump(spec: PlaybookSpec) -> dict:
 def save_version(*, playbook: Playbook, spec: PlaybookSpec, actor=None) -> tuple[PlaybookVersion, bool]:
     """Store `spec` as the playbook's next version unless the latest version has the same content."""
     digest = content_hash(spec)
-    latest = Playbook.objects.select_for_update().get(pk=playbook.pk).latest_version()
+    latest = Playbook.objects.for_org(playbook.organization).select_for_update().get(pk=playbook.pk).latest_version()
     if latest is not None and latest.content_hash == digest:
         return latest, False
     version = PlaybookVersion.objects.create(

@@ -425,7 +425,8 @@ def create_run(engagement, period: date) -> tuple[HealthCheckRun, bool]:
 
 def due_schedules(period: date, schedules=None):
     """The active schedules that have a run for `period`: live before the month ended (`schedules` narrows)."""
-    queryset = MaintenanceSchedule.objects.all() if schedules is None else schedules
+    every_tenant = MaintenanceSchedule.objects.across_tenants("beat: the month-end queue covers every tenant")
+    queryset = every_tenant if schedules is None else schedules
     return queryset.filter(active=True, live_since__lt=month_start(period) + timedelta(days=31))
 
 
@@ -646,12 +647,14 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
     """Claim a queued run and evaluate every due rule. Returns None when another worker has it."""
     from .crm_metrics import CrmFigures
 
-    claimed = HealthCheckRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
-        status=RunStatus.RUNNING, started_at=timezone.now()
+    claimed = (
+        HealthCheckRun.objects.for_task(run_id)
+        .filter(status=RunStatus.QUEUED)
+        .update(status=RunStatus.RUNNING, started_at=timezone.now())
     )
     if not claimed:
         return None
-    run = HealthCheckRun.objects.select_related("engagement__client", "organization").get(pk=run_id)
+    run = HealthCheckRun.objects.for_task(run_id).select_related("engagement__client", "organization").get()
     engagement = run.engagement
     schedule = MaintenanceSchedule.objects.get(engagement=engagement)
     crm = None
@@ -670,13 +673,13 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
             _establish_baselines(engagement, run.period, baseline_metrics)
     except Exception as exc:  # recorded on the run in plain words; never shown as healthy
         logger.exception("Health check %s failed", run_id)
-        HealthCheckRun.objects.filter(pk=run_id).update(
+        HealthCheckRun.objects.for_task(run_id).update(
             status=RunStatus.FAILED,
             error=f"{type(exc).__name__}: {exc}"[:2000],
             finished_at=timezone.now(),
             api_calls=crm.calls if crm else 0,
         )
-        return HealthCheckRun.objects.get(pk=run_id)
+        return HealthCheckRun.objects.for_task(run_id).get()
     finally:
         if crm is not None:
             crm.close()
@@ -685,7 +688,7 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
     red = sum(r.status == rule_engine.RED for r in results)
     not_evaluable = sum(r.status == rule_engine.NOT_EVALUABLE for r in results)
     status = RunStatus.PARTIAL if (crm and crm.errors) else RunStatus.SUCCEEDED
-    HealthCheckRun.objects.filter(pk=run_id).update(
+    HealthCheckRun.objects.for_task(run_id).update(
         status=status,
         finished_at=timezone.now(),
         red_count=red,
@@ -693,7 +696,7 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
         api_calls=crm.calls if crm else 0,
         error="; ".join(crm.errors) if crm else "",
     )
-    return HealthCheckRun.objects.get(pk=run_id)
+    return HealthCheckRun.objects.for_task(run_id).get()
 
 
 def explanations_in_force(engagement, period: date) -> dict[tuple[str, str, str], FlagExplanation]:
@@ -747,7 +750,7 @@ def catch_up(schedule_id: int, today: date | None = None) -> list[HealthCheckRun
     business cycle sets the baselines and every trend has its history. Their reports are rendered but not emailed:
     nobody wants last spring's health check in their inbox. The month just ended is beat's (or "run now"), as usual.
     A retry re-runs nothing: each month's run is claimed once."""
-    schedule = MaintenanceSchedule.objects.select_related("engagement__organization").get(pk=schedule_id)
+    schedule = MaintenanceSchedule.objects.for_task(schedule_id).select_related("engagement__organization").get()
     done = []
     for period in catch_up_periods(schedule, today):
         run, _ = create_run(schedule.engagement, period)

@@ -330,7 +330,8 @@ def record_review(*, result: HealthResult, actor, note: str, request=None) -> He
         raise DomainError("Only a task reviewed by a person is recorded this way; this one has a rule.")
     when = timezone.now()
     who = actor.get_full_name() or actor.email
-    claimed = HealthResult.objects.filter(pk=result.pk, reviewed_at__isnull=True).update(
+    results = HealthResult.objects.for_org(result.organization_id)
+    claimed = results.filter(pk=result.pk, reviewed_at__isnull=True).update(
         status=rule_engine.OK,
         reviewed_by=actor,
         reviewed_at=when,
@@ -339,7 +340,7 @@ def record_review(*, result: HealthResult, actor, note: str, request=None) -> He
     )
     if not claimed:
         raise DomainError("This review has already been recorded.")
-    HealthCheckRun.objects.filter(pk=result.run_id, not_evaluable_count__gt=0).update(
+    HealthCheckRun.objects.for_org(result.organization_id).filter(pk=result.run_id, not_evaluable_count__gt=0).update(
         not_evaluable_count=F("not_evaluable_count") - 1
     )
     result.refresh_from_db()
@@ -350,7 +351,7 @@ def record_review(*, result: HealthResult, actor, note: str, request=None) -> He
         # The PDF people download says what the run page says: a recorded review makes the report's next version
         # (the emails already sent keep theirs). A report not rendered yet will read the review when it renders.
         report = pipeline.request(engagement=run.engagement, kind=ArtifactKind.HEALTH_CHECK_REPORT, actor=actor)
-        HealthCheckRun.objects.filter(pk=run.pk).update(report=report)
+        HealthCheckRun.objects.for_org(run.organization_id).filter(pk=run.pk).update(report=report)
     activity.record(
         organization=result.organization,
         actor=actor,
@@ -385,12 +386,15 @@ def explain_result(
         raise DomainError("Say why this flag is acceptable.")
     if not 0 <= months <= MAX_EXPLANATION_MONTHS:
         raise DomainError(f"An explanation can cover at most {MAX_EXPLANATION_MONTHS} later months.")
-    claimed = HealthResult.objects.filter(pk=result.pk, status=rule_engine.RED).update(
-        status=rule_engine.EXPLAINED, explanation=explanation, explained_by=actor
+    claimed = (
+        HealthResult.objects.for_org(result.organization_id)
+        .filter(pk=result.pk, status=rule_engine.RED)
+        .update(status=rule_engine.EXPLAINED, explanation=explanation, explained_by=actor)
     )
     if not claimed:
         raise DomainError("Only a red flag can be explained, and this one is not red (any more).")
-    HealthCheckRun.objects.filter(pk=result.run_id, red_count__gt=0).update(red_count=F("red_count") - 1)
+    runs = HealthCheckRun.objects.for_org(result.organization_id)
+    runs.filter(pk=result.run_id, red_count__gt=0).update(red_count=F("red_count") - 1)
     result.refresh_from_db()
     run = result.run
     carried = None
@@ -430,7 +434,8 @@ def withdraw_explanation(*, explanation: FlagExplanation, actor, request=None) -
     """Stop an explanation from covering later runs: the flag is red again from the next run on.
 
     Runs already evaluated keep what they showed (their report has been sent)."""
-    claimed = FlagExplanation.objects.filter(pk=explanation.pk, withdrawn_at__isnull=True).update(
+    explanations = FlagExplanation.objects.for_org(explanation.organization_id)
+    claimed = explanations.filter(pk=explanation.pk, withdrawn_at__isnull=True).update(
         withdrawn_at=timezone.now(), withdrawn_by=actor
     )
     if not claimed:

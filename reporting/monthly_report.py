@@ -92,7 +92,7 @@ def render_health_report(run: HealthCheckRun) -> Artifact:
         actor=run.engagement.maintenance_schedule.started_by,
         queue=False,
     )
-    HealthCheckRun.objects.filter(pk=run.pk).update(report=artifact)
+    HealthCheckRun.objects.for_org(run.organization_id).filter(pk=run.pk).update(report=artifact)
     pipeline.render(artifact.pk)
     artifact.refresh_from_db()
     return artifact
@@ -197,13 +197,17 @@ def health_attachments(run: HealthCheckRun) -> list[tuple[str, bytes, str]]:
 
 def claim_delivery(delivery_id: int) -> ReportDelivery | None:
     """pending -> sending, once: a second worker or a retried task finds nothing to claim."""
-    claimed = ReportDelivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING).update(
-        status=DeliveryStatus.SENDING, attempts=F("attempts") + 1
+    claimed = (
+        ReportDelivery.objects.for_task(delivery_id)
+        .filter(status=DeliveryStatus.PENDING)
+        .update(status=DeliveryStatus.SENDING, attempts=F("attempts") + 1)
     )
     if not claimed:
         return None
-    return ReportDelivery.objects.select_related("run__engagement__client", "run__report", "organization").get(
-        pk=delivery_id
+    return (
+        ReportDelivery.objects.for_task(delivery_id)
+        .select_related("run__engagement__client", "run__report", "organization")
+        .get()
     )
 
 
@@ -215,12 +219,12 @@ def send_delivery(delivery: ReportDelivery) -> None:
         context=health_email_context(delivery),
         attachments=health_attachments(delivery.run),
     )
-    ReportDelivery.objects.filter(pk=delivery.pk).update(
+    ReportDelivery.objects.for_org(delivery.organization_id).filter(pk=delivery.pk).update(
         status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error=""
     )
 
 
 def delivery_failed(delivery_id: int, error: str, *, final: bool) -> None:
-    ReportDelivery.objects.filter(pk=delivery_id).update(
+    ReportDelivery.objects.for_task(delivery_id).update(
         status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING, last_error=error[:1000]
     )

@@ -33,7 +33,7 @@ def catch_up_health_checks(schedule_id: int) -> None:
 @shared_task(acks_late=True)
 def report_health_check(run_id: int) -> None:
     monthly_report.complete_run(
-        HealthCheckRun.objects.select_related("engagement__client", "organization").get(pk=run_id)
+        HealthCheckRun.objects.for_task(run_id).select_related("engagement__client", "organization").get()
     )
 
 

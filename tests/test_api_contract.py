@@ -40,19 +40,19 @@ def asked_to_sign(cast):
 
 
 def test_deleting_a_stakeholder_asked_to_sign_answers_409_with_the_reason(cast, asked_to_sign):
-    logged_before = ActivityEntry.objects.filter(verb="stakeholder.removed").count()
+    logged_before = ActivityEntry.objects.across_tenants("test").filter(verb="stakeholder.removed").count()
     response = api_as(cast.owner).delete(f"{API}/stakeholders/{cast.stakeholder.uuid}/")
     assert response.status_code == 409
     assert "Maya Patel cannot be deleted" in response.json()["detail"]
     assert "1 signoff request" in response.json()["detail"]
-    assert Stakeholder.objects.filter(pk=cast.stakeholder.pk).exists()
-    assert ActivityEntry.objects.filter(verb="stakeholder.removed").count() == logged_before
+    assert Stakeholder.objects.across_tenants("test").filter(pk=cast.stakeholder.pk).exists()
+    assert ActivityEntry.objects.across_tenants("test").filter(verb="stakeholder.removed").count() == logged_before
 
 
 def test_deleting_an_unreferenced_stakeholder_still_works(cast, asked_to_sign):
     response = api_as(cast.owner).delete(f"{API}/stakeholders/{cast.sibling_stakeholder.uuid}/")
     assert response.status_code == 204
-    assert not Stakeholder.objects.filter(pk=cast.sibling_stakeholder.pk).exists()
+    assert not Stakeholder.objects.across_tenants("test").filter(pk=cast.sibling_stakeholder.pk).exists()
 
 
 def test_remove_button_on_a_stakeholder_asked_to_sign_shows_a_message(cast, asked_to_sign, client):
@@ -64,7 +64,7 @@ def test_remove_button_on_a_stakeholder_asked_to_sign_shows_a_message(cast, aske
     response = client.post(url, follow=True)
     assert response.status_code == 200
     assert "Maya Patel cannot be deleted" in response.content.decode()
-    assert Stakeholder.objects.filter(pk=cast.stakeholder.pk).exists()
+    assert Stakeholder.objects.across_tenants("test").filter(pk=cast.stakeholder.pk).exists()
 
 
 def test_phase_without_gate_reads_null_and_the_schema_allows_it(cast, asked_to_sign):

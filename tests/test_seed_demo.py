@@ -35,7 +35,7 @@ def test_seed_demo_is_idempotent_and_prints_working_logins(db, client):
     assert ClientAccount.objects.for_org(org).count() == 2
     assert Stakeholder.objects.for_org(org).count() == 5
     # The second run superseded the first link: one usable link, the one printed last.
-    assert PortalLink.objects.usable().count() == 1
+    assert PortalLink.objects.for_org(org).usable().count() == 1
 
     email, password = re.search(r"Owner\s+(\S+) / (\S+)", output).groups()
     assert client.login(username=email, password=password)
@@ -52,9 +52,9 @@ def test_globex_health_report_reads_each_domain_on_its_own_and_is_saved_for_revi
     """`make run`'s Globex: its HubSpot sandbox (demo profile), its maintenance schedule started with go-live four
     months back. Conversions are read between consecutive signed stages of one domain only, never across."""
     run_seed()
-    globex = ClientAccount.objects.get(name="Globex Software")
+    globex = ClientAccount.objects.across_tenants("test").get(name="Globex Software")
     engagement = Engagement.objects.get(client=globex)
-    consultant = Membership.objects.get(role=Role.CONSULTANT).user
+    consultant = Membership.objects.for_org(globex.organization).get(role=Role.CONSULTANT).user
     today = timezone.localdate()
     live_since = health.month_start(health.month_start(today) - timedelta(days=100))
     with HubSpotSandbox(profile="demo") as crm:  # as scripts/run-dev.sh starts it: seed 0, today's org

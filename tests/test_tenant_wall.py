@@ -6,7 +6,9 @@ loudly until a filler is added below). Then:
   - the owner of A (or A's own stakeholder, for portal URLs) must reach it: proves the filling is right;
   - an anonymous visitor, a member of organization B, a portal stakeholder of another organization and
     a portal stakeholder of A's other client get nothing but a login redirect, 401/403/404/405;
-  - a viewer of A attempting writes is refused and nothing is written.
+  - a viewer of A attempting writes is refused and nothing is written;
+  - a member of B on B's own slug (past the membership check) with A's objects' UUIDs gets nothing of A's: only the
+    scoping of each object lookup stands in the way there.
 URLs that show no tenant data by design (sign-in pages, API schema) may answer 200, but must not leak A's
 data to anyone.
 """
@@ -43,6 +45,9 @@ PUBLIC = {
 # Pages about the signed-in user themselves (their organizations, their API token), not about organization A.
 USER_SCOPED = {"home", "accounts:org-list", "accounts:api-token", "api:organization-list"}
 DENIED = {401, 403, 404, 405}
+# The wall test counts every tenant's rows: a refused request must write nothing anywhere.
+EVERY = "the wall test counts every tenant's rows"
+
 WRITE_METHODS = ("post", "put", "patch", "delete")
 
 
@@ -329,13 +334,13 @@ def test_wrong_people_are_refused(wall, client_factory):
 
     def check(route):
         url = url_of(route, wall)
-        before = ActivityEntry.objects.count()
+        before = ActivityEntry.objects.across_tenants(EVERY).count()
         methods = ("get",) if route.name in USER_SCOPED else ("get", *WRITE_METHODS)
         for who, client, markers in personas:
             for method in methods:
                 response = getattr(client, method)(url)
                 _assert_refused(response, route, f"{who} {method.upper()}", url, markers)
-        assert ActivityEntry.objects.count() == before, f"a refused request to {url} wrote to the activity log"
+        assert ActivityEntry.objects.across_tenants(EVERY).count() == before, f"a refused request to {url} wrote"
 
     check_all(PROTECTED, check)
 
@@ -345,16 +350,54 @@ def test_viewer_cannot_write(wall, client_factory):
 
     def check(route):
         url = url_of(route, wall)
-        before = ActivityEntry.objects.count(), Membership.objects.count()
+        before = _written()
         for method in WRITE_METHODS:
             response = getattr(viewer, method)(url, {}, content_type="application/json")
             if route.is_portal:
                 assert response.status_code == 302 and response["Location"].startswith("/portal/login/"), url
             else:
                 assert response.status_code in (403, 405), f"viewer {method.upper()} {url} -> {response.status_code}"
-        assert (ActivityEntry.objects.count(), Membership.objects.count()) == before, f"viewer wrote via {url}"
+        assert _written() == before, f"viewer wrote via {url}"
 
     check_all([r for r in PROTECTED if r.name not in USER_SCOPED], check)
+
+
+def _written() -> tuple[int, int]:
+    return ActivityEntry.objects.across_tenants(EVERY).count(), Membership.objects.across_tenants(EVERY).count()
+
+
+def test_member_of_b_on_own_slug_with_a_objects_is_refused(wall, client_factory):
+    """B's owner passes B's membership check and may write in B: a view that looked A's objects up by UUID without
+    the organization would answer them. Every URL naming an object is filled with A's, on B's slug."""
+    member_of_b = _as_user(client_factory(), wall.outsider)
+    markers = [wall.org.name, wall.client.name, wall.stakeholder.email]
+
+    def check(route):
+        url = reverse(route.name, kwargs={**fill(route, wall), "org_slug": wall.other_org.slug})
+        before = _written()
+        for method in ("get", *WRITE_METHODS):
+            response = getattr(member_of_b, method)(url)
+            _assert_refused(response, route, f"member of B on B's slug {method.upper()}", url, markers)
+        assert _written() == before, f"a refused request to {url} wrote"
+
+    names_an_object = [r for r in PROTECTED if "org_slug" in r.params and set(r.params) - {"org_slug", "format"}]
+    assert len(names_an_object) > 50  # the walk found the object URLs; a broken filter would pass vacuously
+    check_all(names_an_object, check)
+
+
+def test_member_of_b_sees_none_of_a_on_own_pages(wall, client_factory):
+    """B's own pages (lists, forms, exports) under B's slug answer B, and show nothing of A's."""
+    member_of_b = _as_user(client_factory(), wall.outsider)
+    markers = [wall.org.name, wall.client.name, wall.stakeholder.email]
+
+    def check(route):
+        url = reverse(route.name, kwargs={**fill(route, wall), "org_slug": wall.other_org.slug})
+        response = member_of_b.get(url)
+        assert response.status_code < 500, f"member of B GET {url} -> {response.status_code}"
+        body = response.content.decode(errors="replace")
+        assert not [m for m in markers if m in body], f"member of B saw A's data on {url}"
+
+    check_all([r for r in PROTECTED if "org_slug" in r.params and set(r.params) <= {"org_slug", "format"}], check)
 
 
 def test_public_pages_leak_nothing(wall, client_factory):

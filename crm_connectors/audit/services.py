@@ -113,16 +113,17 @@ def sweep_stuck_runs(now=None) -> int:
     """Fail runs whose worker died (no heartbeat) and runs no worker ever picked up. Returns how many."""
     now = now or timezone.now()
     stale = now - timedelta(seconds=stale_after())
-    stuck = AuditRun.objects.filter(status=AuditStatus.RUNNING).filter(
+    every_tenant = AuditRun.objects.across_tenants("beat: the sweep covers every tenant's runs")
+    stuck = every_tenant.filter(status=AuditStatus.RUNNING).filter(
         Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
     )
     ids = list(stuck.values_list("pk", flat=True))
-    swept = AuditRun.objects.filter(pk__in=ids, status=AuditStatus.RUNNING).update(
+    swept = every_tenant.filter(pk__in=ids, status=AuditStatus.RUNNING).update(
         status=AuditStatus.FAILED,
         finished_at=now,
         error=STOPPED.format(minutes=max(1, round(stale_after() / 60))),
     )
-    swept += AuditRun.objects.filter(
+    swept += every_tenant.filter(
         status=AuditStatus.QUEUED, created_at__lt=now - timedelta(seconds=queue_timeout())
     ).update(
         status=AuditStatus.FAILED,
@@ -153,7 +154,8 @@ def start_audit(
     if engagement is not None and engagement.client_id != client.pk:
         raise DomainError(f"{engagement} is not an engagement of {client}.")
     with transaction.atomic():
-        ClientAccount.objects.select_for_update().filter(pk=client.pk).first()  # one start at a time per client
+        # One start at a time per client.
+        ClientAccount.objects.for_org(org).select_for_update().filter(pk=client.pk).first()
         existing = AuditRun.objects.for_org(org).filter(client=client).active().first()
         if existing is not None:
             return existing, False
@@ -212,7 +214,7 @@ class Heartbeat:
         try:
             while not self._stop.wait(self.every):
                 try:
-                    AuditRun.objects.filter(pk=self.run_id, status=AuditStatus.RUNNING).update(
+                    AuditRun.objects.for_task(self.run_id).filter(status=AuditStatus.RUNNING).update(
                         heartbeat_at=timezone.now()
                     )
                 except Exception:  # a missed beat is not worth failing the audit for
@@ -224,12 +226,14 @@ class Heartbeat:
 def execute_run(run_id: int, *, connector_options: dict[str, Any] | None = None, heartbeat: bool = True):
     """Claim a queued run and audit the CRM. Returns the run, or None when another worker has it."""
     now = timezone.now()
-    claimed = AuditRun.objects.filter(pk=run_id, status=AuditStatus.QUEUED).update(
-        status=AuditStatus.RUNNING, started_at=now, heartbeat_at=now, progress=1
+    claimed = (
+        AuditRun.objects.for_task(run_id)
+        .filter(status=AuditStatus.QUEUED)
+        .update(status=AuditStatus.RUNNING, started_at=now, heartbeat_at=now, progress=1)
     )
     if not claimed:
         return None
-    run = AuditRun.objects.select_related("client", "engagement", "connection", "organization").get(pk=run_id)
+    run = AuditRun.objects.for_task(run_id).select_related("client", "engagement", "connection", "organization").get()
     beat = Heartbeat(run_id, heartbeat_every()) if heartbeat else None
     try:
         if beat is not None:
@@ -247,8 +251,10 @@ def execute_run(run_id: int, *, connector_options: dict[str, Any] | None = None,
 
 def _finish(run: AuditRun, status: str, error: str = "", **fields: Any) -> bool:
     """End a running run; False when it is no longer running (the sweep gave up on it: its result is dropped)."""
-    done = AuditRun.objects.filter(pk=run.pk, status=AuditStatus.RUNNING).update(
-        status=status, error=error[:4000], finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields
+    done = (
+        AuditRun.objects.for_org(run.organization_id)
+        .filter(pk=run.pk, status=AuditStatus.RUNNING)
+        .update(status=status, error=error[:4000], finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields)
     )
     if not done:
         logger.warning("Audit run %s finished after it was marked failed; its result is dropped", run.pk)
@@ -295,7 +301,7 @@ def _audit(run: AuditRun, options: dict[str, Any]) -> None:
         return
 
     def on_progress(percent: int, calls: int) -> None:
-        AuditRun.objects.filter(pk=run.pk, status=AuditStatus.RUNNING).update(
+        AuditRun.objects.for_org(run.organization_id).filter(pk=run.pk, status=AuditStatus.RUNNING).update(
             progress=max(1, min(percent, 99)), api_calls=calls, heartbeat_at=timezone.now()
         )
 
@@ -453,7 +459,7 @@ def _carry_state(finding: Finding, before: Finding, hit: rules.Hit, now) -> None
 @transaction.atomic
 def update_finding(*, finding: Finding, state: str, note: str = "", actor, request=None) -> Finding:
     """Acknowledge, explain, accept as a risk or reopen a finding; explaining and accepting need a note."""
-    finding = Finding.objects.select_for_update().get(pk=finding.pk)
+    finding = Finding.objects.for_org(finding.organization_id).select_for_update().get(pk=finding.pk)
     note = (note or "").strip()
     if state not in FindingState.values:
         raise DomainError(f"Unknown state {state!r}.")

@@ -204,21 +204,17 @@ def _sections(sub_phases, items) -> list[dict]:
 
 def _section_count(item) -> dict:
     """Done and total of the checklist section the item sits in (its sub-phase, or its group of loose items)."""
-    siblings = ChecklistItem.objects.filter(phase_id=item.phase_id, sub_phase_id=item.sub_phase_id)
+    checklist = ChecklistItem.objects.for_org(item.organization_id)
+    siblings = checklist.filter(phase_id=item.phase_id, sub_phase_id=item.sub_phase_id)
     if item.sub_phase_id is None:
         siblings = siblings.filter(group=item.group)
     return {"done": siblings.filter(done=True).count(), "total": siblings.count()}
 
 
-def _current_sub(phase_id) -> SubPhaseState | None:
+def _current_sub(phase) -> SubPhaseState | None:
     """The sub-phase the "Now in" badge names: the phase's first one not skipped that has an open checklist item."""
     open_items = ChecklistItem.objects.filter(sub_phase_id=OuterRef("pk"), done=False)
-    return (
-        SubPhaseState.objects.filter(phase_id=phase_id, skipped=False)
-        .filter(Exists(open_items))
-        .order_by("order")
-        .first()
-    )
+    return SubPhaseState.objects.filter(phase=phase, skipped=False).filter(Exists(open_items)).order_by("order").first()
 
 
 def _gate_for(phase, engagement):
@@ -461,7 +457,7 @@ def checklist_toggle(request, engagement_uuid, item_uuid):
         item.editable = _editable(request, item.engagement, item.phase, item.sub_phase)
         _in_our_name(item.engagement, [item])
         context = {"item": item, "engagement": item.engagement, "item_error": error, **_section_count(item)}
-        badge = {"oob": True, "current_sub": _current_sub(item.phase_id)}
+        badge = {"oob": True, "current_sub": _current_sub(item.phase)}
         html = render_to_string("engagements/engagement_detail.html#checklist-item", context, request=request)
         html += render_to_string("engagements/_checklist_count_oob.html", context, request=request)
         if item.phase_id == item.engagement.current_phase_id:  # the "Now in" badge shows the current phase's
@@ -498,7 +494,7 @@ def checkpoint_resolve(request, engagement_uuid, gate_uuid, checkpoint_uuid):
             error = str(exc)
     engagement = _engagement(request, engagement_uuid)
     if request.htmx:
-        gate = _gate_for(PhaseState.objects.get(pk=checkpoint.gate.phase_id), engagement)
+        gate = _gate_for(PhaseState.objects.for_org(request.org).get(pk=checkpoint.gate.phase_id), engagement)
         context = {
             "engagement": engagement,
             "checkpoint_error": error,
@@ -515,7 +511,7 @@ def checkpoint_resolve(request, engagement_uuid, gate_uuid, checkpoint_uuid):
 def gate_decide(request, engagement_uuid, gate_uuid):
     engagement = _engagement(request, engagement_uuid)
     gate = get_object_or_404(Gate.objects.for_org(request.org), engagement=engagement, uuid=gate_uuid)
-    gate = _gate_for(PhaseState.objects.get(pk=gate.phase_id), engagement)
+    gate = _gate_for(PhaseState.objects.for_org(request.org).get(pk=gate.phase_id), engagement)
     options = _described_options(gate, engagement)
     form = GateDecisionForm(request.POST or None, options=progression.gate_options(gate), gate=gate)
     form.fields[

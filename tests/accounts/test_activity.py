@@ -16,7 +16,7 @@ def test_activity_log_is_append_only(cast):
         ActivityEntry.objects.filter(pk=entry.pk).update(verb="changed")
     with pytest.raises(DomainError):
         ActivityEntry.objects.filter(pk=entry.pk).delete()
-    assert ActivityEntry.objects.get(pk=entry.pk).verb == "test.done"
+    assert ActivityEntry.objects.for_org(entry.organization).get(pk=entry.pk).verb == "test.done"
 
 
 def test_owners_list_activity_with_filters(cast, client):

@@ -46,11 +46,11 @@ def test_owner_invites_by_email_and_the_invitee_joins(cast, client, smtp):
 
 
 def test_invitation_to_an_existing_member_is_refused_and_nothing_is_written(cast, client, smtp):
-    before = Invitation.objects.count()
+    before = Invitation.objects.for_org(cast.org).count()
     response = invite(client, cast, email="CARL@alpha.example")
     assert response.status_code == 200
     assert b"already a member" in response.content
-    assert Invitation.objects.count() == before
+    assert Invitation.objects.for_org(cast.org).count() == before
     assert smtp.messages == []
 
 
@@ -58,7 +58,9 @@ def test_expired_and_tampered_invitations(cast, client):
     invitation, token = Invitation.new(
         organization=cast.org, email="late@alpha.example", role="viewer", invited_by=cast.owner
     )
-    Invitation.objects.filter(pk=invitation.pk).update(expires_at=timezone.now() - timedelta(minutes=1))
+    Invitation.objects.for_org(cast.org).filter(pk=invitation.pk).update(
+        expires_at=timezone.now() - timedelta(minutes=1)
+    )
     response = client.get(reverse("accounts:invitation-accept", args=[token]))
     assert response.status_code == 410 and b"expired" in response.content
     response = client.get(reverse("accounts:invitation-accept", args=[token[:-2] + "xx"]))
@@ -107,9 +109,9 @@ def test_remove_member_asks_for_confirmation(cast, client):
     url = reverse("accounts:member-remove", args=[cast.org.slug, carl.uuid])
     page = client.get(url)
     assert b"Remove carl@alpha.example?" in page.content
-    assert Membership.objects.filter(pk=carl.pk).exists()
+    assert Membership.objects.for_org(cast.org).filter(pk=carl.pk).exists()
     client.post(url)
-    assert not Membership.objects.filter(pk=carl.pk).exists()
+    assert not Membership.objects.for_org(cast.org).filter(pk=carl.pk).exists()
 
 
 @pytest.mark.parametrize("who", ["consultant", "viewer"])

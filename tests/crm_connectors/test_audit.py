@@ -278,15 +278,21 @@ def test_a_run_whose_worker_died_is_failed_by_the_sweep(cast, sf, settings):
     settings.CRM_AUDIT_STALE_AFTER = 120
     stuck, _ = services.start_audit(client=cast.client, actor=cast.owner, queue=False)
     long_ago = timezone.now() - timedelta(minutes=10)
-    AuditRun.objects.filter(pk=stuck.pk).update(status=AuditStatus.RUNNING, started_at=long_ago, heartbeat_at=long_ago)
+    AuditRun.objects.across_tenants("test").filter(pk=stuck.pk).update(
+        status=AuditStatus.RUNNING, started_at=long_ago, heartbeat_at=long_ago
+    )
     # a new start sweeps first, so a dead run never blocks the client's audits
     fresh, created = services.start_audit(client=cast.client, actor=cast.owner, queue=False)
     stuck.refresh_from_db()
     assert created and fresh != stuck
     assert stuck.status == AuditStatus.FAILED and "worker stopped before the audit finished" in stuck.error
-    AuditRun.objects.filter(pk=fresh.pk).update(status=AuditStatus.RUNNING, heartbeat_at=timezone.now())
+    AuditRun.objects.across_tenants("test").filter(pk=fresh.pk).update(
+        status=AuditStatus.RUNNING, heartbeat_at=timezone.now()
+    )
     assert services.sweep_stuck_runs() == 0  # alive: left alone
-    AuditRun.objects.filter(pk=fresh.pk).update(status=AuditStatus.QUEUED, created_at=long_ago - timedelta(hours=2))
+    AuditRun.objects.across_tenants("test").filter(pk=fresh.pk).update(
+        status=AuditStatus.QUEUED, created_at=long_ago - timedelta(hours=2)
+    )
     assert services.sweep_stuck_runs() == 1
     fresh.refresh_from_db()
     assert fresh.status == AuditStatus.FAILED and "No worker picked the audit up" in fresh.error
@@ -456,7 +462,7 @@ def test_drift_against_the_signed_architecture_on_salesforce(cast, sf):
         if v["value"] == "SQL"
     )
     sql["label"] = "Sales Qualified Lead"
-    AuditRun.objects.filter(pk=run.pk).update(snapshot=first)
+    AuditRun.objects.across_tenants("test").filter(pk=run.pk).update(snapshot=first)
     again = audit(cast, engagement=engagement)
     renamed = findings(again)[("DRIFT-RENAMED-STAGES", "lead", "Lifecycle_Stage__c")]
     assert renamed.evidence["renamed"] == {"SQL": {"stage": "SQL", "was": "Sales Qualified Lead", "now": "SQL"}}
@@ -560,7 +566,7 @@ def test_finding_states_follow_the_rules(cast, sf):
     assert done.state_by == cast.consultant and done.state_at is not None
     reopened = services.update_finding(finding=finding, state="open", actor=cast.owner)
     assert reopened.state == "open"
-    entry = ActivityEntry.objects.filter(verb="crm_audit.finding_updated").latest("id")
+    entry = ActivityEntry.objects.across_tenants("test").filter(verb="crm_audit.finding_updated").latest("id")
     assert entry.data == {"rule": finding.rule_id, "from": "accepted_risk", "to": "open"}
 
 
@@ -619,14 +625,16 @@ def test_drift_check_defaults_to_the_signed_engagement_and_keeps_the_choice(
 def test_progress_is_polled_while_running_and_the_page_reloads_when_done(client, cast, sf):
     connect(cast, sf)
     run, _ = services.start_audit(client=cast.client, actor=cast.owner, queue=False)
-    AuditRun.objects.filter(pk=run.pk).update(status=AuditStatus.RUNNING, progress=42)
+    AuditRun.objects.across_tenants("test").filter(pk=run.pk).update(status=AuditStatus.RUNNING, progress=42)
     client.force_login(cast.viewer)
     url = audit_url(cast, "crm_connectors:audit-run", audit_run_uuid=run.uuid)
     poll = client.get(url, HTTP_HX_REQUEST="true")
     body = poll.content.decode()
     assert 'hx-trigger="every 2s"' in body and 'value="42"' in body and "<html" not in body
     assert "HX-Refresh" not in poll
-    AuditRun.objects.filter(pk=run.pk).update(status=AuditStatus.FAILED, error="HubSpot said no.")
+    AuditRun.objects.across_tenants("test").filter(pk=run.pk).update(
+        status=AuditStatus.FAILED, error="HubSpot said no."
+    )
     done = client.get(url, HTTP_HX_REQUEST="true")
     assert done["HX-Refresh"] == "true" and "hx-trigger" not in done.content.decode()
     page = client.get(url).content.decode()
@@ -666,7 +674,10 @@ def test_audit_page_queries_do_not_grow_with_findings(client, cast, django_asser
         with CaptureQueriesContext(db_connection) as queries:
             assert client.get(audit_url(cast)).status_code == 200
         counts.append(len(queries))
-    assert AuditRun.objects.last().findings.count() == 0 and AuditRun.objects.first().findings.count() > 30
+    assert (
+        AuditRun.objects.across_tenants("test").last().findings.count() == 0
+        and AuditRun.objects.across_tenants("test").first().findings.count() > 30
+    )
     assert counts[1] <= counts[0] + 2  # the diff adds one query for the previous run's findings
 
 
@@ -705,7 +716,7 @@ def test_current_state_audit_pdf(client, cast, sf, django_capture_on_commit_call
     page = client.get(audit_url(cast, "crm_connectors:audit-run", audit_run_uuid=run.uuid)).content.decode()
     assert "Download PDF" in page
     # another client's run cannot serve this artifact
-    other = Artifact.objects.filter(pk=artifact.pk)
+    other = Artifact.objects.for_org(cast.org).filter(pk=artifact.pk)
     assert other.exists()
     client.force_login(cast.outsider)
     assert (
@@ -740,7 +751,7 @@ def test_api_lists_starts_and_reads_runs(cast, sf, django_capture_on_commit_call
     assert created.status_code == 201 and created.json()["status"] == "queued"
     conflict = api.post("/api/v1/o/alpha/audit-runs/", {"client": str(cast.client.uuid)}, format="json")
     assert conflict.status_code == 409 and conflict.json()["run"]["uuid"] == created.json()["uuid"]
-    run = AuditRun.objects.get()
+    run = AuditRun.objects.across_tenants("test").get()
     run = services.execute_run(run.pk, connector_options={"store": LocalStore()}, heartbeat=False)
     listed = api.get(f"/api/v1/o/alpha/audit-runs/?client={cast.client.uuid}").json()["results"]
     assert [r["uuid"] for r in listed] == [str(run.uuid)] and listed[0]["findings"] == run.findings.count() > 0
@@ -788,7 +799,7 @@ def test_crm_audit_command_prints_the_findings_as_json(cast, sf):
     out = io.StringIO()
     call_command("crm_audit", "alpha", "acme-robotics", "--json", stdout=out)
     printed = json.loads(out.getvalue())
-    run = AuditRun.objects.get(uuid=printed["run"])
+    run = AuditRun.objects.across_tenants("test").get(uuid=printed["run"])
     assert printed["status"] == "succeeded" and printed["platform"] == "salesforce"
     assert printed["findings"] == services.findings_json(run) and printed["api_calls"] == run.api_calls
     first = printed["findings"][0]
@@ -811,7 +822,7 @@ def test_crm_audit_command_deep_reads_stage_history_and_prints_its_cost(cast, sf
     out = io.StringIO()
     call_command("crm_audit", "alpha", "acme-robotics", "--deep", "--json", stdout=out)
     printed = json.loads(out.getvalue())
-    run = AuditRun.objects.get(uuid=printed["run"])
+    run = AuditRun.objects.across_tenants("test").get(uuid=printed["run"])
     assert run.deep and printed["cost"] == run.summary["cost"] and printed["cost"]["history"] > 0
     assert printed["api_calls"] == printed["cost"]["total"] == sf.stats["total"] - before
     assert {"LC-STAGE-SKIPS", "LC-BACKWARD-MOVES"} <= set(run.summary["evaluated"])
@@ -853,7 +864,7 @@ def test_no_secret_in_pages_logs_or_api_responses(client, cast, crm, caplog, fau
         json.dumps(run.snapshot),
         run.error,
         caplog.text,
-        json.dumps(list(ActivityEntry.objects.values_list("data", flat=True))),
+        json.dumps(list(ActivityEntry.objects.across_tenants("test").values_list("data", flat=True))),
     ]
     if fault:
         assert run.status == AuditStatus.FAILED and run.error

@@ -60,7 +60,7 @@ def stop(process: subprocess.Popen) -> None:
 
 
 def status_of(run) -> tuple[str, int]:
-    return tuple(AuditRun.objects.filter(pk=run.pk).values_list("status", "progress").get())
+    return tuple(AuditRun.objects.across_tenants("test").filter(pk=run.pk).values_list("status", "progress").get())
 
 
 def test_a_real_worker_runs_the_audit(cast, audit_worker):
@@ -91,7 +91,7 @@ def test_a_worker_killed_mid_audit_leaves_no_run_running(cast, audit_worker, tmp
 
         # Time passes: the dead worker's heartbeat is older than the limit. The next worker to start sweeps.
         old = timezone.now() - timedelta(seconds=services.stale_after() + 60)
-        AuditRun.objects.filter(pk=run.pk).update(heartbeat_at=old)
+        AuditRun.objects.across_tenants("test").filter(pk=run.pk).update(heartbeat_at=old)
         second = start_worker(tmp_path / "worker2.log")
         try:
             wait_until(lambda: status_of(run)[0] == AuditStatus.FAILED, timeout=90, what="the sweep on worker start")
@@ -104,4 +104,4 @@ def test_a_worker_killed_mid_audit_leaves_no_run_running(cast, audit_worker, tmp
     run.refresh_from_db()
     assert run.error.startswith("The worker stopped before the audit finished")
     assert run.finished_at is not None and not run.findings.exists()
-    assert not AuditRun.objects.filter(status=AuditStatus.RUNNING).exists()
+    assert not AuditRun.objects.across_tenants("test").filter(status=AuditStatus.RUNNING).exists()

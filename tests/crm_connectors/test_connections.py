@@ -94,7 +94,7 @@ def test_secrets_are_encrypted_at_rest_and_never_in_str_repr_or_the_activity_log
         assert secret not in str(conn) and secret not in repr(conn)
     assert conn.secret_names == ["password", "security_token"]
     assert str(conn) == "Salesforce connection for Acme Robotics"
-    entry = ActivityEntry.objects.get(verb="crm_connection.created")
+    entry = ActivityEntry.objects.across_tenants("test").get(verb="crm_connection.created")
     assert entry.data["secrets_changed"] == ["password", "security_token"]
     assert sf.password not in json.dumps(entry.data) and sf.security_token not in entry.target_label
     with conn.connector() as connector:  # decrypted only in memory, and they work
@@ -141,7 +141,7 @@ def test_one_active_connection_per_client(cast, sf, hs):
     assert first.is_active is False
     assert list(CrmConnection.objects.for_org(cast.org).active()) == [replacement]
     with pytest.raises(IntegrityError), transaction.atomic():
-        CrmConnection.objects.filter(pk=first.pk).update(is_active=True)
+        CrmConnection.objects.across_tenants("test").filter(pk=first.pk).update(is_active=True)
 
 
 # ---------------------------------------------------------------- the edit page
@@ -176,7 +176,10 @@ def test_blank_secrets_keep_the_stored_ones(client, cast, sf):
     assert response.status_code == 302
     conn = CrmConnection.objects.get(client=cast.client)
     assert conn.username == sf.username and conn.secret_names == ["password", "security_token"]
-    assert ActivityEntry.objects.filter(verb="crm_connection.updated").get().data["secrets_changed"] == []
+    assert (
+        ActivityEntry.objects.across_tenants("test").filter(verb="crm_connection.updated").get().data["secrets_changed"]
+        == []
+    )
     assert conn.connector().objects()
 
 
@@ -194,7 +197,7 @@ def test_edit_page_refuses_what_cannot_work(client, cast, sf, settings):
     settings.DEBUG = False
     response = client.post(edit_url(cast), form_data(sf))
     assert response.status_code == 400 and b"CRM_SECRET_KEY" in response.content
-    assert not CrmConnection.objects.exists()
+    assert not CrmConnection.objects.across_tenants("test").exists()
 
 
 def test_viewers_and_outsiders_cannot_touch_connections(client, cast, sf):
@@ -237,7 +240,7 @@ def test_connection_test_page_shows_what_it_read_and_the_budget_left(client, cas
     assert str(model.sets["contact"].size) in page and deal_pipelines[0]["label"] in page
     for secret in secrets_of(sandbox):
         assert secret not in page
-    entry = ActivityEntry.objects.get(verb="crm_connection.tested")
+    entry = ActivityEntry.objects.across_tenants("test").get(verb="crm_connection.tested")
     assert entry.data == {"ok": True, "calls_spent": summary["calls_spent"], "error_kind": None}
     # the edit page shows the stored result without calling the CRM again
     before = sandbox.stats["total"]
@@ -282,7 +285,7 @@ def test_logs_hold_no_secrets(client, cast, sf, hs, caplog):
     assert "urllib3.connectionpool" in caplog.text  # the HTTP clients did log (hubspot-api-client quietens urllib3)
     for secret in secrets:
         assert secret not in caplog.text
-    entries = json.dumps(list(ActivityEntry.objects.values("data", "target_label")))
+    entries = json.dumps(list(ActivityEntry.objects.across_tenants("test").values("data", "target_label")))
     assert not [s for s in secrets if s in entries]
 
 

@@ -77,7 +77,7 @@ def test_consultant_runs_an_engagement_through_its_first_gate(transactional_db, 
 
     expect(page.get_by_role("heading", name="Lifecycle stage rebuild", level=1)).to_be_visible()
     expect(page.locator("#current-h")).to_have_text("Strategy")
-    engagement = Engagement.objects.get(name="Lifecycle stage rebuild")
+    engagement = Engagement.objects.across_tenants("test").get(name="Lifecycle stage rebuild")
     assert engagement.methodology_option == "foundation-all-depth"
 
     # Tick three checklist items inline; each toggle swaps only its own item.
@@ -136,7 +136,7 @@ def test_consultant_runs_an_engagement_through_its_first_gate(transactional_db, 
     history = page.get_by_role("region", name="Decision history")
     expect(history).to_contain_text("Proceed to Engineering")
     shot(page, "06-engineering-current")
-    decision = GateDecision.objects.get()
+    decision = GateDecision.objects.across_tenants("test").get()
     assert decision.decided_by == cast.consultant and decision.option_key == "proceed-to-engineering"
 
     # The board: add a decision that needs making.
@@ -150,7 +150,7 @@ def test_consultant_runs_an_engagement_through_its_first_gate(transactional_db, 
     lane.get_by_role("button", name="Add").click()
     expect(lane.get_by_text("Who owns the SAL stage?")).to_be_visible()
     shot(page, "07-board-decision-added")
-    entry = DecisionLogEntry.objects.get()
+    entry = DecisionLogEntry.objects.across_tenants("test").get()
     assert (entry.engagement, entry.category, entry.status) == (engagement, "ownership", "needed")
 
     # The portfolio counts it as an open decision.

@@ -112,4 +112,4 @@ def test_a_stakeholder_signs_the_definitions_on_a_phone(browser, live_server, ca
     assert signature.decisions[version.items[contested][0]] == "no"
     assert signature.comments == {version.items[contested][0]: "Add a 90-day recency window to the score."}
     assert "Chrome" in signature.user_agent and signature.ip == "127.0.0.1"
-    assert DecisionLogEntry.objects.filter(title__contains=label).exists()
+    assert DecisionLogEntry.objects.for_org(cast.org).filter(title__contains=label).exists()

@@ -48,7 +48,7 @@ def test_edit_draft_publish_diff_and_read_status(cast, engagement):
     [change] = diff["changes"]
     assert change["key"] == "mql" and change["fields"][0]["after"] == "Score ≥ 60 and ICP fit."
 
-    version = DefinitionVersion.objects.get(uuid=v2["uuid"])
+    version = DefinitionVersion.objects.across_tenants("test").get(uuid=v2["uuid"])
     first = version.items[0][0]
     definitions.sign(
         version=version,
@@ -74,7 +74,7 @@ def test_publish_refusals_are_400_with_messages(cast, engagement):
         url, {"engagement": str(engagement.uuid), "signers": [str(cast.sibling_stakeholder.uuid)]}, format="json"
     )
     assert response.status_code == 400 and "not a stakeholder of Acme Robotics" in response.json()["detail"]
-    assert not DefinitionVersion.objects.exists()
+    assert not DefinitionVersion.objects.across_tenants("test").exists()
 
 
 def test_signing_is_not_possible_through_the_api(cast, engagement):
@@ -82,7 +82,7 @@ def test_signing_is_not_possible_through_the_api(cast, engagement):
     definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
     paths = [p for p in api.get("/api/v1/schema/").content.decode().splitlines() if "/sign" in p]
     assert paths == []
-    assert not Signature.objects.exists()
+    assert not Signature.objects.across_tenants("test").exists()
 
 
 @pytest.mark.django_db(transaction=True)  # the render is queued on commit

@@ -83,7 +83,7 @@ def test_create_engagement_and_drive_it_through_the_1d_gate(cast, library, api):
         ("alice@alpha.example", "engineer"),
     }
     assert body["stakeholders"][0]["email"] == "maya@acme.example"
-    engagement = Engagement.objects.get(uuid=body["uuid"])
+    engagement = Engagement.objects.across_tenants("test").get(uuid=body["uuid"])
     assert ActivityEntry.objects.for_org(cast.org).filter(verb="engagement.created").count() == 1
 
     listed = api.get(f"{API}/engagements/").json()["results"]
@@ -209,7 +209,7 @@ def test_bad_engagement_input_gets_field_messages_and_writes_nothing(cast, libra
     other_copy = clone_playbook(
         source=library["gtm-lifecycle"].playbook, organization=cast.other_org, actor=cast.outsider
     )
-    before = (Engagement.objects.count(), activity_count(cast))
+    before = (Engagement.objects.across_tenants("test").count(), activity_count(cast))
     response = api.post(
         f"{API}/engagements/",
         {
@@ -249,7 +249,7 @@ def test_bad_engagement_input_gets_field_messages_and_writes_nothing(cast, libra
     ]:
         response = api.post(f"{API}/engagements/", {**valid, **extra}, format="json")
         assert response.status_code == 400 and field in response.json(), (extra, response.json())
-    assert (Engagement.objects.count(), activity_count(cast)) == before
+    assert (Engagement.objects.across_tenants("test").count(), activity_count(cast)) == before
 
     # This organization's own copy of a playbook can be used.
     own_copy = clone_playbook(source=library["gtm-lifecycle"].playbook, organization=cast.org, actor=cast.owner)
@@ -277,7 +277,11 @@ def test_another_tenants_uuids_read_as_not_existing(cast, library, api):
     assert api.post(f"{API}/engagements/{theirs.uuid}/resume/").status_code == 404
 
     ours = start(cast, library, "delivery-model")
-    before = (DecisionLogEntry.objects.count(), WeeklyUpdate.objects.count(), activity_count(cast))
+    before = (
+        DecisionLogEntry.objects.across_tenants("test").count(),
+        WeeklyUpdate.objects.across_tenants("test").count(),
+        activity_count(cast),
+    )
     response = api.post(
         f"{API}/decisions/",
         {"engagement": str(theirs.uuid), "title": "Who owns SAL", "category": "ownership"},
@@ -292,7 +296,11 @@ def test_another_tenants_uuids_read_as_not_existing(cast, library, api):
     assert response.status_code == 400 and "does not exist" in response.json()["gate"][0]
     response = api.post(f"{API}/updates/", {"engagement": str(theirs.uuid)}, format="json")
     assert response.status_code == 400 and "does not exist" in response.json()["engagement"][0]
-    assert (DecisionLogEntry.objects.count(), WeeklyUpdate.objects.count(), activity_count(cast)) == before
+    assert (
+        DecisionLogEntry.objects.across_tenants("test").count(),
+        WeeklyUpdate.objects.across_tenants("test").count(),
+        activity_count(cast),
+    ) == before
 
     # A per-release gate approves a release of this organization's engagement, never another tenant's.
     for phase in ("discover", "design"):
@@ -333,7 +341,11 @@ def test_viewer_reads_but_every_write_is_403(cast, library):
     viewer = api_as(cast.viewer)
     assert viewer.get(f"{API}/engagements/").json()["count"] == 1
     assert viewer.get(f"{API}/gates/{gate.uuid}/").status_code == 200
-    before = (activity_count(cast), Engagement.objects.count(), DecisionLogEntry.objects.count())
+    before = (
+        activity_count(cast),
+        Engagement.objects.across_tenants("test").count(),
+        DecisionLogEntry.objects.across_tenants("test").count(),
+    )
     writes = [
         ("post", f"{API}/engagements/", {"name": "Sneaky"}),
         ("post", f"{API}/engagements/{engagement.uuid}/resume/", {}),
@@ -348,7 +360,11 @@ def test_viewer_reads_but_every_write_is_403(cast, library):
     for method, url, data in writes:
         response = getattr(viewer, method)(url, data, format="json")
         assert response.status_code == 403, (method, url, response.status_code)
-    assert (activity_count(cast), Engagement.objects.count(), DecisionLogEntry.objects.count()) == before
+    assert (
+        activity_count(cast),
+        Engagement.objects.across_tenants("test").count(),
+        DecisionLogEntry.objects.across_tenants("test").count(),
+    ) == before
     item.refresh_from_db()
     assert not item.done
 
@@ -421,7 +437,7 @@ def test_board_items_crud_through_the_cadence_service(cast, library, api, path, 
     assert updated.status_code == 200 and updated.json()["status"] == change["status"]
     assert api.get(f"{API}/{path}/", {"engagement": str(engagement.uuid)}).json()["count"] == 1
     assert api.delete(url).status_code == 204
-    assert not model.objects.exists()
+    assert not model.objects.for_org(cast.org).exists()
     verbs = ActivityEntry.objects.for_org(cast.org).filter(verb__startswith=f"{name}.").values_list("verb", flat=True)
     assert sorted(verbs) == sorted([f"{name}.created", f"{name}.updated", f"{name}.deleted"])
     missing = api.post(f"{API}/{path}/", {"title": "No engagement"}, format="json")
@@ -457,7 +473,9 @@ def test_weekly_update_draft_patch_publish_then_frozen(cast, library, api):
     assert api.post(f"{url}publish/").json()["detail"] == "This update is already published."
     frozen = api.patch(url, {"what_changed": "- Rewritten history."}, format="json")
     assert frozen.status_code == 400 and "published" in frozen.json()["detail"]
-    assert WeeklyUpdate.objects.get(uuid=update["uuid"]).what_changed == "- Lead status configured."
+    assert (
+        WeeklyUpdate.objects.across_tenants("test").get(uuid=update["uuid"]).what_changed == "- Lead status configured."
+    )
     listed = api.get(f"{API}/updates/", {"engagement": str(engagement.uuid), "status": "published"}).json()
     assert [u["uuid"] for u in listed["results"]] == [update["uuid"]]
     assert ActivityEntry.objects.for_org(cast.org).filter(verb="update.published").count() == 1

@@ -89,7 +89,8 @@ def test_lanes_come_from_statuses_and_cards_move_with_them(cast):
     assert titles(lanes["decisions"]) == {"Who owns SAL"}
     assert titles(lanes["risks"]) == {"Data migration slips"}
     assert titles(lanes["releases"]) == {"Release 1"}
-    assert DecisionLogEntry.objects.get(title="MQL threshold").decided_on == timezone.localdate()
+    decided = DecisionLogEntry.objects.across_tenants("test").get(title="MQL threshold")
+    assert decided.decided_on == timezone.localdate()
 
     upcoming.status = WorkStatus.IN_PROGRESS
     cadence.save_board_item(item=upcoming, actor=me)
@@ -117,7 +118,7 @@ def test_closed_engagement_board_is_read_only(cast):
         cadence.delete_board_item(item=item, actor=cast.consultant)
     with pytest.raises(DomainError, match="read-only"):
         add(e, cast.consultant, Risk, title="Late")
-    assert WorkItem.objects.get(pk=item.pk).title == "Configure lead status"
+    assert WorkItem.objects.across_tenants("test").get(pk=item.pk).title == "Configure lead status"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -139,7 +140,7 @@ def test_weekly_draft_is_built_from_the_weeks_rows(cast):
     add(e, me, WorkItem, title="Attribution report", due_date=date(2026, 12, 4), **shown)
     add(e, me, WorkItem, title="Internal: chase the invoice", status=WorkStatus.DONE)  # internal: not for the client
     old = add(e, me, WorkItem, title="Last week's cleanup", status=WorkStatus.DONE, tested="Dedupe run", **shown)
-    WorkItem.objects.filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=8))
+    WorkItem.objects.for_org(old.organization).filter(pk=old.pk).update(updated_at=timezone.now() - timedelta(days=8))
     pass_gate(e, "strategy", "proceed-to-engineering", me)
 
     update = cadence.draft_weekly_update(engagement=e, actor=me)
@@ -210,7 +211,8 @@ def test_publishing_emails_each_receiving_stakeholder_once_and_twice_is_refused(
     with pytest.raises(DomainError, match="published"):
         cadence.save_weekly_update(update=update, actor=cast.consultant)
     assert len(smtp.messages) == 2, "a refused second publish sends nothing"
-    assert WeeklyUpdate.objects.get(pk=update.pk).what_changed == "- Lead status configured"
+    stored = WeeklyUpdate.objects.for_org(update.organization).get(pk=update.pk)
+    assert stored.what_changed == "- Lead status configured"
 
 
 # --------------------------------------------------------------------------------------------------

@@ -102,7 +102,7 @@ def test_inline_add_with_htmx_returns_the_board_fragment(engagement, consultant)
                                       "upcoming-status": "upcoming", "upcoming-client_visible": "on"},
     )
     assert response.status_code == 302 and response["Location"] == url("board", engagement)
-    assert WorkItem.objects.get(title="Attribution report").client_visible
+    assert WorkItem.objects.across_tenants("test").get(title="Attribution report").client_visible
 
 
 def test_add_form_errors_come_back_next_to_the_field(engagement, consultant):
@@ -114,7 +114,7 @@ def test_add_form_errors_come_back_next_to_the_field(engagement, consultant):
     assert response.status_code == 200 and 'id="board"' in body
     assert "This field is required" in body and "Select a valid choice" in body
     assert '<details class="board-add" open>' in body
-    assert not DecisionLogEntry.objects.exists()
+    assert not DecisionLogEntry.objects.across_tenants("test").exists()
     response = consultant.post(url("risk-add", engagement), {"form_prefix": "risk", "risk-title": ""})
     assert response.status_code == 400 and "This field is required" in text(response)
 
@@ -183,9 +183,10 @@ def test_edit_and_delete_each_kind(engagement, consultant, kind, model, fields, 
 
     delete = url(f"{kind}-delete", engagement, item.uuid)
     page = text(consultant.get(delete))
-    assert "Delete this" in page and "data-confirm" in page and model.objects.filter(pk=item.pk).exists()
+    rows = model.objects.for_org(item.organization)
+    assert "Delete this" in page and "data-confirm" in page and rows.filter(pk=item.pk).exists()
     assert consultant.post(delete).status_code == 302
-    assert not model.objects.filter(pk=item.pk).exists()
+    assert not rows.filter(pk=item.pk).exists()
 
 
 def test_deciding_without_the_decision_is_refused_on_the_edit_page(engagement, consultant):
@@ -216,7 +217,7 @@ def test_closed_engagement_board_is_read_only(engagement, consultant):
     response = consultant.post(url("work-add", engagement), {"form_prefix": "wip", "wip-title": "Late",
                                                               "wip-status": "in_progress"}, **HTMX)
     assert "This engagement is closed; its board is read-only." in text(response)
-    assert not WorkItem.objects.exists()
+    assert not WorkItem.objects.across_tenants("test").exists()
     body = text(consultant.post(url("risk-status", engagement, risk.uuid), {"status": "closed"}, **HTMX))
     assert "read-only" in body
     risk.refresh_from_db()

@@ -141,7 +141,7 @@ def test_only_required_signers_of_this_client_may_sign(engagement):
         definitions.sign(version=version, stakeholder=cast.stakeholder, decisions={}, comments={})
     with pytest.raises(DomainError, match="not a stakeholder"):
         definitions.publish(engagement=engagement, signers=[cast.sibling_stakeholder], actor=cast.consultant)
-    assert not Signature.objects.exists()
+    assert not Signature.objects.across_tenants("test").exists()
 
 
 def test_broken_references_are_refused(engagement):
@@ -151,7 +151,7 @@ def test_broken_references_are_refused(engagement):
     term.save()
     with pytest.raises(DomainError, match="no-such-stage"):
         definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
-    assert not DefinitionVersion.objects.exists()
+    assert not DefinitionVersion.objects.across_tenants("test").exists()
 
 
 def test_verify_signoffs_reports_tampering(engagement):
@@ -183,7 +183,7 @@ def test_unanswered_signers_get_one_reminder_after_three_days(engagement, smtp):
     definitions.sign(version=version, stakeholder=engagement.tom, decisions=answers(version), comments={})
     send_signoff_reminders()
     assert len(smtp.messages) == 2  # too early
-    SignoffRequest.objects.update(created_at=timezone.now() - timedelta(days=3, minutes=1))
+    SignoffRequest.objects.across_tenants("test").update(created_at=timezone.now() - timedelta(days=3, minutes=1))
     send_signoff_reminders()
     send_signoff_reminders()  # a duplicate beat tick
     reminders = [m for m in smtp.wait_for(3) if m["Subject"].startswith("Reminder")]
@@ -253,7 +253,7 @@ def test_two_stages_cannot_claim_the_same_crm_value(engagement):
         stage.save()
     with pytest.raises(DomainError, match="both map to Lead.Status = 'Working'"):
         definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
-    assert not DefinitionVersion.objects.exists()
+    assert not DefinitionVersion.objects.across_tenants("test").exists()
 
 
 def test_signing_a_superseded_version_is_refused(engagement):
@@ -265,4 +265,4 @@ def test_signing_a_superseded_version_is_refused(engagement):
     definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
     with pytest.raises(DomainError, match="replaced by v2"):
         definitions.sign(version=v1, stakeholder=cast.stakeholder, decisions=answers(v1), comments={})
-    assert not Signature.objects.exists()
+    assert not Signature.objects.across_tenants("test").exists()

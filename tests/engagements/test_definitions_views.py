@@ -111,7 +111,7 @@ def test_editing_a_term_inline_swaps_a_row_then_the_draft(consultant, engagement
     assert "Not published yet." in body
     term.refresh_from_db()
     assert term.definition == "ICP fit A/B and a score of 60 or more within 90 days."
-    entry = ActivityEntry.objects.filter(verb="definitions.term_changed").get()
+    entry = ActivityEntry.objects.across_tenants("test").filter(verb="definitions.term_changed").get()
     assert entry.actor == engagement.cast.consultant and entry.data["key"] == "mql"
 
     cancel = consultant.get(edit + "?row=1", **HTMX).content.decode()
@@ -186,10 +186,10 @@ def test_renaming_a_key_follows_the_references_and_deleting_unlinks(consultant, 
     assert "Delete this term?" in confirm and "data-confirm=" in confirm and "1 stage refers to it" in confirm
     response = consultant.post(delete)
     assert response.status_code == 302 and response["Location"].endswith("#terms")
-    assert not DefinitionTerm.objects.filter(pk=term.pk).exists()
+    assert not DefinitionTerm.objects.across_tenants("test").filter(pk=term.pk).exists()
     stage.refresh_from_db()
     assert stage.term_keys == []
-    assert ActivityEntry.objects.filter(verb="definitions.term_removed").exists()
+    assert ActivityEntry.objects.across_tenants("test").filter(verb="definitions.term_removed").exists()
 
 
 def test_adding_terms_and_stages_with_and_without_htmx(consultant, engagement):
@@ -244,7 +244,7 @@ def test_publishing_asks_the_chosen_stakeholders_to_sign_and_emails_them(consult
     refused = consultant.post(
         e_url("definitions-publish", engagement), {"signers": [str(cast.sibling_stakeholder.uuid)]}
     )
-    assert refused.status_code == 400 and not DefinitionVersion.objects.exists()
+    assert refused.status_code == 400 and not DefinitionVersion.objects.across_tenants("test").exists()
 
     # Approver roles without a holder are waived with a reason; a confirmation step comes before publishing.
     chosen = {
@@ -411,7 +411,7 @@ def test_requesting_a_deliverable_of_another_engagements_version_is_refused(cons
     response = consultant.post(
         e_url("artifact-request", other), {"kind": "definition_alignment", "version": version.uuid}
     )
-    assert response.status_code == 302 and not Artifact.objects.exists()
+    assert response.status_code == 302 and not Artifact.objects.across_tenants("test").exists()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -438,13 +438,14 @@ def test_a_viewer_reads_but_gets_403_on_every_write(client, engagement):
         (e_url("definitions-publish", engagement), {"signers": [str(cast.stakeholder.uuid)]}),
         (e_url("artifact-request", engagement), {"kind": "definition_alignment", "version": str(version.uuid)}),
     ]
-    before = ActivityEntry.objects.count()
+    before = ActivityEntry.objects.across_tenants("test").count()
     for url, data in writes:
         assert client.post(url, data).status_code == 403, url
         assert client.post(url, data, **HTMX).status_code == 403, url
-    assert ActivityEntry.objects.count() == before
-    assert DefinitionTerm.objects.filter(pk=term.pk, notes=term.notes).exists()
-    assert DefinitionVersion.objects.count() == 1 and not Artifact.objects.exists()
+    assert ActivityEntry.objects.across_tenants("test").count() == before
+    assert DefinitionTerm.objects.across_tenants("test").filter(pk=term.pk, notes=term.notes).exists()
+    assert DefinitionVersion.objects.across_tenants("test").count() == 1
+    assert not Artifact.objects.across_tenants("test").exists()
 
 
 def _count_queries(client, path) -> int:

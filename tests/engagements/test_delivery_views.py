@@ -107,7 +107,9 @@ def test_portfolio_shows_phase_sub_phase_gate_decisions_risks_and_last_update(co
     for title in ("Data migration slips", "Admin leaves"):
         Risk.objects.create(organization=org, engagement=lifecycle, title=title)
     Risk.objects.create(organization=org, engagement=lifecycle, title="Old", status="closed")
-    Engagement.objects.filter(pk=lifecycle.pk).update(last_update_published_at=timezone.now() - timedelta(days=9))
+    Engagement.objects.across_tenants("test").filter(pk=lifecycle.pk).update(
+        last_update_published_at=timezone.now() - timedelta(days=9)
+    )
 
     response = consultant.get(url("portfolio", cast))
     body = response.content.decode()
@@ -132,7 +134,7 @@ def test_portfolio_current_sub_phase_moves_past_finished_sub_phases(consultant, 
 def test_portfolio_filters_by_status_and_client(consultant, cast, library):
     acme = start(cast, library, name="Acme lifecycle")
     initech = start(cast, library, "revenue-intelligence", client=cast.sibling_client, name="Initech RI")
-    Engagement.objects.filter(pk=initech.pk).update(status=EngagementStatus.ON_HOLD)
+    Engagement.objects.across_tenants("test").filter(pk=initech.pk).update(status=EngagementStatus.ON_HOLD)
 
     def names(**params):
         response = consultant.get(url("portfolio", cast), params)
@@ -151,7 +153,8 @@ def test_portfolio_shows_owner_dates_progress_and_health(consultant, cast, libra
     items = list(ChecklistItem.objects.filter(engagement=lifecycle).select_related("phase", "sub_phase"))
     for item in items[:7]:
         progression.set_checklist_item(item=item, done=True, actor=cast.consultant)
-    Engagement.objects.filter(pk=lifecycle.pk).update(target_date=timezone.localdate() - timedelta(days=3))
+    overdue = timezone.localdate() - timedelta(days=3)
+    Engagement.objects.for_org(cast.org).filter(pk=lifecycle.pk).update(target_date=overdue)
     later = start(cast, library, name="Second", team=[(cast.owner, "engineer")])
     Risk.objects.create(organization=cast.org, engagement=later, title="Admin leaves")
 
@@ -169,7 +172,7 @@ def test_portfolio_shows_owner_dates_progress_and_health(consultant, cast, libra
 def test_portfolio_sorts_by_column_keeping_filters(consultant, cast, library):
     for name, days in (("Bravo", 5), ("Alpha", 1), ("Charlie", 9)):
         e = start(cast, library, name=name)
-        Engagement.objects.filter(pk=e.pk).update(start_date=date(2026, 1, days))
+        Engagement.objects.for_org(cast.org).filter(pk=e.pk).update(start_date=date(2026, 1, days))
     other = start(cast, library, client=cast.sibling_client, name="Delta")
 
     def names(**params):
@@ -209,7 +212,7 @@ def test_portfolio_query_count_does_not_grow_with_engagements(consultant, cast, 
     for n in range(2, 30):
         start(cast, library, "delivery-model" if n % 2 else "gtm-lifecycle", name=f"E{n}")
     many = count_queries(consultant, url("portfolio", cast))
-    assert Engagement.objects.count() == 30
+    assert Engagement.objects.across_tenants("test").count() == 30
     assert many == few, f"portfolio ran {few} queries for 2 engagements and {many} for 30"
 
 
@@ -280,7 +283,7 @@ def test_creating_an_engagement_instantiates_the_playbook_with_team_and_stakehol
             f"sh_{cast.stakeholder.uuid.hex}_role": "Approver",
         },
     )
-    engagement = Engagement.objects.get(name="Lifecycle rebuild")
+    engagement = Engagement.objects.across_tenants("test").get(name="Lifecycle rebuild")
     assert response.status_code == 302 and response["Location"] == e_url("engagement-detail", engagement)
     assert engagement.methodology_option == "reunification" and engagement.engagement_type == "dedicated"
     assert engagement.current_phase.key == "strategy" and engagement.target_date == date(2027, 2, 26)
@@ -306,7 +309,7 @@ def test_invalid_engagement_shows_errors_next_to_their_fields(consultant, cast, 
         },
     )
     body = response.content.decode()
-    assert response.status_code == 400 and not Engagement.objects.exists()
+    assert response.status_code == 400 and not Engagement.objects.across_tenants("test").exists()
     assert 'id="id_name_errors"' in body and 'aria-describedby="id_name_errors"' in body
     assert "The target date is before the start date." in body
     assert 'id="id_shape_errors"' in body, "the delivery model needs a shape"
@@ -559,7 +562,7 @@ def test_deciding_a_gate_with_open_checkpoints_is_refused_with_the_blockers(cons
     body = response.content.decode()
     assert response.status_code == 400
     assert "8 validation checkpoint(s) are neither checked nor waived" in body
-    assert not GateDecision.objects.exists()
+    assert not GateDecision.objects.across_tenants("test").exists()
     response = consultant.post(e_url("gate-decide", lifecycle, gate_uuid=gate.uuid), {"option": "nonsense"})
     assert response.status_code == 400 and 'id="id_option_errors"' in response.content.decode()
 
@@ -588,7 +591,7 @@ def test_project_on_hold_is_recorded_with_a_reason_and_the_unmet_checkpoints_and
     engagement.refresh_from_db()
     assert engagement.status == EngagementStatus.ON_HOLD
     assert not gate.checkpoints.exclude(status=CheckpointStatus.OPEN).exists(), "nothing was checked or waived"
-    decision = GateDecision.objects.get()
+    decision = GateDecision.objects.across_tenants("test").get()
     assert [u["key"] for u in decision.unmet] == ["baselines-documented", "no-blockers"]
     body = consultant.get(e_url("gate-decision-detail", engagement, gate_decision_uuid=decision.uuid)).content.decode()
     assert "Not ready because" in body and "No blockers for engineering" in body
@@ -624,7 +627,7 @@ def test_deciding_a_gate_moves_the_engagement_and_records_who_when_and_why(consu
     assert response.status_code == 302 and response["Location"] == e_url("engagement-detail", lifecycle)
     lifecycle.refresh_from_db()
     assert lifecycle.current_phase.key == "engineering"
-    decision = GateDecision.objects.get()
+    decision = GateDecision.objects.across_tenants("test").get()
     assert decision.decided_by == cast.consultant
 
     body = consultant.get(e_url("engagement-detail", lifecycle)).content.decode()
@@ -711,7 +714,7 @@ def test_a_viewer_reads_everything_but_changes_nothing(client, cast, lifecycle):
     ]
     for path in writes:
         assert client.post(path, {"action": "check", "option": "proceed-to-engineering"}, **HTMX).status_code == 403
-    assert not ChecklistItem.objects.filter(done=True).exists()
+    assert not ChecklistItem.objects.across_tenants("test").filter(done=True).exists()
     assert lifecycle.phases.get(key="strategy").status == PhaseStatus.ACTIVE
     assert "New engagement" not in client.get(url("portfolio", cast)).content.decode()
 
@@ -735,13 +738,15 @@ def test_seed_demo_starts_one_running_acme_engagement_once(client, db):
     for _ in range(2):
         out = StringIO()
         call_command("seed_demo", stdout=out)
-    assert Engagement.objects.count() == 2  # Acme's rebuild, and Globex's governance for the health checks
-    engagement = Engagement.objects.get(client__name="Acme Robotics")
+    assert (
+        Engagement.objects.across_tenants("test").count() == 2
+    )  # Acme's rebuild, and Globex's governance for the health checks
+    engagement = Engagement.objects.across_tenants("test").get(client__name="Acme Robotics")
     assert engagement.status == EngagementStatus.ACTIVE
     assert engagement.playbook_version.playbook.key == "gtm-lifecycle" and engagement.current_phase.key == "strategy"
     assert engagement.checklist.filter(done=True).count() == 3 and engagement.team.count() == 2
     assert f"/engagements/{engagement.uuid}/" in out.getvalue()
-    governance = Engagement.objects.get(client__name="Globex Software")
+    governance = Engagement.objects.across_tenants("test").get(client__name="Globex Software")
     assert governance.definition_versions.get().signed_at is not None  # measured against a signed architecture
     assert f"/engagements/{governance.uuid}/health/" in out.getvalue()
     client.login(username="owner@northwind.example", password="gtm-demo-2026")

@@ -115,12 +115,13 @@ def test_recording_a_reading_through_the_api_judges_it_and_the_checkpoint_follow
     ],
 )
 def test_a_reading_the_api_refuses_says_why_and_writes_nothing(cast, ri, payload, where, message):
-    before = ActivityEntry.objects.count()
+    before = ActivityEntry.objects.across_tenants("test").count()
     response = api_as(cast.consultant).post(api_url(ri), payload, format="json")
     assert response.status_code == 400
     found = response.json()[where]
     assert message in (found if isinstance(found, str) else " ".join(found))
-    assert not KpiReading.objects.exists() and ActivityEntry.objects.count() == before
+    assert not KpiReading.objects.across_tenants("test").exists()
+    assert ActivityEntry.objects.across_tenants("test").count() == before
 
 
 def test_kpi_readings_stay_behind_the_tenant_wall(cast, ri):
@@ -137,7 +138,7 @@ def test_kpi_readings_stay_behind_the_tenant_wall(cast, ri):
     assert viewer.get(api_url(ri, reading=reading.uuid)).json()["value"] == "90.00"
     response = viewer.post(api_url(ri), {"kpi": COVERAGE, "measured_on": "2026-11-10", "value": 96}, format="json")
     assert response.status_code == 403
-    assert KpiReading.objects.count() == 1
+    assert KpiReading.objects.across_tenants("test").count() == 1
 
 
 def test_the_schema_lists_the_kpi_paths(client):
@@ -187,7 +188,7 @@ def test_a_csv_of_readings_is_imported_and_the_checkpoint_follows(cast, ri, cons
     assert coverage_checkpoint(ri).status == CheckpointStatus.CHECKED  # latest 96.5 >= 95
     page = consultant.get(response["Location"]).content.decode()
     assert "3 KPI readings imported from the CSV." in page
-    entry = ActivityEntry.objects.get(verb="hypercare.kpis_imported")
+    entry = ActivityEntry.objects.for_org(cast.org).get(verb="hypercare.kpis_imported")
     assert entry.data == {"readings": 3, "replaced": 0, "checkpoints": ["recording-coverage"]}
 
 
@@ -265,12 +266,12 @@ LATER = (timezone.localdate() + timedelta(days=1)).isoformat()
     ],
 )
 def test_a_bad_csv_answers_400_naming_the_line_and_imports_nothing(cast, ri, consultant, content, message):
-    before = ActivityEntry.objects.count()
+    before = ActivityEntry.objects.across_tenants("test").count()
     response = upload(consultant, ri, content)
     assert response.status_code == 400
     body = response.content.decode()
     assert message in body, body[body.find("errorlist") - 200 : body.find("errorlist") + 600]
-    assert readings(ri) == [] and ActivityEntry.objects.count() == before
+    assert readings(ri) == [] and ActivityEntry.objects.across_tenants("test").count() == before
     assert coverage_checkpoint(ri).status == CheckpointStatus.OPEN
 
 

@@ -104,7 +104,7 @@ def test_cached_board_holds_no_csrf_token_and_each_visitor_gets_a_working_one(en
     cached = _fragments_in_cache(engagement, "board", cast.consultant)
     assert cached and set(CSRF_INPUT.findall(cached[0]["html"])) == {CSRF_PLACEHOLDER}, "no visitor's token cached"
     # The second visitor's forms carry a token their own cookie accepts: the quick action goes through.
-    risk = Risk.objects.get(title="Admin leaves")
+    risk = Risk.objects.across_tenants("test").get(title="Admin leaves")
     token = CSRF_INPUT.search(second_body).group(1)
     action = reverse("engagements:risk-status", args=[cast.org.slug, engagement.uuid, risk.uuid])
     assert f'action="{action}"' in second_body
@@ -215,14 +215,16 @@ def test_deciding_a_gate_shows_on_the_portfolio_and_the_board(engagement, cast, 
 
 def test_closing_the_engagement_makes_the_cached_board_read_only(engagement, cast, consultant):
     assert "Add a risk" in page(consultant, board(engagement))
-    Engagement.objects.filter(pk=engagement.pk).update(status="closed")
+    Engagement.objects.across_tenants("test").filter(pk=engagement.pk).update(status="closed")
     data_version.bump(engagement.organization)  # a write outside the services bumps by hand
     body = page(consultant, board(engagement))
     assert "closed; its board is read-only" in body and "Add a risk" not in body
 
 
 def test_publishing_an_update_renaming_a_client_and_a_library_playbook_show(engagement, cast, consultant, library):
-    Engagement.objects.filter(pk=engagement.pk).update(last_update_published_at=timezone.now() - timedelta(days=9))
+    Engagement.objects.across_tenants("test").filter(pk=engagement.pk).update(
+        last_update_published_at=timezone.now() - timedelta(days=9)
+    )
     data_version.bump(engagement.organization)
     assert "9 days ago" in page(consultant, portfolio(engagement))
     update = cadence.draft_weekly_update(engagement=engagement, actor=cast.consultant)
@@ -245,7 +247,7 @@ def test_days_since_the_last_update_are_calendar_days_where_the_viewer_is(engage
     # Published an hour ago: in some of these zones that was yesterday, whichever hour the test runs at.
     now = timezone.now()
     published = now - timedelta(hours=1)
-    Engagement.objects.filter(pk=engagement.pk).update(last_update_published_at=published)
+    Engagement.objects.across_tenants("test").filter(pk=engagement.pk).update(last_update_published_at=published)
     data_version.bump(engagement.organization)
     for zone in ("Pacific/Kiritimati", "Asia/Kolkata", "UTC", "America/New_York", "Pacific/Pago_Pago"):
         consultant.cookies["tz"] = zone

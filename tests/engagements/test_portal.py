@@ -56,7 +56,7 @@ def test_unknown_address_gets_the_same_answer_and_no_email(cast, client, smtp):
     response = request_link(client, "stranger@nowhere.example")
     assert b"Check your email" in response.content
     assert smtp.messages == []
-    assert not PortalLink.objects.exists()
+    assert not PortalLink.objects.across_tenants("test").exists()
 
 
 def test_a_new_request_invalidates_older_links(cast, client, smtp):
@@ -71,7 +71,7 @@ def test_a_new_request_invalidates_older_links(cast, client, smtp):
 def test_expired_link_is_refused(cast, client, smtp):
     request_link(client, cast.stakeholder.email)
     [message] = smtp.wait_for(1)
-    PortalLink.objects.update(expires_at=timezone.now() - timedelta(seconds=1))
+    PortalLink.objects.across_tenants("test").update(expires_at=timezone.now() - timedelta(seconds=1))
     response = client.post(link_path(message))
     assert response.status_code == 400 and b"expired" in response.content
     assert client.get(reverse("portal:home")).status_code == 302
@@ -94,7 +94,7 @@ def test_tampered_link_is_refused(cast, client, smtp):
     tampered = path[:-3] + ("A" if path[-3] != "A" else "B") + path[-2:]
     response = client.post(tampered)
     assert response.status_code == 400 and b"not valid" in response.content
-    assert PortalLink.objects.get().used_at is None
+    assert PortalLink.objects.across_tenants("test").get().used_at is None
 
 
 def test_consultant_emails_a_portal_link(cast, client, smtp):
@@ -128,7 +128,7 @@ def test_the_fourth_request_in_an_hour_sends_nothing_and_the_latest_link_still_w
     assert len(smtp.wait_for(3)) == 3
     response = request_link(client, cast.stakeholder.email)
     assert response.status_code == 200 and b"Check your email" in response.content  # the same neutral page
-    assert len(smtp.messages) == 3 and PortalLink.objects.count() == 3  # no email and no new link
+    assert len(smtp.messages) == 3 and PortalLink.objects.across_tenants("test").count() == 3  # no email, no link
     assert client.post(link_path(smtp.messages[-1])).status_code == 302
     # Another stakeholder has links of their own.
     request_link(client, cast.sibling_stakeholder.email)
@@ -165,7 +165,7 @@ def test_with_the_broker_down_nothing_changes_and_the_page_says_to_try_again(cas
         for _ in range(3):
             response = request_link(client, cast.stakeholder.email)
             assert response.status_code == 503 and b"try again in a minute" in response.content
-    assert PortalLink.objects.count() == 1  # no new link was kept...
+    assert PortalLink.objects.across_tenants("test").count() == 1  # no new link was kept...
     assert len(smtp.messages) == 1
     assert client.post(link_path(message)).status_code == 302  # ...the one already emailed still works...
     # ...and the failed requests did not use up the hour's three.
@@ -216,7 +216,7 @@ def test_the_signoff_email_signs_in_once_straight_to_the_version_for_seven_days(
     assert path.endswith(f"?next={target}")
     assert "works once, for 7 days" in body
 
-    link = PortalLink.objects.exclude(pk=requested.pk).get()
+    link = PortalLink.objects.across_tenants("test").exclude(pk=requested.pk).get()
     assert abs(link.expires_at - link.created_at - timedelta(days=7)) < timedelta(seconds=5)
     requested.refresh_from_db()
     assert requested.superseded_at is not None  # the newest link is the one that works

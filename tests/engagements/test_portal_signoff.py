@@ -133,14 +133,14 @@ def test_a_no_without_a_comment_keeps_the_form_and_the_answers_with_an_error(eng
     assert 'aria-invalid="true" aria-describedby="comment-' in body
     assert f"{len(published.items)} of {len(published.items)} answered</span>" in body
     assert '<span class="signoff-progress-no">1 change requested</span>' in body
-    assert not Signature.objects.exists()
+    assert not Signature.objects.across_tenants("test").exists()
 
     partial = maya.post(signoff_url(published), {"term:mql": "yes"})
     body = partial.content.decode()
     assert partial.status_code == 400 and "Answer Yes or No." in body
     assert f"{len(published.items) - 1} items still need a Yes or No." in body
     assert "Go to the first, “Anonymous Visitor”" in body
-    assert not Signature.objects.exists()
+    assert not Signature.objects.across_tenants("test").exists()
 
 
 def test_a_no_with_a_comment_contests_the_version_and_puts_a_decision_card_up(smtp, engagement, published):
@@ -178,7 +178,7 @@ def test_answering_a_replaced_version_shows_why_at_the_top_and_keeps_the_answers
     assert response.status_code == 400
     assert "Your answers were not recorded." in body and "v1 was replaced by v2" in body
     assert 'name="term:sal" value="no" required checked' in body and ">x</textarea>" in body
-    assert not Signature.objects.exists()
+    assert not Signature.objects.across_tenants("test").exists()
     assert [v.pk for v in pending_signoffs(cast.stakeholder)] == [v2.pk]
     assert "This version was replaced by" in maya.get(signoff_url(published)).content.decode()
 
@@ -194,7 +194,7 @@ def test_stakeholders_of_another_client_or_organization_get_404(engagement, publ
         assert client.get(download).status_code == 404
         listing = client.get(reverse("portal:signoff-list")).content.decode()
         assert "Lifecycle" not in listing and cast.client.name not in listing
-    assert not Signature.objects.exists()
+    assert not Signature.objects.across_tenants("test").exists()
 
 
 def test_a_stakeholder_not_asked_to_sign_reads_the_version_and_cannot_post(engagement, published):
@@ -212,7 +212,7 @@ def test_a_stakeholder_not_asked_to_sign_reads_the_version_and_cannot_post(engag
     assert 'id="signoff-form"' not in body and 'type="radio"' not in body
     assert "The handoff point from Marketing to Sales" in body
     assert client.post(signoff_url(published), answers(published)).status_code == 403
-    assert not Signature.objects.exists()
+    assert not Signature.objects.across_tenants("test").exists()
     assert "Nothing needs your sign-off right now." in client.get(reverse("portal:signoff-list")).content.decode()
 
 
@@ -344,7 +344,7 @@ def test_answers_are_saved_as_given_survive_a_reload_and_are_sealed_at_submissio
     # A changed mind is a new row; the latest answer counts.
     contested = keys[2]
     maya.post(answer_url(published), {"item": contested, contested: "no", f"comment:{contested}": "Too vague."}, **htmx)
-    assert SignoffAnswer.objects.filter(item_key=contested).count() == 2
+    assert SignoffAnswer.objects.across_tenants("test").filter(item_key=contested).count() == 2
     with pytest.raises(Exception, match="append-only"):
         SignoffAnswer.objects.filter(item_key=contested).delete()
     refused = maya.post(answer_url(published), {"item": "term:nope", "term:nope": "yes"}, **htmx)
@@ -355,7 +355,7 @@ def test_answers_are_saved_as_given_survive_a_reload_and_are_sealed_at_submissio
     assert f"12 of {total} answered" in page and "1 change requested" in page
     assert f'name="{keys[0]}" value="yes" required checked' in page
     assert f'name="{contested}" value="no" required checked' in page and "Too vague.</textarea>" in page
-    assert not Signature.objects.exists()  # nothing is signed until submitted
+    assert not Signature.objects.across_tenants("test").exists()  # nothing is signed until submitted
 
     response = maya.post(signoff_url(published), {
         **answers(published), contested: "no", f"comment:{contested}": "Too vague."

@@ -270,7 +270,7 @@ def test_gate_cannot_be_decided_with_open_checkpoints(begin):
     gate = e.phases.get(key="strategy").gate
     with pytest.raises(DomainError, match="neither checked nor waived"):
         progression.decide_gate(gate=gate, option_key="proceed-to-engineering", actor=e.cast_actor)
-    assert not GateDecision.objects.exists()
+    assert not GateDecision.objects.across_tenants("test").exists()
 
 
 def test_waiver_needs_a_reason_and_signed_checkpoint_cannot_be_ticked(begin):
@@ -435,9 +435,12 @@ def test_not_ready_option_needs_a_reason_waives_nothing_and_leaves_checkpoints_u
             progression.decide_gate(gate=gate, option_key=proceed.key, actor=e.cast_actor)
         progression.resume_engagement(engagement=e, actor=e.cast_actor)
     elif spec.effect == "extend":
-        assert e.current_phase.key == phase_key and gate.__class__.objects.get(pk=gate.pk).round == round_before
+        assert (
+            e.current_phase.key == phase_key
+            and gate.__class__.objects.for_org(gate.organization).get(pk=gate.pk).round == round_before
+        )
     else:  # loop back, extend hypercare: the gate is validated again
-        assert gate.__class__.objects.get(pk=gate.pk).round == round_before + 1
+        assert gate.__class__.objects.for_org(gate.organization).get(pk=gate.pk).round == round_before + 1
 
     statuses = dict(gate.checkpoints.values_list("key", "status"))
     assert CheckpointStatus.WAIVED not in statuses.values(), "no waiver survives a decision not to proceed"
@@ -600,7 +603,9 @@ def test_refinement_check_in_is_a_quarter_after_go_live_for_dedicated_engagement
     e = begin(playbook, engagement_type=engagement_type, shape="build" if playbook == "delivery-model" else "")
     go_live = date(2026, 10, 5)
     if e.spec.hypercare is not None:
-        Engagement.objects.filter(pk=e.pk).update(hypercare_start=go_live, hypercare_end=date(2026, 10, 19))
+        Engagement.objects.across_tenants("test").filter(pk=e.pk).update(
+            hypercare_start=go_live, hypercare_end=date(2026, 10, 19)
+        )
         e.refresh_from_db()
     progression.schedule_check_in(e)
     e.refresh_from_db()

@@ -129,7 +129,7 @@ def test_a_waived_role_needs_a_reason_and_counts_as_settled(engagement):
             approvers={**{r: people[r] for r in ("VP RevOps", "VP Marketing", "VP Sales")}, "VP CS": "  "},
             actor=cast.consultant,
         )
-    assert not DefinitionVersion.objects.exists()
+    assert not DefinitionVersion.objects.across_tenants("test").exists()
     approvers = {**{r: people[r] for r in ("VP RevOps", "VP Marketing", "VP Sales")}, "VP CS": "CS starts in Q2."}
     version = definitions.publish(
         engagement=engagement, signers=[cast.stakeholder], approvers=approvers, actor=cast.consultant
@@ -183,10 +183,10 @@ def test_a_contest_is_resolved_by_the_next_signed_version_and_the_gate_panel_say
     )
     for s in list(people.values())[:-1]:
         definitions.sign(version=v2, stakeholder=s, decisions=yes(v2), comments={})
-    assert Contest.objects.get().resolved_by is None  # not resolved until v2 is fully signed
+    assert Contest.objects.across_tenants("test").get().resolved_by is None  # not resolved until v2 is fully signed
     definitions.sign(version=v2, stakeholder=list(people.values())[-1], decisions=yes(v2), comments={})
 
-    contest = Contest.objects.get()
+    contest = Contest.objects.across_tenants("test").get()
     assert contest.resolved_by == v2 and contest.card == card
     card.refresh_from_db()
     assert card.status == "decided" and "Resolved by v2" in card.decision
@@ -216,7 +216,7 @@ def test_publishing_asks_for_a_confirmation_naming_signers_and_item_count(client
     data.update({"approver-1": str(people["VP RevOps"].uuid), "waiver-4": "CS joins at enablement."})
     confirm = client.post(url, data)
     body = re.sub(r"\s+", " ", confirm.content.decode())
-    assert confirm.status_code == 200 and not DefinitionVersion.objects.exists()
+    assert confirm.status_code == 200 and not DefinitionVersion.objects.across_tenants("test").exists()
     assert f"<strong>{items} items</strong> will be sealed and sent to <strong>3 signers</strong>" in body
     for role in ("VP RevOps", "VP Marketing", "VP Sales"):
         assert f'{people[role].name} <span class="tag">{role}</span>' in body
@@ -229,11 +229,11 @@ def test_publishing_asks_for_a_confirmation_naming_signers_and_item_count(client
     term.save()
     stale = client.post(url, {**data, "confirm": token})
     assert stale.status_code == 400 and "changed since you confirmed" in stale.content.decode()
-    assert not DefinitionVersion.objects.exists()
+    assert not DefinitionVersion.objects.across_tenants("test").exists()
 
     fresh = re.search(r'name="confirm" value="([0-9a-f]{64})"', stale.content.decode()).group(1)
     published = client.post(url, {**data, "confirm": fresh})
-    version = DefinitionVersion.objects.get()
+    version = DefinitionVersion.objects.across_tenants("test").get()
     assert published.status_code == 302
     assert {r.stakeholder.email for r in version.requests.all()} == {"maya@acme.example", "rita@acme.example",
                                                                      "tom@acme.example"}

@@ -111,7 +111,7 @@ def test_cloning_a_library_playbook_makes_an_organization_copy(consultant, cast,
     copy = Playbook.objects.get(organization=cast.org)
     assert response.status_code == 302 and response["Location"] == url("playbook-detail", cast.org, copy)
     assert copy.cloned_from == library["revenue-intelligence"] and copy.versions.count() == 1
-    assert ActivityEntry.objects.filter(verb="playbook.cloned").count() == 1
+    assert ActivityEntry.objects.for_org(cast.org).filter(verb="playbook.cloned").count() == 1
     assert consultant.get(url("playbook-clone", cast.org, library["revenue-intelligence"])).status_code == 405
 
 

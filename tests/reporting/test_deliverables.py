@@ -83,7 +83,7 @@ def test_nothing_to_render_before_a_version_is_published(cast, settings, tmp_pat
     )
     with pytest.raises(DomainError, match="Publish a version"):
         request_artifact(engagement=engagement, kind="definition_alignment", actor=cast.consultant)
-    assert not Artifact.objects.exists()
+    assert not Artifact.objects.across_tenants("test").exists()
 
 
 def test_a_render_runs_once_however_often_it_is_queued(cast, signed):
@@ -98,7 +98,8 @@ def test_a_render_that_fails_leaves_a_failed_row_with_the_error(cast, signed):
     from engagements.models import DefinitionVersion
 
     engagement, version = signed
-    DefinitionVersion.objects.filter(pk=version.pk).update(content={"terms": []})  # no "stages": cannot render
+    # No "stages": cannot render.
+    DefinitionVersion.objects.across_tenants("test").filter(pk=version.pk).update(content={"terms": []})
     artifact = request_artifact(engagement=engagement, kind="definition_alignment", actor=cast.consultant)
     artifact.refresh_from_db()
     assert artifact.status == ArtifactStatus.FAILED
@@ -186,7 +187,7 @@ def test_every_kind_renders_and_the_email_goes_out_whatever_the_client_is_called
         request_artifact(engagement=engagement, kind="definition_alignment", actor=cast.consultant),
         request_artifact(engagement=engagement, kind="stage_reference_card", actor=cast.consultant),
         audit_services.request_report(run=audit_run_with_a_finding(cast, engagement), actor=cast.consultant),
-        HealthCheckRun.objects.get(pk=run.pk).report,
+        HealthCheckRun.objects.across_tenants("test").get(pk=run.pk).report,
     ]
 
     media = Path(settings.MEDIA_ROOT).resolve()
@@ -279,7 +280,7 @@ def test_health_emails_wait_for_a_failed_report_and_go_out_after_its_retry(cast,
     settings.MEDIA_ROOT = blocked
     run, _ = health.create_run(forecasting, OCTOBER)
     run_health_check(run.pk)
-    run = HealthCheckRun.objects.select_related("report").get(pk=run.pk)
+    run = HealthCheckRun.objects.across_tenants("test").select_related("report").get(pk=run.pk)
     assert run.status == "succeeded" and run.report.status == ArtifactStatus.FAILED
     assert set(ReportDelivery.objects.filter(run=run).values_list("status", flat=True)) == {"pending"}
     assert smtp.messages == []  # no email without its report

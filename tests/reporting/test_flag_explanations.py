@@ -71,14 +71,16 @@ def test_an_explanation_holds_for_the_months_chosen_then_the_flag_is_red_again(c
     explanation = FlagExplanation.objects.get(engagement=engagement)
     assert (explanation.from_period, explanation.until_period) == (OCT, NOV)
     assert (explanation.task_key, explanation.metric, explanation.key) == (TASK, "forecast_submission_compliance", "")
-    assert ActivityEntry.objects.get(verb="health.flag_explained").data["until"] == "2026-11"
+    assert ActivityEntry.objects.across_tenants("test").get(verb="health.flag_explained").data["until"] == "2026-11"
 
     november = month(engagement, NOV, 75)
     assert november.status == "explained" and november.carried_from == explanation
     assert november.explanation == WHY and november.explained_by == cast.consultant
     assert november.explained_note == "explained in October 2026 by Carl"
     assert "75" in november.message, "the month's own finding is kept"
-    assert HealthCheckRun.objects.get(period=NOV).red_count == 0, "an explained flag is not counted as red"
+    assert HealthCheckRun.objects.across_tenants("test").get(period=NOV).red_count == 0, (
+        "an explained flag is not counted as red"
+    )
 
     page = consultant.get(url("run-detail", engagement, run_uuid=november.run.uuid)).content.decode()
     card = page.split(f'id="result-{november.uuid}"')[1].split("</li>")[0]
@@ -124,15 +126,17 @@ def test_a_withdrawn_explanation_stops_covering_later_months(cast, engagement, c
     assert response.status_code == 302 and response["Location"].endswith("#explanations")
     explanation.refresh_from_db()
     assert explanation.withdrawn_at is not None and explanation.withdrawn_by == cast.consultant
-    entry = ActivityEntry.objects.get(verb="health.explanation_withdrawn")
+    entry = ActivityEntry.objects.across_tenants("test").get(verb="health.explanation_withdrawn")
     assert entry.actor == cast.consultant and entry.data["until"] == "2027-01"
     again = consultant.post(withdraw, follow=True).content.decode()
     assert "already been withdrawn" in again
-    assert ActivityEntry.objects.filter(verb="health.explanation_withdrawn").count() == 1
+    assert ActivityEntry.objects.across_tenants("test").filter(verb="health.explanation_withdrawn").count() == 1
 
     december = month(engagement, DEC, 79)
     assert december.status == "red", "withdrawn: the next month's flag counts again"
-    assert HealthResult.objects.get(pk=november.pk).status == "explained", "a run already evaluated keeps its verdict"
+    assert HealthResult.objects.across_tenants("test").get(pk=november.pk).status == "explained", (
+        "a run already evaluated keeps its verdict"
+    )
     section = consultant.get(url("health", engagement)).content.decode().split('id="explanations"')[1]
     assert "withdrawn" in section.split("</section>")[0] and "No explanation is carried" in section
 
@@ -141,11 +145,11 @@ def test_this_month_only_and_a_different_flag_are_not_carried(cast, engagement, 
     october = month(engagement, OCT, 78)
     explain(consultant, october, months=0)
     october.refresh_from_db()
-    assert october.status == "explained" and not FlagExplanation.objects.exists()
+    assert october.status == "explained" and not FlagExplanation.objects.across_tenants("test").exists()
     assert month(engagement, NOV, 78).status == "red"
 
     # An explanation covers its own flag only: another task's flag in the same months stays red.
-    november = HealthResult.objects.get(run__period=NOV, task_key=TASK)
+    november = HealthResult.objects.across_tenants("test").get(run__period=NOV, task_key=TASK)
     health_actions.explain_result(result=november, explanation=WHY, actor=cast.consultant, months=2)
     health.record_metric(engagement=engagement, metric="recording_coverage", period=DEC, value=50)
     december_runs = month(engagement, DEC, 60).run
@@ -160,7 +164,7 @@ def test_this_month_only_and_a_different_flag_are_not_carried(cast, engagement, 
 def test_a_viewer_cannot_withdraw(cast, engagement, client):
     october = month(engagement, OCT, 78)
     health_actions.explain_result(result=october, explanation=WHY, actor=cast.consultant)
-    explanation = FlagExplanation.objects.get()
+    explanation = FlagExplanation.objects.across_tenants("test").get()
     client.force_login(cast.viewer)
     page = client.get(url("health", engagement)).content.decode()
     assert WHY in page and "explanation-withdraw" not in page and "/withdraw/" not in page

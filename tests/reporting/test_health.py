@@ -39,7 +39,7 @@ def test_adjusting_a_threshold_is_logged_and_validated(cast, engagement):
     health.adjust_task(task=task, threshold=80, actor=cast.consultant)
     task.refresh_from_db()
     assert task.rules[0]["threshold"] == 80
-    entry = ActivityEntry.objects.get(verb="maintenance.adjusted")
+    entry = ActivityEntry.objects.across_tenants("test").get(verb="maintenance.adjusted")
     assert entry.data["before"]["rules"][0]["threshold"] == 85
 
 
@@ -87,7 +87,7 @@ def test_a_month_end_run_flags_evaluates_reports_and_emails_once(cast, engagemen
     run_health_check(run.pk)
     assert health.create_run(engagement, OCTOBER) == (run, False)
     assert len(smtp.messages) == 2
-    assert set(ReportDelivery.objects.values_list("status", flat=True)) == {"sent"}
+    assert set(ReportDelivery.objects.across_tenants("test").values_list("status", flat=True)) == {"sent"}
 
 
 def test_duplicate_beat_ticks_create_one_run(engagement, smtp):
@@ -118,7 +118,7 @@ def test_unsubscribed_stakeholder_gets_no_email(cast, engagement, smtp, client):
 def test_smtp_outage_is_retried_and_reported(cast, engagement, celery_worker, smtp):
     """A real worker against a mail server that is down: five retries, then the delivery says why."""
     smtp.stop()
-    EngagementStakeholder.objects.update(receives_updates=False)
+    EngagementStakeholder.objects.across_tenants("test").update(receives_updates=False)
     run, _ = health.create_run(engagement, OCTOBER)
     run_health_check.delay(run.pk)
     wait_until(lambda: ReportDelivery.objects.filter(run=run, status="failed").exists(), what="the delivery failing")
@@ -136,7 +136,9 @@ def test_real_worker_sends_exactly_one_email_per_recipient(cast, engagement, cel
     wait_until(lambda: ReportDelivery.objects.filter(run=run, status="sent").count() == 2, what="two sends")
     queue_health_checks.delay()  # a beat tick after the fact finds the run already there
     run_health_check.delay(run.pk)
-    wait_until(lambda: HealthCheckRun.objects.get(pk=run.pk).status == "succeeded", what="the run")
+    wait_until(
+        lambda: HealthCheckRun.objects.across_tenants("test").get(pk=run.pk).status == "succeeded", what="the run"
+    )
     assert sorted(m["To"] for m in smtp.messages) == ["carl@alpha.example", "maya@acme.example"]
 
 

@@ -104,7 +104,7 @@ def test_start_the_schedule_from_the_page(consultant, cast, ri):
     assert response.status_code == 302 and response["Location"] == u("health", ri)
     schedule = MaintenanceSchedule.objects.get(engagement=ri)
     assert (schedule.owner, schedule.live_since) == ("consultancy", date(2026, 3, 1))
-    assert ActivityEntry.objects.filter(verb="maintenance.started", target_uuid=ri.uuid).exists()
+    assert ActivityEntry.objects.across_tenants("test").filter(verb="maintenance.started", target_uuid=ri.uuid).exists()
 
     body = text_of(consultant.get(u("health", ri)))
     assert "Forecast submission compliance" in body and "Monthly" in body and "Quarterly" in body
@@ -113,7 +113,10 @@ def test_start_the_schedule_from_the_page(consultant, cast, ri):
     assert "Run this month&#x27;s check now" in body or "Run this month's check now" in body
 
     again = consultant.post(u("schedule-start", ri), {"live_since": "2026-04-01"}, follow=True)
-    assert "already been started" in text_of(again) and MaintenanceSchedule.objects.get().live_since.month == 3
+    assert (
+        "already been started" in text_of(again)
+        and MaintenanceSchedule.objects.across_tenants("test").get().live_since.month == 3
+    )
 
 
 def test_single_project_schedule_is_the_clients_and_bad_dates_are_refused(consultant, cast, versions):
@@ -127,7 +130,10 @@ def test_single_project_schedule_is_the_clients_and_bad_dates_are_refused(consul
     assert "Acme Robotics runs it themselves" in text_of(consultant.get(u("health", engagement)))
     response = consultant.post(u("schedule-start", engagement), {"live_since": "not a date"})
     assert response.status_code == 400
-    assert 'id="id_live_since_error"' in text_of(response) and not MaintenanceSchedule.objects.exists()
+    assert (
+        'id="id_live_since_error"' in text_of(response)
+        and not MaintenanceSchedule.objects.across_tenants("test").exists()
+    )
 
 
 def test_adjusting_a_threshold_and_cadence_is_logged(consultant, cast, scheduled):
@@ -140,7 +146,7 @@ def test_adjusting_a_threshold_and_cadence_is_logged(consultant, cast, scheduled
     assert response.status_code == 302 and response["Location"].endswith(f"#task-{task.key}")
     task.refresh_from_db()
     assert (task.cadence, task.rules[0]["threshold"]) == ("weekly", 80)
-    entry = ActivityEntry.objects.get(verb="maintenance.adjusted")
+    entry = ActivityEntry.objects.across_tenants("test").get(verb="maintenance.adjusted")
     assert entry.data["before"]["rules"][0]["threshold"] == 85 and entry.data["after"]["cadence"] == "weekly"
     assert "below 80%" in text_of(consultant.get(u("health", scheduled)))
 
@@ -149,7 +155,7 @@ def test_adjusting_a_threshold_and_cadence_is_logged(consultant, cast, scheduled
         {f"{prefix}-cadence": "weekly", f"{prefix}-rule": "0", f"{prefix}-threshold": "80"},
     )
     assert unchanged.status_code == 400 and "Nothing changed" in text_of(unchanged)
-    assert ActivityEntry.objects.filter(verb="maintenance.adjusted").count() == 1
+    assert ActivityEntry.objects.across_tenants("test").filter(verb="maintenance.adjusted").count() == 1
 
     two_rules = ScheduledTask.objects.get(schedule__engagement=scheduled, key="integration-health-check")
     prefix = f"task-{two_rules.key}"
@@ -196,7 +202,7 @@ def test_figures_entered_by_hand_and_uploaded_as_csv(consultant, cast, scheduled
     response = consultant.post(u("metrics-upload", scheduled), {"csv-file": upload})
     assert response.status_code == 302
     assert MetricValue.objects.filter(engagement=scheduled, source="csv").count() == 3
-    assert ActivityEntry.objects.filter(verb="metrics.imported").count() == 1
+    assert ActivityEntry.objects.across_tenants("test").filter(verb="metrics.imported").count() == 1
 
     bad = "metric,key,period,value\nrecording_coverage,,2026-10,95\nrecording_coverage,,October,abc\n"
     response = consultant.post(
@@ -204,7 +210,9 @@ def test_figures_entered_by_hand_and_uploaded_as_csv(consultant, cast, scheduled
     )
     assert response.status_code == 400
     assert "Nothing was imported. Line 3, column period: write the month as YYYY-MM" in text_of(response)
-    assert not MetricValue.objects.filter(period=date(2026, 10, 1)).exists(), "a bad line imports nothing"
+    assert not MetricValue.objects.across_tenants("test").filter(period=date(2026, 10, 1)).exists(), (
+        "a bad line imports nothing"
+    )
 
     future = "metric,key,period,value\nrecording_coverage,,2026-10,95\nrecording_coverage,,2031-01,95\n"
     response = consultant.post(
@@ -212,7 +220,7 @@ def test_figures_entered_by_hand_and_uploaded_as_csv(consultant, cast, scheduled
     )
     assert response.status_code == 400
     assert "Line 3, column period: 2031-01 has not begun yet" in text_of(response)
-    assert not MetricValue.objects.filter(period=date(2026, 10, 1)).exists()
+    assert not MetricValue.objects.across_tenants("test").filter(period=date(2026, 10, 1)).exists()
 
     unknown = "metric,period,value\nrecording_coverage,2026-10,95\n\nrevenue_vibes,2026-10,3\n"
     response = consultant.post(
@@ -262,7 +270,7 @@ def test_run_now_flags_explain_board_deliveries_and_pdf(consultant, cast, schedu
     assert response.status_code == 302 and response["Location"] == u("run-detail", scheduled, run_uuid=run.uuid)
     run.refresh_from_db()
     assert run.status == "succeeded" and run.red_count == 2, "the task ran on commit"
-    assert ActivityEntry.objects.filter(verb="health.run_requested").count() == 1
+    assert ActivityEntry.objects.across_tenants("test").filter(verb="health.run_requested").count() == 1
 
     page = consultant.get(response["Location"])
     body = text_of(page)
@@ -291,7 +299,7 @@ def test_run_now_flags_explain_board_deliveries_and_pdf(consultant, cast, schedu
 
     # The month's run exists: running again says so and links it.
     again = consultant.post(u("run-now", scheduled), follow=True)
-    assert "already exists" in text_of(again) and HealthCheckRun.objects.count() == 1
+    assert "already exists" in text_of(again) and HealthCheckRun.objects.across_tenants("test").count() == 1
 
     # Explain one flag: it leaves the red count, logged.
     response = consultant.post(
@@ -302,12 +310,17 @@ def test_run_now_flags_explain_board_deliveries_and_pdf(consultant, cast, schedu
     coverage.refresh_from_db()
     run.refresh_from_db()
     assert (coverage.status, coverage.explained_by, run.red_count) == ("explained", cast.consultant, 1)
-    assert ActivityEntry.objects.get(verb="health.flag_explained").data["explanation"].startswith("Recorder outage")
+    assert (
+        ActivityEntry.objects.across_tenants("test")
+        .get(verb="health.flag_explained")
+        .data["explanation"]
+        .startswith("Recorder outage")
+    )
     twice = consultant.post(
         u("result-action", scheduled, result_uuid=coverage.uuid),
         {"action": "explain", f"explain-{coverage.uuid.hex[:12]}-explanation": "Again"},
     )
-    assert twice.status_code == 302 and HealthCheckRun.objects.get(pk=run.pk).red_count == 1
+    assert twice.status_code == 302 and HealthCheckRun.objects.across_tenants("test").get(pk=run.pk).red_count == 1
 
     # Turn the other into a risk: internal by default, linking back; it shows on the board.
     prefix = f"board-{compliance.uuid.hex[:12]}"
@@ -370,7 +383,7 @@ def test_a_closed_engagement_keeps_its_health_checks_but_not_its_board(consultan
     _figures_for_a_bad_month(scheduled, period)
     run, _ = health.create_run(scheduled, period)
     health.execute_run(run.pk)
-    Engagement.objects.filter(pk=scheduled.pk).update(status="closed")
+    Engagement.objects.across_tenants("test").filter(pk=scheduled.pk).update(status="closed")
     red = HealthResult.objects.filter(run=run, status="red").first()
     body = text_of(consultant.get(u("run-detail", scheduled, run_uuid=run.uuid)))
     assert "board is read-only" in body and "Add to the board" not in body and "Mark as explained" in body
@@ -380,12 +393,14 @@ def test_a_closed_engagement_keeps_its_health_checks_but_not_its_board(consultan
         {"action": "board", f"{prefix}-kind": "risk", f"{prefix}-title": "Too late"},
         follow=True,
     )
-    assert "its board is read-only" in text_of(response) and not Risk.objects.exists()
+    assert "its board is read-only" in text_of(response) and not Risk.objects.across_tenants("test").exists()
     response = consultant.post(
         u("result-action", scheduled, result_uuid=red.uuid),
         {"action": "explain", f"explain-{red.uuid.hex[:12]}-explanation": "Seasonal dip."},
     )
-    assert response.status_code == 302 and HealthResult.objects.get(pk=red.pk).status == "explained"
+    assert (
+        response.status_code == 302 and HealthResult.objects.across_tenants("test").get(pk=red.pk).status == "explained"
+    )
 
 
 def test_a_queued_run_is_polled_until_it_finishes(consultant, cast, scheduled):
@@ -398,7 +413,9 @@ def test_a_queued_run_is_polled_until_it_finishes(consultant, cast, scheduled):
     assert not_ready.status_code == 302, "no report yet: back to the run with a message"
 
     health.execute_run(run.pk)
-    HealthCheckRun.objects.filter(pk=run.pk).update(finished_at=timezone.now() - timedelta(hours=1))
+    HealthCheckRun.objects.across_tenants("test").filter(pk=run.pk).update(
+        finished_at=timezone.now() - timedelta(hours=1)
+    )
     poll = consultant.get(u("run-detail", scheduled, run_uuid=run.uuid), **HTMX)
     assert poll["HX-Refresh"] == "true"
 
@@ -508,7 +525,11 @@ def test_viewer_cannot_write_anything(client, cast, scheduled):
     assert "Mark as explained" not in page and "Add to the board" not in page
     health_page = text_of(client.get(u("health", scheduled)))
     assert "Run this month" not in health_page and "Set baseline" not in health_page
-    before = (ActivityEntry.objects.count(), MetricValue.objects.count(), HealthCheckRun.objects.count())
+    before = (
+        ActivityEntry.objects.across_tenants("test").count(),
+        MetricValue.objects.across_tenants("test").count(),
+        HealthCheckRun.objects.across_tenants("test").count(),
+    )
     writes = [
         (u("schedule-start", scheduled), {"live_since": "2026-03-01"}),
         (u("task-adjust", scheduled, task_uuid=task.uuid), {f"task-{task.key}-cadence": "weekly"}),
@@ -523,7 +544,11 @@ def test_viewer_cannot_write_anything(client, cast, scheduled):
     ]
     for url, data in writes:
         assert client.post(url, data).status_code == 403, url
-    assert (ActivityEntry.objects.count(), MetricValue.objects.count(), HealthCheckRun.objects.count()) == before
+    assert (
+        ActivityEntry.objects.across_tenants("test").count(),
+        MetricValue.objects.across_tenants("test").count(),
+        HealthCheckRun.objects.across_tenants("test").count(),
+    ) == before
 
 
 def test_another_organizations_run_is_not_found(consultant, cast, versions, scheduled):
@@ -553,4 +578,4 @@ def test_another_organizations_run_is_not_found(consultant, cast, versions, sche
         u("task-adjust", ours, task_uuid=their_task.uuid),
     ):
         assert consultant.post(url, {"action": "explain"}).status_code == 404, url
-    assert HealthResult.objects.get(pk=their_result.pk).status == their_result.status
+    assert HealthResult.objects.across_tenants("test").get(pk=their_result.pk).status == their_result.status

@@ -84,7 +84,9 @@ def test_the_home_shows_my_engagements_gates_signoffs_flags_and_activity_in_word
     lifecycle = context["engagements"][0]
     assert lifecycle.progress == 5 * 100 // len(day["items"]) and lifecycle.phase_name == "Strategy"
     # the open gates of my engagements, counted from the gates themselves
-    open_gates = Gate.objects.filter(engagement__in=[day["mine"], day["other_mine"]], status=GateStatus.OPEN)
+    open_gates = Gate.objects.for_org(cast.org).filter(
+        engagement__in=[day["mine"], day["other_mine"]], status=GateStatus.OPEN
+    )
     assert sorted(g.pk for g in context["gates"]) == sorted(g.pk for g in open_gates) and open_gates.exists()
     # Raj was asked four days ago and has not signed; Maya signed
     assert [(r.stakeholder.name, r.days_waiting) for r in context["signoffs"]] == [("Raj Iyer", 4)]
@@ -107,7 +109,7 @@ def test_a_signed_version_owes_no_signature(client, cast, day):
 
 
 def test_someone_on_no_team_sees_every_open_engagement(client, cast, day):
-    Engagement.objects.filter(pk=day["alices"].pk).update(status="closed")
+    Engagement.objects.for_org(cast.org).filter(pk=day["alices"].pk).update(status="closed")
     client.force_login(cast.viewer)
     context = home(client, cast).context
     assert context["mine"] is False

@@ -99,7 +99,7 @@ def test_review_items_and_rule_window_response_on_page_pdf_and_email(consultant,
     assert item.task_name not in needs.split("NOT YET DUE")[0]
 
     # Recording it (htmx): the item reads done by whom, when, with the note; the counts drop by one.
-    before = HealthCheckRun.objects.get(pk=run.pk).not_evaluable_count
+    before = HealthCheckRun.objects.across_tenants("test").get(pk=run.pk).not_evaluable_count
     prefix = f"review-{item.uuid.hex[:12]}"
     empty = consultant.post(u("review-record", scheduled, result_uuid=item.uuid), {f"{prefix}-note": ""}, **HTMX)
     assert empty.status_code == 400 and f'id="id_{prefix}-note_error"' in text_of(empty)
@@ -118,8 +118,8 @@ def test_review_items_and_rule_window_response_on_page_pdf_and_email(consultant,
     page = text_of(consultant.get(u("run-detail", scheduled, run_uuid=run.uuid)))
     assert f"Done by {cast.consultant.get_full_name()} on {today:%-d %B %Y}" in page
     # The PDF follows: the report's next version holds the review (rendered by the worker).
-    wait_until(lambda: HealthCheckRun.objects.get(pk=run.pk).report.status == "done")
-    report = HealthCheckRun.objects.get(pk=run.pk).report
+    wait_until(lambda: HealthCheckRun.objects.for_org(cast.org).get(pk=run.pk).report.status == "done")
+    report = HealthCheckRun.objects.for_org(cast.org).get(pk=run.pk).report
     assert report.number == 2
     download = consultant.get(u("report-download", scheduled, run_uuid=run.uuid))
     text = " ".join(pdf_text(b"".join(download.streaming_content)).split())
@@ -131,7 +131,7 @@ def test_review_items_and_rule_window_response_on_page_pdf_and_email(consultant,
     assert "already been recorded" in text_of(again)
     item.refresh_from_db()
     assert item.review_note == "Benchmarks match Q3 winners."
-    assert HealthCheckRun.objects.get(pk=run.pk).not_evaluable_count == before - 1
+    assert HealthCheckRun.objects.across_tenants("test").get(pk=run.pk).not_evaluable_count == before - 1
 
 
 def test_a_viewer_cannot_record_and_another_organization_finds_nothing(client, cast, versions, scheduled, smtp):  # noqa: F811

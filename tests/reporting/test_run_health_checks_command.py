@@ -97,7 +97,11 @@ def test_a_crossed_threshold_is_listed_and_a_second_invocation_sends_nothing(cas
     assert str(run_row.uuid) == entry["run"] and run_row.report is not None, "the report was rendered"
     assert sorted(m["To"] for m in reports(smtp)) == ["carl@alpha.example", "maya@acme.example"]
     assert entry["emails"] == {"sent": 2, "waiting": 0, "failed": 0}
-    assert ActivityEntry.objects.filter(verb="health.run_requested", actor_label__contains="run_health_checks").exists()
+    assert (
+        ActivityEntry.objects.across_tenants("test")
+        .filter(verb="health.run_requested", actor_label__contains="run_health_checks")
+        .exists()
+    )
 
     # Again, as JSON and in words: the same run is reported, nothing runs, renders or sends a second time.
     calls = crm.stats["total"]
@@ -118,7 +122,7 @@ def test_an_explained_flag_shows_explained_the_next_month(cast, crm, smtp):
     for stage in ("SAO", "Closed Won"):
         health.set_baseline(engagement=engagement, metric="stage_entry_volume", key=stage, value=100_000, actor=None)
     run_json("--period", "2026-10")
-    october = HealthResult.objects.get(run__period=OCT, task_key=VOLUME, key="SAO")
+    october = HealthResult.objects.across_tenants("test").get(run__period=OCT, task_key=VOLUME, key="SAO")
     health_actions.explain_result(
         result=october, explanation="Sales team halved during the reorganisation.", actor=cast.consultant
     )
@@ -155,7 +159,7 @@ def test_org_limits_the_engagements_and_the_default_is_the_month_just_ended(cast
     entries = {e["org"]: e for e in run_json()}
     assert set(entries) == {"alpha", "beta"}
     assert entries["alpha"]["checked_now"] is True and entries["beta"]["checked_now"] is False
-    assert HealthCheckRun.objects.count() == 2
+    assert HealthCheckRun.objects.across_tenants("test").count() == 2
 
     assert run("--org", "alpha", "--period", "2020-01").startswith(
         "No engagement in Alpha Advisory has an active maintenance schedule live by January 2020."
@@ -171,7 +175,7 @@ def test_bad_arguments_are_refused_with_the_expected_format(cast):
         run("--period", this_month)
     with pytest.raises(CommandError, match="No organization with slug 'gamma'"):
         run("--org", "gamma")
-    assert not HealthCheckRun.objects.exists()
+    assert not HealthCheckRun.objects.across_tenants("test").exists()
 
 
 def test_a_failed_run_is_printed_then_exits_non_zero(cast, smtp):
