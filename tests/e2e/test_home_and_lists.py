@@ -109,7 +109,7 @@ def test_the_home_page_says_what_needs_the_consultant_today(transactional_db, li
 def test_the_engagement_list_sorts_and_filters_in_place(transactional_db, live_server, cast, browser):
     for name, client in (("Bravo", cast.client), ("Alpha", cast.sibling_client), ("Charlie", cast.client)):
         start(cast, name, client=client)
-    Engagement.objects.filter(name="Charlie").update(status="on_hold")
+    Engagement.objects.for_org(cast.org).filter(name="Charlie").update(status="on_hold")
     context, page = open_page(browser, 1366)
     try:
         sign_in(page, live_server, cast.consultant, reverse("engagements:portfolio", args=[cast.org.slug]))
@@ -147,8 +147,8 @@ def test_a_300_character_name_keeps_every_page_within_the_window(
     # a checklist item, ticked, so that the home page's activity names it too.
     cast.org.name = "O" * 200
     cast.org.save(update_fields=["name"])
-    ClientAccount.objects.filter(pk=cast.client.pk).update(name="C" * 200)
-    Stakeholder.objects.filter(pk=cast.stakeholder.pk).update(name="S" * 200)
+    ClientAccount.objects.for_org(cast.org).filter(pk=cast.client.pk).update(name="C" * 200)
+    Stakeholder.objects.for_org(cast.org).filter(pk=cast.stakeholder.pk).update(name="S" * 200)
     # a second organization: the top bar then holds the organization switcher too
     Membership.objects.create(organization=make_org("Second Partners", "second"), user=cast.consultant, role=Role.OWNER)
     engagement = start(
