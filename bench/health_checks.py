@@ -838,10 +838,11 @@ def main() -> int:
         from django.db import connection
         from django.utils import timezone
 
+        from deliverables.models import Artifact
         from gtm_ops.celery import app as celery_app
         from playbooks.services import load_library_playbooks
         from reporting import health
-        from reporting.models import Artifact, HealthCheckRun, MaintenanceSchedule, ReportDelivery
+        from reporting.models import HealthCheckRun, MaintenanceSchedule, ReportDelivery
         from reporting.tasks import queue_health_checks
 
         # ---- data (tasks inline and emails in memory while building: no sign-off email reaches the workers)
