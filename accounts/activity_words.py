@@ -39,6 +39,8 @@ SENTENCES = {
     "definitions.stage_removed": "removed a stage from the definitions of {target}",
     "definitions.published": "published the definitions of {target} for sign-off",
     "definitions.signed": "signed the definitions of {target}",
+    "definitions.approver_assigned": "asked {stakeholder} to approve the definitions of {target} as {role}",
+    "definitions.approver_waived": "waived the approver role {role} on the definitions of {target}",
     "definitions.contested": "contested the definitions of {target}",
     "architecture.version_started": "started a new architecture version of {target}",
     "assumption.added": "added an assumption to {target}",

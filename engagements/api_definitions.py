@@ -10,7 +10,7 @@ from rest_framework.response import Response
 from accounts.api import OrgScopedViewSet
 from deliverables.models import Artifact, ArtifactKind
 
-from . import definitions
+from . import definitions, signoffs
 from .deliverables import request_artifact
 from .models import DefinitionTerm, DefinitionVersion, Engagement, StageDefinition, Stakeholder
 
@@ -118,12 +118,22 @@ class SignatureSerializer(serializers.Serializer):
     user_agent = serializers.CharField()
 
 
+class VersionApproverSerializer(serializers.Serializer):
+    """An approver role as mapped on a version; neither a stakeholder nor a waiver reason: still unassigned."""
+
+    role = serializers.CharField()
+    stakeholder = serializers.UUIDField(source="stakeholder.uuid", allow_null=True)
+    name = serializers.CharField(source="stakeholder.name", allow_null=True)
+    waiver_reason = serializers.CharField()
+
+
 class VersionSerializer(serializers.ModelSerializer):
     engagement = serializers.UUIDField(source="engagement.uuid")
     status = serializers.SerializerMethodField()
     required_signers = serializers.SerializerMethodField()
     signatures = serializers.SerializerMethodField()
     contested_items = serializers.SerializerMethodField()
+    approvers = VersionApproverSerializer(many=True, source="approvers.all", read_only=True)
 
     class Meta:
         model = DefinitionVersion
@@ -139,6 +149,7 @@ class VersionSerializer(serializers.ModelSerializer):
             "required_signers",
             "signatures",
             "contested_items",
+            "approvers",
         ]
 
     def _status(self, version):
@@ -168,9 +179,40 @@ class VersionSerializer(serializers.ModelSerializer):
         ]
 
 
+class ApproverSerializer(serializers.Serializer):
+    """One approver role of the playbook: the stakeholder who holds it, or the reason it is waived."""
+
+    role = serializers.CharField(max_length=200)
+    stakeholder = serializers.UUIDField(required=False, allow_null=True)
+    waiver_reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
+
+    def validate(self, attrs):
+        if bool(attrs.get("stakeholder")) == bool((attrs.get("waiver_reason") or "").strip()):
+            raise serializers.ValidationError("Give either the stakeholder who holds the role or a waiver reason.")
+        return attrs
+
+
 class PublishSerializer(serializers.Serializer):
     engagement = EngagementField()
     signers = serializers.ListField(child=serializers.UUIDField(), allow_empty=False)
+    approvers = ApproverSerializer(
+        many=True,
+        required=False,
+        help_text="Every approver role the playbook names, each held or waived. Without it, a role is held by the "
+        "chosen signer whose title is the role, and left unassigned otherwise (settle it later with "
+        "`approvers/` on the version).",
+    )
+
+
+def _holder(org, row: dict):
+    """The Stakeholder an approver row names, or its waiver reason."""
+    if not row.get("stakeholder"):
+        return row["waiver_reason"]
+    holder = Stakeholder.objects.for_org(org).filter(uuid=row["stakeholder"]).first()
+    if holder is None:
+        message = f"{row['role']}: unknown stakeholder UUID in this organization."
+        raise serializers.ValidationError({"approvers": [message]})
+    return holder
 
 
 class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
@@ -194,8 +236,30 @@ class VersionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScoped
         signers = list(Stakeholder.objects.for_org(self.org).filter(uuid__in=wanted))
         if len(signers) != len(set(wanted)):
             raise serializers.ValidationError({"signers": ["Unknown stakeholder UUID(s) in this organization."]})
-        version = definitions.publish(engagement=engagement, signers=signers, actor=request.user, request=request)
+        rows = body.validated_data.get("approvers")
+        approvers = {row["role"]: _holder(self.org, row) for row in rows} if rows is not None else None
+        version = definitions.publish(
+            engagement=engagement, signers=signers, approvers=approvers, actor=request.user, request=request
+        )
         return Response(VersionSerializer(version, context=self.get_serializer_context()).data, status=201)
+
+    @extend_schema(request=ApproverSerializer, responses=VersionSerializer)
+    @action(detail=True, methods=["post"])
+    def approvers(self, request, *args, **kwargs):
+        """Settle an approver role left unassigned at publishing: the stakeholder who holds it (asked to sign this
+        version) or the reason it is waived. Only on the latest version, only for a role nobody holds yet."""
+        version = self.get_object()
+        body = ApproverSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        signoffs.settle_approver(
+            version=version,
+            role=body.validated_data["role"],
+            holder=_holder(self.org, body.validated_data),
+            actor=request.user,
+            request=request,
+        )
+        version.refresh_from_db()
+        return Response(VersionSerializer(version, context=self.get_serializer_context()).data)
 
     @extend_schema(
         parameters=[

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from django.db import transaction
 from django.utils import timezone
 
+from accounts import activity
 from accounts.models import DomainError
 
 from .models import (
@@ -29,6 +30,7 @@ from .models import (
     GateStatus,
     Signature,
     SignoffAnswer,
+    SignoffRequest,
     Stakeholder,
     VersionApprover,
 )
@@ -94,6 +96,57 @@ def record_approvers(version: DefinitionVersion, rows: list[dict], actor) -> Non
         )
         for row in rows
     )
+
+
+def settle_approver(*, version: DefinitionVersion, role: str, holder, actor, request=None) -> VersionApprover:
+    """Assign an approver role left unassigned at publishing to a stakeholder (who is then asked to sign this
+    version), or waive it with a reason. Only the latest version of an open engagement, and only a role nobody
+    holds yet: a holder who was asked stays asked, and a recorded waiver stays recorded."""
+    from .tasks import send_signoff_request  # tasks import this module
+
+    engagement = version.engagement
+    org = engagement.organization
+    if role not in approver_roles(engagement):
+        raise DomainError(f"The playbook names no approver role {role!r}.")
+    with transaction.atomic():
+        locked = DefinitionVersion.objects.for_org(org).select_for_update().get(pk=version.pk)
+        newest = DefinitionVersion.objects.for_org(org).filter(engagement=engagement).order_by("-number").first()
+        if not engagement.is_open or newest is None or newest.pk != locked.pk:
+            raise DomainError(f"v{locked.number} is not the current version: settle the role on the latest one.")
+        approver, _ = VersionApprover.objects.for_org(org).get_or_create(
+            version=locked, role=role,
+            defaults={"organization": org, "order": approver_roles(engagement).index(role) + 1},
+        )
+        if approver.stakeholder_id or approver.waiver_reason:
+            held = f"held by {approver.stakeholder.name}" if approver.stakeholder else "waived"
+            raise DomainError(f"{role} is already {held}.")
+        if isinstance(holder, Stakeholder):
+            if holder.client_id != engagement.client_id or not holder.portal_enabled:
+                raise DomainError(f"{holder.name} cannot approve as {role}: not a portal stakeholder of "
+                                  f"{engagement.client}.")
+            approver.stakeholder = holder
+            approver.save(update_fields=["stakeholder"])
+            if not locked.signatures.filter(stakeholder=holder).exists():
+                asked, created = SignoffRequest.objects.for_org(org).get_or_create(
+                    version=locked, stakeholder=holder, defaults={"organization": org, "requested_by": actor}
+                )
+                if created:
+                    transaction.on_commit(lambda: send_signoff_request.delay(asked.pk))
+                if locked.signed_at is not None:  # signed by everyone asked so far; now one more must sign
+                    locked.signed_at = None
+                    locked.save(update_fields=["signed_at"])
+            verb, data = "definitions.approver_assigned", {"role": role, "stakeholder": holder.name}
+        else:
+            reason = (holder or "").strip()
+            if not reason:
+                raise DomainError(f"Say why {role} is waived.")
+            approver.waiver_reason, approver.waived_by = reason[:500], actor
+            approver.save(update_fields=["waiver_reason", "waived_by"])
+            verb, data = "definitions.approver_waived", {"role": role, "reason": approver.waiver_reason}
+        activity.record(organization=org, actor=actor, verb=verb, target=engagement, request=request,
+                        data={"version": locked.number, **data})
+        sync_checkpoints(engagement)
+    return approver
 
 
 # --------------------------------------------------------------------------------------------------

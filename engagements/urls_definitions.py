@@ -17,6 +17,11 @@ urlpatterns = [
     path(D + "stages/<uuid:stage_uuid>/delete/", definitions.stage_delete, name="stage-delete"),
     path(D + "publish/", definitions.definitions_publish, name="definitions-publish"),
     path(D + "versions/<uuid:definition_version_uuid>/", definitions.definition_version, name="definition-version"),
+    path(
+        D + "versions/<uuid:definition_version_uuid>/approvers/",
+        definitions.definition_approver,
+        name="definition-approver",
+    ),
     path(D + "diff/", definitions.definition_diff, name="definition-diff"),
     path(E + "artifacts/", definitions.artifact_request, name="artifact-request"),
     path(E + "artifacts/<uuid:artifact_uuid>/status/", definitions.artifact_status, name="artifact-status"),

@@ -6,6 +6,7 @@ Views stay thin: engagements.definitions edits the draft and publishes, engageme
 Every page runs a fixed number of queries whatever the number of terms, stages, versions or artifacts.
 """
 
+import uuid
 from dataclasses import dataclass
 
 from django.contrib import messages
@@ -599,9 +600,54 @@ def definition_version(request, engagement_uuid, definition_version_uuid):
             "contested_items": [i for i in status.items if i.contested],
             "stage_count": len(version.content["stages"]),
             "can_change": can_change(request, engagement),
+            "approver_rows": _approver_rows(version, engagement),
+            "people": [s for s in Stakeholder.objects.for_org(request.org).filter(client_id=engagement.client_id)
+                       .order_by("name") if s.portal_enabled],
             **_content_sections(version.content, {i.key: i for i in status.items}),
         },
     )
+
+
+@org_view
+@require_POST
+def definition_approver(request, engagement_uuid, definition_version_uuid):
+    """Settle an approver role left unassigned at publishing: ask a stakeholder to sign, or waive it."""
+    engagement = _engagement(request, engagement_uuid)
+    version = get_object_or_404(
+        DefinitionVersion.objects.for_org(request.org), engagement=engagement, uuid=definition_version_uuid
+    )
+    version.engagement = engagement
+    role = request.POST.get("role", "")
+    chosen = request.POST.get("holder", "")
+    if chosen == "waive":
+        holder = request.POST.get("reason", "")
+    else:
+        holder = Stakeholder.objects.for_org(request.org).filter(uuid=chosen).first() if _is_uuid(chosen) else None
+    try:
+        if holder is None:
+            raise DomainError(f"Choose who holds {role or 'the role'}, or waive it with a reason.")
+        signoffs.settle_approver(version=version, role=role, holder=holder, actor=request.user, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{role}: asked {holder.name} to sign v{version.number}."
+                         if isinstance(holder, Stakeholder) else f"{role}: waived on v{version.number}.")
+    return redirect("engagements:definition-version", org_slug=request.org.slug,
+                    engagement_uuid=engagement.uuid, definition_version_uuid=version.uuid)
+
+
+def _approver_rows(version, engagement) -> list[tuple[str, object]]:
+    """Each role the playbook names with its VersionApprover row of this version (None: never mapped)."""
+    mapped = {a.role: a for a in version.approvers.select_related("stakeholder", "waived_by")}
+    return [(role, mapped.get(role)) for role in signoffs.approver_roles(engagement)]
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 def _display(field: str, value) -> str:
