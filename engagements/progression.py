@@ -348,13 +348,15 @@ def set_checklist_item(*, item: ChecklistItem, done: bool, actor, request=None) 
         return item
     item.done = done
     item.done_by, item.done_at = (actor, timezone.now()) if done else (None, None)
-    item.save(update_fields=["done", "done_by", "done_at"])
+    item.done_by_stakeholder, item.auto_reason = None, ""  # a consultant's tick replaces how it was done before
+    item.save(update_fields=["done", "done_by", "done_at", "done_by_stakeholder", "auto_reason"])
+    checked = "client_task.ticked_on_behalf" if item.is_client_task else "checklist.checked"
     activity.record(
         organization=item.organization,
         actor=actor,
         request=request,
         target=item.engagement,
-        verb="checklist.checked" if done else "checklist.unchecked",
+        verb=checked if done else "checklist.unchecked",
         data={"item": item.key, "text": item.text},
     )
     return item
