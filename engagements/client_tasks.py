@@ -18,6 +18,7 @@ from accounts.models import DomainError
 
 from . import progression
 from .models import ChecklistItem, Engagement, EngagementStakeholder, Stakeholder, TaskDigest
+from .models.delivery import EngagementStakeholderQuerySet
 
 USER_AGENT_LENGTH = 400  # as Signature.user_agent
 
@@ -36,18 +37,22 @@ def for_stakeholder(stakeholder: Stakeholder):
 
 def why(item: ChecklistItem) -> str:
     """What the task is for, in the method's own words: its sub-phase's purpose, else its phase's goal."""
-    if item.sub_phase_id and item.sub_phase.purpose:
-        return item.sub_phase.purpose
-    return item.phase.goal
+    sub = item.sub_phase
+    return sub.purpose if sub is not None and sub.purpose else item.phase.goal
 
 
 def _require_client_task(item: ChecklistItem) -> None:
     if not item.is_client_task:
-        raise DomainError(f"“{item.text}” is the consultancy's work (owner: {item.owner or 'nobody'}), not the client's.")
+        raise DomainError(
+            f"“{item.text}” is the consultancy's work (owner: {item.owner or 'nobody'}), not the client's."
+        )
 
 
 def complete_client_task(
-    item: ChecklistItem, by_stakeholder: Stakeholder | None = None, by_user=None, auto_reason: str | None = None,
+    item: ChecklistItem,
+    by_stakeholder: Stakeholder | None = None,
+    by_user=None,
+    auto_reason: str | None = None,
     request=None,
 ) -> ChecklistItem:
     """Mark a client task done, by exactly one of: the stakeholder (in the portal), a consultant on the client's
@@ -112,7 +117,7 @@ def digest_recipients(today: date) -> list[int]:
     """Stakeholders with an overdue task on an engagement whose emails they receive (not unsubscribed)."""
     overdue = ChecklistItem.objects.across_tenants("beat: the daily digest covers every tenant").overdue(today)
     receiving = EngagementStakeholder.objects.across_tenants("beat: the daily digest covers every tenant").filter(
-        EngagementStakeholder.RECEIVES["task_digest"],
+        EngagementStakeholderQuerySet.RECEIVES["task_digest"],
         receives_updates=True,
         engagement_id__in=overdue.values("engagement_id"),
     )
@@ -161,7 +166,7 @@ def send_digest(stakeholder_id: int, day: date) -> TaskDigest | None:
             to=stakeholder.email,
             context={
                 "stakeholder": stakeholder,
-                "tasks": [(t, (day - t.due_date).days) for t in tasks],
+                "tasks": [(t, (day - t.due_date).days) for t in tasks if t.due_date],
                 "path": reverse("portal:home"),  # asks for a sign-in link when the browser has no portal session
                 "unsubscribe_path": reverse("portal:unsubscribe", kwargs={"token": unsubscribe_token(stakeholder)}),
             },

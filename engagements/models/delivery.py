@@ -7,6 +7,7 @@ engagements.progression, from decisions; no form edits them.
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from accounts.tenancy import OrgQuerySet, TenantModel
 
@@ -199,9 +200,7 @@ class ChecklistItemQuerySet(OrgQuerySet):
 
     def overdue(self, today) -> "ChecklistItemQuerySet":
         """Client tasks past their due date and not done, in engagements still running."""
-        return self.client_owned().filter(
-            done=False, due_date__lt=today, engagement__status=EngagementStatus.ACTIVE
-        )
+        return self.client_owned().filter(done=False, due_date__lt=today, engagement__status=EngagementStatus.ACTIVE)
 
 
 class ChecklistItem(TenantModel):
@@ -247,15 +246,20 @@ class ChecklistItem(TenantModel):
         return not self.done and self.due_date is not None and self.due_date < today
 
     @property
+    def overdue_today(self) -> bool:
+        """Overdue on the viewer's calendar (the time zone their browser sent, else the site's)."""
+        return self.is_overdue(timezone.localdate())
+
+    @property
     def done_how(self) -> str:
-        """Who completed a done item, in words: "Maya Chen", "Carl Jones on behalf of the client", "completed
-        itself: intake form submitted"."""
+        """Who completed a done item, in words: "Maya Chen", "Carl Jones on behalf of the client", "itself
+        (intake form submitted)"."""
         if not self.done:
             return ""
         if self.done_by_stakeholder_id:
             return self.done_by_stakeholder.name
         if self.auto_reason:
-            return f"completed itself: {self.auto_reason}"
+            return f"itself ({self.auto_reason})"
         if self.done_by_id:
             name = self.done_by.get_full_name() or self.done_by.email
             return f"{name} on behalf of the client" if self.is_client_task else name
