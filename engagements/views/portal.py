@@ -1,4 +1,5 @@
 from django.contrib import messages
+from django.db.models import Exists, OuterRef
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -9,7 +10,7 @@ from accounts.models import DomainError
 
 from .. import cadence, client_tasks
 from ..forms import PortalLinkRequestForm
-from ..models import Engagement, GateStatus, UpdateStatus, WeeklyUpdate
+from ..models import ChecklistItem, Engagement, GateStatus, UpdateStatus, WeeklyUpdate
 from ..portal_access import SESSION_KEY, LinkNotQueued, portal_view, redeem_portal_link, request_portal_links
 from .portal_signoff import pending_signoffs
 
@@ -53,15 +54,18 @@ UPDATES_SHOWN = 4  # the latest published updates per engagement on the home pag
 def _where_it_stands(engagement, tasks: list, signoffs: list) -> dict:
     """Phase, what comes next and what waits on the client, for one engagement's card."""
     phase = engagement.current_phase
-    gate = getattr(phase, "gate", None) if phase else None
     if phase is None:
-        next_step = "The engagement is complete." if not engagement.is_open else "Not started yet."
-    elif gate is not None and gate.status == GateStatus.OPEN:
-        next_step = f"Your consultant decides at {gate.name}."
-    elif gate is not None:
-        next_step = f"{phase.name} finishes at {gate.name}."
+        next_step = "Not started yet." if engagement.is_open else "The engagement is complete."
     else:
-        next_step = f"{phase.name} is under way."
+        open_items = ChecklistItem.objects.filter(sub_phase_id=OuterRef("pk"), done=False)
+        now = phase.sub_phases.filter(skipped=False).filter(Exists(open_items)).order_by("order").first()
+        gate = getattr(phase, "gate", None)
+        steps = [f"Now: {now.name}." if now else ""]
+        if gate is not None and gate.status == GateStatus.OPEN and now is None:
+            steps.append(f"Your consultant decides at {gate.name}.")
+        elif gate is not None:
+            steps.append(f"{phase.name} closes at {gate.name}.")
+        next_step = " ".join(step for step in steps if step) or f"{phase.name} is under way."
     open_tasks = [t for t in tasks if not t.done]
     return {
         "phase": phase,

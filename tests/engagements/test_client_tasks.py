@@ -184,7 +184,7 @@ def test_portal_home_shows_tasks_with_due_dates_and_overdue_highlighted(cast, en
     assert "No due date yet" in body  # the third
     assert third.sub_phase.purpose in body  # why: the method's purpose text
     assert f"{tasks_of(engagement).count()} tasks" in body  # waiting on you
-    assert "Phase</dt><dd>Strategy" in body
+    assert "Phase</dt><dd>Strategy" in body and "Now: Pre-Kickoff. Strategy closes at Strategic Sign-Off." in body
 
 
 def test_overdue_is_judged_on_the_stakeholders_calendar(cast, engagement):
