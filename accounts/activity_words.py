@@ -27,7 +27,7 @@ SENTENCES = {
     "checklist.checked": "ticked “{text}” on {target}",
     "checklist.unchecked": "unticked “{text}” on {target}",
     "client_task.completed": "marked the task “{text}” done on {target}",
-    "client_task.completed_itself": "completed the task “{text}” on {target} by itself: {reason}",
+    "client_task.auto_completed": "completed the task “{text}” on {target} by itself: {reason}",
     "client_task.ticked_on_behalf": "ticked “{text}” on {target} on behalf of the client",
     "client_task.due_date_set": "set the due date of the client task “{text}” on {target} to {due}",
     "checkpoint.check": "checked a gate checkpoint of {target}",

@@ -21,6 +21,8 @@ from .models import ChecklistItem, Engagement, EngagementStakeholder, Stakeholde
 from .models.delivery import EngagementStakeholderQuerySet
 
 USER_AGENT_LENGTH = 400  # as Signature.user_agent
+COMPLETED = "client_task.completed"  # by the stakeholder in the portal
+AUTO_COMPLETED = "client_task.auto_completed"  # by itself, its completion criterion met
 
 
 def for_stakeholder(stakeholder: Stakeholder):
@@ -81,7 +83,7 @@ def complete_client_task(
         activity.record(
             organization=item.organization,
             actor_label=f"{by_stakeholder.name} <{by_stakeholder.email}>" if by_stakeholder else "system",
-            verb="client_task.completed" if by_stakeholder else "client_task.completed_itself",
+            verb=COMPLETED if by_stakeholder else AUTO_COMPLETED,
             target=item.engagement,
             request=request,
             data={"item": item.key, "text": item.text, "reason": item.auto_reason, "user_agent": user_agent},

@@ -143,7 +143,7 @@ def test_a_task_completes_itself_with_its_reason(cast, engagement):
     client_tasks.complete_client_task(task, auto_reason="every required intake field filled")
     task.refresh_from_db()
     assert task.done and task.done_how == "itself (every required intake field filled)"
-    entry = ActivityEntry.objects.for_org(cast.org).get(verb="client_task.completed_itself")
+    entry = ActivityEntry.objects.for_org(cast.org).get(verb="client_task.auto_completed")
     assert "by itself: every required intake field filled" in activity_words.sentence(entry)
 
 
