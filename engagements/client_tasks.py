@@ -68,8 +68,8 @@ def complete_client_task(
     _require_client_task(item)
     if by_user is not None:  # the checklist tick records it as done on the client's behalf
         return progression.set_checklist_item(item=item, done=True, actor=by_user, request=request)
-    if by_stakeholder is not None and by_stakeholder.organization_id != item.organization_id:
-        raise ValueError("The stakeholder and the task belong to different organizations.")
+    if by_stakeholder is not None and not item.engagement.stakeholder_roles.filter(stakeholder=by_stakeholder).exists():
+        raise DomainError(f"{by_stakeholder.name} is not a stakeholder of {item.engagement.name}.")
     with transaction.atomic():
         item.engagement = progression._lock(item.engagement)
         progression.checklist_editable(item)

@@ -156,6 +156,8 @@ def test_completing_needs_exactly_one_doer_and_a_client_task(cast, engagement):
     architect_item = ChecklistItem.objects.filter(engagement=engagement, owner="architect").first()
     with pytest.raises(DomainError, match="consultancy's work"):
         client_tasks.complete_client_task(architect_item, by_stakeholder=cast.stakeholder)
+    with pytest.raises(DomainError, match="Peter Gibbons is not a stakeholder of Lifecycle rebuild"):
+        client_tasks.complete_client_task(task, by_stakeholder=cast.sibling_stakeholder)
 
 
 def test_unticking_clears_who_did_it(cast, engagement):
