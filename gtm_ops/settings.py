@@ -302,6 +302,7 @@ SPECTACULAR_SETTINGS = {
         "ReleaseStatusEnum": "engagements.models.ReleaseStatus",
         "UpdateStatusEnum": "engagements.models.UpdateStatus",
         "ArtifactStatusEnum": "deliverables.models.ArtifactStatus",
+        "ChecklistKindEnum": "engagements.models.ChecklistKind",
     },
 }
 
