@@ -252,7 +252,7 @@ class ChecklistItem(TenantModel):
 
     @property
     def done_how(self) -> str:
-        """Who completed a done item, in words: "Maya Chen", "Carl Jones on behalf of the client", "itself
+        """Who completed a done item, in words: "Maya Patel", "Carl Jones on behalf of the client", "itself
         (intake form submitted)"."""
         if not self.done:
             return ""
