@@ -27,7 +27,7 @@ from accounts.api import OrgScopedViewSet
 from accounts.models import Membership
 from playbooks.models import Playbook, PlaybookVersion
 
-from . import cadence, progression
+from . import cadence, client_tasks, progression
 from .api import _ServiceWrites
 from .models import (
     ChecklistItem,
@@ -467,7 +467,9 @@ class ChecklistItemViewSet(FilteredScope, mixins.ListModelMixin, mixins.Retrieve
     filter_serializer = ChecklistFilter
 
     def scope(self, queryset):
-        return self.filtered(queryset.select_related("engagement", "phase", "sub_phase", "done_by"))
+        return self.filtered(
+            queryset.select_related("engagement", "phase", "sub_phase", "done_by", "done_by_stakeholder")
+        )
 
     @extend_schema(
         request=ChecklistItemDoneSerializer,
@@ -480,6 +482,90 @@ class ChecklistItemViewSet(FilteredScope, mixins.ListModelMixin, mixins.Retrieve
         patch = ChecklistItemDoneSerializer(data=request.data)
         patch.is_valid(raise_exception=True)
         item = progression.set_checklist_item(item=item, done=patch.validated_data["done"], **_actor(self))
+        return Response(self.get_serializer(item).data)
+
+
+# --------------------------------------------------------------------------------------------------
+# The client's tasks: checklist items the customer owns
+
+
+class ClientTaskSerializer(ChecklistItemSerializer):
+    done = serializers.BooleanField(read_only=True)
+    done_by_stakeholder = serializers.EmailField(
+        source="done_by_stakeholder.email",
+        read_only=True,
+        allow_null=True,
+        default=None,
+        help_text="The stakeholder who marked it done in the portal.",
+    )
+    done_how = serializers.CharField(
+        read_only=True,
+        help_text="Who completed it, in words: the stakeholder's name, “<consultant> on behalf of the client”, "
+        "or “itself (<criterion met>)”. Empty while not done.",
+    )
+    overdue = serializers.SerializerMethodField(help_text="Not done and its due date has passed (server's date).")
+    due_date = serializers.DateField(allow_null=True, help_text="Set by the consultant; null for no date.")
+
+    class Meta(ChecklistItemSerializer.Meta):
+        fields = [
+            *ChecklistItemSerializer.Meta.fields,
+            "due_date",
+            "overdue",
+            "done_by_stakeholder",
+            "auto_reason",
+            "done_how",
+        ]
+        read_only_fields = [f for f in fields if f != "due_date"]
+
+    def get_overdue(self, item) -> bool:
+        return item.is_overdue(timezone.localdate())
+
+
+class ClientTaskDueSerializer(serializers.Serializer):
+    due_date = serializers.DateField(allow_null=True)
+
+
+class ClientTaskFilter(serializers.Serializer):
+    engagement = serializers.UUIDField(required=False, source="engagement__uuid", help_text="An engagement's UUID.")
+    done = serializers.BooleanField(required=False)
+
+
+@extend_schema_view(
+    list=_list_with_filters(ClientTaskFilter, "The client's tasks (checklist items the customer owns) in order."),
+    retrieve=extend_schema(description="One client task, with who completed it and when it is due."),
+)
+class ClientTaskViewSet(FilteredScope, mixins.ListModelMixin, mixins.RetrieveModelMixin, OrgScopedViewSet):
+    queryset = ChecklistItem.objects.all()
+    serializer_class = ClientTaskSerializer
+    lookup_url_kwarg = "item_uuid"
+    filter_serializer = ClientTaskFilter
+
+    def scope(self, queryset):
+        related = ("engagement", "phase", "sub_phase", "done_by", "done_by_stakeholder")
+        return self.filtered(queryset.client_owned().select_related(*related))
+
+    @extend_schema(
+        request=ClientTaskDueSerializer,
+        responses={200: ClientTaskSerializer, 400: REFUSED},
+        description="Set or clear the task's due date: only `due_date` can change.",
+    )
+    def partial_update(self, request, *args, **kwargs):
+        item = self.get_object()
+        only_fields(request.data, {"due_date"})
+        patch = ClientTaskDueSerializer(data=request.data)
+        patch.is_valid(raise_exception=True)
+        item = client_tasks.set_due_date(item=item, due_date=patch.validated_data["due_date"], **_actor(self))
+        return Response(self.get_serializer(item).data)
+
+    @extend_schema(
+        request=None,
+        responses={200: ClientTaskSerializer, 400: REFUSED},
+        description="Complete the task on the client's behalf; the activity log records it as such. A task "
+        "already done stays as it was (who did it is kept).",
+    )
+    @action(detail=True, methods=["post"])
+    def complete(self, request, *args, **kwargs):
+        item = client_tasks.complete_client_task(self.get_object(), by_user=request.user, request=request)
         return Response(self.get_serializer(item).data)
 
 

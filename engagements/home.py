@@ -1,7 +1,5 @@
 """What the consultant's home page reads from engagements: the engagements in view, the gates waiting for a decision
 and the sign-offs still outstanding. A fixed number of queries whatever the number of engagements.
-
-Client tasks overdue are not here: checklist items carry an owner but no due date, so nothing can be overdue yet.
 """
 
 from datetime import date, datetime

@@ -10,6 +10,7 @@ urlpatterns = [
     path("login/", portal.portal_login, name="login"),
     path("auth/<str:token>/", portal.portal_redeem, name="redeem"),
     path("logout/", portal.portal_logout, name="logout"),
+    path("tasks/<uuid:item_uuid>/done/", portal.task_done, name="task-done"),
     path("unsubscribe/<str:token>/", portal_prefs.unsubscribe, name="unsubscribe"),
 ]
 

@@ -340,6 +340,9 @@ def checklist_editable(item: ChecklistItem) -> None:
         raise DomainError(f"{item.phase.name} is complete; loop back to it before changing its checklist.")
 
 
+TICKED_ON_BEHALF = "client_task.ticked_on_behalf"  # a consultant ticks the client's own task for them
+
+
 @transaction.atomic
 def set_checklist_item(*, item: ChecklistItem, done: bool, actor, request=None) -> ChecklistItem:
     item.engagement = _lock(item.engagement)
@@ -348,13 +351,14 @@ def set_checklist_item(*, item: ChecklistItem, done: bool, actor, request=None) 
         return item
     item.done = done
     item.done_by, item.done_at = (actor, timezone.now()) if done else (None, None)
-    item.save(update_fields=["done", "done_by", "done_at"])
+    item.done_by_stakeholder, item.auto_reason = None, ""  # a consultant's tick replaces how it was done before
+    item.save(update_fields=["done", "done_by", "done_at", "done_by_stakeholder", "auto_reason"])
     activity.record(
         organization=item.organization,
         actor=actor,
         request=request,
         target=item.engagement,
-        verb="checklist.checked" if done else "checklist.unchecked",
+        verb=(TICKED_ON_BEHALF if item.is_client_task else "checklist.checked") if done else "checklist.unchecked",
         data={"item": item.key, "text": item.text},
     )
     return item

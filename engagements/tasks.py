@@ -185,3 +185,25 @@ def notify_consultants(version_id: int, kind: str, signature_id: int | None = No
             "path": reverse("engagements:definitions", args=[version.organization.slug, engagement.uuid]),
         },
     )
+
+
+@shared_task(expires=3600)
+def send_task_digests() -> None:
+    """Beat, hourly: queue today's overdue-task digest for each stakeholder who has one due. A stakeholder already
+    sent today's finds the day claimed and gets nothing more, so ticks may repeat."""
+    from django.utils import timezone
+
+    from .client_tasks import digest_recipients
+
+    today = timezone.localdate()
+    for stakeholder_id in digest_recipients(today):
+        send_task_digest.delay(stakeholder_id, today.isoformat())
+
+
+@shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=30, retry_jitter=True, max_retries=5, acks_late=True)
+def send_task_digest(stakeholder_id: int, day: str) -> None:
+    from datetime import date
+
+    from .client_tasks import send_digest
+
+    send_digest(stakeholder_id, date.fromisoformat(day))

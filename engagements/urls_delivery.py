@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import delivery
+from .views import client_tasks, delivery
 
 ENGAGEMENT = "o/<slug:org_slug>/engagements/<uuid:engagement_uuid>/"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path(f"{ENGAGEMENT}phases/<uuid:phase_uuid>/", delivery.phase_detail, name="phase-detail"),
     path(f"{ENGAGEMENT}phases/<uuid:phase_uuid>/complete/", delivery.phase_complete, name="phase-complete"),
     path(f"{ENGAGEMENT}items/<uuid:item_uuid>/toggle/", delivery.checklist_toggle, name="checklist-toggle"),
+    path(f"{ENGAGEMENT}items/<uuid:item_uuid>/due/", client_tasks.due_date, name="client-task-due"),
     path(
         f"{ENGAGEMENT}gates/<uuid:gate_uuid>/checkpoints/<uuid:checkpoint_uuid>/",
         delivery.checkpoint_resolve,

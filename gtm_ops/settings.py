@@ -197,6 +197,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60 * 60,
         "options": {"expires": 30 * 60},
     },
+    "send-task-digests": {  # hourly, so a digest missed by a restart goes out the same day; one a day at most
+        "task": "engagements.tasks.send_task_digests",
+        "schedule": 60 * 60,
+        "options": {"expires": 30 * 60},
+    },
     "queue-health-checks": {
         "task": "reporting.tasks.queue_health_checks",
         "schedule": 6 * 60 * 60,
@@ -297,6 +302,7 @@ SPECTACULAR_SETTINGS = {
         "ReleaseStatusEnum": "engagements.models.ReleaseStatus",
         "UpdateStatusEnum": "engagements.models.UpdateStatus",
         "ArtifactStatusEnum": "deliverables.models.ArtifactStatus",
+        "ChecklistKindEnum": "engagements.models.ChecklistKind",
     },
 }
 

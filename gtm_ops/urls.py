@@ -22,6 +22,7 @@ router.register(f"{ORG}/stakeholders", engagements_api.StakeholderViewSet, basen
 router.register(f"{ORG}/engagements", delivery_api.EngagementViewSet, basename="engagement")
 router.register(f"{ORG}/phases", delivery_api.PhaseViewSet, basename="phase")
 router.register(f"{ORG}/checklist-items", delivery_api.ChecklistItemViewSet, basename="checklist-item")
+router.register(f"{ORG}/client-tasks", delivery_api.ClientTaskViewSet, basename="client-task")
 router.register(f"{ORG}/gates", delivery_api.GateViewSet, basename="gate")
 router.register(f"{ORG}/gate-decisions", delivery_api.GateDecisionViewSet, basename="gate-decision")
 router.register(f"{ORG}/decisions", delivery_api.DecisionLogEntryViewSet, basename="decision")

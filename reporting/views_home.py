@@ -9,7 +9,7 @@ from accounts.models import ActivityEntry
 from engagements import home
 from engagements.models import ClientAccount
 
-from .home import red_flags
+from .home import client_tasks_overdue, red_flags
 
 RECENT = 10
 
@@ -29,6 +29,7 @@ def org_home(request):
         "signoffs": home.signoffs_outstanding(org, ids, timezone.now()),
         "flag_period": period,
         "flags": flags,
+        "client_tasks_overdue": client_tasks_overdue(org, ids, today),
         "recent": recent,
         "has_clients": bool(ids) or ClientAccount.objects.for_org(org).exists(),
     }

@@ -14,6 +14,7 @@ from .board import (
     WorkItem,
     WorkStatus,
 )
+from .client_tasks import TaskDigest
 from .clients import ClientAccount, Department, Stakeholder
 from .definitions import (
     Contest,
@@ -48,6 +49,7 @@ from .enablement import KpiReading, RetentionAction, RetentionOutcome, Retention
 from .portal import PortalLink
 
 __all__ = [
+    "TaskDigest",
     "VersionApprover",
     "SignoffAnswer",
     "Contest",

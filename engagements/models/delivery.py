@@ -7,6 +7,7 @@ engagements.progression, from decisions; no form edits them.
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 
 from accounts.tenancy import OrgQuerySet, TenantModel
 
@@ -102,9 +103,11 @@ class EngagementMember(TenantModel):
 class EngagementStakeholderQuerySet(OrgQuerySet):
     # Who receives what: every email to an engagement's stakeholders asks here, so the rules cannot drift apart.
     # A weekly update links to the portal; the health report is an opt-out of its own (unsubscribe link).
+    # The overdue-task digest honours the one unsubscribe a stakeholder has (the link in the monthly email).
     RECEIVES = {
         "weekly_update": models.Q(stakeholder__portal_enabled=True),
         "health_report": models.Q(stakeholder__health_reports=True),
+        "task_digest": models.Q(stakeholder__portal_enabled=True, stakeholder__health_reports=True),
     }
 
     def recipients_of(self, engagement, document: str) -> "EngagementStakeholderQuerySet":
@@ -182,6 +185,24 @@ class ChecklistKind(models.TextChoices):
     DOC_PACKAGE = "doc_package", "Documentation package"
 
 
+# The playbooks name the client's own work "customer" (the methods' Track A homework) or "client" (the delivery
+# model's client involvement): either makes the item a task in the client's portal.
+CLIENT_OWNERS = ("customer", "client")
+
+
+class ChecklistItemQuerySet(OrgQuerySet):
+    def client_owned(self) -> "ChecklistItemQuerySet":
+        """The client's tasks: items whose owner is the customer, in parts of the engagement that apply."""
+        owned = models.Q()
+        for owner in CLIENT_OWNERS:
+            owned |= models.Q(owner__iexact=owner)
+        return self.filter(owned).exclude(phase__status=PhaseStatus.SKIPPED).exclude(sub_phase__skipped=True)
+
+    def overdue(self, today) -> "ChecklistItemQuerySet":
+        """Client tasks past their due date and not done, in engagements still running."""
+        return self.client_owned().filter(done=False, due_date__lt=today, engagement__status=EngagementStatus.ACTIVE)
+
+
 class ChecklistItem(TenantModel):
     engagement = models.ForeignKey(Engagement, on_delete=models.CASCADE, related_name="checklist")
     phase = models.ForeignKey(PhaseState, on_delete=models.CASCADE, related_name="checklist")
@@ -200,6 +221,15 @@ class ChecklistItem(TenantModel):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     done_at = models.DateTimeField(null=True, blank=True)
+    # A client task is done by one of: the stakeholder in the portal, a consultant on the client's behalf
+    # (done_by), or itself when its completion criterion is met (auto_reason says which).
+    done_by_stakeholder = models.ForeignKey(
+        "engagements.Stakeholder", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    auto_reason = models.CharField(max_length=200, blank=True)
+    due_date = models.DateField(null=True, blank=True, help_text="Set by the consultant for a client task.")
+
+    objects = ChecklistItemQuerySet.as_manager()
 
     class Meta:
         ordering = ["engagement", "order"]
@@ -207,6 +237,33 @@ class ChecklistItem(TenantModel):
 
     def __str__(self) -> str:
         return self.text
+
+    @property
+    def is_client_task(self) -> bool:
+        return self.owner.strip().lower() in CLIENT_OWNERS
+
+    def is_overdue(self, today) -> bool:
+        return not self.done and self.due_date is not None and self.due_date < today
+
+    @property
+    def overdue_today(self) -> bool:
+        """Overdue on the viewer's calendar (the time zone their browser sent, else the site's)."""
+        return self.is_overdue(timezone.localdate())
+
+    @property
+    def done_how(self) -> str:
+        """Who completed a done item, in words: "Maya Patel", "Carl Jones on behalf of the client", "itself
+        (intake form submitted)"."""
+        if not self.done:
+            return ""
+        if self.done_by_stakeholder_id:
+            return self.done_by_stakeholder.name
+        if self.auto_reason:
+            return f"itself ({self.auto_reason})"
+        if self.done_by_id:
+            name = self.done_by.get_full_name() or self.done_by.email
+            return f"{name} on behalf of the client" if self.is_client_task else name
+        return ""
 
 
 class GateStatus(models.TextChoices):

@@ -359,14 +359,14 @@ def engagement_detail(request, engagement_uuid):
     if current is not None:
         items = list(
             ChecklistItem.objects.filter(engagement=engagement, phase=current, kind=ChecklistKind.TASK)
-            .select_related("done_by")
+            .select_related("done_by", "done_by_stakeholder")
             .order_by("order")
         )
     handover = list(
         ChecklistItem.objects.filter(
             engagement=engagement, kind__in=[ChecklistKind.HANDOVER, ChecklistKind.DOC_PACKAGE]
         )
-        .select_related("done_by", "sub_phase")
+        .select_related("done_by", "done_by_stakeholder", "sub_phase")
         .order_by("order")
     )
     _mark_editable(request, engagement, items, phases_by_id, subs_by_id)
@@ -415,7 +415,9 @@ def phase_detail(request, engagement_uuid, phase_uuid):
     phase = get_object_or_404(PhaseState.objects.for_org(request.org), engagement=engagement, uuid=phase_uuid)
     phases = _phases(engagement)
     sub_phases = list(SubPhaseState.objects.filter(phase=phase).order_by("order"))
-    items = list(ChecklistItem.objects.filter(phase=phase).select_related("done_by").order_by("order"))
+    items = list(
+        ChecklistItem.objects.filter(phase=phase).select_related("done_by", "done_by_stakeholder").order_by("order")
+    )
     _mark_editable(request, engagement, items, {phase.pk: phase}, {s.pk: s for s in sub_phases})
     _in_our_name(engagement, items)
     gate = _gate_for(phase, engagement)
@@ -442,7 +444,9 @@ def phase_detail(request, engagement_uuid, phase_uuid):
 @require_POST
 def checklist_toggle(request, engagement_uuid, item_uuid):
     item = get_object_or_404(
-        ChecklistItem.objects.for_org(request.org).select_related("engagement", "phase", "sub_phase", "done_by"),
+        ChecklistItem.objects.for_org(request.org).select_related(
+            "engagement", "phase", "sub_phase", "done_by", "done_by_stakeholder"
+        ),
         engagement__uuid=engagement_uuid,
         uuid=item_uuid,
     )

@@ -9,7 +9,7 @@ from django.utils import timezone
 from accounts.emails import absolute
 from accounts.models import Membership, Organization, Role
 from accounts.services import get_or_create_user
-from engagements import definitions, progression
+from engagements import client_tasks, definitions, progression
 from engagements.models import ClientAccount, Department, Engagement, StageDefinition, Stakeholder
 from engagements.portal_access import issue_portal_link, link_path
 from playbooks.models import Playbook
@@ -133,6 +133,10 @@ class Command(BaseCommand):
         # Pre-kickoff is under way: the architect's prep has started.
         for item in engagement.sub_phases.get(key="1a").checklist.filter(owner="architect").order_by("order")[:3]:
             progression.set_checklist_item(item=item, done=True, actor=consultant)
+        # Acme's homework has due dates; the intro video is overdue, so Maya's portal and the home page show one.
+        homework = engagement.sub_phases.get(key="1a").checklist.client_owned().order_by("order")
+        for item, days in zip(homework, (-3, 4, 9), strict=False):
+            client_tasks.set_due_date(item=item, due_date=timezone.localdate() + timedelta(days=days), actor=consultant)
         return engagement
 
     def governance_engagement(self, org) -> Engagement:
