@@ -36,7 +36,8 @@ def suggested_crm(client: ClientAccount) -> CrmSuggestion | None:
 class DefinitionsInputs:
     form: IntakeForm
     pipelines_label: str = ""
-    pipelines: list | None = None  # table rows: pipeline, stages
+    pipelines_columns: list[str] | None = None
+    pipelines: list[list] | None = None  # the table's rows, cells in its columns' order
     definitions_label: str = ""
     definitions: list[IntakeFile] | None = None
 
@@ -49,7 +50,10 @@ def definitions_inputs(engagement: Engagement) -> DefinitionsInputs | None:
     pipelines, definitions = _feeding(form, "pipelines"), _feeding(form, "current_definitions")
     if pipelines is not None:
         answer = IntakeAnswer.objects.filter(form=form, field_key=pipelines.key).first()
-        inputs.pipelines_label, inputs.pipelines = pipelines.label, answer.value if answer else None
+        inputs.pipelines_label = pipelines.label
+        inputs.pipelines_columns = [c.label for c in pipelines.columns]
+        if answer is not None:
+            inputs.pipelines = [[row.get(c.key) for c in pipelines.columns] for row in answer.value]
     if definitions is not None:
         inputs.definitions_label = definitions.label
         inputs.definitions = list(form.files.filter(field_key=definitions.key))
