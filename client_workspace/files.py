@@ -55,17 +55,17 @@ def _text(head: bytes, upload) -> bool:
     return True
 
 
-# extension -> (content type served back, what the content must look like, the type's name in messages)
+# extension -> (content type served back, what the content must look like, the type in a sentence)
 ALLOWED = {
-    ".pdf": ("application/pdf", _starts(b"%PDF-"), "PDF"),
-    ".png": ("image/png", _starts(b"\x89PNG\r\n\x1a\n"), "PNG image"),
-    ".jpg": ("image/jpeg", _starts(b"\xff\xd8\xff"), "JPEG image"),
-    ".jpeg": ("image/jpeg", _starts(b"\xff\xd8\xff"), "JPEG image"),
-    ".csv": ("text/csv", _text, "CSV file"),
-    ".txt": ("text/plain", _text, "text file"),
-    ".xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _office("xl/"), "Excel workbook"),
+    ".pdf": ("application/pdf", _starts(b"%PDF-"), "a PDF"),
+    ".png": ("image/png", _starts(b"\x89PNG\r\n\x1a\n"), "a PNG image"),
+    ".jpg": ("image/jpeg", _starts(b"\xff\xd8\xff"), "a JPEG image"),
+    ".jpeg": ("image/jpeg", _starts(b"\xff\xd8\xff"), "a JPEG image"),
+    ".csv": ("text/csv", _text, "a CSV file"),
+    ".txt": ("text/plain", _text, "a text file"),
+    ".xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _office("xl/"), "an Excel workbook"),
     ".docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", _office("word/"),
-              "Word document"),
+              "a Word document"),
 }
 ALLOWED_NAMES = "PDF, PNG, JPEG, CSV, XLSX, DOCX or TXT"
 
@@ -94,7 +94,7 @@ def check_upload(upload) -> tuple[str, str]:
     head = upload.read(SNIFF_BYTES)
     upload.seek(0)
     if not sniff(head, upload):
-        raise FileRefused(f"“{name}” is called a {label} but its content is not one: nothing was stored.")
+        raise FileRefused(f"“{name}” is called {label} but its content is not one: nothing was stored.")
     digest = hashlib.sha256()
     for chunk in upload.chunks():
         digest.update(chunk)
