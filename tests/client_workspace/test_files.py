@@ -56,7 +56,7 @@ def test_an_allowed_file_is_stored_privately_with_its_digest(cast, client, engag
     assert path.read_bytes() == content
     assert str(cast.org.uuid) in str(path) and not str(path).startswith(str(settings.MEDIA_ROOT))
     with pytest.raises(ValueError):
-        stored.file.url  # no public address: only views that check who asks serve it
+        _ = stored.file.url  # no public address: only views that check who asks serve it
     download = client.get(reverse("portal:intake-file", args=[stored.uuid]))
     assert download.status_code == 200 and b"".join(download.streaming_content) == content
     assert download["Content-Disposition"].startswith("attachment") and download["X-Content-Type-Options"] == "nosniff"
