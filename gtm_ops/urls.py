@@ -6,6 +6,7 @@ from rest_framework.routers import DefaultRouter
 from accounts import api as accounts_api
 from accounts import views as accounts_views
 from accounts.forms import EmailAuthenticationForm
+from client_workspace import api as workspace_api
 from client_workspace import portal_urls as workspace_portal_urls
 from crm_connectors import api as crm_api
 from engagements import api as engagements_api
@@ -40,6 +41,8 @@ router.register(f"{ORG}/definition-versions", definitions_api.VersionViewSet, ba
 router.register(f"{ORG}/artifacts", definitions_api.ArtifactViewSet, basename="artifact")
 router.register(f"{ORG}/audit-runs", crm_api.AuditRunViewSet, basename="audit-run")
 router.register(f"{ORG}/findings", crm_api.FindingViewSet, basename="finding")
+router.register(f"{ORG}/intake-forms", workspace_api.IntakeFormViewSet, basename="intake-form")
+router.register(f"{ORG}/intake-files", workspace_api.IntakeFileViewSet, basename="intake-file")
 
 api_urls = [
     path("", include(router.urls)),
