@@ -51,6 +51,9 @@ class IntakeForm(TenantModel):
         "engagements.Stakeholder", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
 
+    class Meta:
+        ordering = ["created_at"]
+
     def __str__(self) -> str:
         return f"{self.name} · {self.engagement}"
 
