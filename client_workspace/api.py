@@ -23,13 +23,13 @@ class IntakeFormSerializer(serializers.ModelSerializer):
     name = serializers.CharField(read_only=True)
     status = serializers.ChoiceField(choices=IntakeStatus.choices, read_only=True)
     submitted_by = serializers.EmailField(source="submitted_by.email", read_only=True, allow_null=True, default=None)
-    fields = serializers.JSONField(source="spec.fields", read_only=True, help_text="The form as copied at creation.")
+    questions = serializers.JSONField(source="spec.fields", read_only=True, help_text="The form as copied at creation.")
     answers = serializers.SerializerMethodField(help_text="Field key -> answer, as typed by the form's field.")
     missing_required = serializers.SerializerMethodField(help_text="Keys of required fields still empty.")
 
     class Meta:
         model = IntakeForm
-        fields = ["uuid", "engagement", "name", "status", "submitted_at", "submitted_by", "fields", "answers",
+        fields = ["uuid", "engagement", "name", "status", "submitted_at", "submitted_by", "questions", "answers",
                   "missing_required"]
 
     def get_answers(self, form) -> dict:

@@ -88,7 +88,7 @@ def _table(field: IntakeField, data) -> list[dict] | None:
                    and name.split("__")[1].isdigit()})
     if len(rows) > TABLE_ROWS_LIMIT:
         raise AnswerError(f"“{field.label}” has {len(rows)} rows; the limit is {TABLE_ROWS_LIMIT}.")
-    table = []
+    table: list[dict] = []
     for row in rows:
         cells = {c.key: data.get(input_name(field.key, row, c.key), "").strip() for c in field.columns}
         if not any(cells.values()):

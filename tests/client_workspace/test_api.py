@@ -32,7 +32,7 @@ def test_a_consultant_reads_the_answers_and_files(cast, engagement):
     [listed] = api.get(f"{API}/intake-forms/", {"engagement": str(engagement.uuid)}).json()["results"]
     assert listed["uuid"] == str(form.uuid) and listed["status"] == "open"
     assert listed["answers"] == {"crm_platform": "HubSpot"}
-    required = [f["key"] for f in listed["fields"] if f.get("required")]
+    required = [f["key"] for f in listed["questions"] if f.get("required")]
     assert listed["missing_required"] == [k for k in required if k != "crm_platform"]
 
     [file] = api.get(f"{API}/intake-files/").json()["results"]
@@ -62,4 +62,4 @@ def test_the_schema_documents_them(cast):
     parameters = {p["name"] for p in paths["/api/v1/o/{org_slug}/intake-files/"]["get"]["parameters"]}
     assert "engagement" in parameters
     form = schema["components"]["schemas"]["IntakeForm"]["properties"]
-    assert {"answers", "missing_required", "fields", "submitted_by"} <= set(form)
+    assert {"answers", "missing_required", "questions", "submitted_by"} <= set(form)
