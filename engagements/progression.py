@@ -51,6 +51,7 @@ from .models import (
     ReleaseStatus,
     SubPhaseState,
 )
+from .signals import engagement_created
 
 DEFINITIONS_SIGNED = signoffs.DEFINITIONS_SIGNED
 # The seed marks some documentation-package items "(for Single Project engagements)": a dedicated engagement's
@@ -118,6 +119,7 @@ def create_engagement(
         request=request,
         data={"playbook": playbook_version.playbook.key, "version": playbook_version.number},
     )
+    engagement_created.send(sender=Engagement, engagement=engagement)
     return engagement
 
 

@@ -51,6 +51,7 @@ INSTALLED_APPS = [
     "accounts",
     "playbooks",
     "engagements",
+    "client_workspace",
     "crm_connectors",
     "crm_sandbox",  # the development and test CRM servers: `manage.py crm_sandbox`, `connect_demo_crm`
     "reporting",
@@ -137,6 +138,9 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "var" / "media")))
+# Client uploads (intake attachments): never under MEDIA_URL, served only by views that check who asks.
+PRIVATE_MEDIA_ROOT = Path(env.str("PRIVATE_MEDIA_ROOT", default=str(BASE_DIR / "var" / "private")))
+CLIENT_UPLOAD_MAX_BYTES = env.int("CLIENT_UPLOAD_MAX_BYTES", default=10 * 1024 * 1024)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

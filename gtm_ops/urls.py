@@ -6,11 +6,14 @@ from rest_framework.routers import DefaultRouter
 from accounts import api as accounts_api
 from accounts import views as accounts_views
 from accounts.forms import EmailAuthenticationForm
+from client_workspace import api as workspace_api
+from client_workspace import portal_urls as workspace_portal_urls
 from crm_connectors import api as crm_api
 from engagements import api as engagements_api
 from engagements import api_definitions as definitions_api
 from engagements import api_delivery as delivery_api
 from engagements import api_kpis as kpis_api
+from engagements import portal_urls
 
 ORG = r"o/(?P<org_slug>[-a-zA-Z0-9_]+)"
 
@@ -39,6 +42,8 @@ router.register(f"{ORG}/definition-versions", definitions_api.VersionViewSet, ba
 router.register(f"{ORG}/artifacts", definitions_api.ArtifactViewSet, basename="artifact")
 router.register(f"{ORG}/audit-runs", crm_api.AuditRunViewSet, basename="audit-run")
 router.register(f"{ORG}/findings", crm_api.FindingViewSet, basename="finding")
+router.register(f"{ORG}/intake-forms", workspace_api.IntakeFormViewSet, basename="intake-form")
+router.register(f"{ORG}/intake-files", workspace_api.IntakeFileViewSet, basename="intake-file")
 
 api_urls = [
     path("", include(router.urls)),
@@ -76,6 +81,8 @@ urlpatterns = [
     path("", include("playbooks.urls")),
     path("", include("crm_connectors.urls")),
     path("", include("reporting.urls")),
-    path("portal/", include("engagements.portal_urls")),
+    path("", include("client_workspace.urls")),
+    # One "portal" namespace: the client workspace's pages sit beside engagements' (which may not import it).
+    path("portal/", include((portal_urls.urlpatterns + workspace_portal_urls.urlpatterns, "portal"))),
     path("api/v1/", include((api_urls, "api"))),
 ]

@@ -836,6 +836,61 @@ class Handover(Model):
 
 
 # --------------------------------------------------------------------------------------------------
+# The client's intake form (Pre-Kickoff Track A): filled in the portal, answers feed the work that follows
+
+IntakeFieldType = Literal["text", "number", "choice", "multi_choice", "yes_no", "table", "file"]
+# What an answer prefills elsewhere in the app: the suggested CRM connector, the pipelines and the current stage
+# definitions shown beside the draft definitions.
+IntakeFeed = Literal["crm_platform", "pipelines", "current_definitions"]
+
+
+class IntakeColumn(Model):
+    """One typed column of a table field (a team and its size, a quarter with forecast and actual)."""
+
+    key: Key
+    label: Text
+    type: Literal["text", "number", "choice"] = "text"
+    choices: list[Text] = []
+
+    @model_validator(mode="after")
+    def _choices_match_type(self) -> IntakeColumn:
+        if (self.type == "choice") != bool(self.choices):
+            raise ValueError("a 'choice' column needs 'choices', and only a 'choice' column takes them")
+        return self
+
+
+class IntakeField(Model):
+    key: Key
+    label: Text
+    type: IntakeFieldType
+    required: bool = False
+    help: str | None = None  # the seed's words for what is asked
+    choices: list[Text] = []
+    columns: list[IntakeColumn] = []
+    feeds: IntakeFeed | None = None
+
+    @model_validator(mode="after")
+    def _shape_matches_type(self) -> IntakeField:
+        chooses = self.type in ("choice", "multi_choice")
+        if chooses != bool(self.choices):
+            raise ValueError(f"a '{self.type}' field " + ("needs 'choices'" if chooses else "takes no 'choices'"))
+        if (self.type == "table") != bool(self.columns):
+            raise ValueError(
+                f"a '{self.type}' field " + ("needs 'columns'" if self.type == "table" else "takes no 'columns'")
+            )
+        if len(set(self.choices)) != len(self.choices):
+            raise ValueError("'choices' lists the same choice twice")
+        return self
+
+
+class IntakeForm(Model):
+    name: Text
+    completes: Key  # the customer checklist item ("Complete the ... Intake Form") a submitted, complete form ticks
+    intro: str | None = None
+    fields: list[IntakeField] = Field(min_length=1)
+
+
+# --------------------------------------------------------------------------------------------------
 # The file
 
 
@@ -880,6 +935,7 @@ class Playbook(Model):
     weekly_cadence: WeeklyCadence | None = None
     decision_model: DecisionModel | None = None
     handover: Handover | None = None
+    intake: IntakeForm | None = None
     sections: list[Section] = []
     references: list[Text] = []
 
@@ -1101,5 +1157,26 @@ def integrity_problems(pb: Playbook) -> list[tuple[Loc, str]]:
         problems += _duplicates(pb.decision_model.categories, ("decision_model", "categories"))
     if pb.handover is not None:
         problems += _duplicates(pb.handover.components, ("handover", "components"))
+    if pb.intake is not None:
+        problems += _intake_problems(pb.intake, {i.key for s in pb.sub_phases for i in s.checklist})
     problems += _duplicates(pb.sections, ("sections",))
+    return problems
+
+
+def _intake_problems(intake: IntakeForm, checklist_keys: set[str]) -> list[tuple[Loc, str]]:
+    problems = _duplicates(intake.fields, ("intake", "fields"))
+    if intake.completes not in checklist_keys:
+        message = f"unknown checklist item key '{intake.completes}' (the sub-phase checklist item it completes)"
+        problems.append((("intake", "completes"), message))
+    fed: dict[str, int] = {}
+    for index, field in enumerate(intake.fields):
+        problems += _duplicates(field.columns, ("intake", "fields", index, "columns"))
+        if field.feeds is not None:
+            if field.feeds in fed:
+                message = f"'{field.feeds}' is already fed by intake.fields[{fed[field.feeds]}]"
+                problems.append((("intake", "fields", index, "feeds"), message))
+            fed.setdefault(field.feeds, index)
+    if "crm_platform" in fed and intake.fields[fed["crm_platform"]].type != "choice":
+        message = "the field feeding 'crm_platform' must be a 'choice'"
+        problems.append((("intake", "fields", fed["crm_platform"], "type"), message))
     return problems

@@ -1,6 +1,6 @@
 """Imports between our apps only point down the layers (README, Architecture):
 
-    deliverables  <  accounts  <  playbooks  <  engagements  <  crm_connectors  <  reporting  <  demo
+    deliverables < accounts < playbooks < engagements < client_workspace < crm_connectors < reporting < demo
 
 A module may import its own app and the apps below it, never one above, not even inside a function. The
 deliverables layer imports none of ours: document kinds register themselves with it from the apps above.
@@ -10,7 +10,9 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["deliverables", "accounts", "playbooks", "engagements", "crm_connectors", "reporting", "demo"]
+LAYERS = [
+    "deliverables", "accounts", "playbooks", "engagements", "client_workspace", "crm_connectors", "reporting", "demo"
+]
 RANK = {app: i for i, app in enumerate(LAYERS)}
 
 

@@ -113,6 +113,7 @@ def url_of(route: Route, cast) -> str:
 @pytest.fixture
 def wall(cast, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
+    settings.PRIVATE_MEDIA_ROOT = tmp_path / "private"
     cast.extra["membership"] = Membership.objects.get(organization=cast.org, user=cast.consultant)
     cast.extra["invitation"], _ = Invitation.new(
         organization=cast.org, email="new@alpha.example", role="consultant", invited_by=cast.owner
@@ -207,7 +208,20 @@ def engagement_objects(cast) -> dict:
     )
     audit_report = audit_services.request_report(run=audit_run, actor=actor)
     pipeline.render(audit_report.pk)  # rendered now: the download must answer
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from client_workspace import documents, intake
+    from client_workspace.files import store_intake_file
+
+    intake_file = store_intake_file(
+        form=intake.form_of(engagement), field_key="current_definitions",
+        upload=SimpleUploadedFile("stages.csv", b"Stage\r\nMQL\r\n"), stakeholder=cast.stakeholder,
+    )
+    shared = documents.share(engagement=engagement, actor=actor, title="Intro video", url="https://example.com/v")
     return {
+        "intake_form_uuid": intake_file.form.uuid,
+        "intake_file_uuid": intake_file.uuid,
+        "document_uuid": shared.uuid,
         "audit_run_uuid": audit_run.uuid,
         "finding_uuid": finding.uuid,
         "audit_artifact_uuid": audit_report.uuid,

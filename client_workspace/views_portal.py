@@ -1,0 +1,137 @@
+"""The stakeholder's pages: the intake form (saved field by field, then submitted), its files, shared documents."""
+
+from django.contrib import messages
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_POST
+
+from accounts.models import DomainError
+from engagements.models import Engagement
+from engagements.portal_access import portal_view
+
+from . import intake
+from .files import FileRefused, store_intake_file
+from .models import IntakeFile, SharedDocument
+
+
+def _engagement(request, engagement_uuid) -> Engagement:
+    return get_object_or_404(Engagement.objects.visible_to(request.stakeholder), uuid=engagement_uuid)
+
+
+def _form(request, engagement_uuid):
+    form = intake.form_of(_engagement(request, engagement_uuid))
+    if form is None:
+        raise Http404("This engagement's playbook has no intake form.")
+    return form
+
+
+def _rows(form):
+    """Each field with its answer, files and spare table rows, as the form and its partials render them."""
+    answers, files = intake.answers_of(form), intake.files_of(form)
+    for field in form.fields:
+        value = answers.get(field.key)
+        spare = 3 if field.type == "table" else 0
+        yield {
+            "field": field,
+            "value": value,
+            "files": files.get(field.key, []),
+            "rows": [*(value or [] if field.type == "table" else []), *([None] * spare)],
+        }
+
+
+def _page(request, form, *, errors=None, missing=(), status=200):
+    return render(request, "client_workspace/portal_intake.html", {
+        "stakeholder": request.stakeholder, "form": form, "engagement": form.engagement,
+        "rows": list(_rows(form)), "errors": errors or {}, "missing": missing,
+    }, status=status)
+
+
+@portal_view
+def intake_form(request, engagement_uuid):
+    return _page(request, _form(request, engagement_uuid))
+
+
+@portal_view
+@require_POST
+def intake_save(request, engagement_uuid):
+    """One field, saved as the client leaves it (htmx, on change): answers the field's status line."""
+    form = _form(request, engagement_uuid)
+    key = request.POST.get("field", "")
+    try:
+        intake.save_answer(form=form, field_key=key, data=request.POST, stakeholder=request.stakeholder)
+    except DomainError as exc:
+        return _status(request, key, str(exc), status=422)
+    return _status(request, key, "")
+
+
+def _status(request, key, error, *, status=200):
+    html = render_to_string("client_workspace/_field_status.html", {"key": key, "error": error, "saved": not error})
+    return HttpResponse(html, status=status)
+
+
+@portal_view
+@require_POST
+def intake_upload(request, engagement_uuid):
+    form = _form(request, engagement_uuid)
+    key = request.POST.get("field", "")
+    error = ""
+    upload = request.FILES.get("file")
+    try:
+        if upload is None:
+            raise FileRefused("Choose a file to upload.")
+        store_intake_file(form=form, field_key=key, upload=upload, stakeholder=request.stakeholder, request=request)
+    except DomainError as exc:
+        error = str(exc)
+    if not request.htmx:
+        (messages.error if error else messages.success)(request, error or f"“{upload.name}” is uploaded.")
+        return redirect("portal:intake", engagement_uuid=form.engagement.uuid)
+    row = next((r for r in _rows(form) if r["field"].key == key), None)
+    if row is None:
+        return _status(request, key, error, status=422)
+    context = {"row": row, "form": form, "engagement": form.engagement, "upload_error": error, "uploaded": not error}
+    return HttpResponse(render_to_string("client_workspace/_file_list.html", context), status=422 if error else 200)
+
+
+@portal_view
+@require_POST
+def intake_submit(request, engagement_uuid):
+    form = _form(request, engagement_uuid)
+    try:
+        result = intake.submit(form=form, data=request.POST, stakeholder=request.stakeholder, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+        return redirect("portal:intake", engagement_uuid=form.engagement.uuid)
+    if not result.submitted:
+        form.refresh_from_db()
+        return _page(request, form, errors=result.errors, missing=result.missing, status=400)
+    messages.success(request, f"Thank you: the {form.name} is submitted. Your consultant has been told.")
+    return redirect("portal:intake", engagement_uuid=form.engagement.uuid)
+
+
+@portal_view
+def intake_file(request, intake_file_uuid):
+    file = get_object_or_404(
+        IntakeFile.objects.for_org(request.org).filter(engagement__in=Engagement.objects.visible_to(request.stakeholder)),
+        uuid=intake_file_uuid,
+    )
+    return file_response(file)
+
+
+def file_response(file: IntakeFile) -> FileResponse:
+    # Always a download with the stored type: a client's file is never rendered as a page of ours.
+    handle = file.file.open("rb")
+    response = FileResponse(handle, as_attachment=True, filename=file.name, content_type=file.content_type)
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@portal_view
+def documents(request):
+    engagements = list(Engagement.objects.visible_to(request.stakeholder).order_by("name"))
+    shared = SharedDocument.objects.for_org(request.org).filter(engagement__in=engagements).select_related(
+        "artifact", "engagement")
+    return render(request, "client_workspace/portal_documents.html", {
+        "stakeholder": request.stakeholder,
+        "groups": [(e, [d for d in shared if d.engagement_id == e.pk]) for e in engagements],
+    })
