@@ -22,7 +22,6 @@ SENTENCES = {
     "intake.submitted": "submitted the intake form of {target}",
     "intake.reopened": "reopened the intake form of {target} for changes",
     "intake.file_uploaded": "uploaded {file} to the intake form of {target}",
-    "client_task.auto_completed": "“{text}” on {target} completed itself",
     "document.shared": "shared “{title}” to the portal of {target}",
     "document.unshared": "stopped sharing “{title}” on {target}",
     "playbook.cloned": "copied the playbook {target}",

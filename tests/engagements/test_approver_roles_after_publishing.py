@@ -16,9 +16,12 @@ from accounts.models import ActivityEntry
 from engagements import definitions
 from engagements.models import CheckpointStatus, DefinitionTerm, DefinitionVersion, VersionApprover
 
-from .test_signoff_enforcement import ROLES, checkpoint, engagement, yes  # noqa: F401 (fixture)
+from . import test_signoff_enforcement as enforcement
+from .test_signoff_enforcement import ROLES, checkpoint, yes
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+engagement = enforcement.engagement  # the same fixture: Acme with the four approver roles' holders
 
 
 def api(user) -> APIClient:
@@ -52,7 +55,8 @@ def test_an_unassigned_role_is_assigned_on_the_version_page_and_its_holder_is_as
     url = reverse("engagements:definition-approver", args=[cast.org.slug, engagement.uuid, version.uuid])
     refused = client.post(url, {"role": "VP CS", "holder": "waive", "reason": "  "}, follow=True)
     assert "Say why VP CS is waived." in text(refused)
-    assert client.post(url, {"role": "VP CS", "holder": "waive", "reason": "CS joins at enablement."}).status_code == 302
+    waived = client.post(url, {"role": "VP CS", "holder": "waive", "reason": "CS joins at enablement."})
+    assert waived.status_code == 302
     client.post(url, {"role": "VP Sales", "holder": str(people["VP Sales"].uuid)})
     # Maya's request, the consultants' "signed" notice, then the new holder's sign-off request.
     assert [m["To"] for m in smtp.wait_for(3)].count("tom@acme.example") == 1
@@ -90,7 +94,7 @@ def test_an_older_version_cannot_be_settled(client, engagement):
 def test_the_api_publishes_with_a_role_mapping_and_settles_a_role_later(engagement, smtp):
     cast, people = engagement.cast, engagement.people
     client = api(cast.consultant)
-    publish = "/api/v1/o/{}/definition-versions/publish/".format(cast.org.slug)
+    publish = f"/api/v1/o/{cast.org.slug}/definition-versions/publish/"
     body = {"engagement": str(engagement.uuid), "signers": [str(cast.stakeholder.uuid)]}
 
     incomplete = client.post(publish, {**body, "approvers": [
