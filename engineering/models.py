@@ -5,7 +5,7 @@ approved; and the change plans that compare it with the live CRM."""
 from django.conf import settings
 from django.db import models
 
-from accounts.tenancy import OrgQuerySet, TenantModel
+from accounts.tenancy import TenantModel
 
 
 class SpecKind(models.TextChoices):
@@ -23,11 +23,6 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     SpecStatus.DRAFT: frozenset({SpecStatus.APPROVED}),
     SpecStatus.APPROVED: frozenset(),
 }
-
-
-class SpecQuerySet(OrgQuerySet):
-    def approved(self) -> "SpecQuerySet":
-        return self.filter(status=SpecStatus.APPROVED)
 
 
 class ConfigurationSpec(TenantModel):
@@ -53,13 +48,9 @@ class ConfigurationSpec(TenantModel):
     )
     pdf = models.ForeignKey("deliverables.Artifact", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 
-    objects = SpecQuerySet.as_manager()
-
     class Meta:
         ordering = ["-number"]
-        constraints = [
-            models.UniqueConstraint(fields=["engagement", "kind", "number"], name="unique_crm_spec_number")
-        ]
+        constraints = [models.UniqueConstraint(fields=["engagement", "kind", "number"], name="unique_crm_spec_number")]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} v{self.number}"
@@ -98,10 +89,10 @@ class ChangePlan(TenantModel):
     held = models.JSONField(default=list, help_text="Destructive operations held back: no mapping target yet.")
     unreadable = models.JSONField(default=list, help_text="What the read could not see, in words.")
     calls = models.PositiveIntegerField(default=0)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     purpose = models.CharField(max_length=10, default="plan", help_text="plan, or verify (a read after the build).")
-
-    objects = OrgQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -38,7 +38,11 @@ _nullable_text = {"type": ["string", "null"]}
 _source = {
     "type": "object",
     "required": ["definition_version", "definition_hash", "metadata_hash"],
-    "properties": {"definition_version": {"type": "integer", "minimum": 1}, "definition_hash": _hash, "metadata_hash": _hash},
+    "properties": {
+        "definition_version": {"type": "integer", "minimum": 1},
+        "definition_hash": _hash,
+        "metadata_hash": _hash,
+    },
     "additionalProperties": False,
 }
 
@@ -81,8 +85,17 @@ SPEC_SCHEMA = {
     "title": "CRM Configuration Spec",
     "type": "object",
     "required": [
-        "schema_version", "kind", "platform", "source", "fields", "unplaced", "validation_rules", "automation",
-        "reports", "warnings", "build_order",
+        "schema_version",
+        "kind",
+        "platform",
+        "source",
+        "fields",
+        "unplaced",
+        "validation_rules",
+        "automation",
+        "reports",
+        "warnings",
+        "build_order",
     ],
     "additionalProperties": False,
     "properties": {
@@ -93,7 +106,9 @@ SPEC_SCHEMA = {
         "fields": _objects(FIELD),
         "unplaced": _objects({"stage": _text, "domain": _text, "reason": _text}),
         "validation_rules": _objects({"id": _text, "stage": _text, "domain": _text, "kind": _text, "text": _text}),
-        "automation": _objects({"id": _text, "tool": _text, "source": {"enum": ["seed", "signed transition"]}, "text": _text}),
+        "automation": _objects(
+            {"id": _text, "tool": _text, "source": {"enum": ["seed", "signed transition"]}, "text": _text}
+        ),
         "reports": _objects({"id": _text, "name": _text, "measures": _text}),
         "warnings": {"type": "array", "items": _text},
         "build_order": {"type": "array", "items": _text, "minItems": 1},

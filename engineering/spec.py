@@ -85,7 +85,11 @@ REPORTS = (
     ("conversion", "Stage conversion", "Share of records entering a stage that enter the next, per monthly cohort"),
     ("time-in-stage", "Time in stage", "Average days between entering one stage and the next"),
     ("drop-off", "Drop-off reasons", "Records leaving each stage by drop-off reason, top three per stage"),
-    ("cost", "Cost to enter stage", "Marketing spend per record entering MQL, SQL and Closed Won (spend entered by hand)"),
+    (
+        "cost",
+        "Cost to enter stage",
+        "Marketing spend per record entering MQL, SQL and Closed Won (spend entered by hand)",
+    ),
     ("segmentation", "Segmentation", "Every report above grouped by segment, region and owner"),
 )
 
@@ -114,9 +118,7 @@ def metadata(catalog: Catalog, kinds: Iterable[str] = ("lead", "contact", "compa
                 "name": f.api_name,
                 "label": f.label,
                 "role": f.role,
-                "values": [
-                    [v.api_value, v.label, v.active, v.probability, v.is_closed, v.is_won] for v in f.values
-                ],
+                "values": [[v.api_value, v.label, v.active, v.probability, v.is_closed, v.is_won] for v in f.values],
             }
             for f in sorted(fields, key=lambda f: f.api_name)
             if f.is_picklist or f.role
@@ -141,8 +143,16 @@ class Target:
     """A field (or one pipeline of a stage field) being specified, and its values in order."""
 
     def __init__(
-        self, platform: str, kind: str, field: str, label: str, section: str, *, existing: Place | None,
-        pipeline: tuple[str, str] | None = None, stage_like: bool = False,
+        self,
+        platform: str,
+        kind: str,
+        field: str,
+        label: str,
+        section: str,
+        *,
+        existing: Place | None,
+        pipeline: tuple[str, str] | None = None,
+        stage_like: bool = False,
     ) -> None:
         self.platform, self.kind, self.field, self.label, self.section = platform, kind, field, label, section
         self.existing = existing
@@ -272,7 +282,12 @@ class Builder:
         key = found.key
         if key not in self.targets:
             self.targets[key] = Target(
-                self.platform, found.kind, found.field, found.field_label, section, existing=found,
+                self.platform,
+                found.kind,
+                found.field,
+                found.field_label,
+                section,
+                existing=found,
                 pipeline=(found.pipeline_id, found.pipeline_label or "") if found.pipeline_id else None,
                 stage_like=found.role == "stage",
             )
@@ -307,7 +322,11 @@ class Builder:
         if domain == "customer":
             holder = stage_field(self.fields("ticket"))
             pipeline = next(
-                (p for p in self.catalog.pipelines("ticket") if {"customer", "onboarding"} & set(norm(p.label).split())),
+                (
+                    p
+                    for p in self.catalog.pipelines("ticket")
+                    if {"customer", "onboarding"} & set(norm(p.label).split())
+                ),
                 None,
             )
             if holder is not None and pipeline is not None:
@@ -326,14 +345,20 @@ class Builder:
                         target.add(value=value, label=found.place.label(value), stage=stage["name"], by_name=False)
                     continue
                 if not found.missing_field:
-                    self.unplaced.append({"stage": stage["name"], "domain": stage.get("domain", ""), "reason": found.reason})
+                    self.unplaced.append(
+                        {"stage": stage["name"], "domain": stage.get("domain", ""), "reason": found.reason}
+                    )
                     continue
                 # the signed field is not there yet: the spec creates it under the name the definitions gave
                 kind = object_kind(str(stage.get("crm_object")))
                 key = (kind, str(stage["crm_field"]), None)
                 target = self.targets.get(key) or Target(
-                    self.platform, str(kind), str(stage["crm_field"]), str(stage["crm_field"]),
-                    _section_of(None, stage.get("domain", "")), existing=None,
+                    self.platform,
+                    str(kind),
+                    str(stage["crm_field"]),
+                    str(stage["crm_field"]),
+                    _section_of(None, stage.get("domain", "")),
+                    existing=None,
                 )
                 self.targets[key] = target
                 for value in stage["crm_values"]:
@@ -341,18 +366,24 @@ class Builder:
                 continue
             if "anonymous" in norm(stage.get("name")):
                 self.unplaced.append(
-                    {"stage": stage["name"], "domain": stage.get("domain", ""),
-                     "reason": "anonymous visitors are not CRM records: web analytics counts them"}
+                    {
+                        "stage": stage["name"],
+                        "domain": stage.get("domain", ""),
+                        "reason": "anonymous visitors are not CRM records: web analytics counts them",
+                    }
                 )
                 continue
-            target = self.default_target(stage.get("domain", ""))
-            if target is None:
+            home = self.default_target(stage.get("domain", ""))
+            if home is None:
                 self.unplaced.append(
-                    {"stage": stage["name"], "domain": stage.get("domain", ""),
-                     "reason": "no usual CRM home for this domain: name its object and field in the definitions"}
+                    {
+                        "stage": stage["name"],
+                        "domain": stage.get("domain", ""),
+                        "reason": "no usual CRM home for this domain: name its object and field in the definitions",
+                    }
                 )
                 continue
-            target.add(value=stage["name"], label=stage["name"], stage=stage["name"], by_name=True)
+            home.add(value=stage["name"], label=stage["name"], stage=stage["name"], by_name=True)
 
     def lifecycle_fields(self, lead_stage_labels: list[str]) -> None:
         """The Contact lifecycle (Salesforce: a custom field; HubSpot: the lifecycle stage property) and the Company
@@ -399,8 +430,8 @@ def _plainly_named(label: str, kept: list[dict]) -> str | None:
         if (acronym and theirs == [acronym]) or (len(words) == 1 and words[0] in theirs and len(theirs) <= 2):
             return v["value"]
     for v in kept:
-        theirs = norm(v["label"])
-        if len(theirs) >= 5 and norm(label)[:5] == theirs[:5] and len(words) == 1:
+        spelled = norm(v["label"])
+        if len(spelled) >= 5 and norm(label)[:5] == spelled[:5] and len(words) == 1:
             return v["value"]
     return None
 
@@ -494,7 +525,11 @@ def build(
         "schema_version": SCHEMA_VERSION,
         "kind": KIND,
         "platform": platform,
-        "source": {"definition_version": version_number, "definition_hash": version_hash, "metadata_hash": metadata_hash},
+        "source": {
+            "definition_version": version_number,
+            "definition_hash": version_hash,
+            "metadata_hash": metadata_hash,
+        },
         "fields": fields,
         "unplaced": b.unplaced,
         "validation_rules": validation_rules(platform, stages),

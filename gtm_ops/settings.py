@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "playbooks",
     "engagements",
     "crm_connectors",
+    "engineering",
     "crm_sandbox",  # the development and test CRM servers: `manage.py crm_sandbox`, `connect_demo_crm`
     "reporting",
     "demo",

@@ -74,6 +74,7 @@ urlpatterns = [
     path("", include("engagements.urls")),
     path("", include("playbooks.urls")),
     path("", include("crm_connectors.urls")),
+    path("", include("engineering.urls")),
     path("", include("reporting.urls")),
     path("portal/", include("engagements.portal_urls")),
     path("api/v1/", include((api_urls, "api"))),

@@ -10,7 +10,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-LAYERS = ["deliverables", "accounts", "playbooks", "engagements", "crm_connectors", "reporting", "demo"]
+LAYERS = ["deliverables", "accounts", "playbooks", "engagements", "crm_connectors", "engineering", "reporting", "demo"]
 RANK = {app: i for i, app in enumerate(LAYERS)}
 
 
