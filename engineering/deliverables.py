@@ -8,6 +8,7 @@ from deliverables import registry
 
 from .models import ChangePlan, ConfigurationSpec, SpecKind
 
+PLATFORMS = {"salesforce": "Salesforce", "hubspot": "HubSpot"}
 SECTION_TITLES = {
     "salesforce": {
         "lifecycle": "Lifecycle stage fields (Lead, custom Contact lifecycle)",
@@ -54,6 +55,7 @@ def spec_context(artifact) -> dict:
         "engagement": spec.engagement,
         "client": spec.engagement.client,
         "spec": spec,
+        "platform": PLATFORMS.get(spec.platform, spec.platform),
         "doc": spec.document,
         "sections": sections(spec),
         "notes": list(spec.notes.select_related("author")),

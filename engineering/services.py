@@ -211,7 +211,7 @@ def approve(*, spec: ConfigurationSpec, actor, request=None) -> ConfigurationSpe
             category=DecisionCategory.DATA_STANDARDS,
             context=f"Generated from the signed definitions v{spec.document['source']['definition_version']} and the "
             f"CRM's metadata; {spec.notes.count()} notes and adjustments.",
-            decision=f"Build the {spec.platform.title()} configuration from {spec} (SHA-256 {spec.sha256}).",
+            decision=f"Build the {spec.platform} configuration from {spec} (SHA-256 {spec.sha256}).",
             owner=actor.get_full_name() or actor.email,
             status=DecisionStatus.DECIDED,
         ),
