@@ -78,6 +78,7 @@ SENTENCES = {
     "crm_spec.adjusted": "adjusted {target} before approval",
     "crm_spec.approved": "approved {target} for the build",
     "crm_spec.planned": "compared {target} with the live CRM",
+    "crm_spec.verified": "verified the CRM build against {target}",
     "artifact.retried": "asked to render the document {target} again",
     "health.run_requested": "started a health check of {target}",
     "health.review_recorded": "recorded a health-check review ({target})",

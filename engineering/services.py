@@ -18,7 +18,7 @@ from deliverables import services as pipeline
 from engagements.cadence import save_board_item
 from engagements.models import DecisionCategory, DecisionLogEntry, DecisionStatus, DefinitionVersion, Engagement
 
-from . import mapping_sheet, schema
+from . import mapping_sheet, schema, verification
 from . import plan as plans
 from . import spec as specs
 from .models import ChangePlan, ConfigurationSpec, SpecKind, SpecNote, SpecStatus
@@ -249,7 +249,9 @@ def request_pdf(*, spec: ConfigurationSpec, actor, request=None):
     return artifact
 
 
-def make_plan(*, spec: ConfigurationSpec, actor, request=None, connector_options=None) -> ChangePlan:
+def make_plan(
+    *, spec: ConfigurationSpec, actor, request=None, connector_options=None, purpose: str = "plan"
+) -> ChangePlan:
     """Read the CRM now and store the operations that would bring it to the spec."""
     if spec.kind != SpecKind.CONFIGURATION_SPEC:
         raise DomainError("A Field Mapping Sheet has no change plan: the PRM's integration settings hold the mapping.")
@@ -284,7 +286,16 @@ def make_plan(*, spec: ConfigurationSpec, actor, request=None, connector_options
     return made
 
 
-def latest_plan(spec: ConfigurationSpec | None) -> ChangePlan | None:
+def verify(*, spec: ConfigurationSpec, actor, request=None, connector_options=None) -> list[verification.Check]:
+    """2d, read from the CRM: compare the approved spec with the CRM now; the checks with no difference tick
+    themselves, the others say what still differs."""
+    if spec.status != SpecStatus.APPROVED:
+        raise DomainError(f"{spec} is not approved yet: the build is verified against the approved spec.")
+    made = make_plan(spec=spec, actor=actor, request=request, connector_options=connector_options, purpose="verify")
+    return verification.settle(made, actor=actor, request=request)
+
+
+def latest_plan(spec: ConfigurationSpec | None, purpose: str = "plan") -> ChangePlan | None:
     if spec is None:
         return None
-    return ChangePlan.objects.for_org(spec.organization_id).filter(spec=spec).first()
+    return ChangePlan.objects.for_org(spec.organization_id).filter(spec=spec, purpose=purpose).first()

@@ -14,4 +14,5 @@ urlpatterns = [
     path(E + "pdf/", views.spec_pdf, name="spec-pdf"),
     path(E + "plan/", views.plan_page, name="plan"),
     path(E + "plan/make/", views.plan_make, name="plan-make"),
+    path(E + "plan/verify/", views.plan_verify, name="plan-verify"),
 ]

@@ -10,7 +10,7 @@ from accounts.access import org_view
 from accounts.models import DomainError
 from engagements.models import Engagement
 
-from . import services
+from . import services, verification
 from .deliverables import sections
 from .models import ConfigurationSpec, SpecKind
 
@@ -33,6 +33,7 @@ def _spec(engagement: Engagement, number: str | None) -> ConfigurationSpec | Non
 
 def _context(request, engagement: Engagement) -> dict:
     spec = _spec(engagement, request.GET.get("v") or request.POST.get("spec"))
+    verified = services.latest_plan(spec, "verify")
     return {
         "engagement": engagement,
         "active_tab": "engineering",
@@ -44,6 +45,8 @@ def _context(request, engagement: Engagement) -> dict:
         "sections": sections(spec) if spec is not None else [],
         "notes": list(spec.notes.select_related("author")) if spec is not None else [],
         "plan": services.latest_plan(spec),
+        "verified": verified,
+        "verification": verification.checks(verified) if verified is not None else None,
         "can_change": request.membership.can_write,
     }
 
@@ -151,4 +154,22 @@ def plan_make(request, engagement_uuid):
         messages.error(request, str(exc))
     else:
         messages.success(request, f"Plan made: {len(plan.operations)} operations, {len(plan.held)} held back.")
+    return _back(request, engagement, "plan", spec=spec)
+
+
+@org_view
+@require_POST
+def plan_verify(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    spec = _spec(engagement, request.POST.get("spec"))
+    if spec is None:
+        messages.error(request, "There is no spec to verify against yet: generate and approve one first.")
+        return _back(request, engagement, "plan")
+    try:
+        checks = services.verify(spec=spec, actor=request.user, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        passed = sum(c.passed for c in checks)
+        messages.success(request, f"Verified: {passed} of {len(checks)} checks match the approved spec.")
     return _back(request, engagement, "plan", spec=spec)

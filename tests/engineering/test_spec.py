@@ -116,7 +116,10 @@ def test_salesforce_plan_counts_records_and_holds_what_has_no_target(cast, sf):
     assert {("add_value", "lead", "Status", v) for v in ("Engaged", "Nurture")} <= set(ops)
     stages = [op for op in plan.operations if op["kind"] == "create_pipeline_stage"]
     assert [(op["value"], op["probability"]) for op in stages] == [
-        ("SQL", 25), ("SAO", 50), ("Evaluation/Use Case", 75), ("Proposal/Negotiation", 90)
+        ("SQL", 25),
+        ("SAO", 50),
+        ("Evaluation/Use Case", 75),
+        ("Proposal/Negotiation", 90),
     ]
     assert ("create_field", "lead", "Drop_Off_Reason__c", None) in ops
     assert all(op["mapping"] for op in plan.operations if op["kind"] == "deactivate_value")
@@ -139,13 +142,22 @@ def test_hubspot_plan_on_the_signed_mapping_and_an_adjusted_target(cast, hs):
     held = {(op["object"], op["field"], op["value"]): op for op in plan.held}
     assert held[("contact", "lifecyclestage", "closedlost")]["records"] == contacts.get("closedlost", 0)
     # the signed stages' probabilities on New Business: SAO 50, Evaluation 75, Proposal (two values) 90
-    moved = {op["value"]: (op["prior"]["probability"], op["probability"]) for op in plan.operations
-             if op["kind"] == "set_probability" and op["pipeline"] == "default"}
+    moved = {
+        op["value"]: (op["prior"]["probability"], op["probability"])
+        for op in plan.operations
+        if op["kind"] == "set_probability" and op["pipeline"] == "default"
+    }
     assert moved == {"sal00": (25, 50), "sal01": (50, 75), "sal02": (75, 90)}
 
     item = next(v["id"] for v in lifecycle["values"] if v["value"] == "closedlost")
-    services.annotate(spec=spec, item=item, text="Lost contacts go back to Lead.", attribute="maps_to", value="lead",
-                      actor=cast.consultant)
+    services.annotate(
+        spec=spec,
+        item=item,
+        text="Lost contacts go back to Lead.",
+        attribute="maps_to",
+        value="lead",
+        actor=cast.consultant,
+    )
     spec.refresh_from_db()
     assert spec.sha256 == sha256_of(spec.document)
     replanned = services.make_plan(spec=spec, actor=cast.consultant)
@@ -172,10 +184,19 @@ def test_approval_is_a_decision_and_the_pdf_holds_the_sections(cast, sf):
     artifact = services.request_pdf(spec=spec, actor=cast.owner)
     rendered = pipeline.render(artifact.pk)
     text = pdf_text(rendered)
-    for words in ("CRM Configuration Spec", "Build order", "Opportunity Stage values with probabilities",
-                  "Lead Status and Contact Status", "Account-level lifecycle field", "Validation rules",
-                  "Automation rules", "Dashboard and report specifications", "Change plan against the live CRM",
-                  "Nurturing", spec.sha256[:32]):
+    for words in (
+        "CRM Configuration Spec",
+        "Build order",
+        "Opportunity Stage values with probabilities",
+        "Lead Status and Contact Status",
+        "Account-level lifecycle field",
+        "Validation rules",
+        "Automation rules",
+        "Dashboard and report specifications",
+        "Change plan against the live CRM",
+        "Nurturing",
+        spec.sha256[:32],
+    ):
         assert words in text, words
     verbs = set(ActivityEntry.objects.for_org(cast.org).values_list("verb", flat=True))
     assert {"crm_spec.generated", "crm_spec.planned", "crm_spec.approved"} <= verbs
@@ -188,12 +209,16 @@ def test_partnership_engagement_gets_the_field_mapping_sheet(cast, hs):
 
     load_library_playbooks()
     engagement = progression.create_engagement(
-        client=cast.client, playbook_version=Playbook.objects.library().get(key="partnership-success").latest_version(),
-        name="Partner program", start_date=date(2026, 11, 2), actor=cast.consultant,
+        client=cast.client,
+        playbook_version=Playbook.objects.library().get(key="partnership-success").latest_version(),
+        name="Partner program",
+        start_date=date(2026, 11, 2),
+        actor=cast.consultant,
     )
     version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
-    definitions.sign(version=version, stakeholder=cast.stakeholder, decisions={k: "yes" for k, _ in version.items},
-                     comments={})
+    definitions.sign(
+        version=version, stakeholder=cast.stakeholder, decisions={k: "yes" for k, _ in version.items}, comments={}
+    )
     sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
 
     sheet = services.generate(engagement=engagement, actor=cast.consultant)
