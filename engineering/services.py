@@ -68,7 +68,6 @@ def _connector(connection: CrmConnection, options: dict[str, Any] | None):
     return connection.connector(**(options or {}))
 
 
-@transaction.atomic
 def generate(*, engagement: Engagement, actor, request=None, connector_options=None) -> ConfigurationSpec:
     """A new spec version from the latest signed definitions and the CRM's metadata now; refused when neither
     changed since the latest version (it would be the same document)."""
@@ -100,28 +99,29 @@ def generate(*, engagement: Engagement, actor, request=None, connector_options=N
         raise DomainError(
             f"Nothing changed since {previous}: the signed definitions and the CRM's metadata are the same."
         )
-    number = (specs_of(engagement).aggregate(n=Max("number"))["n"] or 0) + 1
-    made = ConfigurationSpec.objects.create(
-        organization_id=engagement.organization_id,
-        engagement=engagement,
-        kind=kind,
-        number=number,
-        platform=connection.kind,
-        source_version=version,
-        source_hash=version.content_hash,
-        metadata_hash=metadata_hash,
-        document=document,
-        sha256=specs.digest(document),
-        created_by=actor,
-    )
-    activity.record(
-        organization=engagement.organization,
-        actor=actor,
-        request=request,
-        target=made,
-        verb="crm_spec.generated",
-        data={"engagement": str(engagement.uuid), "version": version.number, "sha256": made.sha256},
-    )
+    with transaction.atomic():  # the CRM is read above, outside any transaction
+        number = (specs_of(engagement).aggregate(n=Max("number"))["n"] or 0) + 1
+        made = ConfigurationSpec.objects.create(
+            organization_id=engagement.organization_id,
+            engagement=engagement,
+            kind=kind,
+            number=number,
+            platform=connection.kind,
+            source_version=version,
+            source_hash=version.content_hash,
+            metadata_hash=metadata_hash,
+            document=document,
+            sha256=specs.digest(document),
+            created_by=actor,
+        )
+        activity.record(
+            organization=engagement.organization,
+            actor=actor,
+            request=request,
+            target=made,
+            verb="crm_spec.generated",
+            data={"engagement": str(engagement.uuid), "version": version.number, "sha256": made.sha256},
+        )
     return made
 
 
@@ -172,7 +172,10 @@ def annotate(
         if attribute == "label" and not after:
             raise DomainError(f"The label of {item} cannot be empty.")
         before, entry[attribute] = entry[attribute], after
-        schema.validate(spec.document)
+        try:
+            schema.validate(spec.document)
+        except schema.InvalidDocument as exc:  # e.g. a probability of 150: the row is locked, nothing saved
+            raise DomainError(f"{attribute} of {item}: {exc}") from None
         spec.sha256 = specs.digest(spec.document)
         spec.save(update_fields=["document", "sha256"])
     elif not text.strip():

@@ -149,6 +149,9 @@ def test_hubspot_plan_on_the_signed_mapping_and_an_adjusted_target(cast, hs):
     }
     assert moved == {"sal00": (25, 50), "sal01": (50, 75), "sal02": (75, 90)}
 
+    sao = next(v["id"] for v in field(spec.document, "deal", "dealstage")["values"] if v["value"] == "sal00")
+    with pytest.raises(DomainError, match="probability"):  # bad input names what and where, and saves nothing
+        services.annotate(spec=spec, item=sao, attribute="probability", value="150", actor=cast.consultant)
     item = next(v["id"] for v in lifecycle["values"] if v["value"] == "closedlost")
     services.annotate(
         spec=spec,
