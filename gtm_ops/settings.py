@@ -53,6 +53,7 @@ INSTALLED_APPS = [
     "engagements",
     "client_workspace",
     "crm_connectors",
+    "engineering",
     "crm_sandbox",  # the development and test CRM servers: `manage.py crm_sandbox`, `connect_demo_crm`
     "reporting",
     "demo",

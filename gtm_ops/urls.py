@@ -80,6 +80,7 @@ urlpatterns = [
     path("", include("engagements.urls")),
     path("", include("playbooks.urls")),
     path("", include("crm_connectors.urls")),
+    path("", include("engineering.urls")),
     path("", include("reporting.urls")),
     path("", include("client_workspace.urls")),
     # One "portal" namespace: the client workspace's pages sit beside engagements' (which may not import it).

@@ -11,7 +11,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
-    "deliverables", "accounts", "playbooks", "engagements", "client_workspace", "crm_connectors", "reporting", "demo"
+    "deliverables", "accounts", "playbooks", "engagements", "client_workspace", "crm_connectors", "engineering",
+    "reporting", "demo",
 ]
 RANK = {app: i for i, app in enumerate(LAYERS)}
 
