@@ -7,7 +7,7 @@ from accounts import activity_words
 from accounts.models import ActivityEntry
 
 ROOT = Path(__file__).resolve().parents[2]
-APPS = ("accounts", "engagements", "crm_connectors", "reporting", "playbooks")
+APPS = ("accounts", "engagements", "client_workspace", "crm_connectors", "engineering", "reporting", "playbooks")
 CODE = r"[a-z_]+\.[a-z_]+"
 # Codes built at run time, and what they expand to (the kinds each call site passes).
 BOARD_KINDS = ("workitem", "decisionlogentry", "risk", "release", "feedbackitem")
