@@ -83,9 +83,9 @@ def _cell(column: IntakeColumn, raw: str, where: str):
 
 
 def _table(field: IntakeField, data) -> list[dict] | None:
-    prefix = f"{field.key}__"
-    rows = sorted({int(name.split("__")[1]) for name in data if name.startswith(prefix) and name.count("__") == 2
-                   and name.split("__")[1].isdigit()})
+    # Inputs are named <field>__<row>__<column>; the row numbers are whatever the page rendered.
+    parts = [name.split("__") for name in data if name.startswith(f"{field.key}__")]
+    rows = sorted({int(p[1]) for p in parts if len(p) == 3 and p[1].isdigit()})
     if len(rows) > TABLE_ROWS_LIMIT:
         raise AnswerError(f"“{field.label}” has {len(rows)} rows; the limit is {TABLE_ROWS_LIMIT}.")
     table: list[dict] = []
@@ -205,8 +205,6 @@ def submit(*, form: IntakeForm, data, stakeholder, request=None) -> Submission:
             save_answer(form=form, field_key=field.key, data=data, stakeholder=stakeholder)
         except AnswerError as exc:
             errors[field.key] = str(exc)
-        except DomainError:
-            raise  # submitted already: nothing was stored
     missing = missing_required(form)
     result = Submission(errors=errors, missing=missing)
     if result.submitted:

@@ -1,6 +1,5 @@
 """The client's side of an engagement: its intake form and answers, the files it uploads, documents shared to it."""
 
-import hashlib
 from pathlib import Path
 from uuid import uuid4
 
@@ -107,10 +106,6 @@ class IntakeFile(TenantModel):
 
     def __str__(self) -> str:
         return self.name
-
-    def digest_matches(self) -> bool:
-        with self.file.open("rb") as handle:
-            return hashlib.file_digest(handle, "sha256").hexdigest() == self.sha256
 
 
 class SharedDocument(TenantModel):

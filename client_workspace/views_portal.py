@@ -26,17 +26,19 @@ def _form(request, engagement_uuid):
     return form
 
 
+SPARE_ROWS = 3  # blank table rows offered below the answered ones
+
+
 def _rows(form):
     """Each field with its answer, files and spare table rows, as the form and its partials render them."""
     answers, files = intake.answers_of(form), intake.files_of(form)
     for field in form.fields:
         value = answers.get(field.key)
-        spare = 3 if field.type == "table" else 0
         yield {
             "field": field,
             "value": value,
             "files": files.get(field.key, []),
-            "rows": [*(value or [] if field.type == "table" else []), *([None] * spare)],
+            "rows": [*(value or []), *([None] * SPARE_ROWS)] if field.type == "table" else [],
         }
 
 
