@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from accounts import activity
 from accounts.models import DomainError
-from engagements import progression
+from engagements.client_tasks import complete_client_task
 from engagements.models import ChecklistItem, Engagement
 from playbooks.schema import IntakeColumn, IntakeField
 
@@ -228,27 +228,11 @@ def _mark_submitted(form: IntakeForm, stakeholder, request) -> None:
     )
     item = ChecklistItem.objects.filter(engagement=form.engagement, key=form.definition.completes).first()
     if item is not None and not item.done:
-        complete_client_task(item, auto_reason=f"{stakeholder.name} submitted the {form.name} with every required "
-                             "field filled.", request=request)
-
-
-def complete_client_task(item: ChecklistItem, *, auto_reason: str, request=None) -> None:
-    """Tick the customer's checklist item through the checklist's own service, and say why in the activity log.
-
-    Stands in for engagements.client_tasks.complete_client_task (being written alongside): replace it by that once
-    it is on main. A checklist that may not change (its phase is done or skipped) keeps the item as it is.
-    """
-    try:
-        progression.set_checklist_item(item=item, done=True, actor=None, request=request)
-    except DomainError:
-        return
-    activity.record(
-        organization=item.organization,
-        verb="client_task.auto_completed",
-        target=item.engagement,
-        request=request,
-        data={"item": item.key, "text": item.text, "reason": auto_reason},
-    )
+        try:
+            complete_client_task(item, auto_reason=f"{stakeholder.name} submitted the {form.name} with every "
+                                 "required field filled.", request=request)
+        except DomainError:  # its phase is done or skipped: the checklist keeps the item as it is
+            pass
 
 
 @transaction.atomic
