@@ -2,8 +2,9 @@
 
     deliverables  <  accounts  <  playbooks  <  engagements  <  crm_connectors  <  reporting  <  demo
 
-A module may import its own app and the apps below it, never one above, not even inside a function. The
-deliverables layer imports none of ours: document kinds register themselves with it from the apps above.
+A module may import its own app and the apps below it, never one above, not even inside a function or through a
+dotted path in a string (`import_string("reporting.views_home.org_home")`, a task sent by name). The deliverables
+layer imports none of ours: document kinds register themselves with it from the apps above.
 """
 
 import ast
@@ -18,11 +19,24 @@ def modules(app: str) -> list[Path]:
     return sorted(p for p in (ROOT / app).rglob("*.py") if ".venv" not in p.parts)
 
 
+def names_a_module(dotted: str) -> bool:
+    """Whether a string is a dotted path into one of our modules ("reporting.views_home.org_home"), rather than a
+    model label ("engagements.Engagement") or a salt that happens to start with an app's name."""
+    parts = dotted.split(".")
+    return all(part.isidentifier() for part in parts) and any(
+        ROOT.joinpath(*parts[:n]).with_suffix(".py").is_file() or (ROOT.joinpath(*parts[:n]) / "__init__.py").is_file()
+        for n in range(2, len(parts) + 1)
+    )
+
+
 def imported_apps(path: Path) -> list[tuple[int, str, str]]:
-    """(line, app, the import as written) for every import of one of our apps in the file, at any depth."""
+    """(line, app, the import as written) for every import of one of our apps in the file, at any depth, and for
+    every string that names one of our modules by its dotted path (an import the interpreter only makes later)."""
     found = []
     for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and names_a_module(node.value):
+            names = [node.value]
+        elif isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             names = [node.module]
@@ -69,3 +83,16 @@ def test_the_walk_sees_function_local_imports(tmp_path):
     module = tmp_path / "sample.py"
     module.write_text("import os\n\ndef later():\n    from reporting.health import check_now\n    return check_now\n")
     assert imported_apps(module) == [(4, "reporting", "from reporting.health import check_now")]
+
+
+def test_the_walk_sees_dotted_paths_in_strings(tmp_path):
+    """The checker itself: a view reached through import_string is an import; a model label or a salt is not."""
+    module = tmp_path / "sample.py"
+    module.write_text(
+        "from django.utils.module_loading import import_string\n\n"
+        "def home(request):\n"
+        "    return import_string('reporting.views_home.org_home')(request)\n\n"
+        "OWNER = 'engagements.Engagement'\n"
+        "SALT = 'reporting.unsubscribe'\n"
+    )
+    assert imported_apps(module) == [(4, "reporting", "'reporting.views_home.org_home'")]
