@@ -103,7 +103,7 @@ def cast(db, django_user_model) -> Cast:
 @pytest.fixture(scope="session")
 def django_db_setup(django_db_setup, django_db_blocker):
     """The test database, migrated, with the playbook library loaded once: most tests start an engagement of a
-    library playbook, and writing the library costs about as much as a whole test."""
+    library playbook, and writing the library for each of them cost a few tenths of a second per test."""
     with django_db_blocker.unblock():
         load_library_playbooks()
 
