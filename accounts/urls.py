@@ -8,7 +8,6 @@ urlpatterns = [
     path("orgs/", views.org_list, name="org-list"),
     path("account/api-token/", views.api_token, name="api-token"),
     path("invitations/<str:token>/", views.invitation_accept, name="invitation-accept"),
-    path("o/<slug:org_slug>/", views.org_home, name="org-home"),
     path("o/<slug:org_slug>/members/", views.members, name="members"),
     path("o/<slug:org_slug>/members/<uuid:member_uuid>/role/", views.member_role, name="member-role"),
     path("o/<slug:org_slug>/members/<uuid:member_uuid>/remove/", views.member_remove, name="member-remove"),

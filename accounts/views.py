@@ -3,7 +3,6 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.module_loading import import_string
 from django.views.decorators.http import require_POST
 from rest_framework.authtoken.models import Token
 
@@ -60,16 +59,6 @@ def org_list(request):
         return redirect("accounts:org-home", org_slug=org.slug)
     memberships = Membership.objects.of_user(request.user).select_related("organization").order_by("organization__name")
     return render(request, "accounts/org_list.html", {"memberships": memberships, "form": form})
-
-
-# The home page shows every app's work (engagements, sign-offs, health checks), so it is built in the highest app;
-# accounts, the lowest, names it rather than importing it (imports point down only: DESIGN.md).
-ORG_HOME_VIEW = "reporting.views_home.org_home"
-
-
-@org_view
-def org_home(request):
-    return import_string(ORG_HOME_VIEW)(request)
 
 
 @org_view

@@ -317,13 +317,12 @@ def resolve_contests(version: DefinitionVersion) -> int:
 
 
 def _check_answering(version: DefinitionVersion, stakeholder) -> None:
-    from .definitions import latest_version
-
     if not version.requests.filter(stakeholder=stakeholder).exists():
         raise DomainError("You are not asked to sign this version.")
     if version.signatures.filter(stakeholder=stakeholder).exists():
         raise DomainError(f"You already submitted your answers to v{version.number}.")
-    latest = latest_version(version.engagement)
+    # definitions.latest_version's query, written here: definitions imports this module, not the other way round.
+    latest = version.engagement.definition_versions.order_by("-number").first()
     if latest is not None and latest.pk != version.pk:
         raise DomainError(f"v{version.number} was replaced by v{latest.number}; please review the new version.")
 

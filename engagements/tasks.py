@@ -5,6 +5,7 @@ from django.urls import reverse
 from accounts.emails import send_email
 from accounts.tasks import MAIL_ERRORS
 
+from . import definitions
 from .models import PortalLink
 from .portal_access import link_path, signoff_link_path
 
@@ -128,7 +129,6 @@ def send_signoff_reminders() -> None:
     from django.db.models import F
     from django.utils import timezone
 
-    from . import definitions
     from .models import SignoffRequest
 
     cutoff = timezone.now() - timedelta(days=3)

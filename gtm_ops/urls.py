@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from accounts import api as accounts_api
+from accounts import urls as accounts_urls
 from accounts import views as accounts_views
 from accounts.forms import EmailAuthenticationForm
 from client_workspace import api as workspace_api
@@ -14,6 +15,7 @@ from engagements import api_definitions as definitions_api
 from engagements import api_delivery as delivery_api
 from engagements import api_kpis as kpis_api
 from engagements import portal_urls
+from reporting import views_home
 
 ORG = r"o/(?P<org_slug>[-a-zA-Z0-9_]+)"
 
@@ -71,12 +73,16 @@ auth_urls = [
     path("password-reset/done/", auth_views.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
 ]
 
+# The organization's home shows every app's work, so reporting builds it; it keeps its name in accounts' namespace
+# (`accounts:org-home`, reversed all over) and is routed here, at the top, because accounts may not import reporting.
+accounts_patterns = [path("o/<slug:org_slug>/", views_home.org_home, name="org-home"), *accounts_urls.urlpatterns]
+
 urlpatterns = [
     path("", accounts_views.home, name="home"),
     path("healthz/", accounts_views.healthz, name="healthz"),
     path("readyz/", accounts_views.readyz, name="readyz"),
     path("accounts/", include(auth_urls)),
-    path("", include("accounts.urls")),
+    path("", include((accounts_patterns, accounts_urls.app_name))),
     path("", include("engagements.urls")),
     path("", include("playbooks.urls")),
     path("", include("crm_connectors.urls")),

@@ -1,10 +1,11 @@
 """The organization's home: the consultant's day. It shows work from every app (engagements, sign-offs, health
-checks), so it lives in the highest one; accounts routes its URL here (accounts/views.py org_home)."""
+checks), so it lives in the highest one; gtm_ops/urls.py routes it under accounts' URL name `accounts:org-home`."""
 
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts import activity_words
+from accounts.access import org_view
 from accounts.models import ActivityEntry
 from engagements import home
 from engagements.models import ClientAccount
@@ -14,8 +15,8 @@ from .home import client_tasks_overdue, red_flags
 RECENT = 10
 
 
+@org_view
 def org_home(request):
-    """Called by accounts' org_view-decorated org_home, with request.org and request.membership set."""
     today, org = timezone.localdate(), request.org
     ids, mine = home.in_view(org, request.user)
     period, flags = red_flags(org, ids, today)

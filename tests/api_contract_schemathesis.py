@@ -24,7 +24,7 @@ from rest_framework.authtoken.models import Token
 from engagements import definitions, progression
 from gtm_ops.wsgi import application
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
+from tests.conftest import ensure_library
 
 # A bounded budget: a few examples per operation keep the whole run within CI's time on two cores.
 EXAMPLES_PER_OPERATION = 6
@@ -48,7 +48,7 @@ def requests_share_the_test_transaction(db):
 def token(requests_share_the_test_transaction, cast, settings):
     # Throttles off: thousands of generated requests from one token are the test, not abuse. Rates are read per request.
     settings.REST_FRAMEWORK = {**django_settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {"user": None, "anon": None}}
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

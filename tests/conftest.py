@@ -19,6 +19,7 @@ from django.db import connection
 from accounts.models import Membership, Organization, Role
 from engagements.models import ClientAccount, Stakeholder
 from gtm_ops.celery import app as celery_app
+from playbooks.loader import load_library
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
 
@@ -99,11 +100,32 @@ def cast(db, django_user_model) -> Cast:
     )
 
 
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """The test database, migrated, with the playbook library loaded once: most tests start an engagement of a
+    library playbook, and writing the library for each of them cost a few tenths of a second per test."""
+    with django_db_blocker.unblock():
+        load_library_playbooks()
+
+
+def ensure_library() -> None:
+    """Make sure the library is in the database. It is loaded with it (django_db_setup), but a transactional test
+    ends by emptying every table: the first test after that which needs it loads it again."""
+    if set(Playbook.objects.library().values_list("key", flat=True)) != {spec.key for spec in load_library()}:
+        load_library_playbooks()
+
+
 @pytest.fixture
 def library(db) -> dict:
-    """The library's playbooks, loaded: {key: latest version}."""
-    load_library_playbooks()
+    """The library's playbooks: {key: latest version}."""
+    ensure_library()
     return {p.key: p.latest_version() for p in Playbook.objects.library()}
+
+
+@pytest.fixture
+def no_library(db) -> None:
+    """The library taken out for this test only (rolled back after it): the pages that say it is empty."""
+    Playbook.objects.library().delete()
 
 
 def free_port() -> int:

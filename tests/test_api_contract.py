@@ -12,8 +12,7 @@ from accounts.models import ActivityEntry
 from engagements import definitions, progression
 from engagements.models import Stakeholder
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, ensure_library
 
 API = "/api/v1/o/alpha"
 
@@ -27,7 +26,7 @@ def api_as(user) -> APIClient:
 @pytest.fixture
 def asked_to_sign(cast):
     """Maya (cast.stakeholder) was asked to sign a published definition version: the request is kept for good."""
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

@@ -136,9 +136,10 @@ def engagement_objects(cast) -> dict:
     from engagements import cadence, enablement, progression, refinement
     from engagements.models import DecisionLogEntry, FeedbackItem, KpiReading, Release, Risk, WorkItem
     from playbooks.models import Playbook
-    from playbooks.services import clone_playbook, load_library_playbooks
+    from playbooks.services import clone_playbook
+    from tests.conftest import ensure_library
 
-    load_library_playbooks()
+    ensure_library()
     library = Playbook.objects.library().get(key="gtm-lifecycle")
     copy = clone_playbook(source=library, organization=cast.org, actor=cast.owner)
     engagement = progression.create_engagement(

@@ -184,7 +184,7 @@ def start_audit(
             data={"run": str(run.uuid), "platform": crm.kind, "deep": deep},
         )
         if queue:
-            from ..tasks import run_audit
+            from ..tasks import run_audit  # the task module imports this one
 
             transaction.on_commit(lambda: run_audit.delay(run.pk))
     return run, True

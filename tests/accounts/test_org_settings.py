@@ -53,11 +53,11 @@ def test_the_logo_appears_on_deliverables(cast, settings, tmp_path):
     from engagements import definitions, progression
     from engagements.deliverables import request_artifact
     from playbooks.models import Playbook
-    from playbooks.services import load_library_playbooks
+    from tests.conftest import ensure_library
 
     settings.MEDIA_ROOT = tmp_path
     cast.org.logo.save("logo.png", io.BytesIO(png()), save=True)
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

@@ -101,9 +101,9 @@ def secrets_of(sandbox) -> list[str]:
 
 def make_engagement(cast, stages=None, *, sign=True, name="Lifecycle rebuild"):
     from playbooks.models import Playbook
-    from playbooks.services import load_library_playbooks
+    from tests.conftest import ensure_library
 
-    load_library_playbooks()
+    ensure_library()
     version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
     engagement = progression.create_engagement(
         client=cast.client,

@@ -21,8 +21,11 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def browser():
+    """One Chromium per module (each test opens and closes its own context): a launch takes seconds on a busy host.
+    Not one per session: while Playwright's sync API is open its event loop runs in this thread, and the tests of
+    other modules should not run their ORM calls under it."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: install the chromium package (make test does)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

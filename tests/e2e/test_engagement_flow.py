@@ -14,8 +14,7 @@ import yaml
 from playwright.sync_api import expect
 
 from engagements.models import CheckpointStatus, DecisionLogEntry, Engagement, GateDecision
-from playbooks.services import load_library_playbooks
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, ensure_library
 from tests.e2e.conftest import ARTIFACTS
 
 
@@ -43,7 +42,7 @@ def shot(page, name: str, *, full_page: bool = True) -> None:
 
 
 def test_consultant_runs_an_engagement_through_its_first_gate(transactional_db, live_server, cast, page):
-    load_library_playbooks()
+    ensure_library()
     base = live_server.url
 
     # Sign in through the login form.
@@ -162,7 +161,7 @@ def test_consultant_runs_an_engagement_through_its_first_gate(transactional_db, 
 
 
 def test_consultant_clones_a_playbook_and_edits_its_yaml(transactional_db, live_server, cast, page):
-    load_library_playbooks()
+    ensure_library()
     page.goto(f"{live_server.url}/accounts/login/?next=/o/{cast.org.slug}/playbooks/")
     page.get_by_label("Email").fill(cast.consultant.email)
     page.get_by_label("Password").fill(PASSWORD)

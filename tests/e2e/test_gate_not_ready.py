@@ -17,8 +17,7 @@ from playwright.sync_api import expect
 from engagements import progression
 from engagements.models import CheckpointStatus, EngagementStatus, GateDecision
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, ensure_library
 from tests.e2e.conftest import ARTIFACTS
 
 MET = "Baseline metrics documented (forecast accuracy, win rates, deal velocity, slippage)"
@@ -49,7 +48,7 @@ def checkpoint_item(panel, text: str):
 
 
 def test_project_on_hold_leaves_the_unmet_checkpoints_unmet_through_resume(transactional_db, live_server, cast, page):
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="revenue-intelligence").latest_version(),

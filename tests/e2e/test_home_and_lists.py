@@ -15,17 +15,16 @@ from engagements import definitions, progression
 from engagements.models import ClientAccount, Engagement, Stakeholder
 from engagements.portal_access import issue_portal_link, link_path
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health_actions
 from reporting.models import HealthCheckRun, HealthResult
-from tests.conftest import make_org, make_stakeholder
+from tests.conftest import ensure_library, make_org, make_stakeholder
 from tests.e2e.test_screen_truth import open_page, shot, sign_in
 
 LONG = 300  # a name as long as a person might paste, with nothing to break at
 
 
 def start(cast, name, *, client=None, team=(), **kwargs):
-    load_library_playbooks()
+    ensure_library()
     return progression.create_engagement(
         client=client or cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

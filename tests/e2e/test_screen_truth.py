@@ -18,8 +18,7 @@ from crm_sandbox.connection import sandbox_connection
 from engagements import progression
 from engagements.models import ClientAccount
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, ensure_library
 from tests.e2e.conftest import ARTIFACTS
 
 
@@ -93,7 +92,7 @@ def test_long_unbroken_names_keep_pages_within_the_viewport(transactional_db, li
     longest = ClientAccount._meta.get_field("name").max_length
     cast.client.name = "A" * longest
     cast.client.save(update_fields=["name"])
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),
@@ -122,7 +121,7 @@ def test_long_unbroken_names_keep_pages_within_the_viewport(transactional_db, li
 def test_ticks_move_the_sub_phase_counter_and_a_lost_connection_unticks_the_box(
     transactional_db, live_server, cast, browser
 ):
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

@@ -25,8 +25,7 @@ from engagements.models import (
 )
 from engagements.portal_access import issue_portal_link, link_path
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
-from tests.conftest import PASSWORD
+from tests.conftest import PASSWORD, ensure_library
 from tests.e2e.conftest import ARTIFACTS
 
 WIDE = {"width": 1366, "height": 900}
@@ -43,7 +42,7 @@ def engagement(transactional_db, live_server, cast, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     settings.SITE_URL = live_server.url
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    load_library_playbooks()
+    ensure_library()
     people = {
         "VP RevOps": Stakeholder.objects.create(organization=cast.org, client=cast.client, name="Rita Ops",
                                                 email="rita@acme.example", title="VP RevOps"),

@@ -23,8 +23,7 @@ from deliverables.models import Artifact, ArtifactStatus
 from engagements import progression
 from engagements.models import DecisionLogEntry, DefinitionVersion, Engagement, Signature, TeamRole
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
-from tests.conftest import PASSWORD, body_text
+from tests.conftest import PASSWORD, body_text, ensure_library
 from tests.e2e.conftest import ARTIFACTS
 
 CONTESTED_KEY = "term:mql"
@@ -67,7 +66,7 @@ def links_in(message) -> list[str]:
 def engagement(transactional_db, live_server, cast, settings, smtp, tmp_path) -> Engagement:
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.SITE_URL = live_server.url  # links in emails point at the live server
-    load_library_playbooks()
+    ensure_library()
     return progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

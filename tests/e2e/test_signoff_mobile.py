@@ -14,7 +14,7 @@ from engagements import definitions, progression
 from engagements.models import DecisionLogEntry, Signature
 from engagements.portal_access import issue_portal_link, link_path
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
+from tests.conftest import ensure_library
 from tests.e2e.conftest import ARTIFACTS as SHOTS
 
 PHONE = {"width": 390, "height": 844}
@@ -24,7 +24,7 @@ PHONE = {"width": 390, "height": 844}
 def pending(transactional_db, live_server, cast, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

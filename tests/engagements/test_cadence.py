@@ -27,15 +27,14 @@ from engagements.models import (
     WorkStatus,
 )
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
-from tests.conftest import body_text, make_stakeholder
+from tests.conftest import body_text, ensure_library, make_stakeholder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def start_engagement(cast, key="gtm-lifecycle", **kwargs):
     """A fresh engagement of the library playbook `key` for the cast's client, Maya as approver."""
-    load_library_playbooks()
+    ensure_library()
     version = Playbook.objects.library().get(key=key).latest_version()
     kwargs.setdefault("stakeholders", [(cast.stakeholder, "Approver")])
     return progression.create_engagement(

@@ -83,12 +83,12 @@ def test_client_page_lists_its_engagements_connection_and_latest_audit(cast, cli
     from crm_sandbox import SalesforceSandbox
     from engagements import progression
     from playbooks.models import Playbook
-    from playbooks.services import load_library_playbooks
+    from tests.conftest import ensure_library
     from tests.crm_connectors.test_audit import KEY, UNLIMITED, audit, connect
 
     settings.CRM_ALLOW_HTTP, settings.CRM_SECRET_KEY, settings.CRM_RATE_LIMITS = True, KEY, UNLIMITED
     settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
+    ensure_library()
     version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
     for name, client_account in (("Acme rebuild", cast.client), ("Initech reset", cast.sibling_client)):
         progression.create_engagement(

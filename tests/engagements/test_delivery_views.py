@@ -28,14 +28,14 @@ from engagements.models import (
     Stakeholder,
 )
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
+from tests.conftest import ensure_library
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture
 def library(db) -> dict:
-    load_library_playbooks()
+    ensure_library()
     return {p.key: p for p in Playbook.objects.library()}
 
 

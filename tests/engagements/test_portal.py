@@ -193,9 +193,9 @@ def test_the_signoff_email_signs_in_once_straight_to_the_version_for_seven_days(
 
     from engagements import definitions, progression
     from playbooks.models import Playbook
-    from playbooks.services import load_library_playbooks
+    from tests.conftest import ensure_library
 
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

@@ -21,12 +21,12 @@ from engagements.models import (
 )
 from engagements.portal_access import SESSION_KEY
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
+from tests.conftest import ensure_library
 
 
 @pytest.fixture
 def version(db):
-    load_library_playbooks()
+    ensure_library()
     return Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
 
 

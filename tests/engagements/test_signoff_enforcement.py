@@ -27,7 +27,7 @@ from engagements.models import (
     VersionApprover,
 )
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
+from tests.conftest import ensure_library
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -38,7 +38,7 @@ ROLES = yaml.safe_load((LIBRARY / "gtm-lifecycle.yaml").read_text())["definition
 @pytest.fixture
 def engagement(cast, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
+    ensure_library()
     people = {
         "VP Sales": Stakeholder.objects.create(
             organization=cast.org, client=cast.client, name="Tom Becker", email="tom@acme.example", title="VP Sales"

@@ -8,12 +8,13 @@ from django.urls import reverse
 
 from accounts.models import ActivityEntry
 from playbooks.models import Playbook, PlaybookVersion
-from playbooks.services import as_yaml, clone_playbook, load_library_playbooks
+from playbooks.services import as_yaml, clone_playbook
+from tests.conftest import ensure_library
 
 
 @pytest.fixture
 def library(db) -> dict:
-    load_library_playbooks()
+    ensure_library()
     return {p.key: p for p in Playbook.objects.library()}
 
 
@@ -57,7 +58,7 @@ def test_list_shows_the_library_and_this_organizations_copies_only(consultant, c
     assert url("playbook-clone", cast.org, library["delivery-model"]) in body
 
 
-def test_list_empty_states(consultant, cast):
+def test_list_empty_states(consultant, cast, no_library):
     body = consultant.get(url("playbook-list", cast.org)).content.decode()
     assert "No copies yet" in body and "The library is empty" in body
 

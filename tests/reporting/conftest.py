@@ -8,8 +8,8 @@ from crm_sandbox.connection import sandbox_connection
 from engagements import definitions, progression
 from engagements.models import StageDefinition
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health
+from tests.conftest import ensure_library
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def engagement(cast, library, settings, tmp_path):
 def lifecycle_engagement(cast, crm, stages: dict, *, start: bool = True):
     """A GTM Lifecycle engagement whose stage architecture is signed, its stages mapped to the CRM by `stages`
     ({(domain, stage name): (object, field, values)}), connected to the sandbox `crm`; live since August 2026."""
-    load_library_playbooks()
+    ensure_library()
     version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
     engagement = progression.create_engagement(
         client=cast.client,

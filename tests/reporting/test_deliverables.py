@@ -14,7 +14,7 @@ from deliverables.models import Artifact, ArtifactStatus
 from engagements import definitions, progression
 from engagements.deliverables import request_artifact
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
+from tests.conftest import ensure_library
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,7 +28,7 @@ def pdf_text(data: bytes, *extra: str) -> str:
 @pytest.fixture
 def signed(cast, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
+    ensure_library()
     version = Playbook.objects.library().get(key="gtm-lifecycle").latest_version()
     engagement = progression.create_engagement(
         client=cast.client,
@@ -76,7 +76,7 @@ def test_stage_reference_card_is_one_page(cast, signed):
 
 def test_nothing_to_render_before_a_version_is_published(cast, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
+    ensure_library()
     version = Playbook.objects.library().get(key="delivery-model").latest_version()
     engagement = progression.create_engagement(
         client=cast.client, playbook_version=version, name="Audit", start_date=date(2026, 11, 2), actor=cast.consultant
@@ -273,7 +273,7 @@ def test_health_emails_wait_for_a_failed_report_and_go_out_after_its_retry(cast,
     from reporting.models import HealthCheckRun, ReportDelivery
     from reporting.tasks import run_health_check
 
-    load_library_playbooks()
+    ensure_library()
     forecasting = health_engagement(cast)
     blocked = tmp_path / "blocked"
     blocked.write_text("not a directory")

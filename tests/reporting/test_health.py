@@ -9,11 +9,10 @@ from accounts.models import ActivityEntry, DomainError
 from engagements import progression
 from engagements.models import EngagementStakeholder
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health, health_actions
 from reporting.models import HealthCheckRun, HealthResult, ReportDelivery, ScheduledTask
 from reporting.tasks import queue_health_checks, run_health_check
-from tests.conftest import body_text, wait_until
+from tests.conftest import body_text, ensure_library, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 OCTOBER = date(2026, 10, 1)
@@ -148,7 +147,7 @@ def test_real_worker_sends_exactly_one_email_per_recipient(cast, engagement, cel
 
 def start(cast, playbook: str, live_since: date, *, name: str = "Engagement", engagement_type: str = "dedicated"):
     """An engagement of a library playbook with its maintenance schedule live since `live_since`, no CRM."""
-    load_library_playbooks()
+    ensure_library()
     e = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key=playbook).latest_version(),

@@ -17,10 +17,9 @@ from PIL import Image, ImageFilter
 
 from engagements import progression
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health, monthly_report
 from reporting.models import HealthCheckRun, HealthResult, RunStatus
-from tests.conftest import body_text
+from tests.conftest import body_text, ensure_library
 
 pytestmark = pytest.mark.django_db(transaction=True)
 NOVEMBER = date(2026, 11, 1)
@@ -68,7 +67,7 @@ STATUS_WORDS = {"red": "Red", "watch": "Watch", "not_evaluable": "Not evaluable"
 def report(cast, settings, tmp_path, smtp):
     """A November run of a GTM Lifecycle engagement with the results above, reported and emailed."""
     settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

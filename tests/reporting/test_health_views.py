@@ -18,7 +18,6 @@ from accounts.models import ActivityEntry
 from engagements import progression
 from engagements.models import DecisionLogEntry, Engagement, EngagementMember, Risk, WorkItem
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health, health_actions
 from reporting.models import (
     Baseline,
@@ -29,7 +28,7 @@ from reporting.models import (
     ReportDelivery,
     ScheduledTask,
 )
-from tests.conftest import body_text
+from tests.conftest import body_text, ensure_library
 
 pytestmark = pytest.mark.django_db(transaction=True)
 HTMX = {"HTTP_HX_REQUEST": "true"}
@@ -38,7 +37,7 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 @pytest.fixture
 def versions(cast, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    load_library_playbooks()
+    ensure_library()
     return {p.key: p.latest_version() for p in Playbook.objects.library()}
 
 

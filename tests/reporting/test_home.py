@@ -12,16 +12,15 @@ from accounts import activity
 from engagements import definitions, progression
 from engagements.models import ChecklistItem, Engagement, Gate, GateStatus, SignoffRequest
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health_actions
 from reporting.models import HealthCheckRun, HealthResult
-from tests.conftest import make_stakeholder
+from tests.conftest import ensure_library, make_stakeholder
 
 pytestmark = pytest.mark.django_db
 
 
 def start(cast, name, team, **kwargs):
-    load_library_playbooks()
+    ensure_library()
     return progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key="gtm-lifecycle").latest_version(),

@@ -15,9 +15,9 @@ import pytest
 from engagements import progression
 from playbooks.loader import load_library
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health
 from reporting.models import Granularity, HealthResult
+from tests.conftest import ensure_library
 
 LIVE = date(2026, 1, 15)  # go-live, mid-month so that a window can end inside a month that is checked
 JAN, FEB, MAR, APR, MAY, JUN, JUL = (date(2026, m, 1) for m in range(1, 8))
@@ -269,7 +269,7 @@ def quarter_figures(rule, side: str) -> list[float]:
 
 
 def begin(cast, cases: list[Case], name: str):
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=Playbook.objects.library().get(key=cases[0].playbook).latest_version(),

@@ -14,9 +14,9 @@ from crm_connectors.models import CrmConnection
 from crm_sandbox import SalesforceSandbox
 from engagements import progression
 from playbooks.models import Playbook
-from playbooks.services import load_library_playbooks
 from reporting import health, health_actions
 from reporting.models import HealthCheckRun, HealthResult, ReportDelivery
+from tests.conftest import ensure_library
 from tests.reporting.conftest import lifecycle_engagement
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("crm_sandbox_settings")]
@@ -41,7 +41,7 @@ def crm():
 def revenue_engagement(client, actor, name="Forecasting"):
     """Revenue Intelligence, no CRM: its figures are entered by hand. Live for six months before the month just
     ended, so that month has its run."""
-    load_library_playbooks()
+    ensure_library()
     engagement = progression.create_engagement(
         client=client,
         playbook_version=Playbook.objects.library().get(key="revenue-intelligence").latest_version(),
