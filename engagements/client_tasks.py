@@ -19,6 +19,7 @@ from accounts.models import DomainError
 from . import progression
 from .models import ChecklistItem, Engagement, EngagementStakeholder, Stakeholder, TaskDigest
 from .models.delivery import EngagementStakeholderQuerySet
+from .portal_access import emailed_link_path
 
 USER_AGENT_LENGTH = 400  # as Signature.user_agent
 COMPLETED = "client_task.completed"  # by the stakeholder in the portal
@@ -169,7 +170,7 @@ def send_digest(stakeholder_id: int, day: date) -> TaskDigest | None:
             context={
                 "stakeholder": stakeholder,
                 "tasks": [(t, (day - t.due_date).days) for t in tasks if t.due_date],
-                "path": reverse("portal:home"),  # asks for a sign-in link when the browser has no portal session
+                "path": emailed_link_path(stakeholder, reverse("portal:home")),
                 "unsubscribe_path": reverse("portal:unsubscribe", kwargs={"token": unsubscribe_token(stakeholder)}),
             },
         )

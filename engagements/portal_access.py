@@ -47,13 +47,13 @@ def issue_portal_link(*, stakeholder: Stakeholder, request=None) -> PortalLink:
     )
 
 
-def signoff_link_path(signoff_request) -> str:
-    """A sign-in link of its own for a sign-off request email, landing on the version to sign.
+def emailed_link_path(stakeholder: Stakeholder, target: str) -> str:
+    """A sign-in link of its own for an email we send (a sign-off request, the overdue-task digest), landing on
+    `target`: single use, SIGNOFF_LINK_MAX_AGE, and it supersedes the stakeholder's older links.
 
     Made when the email is sent, so the newest email carries the working link; it does not count against the
     stakeholder's hourly link requests (PORTAL_LINKS_PER_STAKEHOLDER), which limit what a visitor can ask for.
     """
-    stakeholder = signoff_request.stakeholder
     with transaction.atomic():
         now = timezone.now()
         PortalLink.objects.filter(stakeholder=stakeholder).usable().update(superseded_at=now)
@@ -62,8 +62,13 @@ def signoff_link_path(signoff_request) -> str:
             stakeholder=stakeholder,
             expires_at=now + timedelta(seconds=SIGNOFF_LINK_MAX_AGE),
         )
-    target = reverse("portal:signoff", kwargs={"definition_version_uuid": signoff_request.version.uuid})
     return f"{link_path(link, salt=_SIGNOFF_SALT)}?next={target}"
+
+
+def signoff_link_path(signoff_request) -> str:
+    """The sign-off request email's link, landing on the version to sign."""
+    target = reverse("portal:signoff", kwargs={"definition_version_uuid": signoff_request.version.uuid})
+    return emailed_link_path(signoff_request.stakeholder, target)
 
 
 def _lifetime(link: PortalLink) -> str:

@@ -1,6 +1,7 @@
 """The client's tasks: customer-owned checklist items in the portal, the consultant's view of them, the API and the
 daily digest of overdue ones (inline here; tests/test_task_digest_worker.py runs it on a real worker)."""
 
+import re
 import zoneinfo
 from datetime import date, timedelta
 from pathlib import Path
@@ -350,6 +351,15 @@ def test_digest_lists_overdue_tasks_once_a_day(cast, engagement, smtp):
     assert first.text in text and "2 days overdue" in text and "/portal/" in text and "/portal/unsubscribe/" in text
     digest = TaskDigest.objects.for_org(cast.org).get()
     assert digest.day == today and digest.tasks == 1 and digest.sent_at is not None
+
+    # The email's link signs her in (no second email to ask for) and lands on her tasks; it works once.
+    link = re.search(r"(/portal/auth/\S+)", text).group(1)
+    assert "works once, for 7 days" in text
+    browser = Client()
+    signed_in = browser.post(link)
+    assert signed_in.status_code == 302 and signed_in["Location"] == reverse("portal:home")
+    assert first.text in browser.get(reverse("portal:home")).content.decode()
+    assert b"already been used" in Client().post(link).content
 
 
 def test_digest_honours_the_unsubscribe_and_the_engagements_emails(cast, engagement):
