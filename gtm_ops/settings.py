@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.BrowserTimezoneMiddleware",
     "gtm_ops.middleware.private_responses",
+    "gtm_ops.middleware.content_security_policy",
 ]
 
 if not DEBUG:
@@ -315,6 +316,22 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TLS_PROXY", default=False) else None
+# Content-Security-Policy (gtm_ops.middleware.content_security_policy): scripts and styles come only from our own
+# static files, never inline and never through eval, so an injected <script>, handler or style= does nothing.
+# base.html turns off the two htmx features that need them (hx-on code, the indicator <style>);
+# tests/test_inline_code.py keeps served templates free of inline code. The PDF templates (templates/reports) and the
+# email templates keep inline styles on purpose: WeasyPrint renders PDFs on the server and mail clients drop
+# stylesheets, and neither is a page served under this policy. data: images are the SVG icons of the API docs' CSS.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
 
 LOGGING = {
     "version": 1,
