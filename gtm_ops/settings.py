@@ -190,6 +190,8 @@ CELERY_TASK_ROUTES = {
     "reporting.tasks.catch_up_health_checks": {"queue": CELERY_CRM_QUEUE},
 }
 CELERY_TASK_IGNORE_RESULT = True
+# Task modules beside the apps' tasks.py (which autodiscover_tasks finds): large CSV imports.
+CELERY_IMPORTS = ["engagements.tasks_imports", "reporting.tasks_imports"]
 CELERY_TIMEZONE = TIME_ZONE
 # One beat schedule for the whole app. Each entry expires so a backlog after downtime does not pile up.
 CELERY_BEAT_SCHEDULE = {

@@ -45,12 +45,14 @@ from .delivery import (
     TeamRole,
 )
 from .enablement import KpiReading, RetentionAction, RetentionOutcome, RetentionStep, TrainingSession
+from .imports import CsvImport, ImportKind, ImportStatus
 from .portal import PortalLink
 
 __all__ = [
     "VersionApprover",
     "SignoffAnswer",
     "Contest",
+    "CsvImport",
     "ArchitectureVersion",
     "AssumptionItem",
     "AssumptionStatus",
@@ -74,6 +76,8 @@ __all__ = [
     "GateCheckpoint",
     "GateDecision",
     "GateStatus",
+    "ImportKind",
+    "ImportStatus",
     "KpiReading",
     "Meeting",
     "MeetingType",
