@@ -285,6 +285,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A field that refuses "" says so (minLength 1), so a blank name is not a schema-valid request.
+    "ENFORCE_NON_BLANK_FIELDS": True,
+    # ... and text fields say that DRF trims them and refuses NUL (accounts.api.strings_as_drf_reads_them).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.api.strings_as_drf_reads_them",
+    ],
     # Several models have a `status` or `role` field with different choices: name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
         "MembershipRoleEnum": "accounts.models.Role",
