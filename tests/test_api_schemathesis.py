@@ -49,10 +49,11 @@ def _state_refusal(response) -> bool:
     return isinstance(body, dict) and set(body) == {"detail"}
 
 
-# Rules no schema can state: a new engagement's shape and methodology option come from the playbook it names, and
-# its target date follows its start date. Its requests take the playbook's "none" for both and no target date.
+# Rules no schema can state: a new engagement's shape and methodology option come from the playbook it names, its
+# target date follows its start date, and its team are members of the organization. Its requests take the
+# playbook's "none" for both, no target date and no team.
 CROSS_FIELD_PINS = {
-    "POST /api/v1/o/{org_slug}/engagements/": {"shape": "", "methodology_option": "", "target_date": None},
+    "POST /api/v1/o/{org_slug}/engagements/": {"shape": "", "methodology_option": "", "target_date": None, "team": []},
 }
 
 

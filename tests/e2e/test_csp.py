@@ -19,7 +19,7 @@ from engagements.portal_access import issue_portal_link, link_path
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
 from reporting import health_actions
-from reporting.models import HealthCheckRun, HealthResult
+from reporting.models import HealthCheckRun, HealthResult, RunStatus
 from tests.e2e.test_screen_truth import open_page, sign_in
 
 # Runs before any page script, on every navigation: keep what the browser reports about the policy.
@@ -64,7 +64,11 @@ def test_the_main_pages_raise_no_csp_violation(transactional_db, live_server, ca
     version = definitions.publish(engagement=published, signers=[cast.stakeholder], actor=cast.consultant)
     draft = start(cast, "Pipeline hygiene")
     run = HealthCheckRun.objects.create(
-        organization=cast.org, engagement=published, period=health_actions.due_period(timezone.localdate())
+        organization=cast.org,
+        engagement=published,
+        period=health_actions.due_period(timezone.localdate()),
+        status=RunStatus.SUCCEEDED,
+        finished_at=timezone.now(),
     )
     HealthResult.objects.create(
         organization=cast.org, run=run, task_key="review-lost", task_name="Review lost deals", kind="task",
