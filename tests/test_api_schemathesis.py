@@ -50,11 +50,13 @@ def _state_refusal(response) -> bool:
 
 
 # Rules no schema can state: a new engagement's shape and methodology option come from the playbook it names, its
-# target date follows its start date, and its team are members of the organization. Its requests take the
-# playbook's "none" for both, no target date and no team.
+# target date follows its start date, its team are members of the organization and each stakeholder is named once.
+# Its requests take the playbook's "none" for both, no target date, no team and no stakeholders.
 CROSS_FIELD_PINS = {
-    "POST /api/v1/o/{org_slug}/engagements/": {"shape": "", "methodology_option": "", "target_date": None, "team": []},
-}
+    "POST /api/v1/o/{org_slug}/engagements/": {
+        "shape": "", "methodology_option": "", "target_date": None, "team": [], "stakeholders": [],
+    },
+}  # fmt: skip
 
 
 def pin_references(value, references: dict):
