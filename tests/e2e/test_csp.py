@@ -55,6 +55,7 @@ def start(cast, name):
         start_date=date(2026, 11, 2),
         actor=cast.consultant,
         team=[(cast.consultant, "architect")],
+        stakeholders=[(cast.stakeholder, "Marketing approver")],
     )
 
 
