@@ -88,6 +88,22 @@ class ContractSchema(AutoSchema):
         return operation
 
 
+NUL_FREE = r"^[^\u0000]*$"
+VISIBLE = r"^[^\u0000]*\S[^\u0000]*$"
+
+
+def strings_as_drf_reads_them(result, generator, request, public):
+    """Schema post-processing: DRF trims text and refuses NUL characters, so a field that refuses blanks needs a
+    visible character (minLength 1 alone lets "  " through) and no text field takes NUL. Saying so in the schema
+    keeps clients, and schemathesis, from sending what is refused anyway."""
+    for component in result.get("components", {}).get("schemas", {}).values():
+        for prop in component.get("properties", {}).values():
+            if prop.get("type") != "string" or prop.get("readOnly") or {"format", "enum", "pattern"} & set(prop):
+                continue
+            prop["pattern"] = VISIBLE if prop.get("minLength", 0) >= 1 else NUL_FREE
+    return result
+
+
 class OrgScopedViewSet(viewsets.GenericViewSet):
     schema = ContractSchema()
     # JSON only: form encodings cannot say null, lists of objects or numbers, so the schema would promise what

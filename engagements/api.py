@@ -1,4 +1,5 @@
 from django.db import transaction
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import mixins, serializers
 
 from accounts.api import OrgScopedViewSet
@@ -6,9 +7,21 @@ from accounts.api import OrgScopedViewSet
 from . import services
 from .models import ClientAccount, Stakeholder
 
+# The addresses Django's URLValidator takes, as a pattern (format "uri" alone also allows "a:b" and "urn:x").
+LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+WEB_ADDRESS = rf"^$|^https?://({LABEL}(\.{LABEL})*\.[A-Za-z]{{2,63}}|localhost)(:[0-9]{{1,5}})?([/?#]\S*)?$"
+
+
+@extend_schema_field(
+    {"type": "string", "format": "uri", "maxLength": 200, "pattern": WEB_ADDRESS, "description": "The client's web "
+     "address, e.g. https://acme.com, or empty."}
+)  # fmt: skip
+class WebAddressField(serializers.URLField):
+    pass
+
 
 class ClientAccountSerializer(serializers.ModelSerializer):
-    website = serializers.URLField(
+    website = WebAddressField(
         max_length=200, required=False, allow_blank=True, help_text="The client's web address, e.g. https://acme.com."
     )
 

@@ -11,7 +11,7 @@ from accounts.api import OrgScopedViewSet
 from deliverables.models import Artifact, ArtifactKind
 
 from . import definitions, signoffs
-from .deliverables import request_artifact
+from .deliverables import TEMPLATES, request_artifact
 from .models import DefinitionTerm, DefinitionVersion, Engagement, StageDefinition, Stakeholder
 
 
@@ -194,7 +194,7 @@ class ApproverSerializer(serializers.Serializer):
 
 class PublishSerializer(serializers.Serializer):
     engagement = EngagementField()
-    signers = serializers.ListField(child=serializers.UUIDField(), allow_empty=False)
+    signers = serializers.ListField(child=serializers.UUIDField(), allow_empty=False, min_length=1)
     approvers = ApproverSerializer(
         many=True,
         required=False,
@@ -340,12 +340,21 @@ class ArtifactSerializer(serializers.ModelSerializer):
         )
 
 
+class ArtifactRequestSerializer(ArtifactSerializer):
+    # Only the engagement's own deliverables are requested here; health-check reports and audits come from their
+    # runs, so the schema does not offer kinds this endpoint refuses.
+    kind = serializers.ChoiceField(choices=[(kind, ArtifactKind(kind).label) for kind in TEMPLATES])
+
+
 class ArtifactViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, OrgScopedViewSet):
     """Deliverables: POST queues a render (poll `status`/`progress`), then download the PDF."""
 
     queryset = Artifact.objects.all()
     serializer_class = ArtifactSerializer
     lookup_url_kwarg = "artifact_uuid"
+
+    def get_serializer_class(self):
+        return ArtifactRequestSerializer if self.action == "create" else ArtifactSerializer
 
     def scope(self, queryset):
         return queryset.select_related("organization", "engagement", "source_version")

@@ -418,11 +418,9 @@ def _parse_kpi_row(engagement: Engagement, specs: dict, row: dict, line: int) ->
     )
 
 
-def _read_kpi_csv(engagement: Engagement, text: str) -> list[KpiReading]:
-    """Every line checked before anything is written; the first bad one is named with its line and column."""
-    if "\x00" in text:
-        line = text.count("\n", 0, text.index("\x00")) + 1
-        raise DomainError(f"Line {line}: the file contains a NUL byte, so it is not CSV text; save it as CSV (UTF-8).")
+def read_kpi_csv(engagement: Engagement, text: str, progress=None) -> list[KpiReading]:
+    """Every line checked before anything is written; the first bad one is named with its line and column.
+    progress(n), when given, hears how many readings are checked so far. NUL bytes are refused by imports.decode."""
     specs = {k.key: k for k in kpi_specs(engagement)}
     if not specs:
         raise DomainError("This playbook has no hypercare KPIs to record.")
@@ -463,6 +461,8 @@ def _read_kpi_csv(engagement: Engagement, text: str) -> list[KpiReading]:
                 )
             first_line[day] = line
             readings.append(reading)
+            if progress:
+                progress(len(readings))
     except csv.Error as exc:
         raise DomainError(f"Line {reader.line_num}: not readable as CSV ({exc}).") from None
     if not readings:
@@ -470,13 +470,20 @@ def _read_kpi_csv(engagement: Engagement, text: str) -> list[KpiReading]:
     return readings
 
 
-@transaction.atomic
 def import_kpi_readings(*, engagement: Engagement, text: str, actor, request=None) -> int:
     """Import a CSV of readings (columns kpi, measured_on, value, note): all of it or, on the first bad line,
     nothing. A reading already recorded for the same KPI and day is replaced, so a corrected file can be uploaded
     again. Returns how many readings were imported."""
+    return save_kpi_readings(
+        engagement=engagement, readings=read_kpi_csv(engagement, text), actor=actor, request=request
+    )
+
+
+@transaction.atomic
+def save_kpi_readings(*, engagement: Engagement, readings: list[KpiReading], actor, request=None) -> int:
+    """Write readings checked by read_kpi_csv in one transaction (checking stays outside it, so a worker's progress
+    is visible while it checks)."""
     engagement = Engagement.objects.for_org(engagement.organization).select_for_update().get(pk=engagement.pk)
-    readings = _read_kpi_csv(engagement, text)
     same_day = Q()
     for r in readings:
         same_day |= Q(kpi=r.kpi, measured_on=r.measured_on)

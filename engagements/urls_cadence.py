@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import cadence, enablement, refinement
+from .views import cadence, enablement, imports, refinement
 
 E = "o/<slug:org_slug>/engagements/<uuid:engagement_uuid>/"
 
@@ -60,6 +60,7 @@ urlpatterns = [
     path(E + "enablement/hypercare/", enablement.hypercare_set, name="hypercare-set"),
     path(E + "enablement/kpis/upload/", enablement.kpi_upload, name="kpi-upload"),
     path(E + "enablement/kpis.csv", enablement.kpi_download, name="kpi-download"),
+    path(E + "imports/<uuid:import_uuid>/", imports.csv_import, name="csv-import"),
     path(E + "enablement/retention/", enablement.retention_add, name="retention-add"),
     path(E + "handoff/<uuid:item_uuid>/toggle/", enablement.handoff_item_toggle, name="handoff-item-toggle"),
 ]

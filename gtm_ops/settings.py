@@ -70,6 +70,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "accounts.middleware.BrowserTimezoneMiddleware",
     "gtm_ops.middleware.private_responses",
+    "gtm_ops.middleware.content_security_policy",
 ]
 
 if not DEBUG:
@@ -194,6 +195,8 @@ CELERY_TASK_ROUTES = {
     "reporting.tasks.catch_up_health_checks": {"queue": CELERY_CRM_QUEUE},
 }
 CELERY_TASK_IGNORE_RESULT = True
+# Task modules beside the apps' tasks.py (which autodiscover_tasks finds): large CSV imports.
+CELERY_IMPORTS = ["engagements.tasks_imports", "reporting.tasks_imports"]
 CELERY_TIMEZONE = TIME_ZONE
 # One beat schedule for the whole app. Each entry expires so a backlog after downtime does not pile up.
 CELERY_BEAT_SCHEDULE = {
@@ -292,6 +295,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # A field that refuses "" says so (minLength 1), so a blank name is not a schema-valid request.
+    "ENFORCE_NON_BLANK_FIELDS": True,
+    # ... and text fields say that DRF trims them and refuses NUL (accounts.api.strings_as_drf_reads_them).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "accounts.api.strings_as_drf_reads_them",
+    ],
     # Several models have a `status` or `role` field with different choices: name each enum after its model.
     "ENUM_NAME_OVERRIDES": {
         "MembershipRoleEnum": "accounts.models.Role",
@@ -326,6 +336,22 @@ SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 365
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
 SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TLS_PROXY", default=False) else None
+# Content-Security-Policy (gtm_ops.middleware.content_security_policy): scripts and styles come only from our own
+# static files, never inline and never through eval, so an injected <script>, handler or style= does nothing.
+# base.html turns off the two htmx features that need them (hx-on code, the indicator <style>);
+# tests/test_inline_code.py keeps served templates free of inline code. The PDF templates (templates/reports) and the
+# email templates keep inline styles on purpose: WeasyPrint renders PDFs on the server and mail clients drop
+# stylesheets, and neither is a page served under this policy. data: images are the SVG icons of the API docs' CSS.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' data:",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
 
 LOGGING = {
     "version": 1,

@@ -4,6 +4,8 @@ from datetime import date
 
 from django import forms
 
+from accounts.models import DomainError
+from engagements import imports
 from engagements.models import DecisionCategory
 
 from . import health
@@ -165,9 +167,9 @@ class CsvUploadForm(forms.Form):
         if upload.size > CSV_MAX_BYTES:
             raise forms.ValidationError(f"The file is larger than {CSV_MAX_BYTES // 1_000_000} MB.")
         try:
-            return upload.read().decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise forms.ValidationError("The file is not UTF-8 text: save it as CSV (UTF-8).") from None
+            return imports.decode(upload.read())
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 class ExplainForm(forms.Form):

@@ -222,59 +222,114 @@ def schedule_metrics(tasks) -> list[tuple[str, str]]:
 # Figures
 
 
-def import_figures(*, engagement, text: str, actor, metrics: set[str]) -> int:
-    """Check an uploaded CSV line by line (each error names its line), then import it with health.import_csv.
+def import_figures(*, engagement, text: str, actor, metrics) -> int:
+    """Check an uploaded CSV line by line (each error names its line), then write every figure in one transaction.
 
-    Columns: metric, key (optional), period (YYYY-MM), value. Metric names must be ones the schedule reads.
+    Columns: metric, key (optional), period (YYYY-MM, or YYYY-Www), value. Metric names must be ones the schedule
+    reads. Large files go through reporting.imports, which runs the same two steps in a worker.
     """
+    return save_figures(engagement=engagement, rows=check_figures(text, metrics), actor=actor)
+
+
+def check_figures(text: str, metrics, progress=None) -> list[dict]:
+    """Every line of the CSV checked, nothing written: the rows to save, or DomainError naming the first bad line.
+    progress(n), when given, hears how many lines are checked so far."""
     text = text.lstrip("\ufeff")
     reader = csv.DictReader(io.StringIO(text))
-    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    try:
+        fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise DomainError(f"Line 1: not readable as CSV ({exc}).") from None
     missing = {"metric", "period", "value"} - set(fields)
-    if not reader.fieldnames:
+    if not fields:
         raise DomainError("The file is empty: line 1 must name the columns metric, key, period, value.")
     if missing:
         raise DomainError(
             f"Line 1: the CSV needs the column(s) {', '.join(sorted(missing))} (found {', '.join(fields)})."
         )
     reader.fieldnames = fields
-    checked = []
-    for row in reader:
-        line = reader.line_num  # the physical line, blank lines included
-        if len(checked) >= CSV_MAX_LINES:
-            raise DomainError(f"Line {line}: at most {CSV_MAX_LINES} figures per upload.")
-        if None in row or any(row.get(name) is None for name in ("metric", "period", "value")):
-            raise DomainError(f"Line {line}: expected the columns {', '.join(fields)}; the line has a different count.")
-        metric = row["metric"].strip()
-        if metric not in metrics:
-            raise DomainError(f"Line {line}: unknown metric {metric!r}; use one the schedule reads (see the list).")
-        period = row["period"].strip()
-        try:
-            _, start = health.figure_period(period)
-        except ValueError:
-            raise DomainError(
-                f"Line {line}, column period: write the month as YYYY-MM, or the week as YYYY-Www (got {period!r})."
-            ) from None
-        if start > timezone.localdate():
-            raise DomainError(
-                f"Line {line}, column period: {period} has not begun yet; figures are entered for months (or weeks) "
-                "up to the current one."
-            )
-        try:
-            value = float(row["value"])
-            if not math.isfinite(value):
-                raise ValueError(value)
-        except ValueError:
-            raise DomainError(f"Line {line}, column value: a finite number is needed (got {row['value']!r}).") from None
-        checked.append({"metric": metric, "key": (row.get("key") or "").strip(), "period": period, "value": value})
+    checked: list[dict] = []
+    try:
+        for row in reader:
+            checked.append(_check_figure(row, reader.line_num, fields, metrics, len(checked)))
+            if progress:
+                progress(len(checked))
+    except csv.Error as exc:
+        raise DomainError(f"Line {reader.line_num}: not readable as CSV ({exc}).") from None
     if not checked:
         raise DomainError("Line 2: the file has a header but no figures.")
-    # health.import_csv reads exactly the rows checked above (normalized headers, one row per line).
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=["metric", "key", "period", "value"])
-    writer.writeheader()
-    writer.writerows(checked)
-    return health.import_csv(engagement=engagement, text=out.getvalue(), actor=actor)
+    return checked
+
+
+def _check_figure(row: dict, line: int, fields: list[str], metrics, checked: int) -> dict:
+    # `line` is the physical line, blank lines included.
+    if checked >= CSV_MAX_LINES:
+        raise DomainError(f"Line {line}: at most {CSV_MAX_LINES} figures per upload.")
+    if None in row or any(row.get(name) is None for name in ("metric", "period", "value")):
+        raise DomainError(f"Line {line}: expected the columns {', '.join(fields)}; the line has a different count.")
+    metric = row["metric"].strip()
+    if metric not in metrics:
+        raise DomainError(f"Line {line}: unknown metric {metric!r}; use one the schedule reads (see the list).")
+    period = row["period"].strip()
+    try:
+        granularity, start = health.figure_period(period)
+    except ValueError:
+        raise DomainError(
+            f"Line {line}, column period: write the month as YYYY-MM, or the week as YYYY-Www (got {period!r})."
+        ) from None
+    if start > timezone.localdate():
+        raise DomainError(
+            f"Line {line}, column period: {period} has not begun yet; figures are entered for months (or weeks) "
+            "up to the current one."
+        )
+    try:
+        value = float(row["value"])
+        if not math.isfinite(value):
+            raise ValueError(value)
+    except ValueError:
+        raise DomainError(f"Line {line}, column value: a finite number is needed (got {row['value']!r}).") from None
+    return {
+        "metric": metric,
+        "key": (row.get("key") or "").strip(),
+        "granularity": granularity,
+        "period": start,
+        "value": value,
+    }
+
+
+@transaction.atomic
+def save_figures(*, engagement, rows: list[dict], actor) -> int:
+    """Write checked figures in one statement: a figure already stored for the same metric, key and period is
+    replaced, and of two lines for the same figure the later one wins (as when they were entered one by one)."""
+    figures = {(r["metric"], r["key"], r["granularity"], r["period"]): r["value"] for r in rows}
+    MetricValue.objects.bulk_create(
+        [
+            MetricValue(
+                organization=engagement.organization,
+                engagement=engagement,
+                metric=metric,
+                key=key,
+                granularity=granularity,
+                period=period,
+                value=value,
+                breakdown=None,
+                source="csv",
+                entered_by=actor,
+            )
+            for (metric, key, granularity, period), value in figures.items()
+        ],
+        update_conflicts=True,
+        unique_fields=["engagement", "metric", "key", "granularity", "period"],
+        update_fields=["value", "breakdown", "source", "entered_by"],
+    )
+    activity.record(
+        organization=engagement.organization,
+        actor=actor,
+        target=engagement,
+        verb="metrics.imported",
+        data={"rows": len(rows)},
+    )
+    return len(rows)
 
 
 def metric_history(engagement, *, last: date, months: int = TREND_MONTHS) -> tuple[list[date], dict]:

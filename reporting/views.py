@@ -24,7 +24,7 @@ from deliverables.charts import sparkline
 from deliverables.models import ArtifactStatus
 from engagements.models import Engagement, EngagementMember, TeamRole
 
-from . import health, health_actions
+from . import health, health_actions, imports
 from . import health_rules as rule_engine
 from .forms import (
     BaselineForm,
@@ -240,6 +240,7 @@ def health_context(
             "baseline_form": baseline_form or BaselineForm(metrics=metrics),
             "figure_form": figure_form or MetricValueForm(metrics=metrics, initial={"period": f"{due:%Y-%m}"}),
             "csv_form": csv_form or CsvUploadForm(),
+            "csv_imports": imports.shown(engagement),
             "first_cycle": maintenance.first_business_cycle if maintenance else None,
         }
     )
@@ -382,13 +383,20 @@ def metrics_upload(request, engagement_uuid):
     form = CsvUploadForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            count = health_actions.import_figures(
-                engagement=engagement, text=form.cleaned_data["file"], actor=request.user, metrics=dict(metrics).keys()
+            result = imports.start_figures_import(
+                engagement=engagement,
+                text=form.cleaned_data["file"],
+                file_name=request.FILES["csv-file"].name,
+                actor=request.user,
+                metrics=dict(metrics).keys(),
             )
         except DomainError as exc:
             form.add_error("file", f"Nothing was imported. {exc}")
         else:
-            messages.success(request, f"{count} figure{'s' if count != 1 else ''} imported from the CSV.")
+            if isinstance(result, int):
+                messages.success(request, f"{result} figure{'s' if result != 1 else ''} imported from the CSV.")
+            else:
+                messages.info(request, f"The CSV's {result.lines} lines are being imported: the progress shows below.")
             return redirect(_health_url(request, engagement, "figures"))
     return _health_page(request, engagement, status=400, csv_form=form)
 

@@ -48,7 +48,20 @@ def test_check_deploy_is_clean_with_the_production_environment():
     }
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=env, capture_output=True, text=True,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+def test_every_page_carries_a_csp_without_inline_code_or_eval(client, cast):
+    client.force_login(cast.consultant)
+    for url in (reverse("login"), reverse("accounts:org-home", kwargs={"org_slug": cast.org.slug}), "/api/v1/docs/"):
+        policy = dict(
+            d.strip().split(" ", 1) for d in client.get(url)["Content-Security-Policy"].split(";") if d.strip()
+        )
+        assert policy["script-src"] == policy["style-src"] == "'self'", url
+        assert "unsafe" not in str(policy) and policy["object-src"] == "'none'", url

@@ -134,7 +134,16 @@ def engagement_objects(cast) -> dict:
     from datetime import date
 
     from engagements import cadence, enablement, progression, refinement
-    from engagements.models import DecisionLogEntry, FeedbackItem, KpiReading, Release, Risk, WorkItem
+    from engagements.models import (
+        CsvImport,
+        DecisionLogEntry,
+        FeedbackItem,
+        ImportKind,
+        KpiReading,
+        Release,
+        Risk,
+        WorkItem,
+    )
     from playbooks.models import Playbook
     from playbooks.services import clone_playbook
     from tests.conftest import ensure_library
@@ -250,6 +259,9 @@ def engagement_objects(cast) -> dict:
         "training_uuid": training.uuid,
         "reading_uuid": KpiReading.objects.create(
             organization=org, engagement=engagement, kpi="adoption", measured_on=date(2026, 11, 20), value=50
+        ).uuid,
+        "import_uuid": CsvImport.objects.create(
+            organization=org, engagement=engagement, kind=ImportKind.METRICS, text="metric,period,value\n", lines=0
         ).uuid,
         "term_uuid": engagement.terms.first().uuid,
         "stage_uuid": engagement.stages.first().uuid,

@@ -46,6 +46,7 @@ from .delivery import (
     TeamRole,
 )
 from .enablement import KpiReading, RetentionAction, RetentionOutcome, RetentionStep, TrainingSession
+from .imports import CsvImport, ImportKind, ImportStatus
 from .portal import PortalLink
 
 __all__ = [
@@ -53,6 +54,7 @@ __all__ = [
     "VersionApprover",
     "SignoffAnswer",
     "Contest",
+    "CsvImport",
     "ArchitectureVersion",
     "AssumptionItem",
     "AssumptionStatus",
@@ -76,6 +78,8 @@ __all__ = [
     "GateCheckpoint",
     "GateDecision",
     "GateStatus",
+    "ImportKind",
+    "ImportStatus",
     "KpiReading",
     "Meeting",
     "MeetingType",

@@ -13,17 +13,19 @@ from accounts.access import org_view
 from accounts.models import DomainError
 
 from .. import enablement as services
-from .. import progression
+from .. import imports, progression
 from ..forms_cadence import DATE, HypercareForm, RetentionStepForm, TrainingForm
 from ..models import (
     ChecklistItem,
     ChecklistKind,
     EngagementType,
+    ImportKind,
     KpiReading,
     RetentionAction,
     SubPhaseState,
     TrainingSession,
 )
+from ..tasks_imports import import_kpi_readings
 from .cadence import _engagement
 
 HANDOFF_KINDS = (ChecklistKind.HANDOVER, ChecklistKind.DOC_PACKAGE)
@@ -60,14 +62,10 @@ class KpiCsvForm(forms.Form):
         upload = self.cleaned_data["file"]
         if upload.size > self.MAX_BYTES:
             raise forms.ValidationError(f"The file is larger than {self.MAX_BYTES // 1_000_000} MB.")
-        data = upload.read()
         try:
-            return data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise forms.ValidationError(
-                f"Line {line}: the file has bytes that are not UTF-8 text; save it as CSV (UTF-8)."
-            ) from None
+            return imports.decode(upload.read())
+        except DomainError as exc:
+            raise forms.ValidationError(str(exc)) from None
 
 
 def _training_types(engagement) -> list:
@@ -148,6 +146,7 @@ def enablement_context(
         "kpis": kpis,
         "kpi_form": kpi_form,
         "kpi_csv_form": kpi_csv_form or KpiCsvForm(),
+        "kpi_imports": imports.shown(engagement, ImportKind.KPI_READINGS),
         "kpi_readings": KpiReading.objects.for_org(request.org).filter(engagement=engagement).exists(),
         "handover": [i for i in items if i.kind == ChecklistKind.HANDOVER],
         "doc_package": [i for i in items if i.kind == ChecklistKind.DOC_PACKAGE],
@@ -198,14 +197,26 @@ def kpi_upload(request, engagement_uuid):
     engagement = _engagement(request, engagement_uuid)
     form = KpiCsvForm(request.POST, request.FILES)
     if form.is_valid():
+        text = form.cleaned_data["file"]
         try:
-            count = services.import_kpi_readings(
-                engagement=engagement, text=form.cleaned_data["file"], actor=request.user, request=request
+            result = imports.start(
+                engagement=engagement,
+                kind=ImportKind.KPI_READINGS,
+                text=text,
+                file_name=request.FILES["kpi-csv-file"].name,
+                actor=request.user,
+                task=import_kpi_readings,
+                run_now=lambda: services.import_kpi_readings(
+                    engagement=engagement, text=text, actor=request.user, request=request
+                ),
             )
         except DomainError as exc:
             form.add_error("file", f"Nothing was imported. {exc}")
         else:
-            messages.success(request, f"{count} KPI reading{'s' if count != 1 else ''} imported from the CSV.")
+            if isinstance(result, int):
+                messages.success(request, f"{result} KPI reading{'s' if result != 1 else ''} imported from the CSV.")
+            else:
+                messages.info(request, f"The CSV's {result.lines} lines are being imported: the progress shows below.")
             return _back(request, engagement)
     return _page(request, engagement, status=400, kpi_csv_form=form)
 

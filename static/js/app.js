@@ -3,9 +3,9 @@ document.addEventListener("htmx:configRequest", (event) => {
   const meta = document.querySelector('meta[name="csrf-token"]');
   if (meta) event.detail.headers["X-CSRFToken"] = meta.content;
 });
-// Confirm destructive actions marked with data-confirm before submitting.
+// Confirm destructive actions marked with data-confirm (on the form, or on the button that submits it) before submitting.
 document.addEventListener("submit", (event) => {
-  const message = event.target.dataset.confirm;
+  const message = event.submitter?.dataset.confirm || event.target.dataset.confirm;
   if (message && !window.confirm(message)) event.preventDefault();
 });
 // Remember the browser's time zone so the server renders times in it.
