@@ -100,6 +100,7 @@ class Collector:
         self.on_progress = on_progress
         self.started = time.monotonic()
         self.last_error: CrmError | None = None
+        self._totals: dict[str, int] | None = None
         self.snapshot: dict[str, Any] = {
             "version": SNAPSHOT_VERSION,
             "platform": connector.platform,
@@ -287,22 +288,31 @@ class Collector:
     def _count_plan(self) -> list[tuple[str, Callable[[], None]]]:
         snap = rules.Snapshot(self.snapshot)
         plan: list[tuple[str, Callable[[], None]]] = []
+        mapped_stages = {
+            kind for o, name in self.mapped if (kind := rules.object_kind(o)) and name == snap.stage_field(kind or "")
+        }
         for kind in self._available(STAGE_OBJECTS):
-            plan.append((f"{kind} stage counts", lambda kind=kind: self._stage_counts(kind)))
-        counted: set[tuple[str, str]] = set()
+            # deals: the next-step and loss-reason rules add up open and lost stages, so every stage is counted
+            judged = self.c.counts_per_value and kind != "deal" and kind not in mapped_stages
+            read = self._judged_stage_counts if judged else self._stage_counts
+            plan.append((f"{kind} stage counts", lambda kind=kind, read=read: read(kind)))
+        # (kind, field) -> whether every option's count is needed: the drift, forecast and loss-reason rules report
+        # records per option; the lifecycle, status and type rules only the empty, rogue and retired ones
+        counted: dict[tuple[str, str], bool] = {}
         for kind in self._available(("lead", "contact", "company")):
             for f in snap.role_fields(kind):
-                counted.add((kind, f["name"]))
+                counted[(kind, f["name"])] = False
         forecast = rules.forecast_field(snap)
         if forecast is not None:
-            counted.add(("deal", forecast["name"]))
+            counted[("deal", forecast["name"])] = True
         for o, name in self.mapped:
             kind = rules.object_kind(o)
             f = snap.field(kind, name) if kind and snap.available(kind) else None
             if f is not None and f["type"] == "picklist" and f.get("role") != "stage":
-                counted.add((kind, f["name"]))
-        for kind, name in sorted(counted):
-            plan.append((f"{kind}.{name} values", lambda kind=kind, name=name: self._value_counts(kind, name)))
+                counted[(kind, f["name"])] = True
+        for (kind, name), every in sorted(counted.items()):
+            read = self._value_counts if every or not self.c.counts_per_value else self._judged_counts
+            plan.append((f"{kind}.{name} values", lambda kind=kind, name=name, read=read: read(kind, name)))
         reason = rules.reason_field(snap) if snap.available("deal") else None
         if reason is not None:
             if reason["type"] != "picklist":  # a picklist's value counts say how many deals have none
@@ -366,6 +376,86 @@ class Collector:
         }
         if not vc.free_text:  # records with no value at all (a free-text reading only saw some records)
             self.snapshot["empty_counts"][f"{kind}.{vc.field}"] = vc.empty
+
+    def _record_total(self, kind: str) -> int | None:
+        """All records of an object, read once per audit (HubSpot counts them for the data-quality shares anyway)."""
+        if self._totals is None:
+            found = self.call("record counts", self.c.objects, item=True) or []
+            self._totals = {o.kind: o.record_count for o in found if o.available and o.record_count is not None}
+        return self._totals.get(kind)
+
+    def _judged(self, kind: str, name: str, retired: list[str]) -> tuple[int, int, dict[str, int], int] | None:
+        """(records without a value, records in values no option lists, records per retired option held, all
+        records): what the rules judge a field by, where a CRM charges a request per value counted (HubSpot). The
+        current options' own counts are left out; no rule reports them unless the field is signed."""
+        errors = len(self.snapshot["errors"])
+        step = f"{kind}.{name} values"
+        empty = self.call(step, lambda: self.c.count_without_value(kind, name), item=True)
+        unknown = None if empty is None else self.call(step, lambda: self.c.count_unlisted(kind, name), item=True)
+        held = None if unknown is None else self.call(step, lambda: self.c.held_counts(kind, name, retired), item=True)
+        total = self._record_total(kind)
+        if empty is None or unknown is None or held is None or total is None:
+            if len(self.snapshot["errors"]) > errors and self.snapshot["errors"][-1]["kind"] == "CrmQueryError":
+                label = rules.OBJECT_LABELS.get(kind, kind).capitalize()
+                self._unreadable(kind, name, f"{label}.{name} is missing or not readable by this user")
+            return None
+        return empty, unknown, held, total
+
+    def _judged_counts(self, kind: str, name: str) -> None:
+        f = rules.Snapshot(self.snapshot).field(kind, name) or {"values": []}
+        options = {v["value"]: v for v in f.get("values") or [] if v.get("active") is False}
+        judged = self._judged(kind, name, list(options))
+        if judged is None:
+            return
+        empty, unknown, held, total = judged
+        self.snapshot["value_counts"][f"{kind}.{name}"] = {
+            "object": kind,
+            "field": name,
+            "values": [
+                {"value": v, "label": options[v]["label"], "count": n, "known": True, "active": False}
+                for v, n in held.items()
+            ],
+            "empty": empty,
+            "unknown_total": unknown,
+            "unknown_named": unknown == 0,
+            "total": total,
+            "note": "Counted: records without a value, in retired options and in values no option lists.",
+            "deep": False,
+            "free_text": False,
+        }
+        self.snapshot["empty_counts"][f"{kind}.{name}"] = empty
+
+    def _judged_stage_counts(self, kind: str) -> None:
+        name = rules.Snapshot(self.snapshot).stage_field(kind)
+        if name is None:
+            return self._stage_counts(kind)
+        archived = {
+            st["id"]: (p["id"], st)
+            for p in self.snapshot["pipelines"].get(kind) or []
+            for st in p["stages"]
+            if st.get("active") is False
+        }
+        judged = self._judged(kind, name, list(archived))
+        if judged is None:
+            return None
+        empty, unknown, held, total = judged
+        self.snapshot["stage_counts"][kind] = {
+            "stages": [
+                {
+                    "value": v,
+                    "label": archived[v][1]["label"],
+                    "count": n,
+                    "known": True,
+                    "active": False,
+                    "pipeline_id": archived[v][0],
+                }
+                for v, n in held.items()
+            ],
+            "without_stage": empty,
+            "unknown_total": unknown,
+            "total": total,
+        }
+        return None
 
     def _empty(self, kind: str, name: str) -> None:
         n = self.call(f"{kind}.{name} empty", lambda: self.c.count_without_value(kind, name), item=True)
