@@ -17,6 +17,11 @@ Contract with the rules (`snapshot` keys beyond the CRM's own shape):
     objects with stage-like picklists, read before any "no customer lifecycle" conclusion.
   - "objects"[kind]["readable"]: False when the object exists but this user may not read it (not "missing").
   - "value_counts"["deal.<loss reason field>"]: its values; a free-text field's grouped wording has "free_text": True.
+  - "segment_fill": [{"object", "field", "missing", "total"}], the segment, region and owner fields' fill
+    (rules.segment_fields: at most SEGMENT_FIELDS_READ per concept and object), read with the data quality.
+  - On HubSpot, an unsigned lifecycle, status or type field's "value_counts" and the ticket "stage_counts" hold only
+    the retired options held by records (with "empty", "unknown_total" and "total"): each counted value costs a
+    search there, and no rule reports the current options' counts of a field the engagement has not signed.
 No Django here: the benchmark and the rules' tests use it as is.
 """
 
@@ -117,6 +122,7 @@ class Collector:
             "history": {},
             "unreadable": [],
             "custom_objects": [],
+            "segment_fill": [],
             "budget": {},
             "cost": {},
             "errors": [],
@@ -463,15 +469,34 @@ class Collector:
             self.snapshot["empty_counts"][f"{kind}.{name}"] = n
 
     def _quality(self) -> None:
-        """Data quality; the connector skips (and lists) the fields it cannot read, so the rest is measured."""
+        """Data quality; the connector skips (and lists) the fields it cannot read, so the rest is measured. The
+        fill of the segment, region and owner fields (DATA-NO-SEGMENT-FIELDS) is read in the same aggregates as the
+        minimum fields' (Salesforce: one query per object whatever the number of fields) and kept apart from them."""
+        minimum = {(kind, n.lower()) for kind, names in self.c.minimum_fields.items() for n in names}
+        required = {kind: list(names) for kind, names in self.c.minimum_fields.items()}
+        snap = rules.Snapshot(self.snapshot)
+        segment = set()
+        for kind in rules.segment_objects(snap) if minimum else ():
+            for fields in rules.segment_fields(snap, kind).values():
+                for f in fields:
+                    segment.add((kind, f["name"].lower()))
+                    if (kind, f["name"].lower()) not in minimum:
+                        required.setdefault(kind, []).append(f["name"])
         dq = self.call(
             "data quality",
-            lambda: self.c.data_quality(as_of=self.as_of, stale_days=self.stale_days, deep=False),
+            lambda: self.c.data_quality(
+                as_of=self.as_of, stale_days=self.stale_days, required=required or None, deep=False
+            ),
             item=True,
         )
         if dq is None:
             return
-        self.snapshot["data_quality"] = _quality_json(dq)
+        quality = _quality_json(dq)
+        self.snapshot["segment_fill"] = [m for m in quality["missing"] if (m["object"], m["field"].lower()) in segment]
+        if minimum:
+            quality["missing"] = [m for m in quality["missing"] if (m["object"], m["field"].lower()) in minimum]
+            quality["unreadable"] = [u for u in quality["unreadable"] if (u["object"], u["field"].lower()) in minimum]
+        self.snapshot["data_quality"] = quality
         for u in dq.unreadable:
             self._unreadable(u.object, u.field, u.reason)
 
