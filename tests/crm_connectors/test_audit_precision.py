@@ -59,6 +59,13 @@ def test_a_well_built_org_has_no_high_or_medium_finding(platform, profile):
     # every rule that can run ran: the clean result is a judgement, not a skipped rule
     assert evaluation.not_evaluated == {} and evaluation.partial == {}
     assert "LC-STATUS-MIX" in evaluation.evaluated and "LC-BACKWARD-MOVES" in evaluation.evaluated
+    # leads (HubSpot contacts) and deals carry a segment, a region and an owner, filled: nothing to say, not even low
+    assert "DATA-NO-SEGMENT-FIELDS" in evaluation.evaluated
+    assert [h.message for h in evaluation.hits if h.rule_id == "DATA-NO-SEGMENT-FIELDS"] == []
+    read = {(row["object"], row["field"]) for row in snapshot["segment_fill"]}
+    for kind in rules.segment_objects(rules.Snapshot(snapshot)):
+        for concept, fields in rules.segment_fields(rules.Snapshot(snapshot), kind).items():
+            assert fields and {(kind, f["name"]) for f in fields} <= read, (kind, concept)
     for h in evaluation.hits:
         assert h.severity in ("low", "info") and h.message and h.recommendation
 
