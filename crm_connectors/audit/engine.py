@@ -294,12 +294,11 @@ class Collector:
     def _count_plan(self) -> list[tuple[str, Callable[[], None]]]:
         snap = rules.Snapshot(self.snapshot)
         plan: list[tuple[str, Callable[[], None]]] = []
-        mapped_stages = {
-            kind for o, name in self.mapped if (kind := rules.object_kind(o)) and name == snap.stage_field(kind or "")
-        }
+        signed_kinds = {rules.object_kind(o) for o, _ in self.mapped}
         for kind in self._available(STAGE_OBJECTS):
-            # deals: the next-step and loss-reason rules add up open and lost stages, so every stage is counted
-            judged = self.c.counts_per_value and kind != "deal" and kind not in mapped_stages
+            # every deal stage is counted (the next-step and loss-reason rules add up open and lost deals), and every
+            # stage of an object with signed stages (the drift rules report records per stage)
+            judged = self.c.counts_per_value and kind != "deal" and kind not in signed_kinds
             read = self._judged_stage_counts if judged else self._stage_counts
             plan.append((f"{kind} stage counts", lambda kind=kind, read=read: read(kind)))
         # (kind, field) -> whether every option's count is needed: the drift, forecast and loss-reason rules report
@@ -434,7 +433,8 @@ class Collector:
     def _judged_stage_counts(self, kind: str) -> None:
         name = rules.Snapshot(self.snapshot).stage_field(kind)
         if name is None:
-            return self._stage_counts(kind)
+            self._stage_counts(kind)
+            return
         archived = {
             st["id"]: (p["id"], st)
             for p in self.snapshot["pipelines"].get(kind) or []
@@ -443,7 +443,7 @@ class Collector:
         }
         judged = self._judged(kind, name, list(archived))
         if judged is None:
-            return None
+            return
         empty, unknown, held, total = judged
         self.snapshot["stage_counts"][kind] = {
             "stages": [
@@ -461,7 +461,6 @@ class Collector:
             "unknown_total": unknown,
             "total": total,
         }
-        return None
 
     def _empty(self, kind: str, name: str) -> None:
         n = self.call(f"{kind}.{name} empty", lambda: self.c.count_without_value(kind, name), item=True)
