@@ -19,11 +19,17 @@ from crm_connectors.audit import engine, rules
 from crm_connectors.http import LocalStore
 from crm_connectors.hubspot import HubSpotConnector
 from crm_connectors.salesforce import SalesforceConnector
-from crm_sandbox import HubSpotSandbox, SalesforceSandbox, variant
+from crm_sandbox import GOTCHAS, HubSpotSandbox, SalesforceSandbox, variant
+from crm_sandbox.profiles import PROFILES
 
 UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
 PLATFORMS = ("salesforce", "hubspot")
-WELL_BUILT = ("wellbuilt", "wellbuilt-relabelled", "healthy")
+# every profile whose only gotchas are shapes real orgs have (no rule to fire: profiles.GOTCHAS)
+WELL_BUILT = tuple(name for name, p in PROFILES.items() if all(not GOTCHAS[g][0] for g in p.gotchas))
+
+
+def test_the_well_built_profiles_are_all_judged():
+    assert {"healthy", "wellbuilt", "wellbuilt-relabelled"} <= set(WELL_BUILT) and "demo" not in WELL_BUILT
 
 
 def audit(
