@@ -260,14 +260,14 @@ def _no_segment_fields(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
         absent: list[str] = []
         sparse: dict[str, tuple[dict, float]] = {}  # concept -> (its best-filled field, share filled)
         for concept, fields in segment_fields(snap, kind).items():
+            # a field describe lists but the CRM refused to count is judged by nobody: said, never called absent
+            hidden = snap.unreadable(kind, pattern=SEGMENT_CONCEPTS[concept])
+            snap.not_read(hidden)
             if not fields:
-                hidden = snap.unreadable(kind, pattern=SEGMENT_CONCEPTS[concept])
-                snap.not_read(hidden)
                 if not hidden:
                     absent.append(concept)
                 continue
             read = [(f, fill[(kind, f["name"].lower())]) for f in fields if (kind, f["name"].lower()) in fill]
-            snap.not_read(snap.unreadable(kind, pattern=SEGMENT_CONCEPTS[concept]))
             shares = []
             for f, row in read:
                 if not 0 <= row["missing"] <= row["total"]:
