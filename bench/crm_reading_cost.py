@@ -13,8 +13,8 @@ and hubspot-api-client) is read twice by fresh connectors, each request counted 
     unsigned and retired values, records without a value, time in stage, the loss-reason counts), for the last
     whole month before the org's date. On Salesforce the entries and time in stage read the month's <Object>History
     rows and the records created in it, every page (nextRecordsUrl), so those pages are in the figure.
-Issue targets: audit Salesforce <= 40 and HubSpot <= 100 calls, flat in record count; health check Salesforce
-<= 40 requests (history pages included) at 200,000 leads, HubSpot <= 80.
+Issue targets: audit Salesforce <= 40 and HubSpot <= 100 calls (kept under 80, for margin), flat in record count;
+health check Salesforce <= 40 requests (history pages included) at 200,000 leads, HubSpot <= 80.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from crm_sandbox.truth import month_window  # noqa: E402
 AS_OF = datetime(2025, 6, 15, tzinfo=UTC)
 MONTH = date(2025, 5, 1)
 UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
-TARGETS = {"salesforce": (40, 40), "hubspot": (100, 80)}  # (audit, health check)
+TARGETS = {"salesforce": (40, 40), "hubspot": (80, 80)}  # (audit, health check)
 # the signed fields a GTM Lifecycle engagement measures: (kind, field)
 SIGNED = {
     "salesforce": [("lead", "Status"), ("contact", "Lifecycle_Stage__c"), ("deal", "StageName")],

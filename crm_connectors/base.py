@@ -569,6 +569,8 @@ class CrmConnector(ABC):
     # Whether each value counted costs a request of its own (HubSpot: a search per value) rather than one aggregate
     # per field (Salesforce: GROUP BY). A health check then asks only about the values it judges (held_counts).
     counts_per_value: ClassVar[bool] = False
+    # The minimum field set data_quality() measures by default (object kind -> API names).
+    minimum_fields: ClassVar[dict[str, list[str]]] = {}
 
     def held_counts(self, kind: str, field_name: str, values: Sequence[str]) -> dict[str, int]:
         """Records holding each of `values` (API values), the held ones only."""

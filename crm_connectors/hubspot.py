@@ -218,6 +218,7 @@ def _int(value: Any) -> int | None:
 class HubSpotConnector(CrmConnector):
     platform = "hubspot"
     label = "HubSpot"
+    minimum_fields = REQUIRED
 
     def __init__(
         self,

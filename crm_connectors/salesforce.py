@@ -301,6 +301,7 @@ class GuardedSession(requests.Session):
 class SalesforceConnector(CrmConnector):
     platform = "salesforce"
     label = "Salesforce"
+    minimum_fields = REQUIRED
 
     def __init__(
         self,

@@ -235,10 +235,13 @@ def build_properties(model: OrgModel) -> dict[str, dict[str, HsProp]]:
             calculated=True,
         ),
         owner("contactinformation"),
+        enum("industry", "Industry", "industry", s.industry, "contactinformation"),
         when("createdate", "Create Date", "created", "contactinformation"),
         when("lastmodifieddate", "Last Modified Date", "last_modified", "contactinformation"),
         object_id(),
     ]
+    if s.regions:
+        contacts.append(enum("region", "Region", "region", s.regions, "contactinformation", custom=True))
     if s.lead_stage:
         contacts.append(
             enum("lead_stage", "Lead Stage", "lead_stage", s.lead_stage, "contactinformation", custom=True)
@@ -385,6 +388,11 @@ def build_properties(model: OrgModel) -> dict[str, dict[str, HsProp]]:
         when("hs_lastmodifieddate", "Last Modified Date", "last_modified", "dealinformation"),
         object_id(),
     ]
+    if s.regions:
+        deals += [
+            enum("region", "Region", "region", s.regions, "dealinformation", custom=True),
+            enum("segment", "Segment", "segment", s.segments, "dealinformation", custom=True),
+        ]
     deals += _stage_dates(all_stages, "dealinformation", "Deal Stage")
 
     ticket_stages = tuple(st for pl in s.ticket_pipelines for st in pl.stages)

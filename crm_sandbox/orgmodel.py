@@ -591,6 +591,20 @@ class _Generator:
         taken.add(orig)
         return orig
 
+    def segmentation(
+        self, table: RecordSet, s: int, slot: Slot, *, industry: bool = False, segment: bool = False
+    ) -> None:
+        """Region (and Industry on contacts, Segment on deals), drawn from a stream of their own: adding them left
+        every other value of the org as it was."""
+        rng = self.m.rng(table.name, table.base(s), "segmentation")
+        v = slot.values
+        v["region"] = rng.choice(self.s.regions) if self.s.regions else None
+        if segment:
+            v["segment"] = rng.choice(self.s.segments) if self.s.segments else None
+        if industry:
+            blank = 0.7 if self.m.has("no_segment_fields") else self.rate("missing_required_fields", 0.25, 0.05)
+            v["industry"] = None if rng.random() < blank else rng.choice(self.s.industry)
+
     # ---- people ----
 
     def _person(self, table: RecordSet, s: int, targets: dict[str, float]) -> Slot:
@@ -744,11 +758,9 @@ class _Generator:
         self.status_shapes(table, s, slot, opts)
         v["converted"] = v["status"] is not None and v["status"].key == "converted"
         v["has_company"] = rng.random() >= self.rate("missing_required_fields", 0.06)
-        v["industry"] = (
-            None
-            if rng.random() < self.rate("missing_required_fields", 0.25, 0.05)
-            else rng.choice(self.s.industry)
-        )
+        blank = 0.7 if self.m.has("no_segment_fields") else self.rate("missing_required_fields", 0.25, 0.05)
+        v["industry"] = None if rng.random() < blank else rng.choice(self.s.industry)
+        self.segmentation(table, s, slot)
         self.finish(
             rng,
             slot,
@@ -795,6 +807,7 @@ class _Generator:
         else:
             v["status"] = None
         v["company_slot"] = rng.random()
+        self.segmentation(table, s, slot, industry=True)
         self.finish(
             rng,
             slot,
@@ -908,6 +921,7 @@ class _Generator:
             v["loss_reason"] = _weighted(rng, pairs) if pairs else rng.choice(reasons)
         v["source"] = None if rng.random() < (0.3 if missing else 0.02) else rng.choice(self.s.lead_source)
         v["owner"] = rng.randrange(len(self.s.owners))
+        self.segmentation(table, s, slot, segment=True)
         last = path[-1][1]
         remaining = 0 if stages[-1].closed else rng.randint(10, 120) * DAY_MS
         slot.dates["close_date"] = lambda c: day_start(last(c) + remaining)

@@ -96,6 +96,9 @@ class OrgSchema:
     customer_stages: tuple[Option, ...] | None = None
     loss_reason_text: bool = False  # the loss reason is a free-text field, its options are spellings seen
     loss_weights: tuple[float, ...] = ()  # how often each loss reason is recorded (uniform when empty)
+    # Region on leads, contacts and deals, Segment on deals (absent with the no_segment_fields gotcha)
+    regions: tuple[Option, ...] = ()
+    segments: tuple[Option, ...] = ()
 
     def option(self, options: tuple[Option, ...], key: str) -> Option:
         for opt in options:
@@ -454,4 +457,10 @@ def build_schema(p: Profile) -> OrgSchema:
         customer_stages=customer,
         loss_reason_text=p.has("free_text_loss_reasons"),
         loss_weights=loss_weights,
+        regions=() if p.has("no_segment_fields") else _options("North America", "EMEA", "APAC", "LATAM"),
+        segments=() if p.has("no_segment_fields") else _options("SMB", "Mid-Market", "Enterprise"),
     )
+
+
+def _options(*labels: str) -> tuple[Option, ...]:
+    return tuple(Option(slug(x), x) for x in labels)

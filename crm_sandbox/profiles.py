@@ -147,6 +147,11 @@ GOTCHAS: dict[str, tuple[str, str]] = {
         "LC-OVERLAPPING-SYSTEMS",
         "Lead Status on leads (and hs_lead_status on contacts) carries MQL and SQL, as the contact lifecycle does",
     ),
+    "no_segment_fields": (
+        "DATA-NO-SEGMENT-FIELDS",
+        "leads (HubSpot contacts) and deals have no Region or Segment field, and Industry is blank on about 70% of"
+        " leads (HubSpot contacts): metrics cannot be broken down by segment and region",
+    ),
 }
 # The gotchas "messy" was built with; later gotchas (some contradict these) are in "tangled".
 MESSY_GOTCHAS = frozenset(list(GOTCHAS)[: list(GOTCHAS).index("customer_stages_on_custom_object")])

@@ -280,6 +280,8 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
         pick("Industry", "Industry", "industry", s.industry),
         flag("IsConverted", "Converted", "converted"),
     )
+    if s.regions:
+        _add(lead, pick("Region__c", "Region", "region", s.regions))
     if model.has("retired_date_properties"):  # left over from an earlier lifecycle: nobody fills it any more
         _add(lead, SfField("SAO_Date__c", "date", "SAO Date", lambda r: None, nullness="__never__", custom=True))
     audit(lead)
@@ -361,6 +363,9 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
         SfField("NextStep", "string", "Next Step", lambda r: r.get("next_step"), nullness="has_next_step"),
         pick("LeadSource", "Lead Source", "source", s.lead_source),
     )
+    if s.regions:
+        _add(opp, pick("Region__c", "Region", "region", s.regions))
+        _add(opp, pick("Segment__c", "Segment", "segment", s.segments))
     if s.loss_reasons and s.loss_reason_text:  # free text: what people typed, grouped as typed
         _add(
             opp,

@@ -17,6 +17,11 @@ Contract with the rules (`snapshot` keys beyond the CRM's own shape):
     objects with stage-like picklists, read before any "no customer lifecycle" conclusion.
   - "objects"[kind]["readable"]: False when the object exists but this user may not read it (not "missing").
   - "value_counts"["deal.<loss reason field>"]: its values; a free-text field's grouped wording has "free_text": True.
+  - "segment_fill": [{"object", "field", "missing", "total"}], the segment, region and owner fields' fill
+    (rules.segment_fields: at most SEGMENT_FIELDS_READ per concept and object), read with the data quality.
+  - On HubSpot, an unsigned lifecycle, status or type field's "value_counts" and the ticket "stage_counts" hold only
+    the retired options held by records (with "empty", "unknown_total" and "total"): each counted value costs a
+    search there, and no rule reports the current options' counts of a field the engagement has not signed.
 No Django here: the benchmark and the rules' tests use it as is.
 """
 
@@ -100,6 +105,7 @@ class Collector:
         self.on_progress = on_progress
         self.started = time.monotonic()
         self.last_error: CrmError | None = None
+        self._totals: dict[str, int] | None = None
         self.snapshot: dict[str, Any] = {
             "version": SNAPSHOT_VERSION,
             "platform": connector.platform,
@@ -116,6 +122,7 @@ class Collector:
             "history": {},
             "unreadable": [],
             "custom_objects": [],
+            "segment_fill": [],
             "budget": {},
             "cost": {},
             "errors": [],
@@ -287,22 +294,30 @@ class Collector:
     def _count_plan(self) -> list[tuple[str, Callable[[], None]]]:
         snap = rules.Snapshot(self.snapshot)
         plan: list[tuple[str, Callable[[], None]]] = []
+        signed_kinds = {rules.object_kind(o) for o, _ in self.mapped}
         for kind in self._available(STAGE_OBJECTS):
-            plan.append((f"{kind} stage counts", lambda kind=kind: self._stage_counts(kind)))
-        counted: set[tuple[str, str]] = set()
+            # every deal stage is counted (the next-step and loss-reason rules add up open and lost deals), and every
+            # stage of an object with signed stages (the drift rules report records per stage)
+            judged = self.c.counts_per_value and kind != "deal" and kind not in signed_kinds
+            read = self._judged_stage_counts if judged else self._stage_counts
+            plan.append((f"{kind} stage counts", lambda kind=kind, read=read: read(kind)))
+        # (kind, field) -> whether every option's count is needed: the drift, forecast and loss-reason rules report
+        # records per option; the lifecycle, status and type rules only the empty, rogue and retired ones
+        counted: dict[tuple[str, str], bool] = {}
         for kind in self._available(("lead", "contact", "company")):
             for f in snap.role_fields(kind):
-                counted.add((kind, f["name"]))
+                counted[(kind, f["name"])] = False
         forecast = rules.forecast_field(snap)
         if forecast is not None:
-            counted.add(("deal", forecast["name"]))
+            counted[("deal", forecast["name"])] = True
         for o, name in self.mapped:
             kind = rules.object_kind(o)
             f = snap.field(kind, name) if kind and snap.available(kind) else None
             if f is not None and f["type"] == "picklist" and f.get("role") != "stage":
-                counted.add((kind, f["name"]))
-        for kind, name in sorted(counted):
-            plan.append((f"{kind}.{name} values", lambda kind=kind, name=name: self._value_counts(kind, name)))
+                counted[(kind, f["name"])] = True
+        for (kind, name), every in sorted(counted.items()):
+            read = self._value_counts if every or not self.c.counts_per_value else self._judged_counts
+            plan.append((f"{kind}.{name} values", lambda kind=kind, name=name, read=read: read(kind, name)))
         reason = rules.reason_field(snap) if snap.available("deal") else None
         if reason is not None:
             if reason["type"] != "picklist":  # a picklist's value counts say how many deals have none
@@ -367,21 +382,120 @@ class Collector:
         if not vc.free_text:  # records with no value at all (a free-text reading only saw some records)
             self.snapshot["empty_counts"][f"{kind}.{vc.field}"] = vc.empty
 
+    def _record_total(self, kind: str) -> int | None:
+        """All records of an object, read once per audit (HubSpot counts them for the data-quality shares anyway)."""
+        if self._totals is None:
+            found = self.call("record counts", self.c.objects, item=True) or []
+            self._totals = {o.kind: o.record_count for o in found if o.available and o.record_count is not None}
+        return self._totals.get(kind)
+
+    def _judged(self, kind: str, name: str, retired: list[str]) -> tuple[int, int, dict[str, int], int] | None:
+        """(records without a value, records in values no option lists, records per retired option held, all
+        records): what the rules judge a field by, where a CRM charges a request per value counted (HubSpot). The
+        current options' own counts are left out; no rule reports them unless the field is signed."""
+        errors = len(self.snapshot["errors"])
+        step = f"{kind}.{name} values"
+        empty = self.call(step, lambda: self.c.count_without_value(kind, name), item=True)
+        unknown = None if empty is None else self.call(step, lambda: self.c.count_unlisted(kind, name), item=True)
+        held = None if unknown is None else self.call(step, lambda: self.c.held_counts(kind, name, retired), item=True)
+        total = self._record_total(kind)
+        if empty is None or unknown is None or held is None or total is None:
+            if len(self.snapshot["errors"]) > errors and self.snapshot["errors"][-1]["kind"] == "CrmQueryError":
+                label = rules.OBJECT_LABELS.get(kind, kind).capitalize()
+                self._unreadable(kind, name, f"{label}.{name} is missing or not readable by this user")
+            return None
+        return empty, unknown, held, total
+
+    def _judged_counts(self, kind: str, name: str) -> None:
+        f = rules.Snapshot(self.snapshot).field(kind, name) or {"values": []}
+        options = {v["value"]: v for v in f.get("values") or [] if v.get("active") is False}
+        judged = self._judged(kind, name, list(options))
+        if judged is None:
+            return
+        empty, unknown, held, total = judged
+        self.snapshot["value_counts"][f"{kind}.{name}"] = {
+            "object": kind,
+            "field": name,
+            "values": [
+                {"value": v, "label": options[v]["label"], "count": n, "known": True, "active": False}
+                for v, n in held.items()
+            ],
+            "empty": empty,
+            "unknown_total": unknown,
+            "unknown_named": unknown == 0,
+            "total": total,
+            "note": "Counted: records without a value, in retired options and in values no option lists.",
+            "deep": False,
+            "free_text": False,
+        }
+        self.snapshot["empty_counts"][f"{kind}.{name}"] = empty
+
+    def _judged_stage_counts(self, kind: str) -> None:
+        name = rules.Snapshot(self.snapshot).stage_field(kind)
+        if name is None:
+            self._stage_counts(kind)
+            return
+        archived = {
+            st["id"]: (p["id"], st)
+            for p in self.snapshot["pipelines"].get(kind) or []
+            for st in p["stages"]
+            if st.get("active") is False
+        }
+        judged = self._judged(kind, name, list(archived))
+        if judged is None:
+            return
+        empty, unknown, held, total = judged
+        self.snapshot["stage_counts"][kind] = {
+            "stages": [
+                {
+                    "value": v,
+                    "label": archived[v][1]["label"],
+                    "count": n,
+                    "known": True,
+                    "active": False,
+                    "pipeline_id": archived[v][0],
+                }
+                for v, n in held.items()
+            ],
+            "without_stage": empty,
+            "unknown_total": unknown,
+            "total": total,
+        }
+
     def _empty(self, kind: str, name: str) -> None:
         n = self.call(f"{kind}.{name} empty", lambda: self.c.count_without_value(kind, name), item=True)
         if n is not None:
             self.snapshot["empty_counts"][f"{kind}.{name}"] = n
 
     def _quality(self) -> None:
-        """Data quality; the connector skips (and lists) the fields it cannot read, so the rest is measured."""
+        """Data quality; the connector skips (and lists) the fields it cannot read, so the rest is measured. The
+        fill of the segment, region and owner fields (DATA-NO-SEGMENT-FIELDS) is read in the same aggregates as the
+        minimum fields' (Salesforce: one query per object whatever the number of fields) and kept apart from them."""
+        minimum = {(kind, n.lower()) for kind, names in self.c.minimum_fields.items() for n in names}
+        required = {kind: list(names) for kind, names in self.c.minimum_fields.items()}
+        snap = rules.Snapshot(self.snapshot)
+        segment = set()
+        for kind in rules.segment_objects(snap) if minimum else ():
+            for fields in rules.segment_fields(snap, kind).values():
+                for f in fields:
+                    segment.add((kind, f["name"].lower()))
+                    if (kind, f["name"].lower()) not in minimum:
+                        required.setdefault(kind, []).append(f["name"])
         dq = self.call(
             "data quality",
-            lambda: self.c.data_quality(as_of=self.as_of, stale_days=self.stale_days, deep=False),
+            lambda: self.c.data_quality(
+                as_of=self.as_of, stale_days=self.stale_days, required=required or None, deep=False
+            ),
             item=True,
         )
         if dq is None:
             return
-        self.snapshot["data_quality"] = _quality_json(dq)
+        quality = _quality_json(dq)
+        self.snapshot["segment_fill"] = [m for m in quality["missing"] if (m["object"], m["field"].lower()) in segment]
+        if minimum:
+            quality["missing"] = [m for m in quality["missing"] if (m["object"], m["field"].lower()) in minimum]
+            quality["unreadable"] = [u for u in quality["unreadable"] if (u["object"], u["field"].lower()) in minimum]
+        self.snapshot["data_quality"] = quality
         for u in dq.unreadable:
             self._unreadable(u.object, u.field, u.reason)
 

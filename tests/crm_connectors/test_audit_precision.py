@@ -19,11 +19,17 @@ from crm_connectors.audit import engine, rules
 from crm_connectors.http import LocalStore
 from crm_connectors.hubspot import HubSpotConnector
 from crm_connectors.salesforce import SalesforceConnector
-from crm_sandbox import HubSpotSandbox, SalesforceSandbox, variant
+from crm_sandbox import GOTCHAS, HubSpotSandbox, SalesforceSandbox, variant
+from crm_sandbox.profiles import PROFILES
 
 UNLIMITED = {"salesforce": "1000000/1", "hubspot": "1000000/1", "hubspot-search": "1000000/1"}
 PLATFORMS = ("salesforce", "hubspot")
-WELL_BUILT = ("wellbuilt", "wellbuilt-relabelled", "healthy")
+# every profile whose only gotchas are shapes real orgs have (no rule to fire: profiles.GOTCHAS)
+WELL_BUILT = tuple(name for name, p in PROFILES.items() if all(not GOTCHAS[g][0] for g in p.gotchas))
+
+
+def test_the_well_built_profiles_are_all_judged():
+    assert {"healthy", "wellbuilt", "wellbuilt-relabelled"} <= set(WELL_BUILT) and "demo" not in WELL_BUILT
 
 
 def audit(
@@ -59,6 +65,13 @@ def test_a_well_built_org_has_no_high_or_medium_finding(platform, profile):
     # every rule that can run ran: the clean result is a judgement, not a skipped rule
     assert evaluation.not_evaluated == {} and evaluation.partial == {}
     assert "LC-STATUS-MIX" in evaluation.evaluated and "LC-BACKWARD-MOVES" in evaluation.evaluated
+    # leads (HubSpot contacts) and deals carry a segment, a region and an owner, filled: nothing to say, not even low
+    assert "DATA-NO-SEGMENT-FIELDS" in evaluation.evaluated
+    assert [h.message for h in evaluation.hits if h.rule_id == "DATA-NO-SEGMENT-FIELDS"] == []
+    read = {(row["object"], row["field"]) for row in snapshot["segment_fill"]}
+    for kind in rules.segment_objects(rules.Snapshot(snapshot)):
+        for concept, fields in rules.segment_fields(rules.Snapshot(snapshot), kind).items():
+            assert fields and {(kind, f["name"]) for f in fields} <= read, (kind, concept)
     for h in evaluation.hits:
         assert h.severity in ("low", "info") and h.message and h.recommendation
 

@@ -161,6 +161,24 @@ def test_date_fields_of_a_stage_that_no_longer_exists(platform):
     assert not current & set(hit.evidence["fields"])
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_leads_and_deals_that_cannot_be_segmented(platform):
+    snapshot, evaluation, model = audit(platform, "no_segment_fields")
+    found = {h.object: h for h in evaluation.hits if h.rule_id == "DATA-NO-SEGMENT-FIELDS"}
+    people = PEOPLE[platform][0]  # Salesforce leads, HubSpot contacts
+    assert set(found) == {people, "deal"} and {h.severity for h in found.values()} == {"low"}
+    # deals have an owner (always filled) and neither a segment nor a region field
+    assert found["deal"].counts == {"segment": 0.0, "region": 0.0}
+    assert "no segment or region field is visible to this user" in found["deal"].message
+    # leads: no region field, and Industry left blank on most of them (the generator's count, not the CRM's)
+    filled = 1 - truth.blanks(model, kind=people, attr="industry") / truth.records(model, kind=people)
+    assert 0 < filled < rules.THRESHOLDS["segment_fill_min"]
+    industry = next(f["name"] for f in snapshot["fields"][people] if f["label"] == "Industry")
+    assert found[people].counts == {"region": 0.0, "segment": round(filled * 1000) / 10}
+    assert found[people].evidence["filled"] == {industry: round(filled, 4)}
+    assert f"is filled on {filled * 100:.0f}% of" in found[people].message
+
+
 @pytest.mark.parametrize(
     "gotcha,absent",
     [

@@ -151,6 +151,9 @@ def test_records_in_retired_values_and_archived_stages(healthy, platform):
     snapshot = copy.deepcopy(healthy[platform])
     life = "Lifecycle_Stage__c" if platform == "salesforce" else "lifecyclestage"
     counts = snapshot["value_counts"][f"contact.{life}"]
+    if platform == "hubspot":  # an unsigned lifecycle field's current options are not counted there: retire one
+        option = _find(snapshot, "contact", life)["values"][0]
+        counts["values"].append({"value": option["value"], "label": option["label"], "count": 9, "known": True})
     retired = next(v for v in counts["values"] if v["count"])
     retired["active"] = False
     stage = next(s for s in snapshot["stage_counts"]["deal"]["stages"] if s["count"])
@@ -228,11 +231,14 @@ def test_a_section_that_could_not_be_read_is_not_evaluated_never_clean(healthy):
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
-def test_audit_cost_does_not_grow_with_the_record_count(platform):
-    small = read(platform, "messy", size=200)
-    large = read(platform, "messy", size=100_000)
-    assert small["calls"] == large["calls"]
-    assert large["calls"] <= (60 if platform == "salesforce" else 150)
+@pytest.mark.parametrize(
+    ("profile", "budget"), [("messy", {"salesforce": 40, "hubspot": 90}), ("demo", {"salesforce": 40, "hubspot": 80})]
+)
+def test_audit_cost_does_not_grow_with_the_record_count(platform, profile, budget):
+    # issue 10's targets for a standard audit (demo: Salesforce <= 40, HubSpot <= 80 requests), logins included
+    small = read(platform, profile, size=200)
+    large = read(platform, profile, size=100_000)
+    assert small["calls"] == large["calls"] <= budget[platform]
     assert large["objects"]["contact"]["records"] == 100_000
 
 

@@ -40,7 +40,15 @@ from . import drift  # noqa: F401
 # isort: on
 from .lexicon import DOMAIN_LABELS, DOMAINS, FORECAST_FIELD, OBJECT_LABELS, SEVERITIES, THRESHOLDS, norm
 from .registry import CATALOGUE, Evaluation, Hit, Rule, catalogue_rows, evaluate
-from .snapshot import Context, Snapshot, forecast_field, object_kind, reason_field
+from .snapshot import (
+    Context,
+    Snapshot,
+    forecast_field,
+    object_kind,
+    reason_field,
+    segment_fields,
+    segment_objects,
+)
 
 __all__ = [
     "CATALOGUE",
@@ -61,4 +69,6 @@ __all__ = [
     "norm",
     "object_kind",
     "reason_field",
+    "segment_fields",
+    "segment_objects",
 ]

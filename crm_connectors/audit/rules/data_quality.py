@@ -1,14 +1,26 @@
-"""DOMAIN.md 8.5, data quality: missing minimum fields, next steps, stale and duplicate records, stage
-definitions that differ across pipelines, finite concepts kept as free text."""
+"""DOMAIN.md 8.5, data quality and segmentation: missing minimum fields, next steps, stale and duplicate records,
+stage definitions that differ across pipelines, finite concepts kept as free text, metrics that cannot be
+segmented."""
 
 from __future__ import annotations
 
 import re
 
 from .lead_lifecycle import closed_lookup
-from .lexicon import DATA_QUALITY, FINITE_CONCEPTS, HIGH, LOW, MEDIUM, OBJECT_LABELS, norm, share_text, squash
+from .lexicon import (
+    DATA_QUALITY,
+    FINITE_CONCEPTS,
+    HIGH,
+    LOW,
+    MEDIUM,
+    OBJECT_LABELS,
+    SEGMENT_CONCEPTS,
+    norm,
+    share_text,
+    squash,
+)
 from .registry import Hit, NotEvaluated, Rule, require, rule
-from .snapshot import Context, Snapshot, field_label
+from .snapshot import Context, Snapshot, field_label, segment_fields, segment_objects
 
 
 @rule(
@@ -222,4 +234,75 @@ def _free_text(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
                         "is a finite set.",
                     )
                 )
+    return hits
+
+
+@rule(
+    "DATA-NO-SEGMENT-FIELDS",
+    title="Metrics cannot be segmented",
+    domain=DATA_QUALITY,
+    severity=LOW,
+    seed="S1 Common Gotchas “Break lifecycle metrics by segment, region, and individual contributor” (DOMAIN.md T6)",
+    recommendation="Give leads and deals a segment (industry or company size), a region (territory or country) and "
+    "an owner, as picklists filled in when the record is created (assignment rules, required fields), so every "
+    "lifecycle metric can be broken down by them.",
+    needs=("fields", "data_quality"),
+    detects="leads (HubSpot contacts) or deals with no segment, region or owner field (by name or label: Segment, "
+    "Industry, Employees, Company size; Region, Territory, Country; Owner), or whose best such field is filled on "
+    "fewer than segment_fill_min of records",
+)
+def _no_segment_fields(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
+    limit = ctx.threshold("segment_fill_min")
+    fill = {(row["object"], row["field"].lower()): row for row in snap.data.get("segment_fill") or []}
+    hits = []
+    for kind in segment_objects(snap):
+        records = OBJECT_LABELS[kind]
+        absent: list[str] = []
+        sparse: dict[str, tuple[dict, float]] = {}  # concept -> (its best-filled field, share filled)
+        for concept, fields in segment_fields(snap, kind).items():
+            # a field describe lists but the CRM refused to count is judged by nobody: said, never called absent
+            hidden = snap.unreadable(kind, pattern=SEGMENT_CONCEPTS[concept])
+            snap.not_read(hidden)
+            if not fields:
+                if not hidden:
+                    absent.append(concept)
+                continue
+            read = [(f, fill[(kind, f["name"].lower())]) for f in fields if (kind, f["name"].lower()) in fill]
+            shares = []
+            for f, row in read:
+                if not 0 <= row["missing"] <= row["total"]:
+                    raise NotEvaluated(f"the CRM's counts for {kind}.{f['name']} do not add up")
+                if row["total"]:
+                    shares.append((f, 1 - row["missing"] / row["total"]))
+            if shares:
+                best = max(shares, key=lambda fs: fs[1])
+                if best[1] < limit:
+                    sparse[concept] = best
+        if not absent and not sparse:
+            continue
+        problems = [f"no {' or '.join(absent)} field is visible to this user"] if absent else []
+        problems += [
+            f"{field_label(f)} is filled on {share_text(share)} of {records} ({share_text(limit)} needed)"
+            for f, share in sparse.values()
+        ]
+        counts = {concept: 0.0 for concept in absent}
+        counts.update({concept: round(share * 1000) / 10 for concept, (_, share) in sparse.items()})
+        hits.append(
+            r.hit(
+                object=kind,
+                field=", ".join([*absent, *(f["name"] for f, _ in sparse.values())]),
+                values=list(counts),
+                counts=counts,
+                count=len(counts),
+                evidence={
+                    "absent": absent,
+                    "filled": {f["name"]: round(share, 4) for f, share in sparse.values()},
+                    "threshold": limit,
+                    "unit": "percent of records filled",
+                },
+                message=f"{snap.crm} {records} cannot be broken down by {' and '.join(counts)}: "
+                + "; ".join(problems)
+                + ".",
+            )
+        )
     return hits

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from ... import vocabulary
+from .flagged import per_field, per_pipeline
 from .lexicon import (
     ACTIVITY_WORDS,
     COMPANY_LIFECYCLE,
@@ -64,26 +65,19 @@ from .snapshot import (
 )
 def _deal_outcomes(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     snap.not_read(unread_people_fields(snap, ("lead", "contact", "company")))
-    hits = []
-    for kind, f in lifecycle_like(snap, ("lead", "contact", "company")):
-        bad = [v for v in f["values"] if value_class(v) == vocabulary.OUTCOME]
-        if bad:
-            # 'Lost Interest' only looks like an outcome: advisory unless a value is a documented one (Closed Lost)
-            sure = any(documented(v) for v in bad)
-            hits.append(
-                r.hit(
-                    object=kind,
-                    field=f["name"],
-                    domain=COMPANY_LIFECYCLE if kind == "company" else r.domain,
-                    severity=r.severity if sure else LOW,
-                    values=[shown(v) for v in bad],
-                    count=len(bad),
-                    message=f"{snap.crm} {OBJECT_LABELS[kind]} field {field_label(f)} holds deal outcomes: "
-                    f"{listing(shown(v) for v in bad)}."
-                    + ("" if sure else " These names are not in the standard vocabulary: check what they mean."),
-                )
-            )
-    return hits
+
+    def details(kind: str, f: dict, bad: list[dict]) -> dict[str, Any]:
+        # 'Lost Interest' only looks like an outcome: advisory unless a value is a documented one (Closed Lost)
+        sure = any(documented(v) for v in bad)
+        return {
+            "severity": r.severity if sure else LOW,
+            "message": f"{snap.crm} {OBJECT_LABELS[kind]} field {field_label(f)} holds deal outcomes: "
+            f"{listing(shown(v) for v in bad)}."
+            + ("" if sure else " These names are not in the standard vocabulary: check what they mean."),
+        }
+
+    fields = lifecycle_like(snap, ("lead", "contact", "company"))
+    return per_field(r, fields, lambda f, v: value_class(v) == vocabulary.OUTCOME, details)
 
 
 @rule(
@@ -281,31 +275,23 @@ def _retired_dates(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
 )
 def _status_mix(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
     snap.not_read(unread_people_fields(snap))
-    hits = []
-    for kind, f in lifecycle_like(snap):
-        if f["role"] == "lifecycle":
-            wrong, what = vocabulary.STATUS, "working-state (status) values"
-        else:
-            wrong, what = vocabulary.STAGE, "funnel stages"
-        bad = [v for v in f["values"] if value_class(v) == wrong]
-        if not bad:
-            continue
+
+    def wrong(f: dict, v: dict) -> bool:
+        return value_class(v) == (vocabulary.STATUS if f["role"] == "lifecycle" else vocabulary.STAGE)
+
+    def details(kind: str, f: dict, bad: list[dict]) -> dict[str, Any]:
+        what = "working-state (status) values" if f["role"] == "lifecycle" else "funnel stages"
         # a value only a word pattern recognised may be the client's own name for something else: advisory
         sure = [v for v in bad if documented(v)]
-        hits.append(
-            r.hit(
-                object=kind,
-                field=f["name"],
-                severity=r.severity if sure else LOW,
-                values=[shown(v) for v in bad],
-                count=len(bad),
-                evidence={"role": f["role"], "values": {shown(v): v.get("value") for v in bad}},
-                message=f"The {f['role']} field {field_label(f)} on {snap.crm} {OBJECT_LABELS[kind]} holds "
-                f"{what}: {listing(shown(v) for v in bad)}."
-                + ("" if sure else " These names are not in the standard vocabulary: check what they mean."),
-            )
-        )
-    return hits
+        return {
+            "severity": r.severity if sure else LOW,
+            "evidence": {"role": f["role"], "values": {shown(v): v.get("value") for v in bad}},
+            "message": f"The {f['role']} field {field_label(f)} on {snap.crm} {OBJECT_LABELS[kind]} holds "
+            f"{what}: {listing(shown(v) for v in bad)}."
+            + ("" if sure else " These names are not in the standard vocabulary: check what they mean."),
+        }
+
+    return per_field(r, lifecycle_like(snap), wrong, details)
 
 
 @rule(
@@ -368,34 +354,22 @@ def _activity_names(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
             return False
         return not any(t in COMPLETION_WORDS or (t.endswith("ed") and len(t) > 4) for t in tokens)
 
-    hits = []
-    for kind, f in lifecycle_like(snap, ("lead", "contact", "company"), ("lifecycle",)):
-        bad = [shown(v) for v in f["values"] if activity(shown(v))]
-        if bad:
-            hits.append(
-                r.hit(
-                    object=kind,
-                    field=f["name"],
-                    domain=COMPANY_LIFECYCLE if kind == "company" else r.domain,
-                    values=bad,
-                    count=len(bad),
-                    message=f"{field_label(f)} has stages named for activities: {listing(bad)}.",
-                )
-            )
-    for p in snap.active_pipelines("deal"):
-        bad = [s["label"] for s in p["stages"] if not s.get("is_closed") and activity(s["label"])]
-        if bad:
-            hits.append(
-                r.hit(
-                    object="deal",
-                    field=p["label"],
-                    key=f"pipeline:{p['id']}",
-                    values=bad,
-                    count=len(bad),
-                    message=f"Pipeline “{p['label']}” has stages named for activities: {listing(bad)}.",
-                )
-            )
-    return hits
+    fields = lifecycle_like(snap, ("lead", "contact", "company"), ("lifecycle",))
+    hits = per_field(
+        r,
+        fields,
+        lambda f, v: activity(shown(v)),
+        lambda kind, f, bad: {
+            "message": f"{field_label(f)} has stages named for activities: {listing(shown(v) for v in bad)}."
+        },
+    )
+    return hits + per_pipeline(
+        r,
+        snap,
+        lambda s: activity(s["label"]),
+        lambda p, labels: f"Pipeline “{p['label']}” has stages named for activities: {listing(labels)}.",
+        evidence=False,
+    )
 
 
 @rule(

@@ -42,6 +42,7 @@ THRESHOLDS: dict[str, float] = {
     # LC-DEPRECATED-STAGE-RECORDS: share of a field's records still in retired values (medium from, high from)
     "retired_share_medium": 0.05,
     "retired_share_high": 0.25,  # PIPE-DEFAULT-STAGES: share of the platform's default stages still in use
+    "segment_fill_min": 0.5,  # DATA-NO-SEGMENT-FIELDS: below this share filled, a field cannot segment a metric
 }
 MAX_PIPELINES = 3  # C1: New Business, Renewal, Expansion
 SPEC_PROBABILITIES = (0.25, 0.5, 0.75, 0.9, 1.0)  # C4
@@ -122,6 +123,14 @@ FINITE_CONCEPTS = {
     "region": re.compile(r"\b(region|territory)\b"),
     "loss reason": REASON_FIELD,
 }
+# DATA-NO-SEGMENT-FIELDS (DOMAIN.md 8.5 and T6: every metric "grouped by segment, region, rep/owner"): the fields a
+# metric can be broken down by, recognised by label or API name (split at capitals: NumberOfEmployees)
+SEGMENT_CONCEPTS = {
+    "segment": re.compile(r"\b(segment|industry|vertical|employees|company size|headcount)\b"),
+    "region": re.compile(r"\b(region|territory|country|geo|geography)\b"),
+    "owner": re.compile(r"\bowner\b"),
+}
+SEGMENT_FIELDS_READ = 2  # fields whose fill is read per concept and object (HubSpot charges a search per field)
 DEFAULT_STAGES = {
     "salesforce": {
         "prospecting",

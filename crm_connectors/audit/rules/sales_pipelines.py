@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from .flagged import per_pipeline
 from .lexicon import (
     CS_WORDS,
     DEFAULT_STAGES,
@@ -30,23 +31,10 @@ from .registry import Hit, Rule, rule
 from .snapshot import Context, Snapshot, forecast_field
 
 
-def _stage_rule(r: Rule, snap: Snapshot, test: Callable[[dict], bool], what: str, open_only: bool = True) -> list[Hit]:
-    hits = []
-    for p in snap.active_pipelines("deal"):
-        bad = [s for s in p["stages"] if (not open_only or not s.get("is_closed")) and test(s)]
-        if bad:
-            hits.append(
-                r.hit(
-                    object="deal",
-                    field=p["label"],
-                    key=f"pipeline:{p['id']}",
-                    values=[s["label"] for s in bad],
-                    count=len(bad),
-                    evidence={"pipeline_id": p["id"]},
-                    message=f"{snap.crm} pipeline “{p['label']}” has {what}: {listing(s['label'] for s in bad)}.",
-                )
-            )
-    return hits
+def _stage_rule(r: Rule, snap: Snapshot, test: Callable[[dict], bool], what: str) -> list[Hit]:
+    return per_pipeline(
+        r, snap, test, lambda p, labels: f"{snap.crm} pipeline “{p['label']}” has {what}: {listing(labels)}."
+    )
 
 
 @rule(

@@ -9,7 +9,15 @@ from dataclasses import dataclass, field
 
 from ... import mapping, vocabulary
 from ...base import field_role
-from .lexicon import FORECAST_FIELD, PEOPLE, REASON_FIELD, THRESHOLDS, norm
+from .lexicon import (
+    FORECAST_FIELD,
+    PEOPLE,
+    REASON_FIELD,
+    SEGMENT_CONCEPTS,
+    SEGMENT_FIELDS_READ,
+    THRESHOLDS,
+    norm,
+)
 
 
 class Snapshot:
@@ -155,6 +163,30 @@ def reason_field(snap: Snapshot) -> dict | None:
         if REASON_FIELD.search(norm(f.get("label"))) or REASON_FIELD.search(name):
             return f
     return None
+
+
+def segment_objects(snap: Snapshot) -> list[str]:
+    """The objects a lifecycle metric is broken down on: leads (HubSpot: contacts, it has no lead object) and deals."""
+    people = "lead" if snap.available("lead") else "contact"
+    return [kind for kind in (people, "deal") if snap.available(kind)]
+
+
+def segment_fields(snap: Snapshot, kind: str) -> dict[str, list[dict]]:
+    """concept -> the fields of `kind` that hold it (SEGMENT_CONCEPTS), at most SEGMENT_FIELDS_READ each: the
+    object's own fields before the CRM's system ones (hs_*), dates and flags left out (an owner's assignment date
+    is no owner)."""
+    found: dict[str, list[dict]] = {}
+    candidates = [f for f in snap.fields(kind) if f["type"] not in ("date", "datetime", "boolean")]
+    candidates.sort(key=lambda f: f["name"].lower().startswith("hs_"))
+    for concept, pattern in SEGMENT_CONCEPTS.items():
+        matches = [
+            f
+            for f in candidates
+            if pattern.search(norm(f.get("label")))
+            or pattern.search(norm(re.sub(r"(?<=[a-z])(?=[A-Z])", " ", f["name"])))
+        ]
+        found[concept] = matches[:SEGMENT_FIELDS_READ]
+    return found
 
 
 def object_kind(text: str) -> str | None:
