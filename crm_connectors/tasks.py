@@ -1,11 +1,8 @@
-"""Audit tasks. Each takes ids, claims its row with a conditional UPDATE and is safe to run twice."""
+"""Audit tasks. Each takes ids, claims its row through the run lifecycle and is safe to run twice.
 
-import logging
+Runs whose worker stopped are swept with every other background run (deliverables.tasks.sweep_runs)."""
 
 from celery import shared_task
-from celery.signals import worker_ready
-
-logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
@@ -13,26 +10,3 @@ def run_audit(run_id: int) -> None:
     from .audit import services
 
     services.execute_run(run_id)
-
-
-@shared_task(expires=10 * 60)
-def sweep_stuck_audits() -> None:
-    """Beat, every few minutes: fail runs whose worker died mid-run (no heartbeat) or that never started."""
-    from .audit import services
-
-    services.sweep_stuck_runs()
-
-
-@worker_ready.connect
-def sweep_on_worker_start(sender=None, **kwargs) -> None:
-    """A worker that starts (after a crash, a deploy) fails the runs a dead worker left `running`."""
-    from django.db import close_old_connections
-
-    from .audit import services
-
-    try:
-        services.sweep_stuck_runs()
-    except Exception:  # the worker must start even if the database is not there yet
-        logger.exception("Audit sweep on worker start failed")
-    finally:
-        close_old_connections()
