@@ -105,7 +105,8 @@ def _steps(run: HealthCheckRun, token: str, crm_factory, hand_over) -> None:
 
 def _next_step(run: HealthCheckRun, token: str, step: str, **fields) -> None:
     """The step is durable once this lands; losing the claim here means another worker owns the run now."""
-    if not HEALTH_RUNS.held(run.pk, token).update(step=step, **fields):
+    # progress made: the bound on recoveries is per step, so a run stopped once at each step still finishes
+    if not HEALTH_RUNS.held(run.pk, token).update(step=step, recoveries=0, **fields):
         raise RuntimeError(f"Health check {run.pk} was taken back from this worker during {run.step}.")
     run.step = step
     for name, value in fields.items():
@@ -174,9 +175,15 @@ def _dispatch_later(run_id: int, seconds: float) -> None:
 # ---------------------------------------------------------------- a person's side
 
 
-def report_rendered(run: HealthCheckRun) -> bool:
-    """Its report, retried by a person, is ready: a run that failed for want of it goes on to its emails."""
-    return run.step == RunStep.REPORT and HEALTH_RUNS.reopen(run.pk, (RunStatus.FAILED,), error="")
+def report_rendered(run: HealthCheckRun) -> None:
+    """Its report is ready (retried by a person, or rendered again after a stop): a run that failed or waits
+    for it goes on to its emails."""
+    if run.step != RunStep.REPORT:
+        return
+    if not HEALTH_RUNS.reopen(run.pk, (RunStatus.FAILED,), error="") and run.status == RunStatus.QUEUED:
+        from .tasks import resume_health_check
+
+        transaction.on_commit(lambda: resume_health_check(run.pk))
 
 
 def resend(run: HealthCheckRun, *, force: bool = False) -> int:

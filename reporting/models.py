@@ -164,16 +164,21 @@ class HealthCheckRun(Leased, TenantModel):
 
     @property
     def status_text(self) -> str:
-        """What people read: the status, and while it is not finished, what is pending ("sending 2 of 4")."""
-        if self.status not in (RunStatus.QUEUED, RunStatus.RUNNING) or self.step == RunStep.EVALUATE:
-            return self.get_status_display()
-        if self.step == RunStep.SEND:
+        """What people read: the status and what is pending ("Sending 2 of 4") or was not done ("Partial: 1 of 4
+        emails not sent")."""
+        active = self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+        if active and self.step in (RunStep.REPORT, RunStep.DONE):
+            return self.get_step_display().capitalize()
+        if (active and self.step == RunStep.SEND) or self.status == RunStatus.PARTIAL:
             counts = dict(self.deliveries.values_list("status").annotate(n=models.Count("id")))
-            total, sent = sum(counts.values()), counts.get(DeliveryStatus.SENT, 0)
-            if not 0 <= sent <= total:  # a count people read: never shown when it cannot be
-                raise ValueError(f"Run {self.pk}: {sent} of {total} emails sent is not a possible count.")
-            return f"Sending {sent + 1 if sent < total else sent} of {total}"
-        return self.get_step_display().capitalize()
+            total, sent, failed = sum(counts.values()), counts.get("sent", 0), counts.get("failed", 0)
+            if not 0 <= sent + failed <= total:  # a count people read: never shown when it cannot be
+                raise ValueError(f"Health run {self.pk}: {sent} sent and {failed} failed of {total} emails.")
+            if active:
+                return f"Sending {min(sent + 1, total)} of {total}"
+            if failed:
+                return f"Partial: {failed} of {total} emails not sent"
+        return self.get_status_display()
 
 
 class HealthResult(TenantModel):
