@@ -177,10 +177,9 @@ class Lifecycle:
             .filter(Q(lease_until__lt=now) | Q(lease_until__isnull=True))
         )
 
-    def take_back(self, rows, now=None) -> list[int]:
+    def take_back(self, rows) -> list[int]:
         """Take back the given running rows whose worker stopped (the caller knows they are orphans, or they
         come from `stale`): queued again while recoveries remain, else failed with the reason. The ids requeued."""
-        now = now or timezone.now()
         minutes = max(1, round(lease_seconds() / 60))
         requeued = []
         for pk, recoveries, worker in rows.values_list("pk", "recoveries", "worker"):
@@ -201,7 +200,7 @@ class Lifecycle:
         with transaction.atomic():
             stale = self.stale(now)
             count = stale.count()
-            requeued = self.take_back(stale, now)
+            requeued = self.take_back(stale)
             # queued with a due date long past: the retry's message was lost (a broker restart); send it again
             overdue = self._rows("beat: the sweep covers every tenant's runs").filter(
                 status=self.queued, lease_until__lt=now - timedelta(seconds=lease_seconds())

@@ -52,7 +52,7 @@ class Later(Exception):
 class ReportFailed(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(
-            f"The report could not be rendered ({reason}); retry it on the report: its emails go out once it is ready."
+            f"The report could not be rendered ({reason}); retry the report: its emails go out once it is ready."
         )
 
 
