@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 
 from accounts.tenancy import OrgQuerySet, TenantModel
+from gtm_ops.runs import Leased, Lifecycle
 
 from . import crypto
 from .base import AuthMethod, CrmConnector
@@ -175,7 +176,7 @@ class AuditRunQuerySet(OrgQuerySet):
         return self.filter(status__in=FINISHED_AUDIT_STATUSES)
 
 
-class AuditRun(TenantModel):
+class AuditRun(Leased, TenantModel):
     """One audit of a client's CRM: what it read (`snapshot`), what it cost, how it ended and why."""
 
     client = models.ForeignKey("engagements.ClientAccount", on_delete=models.CASCADE, related_name="audit_runs")
@@ -197,7 +198,6 @@ class AuditRun(TenantModel):
     )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True, help_text="Last sign of life of the worker running it.")
     api_calls = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True, help_text="Why the run failed or is partial, in plain words.")
     snapshot = models.JSONField(default=dict, blank=True, help_text="The CRM metadata and aggregates the run read.")
@@ -235,6 +235,22 @@ class AuditRun(TenantModel):
         if self.started_at and self.finished_at:
             return self.finished_at - self.started_at
         return None
+
+
+# An audit whose worker stopped is failed, not re-run: running it again spends the client's CRM API quota, which
+# a person decides (the reason says to start it again).
+AUDITS = Lifecycle(
+    name="audit",
+    model=AuditRun,
+    queued=AuditStatus.QUEUED,
+    running=AuditStatus.RUNNING,
+    failed=AuditStatus.FAILED,
+    max_recoveries=0,
+    gave_up="The worker stopped before the audit finished (no sign of life for {minutes} minutes); "
+    "start the audit again.",
+    queue_timeout_setting="CRM_AUDIT_QUEUE_TIMEOUT",
+    never_started="No worker picked the audit up within {minutes} minutes; start the audit again.",
+)
 
 
 class Severity(models.TextChoices):

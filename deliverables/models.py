@@ -10,6 +10,7 @@ from uuid import uuid4
 from django.conf import settings
 from django.db import models
 
+from gtm_ops.runs import Leased, Lifecycle
 from gtm_ops.tenancy import OrgQuerySet
 
 from . import registry
@@ -58,7 +59,7 @@ def artifact_path(artifact: "Artifact", filename: str) -> str:
     return f"artifacts/{artifact.organization.uuid}/{artifact.engagement.uuid}/{filename}"
 
 
-class Artifact(models.Model):
+class Artifact(Leased, models.Model):
     """A rendered deliverable (PDF): a versioned file with its hash, its source and who asked for it."""
 
     # The tenant fields of accounts.tenancy.TenantModel, spelled out: this layer imports no app of ours.
@@ -106,3 +107,20 @@ class Artifact(models.Model):
 
     def can_become(self, status: str) -> bool:
         return status in TRANSITIONS[self.status]
+
+
+def _render_again(artifact_id: int) -> None:
+    from .tasks import render_artifact  # the task module imports the services, which import this one
+
+    render_artifact.delay(artifact_id)
+
+
+# A render whose worker stopped is rendered again by a render worker, twice at most, then failed with the reason.
+RENDERS = Lifecycle(
+    name="render",
+    model=Artifact,
+    queued=ArtifactStatus.QUEUED,
+    running=ArtifactStatus.RENDERING,
+    failed=ArtifactStatus.FAILED,
+    dispatch=_render_again,
+)

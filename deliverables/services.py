@@ -2,11 +2,11 @@
 
 - `request` creates the next version of a kind for an engagement (queued) and, by default, queues its render on
   commit. The app that owns the data checks its own preconditions first and records who asked.
-- `render` claims a queued artifact with a conditional UPDATE (a second worker or a retry finds nothing to
-  claim), builds the context with the kind's registered builder and renders it. Any error ends in `failed`
-  with the reason on the row: a render never stays `rendering`.
+- `render` claims a queued artifact through the run lifecycle (`gtm_ops.runs`: a conditional UPDATE and a lease
+  its heartbeat extends), builds the context with the kind's registered builder and renders it. Any error ends
+  in `failed` with the reason on the row; a render whose worker died is swept and rendered again (`RENDERS`).
 - `retry` puts a failed artifact back in the queue (failed -> queued is the only way back).
-Every status change goes through `_move`, which only makes the moves `models.TRANSITIONS` allows.
+Every other status change goes through `_move`, which only makes the moves `models.TRANSITIONS` allows.
 """
 
 import hashlib
@@ -18,7 +18,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from . import registry
-from .models import TRANSITIONS, Artifact, ArtifactStatus
+from .models import RENDERS, TRANSITIONS, Artifact, ArtifactStatus
 from .pdf import render_pdf
 
 logger = logging.getLogger(__name__)
@@ -57,37 +57,38 @@ def _queue(artifact_id: int) -> None:
 
 def render(artifact_id: int) -> Artifact | None:
     """Claim a queued artifact and render it. Returns it when done, None when claimed elsewhere or failed."""
-    if not _move(artifact_id, ArtifactStatus.QUEUED, ArtifactStatus.RENDERING, started_at=timezone.now(), progress=10):
+    token = RENDERS.claim(artifact_id, started_at=timezone.now(), progress=10)
+    if token is None:
         return None
     artifact = (
         Artifact.objects.for_task(artifact_id)
         .select_related("engagement__client", "organization", "source_version", "created_by")
         .get()
     )
+    mine = RENDERS.held(artifact_id, token)
     try:
-        kind = registry.get(artifact.kind)
-        context = {**kind.context(artifact), "artifact": artifact}
-        Artifact.objects.for_task(artifact_id).update(progress=40)
-        pdf, pages = render_pdf(kind.template, context)
-        if pages < 1 or not pdf.startswith(b"%PDF"):  # a page count and size people read on the list
-            raise ValueError(f"WeasyPrint produced no usable document ({pages} pages, {len(pdf)} bytes).")
-        Artifact.objects.for_task(artifact_id).update(progress=90)
-        artifact.file.save(artifact.filename, ContentFile(pdf), save=False)
+        with RENDERS.beating(artifact_id, token):
+            kind = registry.get(artifact.kind)
+            context = {**kind.context(artifact), "artifact": artifact}
+            mine.update(progress=40)
+            pdf, pages = render_pdf(kind.template, context)
+            if pages < 1 or not pdf.startswith(b"%PDF"):  # a page count and size people read on the list
+                raise ValueError(f"WeasyPrint produced no usable document ({pages} pages, {len(pdf)} bytes).")
+            mine.update(progress=90)
+            artifact.file.save(artifact.filename, ContentFile(pdf), save=False)
     except Exception as exc:  # the row must say why; a render never stays "rendering" forever
         logger.exception("Rendering artifact %s (%s) failed", artifact_id, artifact.kind)
-        fail(artifact_id, f"{type(exc).__name__}: {exc}")
+        RENDERS.finish(artifact_id, token, ArtifactStatus.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
         return None
-    finished = _move(
+    finished = RENDERS.finish(
         artifact_id,
-        ArtifactStatus.RENDERING,
+        token,
         ArtifactStatus.DONE,
         file=artifact.file.name,
         sha256=hashlib.sha256(pdf).hexdigest(),
         size=len(pdf),
         pages=pages,
         progress=100,
-        finished_at=timezone.now(),
-        error="",
     )
     if not finished:
         return None
@@ -97,21 +98,18 @@ def render(artifact_id: int) -> Artifact | None:
     return artifact
 
 
-def fail(artifact_id: int, reason: str) -> bool:
-    """End a queued or rendering artifact `failed`, with the reason people read next to its Retry button."""
-    reason = reason.replace("\x00", "")[:2000]  # PostgreSQL text cannot hold NUL, and an error may quote input
-    return any(
-        _move(artifact_id, old, ArtifactStatus.FAILED, error=reason, finished_at=timezone.now())
-        for old in (ArtifactStatus.RENDERING, ArtifactStatus.QUEUED)
-    )
-
-
 def retry(artifact: Artifact) -> bool:
     """Send a failed render back to the queue; False when it is not failed (nothing to retry)."""
     with transaction.atomic():
         moved = _move(
-            artifact.pk, ArtifactStatus.FAILED, ArtifactStatus.QUEUED, error="", progress=0, started_at=None,
+            artifact.pk,
+            ArtifactStatus.FAILED,
+            ArtifactStatus.QUEUED,
+            error="",
+            progress=0,
+            started_at=None,
             finished_at=None,
+            recoveries=0,
         )
         if moved:
             transaction.on_commit(lambda: _queue(artifact.pk))

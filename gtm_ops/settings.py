@@ -197,6 +197,8 @@ CELERY_TASK_ROUTES = {
 CELERY_TASK_IGNORE_RESULT = True
 # Task modules beside the apps' tasks.py (which autodiscover_tasks finds): large CSV imports.
 CELERY_IMPORTS = ["engagements.tasks_imports", "reporting.tasks_imports"]
+# How long a background run's claim holds without a heartbeat before the sweep takes it back (gtm_ops/runs.py).
+RUN_LEASE_SECONDS = env.float("RUN_LEASE_SECONDS", default=300)
 CELERY_TIMEZONE = TIME_ZONE
 # One beat schedule for the whole app. Each entry expires so a backlog after downtime does not pile up.
 CELERY_BEAT_SCHEDULE = {
@@ -215,10 +217,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 6 * 60 * 60,
         "options": {"expires": 60 * 60},
     },
-    "sweep-stuck-audits": {
-        "task": "crm_connectors.tasks.sweep_stuck_audits",
-        "schedule": 5 * 60,
-        "options": {"expires": 4 * 60},
+    # every background run's sweep (gtm_ops/runs.py): a run whose worker stopped waits about one lease more
+    "sweep-runs": {
+        "task": "deliverables.tasks.sweep_runs",
+        "schedule": 60,
+        "options": {"expires": 50},
     },
     "send-check-in-reminders": {
         "task": "engagements.tasks.send_check_in_reminders",

@@ -32,11 +32,11 @@ from .models import (
     MaintenanceSchedule,
     MetricValue,
     RunStatus,
+    RunStep,
     ScheduledTask,
     ScheduleOwner,
     TaskKind,
 )
-from .monthly_report import complete_run
 
 logger = logging.getLogger(__name__)
 CRM_SOURCES = {"crm", "crm_metadata"}
@@ -643,18 +643,18 @@ def _task_results(task: ScheduledTask, schedule: MaintenanceSchedule, run: Healt
     return results
 
 
-def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
-    """Claim a queued run and evaluate every due rule. Returns None when another worker has it."""
+def execute_run(run_id: int, *, crm_factory=None, goal: str = RunStep.EVALUATE) -> HealthCheckRun | None:
+    """Claim a queued run and take it to `goal` (by default: evaluate every due rule, no report, no email).
+    Returns None when another worker has it."""
+    from .health_run import advance
+
+    return advance(run_id, goal=goal, crm_factory=crm_factory)
+
+
+def evaluate(run: HealthCheckRun, *, crm_factory=None) -> tuple[list[HealthResult], dict]:
+    """Read the CRM and the figures and judge every due rule: the results (not saved yet) and the run's counts."""
     from .crm_metrics import CrmFigures
 
-    claimed = (
-        HealthCheckRun.objects.for_task(run_id)
-        .filter(status=RunStatus.QUEUED)
-        .update(status=RunStatus.RUNNING, started_at=timezone.now())
-    )
-    if not claimed:
-        return None
-    run = HealthCheckRun.objects.for_task(run_id).select_related("engagement__client", "organization").get()
     engagement = run.engagement
     schedule = MaintenanceSchedule.objects.get(engagement=engagement)
     crm = None
@@ -671,32 +671,16 @@ def execute_run(run_id: int, *, crm_factory=None) -> HealthCheckRun | None:
             results += _task_results(task, schedule, run, crm)
         if baseline_metrics and in_first_cycle(schedule, run.period):
             _establish_baselines(engagement, run.period, baseline_metrics)
-    except Exception as exc:  # recorded on the run in plain words; never shown as healthy
-        logger.exception("Health check %s failed", run_id)
-        HealthCheckRun.objects.for_task(run_id).update(
-            status=RunStatus.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:2000],
-            finished_at=timezone.now(),
-            api_calls=crm.calls if crm else 0,
-        )
-        return HealthCheckRun.objects.for_task(run_id).get()
     finally:
         if crm is not None:
             crm.close()
     _carry_explanations(run, results)
-    HealthResult.objects.bulk_create(results)
-    red = sum(r.status == rule_engine.RED for r in results)
-    not_evaluable = sum(r.status == rule_engine.NOT_EVALUABLE for r in results)
-    status = RunStatus.PARTIAL if (crm and crm.errors) else RunStatus.SUCCEEDED
-    HealthCheckRun.objects.for_task(run_id).update(
-        status=status,
-        finished_at=timezone.now(),
-        red_count=red,
-        not_evaluable_count=not_evaluable,
-        api_calls=crm.calls if crm else 0,
-        error="; ".join(crm.errors) if crm else "",
-    )
-    return HealthCheckRun.objects.for_task(run_id).get()
+    return results, {
+        "red_count": sum(r.status == rule_engine.RED for r in results),
+        "not_evaluable_count": sum(r.status == rule_engine.NOT_EVALUABLE for r in results),
+        "api_calls": crm.calls if crm else 0,
+        "error": "; ".join(crm.errors) if crm else "",
+    }
 
 
 def explanations_in_force(engagement, period: date) -> dict[tuple[str, str, str], FlagExplanation]:
@@ -754,9 +738,8 @@ def catch_up(schedule_id: int, today: date | None = None) -> list[HealthCheckRun
     done = []
     for period in catch_up_periods(schedule, today):
         run, _ = create_run(schedule.engagement, period)
-        finished = execute_run(run.pk)
+        finished = execute_run(run.pk, goal=RunStep.REPORT)
         if finished is not None:
-            complete_run(finished, email=False)
             done.append(finished)
     return done
 
@@ -786,12 +769,11 @@ def check_now(
                 verb="health.run_requested",
                 data={"period": f"{month_start(period):%Y-%m}", "run": str(run.uuid), "in_process": True},
             )
-    done = execute_run(run.pk, crm_factory=crm_factory) if run.status == RunStatus.QUEUED else None
+    goal = RunStep.SEND if email else RunStep.REPORT
+    done = execute_run(run.pk, crm_factory=crm_factory, goal=goal) if run.status == RunStatus.QUEUED else None
     if done is None:
         run.refresh_from_db()
         return run, IN_PROGRESS if run.status in (RunStatus.QUEUED, RunStatus.RUNNING) else ALREADY_FINISHED
-    complete_run(done, email=email)
-    done.refresh_from_db()
     return done, RAN
 
 

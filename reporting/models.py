@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 
 from accounts.tenancy import TenantModel
+from gtm_ops.runs import Leased, Lifecycle
 
 # --------------------------------------------------------------------------------------------------
 # Maintenance schedule and health checks
@@ -118,12 +119,32 @@ class RunStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class HealthCheckRun(TenantModel):
-    """The health check of one engagement for one period. At most one per engagement and period."""
+class RunStep(models.TextChoices):
+    """A health run's durable steps, in order: each is saved before the next begins, and a run taken back from
+    a worker that stopped resumes at the one it had reached."""
+
+    EVALUATE = "evaluate", "reading the CRM and the figures"
+    REPORT = "report", "rendering the report"
+    SEND = "send", "sending the emails"
+    DONE = "done", "done"
+
+
+STEP_ORDER = list(RunStep.values)
+
+
+class HealthCheckRun(Leased, TenantModel):
+    """The health check of one engagement for one period. At most one per engagement and period.
+
+    It succeeds only when every step up to its `goal` is done: evaluated, its report rendered, its emails sent.
+    A run whose CRM reading had errors, or some of whose emails could not be sent, ends partial."""
 
     engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="health_runs")
     period = models.DateField(help_text="First day of the month checked.")
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    step = models.CharField(max_length=10, choices=RunStep.choices, default=RunStep.EVALUATE)
+    goal = models.CharField(
+        max_length=10, choices=RunStep.choices, default=RunStep.SEND, help_text="The last step this run goes to."
+    )
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     api_calls = models.PositiveIntegerField(default=0)
@@ -140,6 +161,24 @@ class HealthCheckRun(TenantModel):
 
     def __str__(self) -> str:
         return f"Health check {self.period:%B %Y}"
+
+    @property
+    def status_text(self) -> str:
+        """What people read: the status and what is pending ("Sending 2 of 4") or was not done ("Partial: 1 of 4
+        emails not sent")."""
+        active = self.status in (RunStatus.QUEUED, RunStatus.RUNNING)
+        if active and self.step in (RunStep.REPORT, RunStep.DONE):
+            return self.get_step_display().capitalize()
+        if (active and self.step == RunStep.SEND) or self.status == RunStatus.PARTIAL:
+            counts = dict(self.deliveries.values_list("status").annotate(n=models.Count("id")))
+            total, sent, failed = sum(counts.values()), counts.get("sent", 0), counts.get("failed", 0)
+            if not 0 <= sent + failed <= total:  # a count people read: never shown when it cannot be
+                raise ValueError(f"Health run {self.pk}: {sent} sent and {failed} failed of {total} emails.")
+            if active:
+                return f"Sending {min(sent + 1, total)} of {total}"
+            if failed:
+                return f"Partial: {failed} of {total} emails not sent"
+        return self.get_status_display()
 
 
 class HealthResult(TenantModel):
@@ -241,16 +280,48 @@ class DeliveryStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class ReportDelivery(TenantModel):
-    """The monthly email to one recipient. Unique per run and address: exactly one email, whatever retries."""
+class ReportDelivery(Leased, TenantModel):
+    """The monthly email to one recipient. Unique per run and address: exactly one email, whatever retries.
+
+    Claimed (pending -> sending, with a lease) right before the SMTP conversation and marked sent right after it:
+    a worker that dies in between leaves it sending, and the run that takes it back sends it once more."""
 
     run = models.ForeignKey(HealthCheckRun, on_delete=models.CASCADE, related_name="deliveries")
     email = models.EmailField()
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
-    attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
     sent_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["run", "email"], name="one_delivery_per_recipient")]
+
+
+def _resume_run(run_id: int) -> None:
+    from .tasks import resume_health_check  # the tasks import this module
+
+    resume_health_check(run_id)
+
+
+HEALTH_RUNS = Lifecycle(
+    name="health check",
+    model=HealthCheckRun,
+    queued=RunStatus.QUEUED,
+    running=RunStatus.RUNNING,
+    failed=RunStatus.FAILED,
+    dispatch=_resume_run,
+)
+# Sent only by the run's own worker: the run that takes a stopped run back takes back its deliveries too,
+# so the beat sweep leaves them to it. Sent once more after a stop, then failed for a person to resend.
+DELIVERIES = Lifecycle(
+    name="monthly email",
+    model=ReportDelivery,
+    queued=DeliveryStatus.PENDING,
+    running=DeliveryStatus.SENDING,
+    failed=DeliveryStatus.FAILED,
+    reason_field="last_error",
+    finished_field="",
+    max_recoveries=1,
+    swept=False,
+    gave_up="The worker stopped {times} times while sending this email: it may have arrived; resend it if not.",
+)

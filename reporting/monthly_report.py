@@ -1,15 +1,15 @@
 """The monthly Health-Check Report and its email, in one place: who receives it, the PDF, each recipient's
 email and its attachment.
 
-After a run is evaluated, `complete_run` renders the report once (through the deliverables pipeline) and sends one
-email per recipient (each sent once: `send_delivery` claims its row). When the render fails the emails wait: the
-report shows as failed with a retry, and the retried render sends them (`report_done`).
+A run's steps (health_run.py) render the report once (through the deliverables pipeline) and send one email per
+recipient: `claim_delivery` claims its row, `send_delivery` sends it and marks it sent. When the render fails the
+run fails with the reason and no email goes out; the report's retry takes the run on to its emails (`report_done`).
 """
 
 import logging
 
 from django.core import signing
-from django.db.models import F
+from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
@@ -22,7 +22,18 @@ from deliverables.models import Artifact, ArtifactKind, ArtifactStatus
 from engagements.models import EngagementStakeholder, Stakeholder
 
 from .health_rules import NOT_YET_DUE
-from .models import DeliveryStatus, Granularity, HealthCheckRun, HealthResult, MetricValue, ReportDelivery, RunStatus
+from .models import (
+    DELIVERIES,
+    HEALTH_RUNS,
+    DeliveryStatus,
+    Granularity,
+    HealthCheckRun,
+    HealthResult,
+    MetricValue,
+    ReportDelivery,
+    RunStatus,
+    RunStep,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -79,46 +90,34 @@ def report_name(artifact: Artifact) -> str:
 
 
 def report_done(artifact: Artifact) -> None:
-    """A retried report is rendered: send the emails that waited for it."""
-    send_pending(run_of(artifact))
+    """A retried report is rendered: the run that waited for it goes on to its emails."""
+    from .health_run import report_rendered  # the run's steps call into this module
+
+    report_rendered(run_of(artifact))
 
 
 def render_health_report(run: HealthCheckRun) -> Artifact:
     """Render the Health-Check Report inside the run's worker and keep it as a versioned artifact of the run.
-    A failed render is on the artifact (failed, with the reason), not raised: the run's figures stand."""
-    artifact = pipeline.request(
-        engagement=run.engagement,
-        kind=ArtifactKind.HEALTH_CHECK_REPORT,
-        actor=run.engagement.maintenance_schedule.started_by,
-        queue=False,
-    )
-    HealthCheckRun.objects.for_org(run.organization_id).filter(pk=run.pk).update(report=artifact)
+    A failed render is on the artifact (failed, with the reason), not raised."""
+    with transaction.atomic():  # requested and linked together: a run that stops in between finds it again
+        artifact = pipeline.request(
+            engagement=run.engagement,
+            kind=ArtifactKind.HEALTH_CHECK_REPORT,
+            actor=run.engagement.maintenance_schedule.started_by,
+            queue=False,
+        )
+        HealthCheckRun.objects.for_org(run.organization_id).filter(pk=run.pk).update(report=artifact)
     pipeline.render(artifact.pk)
     artifact.refresh_from_db()
     return artifact
 
 
 def complete_run(run: HealthCheckRun, *, email: bool = True) -> list[ReportDelivery]:
-    """After the run is evaluated: render the Health-Check Report (once) and queue one email per recipient (each
-    sent once). Returns the deliveries queued.
-
-    A failed or unfinished run gets neither report nor email. A report whose render failed holds the emails back
-    (planned, pending) until its retry succeeds. Emails go through the `send_health_report` task: to the workers
-    when a broker is set, inline otherwise.
-    """
-    if run.status not in (RunStatus.SUCCEEDED, RunStatus.PARTIAL):
-        return []
-    run.refresh_from_db(fields=["report"])
-    report = run.report or render_health_report(run)
-    if report.status == ArtifactStatus.QUEUED:  # requested by an earlier attempt that stopped before rendering
-        pipeline.render(report.pk)
-        report.refresh_from_db()
-    if not email:
-        return []
-    plan_deliveries(run)
-    if report.status != ArtifactStatus.DONE:
-        return []
-    return send_pending(run)
+    """Take an evaluated run (succeeded or partial) on to its report and, with `email`, its emails, through its
+    lifecycle: on the workers when a broker is set, inline otherwise. Returns the run's deliveries."""
+    goal = RunStep.SEND if email else RunStep.REPORT
+    HEALTH_RUNS.reopen(run.pk, (RunStatus.SUCCEEDED, RunStatus.PARTIAL), goal=goal, step=RunStep.REPORT)
+    return list(ReportDelivery.objects.for_org(run.organization_id).filter(run=run))
 
 
 # ---------------------------------------------------------------- the emails
@@ -155,15 +154,6 @@ def plan_deliveries(run: HealthCheckRun) -> list[ReportDelivery]:
     return list(run.deliveries.filter(status=DeliveryStatus.PENDING))
 
 
-def send_pending(run: HealthCheckRun) -> list[ReportDelivery]:
-    from .tasks import send_health_report  # the task module calls into this one
-
-    deliveries = list(ReportDelivery.objects.for_org(run.organization).filter(run=run, status=DeliveryStatus.PENDING))
-    for delivery in deliveries:
-        send_health_report.delay(delivery.pk)
-    return deliveries
-
-
 def health_email_context(delivery: ReportDelivery) -> dict:
     context = health_report_context(delivery.run)
     stakeholder = (
@@ -196,13 +186,8 @@ def health_attachments(run: HealthCheckRun) -> list[tuple[str, bytes, str]]:
 
 
 def claim_delivery(delivery_id: int) -> ReportDelivery | None:
-    """pending -> sending, once: a second worker or a retried task finds nothing to claim."""
-    claimed = (
-        ReportDelivery.objects.for_task(delivery_id)
-        .filter(status=DeliveryStatus.PENDING)
-        .update(status=DeliveryStatus.SENDING, attempts=F("attempts") + 1)
-    )
-    if not claimed:
+    """pending -> sending under a lease, once: a second worker or a retried task finds nothing to claim."""
+    if DELIVERIES.claim(delivery_id) is None:
         return None
     return (
         ReportDelivery.objects.for_task(delivery_id)
@@ -212,19 +197,22 @@ def claim_delivery(delivery_id: int) -> ReportDelivery | None:
 
 
 def send_delivery(delivery: ReportDelivery) -> None:
-    """Send one claimed delivery's email; raises the mail error for the task to retry or give up."""
+    """Send one claimed delivery's email and mark it sent; raises the mail error for the run to retry or give up.
+
+    Between the mail server's "accepted" and the mark, a worker that dies leaves the delivery sending: the run
+    that takes it back sends this one email once more (the at-least-once window, one message wide)."""
     send_email(
         "health-report",
         to=delivery.email,
         context=health_email_context(delivery),
         attachments=health_attachments(delivery.run),
     )
-    ReportDelivery.objects.for_org(delivery.organization_id).filter(pk=delivery.pk).update(
-        status=DeliveryStatus.SENT, sent_at=timezone.now(), last_error=""
-    )
+    DELIVERIES.finish(delivery.pk, delivery.worker, DeliveryStatus.SENT, sent_at=timezone.now())
 
 
-def delivery_failed(delivery_id: int, error: str, *, final: bool) -> None:
-    ReportDelivery.objects.for_task(delivery_id).update(
-        status=DeliveryStatus.FAILED if final else DeliveryStatus.PENDING, last_error=error[:1000]
-    )
+def delivery_failed(delivery: ReportDelivery, error: str, *, final: bool) -> None:
+    """The mail server refused: back to pending for the next try, or failed for a person to resend."""
+    if final:
+        DELIVERIES.finish(delivery.pk, delivery.worker, DeliveryStatus.FAILED, error[:1000])
+    else:
+        DELIVERIES.release(delivery.pk, delivery.worker, retry_in=0, last_error=error[:1000])

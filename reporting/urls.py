@@ -19,6 +19,7 @@ urlpatterns = [
     path(H + "run-now/", views.run_now, name="run-now"),
     path(H + "runs/<uuid:run_uuid>/", views.run_detail, name="run-detail"),
     path(H + "runs/<uuid:run_uuid>/report/", views.report_download, name="report-download"),
+    path(H + "runs/<uuid:run_uuid>/resend/", views.run_resend, name="run-resend"),
     path(H + "results/<uuid:result_uuid>/", views.result_action, name="result-action"),
     path(H + "results/<uuid:result_uuid>/review/", views.review_record, name="review-record"),
     path(

@@ -8,6 +8,7 @@ grow with the number of engagements.
 from datetime import timedelta
 
 from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Exists, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Concat
 from django.http import FileResponse, Http404
@@ -24,7 +25,7 @@ from deliverables.charts import sparkline
 from deliverables.models import ArtifactStatus
 from engagements.models import Engagement, EngagementMember, TeamRole
 
-from . import health, health_actions, imports
+from . import health, health_actions, health_run, imports
 from . import health_rules as rule_engine
 from .forms import (
     BaselineForm,
@@ -510,6 +511,22 @@ def run_detail(request, engagement_uuid, run_uuid):
             response["HX-Refresh"] = "true"
         return response
     return render(request, "reporting/run_detail.html", run_context(request, engagement, run))
+
+
+@org_view
+@require_POST
+def run_resend(request, engagement_uuid, run_uuid):
+    """Send the run's failed emails again (owner or consultant): each recipient at most once more."""
+    engagement = _engagement(request, engagement_uuid)
+    run = _run(request, engagement, run_uuid)
+    if not request.membership.can_write:
+        raise PermissionDenied
+    queued = health_run.resend(run)
+    if queued:
+        messages.success(request, f"{queued} email{'s' if queued != 1 else ''} queued again; this page follows them.")
+    else:
+        messages.info(request, "No failed email to send again.")
+    return redirect(_run_url(request, engagement, run, "deliveries"))
 
 
 @org_view

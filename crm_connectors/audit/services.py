@@ -2,10 +2,11 @@
 
 - `start_audit` creates a queued run (at most one queued or running per client: a second start returns the
   first run) and queues `crm_connectors.tasks.run_audit` on commit.
-- `execute_run` claims a queued run with a conditional UPDATE (a second worker or a retry finds nothing to
-  claim), reads the CRM through the engine, runs the catalogue and stores the findings. A CRM error ends
-  the run `failed` (no rule could be evaluated) or `partial` (some could), with the reason in plain words.
-  A heartbeat thread marks the run alive while it runs; `sweep_stuck_runs` fails runs whose worker died.
+- `execute_run` claims a queued run through the run lifecycle (`gtm_ops.runs`, `AUDITS`: a conditional UPDATE
+  and a lease its heartbeat extends), reads the CRM through the engine, runs the catalogue and stores the
+  findings. A CRM error ends the run `failed` (no rule could be evaluated) or `partial` (some could), with the
+  reason in plain words. The lifecycle's sweep fails runs whose worker died; `sweep_stuck_runs` also fails
+  the runs no worker ever picked up.
 - Finding states: open, acknowledged, explained, accepted as a risk. A later run that finds the same thing
   (same fingerprint: rule, object, field or pipeline) keeps an acknowledged or explained state. An accepted
   risk is kept while the offending values are the same (or fewer); when new values appear it reopens: the
@@ -16,13 +17,11 @@
 from __future__ import annotations
 
 import logging
-import threading
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts import activity
@@ -35,6 +34,7 @@ from ..base import CrmError
 from ..crypto import SecretUnreadable
 from ..models import (
     ACTIVE_AUDIT_STATUSES,
+    AUDITS,
     FINISHED_AUDIT_STATUSES,
     AuditRun,
     AuditStatus,
@@ -46,8 +46,6 @@ from . import engine, rules
 
 logger = logging.getLogger(__name__)
 
-STOPPED = "The worker stopped before the audit finished (no sign of life for {minutes} minutes); start the audit again."
-NEVER_STARTED = "No worker picked the audit up within {minutes} minutes; start the audit again."
 TRANSITIONS: dict[str, set[str]] = {
     FindingState.OPEN: {FindingState.ACKNOWLEDGED, FindingState.EXPLAINED, FindingState.ACCEPTED_RISK},
     FindingState.ACKNOWLEDGED: {FindingState.OPEN, FindingState.EXPLAINED, FindingState.ACCEPTED_RISK},
@@ -58,23 +56,6 @@ NEEDS_NOTE: dict[str, str] = {
     FindingState.EXPLAINED: "an explanation",
     FindingState.ACCEPTED_RISK: "why the risk is accepted",
 }
-
-
-def _setting(name: str, default: float) -> float:
-    return float(getattr(settings, name, default))
-
-
-def stale_after() -> float:
-    """Seconds without a heartbeat after which a running audit's worker is taken for dead."""
-    return _setting("CRM_AUDIT_STALE_AFTER", 300)
-
-
-def heartbeat_every() -> float:
-    return _setting("CRM_AUDIT_HEARTBEAT", 20)
-
-
-def queue_timeout() -> float:
-    return _setting("CRM_AUDIT_QUEUE_TIMEOUT", 3600)
 
 
 def thresholds() -> dict[str, float]:
@@ -110,29 +91,8 @@ def signed_architecture(engagement: Engagement | None) -> tuple[Any, list[dict]]
 
 
 def sweep_stuck_runs(now=None) -> int:
-    """Fail runs whose worker died (no heartbeat) and runs no worker ever picked up. Returns how many."""
-    now = now or timezone.now()
-    stale = now - timedelta(seconds=stale_after())
-    every_tenant = AuditRun.objects.across_tenants("beat: the sweep covers every tenant's runs")
-    stuck = every_tenant.filter(status=AuditStatus.RUNNING).filter(
-        Q(heartbeat_at__lt=stale) | Q(heartbeat_at__isnull=True, started_at__lt=stale)
-    )
-    ids = list(stuck.values_list("pk", flat=True))
-    swept = every_tenant.filter(pk__in=ids, status=AuditStatus.RUNNING).update(
-        status=AuditStatus.FAILED,
-        finished_at=now,
-        error=STOPPED.format(minutes=max(1, round(stale_after() / 60))),
-    )
-    swept += every_tenant.filter(
-        status=AuditStatus.QUEUED, created_at__lt=now - timedelta(seconds=queue_timeout())
-    ).update(
-        status=AuditStatus.FAILED,
-        finished_at=now,
-        error=NEVER_STARTED.format(minutes=max(1, round(queue_timeout() / 60))),
-    )
-    if swept:
-        logger.warning("Audit sweep: %d run(s) marked failed (worker stopped or never started)", swept)
-    return swept
+    """Fail runs whose worker died (lease expired) and runs no worker ever picked up. Returns how many."""
+    return AUDITS.sweep(now)
 
 
 def start_audit(
@@ -193,72 +153,28 @@ def start_audit(
 # ---------------------------------------------------------------- running
 
 
-class Heartbeat:
-    """Touch the run's heartbeat from a side thread while the worker is alive (a CRM call can be long)."""
-
-    def __init__(self, run_id: int, every: float) -> None:
-        self.run_id = run_id
-        self.every = every
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name=f"audit-heartbeat-{run_id}", daemon=True)
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-
-    def _beat(self) -> None:
-        try:
-            while not self._stop.wait(self.every):
-                try:
-                    AuditRun.objects.for_task(self.run_id).filter(status=AuditStatus.RUNNING).update(
-                        heartbeat_at=timezone.now()
-                    )
-                except Exception:  # a missed beat is not worth failing the audit for
-                    logger.debug("Audit heartbeat %s missed", self.run_id, exc_info=True)
-        finally:
-            connection.close()
-
-
 def execute_run(run_id: int, *, connector_options: dict[str, Any] | None = None, heartbeat: bool = True):
     """Claim a queued run and audit the CRM. Returns the run, or None when another worker has it."""
-    now = timezone.now()
-    claimed = (
-        AuditRun.objects.for_task(run_id)
-        .filter(status=AuditStatus.QUEUED)
-        .update(status=AuditStatus.RUNNING, started_at=now, heartbeat_at=now, progress=1)
-    )
-    if not claimed:
+    token = AUDITS.claim(run_id, started_at=timezone.now(), progress=1)
+    if token is None:
         return None
     run = AuditRun.objects.for_task(run_id).select_related("client", "engagement", "connection", "organization").get()
-    beat = Heartbeat(run_id, heartbeat_every()) if heartbeat else None
     try:
-        if beat is not None:
-            beat.__enter__()
-        _audit(run, connector_options or {})
+        if heartbeat:
+            with AUDITS.beating(run_id, token):
+                _audit(run, connector_options or {})
+        else:
+            _audit(run, connector_options or {})
     except Exception as exc:  # a bug must not leave the run "running": say so on the row
         logger.exception("Audit run %s failed", run_id)
         _finish(run, AuditStatus.FAILED, f"GTM Ops could not finish the audit ({type(exc).__name__}). Try again.")
-    finally:
-        if beat is not None:
-            beat.__exit__()
     run.refresh_from_db()
     return run
 
 
 def _finish(run: AuditRun, status: str, error: str = "", **fields: Any) -> bool:
-    """End a running run; False when it is no longer running (the sweep gave up on it: its result is dropped)."""
-    done = (
-        AuditRun.objects.for_org(run.organization_id)
-        .filter(pk=run.pk, status=AuditStatus.RUNNING)
-        .update(status=status, error=error[:4000], finished_at=timezone.now(), heartbeat_at=timezone.now(), **fields)
-    )
-    if not done:
-        logger.warning("Audit run %s finished after it was marked failed; its result is dropped", run.pk)
-    return bool(done)
+    """End the run this worker holds; False when it no longer holds it (the sweep gave up on it: dropped)."""
+    return AUDITS.finish(run.pk, run.worker, status, error, **fields)
 
 
 def previous_run(run: AuditRun) -> AuditRun | None:
@@ -301,8 +217,8 @@ def _audit(run: AuditRun, options: dict[str, Any]) -> None:
         return
 
     def on_progress(percent: int, calls: int) -> None:
-        AuditRun.objects.for_org(run.organization_id).filter(pk=run.pk, status=AuditStatus.RUNNING).update(
-            progress=max(1, min(percent, 99)), api_calls=calls, heartbeat_at=timezone.now()
+        AUDITS.held(run.pk, run.worker).update(
+            progress=max(1, min(percent, 99)), api_calls=calls, lease_until=AUDITS.lease()
         )
 
     try:

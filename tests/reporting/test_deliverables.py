@@ -219,6 +219,8 @@ def test_every_kind_renders_and_the_email_goes_out_whatever_the_client_is_called
         assert attachment.get_filename() == f"{ODD_SLUG}-health-check-2026-10.pdf"
         assert "Health-Check Report" in words(attachment.get_content())
     assert set(ReportDelivery.objects.filter(run=run).values_list("status", flat=True)) == {"sent"}
+    run.refresh_from_db()
+    assert run.status == "succeeded"
 
 
 def test_the_file_name_of_any_name_is_a_short_safe_slug():
@@ -281,8 +283,10 @@ def test_health_emails_wait_for_a_failed_report_and_go_out_after_its_retry(cast,
     run, _ = health.create_run(forecasting, OCTOBER)
     run_health_check(run.pk)
     run = HealthCheckRun.objects.across_tenants("test").select_related("report").get(pk=run.pk)
-    assert run.status == "succeeded" and run.report.status == ArtifactStatus.FAILED
-    assert set(ReportDelivery.objects.filter(run=run).values_list("status", flat=True)) == {"pending"}
+    # not succeeded without its report: failed with the reason, the emails not even planned
+    assert run.status == "failed" and run.report.status == ArtifactStatus.FAILED
+    assert "report could not be rendered" in run.error
+    assert not ReportDelivery.objects.filter(run=run).exists()
     assert smtp.messages == []  # no email without its report
 
     client.force_login(cast.consultant)
@@ -298,3 +302,5 @@ def test_health_emails_wait_for_a_failed_report_and_go_out_after_its_retry(cast,
     assert {m["To"] for m in messages} == {"maya@acme.example", "carl@alpha.example"}
     assert all(len(list(m.iter_attachments())) == 1 for m in messages)
     assert set(ReportDelivery.objects.filter(run=run).values_list("status", flat=True)) == {"sent"}
+    run.refresh_from_db()
+    assert run.status == "succeeded"

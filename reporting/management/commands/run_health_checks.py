@@ -42,8 +42,8 @@ class Command(BaseCommand):
         "has one run per engagement: a run already finished for it is reported, not re-run, and sends nothing "
         "again. Prints one block per engagement (--json: a list with each run and its results). Exit status 0 "
         "even when red flags are found; 1 (an error naming them) when a run executed by this invocation failed, "
-        "after the others have run and been printed. Emails go out through the send_health_report task: here when "
-        "no broker is configured, to the Celery workers otherwise. A month before the one just ended is back-filled: "
+        "after the others have run and been printed. The emails are sent by this process, each recipient "
+        "once. A month before the one just ended is back-filled: "
         "its report is rendered but not emailed unless --email is given. With --json, stdout carries the JSON alone "
         "(anything else, such as emails printed by the console backend, goes to stderr)."
     )
