@@ -21,6 +21,8 @@ class ArtifactKind(models.TextChoices):
     STAGE_REFERENCE_CARD = "stage_reference_card", "Stage Reference Card"
     HEALTH_CHECK_REPORT = "health_check_report", "Health-Check Report"
     CURRENT_STATE_AUDIT = "current_state_audit", "Current State Audit"
+    CRM_CONFIGURATION_SPEC = "crm_configuration_spec", "CRM Configuration Spec"
+    CRM_FIELD_MAPPING_SHEET = "crm_field_mapping_sheet", "CRM Field Mapping Sheet"
 
 
 class ArtifactStatus(models.TextChoices):
