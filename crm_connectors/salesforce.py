@@ -894,7 +894,7 @@ class SalesforceConnector(CrmConnector):
                 f"A record's first {f.label} is not a change in Salesforce field history, and the value each of the "
                 f"{created:,} {OBJECTS[kind]} records created in the period was created with takes more than "
                 f"{AFTER_PAGES} pages of later changes or {WINDOW_PAGES} pages of records to read (a month long "
-                "past): entries into the value records are created with are not counted."
+                "past): entries into the value records are created with count only the records that re-entered it."
             )
         else:
             note = (
@@ -928,7 +928,7 @@ class SalesforceConnector(CrmConnector):
         in the period or after it, else the value the record holds now. The changes after the period are read too:
         a run on time reads a day or two of them; a catch-up of a month long past would read months, so beyond
         AFTER_PAGES pages (or WINDOW_PAGES pages of records created) the values are None rather than read at
-        today's values, which would be wrong."""
+        today's values, which would be wrong (the caller counts the changes alone and says so)."""
         history, parent, _ = self._history_source(kind, f)
         after = self._query(
             f"SELECT Id, {parent}, OldValue, NewValue, CreatedDate FROM {history} "

@@ -131,7 +131,6 @@ class CrmFigures:
         reasons: dict[str, str] = {}
         for lost in self.architecture.unplaced:
             counts[lost.name], reasons[lost.name] = None, f"not evaluated: {lost.reason}"
-        first_stages = {seq[0].name for seq in self.architecture.sequences()}
         for (kind, field_name), placed in self.architecture.fields().items():
             values = list(dict.fromkeys(v for p in placed for v in p.values))
             try:
@@ -141,14 +140,9 @@ class CrmFigures:
                 for p in placed:
                     counts[p.name], reasons[p.name] = None, f"the CRM could not be read: {exc}"
                 continue
-            # Records created in a value entered it, as HubSpot's 'date entered' counts them: on Salesforce their
-            # first value has no history row, so the connector reads it apart. Where it could not (a month long
-            # past), a domain's first stage, which records mostly enter by being created, is not measured.
-            firsts_unread = bool(moves.created) and not any(t.count for t in moves.first_values)
+            # Records created in a value entered it, as HubSpot's 'date entered' counts them (on Salesforce the
+            # connector reads their first values apart; for a month long past it cannot, and only changes count)
             for p in placed:
-                if firsts_unread and p.name in first_stages:
-                    counts[p.name], reasons[p.name] = None, moves.note
-                    continue
                 found = [moves.entered(v) for v in p.values]
                 if any(c is None for c in found):
                     counts[p.name] = None
