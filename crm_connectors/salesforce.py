@@ -928,7 +928,7 @@ class SalesforceConnector(CrmConnector):
         in the period or after it, else the value the record holds now. The changes after the period are read too:
         a run on time reads a day or two of them; a catch-up of a month long past would read months, so beyond
         AFTER_PAGES pages (or WINDOW_PAGES pages of records created) the values are None rather than read at
-        today's values, which would be wrong (the caller counts the changes alone and says so)."""
+        today's values, which would be wrong (the caller then counts the changes alone)."""
         history, parent, _ = self._history_source(kind, f)
         after = self._query(
             f"SELECT Id, {parent}, OldValue, NewValue, CreatedDate FROM {history} "
