@@ -147,6 +147,16 @@ def parse_hs_datetime(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _iso_datetime(text: str) -> Any:
+    """The generated client's datetime deserializer, fast on HubSpot's ISO 8601; anything else as it parsed it."""
+    try:
+        return datetime.fromisoformat(text)
+    except (TypeError, ValueError):
+        from dateutil.parser import parse
+
+        return parse(text)
+
+
 def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
@@ -247,6 +257,9 @@ class HubSpotConnector(CrmConnector):
 
     def _api_factory(self, api_client_package: Any, api_name: str, config: dict[str, Any]) -> Any:
         api = DiscoveryBase._default_api_factory(api_client_package, api_name, config)
+        # The client parses every record's createdAt/updatedAt with dateutil: a health check's stay pages made that
+        # most of a run's CPU. HubSpot writes ISO 8601, which the standard library parses many times faster.
+        api.api_client._ApiClient__deserialize_datetime = _iso_datetime
         rest = api.api_client.rest_client
         original = rest.request
         package_error = getattr(sys.modules[type(rest).__module__], "ApiException", Exception)

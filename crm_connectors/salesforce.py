@@ -111,6 +111,7 @@ NEXT_STEP = ("NextStep", "IsClosed")  # open deals without a next step
 DUPLICATE_KEYS = {"lead": "Email", "contact": "Email", "company": "Website"}
 PAGE = 2000  # records per SOQL page
 WINDOW_PAGES = 30  # stage_transitions / time_in_stage without deep: at most this many pages of a month's history rows
+AFTER_PAGES = 5  # first values: at most this many pages of a field's changes since the period (a run on time: 1)
 FREE_TEXT_RECORDS = 2000  # value_counts on a free-text field reads at most this many records (one SOQL page)
 CUSTOM_OBJECTS = 10  # custom_objects: at most this many custom objects described
 _LIKELY_LIFECYCLE = re.compile(r"stage|lifecycle|health|status|customer|success|renewal|onboard|account", re.I)
@@ -159,9 +160,17 @@ def ident(name: str) -> str:
     return name
 
 
-def parse_sf_datetime(text: str | None) -> datetime | None:
+def parse_sf_datetime(text: str | datetime | None) -> datetime | None:
     if not text:
         return None
+    if isinstance(text, datetime):  # a history row's time, parsed once when the row was read (_slim)
+        return text
+    try:  # Salesforce's own format (2026-11-03T10:00:00.000+0000): a month of history is 10^4-10^5 rows, each
+        parsed = datetime.fromisoformat(text)  # parsed a few times, and strptime was most of a run's CPU
+    except ValueError:
+        parsed = None
+    if parsed is not None and parsed.tzinfo is not None:
+        return parsed
     value = text.replace("Z", "+0000")
     for fmt in ("%Y-%m-%dT%H:%M:%S.%f%z", "%Y-%m-%dT%H:%M:%S%z"):
         try:
@@ -880,18 +889,19 @@ class SalesforceConnector(CrmConnector):
             if isinstance(found, str):
                 return Transitions(kind, f.api_name, start, end, (), False, history, None, meter.calls, deep, found)
             counts: Counter[str] = Counter(str(r["NewValue"]) for r in found if r.get("NewValue") is not None)
-            firsts, created = self._first_values(kind, f, found, window)
+            firsts, created = self._first_values(kind, f, found, window, _aware(end))
         if firsts is None:
             note = (
-                f"A record's first {f.label} is not a change in Salesforce field history, and the {created:,} "
-                f"{OBJECTS[kind]} records created in the period are more than {WINDOW_PAGES} pages to read: entries "
-                "into the value records are created with leave them out."
+                f"A record's first {f.label} is not a change in Salesforce field history, and the value each of the "
+                f"{created:,} {OBJECTS[kind]} records created in the period was created with takes more than "
+                f"{AFTER_PAGES} pages of later changes or {WINDOW_PAGES} pages of records to read (a month long "
+                "past): entries into the value records are created with count only the records that re-entered it."
             )
         else:
             note = (
                 f"A record's first {f.label} is not a change in Salesforce field history: the {created:,} "
                 f"{OBJECTS[kind]} records created in the period are counted as entering the value they were created "
-                "with (the old value of their first change in the period, else the value they hold now)."
+                "with (the old value of their first change, else the value they hold now)."
             )
         return Transitions(
             kind,
@@ -911,12 +921,22 @@ class SalesforceConnector(CrmConnector):
         )
 
     def _first_values(
-        self, kind: str, f: CrmField, rows: list[dict[str, Any]], window: str
+        self, kind: str, f: CrmField, rows: list[dict[str, Any]], window: str, end: datetime
     ) -> tuple[Counter[str] | None, int]:
-        """(the records created in the period by the value they were created with, all records created in it). The
-        value is the old value of a record's first change in the period, else the value it holds now: a record
-        created in the period and changed only after it counts at its current value (a month-end run reads days
-        after the month, so those are few). None instead of the values when they are more than WINDOW_PAGES pages."""
+        """(the records created in the period by the value they were created with, all records created in it).
+
+        A record's first value is not a change in field history: it is the old value of the record's first change,
+        in the period or after it, else the value the record holds now. The changes after the period are read too:
+        a run on time reads a day or two of them; a catch-up of a month long past would read months, so beyond
+        AFTER_PAGES pages (or WINDOW_PAGES pages of records created) the values are None rather than read at
+        today's values, which would be wrong (the caller then counts the changes alone)."""
+        history, parent, _ = self._history_source(kind, f)
+        after = self._query(
+            f"SELECT Id, {parent}, OldValue, NewValue, CreatedDate FROM {history} "
+            f"WHERE Field = {soql_string(f.api_name)} AND CreatedDate >= {soql_datetime(end)}"
+        )
+        if math.ceil(int(after.get("totalSize") or 0) / PAGE) > AFTER_PAGES:
+            return None, self._count(f"SELECT COUNT() FROM {OBJECTS[kind]} WHERE {window}")
         body = self._query(f"SELECT Id, {f.api_name} FROM {OBJECTS[kind]} WHERE {window}")
         created = int(body.get("totalSize") or 0)
         if math.ceil(created / PAGE) > WINDOW_PAGES:
@@ -925,11 +945,15 @@ class SalesforceConnector(CrmConnector):
         while not body.get("done", True) and body.get("nextRecordsUrl"):
             body = self._query_more(body["nextRecordsUrl"])
             records += body.get("records") or []
-        _, parent, _ = self._history_source(kind, f)
-        first_old = {
-            record: changes[0].get("OldValue")
-            for record, changes in self._per_record(rows, parent, "NewValue", self._stage_order(kind, f)).items()
-        }
+        later = _slim(after.get("records"))
+        while not after.get("done", True) and after.get("nextRecordsUrl"):
+            after = self._query_more(after["nextRecordsUrl"])
+            later += _slim(after.get("records"))
+        order = self._stage_order(kind, f)
+        first_old = {}
+        for changes in (later, rows):  # a change in the period comes before any after it: it wins
+            for record, ordered in self._per_record(changes, parent, "NewValue", order).items():
+                first_old[record] = ordered[0].get("OldValue")
         firsts: Counter[str] = Counter()
         for r in records:
             value = first_old[r["Id"]] if r["Id"] in first_old else r.get(f.api_name)
@@ -1407,8 +1431,12 @@ def _window_stays(
 
 def _slim(records: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
     """History rows without their `attributes` (type and URL): a month of a large org's history is kept for the
-    run, tens of thousands of rows per field in each of the CRM worker's threads, and the URL was most of a row."""
-    return [{k: v for k, v in r.items() if k != "attributes"} for r in records or []]
+    run, tens of thousands of rows per field in each of the CRM worker's threads, and the URL was most of a row.
+    Their CreatedDate is parsed here, once: the entries, first values and stays each read it again."""
+    return [
+        {k: parse_sf_datetime(v) if k == "CreatedDate" else v for k, v in r.items() if k != "attributes"}
+        for r in records or []
+    ]
 
 
 def _history_pages(limit: int) -> int:

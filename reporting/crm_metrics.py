@@ -83,17 +83,28 @@ class CrmFigures:
         return self._cache["architecture"]
 
     def _store(self, metric: str, period: date, values: dict[str, float | None] | None = None, breakdown=None) -> None:
+        # One upsert for every key of the metric: a row per key and query was a tenth of a run's CPU
         org = self.engagement.organization
-        for key, value in (values or {"": None}).items():
-            MetricValue.objects.update_or_create(
+        rows = [
+            MetricValue(
                 organization=org,
                 engagement=self.engagement,
                 metric=metric,
                 key=key,
                 period=period,
                 granularity=Granularity.MONTH,
-                defaults={"value": value, "breakdown": breakdown if key == "" else None, "source": "crm"},
+                value=value,
+                breakdown=breakdown if key == "" else None,
+                source="crm",
             )
+            for key, value in (values or {"": None}).items()
+        ]
+        MetricValue.objects.bulk_create(
+            rows,
+            update_conflicts=True,
+            unique_fields=["engagement", "metric", "key", "granularity", "period"],
+            update_fields=["value", "breakdown", "source"],
+        )
 
     def _not_evaluable(self, metric: str, key: str, reason: str) -> None:
         """Record why one figure is not evaluable; the metric's reason lists each distinct reason once."""
@@ -129,8 +140,10 @@ class CrmFigures:
                 for p in placed:
                     counts[p.name], reasons[p.name] = None, f"the CRM could not be read: {exc}"
                 continue
+            # Records created in a value entered it, as HubSpot's 'date entered' counts them (on Salesforce the
+            # connector reads their first values apart; for a month long past it cannot, and only changes count)
             for p in placed:
-                found = [moves.count(v) for v in p.values]
+                found = [moves.entered(v) for v in p.values]
                 if any(c is None for c in found):
                     counts[p.name] = None
                     reasons[p.name] = (

@@ -38,23 +38,16 @@ from .models import (
 logger = logging.getLogger(__name__)
 
 
-def health_report_context(run: HealthCheckRun) -> dict:
+def health_report_context(run: HealthCheckRun, *, trends: bool = True) -> dict:
+    """The report's results, grouped; `trends` adds each figure's last months as a line (the PDF and the page show
+    them, an email does not)."""
     order = {"red": 0, "not_evaluable": 1, "watch": 2, "explained": 3, "info": 4, "ok": 5}
     results = sorted(
         HealthResult.objects.filter(run=run).select_related("explained_by", "carried_from"),
         key=lambda r: (order.get(r.status, 9), r.task_name, r.key),
     )
-    history: dict[tuple[str, str], dict] = {}
-    for row in (
-        MetricValue.objects.for_org(run.organization)
-        .filter(engagement=run.engagement, granularity=Granularity.MONTH, period__lte=run.period)
-        .order_by("period")
-    ):
-        history.setdefault((row.metric, row.key), {})[row.period] = row.value
-    periods = sorted({p for series in history.values() for p in series})[-6:]
-    for result in results:
-        series = history.get((result.metric, result.key), {})
-        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # type: ignore[attr-defined]  # noqa: S308 - our SVG of numbers
+    if trends:
+        _add_trends(run, results)
     return {
         "run": run,
         "engagement": run.engagement,
@@ -70,6 +63,20 @@ def health_report_context(run: HealthCheckRun) -> dict:
         "explained": [r for r in results if r.status == "explained"],
         "generated_at": timezone.now(),
     }
+
+
+def _add_trends(run: HealthCheckRun, results: list[HealthResult]) -> None:
+    history: dict[tuple[str, str], dict] = {}
+    for row in (
+        MetricValue.objects.for_org(run.organization)
+        .filter(engagement=run.engagement, granularity=Granularity.MONTH, period__lte=run.period)
+        .order_by("period")
+    ):
+        history.setdefault((row.metric, row.key), {})[row.period] = row.value
+    periods = sorted({p for series in history.values() for p in series})[-6:]
+    for result in results:
+        series = history.get((result.metric, result.key), {})
+        result.trend = mark_safe(sparkline([series.get(p) for p in periods]))  # type: ignore[attr-defined]  # noqa: S308 - our SVG of numbers
 
 
 # ---------------------------------------------------------------- the report, through the deliverables pipeline
@@ -155,7 +162,7 @@ def plan_deliveries(run: HealthCheckRun) -> list[ReportDelivery]:
 
 
 def health_email_context(delivery: ReportDelivery) -> dict:
-    context = health_report_context(delivery.run)
+    context = health_report_context(delivery.run, trends=False)
     stakeholder = (
         Stakeholder.objects.for_org(delivery.organization)
         .filter(client=delivery.run.engagement.client, email=delivery.email)
