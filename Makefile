@@ -57,11 +57,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# Every test, in two shards at once, each on its own throwaway PostgreSQL and Redis (scripts/test-shards.sh).
 test: venv system-deps typecheck
-	scripts/with-services.sh bash -c '\
-	  $(BIN)/ruff check . && \
-	  $(BIN)/python manage.py makemigrations --check --dry-run && \
-	  $(BIN)/python -m pytest $(PYTEST_ARGS)'
+	$(BIN)/ruff check .
+	scripts/with-services.sh $(BIN)/python manage.py makemigrations --check --dry-run
+	scripts/test-shards.sh $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) var staticfiles test-artifacts .mypy_cache

@@ -8,6 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from accounts.api import OrgScopedViewSet
+from accounts.models import DomainError
 from deliverables.models import Artifact, ArtifactKind
 
 from . import definitions, signoffs
@@ -123,8 +124,8 @@ class VersionApproverSerializer(serializers.Serializer):
 
     role = serializers.CharField()
     stakeholder = serializers.UUIDField(source="stakeholder.uuid", allow_null=True)
-    name = serializers.CharField(source="stakeholder.name", allow_null=True)
-    waiver_reason = serializers.CharField()
+    name = serializers.CharField(source="stakeholder.name", allow_null=True, allow_blank=True)
+    waiver_reason = serializers.CharField(allow_blank=True)
 
 
 class VersionSerializer(serializers.ModelSerializer):
@@ -186,10 +187,6 @@ class ApproverSerializer(serializers.Serializer):
     stakeholder = serializers.UUIDField(required=False, allow_null=True)
     waiver_reason = serializers.CharField(required=False, allow_blank=True, max_length=500)
 
-    def validate(self, attrs):
-        if bool(attrs.get("stakeholder")) == bool((attrs.get("waiver_reason") or "").strip()):
-            raise serializers.ValidationError("Give either the stakeholder who holds the role or a waiver reason.")
-        return attrs
 
 
 class PublishSerializer(serializers.Serializer):
@@ -205,13 +202,16 @@ class PublishSerializer(serializers.Serializer):
 
 
 def _holder(org, row: dict):
-    """The Stakeholder an approver row names, or its waiver reason."""
+    """The Stakeholder an approver row names, or its waiver reason. Exactly one of them: a refusal of the mapping
+    as a whole (400 with `detail`, like the other refusals of publishing), since a schema cannot say "one of"."""
+    reason = (row.get("waiver_reason") or "").strip()
+    if bool(row.get("stakeholder")) == bool(reason):
+        raise DomainError(f"{row['role']}: give either the stakeholder who holds the role or a waiver reason.")
     if not row.get("stakeholder"):
-        return row["waiver_reason"]
+        return reason
     holder = Stakeholder.objects.for_org(org).filter(uuid=row["stakeholder"]).first()
     if holder is None:
-        message = f"{row['role']}: unknown stakeholder UUID in this organization."
-        raise serializers.ValidationError({"approvers": [message]})
+        raise DomainError(f"{row['role']}: no stakeholder with that UUID in this organization.")
     return holder
 
 
