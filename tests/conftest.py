@@ -15,6 +15,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from django.conf import settings as django_settings
 from django.db import connection
+from playwright.sync_api import expect
 
 from accounts.models import Membership, Organization, Role
 from engagements.models import ClientAccount, Stakeholder
@@ -22,6 +23,10 @@ from gtm_ops.celery import app as celery_app
 from playbooks.loader import load_library
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
+
+# The browser tests' assertions poll until they hold. Playwright's 5 s default is short for a PDF rendered inline on
+# a 2-core host that runs both shards of `make test` at once; a failing assertion still fails, after 20 s.
+expect.set_options(timeout=20_000)
 
 ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct-horse-battery"
