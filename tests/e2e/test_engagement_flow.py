@@ -21,7 +21,7 @@ from tests.e2e.conftest import ARTIFACTS
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1360, "height": 900}, timezone_id="Europe/Berlin", locale="en-GB")
-    context.set_default_timeout(20_000)  # generous: CI machines run other suites too
+    context.set_default_timeout(60_000)  # generous: filling the 40 kB playbook YAML took over 20 s under both shards
     page = context.new_page()
     page.on("dialog", lambda dialog: dialog.accept())  # data-confirm / hx-confirm prompts
     try:

@@ -29,7 +29,8 @@ from tests.conftest import ROOT, Mailbox, free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 OCTOBER = date(2026, 10, 1)
-LEASE = 2  # seconds: a dead worker's run is taken back within moments, not the production 5 minutes
+LEASE = 6  # seconds: a dead worker's run is taken back within moments, not the production 5 minutes; long enough
+# that a live worker's heartbeat (every third of it) is never late on a host running both shards of the suite
 # The recipients, from the engagement fixture: its stakeholder and its architect.
 RECIPIENTS = ["carl@alpha.example", "maya@acme.example"]
 
@@ -136,12 +137,24 @@ def blocked_backends() -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
+_locks: list[psycopg.Connection] = []
+
+
+@pytest.fixture(autouse=True)
+def _release_locks(transactional_db):
+    """A failed test must not leave a table locked: the flush after it (transactional_db) would wait for ever."""
+    yield
+    while _locks:
+        _locks.pop().close()
+
+
 def lock_table(table: str) -> psycopg.Connection:
     """A session of its own holding `table` exclusively (reads and writes of it wait) until it rolls back."""
     db = connection.settings_dict
     session = psycopg.connect(
         host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"], dbname=db["NAME"]
     )
+    _locks.append(session)
     session.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE")
     return session
 
