@@ -23,6 +23,9 @@ scripts/with-services.sh .venv/bin/python -m pytest "$@" tests "${ignore[@]}" >"
 two=$!
 wait "$one"; status_one=$?
 wait "$two"; status_two=$?
+# pytest's 5 is "no test selected": with PYTEST_ARGS="-k portal" one shard may hold none of them.
+[ "$status_one" = 5 ] && status_one=0
+[ "$status_two" = 5 ] && status_two=0
 for n in 1 2; do
   echo "=================================== shard $n ==================================="
   cat "$logs/$n.log"
