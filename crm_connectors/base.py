@@ -465,6 +465,11 @@ class ApiBudget:
 # ---------------------------------------------------------------- the interface
 
 
+class WriteAccess(NamedTuple):
+    allowed: bool
+    reason: str = ""
+
+
 class CrmConnector(ABC):
     """What every CRM connector offers. Construct through `CrmConnection.connector()` in the app.
 
@@ -632,6 +637,25 @@ class CrmConnector(ABC):
     @abstractmethod
     def api_budget(self) -> ApiBudget:
         """The CRM's daily allocation and usage, and this connection's budget."""
+
+    # configuration writes (the engineering phase's apply and undo). One operation of a change plan (see
+    # engineering/plan.py for its shape: kind, object, field, pipeline, value, label, probability, target) is read
+    # and written as a *state*, so apply writes `op["target"]` and undo writes the prior state it recorded:
+    #   a value or stage: {"label": str, "active": bool, "probability": int 0-100 | None}; None = absent
+    #   a field (create_field): {"type": str, "values": [label, ...]}; None = absent
+    def write_access(self) -> WriteAccess:
+        """Whether this connection may change configuration (scopes or permissions read from the CRM, never
+        assumed), with the reason in words when it may not."""
+        return WriteAccess(False, f"{self.label} configuration writes are not supported by this connector.")
+
+    def config_state(self, op: dict[str, Any]) -> dict[str, Any] | None:
+        """The CRM's state now of the value, stage or field `op` targets; None when it does not exist."""
+        raise CrmUnsupported(f"{self.label} configuration cannot be read for writing here.", platform=self.platform)
+
+    def write_config(self, op: dict[str, Any], state: dict[str, Any] | None) -> None:
+        """Make the value, stage or field `op` targets carry `state` (None removes what an apply created).
+        Sends writes only; the caller reads config_state first and skips an operation already in that state."""
+        raise CrmUnsupported(f"{self.label} configuration cannot be written here.", platform=self.platform)
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the instance must not be used afterwards."""
