@@ -22,6 +22,7 @@ SENTENCES = {
     "intake.submitted": "submitted the intake form of {target}",
     "intake.reopened": "reopened the intake form of {target} for changes",
     "intake.file_uploaded": "uploaded {file} to the intake form of {target}",
+    "intake.file_removed": "removed {file} from the intake form of {target}",
     "document.shared": "shared “{title}” to the portal of {target}",
     "document.unshared": "stopped sharing “{title}” on {target}",
     "playbook.cloned": "copied the playbook {target}",

@@ -64,8 +64,11 @@ ALLOWED = {
     ".csv": ("text/csv", _text, "a CSV file"),
     ".txt": ("text/plain", _text, "a text file"),
     ".xlsx": ("application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", _office("xl/"), "an Excel workbook"),
-    ".docx": ("application/vnd.openxmlformats-officedocument.wordprocessingml.document", _office("word/"),
-              "a Word document"),
+    ".docx": (
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        _office("word/"),
+        "a Word document",
+    ),
 }
 ALLOWED_NAMES = "PDF, PNG, JPEG, CSV, XLSX, DOCX or TXT"
 
@@ -111,8 +114,14 @@ def store_intake_file(*, form: IntakeForm, field_key: str, upload, stakeholder, 
         form = IntakeForm.objects.select_for_update().get(pk=form.pk, organization=form.organization)
         require_open(form)
         stored = IntakeFile(
-            organization=form.organization, engagement=form.engagement, form=form, field_key=field.key,
-            name=Path(upload.name).name[:255], content_type=content_type, size=upload.size, sha256=sha256,
+            organization=form.organization,
+            engagement=form.engagement,
+            form=form,
+            field_key=field.key,
+            name=Path(upload.name).name[:255],
+            content_type=content_type,
+            size=upload.size,
+            sha256=sha256,
             uploaded_by=stakeholder,
         )
         stored.file.save(stored.name, upload, save=False)
@@ -131,3 +140,28 @@ def store_intake_file(*, form: IntakeForm, field_key: str, upload, stakeholder, 
         )
     return stored
 
+
+def remove_intake_file(*, file: IntakeFile, stakeholder, request=None) -> None:
+    """The stakeholder takes back a file they uploaded, while the form is still open. The row goes at once; the
+    bytes go after the commit, and only if no row still names them (a rolled-back removal keeps its file)."""
+    if file.uploaded_by_id != stakeholder.pk:
+        raise DomainError(f"“{file.name}” was uploaded by someone else: only they can remove it.")
+    with transaction.atomic():
+        form = IntakeForm.objects.select_for_update().get(pk=file.form_id, organization=file.organization)
+        require_open(form)
+        file.delete()
+        activity.record(
+            organization=form.organization,
+            actor_label=f"{stakeholder.name} <{stakeholder.email}>",
+            verb="intake.file_removed",
+            target=form.engagement,
+            request=request,
+            data={"file": file.name, "field": field_of(form, file.field_key).label, "sha256": file.sha256},
+        )
+        transaction.on_commit(lambda: _delete_if_unreferenced(file))
+
+
+def _delete_if_unreferenced(file: IntakeFile) -> None:
+    name = file.file.name or ""
+    if name and not IntakeFile.objects.for_org(file.organization_id).filter(file=name).exists():
+        file.file.storage.delete(name)

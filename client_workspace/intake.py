@@ -94,10 +94,12 @@ def _table(field: IntakeField, data) -> list[dict] | None:
         if not any(cells.values()):
             continue  # the spare blank rows the page offers
         number = len(table) + 1
-        table.append({
-            c.key: _cell(c, cells[c.key], f"“{field.label}”, row {number}, {c.label}") if cells[c.key] else None
-            for c in field.columns
-        })
+        table.append(
+            {
+                c.key: _cell(c, cells[c.key], f"“{field.label}”, row {number}, {c.label}") if cells[c.key] else None
+                for c in field.columns
+            }
+        )
     return table or None
 
 
@@ -156,7 +158,9 @@ def _store(form: IntakeForm, field: IntakeField, value, stakeholder) -> None:
         form.answers.filter(field_key=field.key).delete()
     else:
         IntakeAnswer.objects.update_or_create(
-            organization=form.organization, form=form, field_key=field.key,
+            organization=form.organization,
+            form=form,
+            field_key=field.key,
             defaults={"value": value, "answered_by": stakeholder},
         )
 
@@ -176,9 +180,7 @@ def save_answer(*, form: IntakeForm, field_key: str, data, stakeholder) -> Intak
 def missing_required(form: IntakeForm) -> list[IntakeField]:
     answered = set(form.answers.values_list("field_key", flat=True))
     uploaded = set(form.files.values_list("field_key", flat=True))
-    return [
-        f for f in form.fields if f.required and f.key not in (uploaded if f.type == "file" else answered)
-    ]
+    return [f for f in form.fields if f.required and f.key not in (uploaded if f.type == "file" else answered)]
 
 
 @dataclass
@@ -191,12 +193,9 @@ class Submission:
         return not self.errors and not self.missing
 
 
-def submit(*, form: IntakeForm, data, stakeholder, request=None) -> Submission:
-    """Store every answer posted with the form, then submit it if every required field is answered.
-
-    Answers are kept whatever happens (each is saved in its own transaction): a form sent back for a missing field
-    comes back with everything the client already gave.
-    """
+def save_posted(*, form: IntakeForm, data, stakeholder) -> dict[str, str]:
+    """Store every answer posted with the whole form; field key -> why its answer was not stored. Each is saved in
+    its own transaction, so one bad answer keeps the others."""
     errors: dict[str, str] = {}
     for field in form.fields:
         if field.type == "file":
@@ -205,6 +204,16 @@ def submit(*, form: IntakeForm, data, stakeholder, request=None) -> Submission:
             save_answer(form=form, field_key=field.key, data=data, stakeholder=stakeholder)
         except AnswerError as exc:
             errors[field.key] = str(exc)
+    return errors
+
+
+def submit(*, form: IntakeForm, data, stakeholder, request=None) -> Submission:
+    """Store every answer posted with the form, then submit it if every required field is answered.
+
+    Answers are kept whatever happens (each is saved in its own transaction): a form sent back for a missing field
+    comes back with everything the client already gave.
+    """
+    errors = save_posted(form=form, data=data, stakeholder=stakeholder)
     missing = missing_required(form)
     result = Submission(errors=errors, missing=missing)
     if result.submitted:
@@ -229,8 +238,11 @@ def _mark_submitted(form: IntakeForm, stakeholder, request) -> None:
     item = ChecklistItem.objects.filter(engagement=form.engagement, key=form.definition.completes).first()
     if item is not None and not item.done:
         try:
-            complete_client_task(item, auto_reason=f"{stakeholder.name} submitted the {form.name} with every "
-                                 "required field filled.", request=request)
+            complete_client_task(
+                item,
+                auto_reason=f"{stakeholder.name} submitted the {form.name} with every required field filled.",
+                request=request,
+            )
         except DomainError:  # its phase is done or skipped: the checklist keeps the item as it is
             pass
 
@@ -243,5 +255,11 @@ def reopen(*, form: IntakeForm, actor, request=None) -> None:
         return
     form.status, form.submitted_at, form.submitted_by = IntakeStatus.OPEN, None, None
     form.save(update_fields=["status", "submitted_at", "submitted_by"])
-    activity.record(organization=form.organization, actor=actor, verb="intake.reopened", target=form.engagement,
-                    request=request, data={"form": form.name})
+    activity.record(
+        organization=form.organization,
+        actor=actor,
+        verb="intake.reopened",
+        target=form.engagement,
+        request=request,
+        data={"form": form.name},
+    )

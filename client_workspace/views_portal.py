@@ -11,7 +11,7 @@ from engagements.models import Engagement
 from engagements.portal_access import portal_view
 
 from . import intake
-from .files import FileRefused, store_intake_file
+from .files import FileRefused, remove_intake_file, store_intake_file
 from .models import IntakeFile, SharedDocument
 
 
@@ -43,10 +43,19 @@ def _rows(form):
 
 
 def _page(request, form, *, errors=None, missing=(), status=200):
-    return render(request, "client_workspace/portal_intake.html", {
-        "stakeholder": request.stakeholder, "form": form, "engagement": form.engagement,
-        "rows": list(_rows(form)), "errors": errors or {}, "missing": missing,
-    }, status=status)
+    return render(
+        request,
+        "client_workspace/portal_intake.html",
+        {
+            "stakeholder": request.stakeholder,
+            "form": form,
+            "engagement": form.engagement,
+            "rows": list(_rows(form)),
+            "errors": errors or {},
+            "missing": missing,
+        },
+        status=status,
+    )
 
 
 @portal_view
@@ -75,10 +84,13 @@ def _status(request, key, error, *, status=200):
 @portal_view
 @require_POST
 def intake_upload(request, engagement_uuid):
+    """One file for one field. With htmx (on the file input's change) it answers the field's fieldset; without
+    JavaScript the field's Upload button posts the whole form here, so its typed answers are kept too, and the
+    page comes back with a message."""
     form = _form(request, engagement_uuid)
     key = request.POST.get("field", "")
     error = ""
-    upload = request.FILES.get("file")
+    upload = request.FILES.get(key)
     try:
         if upload is None:
             raise FileRefused("Choose a file to upload.")
@@ -86,19 +98,85 @@ def intake_upload(request, engagement_uuid):
     except DomainError as exc:
         error = str(exc)
     if not request.htmx:
-        (messages.error if error else messages.success)(request, error or f"“{upload.name}” is uploaded.")
-        return redirect("portal:intake", engagement_uuid=form.engagement.uuid)
+        return _after_plain_post(request, form, error or f"“{upload.name}” is uploaded.", failed=bool(error))
     row = next((r for r in _rows(form) if r["field"].key == key), None)
     if row is None:
         return _status(request, key, error, status=422)
-    context = {"row": row, "form": form, "engagement": form.engagement, "upload_error": error, "uploaded": not error}
+    context = {
+        "row": row,
+        "form": form,
+        "engagement": form.engagement,
+        "stakeholder": request.stakeholder,
+        "upload_error": error,
+        "uploaded": not error,
+    }
     return HttpResponse(render_to_string("client_workspace/_file_list.html", context), status=422 if error else 200)
+
+
+def _after_plain_post(request, form, message, *, failed=False):
+    """Back to the form after a post without JavaScript, keeping the answers that came with it (the page marks
+    its whole form with_answers, so a post of one field alone never empties the others)."""
+    errors = {}
+    if request.POST.get("with_answers") and not form.is_submitted:
+        errors = intake.save_posted(form=form, data=request.POST, stakeholder=request.stakeholder)
+    if errors:
+        form.refresh_from_db()
+        return _page(request, form, errors=errors, status=400)
+    (messages.error if failed else messages.success)(request, message)
+    return redirect("portal:intake", engagement_uuid=form.engagement.uuid)
+
+
+@portal_view
+def intake_file_remove(request, intake_file_uuid):
+    """Take back an upload: a page that asks (it works without JavaScript), then the POST that removes."""
+    file = get_object_or_404(_visible_files(request), uuid=intake_file_uuid)
+    if request.method != "POST":
+        return render(
+            request,
+            "client_workspace/portal_file_remove.html",
+            {"stakeholder": request.stakeholder, "file": file, "form": file.form, "engagement": file.engagement},
+        )
+    try:
+        remove_intake_file(file=file, stakeholder=request.stakeholder, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"“{file.name}” is removed.")
+    return redirect("portal:intake", engagement_uuid=file.engagement.uuid)
+
+
+def _visible_files(request):
+    return (
+        IntakeFile.objects.for_org(request.org)
+        .filter(engagement__in=Engagement.objects.visible_to(request.stakeholder))
+        .select_related("engagement", "form")
+    )
+
+
+def _store_posted_files(request, form) -> dict[str, str]:
+    """Files chosen but not uploaded yet when the whole form is submitted (the page without JavaScript)."""
+    refused = {}
+    for field in form.fields:
+        upload = request.FILES.get(field.key) if field.type == "file" else None
+        if upload is None:
+            continue
+        try:
+            store_intake_file(
+                form=form, field_key=field.key, upload=upload, stakeholder=request.stakeholder, request=request
+            )
+        except DomainError as exc:
+            refused[field.key] = str(exc)
+    return refused
 
 
 @portal_view
 @require_POST
 def intake_submit(request, engagement_uuid):
     form = _form(request, engagement_uuid)
+    refused = _store_posted_files(request, form)
+    if refused:  # not submitted with a file left behind: the page says which, every answer kept
+        errors = refused | intake.save_posted(form=form, data=request.POST, stakeholder=request.stakeholder)
+        return _page(request, form, errors=errors, missing=intake.missing_required(form), status=400)
     try:
         result = intake.submit(form=form, data=request.POST, stakeholder=request.stakeholder, request=request)
     except DomainError as exc:
@@ -113,11 +191,7 @@ def intake_submit(request, engagement_uuid):
 
 @portal_view
 def intake_file(request, intake_file_uuid):
-    file = get_object_or_404(
-        IntakeFile.objects.for_org(request.org).filter(engagement__in=Engagement.objects.visible_to(request.stakeholder)),
-        uuid=intake_file_uuid,
-    )
-    return file_response(file)
+    return file_response(get_object_or_404(_visible_files(request), uuid=intake_file_uuid))
 
 
 def file_response(file: IntakeFile) -> FileResponse:
@@ -131,9 +205,16 @@ def file_response(file: IntakeFile) -> FileResponse:
 @portal_view
 def documents(request):
     engagements = list(Engagement.objects.visible_to(request.stakeholder).order_by("name"))
-    shared = SharedDocument.objects.for_org(request.org).filter(engagement__in=engagements).select_related(
-        "artifact", "engagement")
-    return render(request, "client_workspace/portal_documents.html", {
-        "stakeholder": request.stakeholder,
-        "groups": [(e, [d for d in shared if d.engagement_id == e.pk]) for e in engagements],
-    })
+    shared = (
+        SharedDocument.objects.for_org(request.org)
+        .filter(engagement__in=engagements)
+        .select_related("artifact", "engagement")
+    )
+    return render(
+        request,
+        "client_workspace/portal_documents.html",
+        {
+            "stakeholder": request.stakeholder,
+            "groups": [(e, [d for d in shared if d.engagement_id == e.pk]) for e in engagements],
+        },
+    )
