@@ -29,8 +29,17 @@ class IntakeFormSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = IntakeForm
-        fields = ["uuid", "engagement", "name", "status", "submitted_at", "submitted_by", "questions", "answers",
-                  "missing_required"]
+        fields = [
+            "uuid",
+            "engagement",
+            "name",
+            "status",
+            "submitted_at",
+            "submitted_by",
+            "questions",
+            "answers",
+            "missing_required",
+        ]
 
     def get_answers(self, form) -> dict:
         return intake.answers_of(form)
@@ -57,8 +66,18 @@ class IntakeFileSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = IntakeFile
-        fields = ["uuid", "engagement", "field_key", "name", "content_type", "size", "sha256", "uploaded_by",
-                  "created_at", "download_url"]
+        fields = [
+            "uuid",
+            "engagement",
+            "field_key",
+            "name",
+            "content_type",
+            "size",
+            "sha256",
+            "uploaded_by",
+            "created_at",
+            "download_url",
+        ]
 
     def get_download_url(self, file) -> str:
         return reverse(

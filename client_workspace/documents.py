@@ -13,8 +13,9 @@ from .models import SharedDocument
 
 
 @transaction.atomic
-def share(*, engagement: Engagement, actor, title: str = "", artifact: Artifact | None = None, url: str = "",
-          request=None) -> SharedDocument:
+def share(
+    *, engagement: Engagement, actor, title: str = "", artifact: Artifact | None = None, url: str = "", request=None
+) -> SharedDocument:
     title, url = title.strip(), url.strip()
     if artifact is not None:
         if artifact.engagement_id != engagement.pk or artifact.status != ArtifactStatus.DONE:
@@ -29,16 +30,32 @@ def share(*, engagement: Engagement, actor, title: str = "", artifact: Artifact 
         if not title:
             raise DomainError("Give the link a title the client will recognise (“GTM Lifecycle intro video”).")
     document = SharedDocument.objects.create(
-        organization=engagement.organization, engagement=engagement, title=title[:200], artifact=artifact, url=url,
+        organization=engagement.organization,
+        engagement=engagement,
+        title=title[:200],
+        artifact=artifact,
+        url=url,
         shared_by=actor,
     )
-    activity.record(organization=engagement.organization, actor=actor, verb="document.shared", target=engagement,
-                    request=request, data={"title": document.title})
+    activity.record(
+        organization=engagement.organization,
+        actor=actor,
+        verb="document.shared",
+        target=engagement,
+        request=request,
+        data={"title": document.title},
+    )
     return document
 
 
 @transaction.atomic
 def unshare(*, document: SharedDocument, actor, request=None) -> None:
     document.delete()
-    activity.record(organization=document.organization, actor=actor, verb="document.unshared",
-                    target=document.engagement, request=request, data={"title": document.title})
+    activity.record(
+        organization=document.organization,
+        actor=actor,
+        verb="document.unshared",
+        target=document.engagement,
+        request=request,
+        data={"title": document.title},
+    )

@@ -111,9 +111,7 @@ class IntakeFile(TenantModel):
 class SharedDocument(TenantModel):
     """A rendered deliverable or a link (the playbook's intro video) a consultant shared to the client's portal."""
 
-    engagement = models.ForeignKey(
-        "engagements.Engagement", on_delete=models.CASCADE, related_name="shared_documents"
-    )
+    engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="shared_documents")
     title = models.CharField(max_length=200)
     artifact = models.ForeignKey(
         "deliverables.Artifact", null=True, blank=True, on_delete=models.CASCADE, related_name="+"

@@ -26,12 +26,19 @@ def intake_answers(request, engagement_uuid):
     if form is not None:
         answers, files = intake.answers_of(form), intake.files_of(form)
         rows = [{"field": f, "value": answers.get(f.key), "files": files.get(f.key, [])} for f in form.fields]
-    return render(request, "client_workspace/intake_answers.html", {
-        "engagement": engagement, "form": form, "rows": rows, "active_tab": "client",
-        "missing": intake.missing_required(form) if form is not None else [],
-        "shared": engagement.shared_documents.select_related("artifact"),
-        "artifacts": Artifact.objects.for_org(request.org).filter(engagement=engagement).ready(),
-    })
+    return render(
+        request,
+        "client_workspace/intake_answers.html",
+        {
+            "engagement": engagement,
+            "form": form,
+            "rows": rows,
+            "active_tab": "client",
+            "missing": intake.missing_required(form) if form is not None else [],
+            "shared": engagement.shared_documents.select_related("artifact"),
+            "artifacts": Artifact.objects.for_org(request.org).filter(engagement=engagement).ready(),
+        },
+    )
 
 
 @org_view
@@ -56,15 +63,24 @@ def document_share(request, engagement_uuid):
     engagement = _engagement(request, engagement_uuid)
     artifact = None
     if request.POST.get("artifact"):
-        artifact = Artifact.objects.for_org(request.org).filter(
-            engagement=engagement, uuid=request.POST["artifact"]).ready().first()
+        artifact = (
+            Artifact.objects.for_org(request.org)
+            .filter(engagement=engagement, uuid=request.POST["artifact"])
+            .ready()
+            .first()
+        )
         if artifact is None:
             messages.error(request, "That deliverable is not a rendered document of this engagement.")
             return redirect("client_workspace:intake", org_slug=request.org.slug, engagement_uuid=engagement.uuid)
     try:
-        document = documents.share(engagement=engagement, actor=request.user, artifact=artifact,
-                                   title=request.POST.get("title", ""), url=request.POST.get("url", ""),
-                                   request=request)
+        document = documents.share(
+            engagement=engagement,
+            actor=request.user,
+            artifact=artifact,
+            title=request.POST.get("title", ""),
+            url=request.POST.get("url", ""),
+            request=request,
+        )
     except DomainError as exc:
         messages.error(request, str(exc))
     else:

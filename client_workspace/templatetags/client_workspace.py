@@ -34,8 +34,15 @@ def portal_home_cards(stakeholder):
         if form is not None:
             required = [f.key for f in form.fields if f.required]
             missing = {f.key for f in intake.missing_required(form)}
-            cards.append({"engagement": engagement, "form": form, "total": len(required),
-                          "answered": len(required) - len(missing)})
-    shared = SharedDocument.objects.filter(organization_id=stakeholder.organization_id,
-                                           engagement__in=engagements).count()
+            cards.append(
+                {
+                    "engagement": engagement,
+                    "form": form,
+                    "total": len(required),
+                    "answered": len(required) - len(missing),
+                }
+            )
+    shared = SharedDocument.objects.filter(
+        organization_id=stakeholder.organization_id, engagement__in=engagements
+    ).count()
     return {"cards": cards, "shared": shared}

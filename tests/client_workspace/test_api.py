@@ -23,10 +23,15 @@ def api_as(user) -> APIClient:
 
 def test_a_consultant_reads_the_answers_and_files(cast, engagement):
     form = intake.form_of(engagement)
-    intake.save_answer(form=form, field_key="crm_platform", data={"crm_platform": "HubSpot"},
-                       stakeholder=cast.stakeholder)
-    stored = store_intake_file(form=form, field_key="current_definitions",
-                               upload=SimpleUploadedFile("stages.csv", EXPORT), stakeholder=cast.stakeholder)
+    intake.save_answer(
+        form=form, field_key="crm_platform", data={"crm_platform": "HubSpot"}, stakeholder=cast.stakeholder
+    )
+    stored = store_intake_file(
+        form=form,
+        field_key="current_definitions",
+        upload=SimpleUploadedFile("stages.csv", EXPORT),
+        stakeholder=cast.stakeholder,
+    )
     api = api_as(cast.viewer)  # reading needs no write rights
 
     [listed] = api.get(f"{API}/intake-forms/", {"engagement": str(engagement.uuid)}).json()["results"]
@@ -44,8 +49,12 @@ def test_a_consultant_reads_the_answers_and_files(cast, engagement):
 
 def test_another_organization_sees_none_of_it(cast, engagement):
     form = intake.form_of(engagement)
-    stored = store_intake_file(form=form, field_key="current_definitions",
-                               upload=SimpleUploadedFile("stages.csv", EXPORT), stakeholder=cast.stakeholder)
+    stored = store_intake_file(
+        form=form,
+        field_key="current_definitions",
+        upload=SimpleUploadedFile("stages.csv", EXPORT),
+        stakeholder=cast.stakeholder,
+    )
     outsider = api_as(cast.outsider)
     assert outsider.get(f"{API}/intake-forms/").status_code == 404
     assert outsider.get("/api/v1/o/beta/intake-forms/").json()["results"] == []

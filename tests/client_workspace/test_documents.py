@@ -18,8 +18,9 @@ def share(client, engagement, org, **data):
 
 def test_shared_documents_reach_the_stakeholder_and_only_them(cast, client, engagement):
     version = definitions.publish(engagement=engagement, signers=[cast.stakeholder], actor=cast.consultant)
-    artifact = request_artifact(engagement=engagement, kind="stage_reference_card", source_version=version,
-                                actor=cast.consultant)
+    artifact = request_artifact(
+        engagement=engagement, kind="stage_reference_card", source_version=version, actor=cast.consultant
+    )
     pipeline.render(artifact.pk)
     client.force_login(cast.consultant)
     share(client, engagement, cast.org, artifact=str(artifact.uuid))

@@ -35,18 +35,33 @@ def loader_error(tmp_path, change) -> PlaybookFileError:
     [
         (lambda i: i["fields"][0].pop("choices"), "intake.fields[0]", "a 'choice' field needs 'choices'"),
         (lambda i: i["fields"][1].update(type="tabel"), "intake.fields[1].type", "'tabel'"),
-        (lambda i: i["fields"][1]["columns"][1].update(type="choice"), "intake.fields[1].columns[1]",
-         "a 'choice' column needs 'choices'"),
-        (lambda i: i["fields"][4].update(columns=[{"key": "a", "label": "A"}]), "intake.fields[4]",
-         "a 'text' field takes no 'columns'"),
+        (
+            lambda i: i["fields"][1]["columns"][1].update(type="choice"),
+            "intake.fields[1].columns[1]",
+            "a 'choice' column needs 'choices'",
+        ),
+        (
+            lambda i: i["fields"][4].update(columns=[{"key": "a", "label": "A"}]),
+            "intake.fields[4]",
+            "a 'text' field takes no 'columns'",
+        ),
         (lambda i: i["fields"][3].update(key="crm_platform"), "intake.fields[3].key", "duplicate key 'crm_platform'"),
         (lambda i: i.update(completes="fill-the-form"), "intake.completes", "unknown checklist item key"),
         (lambda i: i["fields"][4].update(feeds="pipelines"), "intake.fields[4].feeds", "already fed by"),
         (lambda i: i["fields"][2].update(requird=True), "intake.fields[2].requird", "unknown key 'requird'"),
         (lambda i: i.update(fields=[]), "intake.fields", "at least 1 item"),
     ],
-    ids=["choice-without-choices", "unknown-type", "column-choices", "text-with-columns", "duplicate-key",
-         "unknown-checklist-item", "feed-twice", "typo", "no-fields"],
+    ids=[
+        "choice-without-choices",
+        "unknown-type",
+        "column-choices",
+        "text-with-columns",
+        "duplicate-key",
+        "unknown-checklist-item",
+        "feed-twice",
+        "typo",
+        "no-fields",
+    ],
 )
 def test_a_malformed_intake_block_names_the_file_and_the_path(tmp_path, change, path, message):
     error = loader_error(tmp_path, change)
@@ -61,13 +76,28 @@ def test_every_seeded_method_has_its_intake_form(library):
     gtm = {f.key: f for f in forms["gtm-lifecycle"].fields}
     # The seed's list (001, Track A): CRM, teams and sizes, current definitions, pipelines, pain points, POC/POV,
     # renewal, lead scoring.
-    assert list(gtm) == ["crm_platform", "gtm_teams", "current_definitions", "pipelines", "pain_points", "poc_pov",
-                         "renewal_process", "lead_scoring"]
+    assert list(gtm) == [
+        "crm_platform",
+        "gtm_teams",
+        "current_definitions",
+        "pipelines",
+        "pain_points",
+        "poc_pov",
+        "renewal_process",
+        "lead_scoring",
+    ]
     assert gtm["current_definitions"].type == "file" and gtm["gtm_teams"].columns[1].type == "number"
     assert gtm["lead_scoring"].choices == ["None", "Action-based", "Simple scoring", "Matrix scoring"]
     ri = {f.key for f in forms["revenue-intelligence"].fields}
-    assert {"tech_stack", "recording_tools", "crm_platform", "sales_stages", "team_roster", "recording_consent",
-            "forecast_vs_actual"} <= ri
+    assert {
+        "tech_stack",
+        "recording_tools",
+        "crm_platform",
+        "sales_stages",
+        "team_roster",
+        "recording_consent",
+        "forecast_vs_actual",
+    } <= ri
     partners = {f.key for f in forms["partnership-success"].fields}
     assert {"current_tools", "partner_tiers", "program_types", "commission_structures"} <= partners
     assert forms["delivery-model"] is None
@@ -77,15 +107,21 @@ def test_the_form_is_copied_at_creation_and_a_later_playbook_edit_leaves_it(cast
     form = IntakeForm.objects.for_org(cast.org).get(engagement=engagement)
     assert [f.key for f in form.fields] == [f.key for f in library["gtm-lifecycle"].spec.intake.fields]
 
-    copy_ = clone_playbook(source=Playbook.objects.library().get(key="gtm-lifecycle"), organization=cast.org,
-                           actor=cast.owner)
+    copy_ = clone_playbook(
+        source=Playbook.objects.library().get(key="gtm-lifecycle"), organization=cast.org, actor=cast.owner
+    )
     running = progression.create_engagement(
-        client=cast.client, playbook_version=copy_.latest_version(), name="Second", start_date=date(2026, 11, 9),
-        actor=cast.owner, stakeholders=[(cast.stakeholder, "Approver")],
+        client=cast.client,
+        playbook_version=copy_.latest_version(),
+        name="Second",
+        start_date=date(2026, 11, 9),
+        actor=cast.owner,
+        stakeholders=[(cast.stakeholder, "Approver")],
     )
     text = (LIBRARY_DIR / "gtm-lifecycle.yaml").read_text(encoding="utf-8")
     edited = text.replace("key: gtm-lifecycle", f"key: {copy_.key}", 1).replace(
-        "      label: Known pain points\n", "      label: What hurts today\n", 1)
+        "      label: Known pain points\n", "      label: What hurts today\n", 1
+    )
     save_edited_playbook(playbook=copy_, text=edited, actor=cast.owner)
     assert copy_.latest_version().spec.intake.fields[4].label == "What hurts today"
     labels = [f.label for f in IntakeForm.objects.for_org(cast.org).get(engagement=running).fields]
@@ -98,13 +134,20 @@ def answer(client, engagement, field, data):
 
 HALF = {
     "crm_platform": {"crm_platform": "Salesforce"},
-    "gtm_teams": {"gtm_teams__0__team": "Sales", "gtm_teams__0__size": "12", "gtm_teams__1__team": "CS",
-                  "gtm_teams__1__size": "4"},
+    "gtm_teams": {
+        "gtm_teams__0__team": "Sales",
+        "gtm_teams__0__size": "12",
+        "gtm_teams__1__team": "CS",
+        "gtm_teams__1__size": "4",
+    },
     "pain_points": {"pain_points": "Nobody agrees what an MQL is."},
 }
 REST = {
-    "pipelines__0__pipeline": "New business", "pipelines__0__stages": "Discovery, Demo, Proposal, Closed",
-    "poc_pov": "no", "renewal_process": "yes", "lead_scoring": "Simple scoring",
+    "pipelines__0__pipeline": "New business",
+    "pipelines__0__stages": "Discovery, Demo, Proposal, Closed",
+    "poc_pov": "no",
+    "renewal_process": "yes",
+    "lead_scoring": "Simple scoring",
 }
 
 
