@@ -4,17 +4,28 @@
 
 A module may import its own app and the apps below it, never one above, not even inside a function or through a
 dotted path in a string (`import_string("reporting.views_home.org_home")`, a task sent by name). The deliverables
-layer imports none of ours: document kinds register themselves with it from the apps above.
+layer imports none of ours: document kinds register themselves with it from the apps above. A template loads tag
+libraries of its own app and those below it only (`{% load %}` is an import that runs at render time).
 """
 
 import ast
+import re
 import sys
 from pathlib import Path
 
+from django.template import engines
+
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
-    "deliverables", "accounts", "playbooks", "engagements", "client_workspace", "crm_connectors", "engineering",
-    "reporting", "demo",
+    "deliverables",
+    "accounts",
+    "playbooks",
+    "engagements",
+    "client_workspace",
+    "crm_connectors",
+    "engineering",
+    "reporting",
+    "demo",
 ]
 RANK = {app: i for i, app in enumerate(LAYERS)}
 
@@ -108,6 +119,36 @@ def mutual_imports(app: str) -> list[str]:
     return [f"{a} <-> {b}" for a in sorted(imports) for b in sorted(imports[a]) if a < b and a in imports[b]]
 
 
+# Template folders named for no app whose pages one app renders: the portal's pages are engagements' views'. Other
+# folders (reports/, emails/, includes/) are shared: each app that renders them brings its own.
+TEMPLATE_FOLDERS = {"portal": "engagements"}
+LOAD = re.compile(r"{%\s*load\s+(.+?)\s*%}")
+
+
+def loaded_libraries(text: str) -> list[str]:
+    """The tag libraries a template loads: `{% load a b %}` loads a and b, `{% load tag from lib %}` loads lib."""
+    names = []
+    for match in LOAD.finditer(text):
+        words = match.group(1).split()
+        names += [words[-1]] if "from" in words else words
+    return names
+
+
+def upward_template_loads() -> list[str]:
+    library_apps = {name: module.split(".")[0] for name, module in engines["django"].engine.libraries.items()}
+    problems = []
+    for path in sorted((ROOT / "templates").rglob("*.html")):
+        folder = path.relative_to(ROOT / "templates").parts[0]
+        app = TEMPLATE_FOLDERS.get(folder, folder)
+        if app not in RANK:
+            continue
+        for library in loaded_libraries(path.read_text()):
+            other = library_apps.get(library)
+            if other in RANK and RANK[other] > RANK[app]:
+                problems.append(f"{path.relative_to(ROOT)}: {{% load {library} %}} ({app} loads tags of {other})")
+    return problems
+
+
 def test_every_layer_has_modules_to_check():
     # A renamed or missing app would make the walk below vacuous.
     assert all(modules(app) for app in LAYERS), [app for app in LAYERS if not modules(app)]
@@ -116,6 +157,25 @@ def test_every_layer_has_modules_to_check():
 def test_no_app_imports_an_app_above_it():
     problems = [problem for app in LAYERS for problem in upward_imports(app)]
     assert not problems, "Imports that point up the layers:\n" + "\n".join(problems)
+
+
+def test_no_template_loads_tags_of_an_app_above_it():
+    problems = upward_template_loads()
+    assert not problems, "Templates that load tags from a layer above:\n" + "\n".join(problems)
+
+
+def test_the_template_walk_knows_our_libraries_and_reads_every_load():
+    """The checker itself: each of our tag libraries is named for the app it lives in, and `{% load x from y %}`
+    counts as loading y."""
+    libraries = engines["django"].engine.libraries
+    assert libraries["client_workspace"].startswith("client_workspace.") and libraries["panels"].startswith(
+        "engagements."
+    )
+    assert loaded_libraries("{% load partials panels %}{% load  get_cell from client_workspace %}") == [
+        "partials",
+        "panels",
+        "client_workspace",
+    ]
 
 
 def test_deliverables_imports_none_of_our_apps():

@@ -223,5 +223,8 @@ def test_the_consultant_sees_the_answers_and_the_crm_suggestion(cast, client, en
     assert "Suggested connector: Salesforce." in crm.content.decode()
 
     answer(stakeholder_client, engagement, "pipelines", {k: v for k, v in REST.items() if k.startswith("pipelines")})
+    pipeline = "<td>New business</td><td>Discovery, Demo, Proposal, Closed</td>"
     definitions = client.get(reverse("engagements:definitions", args=[cast.org.slug, engagement.uuid]))
-    assert "<td>New business</td><td>Discovery, Demo, Proposal, Closed</td>" in definitions.content.decode()
+    assert pipeline in definitions.content.decode()
+    audit = client.get(reverse("crm_connectors:audit", args=[cast.org.slug, cast.client.uuid])).content.decode()
+    assert pipeline in audit and "From Acme Robotics's intake form" in audit
