@@ -119,10 +119,10 @@ def _after_plain_post(request, form, message, *, failed=False):
     errors = {}
     if request.POST.get("with_answers") and not form.is_submitted:
         errors = intake.save_posted(form=form, data=request.POST, stakeholder=request.stakeholder)
+    (messages.error if failed else messages.success)(request, message)
     if errors:
         form.refresh_from_db()
         return _page(request, form, errors=errors, status=400)
-    (messages.error if failed else messages.success)(request, message)
     return redirect("portal:intake", engagement_uuid=form.engagement.uuid)
 
 

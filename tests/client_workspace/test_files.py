@@ -167,12 +167,27 @@ def test_without_javascript_the_upload_button_posts_the_whole_form_and_comes_bac
     assert "“run.exe” is not a type we accept" in response.content.decode()
     assert intake.answers_of(intake.form_of(engagement)) == {"pain_points": "Typed first"}  # one field posted alone
 
+    # An answer that cannot be stored comes back on the page, beside the upload's message.
+    response = client.post(
+        url,
+        {
+            "with_answers": "1",
+            "field": "current_definitions",
+            "pain_points": "Typed first",
+            "gtm_teams__0__team": "Sales",
+            "gtm_teams__0__size": "-3",
+            "current_definitions": SimpleUploadedFile("more.csv", STAGE_EXPORT),
+        },
+    )
+    page = response.content.decode()
+    assert response.status_code == 400 and "“more.csv” is uploaded." in page and "People cannot be negative" in page
+
     client.post(
         reverse("portal:intake-submit", args=[engagement.uuid]),
         {"with_answers": "1", "current_definitions": SimpleUploadedFile("shot.png", PNG)},
     )
-    assert sorted(IntakeFile.objects.for_org(cast.org).values_list("name", flat=True)) == ["shot.png", "stages.csv"]
-    assert len(stored_files(settings)) == 2
+    names = sorted(IntakeFile.objects.for_org(cast.org).values_list("name", flat=True))
+    assert names == ["more.csv", "shot.png", "stages.csv"] and len(stored_files(settings)) == 3
 
 
 def test_a_stakeholder_removes_her_own_upload_after_confirming(
