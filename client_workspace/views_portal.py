@@ -4,7 +4,7 @@ from django.contrib import messages
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from accounts.models import DomainError
 from engagements.models import Engagement
@@ -127,6 +127,7 @@ def _after_plain_post(request, form, message, *, failed=False):
 
 
 @portal_view
+@require_http_methods(["GET", "POST"])
 def intake_file_remove(request, intake_file_uuid):
     """Take back an upload: a page that asks (it works without JavaScript), then the POST that removes."""
     file = get_object_or_404(_visible_files(request), uuid=intake_file_uuid)

@@ -105,7 +105,7 @@ def test_a_file_goes_only_to_a_file_field(cast, client, engagement, settings):
 
 
 def test_a_stakeholder_of_engagement_a_never_reaches_b(cast, client, engagement, library, settings):
-    """Tom is named on engagement B only (same client): he reaches none of A's form, answers or files, and
+    """Tom is named on engagement B only (same client): he reaches none of A's form, answers or files (nor removes one), and
     Maya none of B's. A stakeholder of another organization reaches neither."""
     tom = Stakeholder.objects.create(organization=cast.org, client=cast.client, name="Tom", email="tom@acme.example")
     b = progression.create_engagement(
@@ -126,6 +126,7 @@ def test_a_stakeholder_of_engagement_a_never_reaches_b(cast, client, engagement,
     for outsider in (tom_client, hank):
         assert outsider.get(reverse("portal:intake", args=[engagement.uuid])).status_code == 404
         assert outsider.get(reverse("portal:intake-file", args=[a_file.uuid])).status_code == 404
+        assert outsider.post(reverse("portal:intake-file-remove", args=[a_file.uuid])).status_code == 404
         response = outsider.post(
             reverse("portal:intake-save", args=[engagement.uuid]),
             {"field": "pain_points", "pain_points": "overwritten"},
