@@ -100,7 +100,7 @@ def test_a_stakeholder_fills_the_intake_form_on_a_phone(browser, live_server, ca
     # The rest, and the stage export.
     export = tmp_path / "lifecycle-stages.csv"
     export.write_bytes(STAGE_EXPORT)
-    no_js_button = page.locator("#field-current_definitions").get_by_role("button", name="Upload")
+    no_js_button = page.locator("#field-current_definitions [data-upload-button]")
     expect(no_js_button).to_be_hidden()  # htmx uploads on change
     page.locator("#in-current_definitions").set_input_files(str(export))
     expect(page.locator("#field-current_definitions")).to_contain_text("lifecycle-stages.csv")
