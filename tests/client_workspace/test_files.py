@@ -105,8 +105,8 @@ def test_a_file_goes_only_to_a_file_field(cast, client, engagement, settings):
 
 
 def test_a_stakeholder_of_engagement_a_never_reaches_b(cast, client, engagement, library, settings):
-    """Tom is named on engagement B only (same client): he reaches none of A's form, answers or files (nor removes one), and
-    Maya none of B's. A stakeholder of another organization reaches neither."""
+    """Tom is named on engagement B only (same client): he reaches none of A's form, answers or files (nor removes
+    one), and Maya none of B's. A stakeholder of another organization reaches neither."""
     tom = Stakeholder.objects.create(organization=cast.org, client=cast.client, name="Tom", email="tom@acme.example")
     b = progression.create_engagement(
         client=cast.client,
