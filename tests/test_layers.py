@@ -17,15 +17,8 @@ from django.template import engines
 
 ROOT = Path(__file__).resolve().parents[1]
 LAYERS = [
-    "deliverables",
-    "accounts",
-    "playbooks",
-    "engagements",
-    "client_workspace",
-    "crm_connectors",
-    "engineering",
-    "reporting",
-    "demo",
+    "deliverables", "accounts", "playbooks", "engagements", "client_workspace", "crm_connectors", "engineering",
+    "reporting", "demo",
 ]
 RANK = {app: i for i, app in enumerate(LAYERS)}
 
