@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 
 from .clients import salesforce_client
 from .faults import Fault
+from .salesforce_tooling import Tooling
 from .server import Request, Response, SandboxError, SandboxServer
 from .sfquery import SoqlEngine
 from .sfschema import MASTER_RECORD_TYPE, SfObject, build_objects, describe, global_entry, parse_sf_id
@@ -166,6 +167,7 @@ class SalesforceSandbox(SandboxServer):
         self.objects: dict[str, SfObject] = build_objects(self.model)
         self._by_lower = {k.lower(): v for k, v in self.objects.items()}
         self.engine = SoqlEngine(self.model, self.objects)
+        self.tooling = Tooling(self)  # configuration the Tooling API reads and writes
         self._sessions: dict[str, float] = {}
         self._lock = threading.Lock()
         self.session_id = self.issue_session()
@@ -235,6 +237,8 @@ class SalesforceSandbox(SandboxServer):
             return {1: "describe_global", 2: "sobject"}.get(
                 len(rest), "describe" if rest[-1] == "describe" else "record"
             )
+        if head == "tooling":
+            return "tooling_query" if rest[1:2] == ["query"] else f"tooling_{req.method.lower()}"
         return {"limits": "limits", "ui-api": "ui_api", "": "resources"}.get(head, "other")
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
@@ -260,6 +264,17 @@ class SalesforceSandbox(SandboxServer):
             )
         if fault.kind == "expired_session":
             return Response.json(INVALID_SESSION, 401)
+        if fault.kind == "rejected":
+            return Response.json(
+                [
+                    {
+                        "errorCode": "FIELD_INTEGRITY_EXCEPTION",
+                        "message": "sandbox fault: this write is refused",
+                        "fields": [],
+                    }
+                ],
+                400,
+            )
         status = fault.status or 500
         if status == 500:
             return self.internal_error()
@@ -291,10 +306,7 @@ class SalesforceSandbox(SandboxServer):
             return self._oauth(req)
         if path.rstrip("/") == "/services/data":
             return Response.json(
-                [
-                    {"label": label, "url": f"/services/data/v{v}", "version": v}
-                    for v, label in VERSIONS.items()
-                ]
+                [{"label": label, "url": f"/services/data/v{v}", "version": v} for v, label in VERSIONS.items()]
             )
         m = _DATA.match(path)
         if not m:
@@ -309,6 +321,8 @@ class SalesforceSandbox(SandboxServer):
                 [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}], 403
             )
         version, rest = m.group(1), (m.group(2) or "")
+        if rest.startswith("tooling/"):
+            return self.tooling.handle(req, version, rest.split("/")[1:])
         if req.method not in ("GET", "HEAD"):
             return Response.json(
                 [
@@ -335,12 +349,7 @@ class SalesforceSandbox(SandboxServer):
             return self._query(req, version, parts)
         if head == "sobjects":
             return self._sobjects(req, version, parts[1:])
-        if (
-            head == "ui-api"
-            and len(parts) == 6
-            and parts[1] == "object-info"
-            and parts[3] == "picklist-values"
-        ):
+        if head == "ui-api" and len(parts) == 6 and parts[1] == "object-info" and parts[3] == "picklist-values":
             return self._picklist(version, parts[2], parts[4], parts[5])
         return Response.json(NOT_FOUND, 404)
 
@@ -383,8 +392,7 @@ class SalesforceSandbox(SandboxServer):
                     "encoding": "UTF-8",
                     "maxBatchSize": 200,
                     "sobjects": [
-                        global_entry(o, version, self.model.profile.refuses(o.name))
-                        for o in self.objects.values()
+                        global_entry(o, version, self.model.profile.refuses(o.name)) for o in self.objects.values()
                     ],
                 }
             )
@@ -402,9 +410,7 @@ class SalesforceSandbox(SandboxServer):
                 return Response.json(NOT_FOUND, 404)
             row = table.row_at(index)
             wanted = req.arg("fields")
-            fields = (
-                [obj.field(n.strip()) for n in wanted.split(",")] if wanted else list(obj.fields.values())
-            )
+            fields = [obj.field(n.strip()) for n in wanted.split(",")] if wanted else list(obj.fields.values())
             out: dict[str, Any] = {
                 "attributes": {
                     "type": obj.name,
@@ -443,7 +449,10 @@ class SalesforceSandbox(SandboxServer):
         }
         values = []
         chosen = [pl for pl in pipelines.get(obj.name, ()) if pl.sf_record_type_id == record_type]
-        if chosen and f.name in ("StageName", "Status"):
+        written = self.tooling.record_type_values(obj.name, chosen[0].sf_process_id) if chosen else None
+        if written is not None and f.name in ("StageName", "Status"):
+            values = written
+        elif chosen and f.name in ("StageName", "Status"):
             for st in chosen[0].stages:
                 if not st.listed:
                     continue
@@ -509,9 +518,7 @@ class SalesforceSandbox(SandboxServer):
                 {"error": "unsupported_grant_type", "error_description": "grant type not supported"}, 400
             )
         if client_id != self.consumer_key or client_secret != self.consumer_secret:
-            return Response.json(
-                {"error": "invalid_client", "error_description": "invalid client credentials"}, 400
-            )
+            return Response.json({"error": "invalid_client", "error_description": "invalid client credentials"}, 400)
         if grant == "password":
             password = form.get("password") or ""
             if form.get("username") != self.username or password not in (
