@@ -266,13 +266,7 @@ class SalesforceSandbox(SandboxServer):
             return Response.json(INVALID_SESSION, 401)
         if fault.kind == "rejected":
             return Response.json(
-                [
-                    {
-                        "errorCode": "FIELD_INTEGRITY_EXCEPTION",
-                        "message": "sandbox fault: this write is refused",
-                        "fields": [],
-                    }
-                ],
+                [{"errorCode": "FIELD_INTEGRITY_EXCEPTION", "message": "sandbox fault: write refused", "fields": []}],
                 400,
             )
         status = fault.status or 500
@@ -306,7 +300,10 @@ class SalesforceSandbox(SandboxServer):
             return self._oauth(req)
         if path.rstrip("/") == "/services/data":
             return Response.json(
-                [{"label": label, "url": f"/services/data/v{v}", "version": v} for v, label in VERSIONS.items()]
+                [
+                    {"label": label, "url": f"/services/data/v{v}", "version": v}
+                    for v, label in VERSIONS.items()
+                ]
             )
         m = _DATA.match(path)
         if not m:
@@ -349,7 +346,12 @@ class SalesforceSandbox(SandboxServer):
             return self._query(req, version, parts)
         if head == "sobjects":
             return self._sobjects(req, version, parts[1:])
-        if head == "ui-api" and len(parts) == 6 and parts[1] == "object-info" and parts[3] == "picklist-values":
+        if (
+            head == "ui-api"
+            and len(parts) == 6
+            and parts[1] == "object-info"
+            and parts[3] == "picklist-values"
+        ):
             return self._picklist(version, parts[2], parts[4], parts[5])
         return Response.json(NOT_FOUND, 404)
 
@@ -392,7 +394,8 @@ class SalesforceSandbox(SandboxServer):
                     "encoding": "UTF-8",
                     "maxBatchSize": 200,
                     "sobjects": [
-                        global_entry(o, version, self.model.profile.refuses(o.name)) for o in self.objects.values()
+                        global_entry(o, version, self.model.profile.refuses(o.name))
+                        for o in self.objects.values()
                     ],
                 }
             )
@@ -410,7 +413,9 @@ class SalesforceSandbox(SandboxServer):
                 return Response.json(NOT_FOUND, 404)
             row = table.row_at(index)
             wanted = req.arg("fields")
-            fields = [obj.field(n.strip()) for n in wanted.split(",")] if wanted else list(obj.fields.values())
+            fields = (
+                [obj.field(n.strip()) for n in wanted.split(",")] if wanted else list(obj.fields.values())
+            )
             out: dict[str, Any] = {
                 "attributes": {
                     "type": obj.name,
@@ -518,7 +523,9 @@ class SalesforceSandbox(SandboxServer):
                 {"error": "unsupported_grant_type", "error_description": "grant type not supported"}, 400
             )
         if client_id != self.consumer_key or client_secret != self.consumer_secret:
-            return Response.json({"error": "invalid_client", "error_description": "invalid client credentials"}, 400)
+            return Response.json(
+                {"error": "invalid_client", "error_description": "invalid client credentials"}, 400
+            )
         if grant == "password":
             password = form.get("password") or ""
             if form.get("username") != self.username or password not in (
