@@ -67,6 +67,7 @@ class Tooling:
         self.fields: dict[str, dict[str, Any]] = {}  # "Contact.Lifecycle_Stage__c" -> {"Id", "Metadata"}
         self.processes: dict[str, dict[str, Any]] = {}  # id -> {"Name", "TableEnumOrId", "Metadata"}
         self.written: set[str] = set()  # objects whose picklists now come from here
+        self._stage_rows_seen: dict[str, dict[str, dict[str, Any]]] = {}
         self._ids = iter(range(10_000, 10**9))
         self._load()
         self._install_permissions()
@@ -363,7 +364,8 @@ class Tooling:
 
     def _stage_rows(self, name: str, values: list[dict[str, Any]]) -> None:
         table = self.objects[name]
-        old = {r["ApiName"]: r for r in table.rows or []}
+        # a value left out (an inactive lead status) keeps its row, and so its Id, for when it comes back
+        old = self._stage_rows_seen.setdefault(name, {r["ApiName"]: r for r in table.rows or []})
         rows = []
         for i, v in enumerate(values):
             if name == "LeadStatus" and not _active(v):
@@ -384,6 +386,7 @@ class Tooling:
                 row.update(IsClosed=bool(v.get("closed")), IsDefault=bool(v.get("default")))
             else:
                 row.update(IsConverted=bool(v.get("converted")), IsDefault=bool(v.get("default")))
+            old[row["ApiName"]] = row
             rows.append(row)
         table.rows = rows
 
@@ -392,10 +395,13 @@ class Tooling:
         (the generated pipelines answer)."""
         if obj_name not in self.written or process_id not in self.processes:
             return None
-        listed = {v["valueName"].lower() for v in self.processes[process_id]["Metadata"]["values"]}
+        known = {
+            v["valueName"].lower(): v for v in self.value_sets[PROCESS_SETS[obj_name]]["Metadata"]["standardValue"]
+        }
         out = []
-        for v in self.value_sets[PROCESS_SETS[obj_name]]["Metadata"]["standardValue"]:
-            if not _active(v) or v["valueName"].lower() not in listed:
+        for listed in self.processes[process_id]["Metadata"]["values"]:
+            v = known.get(listed["valueName"].lower())
+            if v is None or not _active(v):
                 continue
             attrs = None
             if obj_name == "Opportunity":
