@@ -234,7 +234,10 @@ class SalesforceWrites:
             return
         if value is None:
             value = _new_value(op, api_value, state, value_set.name == "OpportunityStage")
-            value_set.values.append(value)
+            values = value_set.values
+            # a new open stage goes before the closed ones, as stages are ordered in a pipeline
+            closed = [i for i, v in enumerate(values) if v.get("closed")] if not value.get("closed") else []
+            values.insert(closed[0] if value_set.name in STAGE_SETS and closed else len(values), value)
         value["label"] = state["label"]
         if process is None or state["active"]:
             value["isActive"] = None if state["active"] else False  # null is how Salesforce says active
@@ -244,10 +247,11 @@ class SalesforceWrites:
         if process is not None:
             listed = _listed(process)
             if state["active"] and process.find(api_value) is None:
-                listed.append({"valueName": value["valueName"], "default": False})
-                # a process offers its values in the value set's order
+                # back where the value set puts it: before the first value that follows it there
                 order = {str(v["valueName"]).lower(): i for i, v in enumerate(value_set.values)}
-                listed.sort(key=lambda v: order.get(str(v["valueName"]).lower(), len(order)))
+                mine = order[api_value.lower()]
+                later = [i for i, v in enumerate(listed) if order.get(str(v["valueName"]).lower(), -1) > mine]
+                listed.insert(later[0] if later else len(listed), {"valueName": value["valueName"], "default": False})
             elif not state["active"]:
                 _drop(listed, api_value)  # retired from this record type only: other pipelines keep the stage
             self._save(process)
