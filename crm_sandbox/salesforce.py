@@ -4,7 +4,8 @@ Endpoints: SOAP login (/services/Soap/u/<ver>), OAuth token (/services/oauth2/to
 client_credentials grants), GET /services/data/ (versions), and under /services/data/vNN.N/:
 limits, sobjects (global describe), sobjects/<Obj>, sobjects/<Obj>/describe, sobjects/<Obj>/<Id>,
 query?q= / queryAll?q= with nextRecordsUrl paging (query/<locator>-<offset>), and
-ui-api/object-info/<Obj>/picklist-values/<recordTypeId>/<Field>. The org is read-only.
+ui-api/object-info/<Obj>/picklist-values/<recordTypeId>/<Field>. Records are read-only; configuration is
+written through the Tooling API (tooling/query, tooling/sobjects/...: see salesforce_tooling).
 
 Every authenticated data request counts against DailyApiRequests (`daily_api_limit`); past it the
 server answers 403 REQUEST_LIMIT_EXCEEDED like a real org, and each answer carries Sforce-Limit-Info.
