@@ -27,7 +27,7 @@ import re
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from .base import CrmQueryError, CrmUnsupported, WriteAccess, check_kind
+from .base import CrmMalformedResponse, CrmQueryError, CrmUnsupported, WriteAccess, check_kind
 
 if TYPE_CHECKING:
     from simple_salesforce import Salesforce
@@ -64,11 +64,14 @@ class ValueSet:
     def values(self) -> list[dict[str, Any]]:
         if self.sobject != "CustomField":
             return self.metadata.setdefault(self._key, [])
-        definition = (self.metadata.get("valueSet") or {}).get("valueSetDefinition")
+        value_set = self.metadata.get("valueSet")
+        if not value_set:
+            raise CrmUnsupported(f"Salesforce {self.name} is not a picklist.", platform="salesforce")
+        definition = value_set.get("valueSetDefinition")
         if definition is None:
-            global_set = (self.metadata.get("valueSet") or {}).get("valueSetName")
             raise CrmUnsupported(
-                f"Salesforce {self.name} takes its values from the global value set {global_set}: change them there.",
+                f"Salesforce {self.name} takes its values from the global value set {value_set.get('valueSetName')}: "
+                "change them there.",
                 platform="salesforce",
             )
         return definition.setdefault("value", [])
@@ -119,9 +122,11 @@ class SalesforceWrites:
             found = self._custom_field(sobject, field_name)
             if found is None:
                 return None
-            metadata = found.metadata
+            field_type = str(found.metadata.get("type") or "")
+            if field_type not in PICKLIST_TYPES:
+                return {"type": field_type.lower(), "values": []}
             return {
-                "type": PICKLIST_TYPES.get(metadata.get("type") or "", str(metadata.get("type") or "").lower()),
+                "type": "picklist",
                 "values": [v.get("label") or v["valueName"] for v in found.values if _active(v)],
             }
         value_set = self._value_set(sobject, field_name)
@@ -331,6 +336,12 @@ def _active(value: dict[str, Any]) -> bool:
 
 def _state(value: dict[str, Any], stage: bool, active: bool) -> dict[str, Any]:
     probability = value.get("probability") if stage else None
+    if probability is not None and not 0 <= float(probability) <= 100:
+        raise CrmMalformedResponse(
+            f"Salesforce gives stage {value['valueName']!r} a probability of {probability}: a probability is 0 to "
+            "100, so this reading is not used.",
+            platform="salesforce",
+        )
     return {
         "label": value.get("label") or value["valueName"],
         "active": active,

@@ -246,3 +246,11 @@ def test_a_write_answered_500_is_retried_then_reported(sb, sf):
     assert sf.calls_spent - spent == 1 + retries + 1  # the read, the write and its retries
     sb.faults.clear()
     assert sf.config_state(op("add_value", "lead", "Status", "Engaged")) is None
+
+
+def test_a_state_out_of_range_is_refused_before_anything_is_sent(sb, sf):
+    served = sb.stats["total"]
+    stage = op("set_probability", "deal", "StageName", "Closed Won", "master")
+    with pytest.raises(CrmQueryError, match=r"op-1 \(set_probability\) is 140: a probability is 0 to 100"):
+        sf.write_config(stage, {"label": "Closed Won", "active": True, "probability": 140})
+    assert sb.stats["total"] == served
