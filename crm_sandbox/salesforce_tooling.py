@@ -21,6 +21,7 @@ org does for a user without Customize Application.
 
 from __future__ import annotations
 
+import json
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -141,8 +142,7 @@ class Tooling:
         obj.fields["Id"] = SfField("Id", "id", "Id", lambda r: r["Id"], static="Id", nillable=False)
         for p in PERMISSIONS:
             obj.fields[p] = SfField(p, "boolean", p, lambda r, k=p: r[k], static=p, nillable=False)
-        self.objects[obj.name] = obj
-        self.sandbox.engine.objects[obj.name.lower()] = obj
+        self.sandbox.engine.objects[obj.name.lower()] = obj  # queried, never described
 
     def may_write(self) -> bool:
         return "permissionscustomizeapplication" not in {
@@ -231,12 +231,13 @@ class Tooling:
         text = req.arg("q")
         if not text:
             raise _error("MALFORMED_QUERY", "A query string has to be specified")
-        for obj in self.engine.objects.values():
-            obj.rows = self._rows(obj.name)
-        try:
-            body = self.engine.query(text, version)
-        except SoqlError as exc:
-            raise _error(exc.code, exc.message) from None
+        with self._lock:  # the rows are rebuilt from the metadata a concurrent write may be changing
+            for obj in self.engine.objects.values():
+                obj.rows = self._rows(obj.name)
+            try:
+                body = json.loads(json.dumps(self.engine.query(text, version)))  # a copy, answered unlocked
+            except SoqlError as exc:
+                raise _error(exc.code, exc.message) from None
         wide = any(k in ("Metadata", "FullName") for r in body["records"] for k in r)
         if wide and body["totalSize"] > 1:
             raise _error(
