@@ -254,3 +254,25 @@ def test_a_state_out_of_range_is_refused_before_anything_is_sent(sb, sf):
     with pytest.raises(CrmQueryError, match=r"op-1 \(set_probability\) is 140: a probability is 0 to 100"):
         sf.write_config(stage, {"label": "Closed Won", "active": True, "probability": 140})
     assert sb.stats["total"] == served
+
+
+def test_a_stage_added_to_two_pipelines_is_undone_pipeline_by_pipeline(raw, sf):
+    """As apply and undo run: the prior read just before each write, undone in reverse. The second pipeline finds
+    the stage already in Opportunity Stage, only not offered, so its undo takes it out of that pipeline alone."""
+    first, second = record_types(raw)[:2]
+    original = snapshot(raw)
+    ops = [op("create_pipeline_stage", "deal", "StageName", "SQL", rt) for rt in (first, second)]
+    target = {"label": "SQL", "active": True, "probability": 25}
+
+    priors = []
+    for operation in ops:
+        priors.append(sf.config_state(operation))
+        sf.write_config(operation, target)
+    assert priors == [None, {**target, "active": False}]
+    assert all("SQL" in [s["value"] for s in stages(raw, rt)] for rt in (first, second))
+
+    sf.write_config(ops[1], priors[1])
+    assert "SQL" not in [s["value"] for s in stages(raw, second)]
+    assert sf.config_state(ops[0]) == target
+    sf.write_config(ops[0], priors[0])
+    assert snapshot(raw) == original
