@@ -91,6 +91,7 @@ from .http import (
     parse_retry_after,
     short_hash,
 )
+from .salesforce_writes import SalesforceWrites
 
 OBJECTS = {"lead": "Lead", "contact": "Contact", "company": "Account", "deal": "Opportunity", "ticket": "Case"}
 STAGE_FIELD = {"deal": "StageName", "ticket": "Status"}
@@ -307,7 +308,7 @@ class GuardedSession(requests.Session):
 # ---------------------------------------------------------------- the connector
 
 
-class SalesforceConnector(CrmConnector):
+class SalesforceConnector(SalesforceWrites, CrmConnector):
     platform = "salesforce"
     label = "Salesforce"
     minimum_fields = REQUIRED

@@ -26,9 +26,9 @@ and every URL the library builds is forced onto loopback, so no mistake can reac
 
 Modules: profiles (gotchas and shape knobs per profile), orgschema (picklists and pipelines), orgmodel
 (the deterministic generator), query (counting and paging without rows), soql / sfquery / sfschema /
-salesforce (Salesforce), hsschema / hubspot (HubSpot), faults, server (HTTP plumbing and control
-endpoints), clients (real client builders), truth (expected figures computed from the model alone),
-connection (a client connected to a sandbox).
+salesforce / salesforce_tooling (Salesforce; the Tooling API's configuration writes), hsschema /
+hubspot (HubSpot), faults, server (HTTP plumbing and control endpoints), clients (real client
+builders), truth (expected figures computed from the model alone), connection (a client connected to a sandbox).
 
 Orgs unlike the demo (see `profiles`): profiles "healthy", "wellbuilt", "wellbuilt-relabelled" (should
 audit clean), "demo", "messy" (every classic gotcha), "tangled" (the shapes real orgs have: customer
@@ -38,6 +38,7 @@ free-text loss reasons...). Knobs on any profile, via `profiles.variant(...)`:
     variant("healthy", "fls", hidden_fields={"lead.Phone", "contact.hs_analytics_source"})  # INVALID_FIELD
     variant("healthy", "no-meta", refused_objects={"CaseStatus", "tickets"})   # INVALID_TYPE, MISSING_SCOPES
     variant("healthy", "decline", trend=Trend(date(2026, 10, 1), conversion_drop_pp=8, volume_drop_pct=20))
+    variant("demo", "no-customize", withheld_permissions=frozenset({"PermissionsCustomizeApplication"}))  # no writes
 
 `truth` gives what a test should expect: truth.value_counts(model, kind="lead", attr="status"),
 truth.conversion(model, kind="contact", path="lifecycle", earlier="mql", later="sql", month=...).

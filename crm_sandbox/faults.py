@@ -17,6 +17,9 @@ Kinds:
 - truncated_json: the normal answer cut in half (Content-Length matches the cut body).
 - malformed_json: the normal answer with its JSON syntax broken, status 200.
 - disconnect: close the connection without answering.
+- rejected: a write refused as invalid, which clients do not retry: Salesforce 400
+  [{"errorCode": "FIELD_INTEGRITY_EXCEPTION", ...}]. With path "/tooling/sobjects/" and `skip=N-1` it fails the
+  Nth configuration write (a server_error there with count=None fails it with 500s past the retries).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ KINDS = (
     "truncated_json",
     "malformed_json",
     "disconnect",
+    "rejected",  # configuration writes
 )
 POLICIES = ("TEN_SECONDLY_ROLLING", "SECONDLY", "DAILY")
 

@@ -20,6 +20,9 @@ Knobs (all default to "nothing changes"):
   `volume_drop_pct`% less often (see `orgmodel.RecordSet` for how). Salesforce and HubSpot hold the same
   records, so both answer the same monthly series; `truth.conversion_series` gives it.
 - `style`: "" or "wellbuilt", the vocabulary of the org's picklists (see `orgschema`).
+- `withheld_permissions`: Salesforce user permissions the integration user lacks, as UserPermissionAccess names
+  them, e.g. {"PermissionsCustomizeApplication"}: UserPermissionAccess answers false for them, and without Customize
+  Application Tooling API writes answer 400 INSUFFICIENT_ACCESS (see salesforce_tooling).
 
 `variant(profile, name, **knobs)` derives a profile with other knobs, e.g.
 `variant("healthy", "no-phone", hidden_fields={"lead.Phone"})`.
@@ -189,6 +192,8 @@ class Profile:
     refused_objects: frozenset[str] = field(default_factory=frozenset)
     trend: Trend | None = None
     style: str = ""  # "" or "wellbuilt": which vocabulary the org uses (see orgschema)
+    # ---- configuration writes (Salesforce Tooling API)
+    withheld_permissions: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         for name in ("gotchas", "hidden_fields", "refused_objects"):

@@ -4,7 +4,8 @@ Endpoints: SOAP login (/services/Soap/u/<ver>), OAuth token (/services/oauth2/to
 client_credentials grants), GET /services/data/ (versions), and under /services/data/vNN.N/:
 limits, sobjects (global describe), sobjects/<Obj>, sobjects/<Obj>/describe, sobjects/<Obj>/<Id>,
 query?q= / queryAll?q= with nextRecordsUrl paging (query/<locator>-<offset>), and
-ui-api/object-info/<Obj>/picklist-values/<recordTypeId>/<Field>. The org is read-only.
+ui-api/object-info/<Obj>/picklist-values/<recordTypeId>/<Field>. Records are read-only; configuration is
+written through the Tooling API (tooling/query, tooling/sobjects/...: see salesforce_tooling).
 
 Every authenticated data request counts against DailyApiRequests (`daily_api_limit`); past it the
 server answers 403 REQUEST_LIMIT_EXCEEDED like a real org, and each answer carries Sforce-Limit-Info.
@@ -25,6 +26,7 @@ from urllib.parse import parse_qs
 
 from .clients import salesforce_client
 from .faults import Fault
+from .salesforce_tooling import Tooling
 from .server import Request, Response, SandboxError, SandboxServer
 from .sfquery import SoqlEngine
 from .sfschema import MASTER_RECORD_TYPE, SfObject, build_objects, describe, global_entry, parse_sf_id
@@ -166,6 +168,7 @@ class SalesforceSandbox(SandboxServer):
         self.objects: dict[str, SfObject] = build_objects(self.model)
         self._by_lower = {k.lower(): v for k, v in self.objects.items()}
         self.engine = SoqlEngine(self.model, self.objects)
+        self.tooling = Tooling(self)  # configuration the Tooling API reads and writes
         self._sessions: dict[str, float] = {}
         self._lock = threading.Lock()
         self.session_id = self.issue_session()
@@ -235,6 +238,8 @@ class SalesforceSandbox(SandboxServer):
             return {1: "describe_global", 2: "sobject"}.get(
                 len(rest), "describe" if rest[-1] == "describe" else "record"
             )
+        if head == "tooling":
+            return "tooling_query" if rest[1:2] == ["query"] else f"tooling_{req.method.lower()}"
         return {"limits": "limits", "ui-api": "ui_api", "": "resources"}.get(head, "other")
 
     def fault_response(self, fault: Fault, req: Request) -> Response:
@@ -260,6 +265,11 @@ class SalesforceSandbox(SandboxServer):
             )
         if fault.kind == "expired_session":
             return Response.json(INVALID_SESSION, 401)
+        if fault.kind == "rejected":
+            return Response.json(
+                [{"errorCode": "FIELD_INTEGRITY_EXCEPTION", "message": "sandbox fault: write refused", "fields": []}],
+                400,
+            )
         status = fault.status or 500
         if status == 500:
             return self.internal_error()
@@ -309,6 +319,8 @@ class SalesforceSandbox(SandboxServer):
                 [{"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}], 403
             )
         version, rest = m.group(1), (m.group(2) or "")
+        if rest.startswith("tooling/"):
+            return self.tooling.handle(req, version, rest.split("/")[1:])
         if req.method not in ("GET", "HEAD"):
             return Response.json(
                 [
@@ -443,7 +455,10 @@ class SalesforceSandbox(SandboxServer):
         }
         values = []
         chosen = [pl for pl in pipelines.get(obj.name, ()) if pl.sf_record_type_id == record_type]
-        if chosen and f.name in ("StageName", "Status"):
+        written = self.tooling.record_type_values(obj.name, chosen[0].sf_process_id) if chosen else None
+        if written is not None and f.name in ("StageName", "Status"):
+            values = written
+        elif chosen and f.name in ("StageName", "Status"):
             for st in chosen[0].stages:
                 if not st.listed:
                     continue

@@ -82,6 +82,8 @@ class SfField:
     reference_to: tuple[str, ...] = ()
     restricted: bool = False
     length: int = 0
+    # the picklist as the Tooling API last wrote it (salesforce_tooling.py), in describe's shape; None: as generated
+    configured: list[dict[str, Any]] | None = None
 
     @property
     def filterable(self) -> bool:
@@ -92,6 +94,8 @@ class SfField:
         return self.type not in NOT_GROUPABLE
 
     def picklist_values(self) -> list[dict[str, Any]]:
+        if self.configured is not None:
+            return [dict(v) for v in self.configured]
         if self.labels:
             values = [(v, True) for v in self.labels]
         else:
