@@ -20,6 +20,8 @@ Knobs (all default to "nothing changes"):
   `volume_drop_pct`% less often (see `orgmodel.RecordSet` for how). Salesforce and HubSpot hold the same
   records, so both answer the same monthly series; `truth.conversion_series` gives it.
 - `style`: "" or "wellbuilt", the vocabulary of the org's picklists (see `orgschema`).
+- `read_only`: the integration's token has read scopes only: HubSpot's token introspection lists no write scope
+  and every configuration write answers 403 MISSING_SCOPES (see `hubspot_writes`).
 
 `variant(profile, name, **knobs)` derives a profile with other knobs, e.g.
 `variant("healthy", "no-phone", hidden_fields={"lead.Phone"})`.
@@ -93,8 +95,7 @@ GOTCHAS: dict[str, tuple[str, str]] = {
     ),
     "company_field_mixing": (
         "COMP-FIELD-MIXED",
-        "the company Type field mixes lifecycle (Prospect, Customer), type (Partner) and status"
-        " (Churned, Inactive)",
+        "the company Type field mixes lifecycle (Prospect, Customer), type (Partner) and status (Churned, Inactive)",
     ),
     "no_company_lifecycle": ("COMP-NO-ROLLUP", "no company-level lifecycle field"),
     "duplicate_records": (
@@ -189,6 +190,7 @@ class Profile:
     refused_objects: frozenset[str] = field(default_factory=frozenset)
     trend: Trend | None = None
     style: str = ""  # "" or "wellbuilt": which vocabulary the org uses (see orgschema)
+    read_only: bool = False  # the token may read but not change configuration
 
     def __post_init__(self) -> None:
         for name in ("gotchas", "hidden_fields", "refused_objects"):
@@ -288,9 +290,7 @@ def get_profile(profile: str | Profile) -> Profile:
         raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}") from None
 
 
-def custom_profile(
-    name: str, gotchas: set[str] | frozenset[str], default_size: int = 10_000, **knobs: Any
-) -> Profile:
+def custom_profile(name: str, gotchas: set[str] | frozenset[str], default_size: int = 10_000, **knobs: Any) -> Profile:
     """A profile with exactly these gotchas; `knobs` are hidden_fields, refused_objects, trend."""
     return Profile(name, frozenset(gotchas), "custom profile", default_size, **knobs)
 
