@@ -13,8 +13,8 @@ and, once a pipeline of an object was written, GET /crm/v3/pipelines/{objectType
 Scopes are HubSpot's: properties need `crm.schemas.{object}.write`, deal pipelines `crm.objects.deals.write`,
 ticket pipelines `tickets`. A profile with `read_only=True` grants the read scopes only, and every write answers
 403 MISSING_SCOPES. State lives for the life of the process (the sandbox org is in memory); records are never
-touched: a new option or stage holds no record, a relabelled one keeps its records. `by_method` counts the
-requests this module saw by HTTP method, so a test proves a dry run sent no write.
+touched: a new option or stage holds no record, a relabelled one keeps its records. `by_method` counts every API
+request the portal was sent (faults aside) by HTTP method, so a test proves a dry run sent no write.
 """
 
 from __future__ import annotations
@@ -92,13 +92,12 @@ class HubSpotWrites:
 
     def answer(self, req: Request) -> Response | None:
         """The response for a request this module serves, or None to leave it to the portal."""
+        self.by_method[req.method] += 1
         parts = req.path.strip("/").split("/")
         if parts[:3] == ["oauth", "v1", "access-tokens"] and len(parts) == 4 and req.method == "GET":
-            self.by_method[req.method] += 1
             return self._introspect(parts[3])
         if parts[:2] != ["crm", "v3"] or len(parts) < 4 or parts[2] not in ("properties", "pipelines"):
             return None
-        self.by_method[req.method] += 1
         if req.headers.get("authorization", "") != f"Bearer {self.server.access_token}":
             return None  # the portal answers 401
         object_type = self.server.canonical.get(parts[3], parts[3])
