@@ -46,7 +46,7 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 S = ApplyStatus
-ACTIONS = {"dry_run": S.DRY_RUN_QUEUED, "apply": S.APPLY_QUEUED, "undo": S.UNDO_QUEUED}
+ACTIONS: dict[str, str] = {"dry_run": S.DRY_RUN_QUEUED, "apply": S.APPLY_QUEUED, "undo": S.UNDO_QUEUED}
 CHANGED = "The CRM changed since this plan was made: make a new plan."
 ADJUSTED = "The spec was adjusted after this plan was made: make a new plan."
 
@@ -55,7 +55,7 @@ def matches(state: dict[str, Any] | None, wanted: dict[str, Any] | None) -> bool
     """Whether the CRM's state already is `wanted`: a field holds every wanted value; a value or stage has the label
     and active flag (and the probability, where one is wanted); a value gone from the CRM counts as retired."""
     if wanted is None or state is None:
-        return state is wanted or (state is None and wanted.get("active") is False)
+        return state is wanted or (wanted is not None and wanted.get("active") is False)
     if "values" in wanted:
         have = {norm(v) for v in state.get("values") or []}
         return state.get("type") == wanted.get("type") and all(norm(v) in have for v in wanted["values"])
@@ -179,6 +179,7 @@ def _settled_status(steps: list[ApplyStep]) -> str:
 
 
 def _settle(run: ApplyRun, token: str, lifecycle, reason: str, **fields: Any) -> None:
+    status: str
     if lifecycle is DRY_RUNS:
         status = S.PLANNED
     elif lifecycle is UNDOS:
@@ -297,7 +298,11 @@ def _apply(run: ApplyRun, token: str, options: dict[str, Any]) -> None:
     )
     _log(
         run,
-        {S.APPLIED: "crm_apply.applied", S.PARTIAL: "crm_apply.partial", S.FAILED: "crm_apply.failed"}[status],
+        {
+            S.APPLIED.value: "crm_apply.applied",
+            S.PARTIAL.value: "crm_apply.partial",
+            S.FAILED.value: "crm_apply.failed",
+        }[status],
         writes=writes,
         applied=applied,
         unchanged=unchanged,

@@ -256,6 +256,30 @@ class ApplyStep(TenantModel):
         ordering = ["run", "position"]
         constraints = [models.UniqueConstraint(fields=["run", "position"], name="one_apply_step_per_position")]
 
+    @property
+    def prior_words(self) -> str:
+        return state_words(self.prior) if self.prior_read else "not read yet"
+
+    @property
+    def after_words(self) -> str:
+        return state_words(self.after) if self.written_at else ""
+
+    @property
+    def target_words(self) -> str:
+        return state_words(self.op.get("target"))
+
+
+def state_words(state: dict | None) -> str:
+    """A value, stage or field state (crm_connectors.base) as a person reads it."""
+    if state is None:
+        return "absent"
+    if "values" in state:
+        return f"{state.get('type')}: {', '.join(map(str, state['values']))}"
+    words = str(state.get("label"))
+    if state.get("probability") is not None:
+        words += f" · {state['probability']}%"
+    return words if state.get("active", True) else words + " · inactive"
+
 
 def _dispatch_apply(pk: int) -> None:
     from .tasks import queued, run_apply
@@ -297,4 +321,4 @@ UNDOS = Lifecycle(
     gave_up="The worker stopped while undoing (no sign of life for {minutes} minutes): read the steps, then undo "
     "again.",
 )
-LIFECYCLES = {S.DRY_RUN_QUEUED: DRY_RUNS, S.APPLY_QUEUED: APPLIES, S.UNDO_QUEUED: UNDOS}
+LIFECYCLES: dict[str, Lifecycle] = {S.DRY_RUN_QUEUED: DRY_RUNS, S.APPLY_QUEUED: APPLIES, S.UNDO_QUEUED: UNDOS}

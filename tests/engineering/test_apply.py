@@ -7,6 +7,7 @@ and a CRM changed after planning are refused in words."""
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 from hubspot.crm.properties import PropertyUpdate
 
 from accounts.models import ActivityEntry, DomainError
@@ -162,13 +163,28 @@ def test_a_fault_on_the_third_write_resumes_and_undoes(cast, crm_sandbox_setting
         assert portal(hs) == original
 
 
-def test_read_only_token_and_a_changed_crm_are_refused(cast, crm_sandbox_settings, django_capture_on_commit_callbacks):
+def test_read_only_token_and_a_changed_crm_are_refused(
+    cast, client, crm_sandbox_settings, django_capture_on_commit_callbacks
+):
     capture = django_capture_on_commit_callbacks
     with HubSpotSandbox(profile=variant("demo", "read-only", read_only=True), seed=3, size=SIZE) as hs:
-        _, plan = approved_plan(cast, hs)
-        run = act(cast, plan, "dry_run", capture)
+        engagement, plan = approved_plan(cast, hs)
+        page_url = reverse("engineering:plan", args=[cast.org.slug, engagement.uuid])
+        apply_url = reverse("engineering:plan-apply", args=[cast.org.slug, engagement.uuid])
+        client.force_login(cast.consultant)  # a consultant sees the plan, no apply button; the server refuses too
+        page = client.get(page_url).content.decode()
+        assert "Compare" in page and "Dry run" not in page and "Only an owner" in page
+        client.post(apply_url, {"spec": "1", "action": "dry_run"})
+        assert apply.run_of(plan).status == ApplyStatus.PLANNED
+
+        client.force_login(cast.owner)
+        with capture(execute=True):
+            client.post(apply_url, {"spec": "1", "action": "dry_run"})
+        run = apply.run_of(plan)
         assert run.status == ApplyStatus.DRY_RUN_DONE and run.write_allowed is False
         assert "lacks the scopes crm.schemas.contacts.write" in run.refusal
+        page = client.get(page_url).content.decode()
+        assert "Apply is refused" in page and "crm.objects.deals.write" in page
         before = writes(hs)
         run = act(cast, plan, "apply", capture)
         assert run.status == ApplyStatus.FAILED and "may read the CRM but not change" in run.outcome
