@@ -95,7 +95,8 @@ GOTCHAS: dict[str, tuple[str, str]] = {
     ),
     "company_field_mixing": (
         "COMP-FIELD-MIXED",
-        "the company Type field mixes lifecycle (Prospect, Customer), type (Partner) and status (Churned, Inactive)",
+        "the company Type field mixes lifecycle (Prospect, Customer), type (Partner) and status"
+        " (Churned, Inactive)",
     ),
     "no_company_lifecycle": ("COMP-NO-ROLLUP", "no company-level lifecycle field"),
     "duplicate_records": (
@@ -290,7 +291,9 @@ def get_profile(profile: str | Profile) -> Profile:
         raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}") from None
 
 
-def custom_profile(name: str, gotchas: set[str] | frozenset[str], default_size: int = 10_000, **knobs: Any) -> Profile:
+def custom_profile(
+    name: str, gotchas: set[str] | frozenset[str], default_size: int = 10_000, **knobs: Any
+) -> Profile:
     """A profile with exactly these gotchas; `knobs` are hidden_fields, refused_objects, trend."""
     return Profile(name, frozenset(gotchas), "custom profile", default_size, **knobs)
 
