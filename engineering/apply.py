@@ -289,7 +289,8 @@ def _apply(run: ApplyRun, token: str, options: dict[str, Any]) -> None:
         )
     elif writes:
         outcome = (
-            f"Applied: {writes} write{'s' if writes != 1 else ''}; {len(steps) - writes} operations already matched."
+            f"Applied: {writes} write{'s' if writes != 1 else ''}; {applied} operations applied, {unchanged} already "
+            "matched."
         )
     else:
         outcome = f"Applied again: all {len(steps)} operations already matched the plan, no write was sent."
@@ -318,9 +319,9 @@ def _apply_step(connector, step: ApplyStep) -> bool:
         if not step.prior_read or step.status not in (StepStatus.APPLIED, StepStatus.FAILED):
             step.prior, step.prior_read = state, True  # the state before our first write: what undo restores
         if matches(state, target):
-            if step.status != StepStatus.APPLIED:
-                step.status = StepStatus.UNCHANGED
-            step.error = ""
+            # ours when an earlier write of this plan made it so (a failed write that went through included)
+            ours = step.status in (StepStatus.APPLIED, StepStatus.FAILED) and not matches(step.prior, target)
+            step.status, step.error = (StepStatus.APPLIED if ours else StepStatus.UNCHANGED), ""
             step.save(update_fields=["status", "prior", "prior_read", "error"])
             return False
         connector.write_config(step.op, target)
