@@ -47,10 +47,10 @@ def writes(hs) -> int:
     return sum(hs.extensions[0].by_method[m] for m in WRITES)
 
 
-def approved_plan(cast, hs):
-    """Generate the spec on the Globex mapping, give every retired value a target (so nothing is held back),
-    approve it and plan it."""
-    engagement = make_engagement(cast, globex_stages())
+def approved_plan(cast, hs, stages="globex"):
+    """Generate the spec (on the Globex mapping, or on the playbook's stages in their usual homes), give every
+    retired value a target (so nothing is held back), approve it and plan it."""
+    engagement = make_engagement(cast, globex_stages() if stages == "globex" else None)
     sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
     spec = services.generate(engagement=engagement, actor=cast.consultant)
     for f in spec.document["fields"]:
@@ -140,8 +140,10 @@ def test_a_fault_on_the_third_write_resumes_and_undoes(cast, crm_sandbox_setting
     capture = django_capture_on_commit_callbacks
     crm_sandbox_settings.CRM_MAX_RETRIES = 0  # the 5xx is not retried: the fault fires once
     with HubSpotSandbox(profile="demo", seed=3, size=SIZE) as hs:
-        _, plan = approved_plan(cast, hs)
+        _, plan = approved_plan(cast, hs, stages="usual homes")  # the sales stages are new on the deal pipeline
         original = portal(hs)
+        created = [op for op in plan.operations if op["kind"] == "create_pipeline_stage"]
+        assert [(op["label"], op["probability"]) for op in created][:2] == [("SQL", 25), ("SAO", 50)]
         act(cast, plan, "dry_run", capture)
         hs.inject("server_error", method="WRITE", skip=2, count=1, status=503)
 
@@ -157,6 +159,8 @@ def test_a_fault_on_the_third_write_resumes_and_undoes(cast, crm_sandbox_setting
 
         run = act(cast, plan, "apply", capture)  # resume
         assert run.status == ApplyStatus.APPLIED and run.writes == remaining, run.outcome
+        stages = {label: meta for _, _, listed in portal(hs)["deals-pipelines"] for _, label, _, meta in listed}
+        assert stages["SQL"] == {"probability": "0.25", "isClosed": "false"}  # as HubSpot spells it
 
         run = act(cast, plan, "undo", capture)
         assert run.status == ApplyStatus.UNDONE, run.outcome
