@@ -87,6 +87,7 @@ from .http import (
     Verdict,
     parse_retry_after,
 )
+from .hubspot_writes import HubSpotWrites
 
 API_ERRORS = (ObjectsApiException, PipelinesApiException, PropertiesApiException, SchemasApiException)
 DEFAULT_BASE_URL = "https://api.hubapi.com"
@@ -225,7 +226,7 @@ def _int(value: Any) -> int | None:
 # ---------------------------------------------------------------- the connector
 
 
-class HubSpotConnector(CrmConnector):
+class HubSpotConnector(HubSpotWrites, CrmConnector):
     platform = "hubspot"
     label = "HubSpot"
     minimum_fields = REQUIRED

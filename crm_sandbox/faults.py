@@ -1,8 +1,9 @@
 """Faults a sandbox server injects on request.
 
 A fault applies to requests whose path matches `path` (a regex searched in the path, without the
-query string; default: every API request of the server) and, optionally, `method`. It lets `skip`
-matching requests through, then fires on the next `count` ones (`count=None`: until cleared).
+query string; default: every API request of the server) and, optionally, `method` ("WRITE": any of POST,
+PATCH, PUT, DELETE that is not a search). It lets `skip` matching requests through, then fires on the next
+`count` ones (`count=None`: until cleared): `method="WRITE", skip=2` fails the third configuration write.
 
 Kinds:
 - rate_limit: 429. HubSpot body by `policy` (TEN_SECONDLY_ROLLING, SECONDLY, DAILY); Salesforce
@@ -116,7 +117,7 @@ class FaultPlan:
         with self._lock:
             for fault in self._faults:
                 pattern = re.compile(fault.path) if fault.path is not None else self.default_path
-                if not pattern.search(path) or (fault.method and fault.method != method):
+                if not pattern.search(path) or not _method_matches(fault.method, method, path):
                     continue
                 if fault.skip > 0:
                     fault.skip -= 1
@@ -126,3 +127,11 @@ class FaultPlan:
                 fault.fired += 1
                 return fault
         return None
+
+
+def _method_matches(wanted: str | None, method: str, path: str) -> bool:
+    if not wanted:
+        return True
+    if wanted == "WRITE":  # a search is a POST that changes nothing
+        return method in ("POST", "PATCH", "PUT", "DELETE") and not path.rstrip("/").endswith("/search")
+    return wanted == method

@@ -23,6 +23,8 @@ Knobs (all default to "nothing changes"):
 - `withheld_permissions`: Salesforce user permissions the integration user lacks, as UserPermissionAccess names
   them, e.g. {"PermissionsCustomizeApplication"}: UserPermissionAccess answers false for them, and without Customize
   Application Tooling API writes answer 400 INSUFFICIENT_ACCESS (see salesforce_tooling).
+- `read_only`: the integration's token has read scopes only: HubSpot's token introspection lists no write scope
+  and every configuration write answers 403 MISSING_SCOPES (see `hubspot_writes`).
 
 `variant(profile, name, **knobs)` derives a profile with other knobs, e.g.
 `variant("healthy", "no-phone", hidden_fields={"lead.Phone"})`.
@@ -192,11 +194,12 @@ class Profile:
     refused_objects: frozenset[str] = field(default_factory=frozenset)
     trend: Trend | None = None
     style: str = ""  # "" or "wellbuilt": which vocabulary the org uses (see orgschema)
-    # ---- configuration writes (Salesforce Tooling API)
+    # ---- configuration writes
     withheld_permissions: frozenset[str] = frozenset()
+    read_only: bool = False  # the token may read but not change configuration
 
     def __post_init__(self) -> None:
-        for name in ("gotchas", "hidden_fields", "refused_objects"):
+        for name in ("gotchas", "hidden_fields", "refused_objects", "withheld_permissions"):
             object.__setattr__(self, name, frozenset(getattr(self, name)))
         unknown = set(self.gotchas) - set(GOTCHAS)
         if unknown:

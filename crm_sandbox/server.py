@@ -127,6 +127,7 @@ class SandboxServer:
         self._stats = Stats()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.extensions = _extensions(self)
 
     # ---- lifecycle ----
 
@@ -264,7 +265,8 @@ class SandboxServer:
             response = self.fault_response(fault, req)
         else:
             try:
-                response = self.handle(req)
+                response = next((r for e in self.extensions if (r := e.answer(req)) is not None), None)
+                response = response or self.handle(req)
             except SandboxError as exc:
                 response = exc.response
             except Exception:  # the sandbox must answer like a server, not hang the client
@@ -277,6 +279,15 @@ class SandboxServer:
         self.after_request(req, kind, response)
         self._stats.record(kind, response.status, fault)
         return response, kind
+
+
+def _extensions(server: SandboxServer) -> list[Any]:
+    """Modules that answer some requests before the platform's handler (configuration writes), by platform."""
+    if server.platform == "hubspot":
+        from .hubspot_writes import HubSpotWrites
+
+        return [HubSpotWrites(server)]  # type: ignore[arg-type]
+    return []
 
 
 class _Handler(BaseHTTPRequestHandler):

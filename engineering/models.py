@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 
 from accounts.tenancy import TenantModel
+from gtm_ops.runs import Leased, Lifecycle
 
 
 class SpecKind(models.TextChoices):
@@ -103,3 +104,221 @@ class ChangePlan(TenantModel):
     @property
     def drift(self) -> int:
         return len(self.operations) + len(self.held)
+
+
+# --------------------------------------------------------------------------------------------------
+# Reading the CRM and writing to it happen on the CRM queue, through the one run lifecycle (gtm_ops/runs.py).
+
+
+class ReadPurpose(models.TextChoices):
+    GENERATE = "generate", "Generate the spec"
+    PLAN = "plan", "Compare the spec with the CRM"
+    VERIFY = "verify", "Verify the build"
+
+
+class ReadStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Reading the CRM"
+    SUCCEEDED = "succeeded", "Done"
+    FAILED = "failed", "Failed"
+
+
+class ReadRun(Leased, TenantModel):
+    """One read of the CRM for the engineering pages (generate, plan, verify), queued by a person, run by a worker;
+    it ends with the spec or plan it made, or the reason in words."""
+
+    engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="+")
+    spec = models.ForeignKey(ConfigurationSpec, null=True, blank=True, on_delete=models.CASCADE, related_name="+")
+    purpose = models.CharField(max_length=10, choices=ReadPurpose.choices)
+    status = models.CharField(max_length=10, choices=ReadStatus.choices, default=ReadStatus.QUEUED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    made_spec = models.ForeignKey(ConfigurationSpec, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    made_plan = models.ForeignKey(ChangePlan, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    outcome = models.TextField(blank=True, help_text="What the read found, or why it failed, in words.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (ReadStatus.QUEUED, ReadStatus.RUNNING)
+
+
+def _dispatch_read(pk: int) -> None:
+    from .tasks import queued, run_read
+
+    queued(run_read, pk)
+
+
+READS = Lifecycle(
+    name="CRM read",
+    model=ReadRun,
+    queued=ReadStatus.QUEUED,
+    running=ReadStatus.RUNNING,
+    failed=ReadStatus.FAILED,
+    reason_field="outcome",
+    max_recoveries=1,  # a read changes nothing: reading again is safe
+    dispatch=_dispatch_read,
+)
+
+
+class ApplyStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    DRY_RUN_QUEUED = "dry_run_queued", "Dry run queued"
+    DRY_RUNNING = "dry_running", "Dry run reading the CRM"
+    DRY_RUN_DONE = "dry_run_done", "Dry run done"
+    APPLY_QUEUED = "apply_queued", "Apply queued"
+    APPLYING = "applying", "Applying"
+    APPLIED = "applied", "Applied"
+    PARTIAL = "partial", "Partly applied"
+    FAILED = "failed", "Not applied"
+    UNDO_QUEUED = "undo_queued", "Undo queued"
+    UNDOING = "undoing", "Undoing"
+    UNDONE = "undone", "Undone"
+    UNDO_PARTIAL = "undo_partial", "Partly undone"
+
+
+S = ApplyStatus
+# The plan's way to the CRM. A dry run reads and writes nothing; apply needs a dry run first; a partial apply resumes
+# (apply again) or is undone; an applied plan can be applied again (it changes nothing) or undone.
+APPLY_TRANSITIONS: dict[str, frozenset[str]] = {
+    S.PLANNED: frozenset({S.DRY_RUN_QUEUED}),
+    S.DRY_RUN_QUEUED: frozenset({S.DRY_RUNNING}),
+    S.DRY_RUNNING: frozenset({S.DRY_RUN_DONE, S.PLANNED}),
+    S.DRY_RUN_DONE: frozenset({S.DRY_RUN_QUEUED, S.APPLY_QUEUED}),
+    S.APPLY_QUEUED: frozenset({S.APPLYING}),
+    S.APPLYING: frozenset({S.APPLIED, S.PARTIAL, S.FAILED}),
+    S.APPLIED: frozenset({S.APPLY_QUEUED, S.UNDO_QUEUED}),
+    S.PARTIAL: frozenset({S.APPLY_QUEUED, S.UNDO_QUEUED}),
+    S.FAILED: frozenset({S.DRY_RUN_QUEUED, S.APPLY_QUEUED}),
+    S.UNDO_QUEUED: frozenset({S.UNDOING}),
+    S.UNDOING: frozenset({S.UNDONE, S.UNDO_PARTIAL}),
+    S.UNDONE: frozenset({S.DRY_RUN_QUEUED}),
+    S.UNDO_PARTIAL: frozenset({S.UNDO_QUEUED}),
+}
+
+
+class ApplyRun(Leased, TenantModel):
+    """A change plan on its way to the CRM: its dry run, apply (and resume) and undo, one operation per step."""
+
+    plan = models.OneToOneField(ChangePlan, on_delete=models.CASCADE, related_name="apply_run")
+    status = models.CharField(max_length=20, choices=ApplyStatus.choices, default=ApplyStatus.PLANNED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    write_allowed = models.BooleanField(null=True, help_text="What the CRM said at the last read: may we write?")
+    refusal = models.TextField(blank=True, help_text="Why the CRM may not be changed now, in words.")
+    outcome = models.TextField(blank=True, help_text="How the last action ended and the next step, in words.")
+    writes = models.PositiveIntegerField(default=0, help_text="Writes the last action sent.")
+    calls = models.PositiveIntegerField(default=0, help_text="API calls the last action spent.")
+    metadata_after = models.CharField(
+        max_length=64, blank=True, help_text="The CRM's metadata hash after our last write: what a resume expects."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Apply of {self.plan.spec}"
+
+    def can_become(self, status: str) -> bool:
+        return status in APPLY_TRANSITIONS[self.status]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (S.DRY_RUN_QUEUED, S.DRY_RUNNING, S.APPLY_QUEUED, S.APPLYING, S.UNDO_QUEUED, S.UNDOING)
+
+
+class StepStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    WOULD_CHANGE = "would_change", "Would change"
+    UNCHANGED = "unchanged", "Already as planned"
+    APPLIED = "applied", "Applied"
+    FAILED = "failed", "Failed"
+    UNDONE = "undone", "Undone"
+
+
+class ApplyStep(TenantModel):
+    """One operation of the plan: the CRM's state read just before our first write (`prior`, what undo restores)
+    and after our last (`after`)."""
+
+    run = models.ForeignKey(ApplyRun, on_delete=models.CASCADE, related_name="steps")
+    position = models.PositiveIntegerField()
+    op = models.JSONField()
+    status = models.CharField(max_length=15, choices=StepStatus.choices, default=StepStatus.PENDING)
+    prior = models.JSONField(null=True, blank=True)
+    prior_read = models.BooleanField(default=False, help_text="`prior` was read (None there means: absent).")
+    after = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    written_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "position"], name="one_apply_step_per_position")]
+
+    @property
+    def prior_words(self) -> str:
+        return state_words(self.prior) if self.prior_read else "not read yet"
+
+    @property
+    def after_words(self) -> str:
+        return state_words(self.after) if self.written_at else ""
+
+    @property
+    def target_words(self) -> str:
+        return state_words(self.op.get("target"))
+
+
+def state_words(state: dict | None) -> str:
+    """A value, stage or field state (crm_connectors.base) as a person reads it."""
+    if state is None:
+        return "absent"
+    if "values" in state:
+        return f"{state.get('type')}: {', '.join(map(str, state['values']))}"
+    words = str(state.get("label"))
+    if state.get("probability") is not None:
+        words += f" · {state['probability']}%"
+    return words if state.get("active", True) else words + " · inactive"
+
+
+def _dispatch_apply(pk: int) -> None:
+    from .tasks import queued, run_apply
+
+    queued(run_apply, pk)
+
+
+# Each action has its own queued and running words; a write whose worker stopped is not retried by the sweep (a
+# person looks at the steps and resumes or undoes), a dry run is (it only reads).
+DRY_RUNS = Lifecycle(
+    name="dry run",
+    model=ApplyRun,
+    queued=S.DRY_RUN_QUEUED,
+    running=S.DRY_RUNNING,
+    failed=S.PLANNED,
+    reason_field="outcome",
+    max_recoveries=1,
+    dispatch=_dispatch_apply,
+)
+APPLIES = Lifecycle(
+    name="apply",
+    model=ApplyRun,
+    queued=S.APPLY_QUEUED,
+    running=S.APPLYING,
+    failed=S.PARTIAL,
+    reason_field="outcome",
+    max_recoveries=0,
+    gave_up="The worker stopped while applying (no sign of life for {minutes} minutes): read the steps, then "
+    "resume or undo.",
+)
+UNDOS = Lifecycle(
+    name="undo",
+    model=ApplyRun,
+    queued=S.UNDO_QUEUED,
+    running=S.UNDOING,
+    failed=S.UNDO_PARTIAL,
+    reason_field="outcome",
+    max_recoveries=0,
+    gave_up="The worker stopped while undoing (no sign of life for {minutes} minutes): read the steps, then undo "
+    "again.",
+)
+LIFECYCLES: dict[str, Lifecycle] = {S.DRY_RUN_QUEUED: DRY_RUNS, S.APPLY_QUEUED: APPLIES, S.UNDO_QUEUED: UNDOS}

@@ -277,6 +277,7 @@ def make_plan(
             unreadable=result["unreadable"],
             calls=result["calls"],
             created_by=actor,
+            purpose=purpose,
         )
         activity.record(
             organization=spec.organization,

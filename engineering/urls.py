@@ -15,4 +15,6 @@ urlpatterns = [
     path(E + "plan/", views.plan_page, name="plan"),
     path(E + "plan/make/", views.plan_make, name="plan-make"),
     path(E + "plan/verify/", views.plan_verify, name="plan-verify"),
+    path(E + "plan/apply/", views.plan_apply, name="plan-apply"),
+    path(E + "status/", views.work_status, name="work-status"),
 ]

@@ -1,5 +1,7 @@
-"""Engagement → Engineering: the CRM Configuration Spec (generate, read, annotate, approve, PDF) and its change
-plan. Thin: every change goes through engineering.services."""
+"""Engagement → Engineering: the CRM Configuration Spec (generate, read, annotate, approve, PDF), its change plan
+and the plan's way to the CRM (dry run, apply, undo). Thin: every change goes through engineering.services, reads
+of the CRM through engineering.reads and writes through engineering.apply, both queued for a worker; the pages
+poll `work_status` while one runs."""
 
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
@@ -10,9 +12,9 @@ from accounts.access import org_view
 from accounts.models import DomainError
 from engagements.models import Engagement
 
-from . import services, verification
+from . import apply, reads, services, verification
 from .deliverables import sections
-from .models import ConfigurationSpec, SpecKind
+from .models import ApplyRun, ConfigurationSpec, SpecKind
 
 
 def _engagement(request, engagement_uuid) -> Engagement:
@@ -34,6 +36,8 @@ def _spec(engagement: Engagement, number: str | None) -> ConfigurationSpec | Non
 def _context(request, engagement: Engagement) -> dict:
     spec = _spec(engagement, request.GET.get("v") or request.POST.get("spec"))
     verified = services.latest_plan(spec, "verify")
+    plan = services.latest_plan(spec)
+    run = ApplyRun.objects.for_org(request.org).filter(plan=plan).first() if plan is not None else None
     return {
         "engagement": engagement,
         "active_tab": "engineering",
@@ -44,10 +48,23 @@ def _context(request, engagement: Engagement) -> dict:
         "versions": list(services.specs_of(engagement).only("number", "status", "created_at")),
         "sections": sections(spec) if spec is not None else [],
         "notes": list(spec.notes.select_related("author")) if spec is not None else [],
-        "plan": services.latest_plan(spec),
+        "plan": plan,
         "verified": verified,
         "verification": verification.checks(verified) if verified is not None else None,
         "can_change": request.membership.can_write,
+        "is_owner": request.membership.is_owner,
+        **_work(engagement, run),
+    }
+
+
+def _work(engagement: Engagement, run: ApplyRun | None) -> dict:
+    """What the CRM queue is doing for this engagement: the latest read and the plan's apply run, with its steps."""
+    read = reads.latest(engagement)
+    return {
+        "read": read,
+        "run": run,
+        "steps": list(run.steps.all()) if run is not None else [],
+        "working": (read is not None and read.is_active) or (run is not None and run.is_active),
     }
 
 
@@ -68,12 +85,10 @@ def spec_page(request, engagement_uuid):
 def spec_generate(request, engagement_uuid):
     engagement = _engagement(request, engagement_uuid)
     try:
-        spec = services.generate(engagement=engagement, actor=request.user, request=request)
+        reads.request(engagement=engagement, purpose="generate", actor=request.user, request=request)
     except DomainError as exc:
         messages.error(request, str(exc))
-        return _back(request, engagement)
-    messages.success(request, f"{spec} generated (SHA-256 {spec.sha256[:12]}…).")
-    return _back(request, engagement, spec=spec)
+    return _back(request, engagement)
 
 
 @org_view
@@ -149,11 +164,9 @@ def plan_make(request, engagement_uuid):
         messages.error(request, "There is no spec to plan from yet: generate one first.")
         return _back(request, engagement, "plan")
     try:
-        plan = services.make_plan(spec=spec, actor=request.user, request=request)
+        reads.request(engagement=engagement, purpose="plan", spec=spec, actor=request.user, request=request)
     except DomainError as exc:
         messages.error(request, str(exc))
-    else:
-        messages.success(request, f"Plan made: {len(plan.operations)} operations, {len(plan.held)} held back.")
     return _back(request, engagement, "plan", spec=spec)
 
 
@@ -166,10 +179,42 @@ def plan_verify(request, engagement_uuid):
         messages.error(request, "There is no spec to verify against yet: generate and approve one first.")
         return _back(request, engagement, "plan")
     try:
-        checks = services.verify(spec=spec, actor=request.user, request=request)
+        reads.request(engagement=engagement, purpose="verify", spec=spec, actor=request.user, request=request)
     except DomainError as exc:
         messages.error(request, str(exc))
-    else:
-        passed = sum(c.passed for c in checks)
-        messages.success(request, f"Verified: {passed} of {len(checks)} checks match the approved spec.")
     return _back(request, engagement, "plan", spec=spec)
+
+
+@org_view
+@require_POST
+def plan_apply(request, engagement_uuid):
+    """Dry run, apply (resume, apply again) or undo the spec's latest plan; apply.request refuses non-owners."""
+    engagement = _engagement(request, engagement_uuid)
+    spec = _spec(engagement, request.POST.get("spec"))
+    plan = services.latest_plan(spec) if spec is not None else None
+    if plan is None:
+        messages.error(request, "There is no plan to apply yet: compare the spec with the CRM first.")
+        return _back(request, engagement, "plan", spec=spec)
+    try:
+        apply.request(
+            plan=plan,
+            action=request.POST.get("action", ""),
+            actor=request.user,
+            confirmation=request.POST.get("confirmation", ""),
+            request=request,
+        )
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    return _back(request, engagement, "plan", spec=spec)
+
+
+@org_view
+@require_GET
+def work_status(request, engagement_uuid):
+    """The htmx poll of a page while the CRM queue works for it; the page reloads once nothing runs."""
+    engagement = _engagement(request, engagement_uuid)
+    context = _context(request, engagement)
+    response = render(request, "engineering/_work.html", context)
+    if request.htmx and not context["working"]:
+        response["HX-Refresh"] = "true"  # show what the work made
+    return response

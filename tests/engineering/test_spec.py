@@ -238,7 +238,7 @@ def test_partnership_engagement_gets_the_field_mapping_sheet(cast, hs):
     assert "CRM Field Mapping Sheet" in text and "Partner Attribution" in text and "PRM ⇄ CRM" in text
 
 
-def test_pages_say_what_is_missing_then_generate_and_plan(cast, client, sf):
+def test_pages_say_what_is_missing_then_generate_and_plan(cast, client, sf, django_capture_on_commit_callbacks):
     engagement = make_engagement(cast, sign=False)
     client.force_login(cast.consultant)
     url = reverse("engineering:spec", args=[cast.org.slug, engagement.uuid])
@@ -248,9 +248,11 @@ def test_pages_say_what_is_missing_then_generate_and_plan(cast, client, sf):
     assert "has no CRM connection" in client.get(url).content.decode()
 
     sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
-    client.post(reverse("engineering:spec-generate", args=[cast.org.slug, engagement.uuid]))
+    with django_capture_on_commit_callbacks(execute=True):  # the read runs on the CRM queue (eager here)
+        client.post(reverse("engineering:spec-generate", args=[cast.org.slug, engagement.uuid]))
     page = client.get(url).content.decode()
     assert "CRM Configuration Spec v1" in page and "Opportunity Stage values with probabilities" in page
-    client.post(reverse("engineering:plan-make", args=[cast.org.slug, engagement.uuid]), {"spec": "1"})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("engineering:plan-make", args=[cast.org.slug, engagement.uuid]), {"spec": "1"})
     plan_page = client.get(reverse("engineering:plan", args=[cast.org.slug, engagement.uuid])).content.decode()
     assert "create_pipeline_stage" in plan_page and "Held back" in plan_page
