@@ -575,10 +575,10 @@ class DataSet:
         return time.perf_counter() - started
 
     def schedules_and_connections(self) -> float:
-        """The app's own services for every engagement: health.start_schedule and sandbox_connection."""
+        """The app's own services for every engagement: schedules.start_schedule and sandbox_connection."""
         from crm_sandbox.connection import sandbox_connection
         from engagements.models import Engagement
-        from reporting import health
+        from reporting import schedules
 
         started = time.perf_counter()
         engagements = Engagement.objects.filter(organization=self.org).select_related(
@@ -587,7 +587,7 @@ class DataSet:
         by_client = {c.pk: n for n, c in enumerate(self.client_list)}
         for e in engagements.order_by("pk"):
             n = by_client[e.client_id]
-            health.start_schedule(engagement=e, actor=self.consultant, live_since=self.live_since)
+            schedules.start_schedule(engagement=e, actor=self.consultant, live_since=self.live_since)
             box = self.sandbox_for(n)
             account = Account(box.platform, box.server.base_url, box.server.account(n))
             sandbox_connection(client=e.client, sandbox=account, actor=self.consultant)
@@ -841,7 +841,7 @@ def main() -> int:
         from deliverables.models import Artifact
         from gtm_ops.celery import app as celery_app
         from playbooks.services import load_library_playbooks
-        from reporting import health
+        from reporting import periods
         from reporting.models import HealthCheckRun, MaintenanceSchedule, ReportDelivery
         from reporting.tasks import queue_health_checks
 
@@ -851,7 +851,7 @@ def main() -> int:
         load_library_playbooks()
         t_migrate = time.perf_counter() - t0
         boxes = start_sandboxes(args)
-        period = health.previous_month(timezone.localdate())
+        period = periods.previous_month(timezone.localdate())
         celery_app.conf.task_always_eager = True
         settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
         data = DataSet(args, boxes, period)
@@ -1010,7 +1010,7 @@ def main() -> int:
         messages, received = mail.snapshot()
         results_per_run = med([r.results.count() for r in HealthCheckRun.objects.filter(organization=data.org)[:20]])
         schedule = MaintenanceSchedule.objects.filter(organization=data.org).first()
-        due = sorted({t.cadence for t in schedule.tasks.all() if health.is_due(t, schedule, period)})
+        due = sorted({t.cadence for t in schedule.tasks.all() if periods.is_due(t, schedule, period)})
     except BrokenRun as error:
         print(f"BROKEN RUN: {error}")
         return 2

@@ -100,8 +100,9 @@ def main() -> int:
         from engagements.models import Engagement
         from gtm_ops.celery import app as celery_app
         from playbooks.services import load_library_playbooks
-        from reporting import health, monthly_report
+        from reporting import monthly_report, periods
         from reporting.models import HealthCheckRun, ReportDelivery
+        from reporting.runs import create_run, execute_run
 
         _, drop = hc.temporary_database()
         load_library_playbooks()
@@ -109,7 +110,7 @@ def main() -> int:
         settings.CRM_RATE_LIMITS = UNLIMITED
         celery_app.conf.task_always_eager = True
         settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
-        period = health.previous_month(timezone.localdate())
+        period = periods.previous_month(timezone.localdate())
         data = hc.DataSet(args, boxes, period)
         data.clients()
         data.create(args.created)
@@ -124,8 +125,8 @@ def main() -> int:
         for e in engagements.order_by("pk"):
             platform = data.platform_of[e.pk]
             size = "large" if data.box_of[e.pk].size != args.size else "normal"
-            run, _ = health.create_run(e, period)
-            parts[platform, f"execute_run ({size} org)"](health.execute_run, run.pk)
+            run, _ = create_run(e, period)
+            parts[platform, f"execute_run ({size} org)"](execute_run, run.pk)
             run = HealthCheckRun.objects.for_task(run.pk).select_related("engagement__client", "organization").get()
             parts[platform, "render (complete_run, no email)"](monthly_report.complete_run, run, email=False)
             run.refresh_from_db()

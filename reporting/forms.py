@@ -8,9 +8,12 @@ from accounts.models import DomainError
 from engagements import imports
 from engagements.models import DecisionCategory
 
-from . import health
-from .health_actions import BOARD_KINDS, EXPLANATION_MONTHS, UNITS, add_months, adjustable_rules, humanize
+from .figures import figure_period
+from .flags import BOARD_KINDS, EXPLANATION_MONTHS
+from .health_rules import UNITS, humanize
 from .models import Cadence
+from .periods import add_months
+from .schedules import adjustable_rules
 
 DATE = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
 CSV_MAX_BYTES = 1_000_000
@@ -129,7 +132,7 @@ class MetricValueForm(_MetricFieldMixin, forms.Form):
     def clean_period(self) -> date:
         """The first day of the month or ISO week; `granularity` says which."""
         try:
-            granularity, start = health.figure_period(self.cleaned_data["period"])
+            granularity, start = figure_period(self.cleaned_data["period"])
         except ValueError:
             raise forms.ValidationError(
                 "Enter the month as YYYY-MM (e.g. 2026-10) or the week as YYYY-Www (e.g. 2026-W41)."

@@ -25,6 +25,8 @@ Statuses:
     info            informational (`track`), too few records to judge, or "not yet due": the rule's window has
                     not elapsed by the end of the period checked
     not_evaluable   no data, no baseline, or no signed architecture to compare with
+
+`rule_in_words` says a rule (its stored dump) as a sentence a client could read; `humanize` names a metric.
 """
 
 from dataclasses import dataclass, field
@@ -339,3 +341,110 @@ def evaluate(rule, figures: Figures) -> Evaluation:
 def _is_flat(value: dict) -> bool:
     """A {reason: count} breakdown rather than {stage: {reason: count}}."""
     return all(not isinstance(v, dict) for v in value.values())
+
+
+# --------------------------------------------------------------------------------------------------
+# A rule in plain words (pages, the report, a task's list of rules)
+
+UNITS = {
+    "pct": "%",
+    "pp": " pp",
+    "points": " points",
+    "hours": " h",
+    "days": " days",
+    "per_week": "/week",
+    "multiple": "x",
+}
+OPS = {"gt": "above", "gte": "at least", "lt": "below", "lte": "at most"}
+SOURCES = {
+    "crm": "from the CRM",
+    "crm_metadata": "from the CRM's setup",
+    "ri_platform": "from the revenue intelligence platform",
+    "prm_platform": "from the partner platform",
+    "manual": "entered by hand",
+    "app": "from this app",
+}
+
+
+def humanize(name: str | None) -> str:
+    text = (name or "").removeprefix("event:").replace("_", " ").replace("-", " ").strip()
+    return text[:1].upper() + text[1:]
+
+
+def _n(value) -> str:
+    if value is None:
+        return "?"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _window_words(window) -> str:
+    n, period = window["n"], window["period"]
+    return f"{n} {period}{'s' if n != 1 else ''}"
+
+
+def rule_in_words(rule: dict) -> str:
+    """One rule (a playbooks.schema.Rule dump) as a sentence a client could read."""
+    if rule.get("event"):
+        text = f"Red when “{humanize(rule['event']).lower()}” is recorded in the month"
+    else:
+        what = humanize(rule.get("metric")).lower()
+        c, t, unit = rule.get("comparison"), rule.get("threshold"), UNITS.get(rule.get("unit") or "", "")
+        if c == "below":
+            text = f"Red when {what} is below {_n(t)}{unit}"
+        elif c in ("above", "count_above", "duration_above"):
+            text = f"Red when {what} is above {_n(t)}{unit}"
+        elif c == "share_above":
+            text = f"Red when the largest share of {what} is above {_n(t)}{unit}"
+        elif c == "drop_pp":
+            text = f"Red when {what} is more than {_n(t)} pp below its baseline"
+        elif c == "drop_pct":
+            text = f"Red when {what} is more than {_n(t)}% below its baseline"
+        elif c == "drop_from_peak":
+            text = f"Red when {what} falls more than {_n(t)}{unit} from its peak"
+        elif c == "no_increase":
+            text = f"Red when {what} has not risen above its baseline"
+            if rule.get("evaluate_after"):
+                text += f" after {_window_words(rule['evaluate_after'])} live"
+        elif c == "new_value_vs_signed":
+            text = f"Red when the CRM holds values not in the signed architecture ({what})"
+        elif c == "target":
+            target = rule.get("target") or {}
+            goal = f"{OPS.get(target.get('op'), target.get('op'))} {_n(target.get('value'))}"
+            goal += UNITS.get(target.get("unit") or "", "")
+            of = target.get("of", "value")
+            if of == "increase_from_baseline":
+                goal = f"up {goal} from its baseline"
+            elif of == "reduction_from_baseline":
+                goal = f"down {goal} from its baseline"
+            elif of == "multiple_of_baseline":
+                goal = f"{goal} times its baseline"
+            text = f"Target: {what} {goal}"
+            if target.get("within"):
+                text += f" within {_window_words(target['within'])} of go-live"
+        elif c == "track":
+            text = f"Tracked: {what} (no threshold)"
+        else:
+            text = f"{humanize(what)}: {c}"
+        if c not in ("target", "track") and rule.get("target"):
+            target = rule["target"]
+            text += f" (target {OPS.get(target.get('op'), '')} {_n(target.get('value'))}"
+            text += f"{UNITS.get(target.get('unit') or '', '')})"
+        if rule.get("per"):
+            text += f", per {humanize(rule['per']).lower()}"
+        if rule.get("period") in ("quarter", "year"):
+            how = "the sum" if rule.get("aggregate") == "sum" else "the mean"
+            text += f", over a {rule['period']} ({how} of its months, judged at its end)"
+        elif rule.get("period") == "week" and not rule.get("sustained"):
+            text += ", in any week"
+        if rule.get("sustained"):
+            text += f", for {_window_words(rule['sustained'])} in a row"
+        if rule.get("min_count"):
+            text += f" (judged from {rule['min_count']} records)"
+    if rule.get("exempt_if"):
+        text += ", unless explained"
+    sources = [SOURCES.get(s, s) for s in rule.get("data_source") or []]
+    if sources:
+        text += f". Figures {' or '.join(sources)}."
+    else:
+        text += "."
+    return text

@@ -1,7 +1,7 @@
 """The monthly Health-Check Report and its email, in one place: who receives it, the PDF, each recipient's
 email and its attachment.
 
-A run's steps (health_run.py) render the report once (through the deliverables pipeline) and send one email per
+A run's steps (runs.py) render the report once (through the deliverables pipeline) and send one email per
 recipient: `claim_delivery` claims its row, `send_delivery` sends it and marks it sent. When the render fails the
 run fails with the reason and no email goes out; the report's retry takes the run on to its emails (`report_done`).
 """
@@ -98,7 +98,7 @@ def report_name(artifact: Artifact) -> str:
 
 def report_done(artifact: Artifact) -> None:
     """A retried report is rendered: the run that waited for it goes on to its emails."""
-    from .health_run import report_rendered  # the run's steps call into this module
+    from .runs import report_rendered  # the run's steps call into this module
 
     report_rendered(run_of(artifact))
 

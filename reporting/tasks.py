@@ -2,33 +2,33 @@
 
 from celery import shared_task
 
-from . import health, health_run
+from . import runs
 from .models import HealthCheckRun, RunStep
 
 
 @shared_task(expires=3600)
 def queue_health_checks() -> None:
     """Beat, daily: one run per engagement with an active schedule for the month just ended (created once)."""
-    health.queue_due_runs()
+    runs.queue_due_runs()
 
 
 @shared_task(acks_late=True)
 def run_health_check(run_id: int) -> None:
     """On the CRM queue (mostly waiting on the CRM): the CRM step, then the run is handed to the default queue
     for its report and emails."""
-    health_run.advance(run_id, hand_over=report_health_check.delay)
+    runs.advance(run_id, hand_over=report_health_check.delay)
 
 
 @shared_task(acks_late=True)
 def catch_up_health_checks(schedule_id: int) -> None:
     """On the CRM queue: the months since go-live, one after the other (each month's baselines feed the next)."""
-    health.catch_up(schedule_id)
+    runs.catch_up(schedule_id)
 
 
 @shared_task(acks_late=True)
 def report_health_check(run_id: int) -> None:
     """On the default queue: the run's report and emails (and its CRM step, if it got here without one)."""
-    health_run.advance(run_id)
+    runs.advance(run_id)
 
 
 def resume_health_check(run_id: int) -> None:

@@ -1,4 +1,4 @@
-"""Maintenance schedule and health-check pages: thin views over reporting.health and reporting.health_actions.
+"""Maintenance schedule and health-check pages: thin views over the services of schedules, figures, runs and flags.
 
 Every write is a POST that goes through a service (which logs it); a form with errors re-renders its page with
 the errors next to the fields (status 400). Each page runs a fixed number of queries; the portfolio's does not
@@ -9,8 +9,7 @@ from datetime import timedelta
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Exists, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Concat
+from django.db.models import Count, Q
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -25,7 +24,7 @@ from deliverables.charts import sparkline
 from deliverables.models import ArtifactStatus
 from engagements.models import Engagement, EngagementMember, TeamRole
 
-from . import health, health_actions, health_run, imports
+from . import figures, flags, periods, portfolio, runs, schedules
 from . import health_rules as rule_engine
 from .forms import (
     BaselineForm,
@@ -133,7 +132,7 @@ def _tasks_by_cadence(tasks, forms: dict) -> list[dict]:
     for value, label in Cadence.choices:
         rows = [t for t in tasks if t.cadence == value]
         for task in rows:
-            task.rule_texts = [health_actions.rule_in_words(r) for r in task.rules]
+            task.rule_texts = [rule_engine.rule_in_words(r) for r in task.rules]
             task.adjust_form = forms.get(task.pk) or TaskAdjustForm(task=task)
         if rows:
             groups.append({"cadence": value, "label": label, "tasks": rows})
@@ -144,13 +143,13 @@ def _figure_rows(engagement, labels: dict) -> tuple[list, list]:
     today = timezone.localdate()
     latest = (
         MetricValue.objects.for_org(engagement.organization)
-        .filter(engagement=engagement, period__lte=health.month_start(today))
+        .filter(engagement=engagement, period__lte=periods.month_start(today))
         .order_by("-period")
         .values_list("period", flat=True)
         .first()
     )
-    last = max(latest, health_actions.due_period(today)) if latest else health_actions.due_period(today)
-    axis, series = health_actions.metric_history(engagement, last=last)
+    last = max(latest, periods.due_period(today)) if latest else periods.due_period(today)
+    axis, series = figures.metric_history(engagement, last=last)
     rows = []
     for (metric, key), by_period in series.items():
         values = [by_period[p].value if p in by_period else None for p in axis]
@@ -158,7 +157,7 @@ def _figure_rows(engagement, labels: dict) -> tuple[list, list]:
         rows.append(
             {
                 "metric": metric,
-                "label": labels.get(metric, health_actions.humanize(metric)),
+                "label": labels.get(metric, rule_engine.humanize(metric)),
                 "key": key,
                 "cells": [by_period.get(p) for p in axis],
                 "trend": _trend(values),
@@ -189,7 +188,7 @@ def health_context(
         "active_tab": "health",
     }
     if schedule is None:
-        owner = health_actions.planned_owner(engagement) if maintenance else None
+        owner = schedules.planned_owner(engagement) if maintenance else None
         context.update(
             {
                 "planned_owner": ScheduleOwner(owner).label if owner else "",
@@ -203,13 +202,13 @@ def health_context(
         return context
 
     tasks = list(ScheduledTask.objects.for_org(request.org).filter(schedule=schedule))
-    metrics = health_actions.schedule_metrics(tasks)
+    metrics = schedules.schedule_metrics(tasks)
     labels = dict(metrics)
     baselines = list(Baseline.objects.for_org(request.org).filter(engagement=engagement).order_by("metric", "key"))
     for b in baselines:
-        b.label = labels.get(b.metric, health_actions.humanize(b.metric))  # type: ignore[attr-defined]
-    axis, figures = _figure_rows(engagement, labels)
-    runs = list(
+        b.label = labels.get(b.metric, rule_engine.humanize(b.metric))  # type: ignore[attr-defined]
+    axis, figure_rows = _figure_rows(engagement, labels)
+    recent_runs = list(
         HealthCheckRun.objects.for_org(request.org)
         .filter(engagement=engagement)
         .annotate(
@@ -221,8 +220,8 @@ def health_context(
         )
         .order_by("-period")[:RUNS_SHOWN]
     )
-    due = health_actions.due_period()
-    due_run: HealthCheckRun | None = next((r for r in runs if r.period == due), None)
+    due = periods.due_period()
+    due_run: HealthCheckRun | None = next((r for r in recent_runs if r.period == due), None)
     if due_run is None:
         due_run = HealthCheckRun.objects.for_org(request.org).filter(engagement=engagement, period=due).first()
     context.update(
@@ -233,19 +232,19 @@ def health_context(
             "metrics": metrics,
             "baselines": baselines,
             "axis": axis,
-            "figures": figures,
-            "runs": runs,
+            "figures": figure_rows,
+            "runs": recent_runs,
             "due_period": due,
             "due_run": due_run,
-            "next_due": health_actions.next_due(schedule, has_due_run=due_run is not None),
+            "next_due": periods.next_due(schedule, has_due_run=due_run is not None),
             "baseline_form": baseline_form or BaselineForm(metrics=metrics),
             "figure_form": figure_form or MetricValueForm(metrics=metrics, initial={"period": f"{due:%Y-%m}"}),
             "csv_form": csv_form or CsvUploadForm(),
-            "csv_imports": imports.shown(engagement),
+            "csv_imports": figures.imports_shown(engagement),
             "first_cycle": maintenance.first_business_cycle if maintenance else None,
         }
     )
-    context["explanations"], context["ended_explanations"] = health_actions.explanations_for_page(engagement)
+    context["explanations"], context["ended_explanations"] = flags.explanations_for_page(engagement)
     return context
 
 
@@ -270,7 +269,7 @@ def schedule_start(request, engagement_uuid):
     form = StartScheduleForm(request.POST)
     if form.is_valid():
         try:
-            schedule = health.start_schedule(
+            schedule = schedules.start_schedule(
                 engagement=engagement,
                 actor=request.user,
                 live_since=form.cleaned_data["live_since"],
@@ -284,7 +283,7 @@ def schedule_start(request, engagement_uuid):
                 f"Maintenance schedule started: {schedule.tasks.count()} tasks and triggers, "
                 f"{schedule.get_owner_display().lower()}."
             )
-            months = health.catch_up_periods(schedule) if form.cleaned_data["catch_up"] else []
+            months = periods.catch_up_periods(schedule) if form.cleaned_data["catch_up"] else []
             if months:
                 started += (
                     f" Checking the {len(months)} month{'s' if len(months) > 1 else ''} since go-live "
@@ -315,7 +314,7 @@ def task_adjust(request, engagement_uuid, task_uuid):
     form = TaskAdjustForm(request.POST, task=task)
     if form.is_valid():
         try:
-            health.adjust_task(task=task, actor=request.user, request=request, **form.cleaned_data["changes"])
+            schedules.adjust_task(task=task, actor=request.user, request=request, **form.cleaned_data["changes"])
         except (DomainError, RuleError) as exc:
             form.add_error(None, str(exc) if isinstance(exc, DomainError) else "That threshold does not fit the rule.")
         else:
@@ -329,11 +328,11 @@ def task_adjust(request, engagement_uuid, task_uuid):
 def baseline_set(request, engagement_uuid):
     engagement = _engagement(request, engagement_uuid)
     schedule = _require_schedule(request, engagement)
-    metrics = health_actions.schedule_metrics(schedule.tasks.all())
+    metrics = schedules.schedule_metrics(schedule.tasks.all())
     form = BaselineForm(request.POST, metrics=metrics)
     if form.is_valid():
         data = form.cleaned_data
-        health.set_baseline(
+        figures.set_baseline(
             engagement=engagement,
             metric=data["metric"],
             key=data["key"].strip(),
@@ -351,12 +350,12 @@ def baseline_set(request, engagement_uuid):
 def metric_add(request, engagement_uuid):
     engagement = _engagement(request, engagement_uuid)
     schedule = _require_schedule(request, engagement)
-    metrics = health_actions.schedule_metrics(schedule.tasks.all())
+    metrics = schedules.schedule_metrics(schedule.tasks.all())
     form = MetricValueForm(request.POST, metrics=metrics)
     if form.is_valid():
         data = form.cleaned_data
         try:
-            health.record_metric(
+            figures.record_metric(
                 engagement=engagement,
                 metric=data["metric"],
                 key=data["key"].strip(),
@@ -380,11 +379,11 @@ def metric_add(request, engagement_uuid):
 def metrics_upload(request, engagement_uuid):
     engagement = _engagement(request, engagement_uuid)
     schedule = _require_schedule(request, engagement)
-    metrics = health_actions.schedule_metrics(schedule.tasks.all())
+    metrics = schedules.schedule_metrics(schedule.tasks.all())
     form = CsvUploadForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            result = imports.start_figures_import(
+            result = figures.start_figures_import(
                 engagement=engagement,
                 text=form.cleaned_data["file"],
                 file_name=request.FILES["csv-file"].name,
@@ -407,7 +406,7 @@ def metrics_upload(request, engagement_uuid):
 def run_now(request, engagement_uuid):
     engagement = _engagement(request, engagement_uuid)
     try:
-        run, created = health_actions.run_month_now(engagement=engagement, actor=request.user, request=request)
+        run, created = runs.run_month_now(engagement=engagement, actor=request.user, request=request)
     except DomainError as exc:
         messages.error(request, str(exc))
         return redirect(_health_url(request, engagement))
@@ -455,8 +454,8 @@ def run_context(request, engagement, run, *, bound=None) -> dict:
         .prefetch_related("explanations_given"),
         key=lambda r: (r.task_name, r.key, r.id),
     )
-    axis, series = health_actions.metric_history(engagement, last=run.period)
-    links = health_actions.escalations(results)
+    axis, series = figures.metric_history(engagement, last=run.period)
+    links = flags.escalations(results)
     can_change = request.membership.can_write
     groups: dict[str, list] = {key: [] for key, _, _ in RESULT_GROUPS}
     review_items = []
@@ -470,8 +469,8 @@ def run_context(request, engagement, run, *, bound=None) -> dict:
         result.board_links = links.get(result.uuid, [])  # type: ignore[attr-defined]
         if can_change and result.status == rule_engine.RED:
             result.explain_form = ExplainForm(result=result)  # type: ignore[attr-defined]
-        if can_change and result.status in health_actions.ESCALATABLE and engagement.is_open:
-            result.escalate_form = EscalateForm(result=result, title=health_actions.escalation_title(result))  # type: ignore[attr-defined]
+        if can_change and result.status in flags.ESCALATABLE and engagement.is_open:
+            result.escalate_form = EscalateForm(result=result, title=flags.escalation_title(result))  # type: ignore[attr-defined]
         if bound is not None and bound[0] == result.pk:
             setattr(result, bound[1], bound[2])
         if result.is_review_item:  # a task a person reviews: its own section, not a flag or a missing figure
@@ -521,7 +520,7 @@ def run_resend(request, engagement_uuid, run_uuid):
     run = _run(request, engagement, run_uuid)
     if not request.membership.can_write:
         raise PermissionDenied
-    queued = health_run.resend(run)
+    queued = runs.resend(run)
     if queued:
         messages.success(request, f"{queued} email{'s' if queued != 1 else ''} queued again; this page follows them.")
     else:
@@ -548,7 +547,7 @@ def result_action(request, engagement_uuid, result_uuid):
         form = ExplainForm(request.POST, result=result)
         if form.is_valid():
             try:
-                health_actions.explain_result(
+                flags.explain_result(
                     result=result,
                     explanation=form.cleaned_data["explanation"],
                     months=form.cleaned_data["months"],
@@ -559,7 +558,7 @@ def result_action(request, engagement_uuid, result_uuid):
                 messages.error(request, str(exc))
             else:
                 later = form.cleaned_data["months"]
-                until = health_actions.add_months(run.period, later)
+                until = periods.add_months(run.period, later)
                 carried = f" Later checks show it explained until {until:%B %Y} unless withdrawn." if later else ""
                 messages.success(
                     request, f"“{result.task_name}” explained; it no longer counts as a red flag.{carried}"
@@ -571,7 +570,7 @@ def result_action(request, engagement_uuid, result_uuid):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                item = health_actions.escalate_result(
+                item = flags.escalate_result(
                     result=result,
                     kind=data["kind"],
                     title=data["title"],
@@ -583,7 +582,7 @@ def result_action(request, engagement_uuid, result_uuid):
             except DomainError as exc:  # e.g. the engagement is closed, so its board is read-only
                 messages.error(request, str(exc))
             else:
-                label = health_actions.BOARD_KINDS[data["kind"]]
+                label = flags.BOARD_KINDS[data["kind"]]
                 visibility = "client-visible" if item.client_visible else "internal"
                 messages.success(request, f"“{item.title}” is on the board as a {label} ({visibility}).")
             return redirect(_run_url(request, engagement, run, anchor))
@@ -616,7 +615,7 @@ def review_record(request, engagement_uuid, result_uuid):
     status = 200
     if form.is_valid():
         try:
-            result = health_actions.record_review(
+            result = flags.record_review(
                 result=result, actor=request.user, note=form.cleaned_data["note"], request=request
             )
         except DomainError as exc:  # recorded by a colleague meanwhile, or not a review item: show it as it is now
@@ -653,7 +652,7 @@ def explanation_withdraw(request, engagement_uuid, explanation_uuid):
         FlagExplanation.objects.for_org(request.org), uuid=explanation_uuid, engagement=engagement
     )
     try:
-        health_actions.withdraw_explanation(explanation=explanation, actor=request.user, request=request)
+        flags.withdraw_explanation(explanation=explanation, actor=request.user, request=request)
     except DomainError as exc:  # a colleague withdrew it first
         messages.error(request, str(exc))
     else:
@@ -689,54 +688,5 @@ def report_download(request, engagement_uuid, run_uuid):
 @require_GET
 def portfolio_health(request):
     """Every engagement with a maintenance schedule: three queries whatever their number."""
-    today = timezone.localdate()
-    due = health_actions.due_period(today)
-    runs = HealthCheckRun.objects.filter(engagement=OuterRef("engagement_id")).order_by("-period")
-    architect = (
-        EngagementMember.objects.filter(engagement=OuterRef("engagement_id"), role=TeamRole.ARCHITECT)
-        .order_by("created_at", "id")
-        .annotate(label=Concat("user__first_name", Value(" "), "user__last_name"))
-    )
-    schedules = list(
-        MaintenanceSchedule.objects.for_org(request.org)
-        .select_related("engagement__client")
-        .annotate(
-            last_uuid=Subquery(runs.values("uuid")[:1]),
-            last_period=Subquery(runs.values("period")[:1]),
-            last_status=Subquery(runs.values("status")[:1]),
-            last_red=Subquery(runs.values("red_count")[:1]),
-            last_not_evaluable=Subquery(runs.values("not_evaluable_count")[:1]),
-            has_due_run=Exists(HealthCheckRun.objects.filter(engagement=OuterRef("engagement_id"), period=due)),
-            architect_name=Subquery(architect.values("label")[:1]),
-            architect_email=Subquery(architect.values("user__email")[:1]),
-        )
-        .order_by("engagement__client__name", "engagement__name", "id")
-    )
-    axis = health_actions.month_axis(due)
-    history: dict[int, dict] = {}
-    for row in (
-        HealthCheckRun.objects.for_org(request.org)
-        .filter(engagement_id__in=[s.engagement_id for s in schedules], period__gte=axis[0])
-        .values("engagement_id", "period", "red_count")
-    ):
-        history.setdefault(row["engagement_id"], {})[row["period"]] = row["red_count"]
-    statuses = dict(RunStatus.choices)
-    for s in schedules:
-        reds = [history.get(s.engagement_id, {}).get(p) for p in axis]
-        s.trend = _trend(reds)
-        s.trend_label = "; ".join(f"{p:%b %Y}: {n}" for p, n in zip(axis, reds, strict=True) if n is not None)
-        s.last_status_label = statuses.get(s.last_status, "")
-        s.next = health_actions.next_due(s, has_due_run=s.has_due_run, today=today)
-        s.owner_name = (
-            (s.architect_name or "").strip() or s.architect_email or "no architect assigned"
-            if s.owner == ScheduleOwner.CONSULTANCY
-            else s.engagement.client.name
-        )
-    context = {
-        "schedules": schedules,
-        "red_total": sum(s.last_red or 0 for s in schedules),
-        "flagged": sum(1 for s in schedules if s.last_red),
-        "never_run": sum(1 for s in schedules if s.last_period is None),
-        "axis": axis,
-    }
+    context = portfolio.schedule_rows(request.org, timezone.localdate())
     return render(request, "reporting/portfolio_health.html", context)

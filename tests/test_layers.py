@@ -192,8 +192,8 @@ def test_no_two_modules_of_an_app_import_each_other_at_module_level():
 def test_the_walk_sees_function_local_imports(tmp_path):
     """The checker itself: an import inside a function counts as much as one at the top of the file."""
     module = tmp_path / "sample.py"
-    module.write_text("import os\n\ndef later():\n    from reporting.health import check_now\n    return check_now\n")
-    assert imported_apps(module) == [(4, "reporting", "from reporting.health import check_now")]
+    module.write_text("import os\n\ndef later():\n    from reporting.runs import check_now\n    return check_now\n")
+    assert imported_apps(module) == [(4, "reporting", "from reporting.runs import check_now")]
 
 
 def test_the_walk_sees_dotted_paths_in_strings(tmp_path):

@@ -12,7 +12,7 @@ from crm_sandbox import HubSpotSandbox
 from crm_sandbox.connection import sandbox_connection
 from engagements import definitions
 from engagements.models import ClientAccount, Engagement, PortalLink, Stakeholder
-from reporting import health
+from reporting import periods, runs, schedules
 from reporting.models import HealthCheckRun, HealthResult, MetricValue
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # gitignored: page images for reviewers
@@ -56,11 +56,11 @@ def test_globex_health_report_reads_each_domain_on_its_own_and_is_saved_for_revi
     engagement = Engagement.objects.get(client=globex)
     consultant = Membership.objects.for_org(globex.organization).get(role=Role.CONSULTANT).user
     today = timezone.localdate()
-    live_since = health.month_start(health.month_start(today) - timedelta(days=100))
+    live_since = periods.month_start(periods.month_start(today) - timedelta(days=100))
     with HubSpotSandbox(profile="demo") as crm:  # as scripts/run-dev.sh starts it: seed 0, today's org
         sandbox_connection(client=globex, sandbox=crm)
-        health.start_schedule(engagement=engagement, actor=consultant, live_since=live_since, catch_up=True)
-        run, _ = health.check_now(engagement, health.previous_month(today), actor=consultant)
+        schedules.start_schedule(engagement=engagement, actor=consultant, live_since=live_since, catch_up=True)
+        run, _ = runs.check_now(engagement, periods.previous_month(today), actor=consultant)
     assert run.status == "succeeded", run.error
     assert HealthCheckRun.objects.filter(engagement=engagement).count() == 4
 

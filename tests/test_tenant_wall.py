@@ -182,13 +182,13 @@ def engagement_objects(cast) -> dict:
     from django.core.files.base import ContentFile
 
     from crm_connectors.models import CrmConnection
-    from reporting import health
+    from reporting import runs, schedules
     from reporting.models import HealthResult
     from reporting.tasks import run_health_check
 
     # Before the CRM connection below exists (it has no secrets, so a run could not read the CRM).
-    health.start_schedule(engagement=engagement, actor=actor, live_since=date(2026, 9, 1))
-    health_run, _ = health.create_run(engagement, date(2026, 10, 1))
+    schedules.start_schedule(engagement=engagement, actor=actor, live_since=date(2026, 9, 1))
+    health_run, _ = runs.create_run(engagement, date(2026, 10, 1))
     run_health_check(health_run.pk)  # evaluated, reported and emailed now: the report download answers
     from reporting.models import FlagExplanation
 

@@ -18,7 +18,7 @@ from engagements import definitions, progression
 from engagements.portal_access import issue_portal_link, link_path
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
-from reporting import health_actions
+from reporting import periods
 from reporting.models import HealthCheckRun, HealthResult, RunStatus
 from tests.e2e.test_screen_truth import open_page, sign_in
 
@@ -67,7 +67,7 @@ def test_the_main_pages_raise_no_csp_violation(transactional_db, live_server, ca
     run = HealthCheckRun.objects.create(
         organization=cast.org,
         engagement=published,
-        period=health_actions.due_period(timezone.localdate()),
+        period=periods.due_period(timezone.localdate()),
         status=RunStatus.SUCCEEDED,
         finished_at=timezone.now(),
     )

@@ -15,7 +15,7 @@ from engagements import definitions, progression
 from engagements.models import ClientAccount, Engagement, Stakeholder
 from engagements.portal_access import issue_portal_link, link_path
 from playbooks.models import Playbook
-from reporting import health_actions
+from reporting import periods
 from reporting.models import HealthCheckRun, HealthResult
 from tests.conftest import ensure_library, make_org, make_stakeholder
 from tests.e2e.test_screen_truth import open_page, shot, sign_in
@@ -73,7 +73,7 @@ def test_the_home_page_says_what_needs_the_consultant_today(transactional_db, li
     )
     version.requests.filter(stakeholder=raj).update(created_at=timezone.now() - timedelta(days=6))
     run = HealthCheckRun.objects.create(
-        organization=cast.org, engagement=mine, period=health_actions.due_period(timezone.localdate())
+        organization=cast.org, engagement=mine, period=periods.due_period(timezone.localdate())
     )
     HealthResult.objects.create(
         organization=cast.org, run=run, task_key="mql", task_name="MQL volume", kind="task", metric="m",

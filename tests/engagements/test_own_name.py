@@ -10,7 +10,7 @@ from accounts.models import Membership, Organization, Role
 from engagements import progression
 from engagements.models import ChecklistItem, ClientAccount, Gate, GateCheckpoint, PhaseState, SubPhaseState
 from playbooks.loader import load_library
-from reporting import health
+from reporting import schedules
 from reporting.models import ScheduledTask
 
 # The consultancies the library's seeds were written by.
@@ -62,7 +62,7 @@ def test_no_engagement_text_names_the_methods_source_consultancy(
         engagement_type=engagement_type,
     )
     if engagement.spec.maintenance is not None:
-        health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 11, 1))
+        schedules.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 11, 1))
     stored = [text for model, lookup in STORED.items() for text in texts(model, **{lookup: engagement})]
     assert len(stored) > 50  # the enumeration read the engagement's texts
     named = [text for text in stored if any(name.lower() in text.lower() for name in SOURCE_NAMES)]

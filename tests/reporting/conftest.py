@@ -8,7 +8,7 @@ from crm_sandbox.connection import sandbox_connection
 from engagements import definitions, progression
 from engagements.models import StageDefinition
 from playbooks.models import Playbook
-from reporting import health
+from reporting import schedules
 from tests.conftest import ensure_library
 
 
@@ -27,7 +27,7 @@ def engagement(cast, library, settings, tmp_path):
         team=[(cast.consultant, "architect")],
         stakeholders=[(cast.stakeholder, "RevOps lead")],
     )
-    health.start_schedule(engagement=e, actor=cast.consultant, live_since=date(2026, 8, 1))
+    schedules.start_schedule(engagement=e, actor=cast.consultant, live_since=date(2026, 8, 1))
     return e
 
 
@@ -55,7 +55,7 @@ def lifecycle_engagement(cast, crm, stages: dict, *, start: bool = True):
     )
     sandbox_connection(client=cast.client, sandbox=crm, actor=cast.owner)
     if start:
-        health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
+        schedules.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
     return engagement
 
 

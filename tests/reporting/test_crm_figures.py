@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 
 from crm_sandbox import HubSpotSandbox
-from reporting import health
+from reporting import figures, runs
 from reporting.models import HealthResult, MetricValue
 from reporting.tasks import run_health_check
 from tests.reporting.conftest import entered_in_month, lifecycle_engagement
@@ -47,7 +47,7 @@ def entered(crm, value_key: str, period: date) -> int:
 
 
 def run_month(engagement, period):
-    run, created = health.create_run(engagement, period)
+    run, created = runs.create_run(engagement, period)
     assert created
     run_health_check(run.pk)
     run.refresh_from_db()
@@ -92,7 +92,7 @@ def test_a_conversion_above_100_percent_is_not_evaluable_with_its_reason_and_nev
         mql, sql = entered(crm, "customer", OCT), entered(crm, "sql", OCT)
         assert sql > mql > 0  # the premise, from the generator
         # A baseline the month would fall far below, if the impossible rate were read as a rate.
-        health.set_baseline(
+        figures.set_baseline(
             engagement=engagement, metric="stage_conversion_rate", key="MQL→SQL", value=500, actor=cast.consultant
         )
         run, results = run_month(engagement, OCT)

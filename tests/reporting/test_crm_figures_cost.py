@@ -7,7 +7,7 @@ from datetime import date
 import pytest
 
 from crm_sandbox import HubSpotSandbox, SalesforceSandbox
-from reporting import health
+from reporting import runs
 from reporting.tasks import run_health_check
 from tests.reporting.conftest import lifecycle_engagement
 from tests.reporting.test_crm_health import STAGES
@@ -23,7 +23,7 @@ def test_a_monthly_check_of_a_large_org_stays_within_its_request_budget(cast, sm
     with sandbox(profile="healthy", seed=4, size=200_000, as_of=date(2027, 6, 1)) as crm:
         engagement = lifecycle_engagement(cast, crm, STAGES[platform])
         crm.reset_stats()
-        run, _ = health.create_run(engagement, JAN)
+        run, _ = runs.create_run(engagement, JAN)
         run_health_check(run.pk)
         served = crm.stats["total"]
     run.refresh_from_db()

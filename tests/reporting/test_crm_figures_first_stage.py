@@ -11,7 +11,7 @@ from datetime import date
 import pytest
 
 from crm_sandbox import SalesforceSandbox
-from reporting import health
+from reporting import runs
 from reporting.models import MetricValue
 from reporting.tasks import run_health_check
 from tests.reporting.conftest import entered_in_month, lifecycle_engagement
@@ -23,7 +23,7 @@ LEAD_STAGES = {"Known Lead": "lead", "MQL": "mql", "SQL": "sql"}  # signed stage
 
 
 def entries(engagement, period):
-    run, _ = health.create_run(engagement, period)
+    run, _ = runs.create_run(engagement, period)
     run_health_check(run.pk)
     run.refresh_from_db()
     assert run.status == "succeeded", run.error

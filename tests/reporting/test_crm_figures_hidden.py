@@ -13,7 +13,7 @@ import pytest
 from crm_sandbox import HubSpotSandbox, SalesforceSandbox
 from crm_sandbox.connection import sandbox_connection
 from crm_sandbox.profiles import variant
-from reporting import health
+from reporting import runs
 from reporting.models import HealthCheckRun, HealthResult, MetricValue
 from reporting.tasks import run_health_check
 from tests.reporting.conftest import lifecycle_engagement
@@ -46,7 +46,7 @@ def results_of(engagement, sandbox) -> dict[tuple[str, str, str], HealthResult]:
     sandbox_connection(client=engagement.client, sandbox=sandbox)
     HealthCheckRun.objects.filter(engagement=engagement, period=OCT).delete()
     MetricValue.objects.filter(engagement=engagement, period=OCT).delete()
-    run, _ = health.create_run(engagement, OCT)
+    run, _ = runs.create_run(engagement, OCT)
     run_health_check(run.pk)
     run.refresh_from_db()
     assert run.status in ("succeeded", "partial"), run.error

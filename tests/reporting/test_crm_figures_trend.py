@@ -15,7 +15,7 @@ import pytest
 
 from crm_sandbox import HubSpotSandbox, SalesforceSandbox
 from crm_sandbox.profiles import Trend, variant
-from reporting import health
+from reporting import runs
 from reporting.models import HealthResult, MetricValue
 from reporting.tasks import run_health_check
 from tests.reporting.conftest import average_stay_days, entered_in_month, lifecycle_engagement
@@ -84,13 +84,13 @@ def test_the_mql_to_sql_series_and_its_triggers_follow_the_data_on_both_platform
         mql_stay = average_stay_days(crm.model, "contact", "mql", OCT)
         mql_stay_inside = average_stay_days(crm.model, "contact", "mql", OCT, began_in_month=True)
         engagement = lifecycle_engagement(cast, crm, STAGES[platform])
-        runs = {}
+        by_month = {}
         for month in months:
-            run, _ = health.create_run(engagement, month)
+            run, _ = runs.create_run(engagement, month)
             run_health_check(run.pk)
             run.refresh_from_db()
             assert run.status == "succeeded", run.error
-            runs[month] = run
+            by_month[month] = run
 
     series = {
         m.period: m.value
@@ -117,4 +117,4 @@ def test_the_mql_to_sql_series_and_its_triggers_follow_the_data_on_both_platform
     assert ("conversion-rate-decline", KEY, "red") in expected[DEC]
     assert ("production-by-stage-volume", "SQL", "red") in expected[NOV]
     for month in (OCT, NOV, DEC):
-        assert raised(runs[month]) == expected[month], month
+        assert raised(by_month[month]) == expected[month], month

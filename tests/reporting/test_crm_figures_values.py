@@ -13,7 +13,7 @@ import pytest
 
 from crm_sandbox import HubSpotSandbox, SalesforceSandbox, truth
 from crm_sandbox.profiles import custom_profile
-from reporting import health
+from reporting import runs
 from reporting.models import HealthResult, MetricValue
 from reporting.tasks import run_health_check
 from tests.reporting.conftest import lifecycle_engagement
@@ -49,7 +49,7 @@ PLURAL = {"lead": "leads", "contact": "contacts"}
 def test_values_are_judged_per_field_and_only_retired_ones_count_as_deprecated(cast, smtp, platform):
     with SANDBOXES[platform](profile=RETIRED, seed=9, size=20_000, as_of=date(2027, 6, 1)) as crm:
         engagement = lifecycle_engagement(cast, crm, STAGES[platform])
-        run, _ = health.create_run(engagement, SEP)  # the first business cycle: the stage adoption check is due
+        run, _ = runs.create_run(engagement, SEP)  # the first business cycle: the stage adoption check is due
         run_health_check(run.pk)
         model = crm.model
     run.refresh_from_db()

@@ -15,7 +15,7 @@ import pytest
 from crm_sandbox import HubSpotSandbox, SalesforceSandbox
 from crm_sandbox.connection import sandbox_connection
 from crm_sandbox.profiles import DEMO_GOTCHAS, custom_profile
-from reporting import health
+from reporting import figures, periods, runs, schedules
 from reporting.models import Baseline, HealthResult, MetricValue, ScheduledTask
 from reporting.tasks import run_health_check
 from tests.reporting.conftest import lifecycle_engagement
@@ -65,7 +65,7 @@ def sandbox(platform: str, profile="healthy", **kwargs):
 
 
 def run_month(engagement, period):
-    run, created = health.create_run(engagement, period)
+    run, created = runs.create_run(engagement, period)
     assert created
     run_health_check(run.pk)
     run.refresh_from_db()
@@ -118,15 +118,15 @@ def test_each_monthly_rule_raises_its_flag_when_the_org_crosses_its_threshold(ca
         )
         volume = Baseline.objects.get(engagement=engagement, metric="stage_entry_volume", key="SAO")
         # The team's own baselines, above what October brings: conversion 8 pp lower, SAO volume 23% lower.
-        health.set_baseline(
+        figures.set_baseline(
             engagement=engagement, metric=rate.metric, key=rate.key, value=rate.value + 8, actor=cast.consultant
         )
-        health.set_baseline(
+        figures.set_baseline(
             engagement=engagement, metric=volume.metric, key=volume.key, value=volume.value * 1.3, actor=cast.consultant
         )
         # The drop-off review at 20% instead of 30%: October's most frequent loss reason is 22% of losses.
         task = ScheduledTask.objects.get(schedule__engagement=engagement, key="drop-off-reason-review")
-        health.adjust_task(task=task, threshold=20, actor=cast.consultant)
+        schedules.adjust_task(task=task, threshold=20, actor=cast.consultant)
         october, results = run_month(engagement, OCT)
 
     red = {(r.task_key, r.key) for rs in results.values() for r in rs if r.status == "red"}
@@ -224,7 +224,7 @@ def test_the_demo_engagement_measures_the_sandbox_make_run_starts(smtp):
     consultant = Membership.objects.for_org(org).get(user__email="consultant@northwind.example").user
     with HubSpotSandbox(profile="demo") as crm:  # as `manage.py crm_sandbox --kind hubspot --profile demo`
         sandbox_connection(client=engagement.client, sandbox=crm)
-        health.start_schedule(engagement=engagement, actor=consultant, live_since=SEP)
+        schedules.start_schedule(engagement=engagement, actor=consultant, live_since=SEP)
         run, _ = run_month(engagement, OCT)
     assert run.status == "succeeded", run.error
     rogue = HealthResult.objects.get(run=run, task_key="rogue-stage-audit")
@@ -242,8 +242,8 @@ def test_starting_a_schedule_after_go_live_checks_the_months_since_without_email
 
     from reporting.models import HealthCheckRun, ReportDelivery
 
-    due = health.previous_month(timezone.localdate())
-    go_live = health.previous_month(health.previous_month(health.previous_month(due)))  # three months before
+    due = periods.previous_month(timezone.localdate())
+    go_live = periods.previous_month(periods.previous_month(periods.previous_month(due)))  # three months before
     with SANDBOXES["hubspot"](profile="demo", seed=11, size=20_000) as crm:
         engagement = lifecycle_engagement(cast, crm, STAGES["hubspot"], start=False)
         client.force_login(cast.consultant)
@@ -257,7 +257,7 @@ def test_starting_a_schedule_after_go_live_checks_the_months_since_without_email
     page = response.content.decode()
     assert f"Checking the 3 months since go-live ({go_live:%B %Y} to" in page
     runs = list(HealthCheckRun.objects.filter(engagement=engagement).order_by("period"))
-    assert [r.period for r in runs] == health.catch_up_periods(engagement.maintenance_schedule)
+    assert [r.period for r in runs] == periods.catch_up_periods(engagement.maintenance_schedule)
     assert len(runs) == 3 and due not in {r.period for r in runs}  # the month just ended is beat's, as usual
     assert {r.status for r in runs} == {"succeeded"} and all(r.report_id for r in runs)
     first_cycle = f"first business cycle ({go_live:%B %Y})"

@@ -16,7 +16,7 @@ from engagements.models import CsvImport, ImportStatus
 from gtm_ops.celery import app as celery_app
 from playbooks.models import Playbook
 from playbooks.services import load_library_playbooks
-from reporting import health, health_actions
+from reporting import periods, schedules
 from reporting.models import MetricValue
 from tests.conftest import wait_until
 
@@ -37,8 +37,8 @@ def scheduled(cast, settings, tmp_path):
         engagement_type="dedicated",
         team=[(cast.consultant, "architect")],
     )
-    live = health_actions.add_months(health_actions.due_period(), -6)
-    health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=live)
+    live = periods.add_months(periods.due_period(), -6)
+    schedules.start_schedule(engagement=engagement, actor=cast.consultant, live_since=live)
     return engagement
 
 

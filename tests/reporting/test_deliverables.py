@@ -149,7 +149,7 @@ def audit_run_with_a_finding(cast, engagement):
 
 
 def health_engagement(cast):
-    from reporting import health
+    from reporting import figures, schedules
 
     engagement = progression.create_engagement(
         client=cast.client,
@@ -161,8 +161,8 @@ def health_engagement(cast):
         team=[(cast.consultant, "architect")],
         stakeholders=[(cast.stakeholder, "RevOps lead")],
     )
-    health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
-    health.record_metric(
+    schedules.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 8, 1))
+    figures.record_metric(
         engagement=engagement, metric="forecast_submission_compliance", period=OCTOBER, value=78, actor=cast.consultant
     )
     return engagement
@@ -175,13 +175,13 @@ def test_every_kind_renders_and_the_email_goes_out_whatever_the_client_is_called
     cast, signed, odd_client, smtp, client, settings
 ):
     from crm_connectors.audit import services as audit_services
-    from reporting import health
+    from reporting import runs
     from reporting.models import HealthCheckRun, ReportDelivery
     from reporting.tasks import run_health_check
 
     engagement, _ = signed
     forecasting = health_engagement(cast)
-    run, _ = health.create_run(forecasting, OCTOBER)
+    run, _ = runs.create_run(forecasting, OCTOBER)
     run_health_check(run.pk)  # before the audit's CRM connection exists: figures entered by hand only
     requested = [
         request_artifact(engagement=engagement, kind="definition_alignment", actor=cast.consultant),
@@ -271,7 +271,7 @@ def test_a_viewer_cannot_retry(cast, signed, client, settings, tmp_path):
 
 
 def test_health_emails_wait_for_a_failed_report_and_go_out_after_its_retry(cast, smtp, client, settings, tmp_path):
-    from reporting import health
+    from reporting import runs
     from reporting.models import HealthCheckRun, ReportDelivery
     from reporting.tasks import run_health_check
 
@@ -280,7 +280,7 @@ def test_health_emails_wait_for_a_failed_report_and_go_out_after_its_retry(cast,
     blocked = tmp_path / "blocked"
     blocked.write_text("not a directory")
     settings.MEDIA_ROOT = blocked
-    run, _ = health.create_run(forecasting, OCTOBER)
+    run, _ = runs.create_run(forecasting, OCTOBER)
     run_health_check(run.pk)
     run = HealthCheckRun.objects.across_tenants("test").select_related("report").get(pk=run.pk)
     # not succeeded without its report: failed with the reason, the emails not even planned

@@ -9,7 +9,7 @@ import pytest
 from django.urls import reverse
 
 from accounts.models import ActivityEntry, DomainError
-from reporting import health, health_actions
+from reporting import figures, flags, runs
 from reporting.models import FlagExplanation, HealthCheckRun, HealthResult
 from tests.conftest import body_text
 
@@ -29,10 +29,10 @@ def month(engagement, period, compliance: float) -> HealthResult:
     """Run `period` with forecast submission compliance at `compliance` (red below 85); its compliance result."""
     from reporting.tasks import run_health_check
 
-    health.record_metric(
+    figures.record_metric(
         engagement=engagement, metric="forecast_submission_compliance", period=period, value=compliance
     )
-    run, created = health.create_run(engagement, period)
+    run, created = runs.create_run(engagement, period)
     assert created
     run_health_check(run.pk)
     return HealthResult.objects.select_related("run", "carried_from", "explained_by").get(run=run, task_key=TASK)
@@ -150,20 +150,20 @@ def test_this_month_only_and_a_different_flag_are_not_carried(cast, engagement, 
 
     # An explanation covers its own flag only: another task's flag in the same months stays red.
     november = HealthResult.objects.across_tenants("test").get(run__period=NOV, task_key=TASK)
-    health_actions.explain_result(result=november, explanation=WHY, actor=cast.consultant, months=2)
-    health.record_metric(engagement=engagement, metric="recording_coverage", period=DEC, value=50)
+    flags.explain_result(result=november, explanation=WHY, actor=cast.consultant, months=2)
+    figures.record_metric(engagement=engagement, metric="recording_coverage", period=DEC, value=50)
     december_runs = month(engagement, DEC, 60).run
     statuses = dict(HealthResult.objects.filter(run=december_runs).values_list("task_key", "status"))
     assert statuses[TASK] == "explained" and statuses["recording-coverage-audit"] == "red"
 
     with pytest.raises(DomainError, match="at most 12 later months"):
         result = HealthResult.objects.get(run=december_runs, task_key="recording-coverage-audit")
-        health_actions.explain_result(result=result, explanation="x", actor=cast.consultant, months=13)
+        flags.explain_result(result=result, explanation="x", actor=cast.consultant, months=13)
 
 
 def test_a_viewer_cannot_withdraw(cast, engagement, client):
     october = month(engagement, OCT, 78)
-    health_actions.explain_result(result=october, explanation=WHY, actor=cast.consultant)
+    flags.explain_result(result=october, explanation=WHY, actor=cast.consultant)
     explanation = FlagExplanation.objects.across_tenants("test").get()
     client.force_login(cast.viewer)
     page = client.get(url("health", engagement)).content.decode()

@@ -9,7 +9,7 @@ from accounts.models import ActivityEntry, DomainError
 from engagements import progression
 from engagements.models import EngagementStakeholder
 from playbooks.models import Playbook
-from reporting import health, health_actions
+from reporting import figures, flags, periods, runs, schedules
 from reporting.models import HealthCheckRun, HealthResult, ReportDelivery, ScheduledTask
 from reporting.tasks import queue_health_checks, run_health_check
 from tests.conftest import body_text, ensure_library, wait_until
@@ -30,12 +30,12 @@ def test_schedule_comes_from_the_playbook_with_its_owner(engagement):
     keys = set(ScheduledTask.objects.filter(schedule=schedule).values_list("key", flat=True))
     assert {"forecast-submission-compliance", "recording-coverage-audit", "forecast-accuracy-declining"} <= keys
     with pytest.raises(DomainError, match="already been started"):
-        health.start_schedule(engagement=engagement, actor=schedule.started_by)
+        schedules.start_schedule(engagement=engagement, actor=schedule.started_by)
 
 
 def test_adjusting_a_threshold_is_logged_and_validated(cast, engagement):
     task = ScheduledTask.objects.get(schedule__engagement=engagement, key="forecast-submission-compliance")
-    health.adjust_task(task=task, threshold=80, actor=cast.consultant)
+    schedules.adjust_task(task=task, threshold=80, actor=cast.consultant)
     task.refresh_from_db()
     assert task.rules[0]["threshold"] == 80
     entry = ActivityEntry.objects.across_tenants("test").get(verb="maintenance.adjusted")
@@ -43,10 +43,10 @@ def test_adjusting_a_threshold_is_logged_and_validated(cast, engagement):
 
 
 def test_a_month_end_run_flags_evaluates_reports_and_emails_once(cast, engagement, smtp):
-    health.record_metric(
+    figures.record_metric(
         engagement=engagement, metric="forecast_submission_compliance", period=OCTOBER, value=78, actor=cast.consultant
     )
-    run, created = health.create_run(engagement, OCTOBER)
+    run, created = runs.create_run(engagement, OCTOBER)
     assert created
     run_health_check(run.pk)
     run.refresh_from_db()
@@ -84,7 +84,7 @@ def test_a_month_end_run_flags_evaluates_reports_and_emails_once(cast, engagemen
 
     # A retried run task or a duplicate beat tick sends nothing more.
     run_health_check(run.pk)
-    assert health.create_run(engagement, OCTOBER) == (run, False)
+    assert runs.create_run(engagement, OCTOBER) == (run, False)
     assert len(smtp.messages) == 2
     assert set(ReportDelivery.objects.across_tenants("test").values_list("status", flat=True)) == {"sent"}
 
@@ -96,8 +96,8 @@ def test_duplicate_beat_ticks_create_one_run(engagement, smtp):
 
 
 def test_unsubscribed_stakeholder_gets_no_email(cast, engagement, smtp, client):
-    health.record_metric(engagement=engagement, metric="forecast_submission_compliance", period=OCTOBER, value=90)
-    run, _ = health.create_run(engagement, OCTOBER)
+    figures.record_metric(engagement=engagement, metric="forecast_submission_compliance", period=OCTOBER, value=90)
+    run, _ = runs.create_run(engagement, OCTOBER)
     run_health_check(run.pk)
     mail = next(m for m in smtp.wait_for(2) if m["To"] == "maya@acme.example")
     path = (
@@ -109,7 +109,7 @@ def test_unsubscribed_stakeholder_gets_no_email(cast, engagement, smtp, client):
     assert client.post(path).status_code == 200
     cast.stakeholder.refresh_from_db()
     assert cast.stakeholder.health_reports is False
-    november, _ = health.create_run(engagement, date(2026, 11, 1))
+    november, _ = runs.create_run(engagement, date(2026, 11, 1))
     run_health_check(november.pk)
     assert [d.email for d in ReportDelivery.objects.filter(run=november)] == ["carl@alpha.example"]
 
@@ -118,7 +118,7 @@ def test_smtp_outage_is_retried_and_reported(cast, engagement, celery_worker, sm
     """A real worker against a mail server that is down: five retries, then the delivery says why."""
     smtp.stop()
     EngagementStakeholder.objects.across_tenants("test").update(receives_updates=False)
-    run, _ = health.create_run(engagement, OCTOBER)
+    run, _ = runs.create_run(engagement, OCTOBER)
     run_health_check.delay(run.pk)
     wait_until(lambda: ReportDelivery.objects.filter(run=run, status="failed").exists(), what="the delivery failing")
     delivery = ReportDelivery.objects.get(run=run)
@@ -127,8 +127,8 @@ def test_smtp_outage_is_retried_and_reported(cast, engagement, celery_worker, sm
 
 
 def test_real_worker_sends_exactly_one_email_per_recipient(cast, engagement, celery_worker, smtp):
-    health.record_metric(engagement=engagement, metric="forecast_submission_compliance", period=OCTOBER, value=70)
-    run, _ = health.create_run(engagement, OCTOBER)
+    figures.record_metric(engagement=engagement, metric="forecast_submission_compliance", period=OCTOBER, value=70)
+    run, _ = runs.create_run(engagement, OCTOBER)
     run_health_check.delay(run.pk)
     run_health_check.delay(run.pk)  # a redelivered message
     smtp.wait_for(2, timeout=90)  # a worker starting and rendering a PDF on a busy machine
@@ -157,14 +157,14 @@ def start(cast, playbook: str, live_since: date, *, name: str = "Engagement", en
         engagement_type=engagement_type,
         team=[(cast.consultant, "architect")],
     )
-    health.start_schedule(engagement=e, actor=cast.consultant, live_since=live_since)
+    schedules.start_schedule(engagement=e, actor=cast.consultant, live_since=live_since)
     return e
 
 
 def check(engagement, period: date) -> dict[str, list[HealthResult]]:
     """Evaluate the month (no report, no email): {task key: its results}."""
-    run, _ = health.create_run(engagement, period)
-    health.execute_run(run.pk)
+    run, _ = runs.create_run(engagement, period)
+    runs.execute_run(run.pk)
     found: dict[str, list[HealthResult]] = {}
     for result in HealthResult.objects.filter(run=run).order_by("id"):
         found.setdefault(result.task_key, []).append(result)
@@ -173,7 +173,7 @@ def check(engagement, period: date) -> dict[str, list[HealthResult]]:
 
 def enter(engagement, metric: str, values: dict, key: str = "") -> None:
     for period, value in values.items():
-        health.record_metric(engagement=engagement, metric=metric, key=key, period=period, value=value)
+        figures.record_metric(engagement=engagement, metric=metric, key=key, period=period, value=value)
 
 
 AUG, SEP, NOV = date(2026, 8, 1), date(2026, 9, 1), date(2026, 11, 1)
@@ -223,7 +223,7 @@ def test_recording_coverage_below_85_for_two_consecutive_weeks_reads_weekly_figu
     October 2026 start on Mondays 28 September, 5, 12 and 19 October: ISO weeks 40 to 43)."""
     e = start(cast, "revenue-intelligence", AUG)
     lines = [f"recording_coverage,,2026-W{40 + n},{v}" for n, v in enumerate(weeks)]
-    health.import_csv(engagement=e, text="metric,key,period,value\n" + "\n".join(lines), actor=cast.consultant)
+    figures.import_csv(engagement=e, text="metric,key,period,value\n" + "\n".join(lines), actor=cast.consultant)
     [trigger] = check(e, OCTOBER)["recording-coverage-dropping"]
     assert trigger.status == status, trigger.message
     assert trigger.window == "the weeks ending in October 2026 (28 Sep to 25 Oct)"
@@ -250,17 +250,17 @@ def test_two_weeks_below_85_across_a_month_end_are_flagged_alike_on_time_and_cau
     def enter_weeks(e, until):
         for monday, value in weeks.items():
             if monday + timedelta(days=6) < until:
-                health.record_metric(engagement=e, metric="recording_coverage", period=monday, value=value,
+                figures.record_metric(engagement=e, metric="recording_coverage", period=monday, value=value,
                                      granularity="week")  # fmt: skip
 
     on_time = start(cast, "revenue-intelligence", march, name="On time")
     for month, run_day in ((march, april), (april, date(2026, 5, 1))):
         enter_weeks(on_time, run_day)  # what exists on the day the month's run starts
-        run, _ = health.create_run(on_time, month)
-        health.execute_run(run.pk)
+        run, _ = runs.create_run(on_time, month)
+        runs.execute_run(run.pk)
     caught_up = start(cast, "revenue-intelligence", march, name="Caught up")
     enter_weeks(caught_up, date(2026, 5, 1))
-    health.catch_up(caught_up.maintenance_schedule.pk, today=date(2026, 6, 1))  # March and April: May is beat's
+    runs.catch_up(caught_up.maintenance_schedule.pk, today=date(2026, 6, 1))  # March and April: May is beat's
     assert flags(on_time) == flags(caught_up)
     statuses = {period: status for period, (status, _) in flags(on_time).items()}
     assert statuses[april] == "red" and statuses[march] != "red"
@@ -279,7 +279,7 @@ def test_a_weekly_rule_without_weekly_figures_asks_for_them(cast):
 def test_deal_registration_flat_is_not_due_before_sixty_days_live(cast):
     """PRM: "No increase after 60 days live". Live 1 October: day 60 is 29 November."""
     e = start(cast, "partnership-success", OCTOBER)
-    health.set_baseline(engagement=e, metric="deal_registration_volume", value=10, actor=cast.consultant)
+    figures.set_baseline(engagement=e, metric="deal_registration_volume", value=10, actor=cast.consultant)
     enter(e, "deal_registration_volume", {OCTOBER: 10, NOV: 10})
     [launch] = check(e, OCTOBER)["deal-registration-flat"]
     assert launch.status == "info"
@@ -295,7 +295,7 @@ def test_a_target_within_two_quarters_is_judged_at_its_deadline(cast):
     two quarters end on 31 October 2026, whose run judges it; the months between do not list it."""
     may = date(2026, 5, 1)
     e = start(cast, "revenue-intelligence", may)
-    health.set_baseline(engagement=e, metric="forecast_accuracy", value=60, actor=cast.consultant)
+    figures.set_baseline(engagement=e, metric="forecast_accuracy", value=60, actor=cast.consultant)
     enter(e, "forecast_accuracy", {date(2026, 6, 1): 62, OCTOBER: 70})
     [june] = check(e, date(2026, 6, 1))["forecast-accuracy-vs-baseline"]
     assert june.status == "info" and june.message.startswith("not yet due: judged at 2 quarters after go-live")
@@ -308,7 +308,7 @@ def test_a_target_within_two_quarters_is_judged_at_its_deadline(cast):
 
 def test_catch_up_gives_what_the_runs_on_time_gave(cast, settings, tmp_path):
     settings.MEDIA_ROOT = tmp_path
-    figures = {
+    entered = {
         "recording_coverage": {AUG: 92, SEP: 84, OCTOBER: 83, NOV: 95},
         "sync_failures": {AUG: 0, SEP: 2, OCTOBER: 3, NOV: 0},
         "forecast_submission_compliance": {AUG: 85, SEP: 84.9, OCTOBER: 90, NOV: 70},
@@ -316,12 +316,12 @@ def test_catch_up_gives_what_the_runs_on_time_gave(cast, settings, tmp_path):
     on_time = start(cast, "revenue-intelligence", AUG, name="On time")
     later = start(cast, "revenue-intelligence", AUG, name="Caught up")
     for engagement in (on_time, later):
-        for metric, values in figures.items():
+        for metric, values in entered.items():
             enter(engagement, metric, values)
     months = [AUG, SEP, OCTOBER, NOV]
     for month in months:
         check(on_time, month)
-    caught = health.catch_up(later.maintenance_schedule.pk, today=date(2027, 1, 15))
+    caught = runs.catch_up(later.maintenance_schedule.pk, today=date(2027, 1, 15))
     assert [r.period for r in caught] == months
 
     def verdicts(engagement):
@@ -339,13 +339,13 @@ def test_every_6_12_month_task_comes_back_every_six_months(cast):
     e = start(cast, "revenue-intelligence", AUG)
     schedule = e.maintenance_schedule
     task = schedule.tasks.get(key="full-scoring-recalibration")
-    due = [n for n in range(36) if health.is_due(task, schedule, health_actions.add_months(AUG, n))]
+    due = [n for n in range(36) if periods.is_due(task, schedule, periods.add_months(AUG, n))]
     assert due == [5, 11, 17, 23, 29, 35]  # the 6th month since go-live, then every 6 months, year after year
 
 
 def test_a_task_without_a_machine_rule_is_a_review_item_recorded_by_a_person(cast):
     e = start(cast, "revenue-intelligence", AUG)
-    month_18 = health_actions.add_months(AUG, 17)
+    month_18 = periods.add_months(AUG, 17)
     results = check(e, month_18)
     keys = {
         "full-scoring-recalibration",
@@ -362,14 +362,14 @@ def test_a_task_without_a_machine_rule_is_a_review_item_recorded_by_a_person(cas
     assert review.window == "every 6-12 months: month 18 since go-live (January 2028)"
     run = review.run
     before = run.not_evaluable_count
-    health_actions.record_review(result=review, actor=cast.consultant, note="Benchmarks refreshed from Q4 winners.")
+    flags.record_review(result=review, actor=cast.consultant, note="Benchmarks refreshed from Q4 winners.")
     review.refresh_from_db()
     run.refresh_from_db()
     assert review.status == "ok" and review.reviewed_by == cast.consultant and review.reviewed_at is not None
     assert review.message.endswith("Benchmarks refreshed from Q4 winners.")
     assert run.not_evaluable_count == before - 1
     with pytest.raises(DomainError, match="already been recorded"):
-        health_actions.record_review(result=review, actor=cast.consultant, note="again")
+        flags.record_review(result=review, actor=cast.consultant, note="again")
     # RI's quarterly top-performer benchmark refresh has no rule either: it is in each quarter's run.
     assert check(e, OCTOBER)["top-performer-benchmark-refresh"][0].is_review_item
 
@@ -394,10 +394,10 @@ def test_small_volumes_and_small_denominators_are_not_judged(cast):
     judge", not a red flag; the same drop on enough records is."""
     e = start(cast, "gtm-lifecycle", AUG)
     for stage, base, now in (("MQL", 7, 5), ("SQL", 100, 70)):
-        health.set_baseline(engagement=e, metric="stage_entry_volume", key=stage, value=base, actor=cast.consultant)
+        figures.set_baseline(engagement=e, metric="stage_entry_volume", key=stage, value=base, actor=cast.consultant)
         enter(e, "stage_entry_volume", {OCTOBER: now}, key=stage)
     for transition, base, now in (("MQL→SQL", 50, 20), ("SQL→SAO", 50, 20)):
-        health.set_baseline(
+        figures.set_baseline(
             engagement=e, metric="stage_conversion_rate", key=transition, value=base, actor=cast.consultant
         )
         enter(e, "stage_conversion_rate", {OCTOBER: now}, key=transition)
@@ -418,13 +418,13 @@ def test_a_figure_for_a_month_that_has_not_begun_is_refused(cast):
     e = start(cast, "revenue-intelligence", AUG)
     text = "metric,key,period,value\nforecast_submission_compliance,,2026-10,90\nrecording_coverage,,2031-01,95\n"
     with pytest.raises(DomainError, match=r"^Line 3, column period: 2031-01 has not begun yet"):
-        health.import_csv(engagement=e, text=text, actor=cast.consultant)
+        figures.import_csv(engagement=e, text=text, actor=cast.consultant)
     with pytest.raises(DomainError, match=r"^Line 3, column period: 2031-01 has not begun yet"):
-        health_actions.import_figures(
+        figures.import_figures(
             engagement=e,
             text=text,
             actor=cast.consultant,
             metrics={"forecast_submission_compliance", "recording_coverage"},
         )
     with pytest.raises(DomainError, match="has not begun yet"):
-        health.record_metric(engagement=e, metric="recording_coverage", period=date(2031, 1, 1), value=95)
+        figures.record_metric(engagement=e, metric="recording_coverage", period=date(2031, 1, 1), value=95)

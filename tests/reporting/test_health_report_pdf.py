@@ -17,7 +17,7 @@ from PIL import Image, ImageFilter
 
 from engagements import progression
 from playbooks.models import Playbook
-from reporting import health, monthly_report
+from reporting import figures, monthly_report, runs, schedules
 from reporting.models import HealthCheckRun, HealthResult, RunStatus
 from tests.conftest import body_text, ensure_library
 
@@ -78,8 +78,8 @@ def report(cast, settings, tmp_path, smtp):
         team=[(cast.consultant, "architect")],
         stakeholders=[(cast.stakeholder, "Approver")],
     )
-    health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 5, 1))
-    run, _ = health.create_run(engagement, NOVEMBER)
+    schedules.start_schedule(engagement=engagement, actor=cast.consultant, live_since=date(2026, 5, 1))
+    run, _ = runs.create_run(engagement, NOVEMBER)
     for name, metric, key, status, value, baseline, message in RESULTS:
         HealthResult.objects.create(
             organization=cast.org, run=run, task_key=name.lower().replace(" ", "-"), task_name=name, kind="task",
@@ -89,7 +89,7 @@ def report(cast, settings, tmp_path, smtp):
         )
         if value is not None:
             for period, past in zip(MONTHS, [*HISTORY, value], strict=True):
-                health.record_metric(engagement=engagement, metric=metric, key=key, period=period, value=past)
+                figures.record_metric(engagement=engagement, metric=metric, key=key, period=period, value=past)
     HealthCheckRun.objects.across_tenants("test").filter(pk=run.pk).update(
         status=RunStatus.SUCCEEDED,
         red_count=sum(r[3] == "red" for r in RESULTS),

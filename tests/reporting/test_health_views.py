@@ -18,7 +18,7 @@ from accounts.models import ActivityEntry
 from engagements import progression
 from engagements.models import DecisionLogEntry, Engagement, EngagementMember, Risk, WorkItem
 from playbooks.models import Playbook
-from reporting import health, health_actions
+from reporting import figures, periods, runs, schedules
 from reporting.models import (
     Baseline,
     HealthCheckRun,
@@ -58,8 +58,8 @@ def ri(cast, versions):
 
 @pytest.fixture
 def scheduled(cast, ri):
-    live = health_actions.add_months(health_actions.due_period(), -6)
-    health.start_schedule(engagement=ri, actor=cast.consultant, live_since=live)
+    live = periods.add_months(periods.due_period(), -6)
+    schedules.start_schedule(engagement=ri, actor=cast.consultant, live_since=live)
     return ri
 
 
@@ -250,17 +250,17 @@ def test_set_a_baseline_by_hand(consultant, cast, scheduled):
 
 def _figures_for_a_bad_month(engagement, period):
     for months_back, value in ((3, 91), (2, 89), (1, 86), (0, 78)):
-        health.record_metric(
+        figures.record_metric(
             engagement=engagement,
             metric="forecast_submission_compliance",
-            period=health_actions.add_months(period, -months_back),
+            period=periods.add_months(period, -months_back),
             value=value,
         )
-    health.record_metric(engagement=engagement, metric="recording_coverage", period=period, value=80)
+    figures.record_metric(engagement=engagement, metric="recording_coverage", period=period, value=80)
 
 
 def test_run_now_flags_explain_board_deliveries_and_pdf(consultant, cast, scheduled, smtp):
-    period = health_actions.due_period()
+    period = periods.due_period()
     _figures_for_a_bad_month(scheduled, period)
 
     response = consultant.post(u("run-now", scheduled))
@@ -378,10 +378,10 @@ def test_run_now_flags_explain_board_deliveries_and_pdf(consultant, cast, schedu
 
 def test_a_closed_engagement_keeps_its_health_checks_but_not_its_board(consultant, cast, scheduled):
     """Completing the last phase closes the engagement; maintenance goes on, its board is read-only."""
-    period = health_actions.due_period()
+    period = periods.due_period()
     _figures_for_a_bad_month(scheduled, period)
-    run, _ = health.create_run(scheduled, period)
-    health.execute_run(run.pk)
+    run, _ = runs.create_run(scheduled, period)
+    runs.execute_run(run.pk)
     Engagement.objects.across_tenants("test").filter(pk=scheduled.pk).update(status="closed")
     red = HealthResult.objects.filter(run=run, status="red").first()
     body = text_of(consultant.get(u("run-detail", scheduled, run_uuid=run.uuid)))
@@ -403,7 +403,7 @@ def test_a_closed_engagement_keeps_its_health_checks_but_not_its_board(consultan
 
 
 def test_a_queued_run_is_polled_until_it_finishes(consultant, cast, scheduled):
-    run, _ = health.create_run(scheduled, health_actions.due_period())
+    run, _ = runs.create_run(scheduled, periods.due_period())
     page = text_of(consultant.get(u("run-detail", scheduled, run_uuid=run.uuid)))
     assert 'hx-trigger="every 2s"' in page and "Waiting for a worker" in page
     poll = consultant.get(u("run-detail", scheduled, run_uuid=run.uuid), **HTMX)
@@ -411,7 +411,7 @@ def test_a_queued_run_is_polled_until_it_finishes(consultant, cast, scheduled):
     not_ready = consultant.get(u("report-download", scheduled, run_uuid=run.uuid))
     assert not_ready.status_code == 302, "no report yet: back to the run with a message"
 
-    health.execute_run(run.pk)
+    runs.execute_run(run.pk)
     HealthCheckRun.objects.across_tenants("test").filter(pk=run.pk).update(
         finished_at=timezone.now() - timedelta(hours=1)
     )
@@ -420,8 +420,8 @@ def test_a_queued_run_is_polled_until_it_finishes(consultant, cast, scheduled):
 
 
 def test_failed_delivery_shows_its_error(consultant, cast, scheduled):
-    run, _ = health.create_run(scheduled, health_actions.due_period())
-    health.execute_run(run.pk)
+    run, _ = runs.create_run(scheduled, periods.due_period())
+    runs.execute_run(run.pk)
     ReportDelivery.objects.create(
         organization=cast.org,
         run=run,
@@ -442,7 +442,7 @@ def test_failed_delivery_shows_its_error(consultant, cast, scheduled):
 
 def _portfolio(cast, versions, n: int) -> None:
     """n engagements in maintenance, each with an architect and three monthly runs (built directly: fast)."""
-    due = health_actions.due_period()
+    due = periods.due_period()
     version = versions["revenue-intelligence"]
     for i in range(n):
         engagement = Engagement.objects.create(
@@ -461,13 +461,13 @@ def _portfolio(cast, versions, n: int) -> None:
             engagement=engagement,
             owner="consultancy",
             started_by=cast.consultant,
-            live_since=health_actions.add_months(due, -4),
+            live_since=periods.add_months(due, -4),
         )
         for back, red in ((2, 0), (1, 1), (0, i % 3)):
             HealthCheckRun.objects.create(
                 organization=cast.org,
                 engagement=engagement,
-                period=health_actions.add_months(due, -back),
+                period=periods.add_months(due, -back),
                 status="succeeded",
                 red_count=red,
                 not_evaluable_count=2,
@@ -499,7 +499,7 @@ def test_portfolio_health_lists_engagements_with_constant_queries(consultant, ca
     assert len(rows) == 21
     row = next(s for s in rows if s.engagement.name == "RI 02")
     assert (row.last_red, row.last_not_evaluable, row.owner_name) == (2, 2, "Carl")
-    assert row.last_period == health_actions.due_period() and not row.next.overdue
+    assert row.last_period == periods.due_period() and not row.next.overdue
     assert 'class="sparkline"' in text_of(response) and "Red flags per month" in text_of(response)
 
 
@@ -513,10 +513,10 @@ def test_portfolio_health_empty_state(consultant, cast):
 
 
 def test_viewer_cannot_write_anything(client, cast, scheduled):
-    period = health_actions.due_period()
+    period = periods.due_period()
     _figures_for_a_bad_month(scheduled, period)
-    run, _ = health.create_run(scheduled, period)
-    health.execute_run(run.pk)
+    run, _ = runs.create_run(scheduled, period)
+    runs.execute_run(run.pk)
     result = HealthResult.objects.filter(run=run, status="red").first()
     task = ScheduledTask.objects.filter(schedule__engagement=scheduled).first()
     client.force_login(cast.viewer)
@@ -558,9 +558,9 @@ def test_another_organizations_run_is_not_found(consultant, cast, versions, sche
         start_date=date(2026, 1, 5),
         actor=cast.outsider,
     )
-    health.start_schedule(engagement=theirs, actor=cast.outsider, live_since=date(2026, 1, 1))
-    their_run, _ = health.create_run(theirs, health_actions.due_period())
-    health.execute_run(their_run.pk)
+    schedules.start_schedule(engagement=theirs, actor=cast.outsider, live_since=date(2026, 1, 1))
+    their_run, _ = runs.create_run(theirs, periods.due_period())
+    runs.execute_run(their_run.pk)
     their_result = HealthResult.objects.filter(run=their_run).first()
     their_task = ScheduledTask.objects.filter(schedule__engagement=theirs).first()
     ours = scheduled

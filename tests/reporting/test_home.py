@@ -12,7 +12,7 @@ from accounts import activity
 from engagements import definitions, progression
 from engagements.models import ChecklistItem, Engagement, Gate, GateStatus, SignoffRequest
 from playbooks.models import Playbook
-from reporting import health_actions
+from reporting import periods
 from reporting.models import HealthCheckRun, HealthResult
 from tests.conftest import ensure_library, make_stakeholder
 
@@ -60,10 +60,10 @@ def day(cast):
     items = list(ChecklistItem.objects.filter(engagement=mine))
     for item in items[:5]:
         progression.set_checklist_item(item=item, done=True, actor=cast.consultant)
-    period = health_actions.due_period(timezone.localdate())
+    period = periods.due_period(timezone.localdate())
     run = HealthCheckRun.objects.create(organization=cast.org, engagement=mine, period=period, status="succeeded")
     earlier = HealthCheckRun.objects.create(
-        organization=cast.org, engagement=mine, period=health_actions.add_months(period, -1), status="succeeded"
+        organization=cast.org, engagement=mine, period=periods.add_months(period, -1), status="succeeded"
     )
     for status, task in (("red", "MQL volume"), ("red", "SAL conversion"), ("explained", "Win rate"), ("ok", "X")):
         flag(cast, run, status, task)

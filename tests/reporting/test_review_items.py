@@ -9,7 +9,6 @@ from django.conf import settings as django_settings
 from django.urls import reverse
 from django.utils import timezone
 
-from reporting import health_actions
 from reporting.models import HealthCheckRun, HealthResult, MetricValue
 from tests.conftest import body_text, wait_until
 from tests.reporting.test_health_views import consultant, pdf_text, ri, text_of, u, versions  # noqa: F401
@@ -22,10 +21,10 @@ HTMX = {"HTTP_HX_REQUEST": "true"}
 def scheduled(cast, ri):  # noqa: F811
     """Live since five months before the month due: its sixth month, when the quarterly and the every-6-12-months
     tasks fall due (three quarterly rounds of months 0-2, 3-5; the first half-year)."""
-    from reporting import health
+    from reporting import periods, schedules
 
-    health.start_schedule(
-        engagement=ri, actor=cast.consultant, live_since=health_actions.add_months(health_actions.due_period(), -5)
+    schedules.start_schedule(
+        engagement=ri, actor=cast.consultant, live_since=periods.add_months(periods.due_period(), -5)
     )
     return ri
 
@@ -46,12 +45,12 @@ def _walk(node):
 
 def _run_with_a_red_trigger(client, engagement, smtp) -> HealthCheckRun:
     """Managers' weekly dashboard access at 30%, under the seed's 50%: the dashboard-usage trigger fires."""
-    from reporting import health
+    from reporting import figures, periods
 
-    health.record_metric(
+    figures.record_metric(
         engagement=engagement,
         metric="share_of_managers_accessing_weekly",
-        period=health_actions.due_period(),
+        period=periods.due_period(),
         value=30,
     )
     client.post(u("run-now", engagement))

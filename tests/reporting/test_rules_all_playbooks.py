@@ -15,7 +15,7 @@ import pytest
 from engagements import progression
 from playbooks.loader import load_library
 from playbooks.models import Playbook
-from reporting import health
+from reporting import figures, runs, schedules
 from reporting.models import Granularity, HealthResult
 from tests.conftest import ensure_library
 
@@ -278,12 +278,12 @@ def begin(cast, cases: list[Case], name: str):
         actor=cast.consultant,
         engagement_type="dedicated",
     )
-    health.start_schedule(engagement=engagement, actor=cast.consultant, live_since=LIVE)
+    schedules.start_schedule(engagement=engagement, actor=cast.consultant, live_since=LIVE)
     for case in cases:
         baseline = baseline_of(case.rule)
         if baseline is not None:
             key = KEYS.get(case.rule.per or "", "")
-            health.set_baseline(
+            figures.set_baseline(
                 engagement=engagement, metric=case.rule.metric, key=key, value=baseline, actor=cast.consultant
             )
     return engagement
@@ -308,13 +308,13 @@ def enter(engagement, case: Case, month: date, side: str) -> None:
         if month in QUARTER_ENDS:
             quarter = [MONTHS[MONTHS.index(month) - n] for n in (2, 1, 0)]
             for m, value in zip(quarter, quarter_figures(rule, side), strict=True):
-                health.record_metric(engagement=engagement, metric=rule.metric, period=m, value=value)
+                figures.record_metric(engagement=engagement, metric=rule.metric, period=m, value=value)
         return
     if rule.window == "week":
         weeks = weeks_of(month)
         for n, monday in enumerate(weeks):
             week_side = side if side != ALTERNATING else (OUT if n % 2 == 1 and n < len(weeks) - 1 else IN)
-            health.record_metric(
+            figures.record_metric(
                 engagement=engagement,
                 metric=rule.metric,
                 period=monday,
@@ -324,7 +324,7 @@ def enter(engagement, case: Case, month: date, side: str) -> None:
         return
     value = figure(rule, side)
     as_breakdown = isinstance(value, dict)
-    health.record_metric(
+    figures.record_metric(
         engagement=engagement,
         metric=rule.metric,
         period=month,
@@ -370,13 +370,13 @@ def test_on_time_and_catch_up_give_the_status_the_seed_gives(cast, cases, scenar
     on_time = begin(cast, cases, "On time")
     for month in months:  # each month's figures arrive, then its run, before the next month's figures exist
         enter_month(on_time, month)
-        run, _ = health.create_run(on_time, month)
-        health.execute_run(run.pk)
+        run, _ = runs.create_run(on_time, month)
+        runs.execute_run(run.pk)
     caught_up = begin(cast, cases, "Caught up")
     for month in months:
         enter_month(caught_up, month)
     after = months[-1].replace(month=months[-1].month + 2)  # a catch-up covers the months before last month
-    assert [r.period for r in health.catch_up(caught_up.maintenance_schedule.pk, today=after)] == months
+    assert [r.period for r in runs.catch_up(caught_up.maintenance_schedule.pk, today=after)] == months
 
     want = {str(case): expected(case, plan) for case, plan in plans}
     late = {str(case): verdicts(caught_up, case) for case in cases}

@@ -14,7 +14,8 @@ from crm_connectors.models import CrmConnection
 from crm_sandbox import SalesforceSandbox
 from engagements import progression
 from playbooks.models import Playbook
-from reporting import health, health_actions
+from reporting import figures, periods, schedules
+from reporting.flags import explain_result
 from reporting.models import HealthCheckRun, HealthResult, ReportDelivery
 from tests.conftest import ensure_library
 from tests.reporting.conftest import lifecycle_engagement
@@ -51,8 +52,8 @@ def revenue_engagement(client, actor, name="Forecasting"):
         engagement_type="dedicated",
         team=[(actor, "architect")],
     )
-    live = health_actions.add_months(health_actions.due_period(), -6)
-    health.start_schedule(engagement=engagement, actor=actor, live_since=live)
+    live = periods.add_months(periods.due_period(), -6)
+    schedules.start_schedule(engagement=engagement, actor=actor, live_since=live)
     return engagement
 
 
@@ -78,7 +79,7 @@ def flags(entry, status="red") -> dict[str, dict]:
 def test_a_crossed_threshold_is_listed_and_a_second_invocation_sends_nothing(cast, crm, smtp):
     engagement = lifecycle_engagement(cast, crm, STAGES)
     for stage in ("SAO", "Closed Won"):  # far above the sandbox org's opportunities a month: a >20% drop
-        health.set_baseline(engagement=engagement, metric="stage_entry_volume", key=stage, value=100_000, actor=None)
+        figures.set_baseline(engagement=engagement, metric="stage_entry_volume", key=stage, value=100_000, actor=None)
     crm.reset_stats()
 
     [entry] = run_json("--period", "2026-10", "--email")  # a month before the one just ended: emailed when asked
@@ -120,12 +121,10 @@ def test_a_crossed_threshold_is_listed_and_a_second_invocation_sends_nothing(cas
 def test_an_explained_flag_shows_explained_the_next_month(cast, crm, smtp):
     engagement = lifecycle_engagement(cast, crm, STAGES)
     for stage in ("SAO", "Closed Won"):
-        health.set_baseline(engagement=engagement, metric="stage_entry_volume", key=stage, value=100_000, actor=None)
+        figures.set_baseline(engagement=engagement, metric="stage_entry_volume", key=stage, value=100_000, actor=None)
     run_json("--period", "2026-10")
     october = HealthResult.objects.across_tenants("test").get(run__period=OCT, task_key=VOLUME, key="SAO")
-    health_actions.explain_result(
-        result=october, explanation="Sales team halved during the reorganisation.", actor=cast.consultant
-    )
+    explain_result(result=october, explanation="Sales team halved during the reorganisation.", actor=cast.consultant)
 
     [november] = run_json("--period", "2026-11", "--email")
     explained, red = flags(november, "explained"), flags(november)
@@ -143,13 +142,13 @@ def test_an_explained_flag_shows_explained_the_next_month(cast, crm, smtp):
 def test_org_limits_the_engagements_and_the_default_is_the_month_just_ended(cast, smtp):
     ours = revenue_engagement(cast.client, cast.consultant)
     theirs = revenue_engagement(cast.other_client, cast.outsider, name="Pipeline reviews")
-    health.record_metric(
-        engagement=theirs, metric="forecast_submission_compliance", period=health_actions.due_period(), value=70
+    figures.record_metric(
+        engagement=theirs, metric="forecast_submission_compliance", period=periods.due_period(), value=70
     )
 
     [entry] = run_json("--org", "beta")
     assert (entry["org"], entry["client"], entry["engagement"]) == ("beta", "Globex", "Pipeline reviews")
-    assert entry["period"] == f"{health.previous_month(timezone.localdate()):%Y-%m}"
+    assert entry["period"] == f"{periods.previous_month(timezone.localdate()):%Y-%m}"
     assert entry["api_calls"] == 0 and entry["status"] == "succeeded"
     red = [r for r in entry["results"] if r["status"] == "red"]
     assert [r["task_key"] for r in red] == ["forecast-submission-compliance"] and red[0]["value"] == 70
@@ -213,8 +212,8 @@ def test_json_is_alone_on_stdout_while_the_console_backend_prints_the_emails(cas
 
 def test_a_back_filled_month_is_not_emailed_unless_asked(cast, smtp):
     engagement = revenue_engagement(cast.client, cast.consultant)
-    just_ended = health_actions.due_period()
-    back = [health_actions.add_months(just_ended, -n) for n in (2, 1)]
+    just_ended = periods.due_period()
+    back = [periods.add_months(just_ended, -n) for n in (2, 1)]
     [entry] = run_json("--period", f"{back[0]:%Y-%m}")
     assert entry["status"] == "succeeded" and entry["emails"] == {"sent": 0, "waiting": 0, "failed": 0}
     run_row = HealthCheckRun.objects.get(engagement=engagement, period=back[0])
@@ -223,6 +222,6 @@ def test_a_back_filled_month_is_not_emailed_unless_asked(cast, smtp):
     [asked] = run_json("--period", f"{back[1]:%Y-%m}", "--email")
     assert asked["emails"]["sent"] == 1 and [m["To"] for m in reports(smtp)] == ["carl@alpha.example"]
     # RI's monthly tasks all have rules; its quarterly top-performer benchmark refresh has none: a review item.
-    quarter_end = next(p for p in back if health.months_live(engagement.maintenance_schedule, p) % 3 == 2)
+    quarter_end = next(p for p in back if periods.months_live(engagement.maintenance_schedule, p) % 3 == 2)
     text = run("--period", f"{quarter_end:%Y-%m}")
     assert "review  Top performer benchmark refresh: A person reviews this and records it:" in text

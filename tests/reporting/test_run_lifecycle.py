@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from deliverables.models import Artifact, ArtifactKind
 from gtm_ops.celery import app as celery_app
-from reporting import health
+from reporting import figures, runs
 from reporting.models import HealthCheckRun, ReportDelivery
 from reporting.tasks import run_health_check
 from tests.conftest import ROOT, Mailbox, free_port, wait_until
@@ -169,8 +169,8 @@ def lease_expired(row) -> bool:
 
 
 def test_kill_9_at_each_step_of_a_health_run_and_every_recipient_gets_one_email(cast, engagement, workers, mailbox):
-    health.record_metric(engagement=engagement, metric="forecast_submission_compliance", period=OCTOBER, value=70)
-    run, _ = health.create_run(engagement, OCTOBER)
+    figures.record_metric(engagement=engagement, metric="forecast_submission_compliance", period=OCTOBER, value=70)
+    run, _ = runs.create_run(engagement, OCTOBER)
 
     # 1. Killed while reading the CRM and the figures: its results wait on a lock, so nothing of the step is saved.
     results_lock = lock_table("reporting_healthresult")
@@ -224,7 +224,7 @@ def test_kill_9_at_each_step_of_a_health_run_and_every_recipient_gets_one_email(
 
 def test_smtp_down_past_the_budget_then_resend_deliveries_sends_one_each(cast, engagement, workers, mailbox):
     mailbox.stop()
-    run, _ = health.create_run(engagement, OCTOBER)
+    run, _ = runs.create_run(engagement, OCTOBER)
     workers.start()
     run_health_check.delay(run.pk)
     wait_until(lambda: the_run(run).status == "partial", timeout=120, what="the run ending with refused emails")
@@ -246,7 +246,7 @@ def test_smtp_down_past_the_budget_then_resend_deliveries_sends_one_each(cast, e
 def test_a_consultant_resends_failed_emails_from_the_run_page(cast, engagement, mailbox, client, settings):
     settings.EMAIL_RETRY_DELAY = 0
     mailbox.stop()
-    run, _ = health.create_run(engagement, OCTOBER)
+    run, _ = runs.create_run(engagement, OCTOBER)
     run_health_check(run.pk)  # inline: every try refused
     assert the_run(run).status == "partial" and mailbox.messages == []
     mailbox.start(mailbox.port)

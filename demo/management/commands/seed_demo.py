@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.test.utils import override_settings
+from django.urls import reverse
 from django.utils import timezone
 
 from accounts.emails import absolute
@@ -87,20 +88,20 @@ class Command(BaseCommand):
         governance = self.governance_engagement(org)
 
         self.stdout.write(self.style.SUCCESS(f"\nDemo ready at {settings.SITE_URL}/"))
-        self.stdout.write(f"  Organization: {org.name} ({settings.SITE_URL}/o/{org.slug}/)")
+        self.stdout.write(f"  Organization: {org.name} ({absolute(reverse('accounts:org-home', args=[org.slug]))})")
         for email, _, _, role in PEOPLE:
             self.stdout.write(f"  {role.label:<11} {email} / {DEMO_PASSWORD}")
         self.stdout.write(f"  Client portal as {stakeholder.name} (works once, for 30 minutes):")
         self.stdout.write(f"    {absolute(link_path(link))}")
-        self.stdout.write(f"  Later links: {settings.SITE_URL}/portal/login/ with {stakeholder.email}")
+        self.stdout.write(f"  Later links: {absolute(reverse('portal:login'))} with {stakeholder.email}")
         self.stdout.write(
             f"  Demo engagement: {engagement.name} "
-            f"({settings.SITE_URL}/o/{org.slug}/engagements/{engagement.uuid}/)"
+            f"({absolute(reverse('engagements:engagement-detail', args=[org.slug, engagement.uuid]))})"
         )
         go_live = (timezone.localdate().replace(day=1) - timedelta(days=100)).replace(day=1)
         self.stdout.write(
             f"  Health checks: {governance.name}, its stages signed and mapped to Globex's HubSpot sandbox; start "
-            f"its maintenance schedule at {settings.SITE_URL}/o/{org.slug}/engagements/{governance.uuid}/health/\n"
+            f"its maintenance schedule at {absolute(reverse('reporting:health', args=[org.slug, governance.uuid]))}\n"
             f"    (go-live {go_live:%d %B %Y}, also checking the months since go-live: a report per month)\n"
         )
 

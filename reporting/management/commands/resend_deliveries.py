@@ -9,8 +9,8 @@ from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from accounts.models import Organization
-from reporting import health_run
 from reporting.models import DeliveryStatus, HealthCheckRun
+from reporting.runs import resend
 
 
 class Command(BaseCommand):
@@ -49,7 +49,7 @@ class Command(BaseCommand):
             runs = runs.filter(deliveries__status=DeliveryStatus.FAILED).distinct()
         total = 0
         for each in runs.select_related("engagement__client", "organization").order_by("period", "pk"):
-            queued = health_run.resend(each, force=force)
+            queued = resend(each, force=force)
             total += queued
             if queued:
                 self.stdout.write(

@@ -1,5 +1,5 @@
 """Run the monthly health checks now, in this process: `manage.py run_health_checks [--org SLUG] [--period YYYY-MM]
-[--json] [--email]`. The same runs, reports and emails as beat's, through reporting.health.check_now."""
+[--json] [--email]`. The same runs, reports and emails as beat's, through reporting.runs.check_now."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.models import Organization
-from reporting import health
 from reporting import health_rules as rule_engine
+from reporting import periods, runs
 from reporting.models import DeliveryStatus, HealthResult, MaintenanceSchedule, ReportDelivery, RunStatus
 
 PERIOD = re.compile(r"^(\d{4})-(\d{2})$")
@@ -27,9 +27,9 @@ COUNTED = [
     ("not_evaluable", rule_engine.NOT_EVALUABLE),
 ]
 NOTES = {
-    health.RAN: "run now",
-    health.ALREADY_FINISHED: "already run, not re-run",
-    health.IN_PROGRESS: "a worker is running it now, not re-run",
+    runs.RAN: "run now",
+    runs.ALREADY_FINISHED: "already run, not re-run",
+    runs.IN_PROGRESS: "a worker is running it now, not re-run",
 }
 
 
@@ -69,7 +69,7 @@ class Command(BaseCommand):
             organizations = [org]
         else:
             organizations = list(Organization.objects.order_by("slug"))
-        email = options["email"] or period == health.previous_month(timezone.localdate())
+        email = options["email"] or period == periods.previous_month(timezone.localdate())
         # With --json, stdout is for the JSON alone: whatever the runs print (the console email backend writes each
         # email to sys.stdout) goes to stderr.
         quiet = contextlib.redirect_stdout(sys.stderr) if options["json"] else contextlib.nullcontext()
@@ -77,12 +77,12 @@ class Command(BaseCommand):
         with quiet:
             for org in organizations:
                 schedules = (
-                    health.due_schedules(period, MaintenanceSchedule.objects.for_org(org))
+                    runs.due_schedules(period, MaintenanceSchedule.objects.for_org(org))
                     .select_related("engagement__client", "engagement__organization")
                     .order_by("engagement__client__name", "engagement__name", "engagement__created_at")
                 )
                 for schedule in schedules:
-                    run, what = health.check_now(schedule.engagement, period, actor_label=ACTOR_LABEL, email=email)
+                    run, what = runs.check_now(schedule.engagement, period, actor_label=ACTOR_LABEL, email=email)
                     outcomes.append(outcome(org, schedule.engagement, run, what))
         if options["json"]:
             self.stdout.write(json.dumps(outcomes, indent=2, ensure_ascii=False))
@@ -138,13 +138,13 @@ def parse_period(text: str | None) -> date:
     """The first day of the month given as YYYY-MM, which must have ended; by default the month just ended."""
     today = timezone.localdate()
     if text is None:
-        return health.previous_month(today)
+        return periods.previous_month(today)
     match = PERIOD.match(text.strip())
     if not match or not 1 <= int(match.group(2)) <= 12:
         raise CommandError(f"--period must be a month as YYYY-MM, e.g. 2026-10 (got {text!r}).")
     period = date(int(match.group(1)), int(match.group(2)), 1)
-    if period >= health.month_start(today):
-        latest = health.previous_month(today)
+    if period >= periods.month_start(today):
+        latest = periods.previous_month(today)
         raise CommandError(
             f"--period {text.strip()} has not ended yet: a month is checked once it is over (latest: {latest:%Y-%m})."
         )
@@ -158,7 +158,7 @@ def outcome(org, engagement, run, what: str) -> dict:
     results.sort(key=lambda r: (-rule_engine.SEVERITY.get(r.status, 0), r.task_name, r.key))
     deliveries = list(ReportDelivery.objects.for_org(org).filter(run=run).values_list("status", flat=True))
     note = NOTES[what]
-    if what == health.ALREADY_FINISHED and run.finished_at:
+    if what == runs.ALREADY_FINISHED and run.finished_at:
         note = f"already run on {timezone.localtime(run.finished_at):%Y-%m-%d %H:%M}, not re-run"
     return {
         "org": org.slug,
@@ -168,7 +168,7 @@ def outcome(org, engagement, run, what: str) -> dict:
         "run": str(run.uuid),
         "period": f"{run.period:%Y-%m}",
         "status": run.status,
-        "checked_now": what == health.RAN,
+        "checked_now": what == runs.RAN,
         "note": note,
         "error": run.error,
         "api_calls": run.api_calls,

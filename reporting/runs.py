@@ -1,27 +1,33 @@
-"""A health run's steps through the run lifecycle (gtm_ops/runs.py): evaluate -> report -> send -> done.
+"""Health runs: creating them (beat's monthly tick, "run now", the months since go-live, the command line) and
+taking each through its steps in the run lifecycle (gtm_ops/runs.py): evaluate -> report -> send -> done.
 
-Each step is saved before the next begins (`HealthCheckRun.step`), so a run taken back from a worker that stopped
-resumes where it was: the figures are not judged twice, the report is not rendered twice, a sent email is not sent
-again. A run ends succeeded only when every step up to its `goal` is done; while it is not, its status says what
-is pending ("Sending 2 of 4"). Emails the mail server refused past the retry budget end the run partial; a
-person resends them (`resend`), which takes the run back to its send step.
+A run is one unique row per engagement and month, so a duplicate tick or a second worker creates nothing. Each step
+is saved before the next begins (`HealthCheckRun.step`), so a run taken back from a worker that stopped resumes where
+it was: the figures are not judged twice, the report is not rendered twice, a sent email is not sent again. A run
+ends succeeded only when every step up to its `goal` is done; while it is not, its status says what is pending
+("Sending 2 of 4"). Emails the mail server refused past the retry budget end the run partial; a person resends them
+(`resend`), which takes the run back to its send step.
 """
 
 import logging
 from collections.abc import Callable
+from datetime import date, timedelta
+from functools import partial
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from accounts import activity
+from accounts.models import DomainError
 from accounts.tasks import MAIL_ERRORS
 from deliverables import services as pipeline
 from deliverables.models import ArtifactStatus
 from gtm_ops.runs import lease_seconds
 
-from . import health, monthly_report
+from . import monthly_report, verdicts
 from .models import (
     DELIVERIES,
     HEALTH_RUNS,
@@ -29,10 +35,12 @@ from .models import (
     DeliveryStatus,
     HealthCheckRun,
     HealthResult,
+    MaintenanceSchedule,
     ReportDelivery,
     RunStatus,
     RunStep,
 )
+from .periods import catch_up_periods, due_period, month_start, previous_month
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +62,125 @@ class ReportFailed(Exception):
         super().__init__(
             f"The report could not be rendered ({reason}); retry the report: its emails go out once it is ready."
         )
+
+
+# --------------------------------------------------------------------------------------------------
+# Creating runs
+
+
+def create_run(engagement, period: date) -> tuple[HealthCheckRun, bool]:
+    """The run for (engagement, period): created once, whatever the number of ticks or workers."""
+    try:
+        with transaction.atomic():
+            return HealthCheckRun.objects.get_or_create(
+                organization=engagement.organization, engagement=engagement, period=month_start(period)
+            )
+    except IntegrityError:  # a concurrent creator won the race
+        return HealthCheckRun.objects.get(engagement=engagement, period=month_start(period)), False
+
+
+def due_schedules(period: date, schedules=None):
+    """The active schedules that have a run for `period`: live before the month ended (`schedules` narrows)."""
+    every_tenant = MaintenanceSchedule.objects.across_tenants("beat: the month-end queue covers every tenant")
+    queryset = every_tenant if schedules is None else schedules
+    return queryset.filter(active=True, live_since__lt=month_start(period) + timedelta(days=31))
+
+
+def queue_due_runs(today: date | None = None) -> int:
+    """Beat, across all organizations: one run per engagement with an active schedule, for last month."""
+    from .tasks import run_health_check
+
+    period = previous_month(today or timezone.localdate())
+    queued = 0
+    for schedule in due_schedules(period).select_related("engagement__organization"):
+        run, created = create_run(schedule.engagement, period)
+        if created:
+            transaction.on_commit(partial(run_health_check.delay, run.pk))
+            queued += 1
+    return queued
+
+
+@transaction.atomic
+def run_month_now(*, engagement, actor, request=None, today: date | None = None) -> tuple[HealthCheckRun, bool]:
+    """Create the run of the month just ended now rather than at beat's next tick, and queue it on commit."""
+    from .tasks import run_health_check  # the tasks call into this module
+
+    schedule = MaintenanceSchedule.objects.filter(engagement=engagement).first()
+    if schedule is None:
+        raise DomainError("Start the maintenance schedule first.")
+    if not schedule.active:
+        raise DomainError("This maintenance schedule is paused.")
+    period = due_period(today)
+    run, created = create_run(engagement, period)
+    if created:
+        activity.record(
+            organization=engagement.organization,
+            actor=actor,
+            request=request,
+            target=engagement,
+            verb="health.run_requested",
+            data={"period": f"{period:%Y-%m}", "run": str(run.uuid)},
+        )
+        transaction.on_commit(lambda: run_health_check.delay(run.pk))
+    return run, created
+
+
+def catch_up(schedule_id: int, today: date | None = None) -> list[HealthCheckRun]:
+    """Check the months that passed between go-live and the start of the schedule, oldest first, so the first
+    business cycle sets the baselines and every trend has its history. Their reports are rendered but not emailed:
+    nobody wants last spring's health check in their inbox. The month just ended is beat's (or "run now"), as usual.
+    A retry re-runs nothing: each month's run is claimed once."""
+    schedule = MaintenanceSchedule.objects.for_task(schedule_id).select_related("engagement__organization").get()
+    done = []
+    for period in catch_up_periods(schedule, today):
+        run, _ = create_run(schedule.engagement, period)
+        finished = execute_run(run.pk, goal=RunStep.REPORT)
+        if finished is not None:
+            done.append(finished)
+    return done
+
+
+RAN, ALREADY_FINISHED, IN_PROGRESS = "ran", "already_finished", "in_progress"
+
+
+def check_now(
+    engagement, period: date, *, actor=None, actor_label: str = "", crm_factory=None, email: bool = True
+) -> tuple[HealthCheckRun, str]:
+    """The run of (engagement, period), created once, executed in this process, then reported and emailed as the
+    run_health_check task does (without `email`, reported only: a back-filled month is not emailed unless asked).
+    Returns the run and what happened to it here:
+
+    RAN               executed now (created now, or queued earlier and not yet picked up by a worker)
+    ALREADY_FINISHED  it had already run: not re-run, no second report or email
+    IN_PROGRESS       a worker is running it right now: left to that worker
+    """
+    with transaction.atomic():
+        run, created = create_run(engagement, period)
+        if created:
+            activity.record(
+                organization=engagement.organization,
+                actor=actor,
+                actor_label=actor_label,
+                target=engagement,
+                verb="health.run_requested",
+                data={"period": f"{month_start(period):%Y-%m}", "run": str(run.uuid), "in_process": True},
+            )
+    goal = RunStep.SEND if email else RunStep.REPORT
+    done = execute_run(run.pk, crm_factory=crm_factory, goal=goal) if run.status == RunStatus.QUEUED else None
+    if done is None:
+        run.refresh_from_db()
+        return run, IN_PROGRESS if run.status in (RunStatus.QUEUED, RunStatus.RUNNING) else ALREADY_FINISHED
+    return done, RAN
+
+
+def execute_run(run_id: int, *, crm_factory=None, goal: str = RunStep.EVALUATE) -> HealthCheckRun | None:
+    """Claim a queued run and take it to `goal` (by default: evaluate every due rule, no report, no email).
+    Returns None when another worker has it."""
+    return advance(run_id, goal=goal, crm_factory=crm_factory)
+
+
+# --------------------------------------------------------------------------------------------------
+# A run's steps
 
 
 def _reached(run: HealthCheckRun, step: str) -> bool:
@@ -114,7 +241,7 @@ def _next_step(run: HealthCheckRun, token: str, step: str, **fields) -> None:
 
 
 def _evaluate(run: HealthCheckRun, token: str, crm_factory) -> None:
-    results, counts = health.evaluate(run, crm_factory=crm_factory)
+    results, counts = verdicts.evaluate(run, crm_factory=crm_factory)
     with transaction.atomic():
         HealthResult.objects.filter(run=run).delete()  # nothing is saved before this step lands; never twice
         HealthResult.objects.bulk_create(results)
@@ -172,7 +299,8 @@ def _dispatch_later(run_id: int, seconds: float) -> None:
     transaction.on_commit(lambda: report_health_check.apply_async((run_id,), countdown=seconds))
 
 
-# ---------------------------------------------------------------- a person's side
+# --------------------------------------------------------------------------------------------------
+# A person's side
 
 
 def report_rendered(run: HealthCheckRun) -> None:
