@@ -49,6 +49,8 @@ class CrmConnectionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # OAuth is granted by the client in the portal, never typed in here
+        self.fields["auth_method"].choices = [c for c in CrmAuth.choices if c[0] not in AuthMethod.OAUTH]
         self.fields["base_url"].required = False
         self.fields["base_url"].help_text = (
             "Blank uses https://login.salesforce.com or https://api.hubapi.com. " + self.fields["base_url"].help_text
