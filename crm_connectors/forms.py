@@ -14,6 +14,7 @@ SECRET_LABELS = {
     "security_token": "Security token",
     "consumer_secret": "Consumer secret",
     "access_token": "Access token",
+    "refresh_token": "Refresh token",
 }
 # what each sign-in method needs (entered now, or stored already)
 NEEDS = {
@@ -63,7 +64,7 @@ class CrmConnectionForm(forms.ModelForm):
                 self.fields[name].widget.attrs["placeholder"] = f"{value} (stored)"
                 self.fields[name].help_text = "Stored; leave blank to keep it."
         for name in SECRET_FIELDS:
-            if self.instance.has_secret(name):
+            if name in self.fields and self.instance.has_secret(name):  # an OAuth refresh token has no input
                 self.fields[name].widget.attrs["placeholder"] = "•••••••• (stored)"
                 self.fields[name].help_text = "Stored; leave blank to keep it."
 

@@ -79,10 +79,11 @@ def stored(connection):
     return connection, connection._decrypted()
 
 
-def test_hubspot_connect_refresh_reconnect_and_revoke(setup, hubspot, cast):
+def test_hubspot_connect_refresh_reconnect_and_revoke(setup, hubspot, cast, client_factory):
     engagement, client = setup
     task = oauth_portal.access_task(engagement)
     assert task is not None and not task.done
+    assert f'href="/portal/crm/{engagement.uuid}/"' in client.get("/portal/").content.decode()
 
     _, response = go_to_crm(client, engagement, "hubspot", "approve")
     assert response.status_code == 302 and response["Location"] == f"/portal/crm/{engagement.uuid}/"
@@ -114,6 +115,10 @@ def test_hubspot_connect_refresh_reconnect_and_revoke(setup, hubspot, cast):
     connection.refresh_from_db()
     assert "refused the stored refresh token" in connection.reconnect_reason
     assert "The client must reconnect HubSpot" in client.get(f"/portal/crm/{engagement.uuid}/").content.decode()
+    consultant = client_factory()
+    consultant.force_login(cast.consultant)
+    crm_page = consultant.get(f"/o/{cast.org.slug}/clients/{cast.client.uuid}/crm/").content.decode()
+    assert "The client must reconnect HubSpot" in crm_page
     hubspot.oauth.knobs.update({"refresh": "valid"})
 
     # disconnect from the portal: confirmation, then the refresh token is revoked at HubSpot and forgotten here
@@ -183,6 +188,44 @@ def test_a_state_works_only_in_the_session_that_started_it(setup, cast, client_f
     assert not CrmConnection.objects.for_org(cast.org).exists()
     # nor can a stakeholder of another client start one on Acme's engagement
     assert other.post(f"/portal/crm/{engagement.uuid}/connect/", {"platform": "hubspot"}).status_code == 404
+
+
+def test_a_private_app_token_instead(setup, hubspot, cast):
+    engagement, client = setup
+    response = client.post(f"/portal/crm/{engagement.uuid}/token/", {"token": "not a token"}, follow=True)
+    assert "access token (one line, from HubSpot" in response.content.decode()
+    response = client.post(f"/portal/crm/{engagement.uuid}/token/", {"token": hubspot.access_token}, follow=True)
+    assert "HubSpot is connected and GTM Ops could read it." in response.content.decode()
+    assert hubspot.access_token not in response.content.decode()
+    connection = CrmConnection.objects.for_org(cast.org).get(client=cast.client, is_active=True)
+    assert connection.auth_method == AuthMethod.HS_PRIVATE_APP and connection.last_test_ok
+    assert oauth_portal.access_task(engagement).done
+
+
+def test_the_owner_sets_the_oauth_apps_and_never_sees_the_secret(cast, client_factory, crm_sandbox_settings):
+    url = f"/o/{cast.org.slug}/settings/crm-oauth/"
+    consultant = client_factory()
+    consultant.force_login(cast.consultant)
+    assert consultant.get(url).status_code == 403
+    owner = client_factory()
+    owner.force_login(cast.owner)
+    response = owner.post(url, {"platform": "salesforce", "salesforce-client_id": "3MVG9", "salesforce-login_url": ""})
+    assert response.status_code == 400 and "client secret is needed" in response.content.decode()
+    data = {
+        "platform": "salesforce",
+        "salesforce-client_id": "3MVG9",
+        "salesforce-client_secret": "s3cr3t-value",
+        "salesforce-login_url": "https://acme.my.salesforce.com",
+    }
+    assert owner.post(url, data).status_code == 302
+    app = OAuthApp.objects.for_org(cast.org).get(platform="salesforce")
+    assert app.secret() == "s3cr3t-value" and "s3cr3t-value" not in app.client_secret_encrypted
+    page = owner.get(url).content.decode()
+    assert "s3cr3t-value" not in page and "(set)" in page and "Replace the Salesforce app" in page
+    data["salesforce-client_secret"] = ""  # blank keeps it
+    assert owner.post(url, data).status_code == 302
+    app.refresh_from_db()
+    assert app.secret() == "s3cr3t-value"
 
 
 @pytest.fixture
