@@ -167,7 +167,7 @@ class CrmConnection(TenantModel):
             username=self.username,
             consumer_key=self.consumer_key,
             key=key,
-            **{name: secrets.get(name, "") for name in SECRET_FIELDS},
+            **{name: secrets.get(name, "") for name in SECRET_FIELDS if name != "refresh_token"},  # OAuth only
             **options,
         )
 
