@@ -26,7 +26,8 @@ class OAuthAppForm(forms.ModelForm):
         labels = {"client_id": "Client ID", "login_url": "Login URL"}
 
     def __init__(self, *args, platform: str, **kwargs) -> None:
-        super().__init__(*args, prefix=platform, **kwargs)
+        kwargs["prefix"] = platform  # both platforms' forms are on one page
+        super().__init__(*args, **kwargs)
         self.platform = platform
         self.label = CrmKind(platform).label
         if platform != CrmKind.SALESFORCE:
@@ -45,7 +46,7 @@ class OAuthAppForm(forms.ModelForm):
             raise forms.ValidationError(str(exc)) from None
 
     def clean(self):
-        data = super().clean()
+        data = super().clean() or {}
         if not data.get("client_secret") and not self.instance.has_secret:
             self.add_error("client_secret", f"The {self.label} OAuth app's client secret is needed.")
         if data.get("client_secret") and not crypto.can_store_secrets():

@@ -23,7 +23,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from .base import AuthMethod, CrmAuthError, CrmConnector, CrmError, CrmReconnectNeeded, scrub
+from .base import AuthMethod, CrmAuthError, CrmConnector, CrmReconnectNeeded, scrub
 from .http import Budget, CaseInsensitive, HttpOptions, Outcome, TransportFailure, check_url, short_hash
 
 if TYPE_CHECKING:
@@ -97,27 +97,30 @@ def authorize_url(app: OAuthApp, *, redirect_uri: str, state: str, verifier: str
 # ---------------------------------------------------------------- token endpoint
 
 
-def _guard(platform: str, url: str) -> Any:
+def _guard(platform: str, url: str, secret: str = "") -> Any:
     from .hubspot import HubSpotGuard
     from .salesforce import SalesforceGuard
 
     options = HttpOptions.from_settings()
     label = "HubSpot" if platform == "hubspot" else "Salesforce"
     check_url(url, label, allow_http=options.allow_http)
+    parts = urlsplit(url)
+    host = short_hash(f"{parts.scheme}://{parts.netloc}")  # one budget and rate window per token endpoint's host
     budget = Budget(
-        key=f"oauth:{platform}:{short_hash(url)}",
-        share=options.share,
-        store=options.store,
-        label=label,
-        default_daily=100_000,
+        key=f"oauth:{platform}:{host}", share=options.share, store=options.store, label=label, default_daily=100_000
     )
-    guard_class = HubSpotGuard if platform == "hubspot" else SalesforceGuard
-    return guard_class(label, options, budget, rate_key=short_hash(url))
+    guard = (HubSpotGuard if platform == "hubspot" else SalesforceGuard)(label, options, budget, rate_key=host)
+    if secret:  # HubSpot's revoke URL holds the refresh token: the path the Guard logs and reports must not
+        shown = guard.display_path
+        guard.display_path = lambda url: scrub(shown(url), [secret])  # type: ignore[method-assign]
+    return guard
 
 
-def _send(platform: str, method: str, url: str, form: dict[str, str] | None = None) -> tuple[int, Any]:
+def _send(
+    platform: str, method: str, url: str, form: dict[str, str] | None = None, *, secret: str = ""
+) -> tuple[int, Any]:
     """One request to a token or revoke endpoint, through the Guard: (status, parsed JSON or None)."""
-    guard = _guard(platform, url)
+    guard = _guard(platform, url, secret)
     session = requests.Session()
     session.trust_env = (urlsplit(url).hostname or "") not in ("127.0.0.1", "localhost", "::1")
 
@@ -216,15 +219,11 @@ def refresh(app: OAuthApp, *, refresh_token: str, instance_url: str = "") -> Tok
 
 def revoke(app: OAuthApp, *, refresh_token: str, instance_url: str = "") -> None:
     """Ask the CRM to forget the grant. A token it no longer knows is as good as revoked."""
-    try:
-        if app.platform == "hubspot":
-            _send("hubspot", "DELETE", f"{hubspot_api_url()}/oauth/v1/refresh-tokens/{refresh_token}")
-        else:
-            _send("salesforce", "POST", f"{instance_url.rstrip('/')}/services/oauth2/revoke", {"token": refresh_token})
-    except CrmError as exc:  # HubSpot's revoke URL holds the token: a message naming the path must not
-        exc.message = scrub(exc.message, [refresh_token])
-        exc.path = scrub(exc.path, [refresh_token])
-        raise
+    if app.platform == "hubspot":
+        url = f"{hubspot_api_url()}/oauth/v1/refresh-tokens/{refresh_token}"
+        _send("hubspot", "DELETE", url, secret=refresh_token)
+    else:
+        _send("salesforce", "POST", f"{instance_url.rstrip('/')}/services/oauth2/revoke", {"token": refresh_token})
 
 
 # ---------------------------------------------------------------- connectors that refresh themselves

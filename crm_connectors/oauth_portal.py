@@ -67,6 +67,10 @@ def start(*, engagement: Engagement, stakeholder: Stakeholder, platform: str, re
     if app is None or not app.has_secret:
         raise DomainError(f"Your consultant has not set up connecting {LABELS[platform]} yet. Nothing has changed.")
     state, verifier = secrets.token_urlsafe(32), oauth.new_verifier()
+    # a grant is worth nothing once expired: the stakeholder's old attempts go as a new one starts
+    OAuthGrant.objects.for_org(engagement.organization_id).filter(
+        stakeholder=stakeholder, expires_at__lt=timezone.now()
+    ).delete()
     OAuthGrant.objects.create(
         organization_id=engagement.organization_id,
         engagement=engagement,

@@ -11,6 +11,7 @@ from accounts.models import ActivityEntry
 from crm_connectors import crypto, oauth_portal, services
 from crm_connectors.base import AuthMethod
 from crm_connectors.models import CrmConnection, OAuthApp
+from crm_sandbox.connection import sandbox_oauth_app
 from crm_sandbox.hubspot import HubSpotSandbox
 from crm_sandbox.salesforce import SalesforceSandbox
 from engagements import progression
@@ -39,14 +40,7 @@ def setup(cast, library, crm_sandbox_settings, hubspot, salesforce, client):
     settings.CRM_OAUTH_HUBSPOT_APP_URL = settings.CRM_OAUTH_HUBSPOT_API_URL = hubspot.base_url
     for sandbox in (hubspot, salesforce):
         sandbox.oauth.knobs.update({"access_ttl": 1800, "refresh": "valid"})
-        app = OAuthApp(
-            organization=cast.org,
-            platform=sandbox.platform,
-            client_id=sandbox.oauth.client_id,
-            login_url=salesforce.base_url if sandbox is salesforce else "",
-        )
-        app.set_secret(sandbox.oauth.client_secret)
-        app.save()
+        sandbox_oauth_app(organization=cast.org, sandbox_url=sandbox.base_url)  # as `make run` does
     engagement = progression.create_engagement(
         client=cast.client,
         playbook_version=library["revenue-intelligence"],
