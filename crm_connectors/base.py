@@ -38,9 +38,13 @@ class AuthMethod:
     SF_CLIENT_CREDENTIALS = "client_credentials"  # OAuth client credentials: consumer key/secret + My Domain
     SF_SESSION = "session"  # an existing access token (session id) + instance URL
     HS_PRIVATE_APP = "private_app"  # HubSpot private-app access token
+    # the client granted access through OAuth in the portal: access + refresh token (crm_connectors/oauth.py)
+    SF_OAUTH = "salesforce_oauth"
+    HS_OAUTH = "hubspot_oauth"
 
-    SALESFORCE = (SF_PASSWORD, SF_CLIENT_CREDENTIALS, SF_SESSION)
-    HUBSPOT = (HS_PRIVATE_APP,)
+    SALESFORCE = (SF_PASSWORD, SF_CLIENT_CREDENTIALS, SF_SESSION, SF_OAUTH)
+    HUBSPOT = (HS_PRIVATE_APP, HS_OAUTH)
+    OAUTH = (SF_OAUTH, HS_OAUTH)
 
 
 # ---------------------------------------------------------------- errors
@@ -73,6 +77,10 @@ class CrmUnsupported(CrmError):
 
 class CrmAuthError(CrmError):
     """Credentials rejected, session expired and a fresh login did not help, or no permission."""
+
+
+class CrmReconnectNeeded(CrmAuthError):
+    """The CRM refused the OAuth refresh token (revoked, expired): only the client can grant access again."""
 
 
 class CrmRateLimited(CrmError):
@@ -822,6 +830,7 @@ __all__ = [
     "CrmObject",
     "CrmQueryError",
     "CrmRateLimited",
+    "CrmReconnectNeeded",
     "CrmTimeout",
     "CrmUnavailable",
     "CrmUnsupported",

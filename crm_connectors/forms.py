@@ -14,6 +14,7 @@ SECRET_LABELS = {
     "security_token": "Security token",
     "consumer_secret": "Consumer secret",
     "access_token": "Access token",
+    "refresh_token": "Refresh token",
 }
 # what each sign-in method needs (entered now, or stored already)
 NEEDS = {
@@ -49,6 +50,8 @@ class CrmConnectionForm(forms.ModelForm):
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        # OAuth is granted by the client in the portal, never typed in here
+        self.fields["auth_method"].choices = [c for c in CrmAuth.choices if c[0] not in AuthMethod.OAUTH]
         self.fields["base_url"].required = False
         self.fields["base_url"].help_text = (
             "Blank uses https://login.salesforce.com or https://api.hubapi.com. " + self.fields["base_url"].help_text
@@ -61,7 +64,7 @@ class CrmConnectionForm(forms.ModelForm):
                 self.fields[name].widget.attrs["placeholder"] = f"{value} (stored)"
                 self.fields[name].help_text = "Stored; leave blank to keep it."
         for name in SECRET_FIELDS:
-            if self.instance.has_secret(name):
+            if name in self.fields and self.instance.has_secret(name):  # an OAuth refresh token has no input
                 self.fields[name].widget.attrs["placeholder"] = "•••••••• (stored)"
                 self.fields[name].help_text = "Stored; leave blank to keep it."
 

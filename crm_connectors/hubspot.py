@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -167,6 +167,8 @@ def _chunks(values: list[str], size: int) -> Iterator[list[str]]:
 
 
 class HubSpotGuard(Guard):
+    # An OAuth connection's token refresh: called on a 401, before the one retry an auth failure gets.
+    on_unauthorized: Callable[[], None] | None = None
     window_limit: int | None = None
     window_remaining: int | None = None
     window_seconds: float | None = None
@@ -197,6 +199,8 @@ class HubSpotGuard(Guard):
             return Verdict.ok()
         body = outcome.json() if isinstance(outcome.json(), dict) else {}
         if status == 401:
+            if self.on_unauthorized is not None:
+                self.on_unauthorized()
             return Verdict("retry", "auth", detail=str(body.get("category") or "401"))
         if status == 429:
             policy = str(body.get("policyName") or "")
@@ -238,6 +242,7 @@ class HubSpotConnector(HubSpotWrites, CrmConnector):
         base_url: str = DEFAULT_BASE_URL,
         auth_method: str = AuthMethod.HS_PRIVATE_APP,
         key: str | None = None,
+        refresh: Callable[[], str] | None = None,
         **options: Any,
     ) -> None:
         self._configure(
@@ -247,6 +252,12 @@ class HubSpotConnector(HubSpotWrites, CrmConnector):
             raise CrmConfigurationError("HubSpot needs a private-app access token.")
         self._token = access_token
         self.guard = self._account_guard(HubSpotGuard, account=access_token, key=key)
+        if refresh is not None:  # OAuth: a new access token replaces the expired one on the next attempt
+
+            def refreshed() -> None:
+                self._token = refresh()
+
+            self.guard.on_unauthorized = refreshed
         self._client: HubSpot | None = None
         self._apis: dict[str, Any] = {}
         self._properties: dict[str, list[Any]] = {}
@@ -272,6 +283,9 @@ class HubSpotConnector(HubSpotWrites, CrmConnector):
             search = method.upper() == "POST" and url.rstrip("/").endswith("/search")
 
             def send() -> Outcome:
+                headers = kwargs.get("headers")
+                if headers and "Authorization" in headers:
+                    headers["Authorization"] = f"Bearer {self._token}"  # the refreshed one after a 401
                 try:
                     response = original(method, url, *args, **kwargs)
                 except package_error as exc:

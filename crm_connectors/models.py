@@ -25,15 +25,19 @@ class CrmAuth(models.TextChoices):
     SF_CLIENT_CREDENTIALS = AuthMethod.SF_CLIENT_CREDENTIALS, "Salesforce: OAuth client credentials (My Domain)"
     SF_SESSION = AuthMethod.SF_SESSION, "Salesforce: access token and instance URL"
     HS_PRIVATE_APP = AuthMethod.HS_PRIVATE_APP, "HubSpot: private-app access token"
+    SF_OAUTH = AuthMethod.SF_OAUTH, "Salesforce: OAuth, granted by the client in the portal"
+    HS_OAUTH = AuthMethod.HS_OAUTH, "HubSpot: OAuth, granted by the client in the portal"
 
 
-SECRET_FIELDS = ("password", "security_token", "consumer_secret", "access_token")
+SECRET_FIELDS = ("password", "security_token", "consumer_secret", "access_token", "refresh_token")
 # which secrets each method uses; the others are dropped when the method changes
 METHOD_SECRETS = {
     AuthMethod.SF_PASSWORD: ("password", "security_token"),
     AuthMethod.SF_CLIENT_CREDENTIALS: ("consumer_secret",),
     AuthMethod.SF_SESSION: ("access_token",),
     AuthMethod.HS_PRIVATE_APP: ("access_token",),
+    AuthMethod.SF_OAUTH: ("access_token", "refresh_token"),
+    AuthMethod.HS_OAUTH: ("access_token", "refresh_token"),
 }
 DEFAULT_BASE_URLS: dict[str, str] = {CrmKind.SALESFORCE: "https://login.salesforce.com", CrmKind.HUBSPOT: "https://api.hubapi.com"}
 
@@ -63,6 +67,10 @@ class CrmConnection(TenantModel):
     last_tested_at = models.DateTimeField(null=True, blank=True)
     last_test_ok = models.BooleanField(null=True, blank=True)
     last_test_summary = models.JSONField(default=dict, blank=True)
+    # OAuth connections (granted by the client in the portal): when the access token expires, and why the client
+    # must grant access again (the CRM refused the refresh token); blank while the tokens work.
+    token_expires_at = models.DateTimeField(null=True, blank=True)
+    reconnect_reason = models.CharField(max_length=300, blank=True)
 
     objects = CrmConnectionQuerySet.as_manager()
 
@@ -120,12 +128,27 @@ class CrmConnection(TenantModel):
     def masked_consumer_key(self) -> str:
         return crypto.mask(self.consumer_key, keep=4)
 
+    @property
+    def is_oauth(self) -> bool:
+        return self.auth_method in AuthMethod.OAUTH
+
+    @property
+    def reconnect_message(self) -> str:
+        """What the consultant's CRM page and the portal say when only the client can restore access."""
+        if not self.reconnect_reason:
+            return ""
+        return f"The client must reconnect {self.get_kind_display()}: {self.reconnect_reason}"
+
     # ---- use
 
     def connector(self, **options: Any) -> CrmConnector:
         """The right connector for this connection, with its secrets decrypted only in memory."""
         secrets = self._decrypted()
         key = f"connection:{self.uuid}"
+        if self.is_oauth:
+            from .oauth import oauth_connector  # the OAuth tokens refresh themselves, persisted here
+
+            return oauth_connector(self, secrets, key=key, **options)
         if self.kind == CrmKind.HUBSPOT:
             from .hubspot import HubSpotConnector
 
@@ -144,9 +167,54 @@ class CrmConnection(TenantModel):
             username=self.username,
             consumer_key=self.consumer_key,
             key=key,
-            **{name: secrets.get(name, "") for name in SECRET_FIELDS},
+            **{name: secrets.get(name, "") for name in SECRET_FIELDS if name != "refresh_token"},  # OAuth only
             **options,
         )
+
+
+class OAuthApp(TenantModel):
+    """The consultancy's OAuth app on one CRM platform, through which its clients grant access in the portal."""
+
+    platform = models.CharField(max_length=20, choices=CrmKind.choices)
+    client_id = models.CharField(max_length=300)
+    client_secret_encrypted = models.TextField(blank=True, editable=False)
+    login_url = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Salesforce only: https://login.salesforce.com (default), https://test.salesforce.com or the "
+        "client's My Domain (https://<name>.my.salesforce.com).",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "platform"], name="one_oauth_app_per_platform")]
+
+    def __str__(self) -> str:
+        return f"{self.get_platform_display()} OAuth app"
+
+    @property
+    def has_secret(self) -> bool:
+        return bool(self.client_secret_encrypted)
+
+    def set_secret(self, secret: str) -> None:
+        self.client_secret_encrypted = crypto.encrypt(secret)
+
+    def secret(self) -> str:
+        return crypto.decrypt(self.client_secret_encrypted) if self.client_secret_encrypted else ""
+
+
+class OAuthGrant(TenantModel):
+    """One attempt of a stakeholder to connect a CRM: the `state` sent to the CRM (kept as its hash), bound to the
+    stakeholder's portal session and the engagement, single use, short-lived; the PKCE verifier encrypted."""
+
+    engagement = models.ForeignKey("engagements.Engagement", on_delete=models.CASCADE, related_name="+")
+    stakeholder = models.ForeignKey("engagements.Stakeholder", on_delete=models.CASCADE, related_name="+")
+    platform = models.CharField(max_length=20, choices=CrmKind.choices)
+    state_hash = models.CharField(max_length=64, unique=True)
+    session_hash = models.CharField(max_length=64)
+    verifier_encrypted = models.TextField(blank=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
 
 
 # --------------------------------------------------------------------------------------------------

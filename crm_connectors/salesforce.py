@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -326,6 +326,7 @@ class SalesforceConnector(SalesforceWrites, CrmConnector):
         access_token: str = "",
         api_version: str = "59.0",
         key: str | None = None,
+        refresh: Callable[[], str] | None = None,
         **options: Any,
     ) -> None:
         self._configure(base_url=base_url, auth_method=auth_method, methods=AuthMethod.SALESFORCE, options=options)
@@ -337,6 +338,7 @@ class SalesforceConnector(SalesforceWrites, CrmConnector):
             "consumer_secret": consumer_secret,
             "access_token": access_token,
         }
+        self._refresh = refresh  # OAuth: a new access token from the refresh token
         self._check_credentials()
         self.guard = self._account_guard(
             SalesforceGuard,
@@ -365,7 +367,7 @@ class SalesforceConnector(SalesforceWrites, CrmConnector):
                     "Salesforce client-credentials login needs the org's My Domain URL "
                     "(https://<name>.my.salesforce.com), not login.salesforce.com."
                 )
-        if self.auth_method == AuthMethod.SF_SESSION and not s["access_token"]:
+        if self.auth_method in (AuthMethod.SF_SESSION, AuthMethod.SF_OAUTH) and not s["access_token"]:
             raise CrmConfigurationError("Salesforce access-token login needs an access token (session id).")
 
     # ---- plumbing
@@ -400,7 +402,15 @@ class SalesforceConnector(SalesforceWrites, CrmConnector):
                     )
                 else:
                     self._sf = Salesforce(instance_url=self.base_url, session_id=s["access_token"], **common)
+                    if self._refresh is not None:
+                        # simple-salesforce "logs in again" after a 401 INVALID_SESSION_ID through this partial
+                        self._sf._salesforce_login_partial = self._refreshed_session  # type: ignore[assignment]
         return self._sf
+
+    def _refreshed_session(self) -> tuple[str, str]:
+        assert self._refresh is not None and self._sf is not None
+        self._secrets["access_token"] = self._refresh()
+        return self._secrets["access_token"], self._sf.sf_instance
 
     def _secret_values(self) -> list[str]:
         values = [v for v in self._secrets.values() if v]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views, views_audit
+from . import views, views_audit, views_oauth_apps
 
 app_name = "crm_connectors"
 
@@ -11,6 +11,7 @@ urlpatterns = [
         views.connection_test,
         name="connection-test",
     ),
+    path("o/<slug:org_slug>/settings/crm-oauth/", views_oauth_apps.oauth_apps, name="oauth-apps"),
 ]
 
 # The Current State Audit (crm_connectors/views_audit.py)

@@ -11,7 +11,7 @@ from typing import Any
 import requests
 
 from crm_connectors.base import AuthMethod
-from crm_connectors.models import CrmConnection, CrmKind
+from crm_connectors.models import CrmConnection, CrmKind, OAuthApp
 from crm_connectors.services import save_connection
 from engagements.models import ClientAccount
 
@@ -59,3 +59,21 @@ def sandbox_connection(
         secrets=secrets,
         actor=actor,
     )
+
+
+def sandbox_oauth_app(*, organization: Any, sandbox_url: str) -> OAuthApp:
+    """Register a running sandbox's OAuth app (its published client id and secret) as the organization's app for
+    that platform, so the portal's Connect goes to the sandbox's consent page (`make run`)."""
+    session = requests.Session()
+    session.trust_env = False
+    base = sandbox_url.rstrip("/")
+    platform = session.get(f"{base}/__sandbox__/org", timeout=5).json()["platform"]
+    info = session.get(f"{base}/__sandbox__/oauth", timeout=5).json()
+    app = OAuthApp.objects.for_org(organization).filter(platform=platform).first() or OAuthApp(
+        organization=organization, platform=platform
+    )
+    app.client_id = info["client_id"]
+    app.login_url = base if platform == CrmKind.SALESFORCE else ""
+    app.set_secret(info["client_secret"])
+    app.save()
+    return app

@@ -7,6 +7,7 @@ Control endpoints (never counted, never faulted):
   POST   /__sandbox__/faults   add faults: one fault object, a list, or {"faults": [...], "replace": true}
   DELETE /__sandbox__/faults   remove all faults
   GET    /__sandbox__/org      the org's profile, gotchas, sizes and expected figures, plus credentials
+  GET    /__sandbox__/oauth    the OAuth app the sandbox accepts and its knobs; POST sets knobs (see oauth.py)
 """
 
 from __future__ import annotations
@@ -128,6 +129,9 @@ class SandboxServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.extensions = _extensions(self)
+        from .oauth import OAuthProvider  # oauth.py builds on this module's Request and Response
+
+        self.oauth = OAuthProvider(self)
 
     # ---- lifecycle ----
 
@@ -236,6 +240,8 @@ class SandboxServer:
                 except (ValueError, TypeError) as exc:
                     return Response.json({"error": str(exc)}, 400)
             return Response.json({"faults": self.faults.list()})
+        if name == "oauth":
+            return self.oauth.control(req)
         if name == "org":
             return Response.json(
                 {
@@ -254,6 +260,10 @@ class SandboxServer:
         """Return (response or None to drop the connection, request kind)."""
         if req.path.startswith(CONTROL_PREFIX):
             return self._control(req), "control"
+        oauth = self.oauth.handle(req)
+        if oauth is not None:
+            self._stats.record("oauth", oauth.status, None)
+            return oauth, "oauth"
         kind = self.classify(req)
         fault = self.faults.match(req.method, req.path)
         if fault is not None and fault.kind == "disconnect":

@@ -250,6 +250,19 @@ CRM_CONNECT_TIMEOUT = env.float("CRM_CONNECT_TIMEOUT", default=5.0)
 CRM_READ_TIMEOUT = env.float("CRM_READ_TIMEOUT", default=30.0)
 CRM_MAX_RETRIES = env.int("CRM_MAX_RETRIES", default=3)
 CRM_RATE_LIMITS = {"salesforce": "25/1", "hubspot": "150/10", "hubspot-search": "4/1"}
+# Where clients grant access through OAuth (crm_connectors/oauth.py). In DEBUG (`make run`) the CRM sandboxes of
+# scripts/run-dev.sh, never a real CRM; a Salesforce OAuth app's own login URL (organization settings) wins.
+CRM_OAUTH_HUBSPOT_APP_URL = env.str(
+    "CRM_OAUTH_HUBSPOT_APP_URL", default="http://127.0.0.1:8702" if DEBUG else "https://app.hubspot.com"
+)
+CRM_OAUTH_HUBSPOT_API_URL = env.str(
+    "CRM_OAUTH_HUBSPOT_API_URL", default="http://127.0.0.1:8702" if DEBUG else "https://api.hubapi.com"
+)
+CRM_OAUTH_SALESFORCE_LOGIN_URL = env.str(
+    "CRM_OAUTH_SALESFORCE_LOGIN_URL", default="http://127.0.0.1:8701" if DEBUG else "https://login.salesforce.com"
+)
+# How long a stakeholder has between leaving for the CRM's consent page and coming back.
+CRM_OAUTH_STATE_MAX_AGE = 600
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -10,6 +10,7 @@ from accounts.forms import EmailAuthenticationForm
 from client_workspace import api as workspace_api
 from client_workspace import portal_urls as workspace_portal_urls
 from crm_connectors import api as crm_api
+from crm_connectors import portal_urls as crm_portal_urls
 from engagements import api as engagements_api
 from engagements import api_definitions as definitions_api
 from engagements import api_delivery as delivery_api
@@ -91,6 +92,9 @@ urlpatterns = [
     path("", include("reporting.urls")),
     path("", include("client_workspace.urls")),
     # One "portal" namespace: the client workspace's pages sit beside engagements' (which may not import it).
-    path("portal/", include((portal_urls.urlpatterns + workspace_portal_urls.urlpatterns, "portal"))),
+    path(
+        "portal/",
+        include((portal_urls.urlpatterns + workspace_portal_urls.urlpatterns + crm_portal_urls.urlpatterns, "portal")),
+    ),
     path("api/v1/", include((api_urls, "api"))),
 ]

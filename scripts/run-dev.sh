@@ -8,6 +8,9 @@ export CELERY_BROKER_URL=${CELERY_BROKER_URL:-filesystem://}
 export CRM_ALLOW_HTTP=${CRM_ALLOW_HTTP:-true}  # the sandboxes speak plain http on loopback
 SF_PORT=${SF_PORT:-8701}
 HS_PORT=${HS_PORT:-8702}
+# the portal's "Connect HubSpot" goes to the HubSpot sandbox's consent page, never to app.hubspot.com
+export CRM_OAUTH_HUBSPOT_APP_URL=${CRM_OAUTH_HUBSPOT_APP_URL:-http://127.0.0.1:$HS_PORT}
+export CRM_OAUTH_HUBSPOT_API_URL=${CRM_OAUTH_HUBSPOT_API_URL:-http://127.0.0.1:$HS_PORT}
 mkdir -p var/broker/processed var/broker/control
 
 pids=()

@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
-from crm_sandbox.connection import sandbox_connection
+from crm_sandbox.connection import sandbox_connection, sandbox_oauth_app
 from engagements.models import ClientAccount
 
 DEMO = {"Acme Robotics": "salesforce", "Globex Software": "hubspot"}
@@ -26,3 +26,5 @@ class Command(BaseCommand):
                 raise CommandError(f"No demo client {name!r} in {organization}: run `manage.py seed_demo` first.")
             connection = sandbox_connection(client=client, sandbox_url=urls[kind])
             self.stdout.write(f"{name}: {connection.get_kind_display()} sandbox at {connection.base_url}")
+        for url in urls.values():  # so a stakeholder can connect a sandbox from the portal through OAuth
+            sandbox_oauth_app(organization=organization, sandbox_url=url)
