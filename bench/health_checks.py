@@ -1209,7 +1209,7 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
     print("Peak memory per worker (MB; /proc sampled every second)")
     print(
         f"  {'worker':<8} {'main VmHWM':>11} {'child VmHWM':>12} {'peak RSS main+child':>20} {'peak PSS':>9} "
-        f"{'RSS idle -> end':>17} {'runs':>5} {'emails':>6} {'CPU s':>7}"
+        f"{'RSS idle -> end':>17} {'runs':>5} {'reports':>7} {'CPU s':>7}"
     )
     worst = worst_pss = 0.0
     for w, tasks, cpu in zip(workers, v["per_worker_tasks"], v["per_worker_cpu"], strict=True):
@@ -1222,7 +1222,7 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
             f"  {w.n:<8} {main:>11.0f} {child:>12.0f} {peak:>20.0f} {w.peak_pss_kb / 1024:>9.0f} "
             f"{w.rss_at.get('idle', 0) / 1024:>7.0f} -> {w.rss_at.get('end', 0) / 1024:>5.0f} "
             f"{len(tasks.get('reporting.tasks.run_health_check', [])):>5} "
-            f"{len(tasks.get('reporting.tasks.send_health_report', [])):>6} {cpu:>7.1f}"
+            f"{len(tasks.get('reporting.tasks.report_health_check', [])):>7} {cpu:>7.1f}"
         )
     print("  peak RSS main+child counts the pages the pool child shares with its parent twice (PSS does not)")
     marks = (0.0, 0.25, 0.5, 0.75, 1.0)
