@@ -74,9 +74,15 @@ def demo_runs():
     from crm_sandbox import HubSpotSandbox
     from crm_sandbox.connection import sandbox_connection
     from engagements.models import Engagement
-    from reporting import health
     from reporting.models import HealthCheckRun
     from reporting.tasks import run_health_check
+
+    try:  # reporting's modules as regrouped on main
+        from reporting.periods import previous_month
+        from reporting.runs import create_run
+        from reporting.schedules import start_schedule
+    except ImportError:  # before the regrouping: all in reporting.health
+        from reporting.health import create_run, previous_month, start_schedule
 
     call_command("seed_demo", stdout=io.StringIO())
     org = Organization.objects.get(slug="northwind")
@@ -85,8 +91,8 @@ def demo_runs():
     go_live = (timezone.localdate().replace(day=1) - timedelta(days=100)).replace(day=1)  # as seed_demo says
     with HubSpotSandbox(profile="demo") as crm:  # as `manage.py crm_sandbox --kind hubspot --profile demo`
         sandbox_connection(client=governance.client, sandbox=crm)
-        health.start_schedule(engagement=governance, actor=consultant, live_since=go_live, catch_up=True)
-        run, _ = health.create_run(governance, health.previous_month(timezone.localdate()))
+        start_schedule(engagement=governance, actor=consultant, live_since=go_live, catch_up=True)
+        run, _ = create_run(governance, previous_month(timezone.localdate()))
         run_health_check(run.pk)
     return list(HealthCheckRun.objects.for_org(org).filter(engagement=governance).order_by("period"))
 
