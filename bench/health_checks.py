@@ -4,19 +4,19 @@
     scripts/with-services.sh .venv/bin/python bench/health_checks.py --engagements 20 --large 4   # smoke run
 
 Builds, in a new database on DATABASE_URL's PostgreSQL server (dropped at the end), one organization with
---engagements GTM Lifecycle engagements, each with its own client, a signed definition version whose stages map
-to CRM values (so the health check's CRM metrics are computable), a started maintenance schedule (go-live five
-months before the period checked) and a CRM connection to one of a few in-process CRM sandboxes on loopback
-(Salesforce- and HubSpot-shaped, every request delayed by --latency seconds; a few engagements on sandboxes
---large-factor times bigger). Starts an SMTP server on loopback that counts what it receives and --workers real
-Celery worker processes (`celery -A gtm_ops worker --concurrency=1`, prefork) on Redis, triggers month-end with
-`reporting.tasks.queue_health_checks.delay()` twice (a duplicate beat tick), waits until every run is finished
-and every email sent, and prints the total wall time, runs by status, API calls per engagement by platform and
-org size, peak memory per worker (sampled from /proc every second, pool child included), emails sent against
-expected, where the time went, and PASS/FAIL against the targets: under 10 minutes in total, API calls per
-engagement flat in org size, no worker above 300 MB, exactly one email per recipient per run. A figure-printing
-script, not a test: exit 0 PASS, 1 target missed, 2 broken run (a run failed, an email missing or doubled, a
-worker died, the deadline passed, no services). See bench/README.md.
+--engagements GTM Lifecycle engagements, each with its own client, a signed definition version whose stages map to
+CRM values (so the health check's CRM metrics are computable), a started maintenance schedule (go-live five months
+before the period checked) and a CRM connection to one of a few in-process CRM sandboxes on loopback (Salesforce-
+and HubSpot-shaped, every request delayed by --latency seconds; a few engagements on sandboxes --large-factor times
+bigger). Starts an SMTP server on loopback that counts what it receives and --workers real Celery worker processes
+(the CRM queue on threads, the default queue on prefork --render-concurrency) on Redis, triggers month-end with
+`reporting.tasks.queue_health_checks.delay()` twice (a duplicate beat tick), waits until every run is finished and
+every email sent, and prints the total wall time, runs by status, API calls per engagement by platform and org size,
+peak memory per worker (sampled from /proc every second, pool child included), emails sent against expected, where
+the time went, and PASS/FAIL against the targets: under 10 minutes in total, API calls per engagement flat in org
+size, no worker above 300 MB, exactly one email per recipient per run. A figure-printing script, not a test: exit 0
+PASS, 1 target missed, 2 broken run (a run failed, an email missing or doubled, a worker died, the deadline passed,
+no services). See bench/README.md.
 """
 
 from __future__ import annotations
@@ -97,7 +97,13 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=2,
         help="Celery worker processes (2): the first takes the CRM queue with a thread pool, the others the default "
-        "queue (renders, emails) with prefork --concurrency=1",
+        "queue (renders, emails) with prefork --render-concurrency",
+    )
+    parser.add_argument(
+        "--render-concurrency",
+        type=int,
+        default=2,
+        help="prefork pool children of each default-queue worker (2, as docker-compose.yml's worker)",
     )
     parser.add_argument("--crm-threads", type=int, default=16, help="thread pool of the CRM-queue worker (16)")
     parser.add_argument(
@@ -118,7 +124,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--deadline", type=float, default=5400.0, help="give up waiting after this many seconds (5400)")
     parser.add_argument("--seed", type=int, default=20261031, help="first sandbox seed")
     args = parser.parse_args()
-    for name in ("engagements", "workers", "sandboxes", "size", "large_factor"):
+    for name in ("engagements", "workers", "render_concurrency", "sandboxes", "size", "large_factor"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.large < 0 or args.large > args.engagements - 2:
@@ -688,6 +694,7 @@ class Worker:
         self.role: dict[int, str] = {self.pid: "main"}
         self.peak_rss_kb = 0  # main + children, sampled together
         self.peak_pss_kb = 0
+        self.pss_peak_kb: dict[int, int] = {}  # pid -> peak PSS (main and every pool child seen)
         self.rss_at: dict[str, int] = {}
         self.last_rss_kb = 0
         self.timeline: list[tuple[float, int, int]] = []  # (monotonic time, RSS main+child, PSS main+child) in kB
@@ -717,7 +724,9 @@ class Worker:
             if not kb:
                 continue
             rss += kb.get("VmRSS", 0)
-            pss += pss_kb(pid)
+            own = pss_kb(pid)
+            pss += own
+            self.pss_peak_kb[pid] = max(self.pss_peak_kb.get(pid, 0), own)
             self.hwm_kb[pid] = max(self.hwm_kb.get(pid, 0), kb.get("VmHWM", 0))
         self.peak_rss_kb = max(self.peak_rss_kb, rss)
         self.timeline.append((time.monotonic(), rss, pss))
@@ -878,7 +887,12 @@ def main() -> int:
         default_queue = os.environ["CELERY_TASK_DEFAULT_QUEUE"]
         roles = [["-Q", f"{default_queue}-crm", "--pool=threads", f"--concurrency={args.crm_threads}"]]
         roles += [
-            ["-Q", default_queue, "--concurrency=1", f"--max-memory-per-child={args.max_memory_per_child}"]
+            [
+                "-Q",
+                default_queue,
+                f"--concurrency={args.render_concurrency}",
+                f"--max-memory-per-child={args.max_memory_per_child}",
+            ]
         ] * max(0, args.workers - 1)
         if args.workers == 1:  # one process for everything
             roles = [
@@ -1089,7 +1103,7 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
     print(
         f"workers: {args.workers}: the CRM queue on `--pool=threads --concurrency={args.crm_threads}`, "
         "the default queue "
-        f"on prefork `--concurrency=1 --max-memory-per-child={args.max_memory_per_child}`, "
+        f"on prefork `--concurrency={args.render_concurrency} --max-memory-per-child={args.max_memory_per_child}`, "
         "DEBUG=false, SMTP on loopback"
     )
 
@@ -1209,7 +1223,7 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
     print("Peak memory per worker (MB; /proc sampled every second)")
     print(
         f"  {'worker':<8} {'main VmHWM':>11} {'child VmHWM':>12} {'peak RSS main+child':>20} {'peak PSS':>9} "
-        f"{'RSS idle -> end':>17} {'runs':>5} {'emails':>6} {'CPU s':>7}"
+        f"{'RSS idle -> end':>17} {'runs':>5} {'reports':>7} {'CPU s':>7}"
     )
     worst = worst_pss = 0.0
     for w, tasks, cpu in zip(workers, v["per_worker_tasks"], v["per_worker_cpu"], strict=True):
@@ -1222,9 +1236,16 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
             f"  {w.n:<8} {main:>11.0f} {child:>12.0f} {peak:>20.0f} {w.peak_pss_kb / 1024:>9.0f} "
             f"{w.rss_at.get('idle', 0) / 1024:>7.0f} -> {w.rss_at.get('end', 0) / 1024:>5.0f} "
             f"{len(tasks.get('reporting.tasks.run_health_check', [])):>5} "
-            f"{len(tasks.get('reporting.tasks.send_health_report', [])):>6} {cpu:>7.1f}"
+            f"{len(tasks.get('reporting.tasks.report_health_check', [])):>7} {cpu:>7.1f}"
         )
     print("  peak RSS main+child counts the pages the pool child shares with its parent twice (PSS does not)")
+    for w in workers:  # a process's own share: what each added pool child costs
+        children = sorted((kb for pid, kb in w.pss_peak_kb.items() if pid != w.pid), reverse=True)
+        print(
+            f"  worker {w.n} peak PSS per process (MB): main {w.pss_peak_kb.get(w.pid, 0) / 1024:.0f}, pool children "
+            + (", ".join(f"{kb / 1024:.0f}" for kb in children[:6]) or "-")
+            + (f" (of {len(children)} seen)" if len(children) > 6 else "")
+        )
     marks = (0.0, 0.25, 0.5, 0.75, 1.0)
     print("  RSS / PSS main+child (MB) through the run, at " + ", ".join(f"{m:.0%}" for m in marks) + " of it:")
     for w in workers:
@@ -1296,10 +1317,11 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
         )
     per_run = total_busy / max(1, len(run_rows))
     if per_run:
-        slots = args.crm_threads + max(0, args.workers - 1)
+        prefork = max(0, args.workers - 1) * args.render_concurrency
+        slots = args.crm_threads + prefork
         print(
             f"  {per_run:.2f} task-seconds per engagement over {slots} task slots ({args.crm_threads} CRM threads, "
-            f"{max(0, args.workers - 1)} prefork): a slot is busy {total_busy / max(1e-9, span * slots):.0%} of the "
+            f"{prefork} prefork): a slot is busy {total_busy / max(1e-9, span * slots):.0%} of the "
             "time; the rest of the wall time is the render worker's CPU"
         )
 
