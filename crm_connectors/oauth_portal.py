@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.db import transaction
@@ -57,6 +58,16 @@ def _who(stakeholder: Stakeholder) -> str:
 
 def _user_agent(request: Any) -> str:
     return request.META.get("HTTP_USER_AGENT", "")[:USER_AGENT_LENGTH] if request is not None else ""
+
+
+def authorize_origins(engagement: Engagement) -> list[str]:
+    """The origins of the CRMs' authorise pages the access page's Connect forms are redirected to: its CSP must
+    allow them as form targets (browsers apply `form-action` to a form's redirects too)."""
+    apps = OAuthApp.objects.for_org(engagement.organization_id)
+    urls = [
+        oauth.hubspot_app_url() if app.platform == CrmKind.HUBSPOT else oauth.salesforce_login_url(app) for app in apps
+    ]
+    return sorted({"{0.scheme}://{0.netloc}".format(urlsplit(url)) for url in urls})
 
 
 def start(*, engagement: Engagement, stakeholder: Stakeholder, platform: str, redirect_uri: str, request: Any) -> str:

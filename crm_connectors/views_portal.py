@@ -1,6 +1,7 @@
 """The stakeholder's CRM access page in the portal: connect through OAuth (or paste a HubSpot private-app token),
 the OAuth callback, and disconnecting. The work is in oauth_portal.py."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -30,7 +31,7 @@ def _back(engagement):
 @portal_view
 def crm_access(request, engagement_uuid):
     engagement = _engagement(request, engagement_uuid)
-    return render(
+    response = render(
         request,
         "portal/crm_access.html",
         {
@@ -41,6 +42,12 @@ def crm_access(request, engagement_uuid):
             "task": oauth_portal.access_task(engagement),
         },
     )
+    # Connect posts here and is redirected to the CRM's authorise page: a redirect the policy must allow.
+    targets = " ".join(["'self'", *oauth_portal.authorize_origins(engagement)])
+    response["Content-Security-Policy"] = settings.CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", f"form-action {targets}"
+    )
+    return response
 
 
 @portal_view

@@ -22,7 +22,7 @@ def private_responses(get_response):
 
 
 def content_security_policy(get_response):
-    # A view that needs another policy (none does today) sets its own header; it is kept.
+    # A view that needs another policy (the portal's CRM access page) sets its own header; it is kept.
     def middleware(request):
         response = get_response(request)
         response.headers.setdefault("Content-Security-Policy", settings.CONTENT_SECURITY_POLICY)
