@@ -130,8 +130,11 @@ def test_a_fault_on_the_third_write_resumes_undoes_and_a_changed_org_is_refused(
         assert f"Step 3 of {len(plan.operations)} failed" in run.outcome
         assert f"Resume applies the remaining {remaining} operations; Undo restores the 2 applied." in run.outcome
 
+        # the field's create goes through but its answer is lost: the guard's retry meets DUPLICATE_DEVELOPER_NAME
+        lost = sf.inject("truncated_json", path=r"/tooling/sobjects/CustomField$", method="POST")
         run = act(cast, plan, "apply", capture)  # resume
         assert run.status == ApplyStatus.APPLIED and run.writes == remaining, run.outcome
+        assert lost.fired == 1 and sf.by_method["POST"] == 2
         stages = {row["ApiName"]: row for row in sf.client().query_all(STAGES)["records"]}
         assert [stages[s]["DefaultProbability"] for s in ("SQL", "SAO")] == [25, 50]  # the playbook's weightings
 
