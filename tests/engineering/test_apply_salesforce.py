@@ -77,7 +77,9 @@ def test_dry_run_apply_verify_reapply_undo(cast, crm_sandbox_settings, django_ca
         applied = [s for s in steps(run) if s.status == StepStatus.APPLIED]
         assert len(applied) == would and all(apply.matches(s.after, s.op["target"]) for s in applied)
         assert all(s.prior == s.op["prior"] for s in applied)  # read just before the write: what the plan saw
-        assert writes(sf) - before >= would  # a stage of one record type is a value set write and a process write
+        # a stage new to Salesforce is two writes (Opportunity Stage, then the record type's process); others one
+        requests = would + sum(s.op["kind"] == "create_pipeline_stage" for s in applied)
+        assert run.writes == would and writes(sf) - before == requests
 
         plan.spec.refresh_from_db()
         checks = services.verify(spec=plan.spec, actor=cast.owner)
@@ -96,7 +98,7 @@ def test_dry_run_apply_verify_reapply_undo(cast, crm_sandbox_settings, django_ca
 
         run = act(cast, plan, "undo", capture, confirmation=cast.client.name)
         assert run.status == ApplyStatus.UNDONE, run.outcome
-        assert run.writes == would
+        assert run.writes == would and writes(sf) - before == requests
         assert org(sf) == original
 
     verbs = list(
