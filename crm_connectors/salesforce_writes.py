@@ -269,19 +269,35 @@ class SalesforceWrites:
             return
         values = [{"valueName": label, "label": label, "default": False, "isActive": None} for label in state["values"]]
         if found is None:
-            metadata = {
-                "label": op.get("label") or field_name,
-                "type": "Picklist",
-                "valueSet": {"restricted": True, "valueSetDefinition": {"sorted": False, "value": values}},
-            }
+            found = self._create_field(op, sobject, field_name, values)
+            if found is None:
+                return
+        found.values[:] = values
+        self._save(found)
+
+    def _create_field(
+        self, op: dict[str, Any], sobject: str, field_name: str, values: list[dict[str, Any]]
+    ) -> ValueSet | None:
+        """POST the field; None once created. A create that went through but whose answer was lost (a 5xx, a cut
+        body) is retried by the guard into DUPLICATE_DEVELOPER_NAME: the field is there, so the field as it now
+        reads is returned for its values to be set, and any other refusal stands."""
+        metadata = {
+            "label": op.get("label") or field_name,
+            "type": "Picklist",
+            "valueSet": {"restricted": True, "valueSetDefinition": {"sorted": False, "value": values}},
+        }
+        try:
             self._tooling(
                 "sobjects/CustomField",
                 method="POST",
                 data={"FullName": f"{sobject}.{field_name}", "Metadata": metadata},
             )
-            return
-        found.values[:] = values
-        self._save(found)
+        except CrmQueryError as exc:
+            found = self._custom_field(sobject, field_name) if "DUPLICATE_DEVELOPER_NAME" in str(exc) else None
+            if found is None:
+                raise
+            return found
+        return None
 
     def _save(self, value_set: ValueSet) -> None:
         if not value_set.changed:

@@ -21,6 +21,7 @@ import re
 import secrets
 import threading
 import time
+from collections import Counter
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -169,6 +170,7 @@ class SalesforceSandbox(SandboxServer):
         self._by_lower = {k.lower(): v for k, v in self.objects.items()}
         self.engine = SoqlEngine(self.model, self.objects)
         self.tooling = Tooling(self)  # configuration the Tooling API reads and writes
+        self.by_method: Counter[str] = Counter()  # requests answered, by HTTP method: a dry run sends no write
         self._sessions: dict[str, float] = {}
         self._lock = threading.Lock()
         self.session_id = self.issue_session()
@@ -309,6 +311,8 @@ class SalesforceSandbox(SandboxServer):
         m = _DATA.match(path)
         if not m:
             return Response.json(NOT_FOUND, 404)
+        with self._lock:  # REST API requests by method (a login is a POST that changes nothing)
+            self.by_method[req.method] += 1
         if not self._session_ok(req):
             return Response.json(INVALID_SESSION, 401)
         with self._lock:
