@@ -12,9 +12,9 @@ from accounts.access import org_view
 from accounts.models import DomainError
 from engagements.models import Engagement
 
-from . import apply, reads, services, verification
+from . import apply, reads, record_moves, services, verification
 from .deliverables import sections
-from .models import ApplyRun, ConfigurationSpec, SpecKind
+from .models import ApplyRun, ConfigurationSpec, RecordMove, SpecKind
 
 
 def _engagement(request, engagement_uuid) -> Engagement:
@@ -53,6 +53,8 @@ def _context(request, engagement: Engagement) -> dict:
         "verification": verification.checks(verified) if verified is not None else None,
         "can_change": request.membership.can_write,
         "is_owner": request.membership.is_owner,
+        "movable": record_moves.movable(plan) if plan is not None else [],
+        "record_move": RecordMove.objects.for_org(request.org).filter(plan=plan).first() if plan is not None else None,
         **_work(engagement, run),
     }
 
@@ -200,6 +202,31 @@ def plan_apply(request, engagement_uuid):
             plan=plan,
             action=request.POST.get("action", ""),
             actor=request.user,
+            confirmation=request.POST.get("confirmation", ""),
+            request=request,
+        )
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    return _back(request, engagement, "plan", spec=spec)
+
+
+@org_view
+@require_POST
+def plan_moves(request, engagement_uuid):
+    """Count (the default) or move the records still on the plan's retired values; record_moves.request refuses
+    non-owners, a move not opted into and a confirmation that does not name the client."""
+    engagement = _engagement(request, engagement_uuid)
+    spec = _spec(engagement, request.POST.get("spec"))
+    plan = services.latest_plan(spec) if spec is not None else None
+    if plan is None:
+        messages.error(request, "There is no plan yet: compare the spec with the CRM first.")
+        return _back(request, engagement, "plan", spec=spec)
+    try:
+        record_moves.request(
+            plan=plan,
+            action=request.POST.get("action", "count"),
+            actor=request.user,
+            opted_in=request.POST.get("opt_in") == "on",
             confirmation=request.POST.get("confirmation", ""),
             request=request,
         )
