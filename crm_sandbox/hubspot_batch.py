@@ -28,11 +28,43 @@ def _bad(message: str) -> SandboxError:
     return SandboxError(Response.json(body, 400))
 
 
+class SlotMoves:
+    """Record values set by a write, kept per record until a whole slot holds the same one (then it is the slot's
+    value). Shared by the HubSpot batch update and the Salesforce Bulk API 2.0 ingest."""
+
+    def __init__(self) -> None:
+        self.moved: dict[tuple[str, str, int], dict[int, Option]] = {}  # (set, attr, slot) -> record index -> value
+        self._lock = threading.Lock()
+
+    def set(self, table: Any, changes: list[tuple[int, tuple[str, Option]]]) -> None:
+        with self._lock:
+            touched = set()
+            for index, (attr, option) in changes:
+                rank, _ = table.locate(index)
+                self.moved.setdefault((table.name, attr, rank), {})[index] = option
+                touched.add((attr, rank))
+            for attr, rank in touched:
+                self._settle(table, attr, rank)
+
+    def _settle(self, table: Any, attr: str, rank: int) -> None:
+        moved = self.moved[(table.name, attr, rank)]
+        lo, hi = table.k_range(rank)
+        values = {moved.get(table.base(rank) + k * table.width) for k in range(lo, hi)}
+        if len(values) == 1 and None not in values:
+            table.slots[rank].values[attr] = values.pop()
+
+
+def known_option(table: Any, attr: str, spelled: Any, value: str, label: str) -> Option:
+    """The option records of the table already hold for `value` (spelled by the platform), or a new one."""
+    found = (s.values.get(attr) for s in table.slots)
+    option = next((o for o in found if isinstance(o, Option) and spelled(o) == value), None)
+    return option or Option(key=value, label=label, hs_value=value)
+
+
 class HubSpotBatch:
     def __init__(self, server: HubSpotSandbox) -> None:
         self.server = server
-        self.moved: dict[tuple[str, str, int], dict[int, Option]] = {}  # (set, attr, slot) -> record index -> value
-        self._lock = threading.Lock()
+        self.moves = SlotMoves()
 
     def answer(self, req: Request) -> Response | None:
         parts = req.path.strip("/").split("/")
@@ -62,18 +94,9 @@ class HubSpotBatch:
                 raise _bad(f"Object {object_id}: properties must be a non-empty object")
             for prop_name, value in properties.items():
                 changes.append((int(object_id) - 1, self._option(name, str(prop_name), str(value))))
-        with self._lock:
-            touched = set()
-            for index, (attr, option) in changes:
-                rank, _ = table.locate(index)
-                self.moved.setdefault((table.name, attr, rank), {})[index] = option
-                touched.add((attr, rank))
-            for attr, rank in touched:
-                self._settle(table, attr, rank)
+        self.moves.set(table, changes)
         started = "2026-01-01T00:00:00.000Z"
-        results = [
-            self.server._body(name, table.row_at(int(i["id"]) - 1), list(i["properties"]), None) for i in inputs
-        ]
+        results = [self.server._body(name, table.row_at(int(i["id"]) - 1), list(i["properties"]), None) for i in inputs]
         return Response.json({"status": "COMPLETE", "results": results, "startedAt": started, "completedAt": started})
 
     def _option(self, name: str, prop_name: str, value: str) -> tuple[str, Option]:
@@ -88,15 +111,4 @@ class HubSpotBatch:
         if value not in labels:
             raise _bad(f"{value} was not one of the allowed options for {prop_name}")
         table = self.server.model.sets[self.server.types[name]]
-        known = (s.values.get(prop.static) for s in table.slots)
-        option = next((o for o in known if isinstance(o, Option) and o.hs == value), None)
-        return prop.static, option or Option(key=value, label=labels[value], hs_value=value)
-
-    def _settle(self, table: Any, attr: str, rank: int) -> None:
-        """Once every record of the slot holds the same moved value, it is the slot's value."""
-        moved = self.moved[(table.name, attr, rank)]
-        lo, hi = table.k_range(rank)
-        indices = [table.base(rank) + k * table.width for k in range(lo, hi)]
-        values = {moved.get(i) for i in indices}
-        if len(values) == 1 and None not in values:
-            table.slots[rank].values[attr] = values.pop()
+        return prop.static, known_option(table, prop.static, lambda o: o.hs, value, labels[value])

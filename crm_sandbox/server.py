@@ -298,6 +298,10 @@ def _extensions(server: SandboxServer) -> list[Any]:
         from .hubspot_writes import HubSpotWrites
 
         return [HubSpotWrites(server), HubSpotBatch(server)]  # type: ignore[arg-type]
+    if server.platform == "salesforce":
+        from .salesforce_bulk import SalesforceBulk
+
+        return [SalesforceBulk(server)]  # type: ignore[arg-type]
     return []
 
 

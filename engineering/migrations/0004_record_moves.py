@@ -7,35 +7,83 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0004_limit_hit'),
-        ('engineering', '0002_apply_runs_and_crm_reads'),
+        ("accounts", "0004_limit_hit"),
+        ("engineering", "0002_apply_runs_and_crm_reads"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='RecordMove',
+            name="RecordMove",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('lease_until', models.DateTimeField(blank=True, help_text="Running: the worker's lease. Queued: when its retry is due.", null=True)),
-                ('worker', models.CharField(blank=True, help_text='Token of the claim that holds the lease.', max_length=120)),
-                ('attempts', models.PositiveIntegerField(default=0, help_text='Times a worker claimed it.')),
-                ('recoveries', models.PositiveSmallIntegerField(default=0, help_text='Times the sweep took it back from a worker that stopped.')),
-                ('uuid', models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('status', models.CharField(choices=[('planned', 'Not counted yet'), ('count_queued', 'Count queued'), ('counting', 'Counting the records'), ('counted', 'Counted'), ('move_queued', 'Move queued'), ('moving', 'Moving records'), ('moved', 'Moved'), ('move_partial', 'Partly moved')], default='planned', max_length=15)),
-                ('moves', models.JSONField(default=list)),
-                ('outcome', models.TextField(blank=True, help_text='How the last count or move ended, in words.')),
-                ('writes', models.PositiveIntegerField(default=0, help_text='Records the last move changed.')),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.organization')),
-                ('plan', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='record_move', to='engineering.changeplan')),
-                ('requested_by', models.ForeignKey(null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "lease_until",
+                    models.DateTimeField(
+                        blank=True, help_text="Running: the worker's lease. Queued: when its retry is due.", null=True
+                    ),
+                ),
+                (
+                    "worker",
+                    models.CharField(blank=True, help_text="Token of the claim that holds the lease.", max_length=120),
+                ),
+                ("attempts", models.PositiveIntegerField(default=0, help_text="Times a worker claimed it.")),
+                (
+                    "recoveries",
+                    models.PositiveSmallIntegerField(
+                        default=0, help_text="Times the sweep took it back from a worker that stopped."
+                    ),
+                ),
+                ("uuid", models.UUIDField(default=uuid.uuid4, editable=False, unique=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("planned", "Not counted yet"),
+                            ("count_queued", "Count queued"),
+                            ("counting", "Counting the records"),
+                            ("counted", "Counted"),
+                            ("move_queued", "Move queued"),
+                            ("moving", "Moving records"),
+                            ("moved", "Moved"),
+                            ("move_partial", "Partly moved"),
+                        ],
+                        default="planned",
+                        max_length=15,
+                    ),
+                ),
+                ("moves", models.JSONField(default=list)),
+                ("outcome", models.TextField(blank=True, help_text="How the last count or move ended, in words.")),
+                ("writes", models.PositiveIntegerField(default=0, help_text="Records the last move changed.")),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.organization"
+                    ),
+                ),
+                (
+                    "plan",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="record_move",
+                        to="engineering.changeplan",
+                    ),
+                ),
+                (
+                    "requested_by",
+                    models.ForeignKey(
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
+                "ordering": ["-created_at", "-id"],
             },
         ),
     ]
