@@ -12,12 +12,15 @@ from django.urls import reverse
 from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
 
 from accounts.models import ActivityEntry, DomainError
-from crm_sandbox import HubSpotSandbox
-from engineering import record_moves
+from crm_sandbox import HubSpotSandbox, SalesforceSandbox
+from crm_sandbox.connection import sandbox_connection
+from engineering import record_moves, services
 from engineering.models import MoveStatus
+from tests.crm_connectors.test_audit import make_engagement
 from tests.engineering.test_apply import SIZE, act, approved_plan, writes
 
 pytestmark = pytest.mark.django_db
+SF_OBJECTS = {"lead": "Lead", "contact": "Contact", "company": "Account", "deal": "Opportunity", "ticket": "Case"}
 OBJECT_TYPES = {"contact": "contacts", "company": "companies", "deal": "deals", "ticket": "tickets"}
 
 
@@ -32,6 +35,21 @@ def held_in_sandbox(hs, kind: str, field: str, value: str, pipeline: str | None)
         if prop.to_hs(static.get(prop.static)) != value:
             continue
         if pipeline and static["pipeline"].hs_id != pipeline:
+            continue
+        total += table.k_count(rank)
+    return total
+
+
+def held_in_org(sf, kind: str, field: str, value: str, pipeline: str | None) -> int:
+    """Records holding `value` in the Salesforce sandbox's record slots (its data, not a query)."""
+    obj = sf.objects[SF_OBJECTS[kind]]
+    table, f = sf.model.sets[obj.table], obj.field(field)
+    total = 0
+    for rank in range(table.nslots):
+        static = table.static(rank)
+        if f.to_sf(static.get(f.static)) != value:
+            continue
+        if pipeline not in (None, "master") and static["pipeline"].sf_record_type_id != pipeline:
             continue
         total += table.k_count(rank)
     return total
@@ -120,3 +138,40 @@ def test_hubspot_count_then_move(cast, client, crm_sandbox_settings, django_capt
         .values_list("verb", flat=True)
     )
     assert [v for v in verbs if not v.endswith("_requested")] == ["crm_records.counted", "crm_records.moved"]
+
+
+def test_salesforce_count_then_move_through_bulk_api(cast, crm_sandbox_settings, django_capture_on_commit_callbacks):
+    capture = django_capture_on_commit_callbacks
+    with SalesforceSandbox(profile="demo", seed=3, size=SIZE) as sf:
+        engagement = make_engagement(cast)
+        sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
+        spec = services.generate(engagement=engagement, actor=cast.consultant)
+        services.approve(spec=spec, actor=cast.owner)
+        plan = services.make_plan(spec=spec, actor=cast.consultant)
+        movable = record_moves.movable(plan)
+        expected = {op["id"]: held_in_org(sf, op["object"], op["field"], op["value"], op["pipeline"]) for op in movable}
+        assert sum(expected.values()) > 0
+
+        bulk = sf.extensions[0]
+        before = sum(bulk.by_method[m] for m in ("POST", "PATCH", "PUT", "DELETE"))
+        run = moves(cast, plan, "count", capture)
+        assert sum(bulk.by_method[m] for m in ("POST", "PATCH", "PUT", "DELETE")) == before
+        assert run.status == MoveStatus.COUNTED and {e["op"]: e["counted"] for e in run.moves} == expected
+
+        act(cast, plan, "dry_run", capture)
+        act(cast, plan, "apply", capture)
+        targets: dict[tuple[str, str, str], int] = {}
+        for op in movable:
+            key = (op["object"], op["field"], op["mapping"])
+            targets.setdefault(key, held_in_org(sf, *key, None))
+            targets[key] += expected[op["id"]]
+        run = moves(cast, plan, "move", capture, opted_in=True, confirmation=cast.client.name)
+        assert run.status == MoveStatus.MOVED, run.outcome
+        assert {e["op"]: e["moved"] for e in run.moves} == expected
+        assert bulk.by_method["PUT"] == sum(1 for n in expected.values() if n)  # one ingest job per moved value
+        client = sf.client()
+        for op in movable:
+            soql = f"SELECT COUNT() FROM {SF_OBJECTS[op['object']]} WHERE {op['field']} = '{op['value']}'"
+            assert client.query(soql)["totalSize"] == 0
+        for (kind, field, mapping), n in targets.items():
+            assert client.query(f"SELECT COUNT() FROM {SF_OBJECTS[kind]} WHERE {field} = '{mapping}'")["totalSize"] == n
