@@ -38,6 +38,8 @@ def _context(request, engagement: Engagement) -> dict:
     verified = services.latest_plan(spec, "verify")
     plan = services.latest_plan(spec)
     run = ApplyRun.objects.for_org(request.org).filter(plan=plan).first() if plan is not None else None
+    move = RecordMove.objects.for_org(request.org).filter(plan=plan).first() if plan is not None else None
+    work = _work(engagement, run)
     return {
         "engagement": engagement,
         "active_tab": "engineering",
@@ -54,8 +56,9 @@ def _context(request, engagement: Engagement) -> dict:
         "can_change": request.membership.can_write,
         "is_owner": request.membership.is_owner,
         "movable": record_moves.movable(plan) if plan is not None else [],
-        "record_move": RecordMove.objects.for_org(request.org).filter(plan=plan).first() if plan is not None else None,
-        **_work(engagement, run),
+        "record_move": move,
+        **work,
+        "working": work["working"] or (move is not None and move.is_active),
     }
 
 
