@@ -665,6 +665,17 @@ class CrmConnector(ABC):
         Sends writes only; the caller reads config_state first and skips an operation already in that state."""
         raise CrmUnsupported(f"{self.label} configuration cannot be written here.", platform=self.platform)
 
+    # record moves (the engineering phase's opt-in move of records off a retired value onto its mapped value): the
+    # records are found by their ids first, so a dry run can count them and a move writes exactly those.
+    def records_holding(self, kind: str, field: str, value: str, pipeline: str | None, limit: int) -> list[str]:
+        """The ids of the records of `kind` whose `field` holds `value` (in `pipeline`, for a stage), at most
+        `limit` of them, read page by page."""
+        raise CrmUnsupported(f"{self.label} records cannot be listed for a move here.", platform=self.platform)
+
+    def move_records(self, kind: str, field: str, ids: Sequence[str], new_value: str) -> int:
+        """Set `field` to `new_value` on the records `ids`; how many the CRM changed. CrmError when it refused."""
+        raise CrmUnsupported(f"{self.label} records cannot be moved here.", platform=self.platform)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the instance must not be used afterwards."""
 

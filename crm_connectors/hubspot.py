@@ -87,6 +87,7 @@ from .http import (
     Verdict,
     parse_retry_after,
 )
+from .hubspot_moves import HubSpotMoves
 from .hubspot_writes import HubSpotWrites
 
 API_ERRORS = (ObjectsApiException, PipelinesApiException, PropertiesApiException, SchemasApiException)
@@ -230,7 +231,7 @@ def _int(value: Any) -> int | None:
 # ---------------------------------------------------------------- the connector
 
 
-class HubSpotConnector(HubSpotWrites, CrmConnector):
+class HubSpotConnector(HubSpotMoves, HubSpotWrites, CrmConnector):
     platform = "hubspot"
     label = "HubSpot"
     minimum_fields = REQUIRED

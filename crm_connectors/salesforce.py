@@ -91,6 +91,7 @@ from .http import (
     parse_retry_after,
     short_hash,
 )
+from .salesforce_moves import SalesforceMoves
 from .salesforce_writes import SalesforceWrites
 
 OBJECTS = {"lead": "Lead", "contact": "Contact", "company": "Account", "deal": "Opportunity", "ticket": "Case"}
@@ -308,7 +309,7 @@ class GuardedSession(requests.Session):
 # ---------------------------------------------------------------- the connector
 
 
-class SalesforceConnector(SalesforceWrites, CrmConnector):
+class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
     platform = "salesforce"
     label = "Salesforce"
     minimum_fields = REQUIRED

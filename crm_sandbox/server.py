@@ -294,9 +294,14 @@ class SandboxServer:
 def _extensions(server: SandboxServer) -> list[Any]:
     """Modules that answer some requests before the platform's handler (configuration writes), by platform."""
     if server.platform == "hubspot":
+        from .hubspot_batch import HubSpotBatch
         from .hubspot_writes import HubSpotWrites
 
-        return [HubSpotWrites(server)]  # type: ignore[arg-type]
+        return [HubSpotWrites(server), HubSpotBatch(server)]  # type: ignore[arg-type]
+    if server.platform == "salesforce":
+        from .salesforce_bulk import SalesforceBulk
+
+        return [SalesforceBulk(server)]  # type: ignore[arg-type]
     return []
 
 

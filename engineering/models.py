@@ -322,3 +322,87 @@ UNDOS = Lifecycle(
     "again.",
 )
 LIFECYCLES: dict[str, Lifecycle] = {S.DRY_RUN_QUEUED: DRY_RUNS, S.APPLY_QUEUED: APPLIES, S.UNDO_QUEUED: UNDOS}
+
+
+# --------------------------------------------------------------------------------------------------
+# Moving records off retired values (engineering/record_moves.py): opt-in, a count first, then the move.
+
+
+class MoveStatus(models.TextChoices):
+    PLANNED = "planned", "Not counted yet"
+    COUNT_QUEUED = "count_queued", "Count queued"
+    COUNTING = "counting", "Counting the records"
+    COUNTED = "counted", "Counted"
+    MOVE_QUEUED = "move_queued", "Move queued"
+    MOVING = "moving", "Moving records"
+    MOVED = "moved", "Moved"
+    MOVE_PARTIAL = "move_partial", "Partly moved"
+
+
+M = MoveStatus
+# A count reads and writes nothing; a move needs a count first; a partial move is moved again (the records still on
+# the retired value are found anew) or counted again.
+MOVE_TRANSITIONS: dict[str, frozenset[str]] = {
+    M.PLANNED: frozenset({M.COUNT_QUEUED}),
+    M.COUNT_QUEUED: frozenset({M.COUNTING}),
+    M.COUNTING: frozenset({M.COUNTED, M.PLANNED}),
+    M.COUNTED: frozenset({M.COUNT_QUEUED, M.MOVE_QUEUED}),
+    M.MOVE_QUEUED: frozenset({M.MOVING}),
+    M.MOVING: frozenset({M.MOVED, M.MOVE_PARTIAL}),
+    M.MOVED: frozenset({M.COUNT_QUEUED}),
+    M.MOVE_PARTIAL: frozenset({M.COUNT_QUEUED, M.MOVE_QUEUED}),
+}
+
+
+class RecordMove(Leased, TenantModel):
+    """A plan's move of records off its retired values onto their mapped values: one entry per deactivate_value
+    operation with a mapping target in `moves` ({op, object, field, pipeline, value, label, mapping, counted,
+    moved, error})."""
+
+    plan = models.OneToOneField(ChangePlan, on_delete=models.CASCADE, related_name="record_move")
+    status = models.CharField(max_length=15, choices=MoveStatus.choices, default=MoveStatus.PLANNED)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    moves = models.JSONField(default=list)
+    outcome = models.TextField(blank=True, help_text="How the last count or move ended, in words.")
+    writes = models.PositiveIntegerField(default=0, help_text="Records the last move changed.")
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def can_become(self, status: str) -> bool:
+        return status in MOVE_TRANSITIONS[self.status]
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in (M.COUNT_QUEUED, M.COUNTING, M.MOVE_QUEUED, M.MOVING)
+
+
+def _dispatch_move(pk: int) -> None:
+    from .tasks import queued, run_record_move
+
+    queued(run_record_move, pk)
+
+
+MOVE_COUNTS = Lifecycle(
+    name="record count",
+    model=RecordMove,
+    queued=M.COUNT_QUEUED,
+    running=M.COUNTING,
+    failed=M.PLANNED,
+    reason_field="outcome",
+    max_recoveries=1,  # a count only reads
+    dispatch=_dispatch_move,
+)
+MOVES = Lifecycle(
+    name="record move",
+    model=RecordMove,
+    queued=M.MOVE_QUEUED,
+    running=M.MOVING,
+    failed=M.MOVE_PARTIAL,
+    reason_field="outcome",
+    max_recoveries=0,
+    gave_up="The worker stopped while moving records (no sign of life for {minutes} minutes): count again, then "
+    "move the rest.",
+)
+MOVE_LIFECYCLES: dict[str, Lifecycle] = {M.COUNT_QUEUED: MOVE_COUNTS, M.MOVE_QUEUED: MOVES}

@@ -21,3 +21,10 @@ def queued(task, pk: int) -> None:
     from django.conf import settings
 
     task.apply_async((pk,), queue=settings.CELERY_CRM_QUEUE)
+
+
+@shared_task(acks_late=True)
+def run_record_move(run_id: int) -> None:
+    from . import record_moves
+
+    record_moves.execute(run_id)

@@ -16,5 +16,6 @@ urlpatterns = [
     path(E + "plan/make/", views.plan_make, name="plan-make"),
     path(E + "plan/verify/", views.plan_verify, name="plan-verify"),
     path(E + "plan/apply/", views.plan_apply, name="plan-apply"),
+    path(E + "plan/moves/", views.plan_moves, name="plan-moves"),
     path(E + "status/", views.work_status, name="work-status"),
 ]

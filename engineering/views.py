@@ -12,9 +12,9 @@ from accounts.access import org_view
 from accounts.models import DomainError
 from engagements.models import Engagement
 
-from . import apply, reads, services, verification
+from . import apply, reads, record_moves, services, verification
 from .deliverables import sections
-from .models import ApplyRun, ConfigurationSpec, SpecKind
+from .models import ApplyRun, ConfigurationSpec, RecordMove, SpecKind
 
 
 def _engagement(request, engagement_uuid) -> Engagement:
@@ -38,6 +38,8 @@ def _context(request, engagement: Engagement) -> dict:
     verified = services.latest_plan(spec, "verify")
     plan = services.latest_plan(spec)
     run = ApplyRun.objects.for_org(request.org).filter(plan=plan).first() if plan is not None else None
+    move = RecordMove.objects.for_org(request.org).filter(plan=plan).first() if plan is not None else None
+    work = _work(engagement, run)
     return {
         "engagement": engagement,
         "active_tab": "engineering",
@@ -53,7 +55,10 @@ def _context(request, engagement: Engagement) -> dict:
         "verification": verification.checks(verified) if verified is not None else None,
         "can_change": request.membership.can_write,
         "is_owner": request.membership.is_owner,
-        **_work(engagement, run),
+        "movable": record_moves.movable(plan) if plan is not None else [],
+        "record_move": move,
+        **work,
+        "working": work["working"] or (move is not None and move.is_active),
     }
 
 
@@ -200,6 +205,31 @@ def plan_apply(request, engagement_uuid):
             plan=plan,
             action=request.POST.get("action", ""),
             actor=request.user,
+            confirmation=request.POST.get("confirmation", ""),
+            request=request,
+        )
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    return _back(request, engagement, "plan", spec=spec)
+
+
+@org_view
+@require_POST
+def plan_moves(request, engagement_uuid):
+    """Count (the default) or move the records still on the plan's retired values; record_moves.request refuses
+    non-owners, a move not opted into and a confirmation that does not name the client."""
+    engagement = _engagement(request, engagement_uuid)
+    spec = _spec(engagement, request.POST.get("spec"))
+    plan = services.latest_plan(spec) if spec is not None else None
+    if plan is None:
+        messages.error(request, "There is no plan yet: compare the spec with the CRM first.")
+        return _back(request, engagement, "plan", spec=spec)
+    try:
+        record_moves.request(
+            plan=plan,
+            action=request.POST.get("action", "count"),
+            actor=request.user,
+            opted_in=request.POST.get("opt_in") == "on",
             confirmation=request.POST.get("confirmation", ""),
             request=request,
         )
