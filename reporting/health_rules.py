@@ -32,6 +32,8 @@ Statuses:
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
+from django.template.defaultfilters import pluralize
+
 OK, RED, WATCH, EXPLAINED, INFO, NOT_EVALUABLE = "ok", "red", "watch", "explained", "info", "not_evaluable"
 SEVERITY = {RED: 5, NOT_EVALUABLE: 4, WATCH: 3, EXPLAINED: 2, INFO: 1, OK: 0}
 NOT_YET_DUE = "not yet due"  # how an info result whose window has not elapsed begins
@@ -221,7 +223,7 @@ def _one(rule, value, baseline, series: list, figures: Figures, key: str = "", c
     if rule.min_count and counts is not None and counts < rule.min_count:
         against = f" vs baseline {_num(baseline)}" if baseline is not None else ""
         # A volume is its own count; a rate says how many records it was computed from.
-        source = "" if counts == max(value, baseline or 0) else f", from {_num(counts)} records"
+        source = "" if counts == max(value, baseline or 0) else f", from {_num(counts)} record{pluralize(counts)}"
         return Evaluation(
             INFO,
             f"too few records to judge: {_num(value)}{against}{source} "
