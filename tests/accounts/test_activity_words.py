@@ -28,6 +28,8 @@ BUILT = {
     'f"definitions.{self.kind}_added"': ["definitions.term_added", "definitions.stage_added"],
     'f"definitions.{self.kind}_changed"': ["definitions.term_changed", "definitions.stage_changed"],
     'f"checkpoint.{action}"': ["checkpoint.check", "checkpoint.waive", "checkpoint.reopen"],
+    'f"crm_apply.{action}_requested"': [f"crm_apply.{a}_requested" for a in ("dry_run", "apply", "undo")],
+    'f"crm_records.{action}_requested"': [f"crm_records.{a}_requested" for a in ("count", "move")],
 }
 
 

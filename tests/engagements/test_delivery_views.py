@@ -338,7 +338,7 @@ def test_overview_shows_timeline_checklist_gate_team_and_navigation(consultant, 
         assert phase in body
     assert "Heavy" in body and "1a Pre-Kickoff" in body
     package = lifecycle.checklist.filter(kind="doc_package").count()
-    assert package and body.count('type="checkbox"') == 8 + package, "1a's eight items and the handoff package"
+    assert package and body.count('type="checkbox"') == 9 + package, "1a's nine items and the handoff package"
     assert "Strategic Sign-Off" in body and "Definition Alignment Document signed off" in body
     assert "Not ready to proceed" in body and "8 validation checkpoint(s)" in body
     assert "Carl" in body and "Maya Patel" in body and "Approver" in body

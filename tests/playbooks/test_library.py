@@ -220,7 +220,7 @@ def test_gtm_lifecycle_structure_counts(library):
     }
     assert [len(g.checkpoints) for g in pb.gates] == [8, 5, 8]
     tracks = [i.group for i in pb.sub_phase("1a").checklist]
-    assert tracks.count("Track A: Customer Homework") == 3 and tracks.count("Track B: Architect Prep") == 5
+    assert tracks.count("Track A: Customer Homework") == 4 and tracks.count("Track B: Architect Prep") == 5
     tech_tests = [i for i in pb.sub_phase("2d").checklist if i.group == "Technical testing"]
     assert len(tech_tests) == 9
     assert (
