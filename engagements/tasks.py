@@ -62,10 +62,7 @@ def send_check_in_reminders() -> None:
 
 @shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=30, retry_jitter=True, max_retries=5, acks_late=True)
 def remind_check_in(engagement_id: int) -> None:
-    from django.db.models import Q
     from django.utils import timezone
-
-    from accounts.models import Membership, Role
 
     from .models import Engagement
 
@@ -78,11 +75,7 @@ def remind_check_in(engagement_id: int) -> None:
     if not claimed:
         return
     engagement = Engagement.objects.for_task(engagement_id).select_related("client", "organization").get()
-    team = (
-        Membership.objects.for_org(engagement.organization)
-        .filter(Q(user__in=engagement.team.values("user")) | Q(role=Role.OWNER))
-        .select_related("user")
-    )
+    team = engagement.consultants_to_notify()
     try:
         send_email(
             "check-in-reminder",
@@ -152,19 +145,12 @@ def send_signoff_reminders() -> None:
 
 @shared_task(autoretry_for=MAIL_ERRORS, retry_backoff=10, retry_jitter=True, max_retries=5, acks_late=True)
 def notify_consultants(version_id: int, kind: str, signature_id: int | None = None) -> None:
-    from django.db.models import Q
-
-    from accounts.models import Membership, Role
 
     from .models import DefinitionVersion, Signature
 
     version = DefinitionVersion.objects.for_task(version_id).select_related("engagement__client", "organization").get()
     engagement = version.engagement
-    team = (
-        Membership.objects.for_org(version.organization)
-        .filter(Q(user__in=engagement.team.values("user")) | Q(user=version.published_by_id) | Q(role=Role.OWNER))
-        .select_related("user")
-    )
+    team = engagement.consultants_to_notify(also=[version.published_by_id])
     signature = (
         Signature.objects.for_org(version.organization).select_related("stakeholder").filter(pk=signature_id).first()
     )

@@ -15,7 +15,6 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 
 from accounts.emails import send_email
-from accounts.models import Membership, Role
 from deliverables import services as pipeline
 from deliverables.charts import sparkline
 from deliverables.models import Artifact, ArtifactKind, ArtifactStatus
@@ -139,12 +138,8 @@ def health_report_recipients(run: HealthCheckRun) -> list[tuple[str, str]]:
         .recipients_of(engagement, "health_report")
         .select_related("stakeholder")
     ]
-    team = engagement.team.values("user")
-    for membership in Membership.objects.for_org(run.organization).filter(user__in=team).select_related("user"):
+    for membership in engagement.consultants_to_notify(owners="if_no_team"):
         people.append((membership.user.email, membership.user.get_full_name()))
-    if not team.exists():
-        for membership in Membership.objects.for_org(run.organization).filter(role=Role.OWNER).select_related("user"):
-            people.append((membership.user.email, membership.user.get_full_name()))
     seen, unique = set(), []
     for email, name in people:
         if email.lower() not in seen:

@@ -7,8 +7,10 @@ engagements.progression, from decisions; no form edits them.
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
+from accounts.models import Membership, Role
 from accounts.tenancy import OrgQuerySet, TenantModel
 
 
@@ -78,6 +80,16 @@ class Engagement(TenantModel):
     @property
     def is_open(self) -> bool:
         return self.status != EngagementStatus.CLOSED
+
+    def consultants_to_notify(self, *, owners: str = "always", also=()):
+        """The one answer to "which consultants hear about this engagement": its team, plus `also` (user ids, such
+        as whoever published), plus the organization's owners "always" (events an owner answers for: sign-offs,
+        check-ins) or only "if_no_team" (a monthly report must reach someone). Memberships, with their users."""
+        team = self.team.values("user")
+        wanted = Q(user__in=team) | Q(user__in=[u for u in also if u])
+        if owners == "always" or (owners == "if_no_team" and not team.exists()):
+            wanted |= Q(role=Role.OWNER)
+        return Membership.objects.for_org(self.organization_id).filter(wanted).select_related("user")
 
 
 class TeamRole(models.TextChoices):
