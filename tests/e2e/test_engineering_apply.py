@@ -55,7 +55,7 @@ def test_owner_applies_the_plan_and_verifies(transactional_db, live_server, cast
             page.get_by_role("table", name="Operations").get_by_role("row", name="set_probability").first
         ).to_be_visible()
 
-        page.get_by_role("button", name="Dry run").click()
+        page.get_by_role("button", name="Dry run", exact=True).click()
         expect(page.get_by_text("No write was sent.")).to_be_visible()
         steps = page.get_by_role("table", name="Steps")
         expect(steps.get_by_role("row", name="Would change").first).to_be_visible()
