@@ -77,12 +77,9 @@ def demo_runs():
     from reporting.models import HealthCheckRun
     from reporting.tasks import run_health_check
 
-    try:  # reporting's modules as regrouped on main
-        from reporting.periods import previous_month
-        from reporting.runs import create_run
-        from reporting.schedules import start_schedule
-    except ImportError:  # before the regrouping: all in reporting.health
-        from reporting.health import create_run, previous_month, start_schedule
+    from reporting.periods import previous_month
+    from reporting.runs import create_run
+    from reporting.schedules import start_schedule
 
     call_command("seed_demo", stdout=io.StringIO())
     org = Organization.objects.get(slug="northwind")
