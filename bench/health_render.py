@@ -75,11 +75,10 @@ def demo_runs():
     from crm_sandbox.connection import sandbox_connection
     from engagements.models import Engagement
     from reporting.models import HealthCheckRun
-    from reporting.tasks import run_health_check
-
     from reporting.periods import previous_month
     from reporting.runs import create_run
     from reporting.schedules import start_schedule
+    from reporting.tasks import run_health_check
 
     call_command("seed_demo", stdout=io.StringIO())
     org = Organization.objects.get(slug="northwind")
