@@ -38,7 +38,7 @@ def copy_intake_form(sender=None, *, engagement: Engagement, **kwargs) -> Intake
 
 def form_of(engagement: Engagement) -> IntakeForm | None:
     """The engagement's form; one started before intake forms existed gets its pinned playbook version's now."""
-    form = IntakeForm.objects.filter(engagement=engagement).first()
+    form = IntakeForm.objects.for_org(engagement.organization_id).filter(engagement=engagement).first()
     return form or copy_intake_form(engagement=engagement)
 
 
@@ -235,7 +235,11 @@ def _mark_submitted(form: IntakeForm, stakeholder, request) -> None:
         request=request,
         data={"form": form.name},
     )
-    item = ChecklistItem.objects.filter(engagement=form.engagement, key=form.definition.completes).first()
+    item = (
+        ChecklistItem.objects.for_org(form.organization_id)
+        .filter(engagement=form.engagement, key=form.definition.completes)
+        .first()
+    )
     if item is not None and not item.done:
         try:
             complete_client_task(

@@ -190,15 +190,22 @@ def plan_verify(request, engagement_uuid):
     return _back(request, engagement, "plan", spec=spec)
 
 
-@org_view
-@require_POST
-def plan_apply(request, engagement_uuid):
-    """Dry run, apply (resume, apply again) or undo the spec's latest plan; apply.request refuses non-owners."""
+def _posted_plan(request, engagement_uuid):
+    """The engagement, the posted spec and its latest plan; without a plan, says so to the user (plan is None)."""
     engagement = _engagement(request, engagement_uuid)
     spec = _spec(engagement, request.POST.get("spec"))
     plan = services.latest_plan(spec) if spec is not None else None
     if plan is None:
-        messages.error(request, "There is no plan to apply yet: compare the spec with the CRM first.")
+        messages.error(request, "There is no plan yet: compare the spec with the CRM first.")
+    return engagement, spec, plan
+
+
+@org_view
+@require_POST
+def plan_apply(request, engagement_uuid):
+    """Dry run, apply (resume, apply again) or undo the spec's latest plan; apply.request refuses non-owners."""
+    engagement, spec, plan = _posted_plan(request, engagement_uuid)
+    if plan is None:
         return _back(request, engagement, "plan", spec=spec)
     try:
         apply.request(
@@ -218,11 +225,8 @@ def plan_apply(request, engagement_uuid):
 def plan_moves(request, engagement_uuid):
     """Count (the default) or move the records still on the plan's retired values; record_moves.request refuses
     non-owners, a move not opted into and a confirmation that does not name the client."""
-    engagement = _engagement(request, engagement_uuid)
-    spec = _spec(engagement, request.POST.get("spec"))
-    plan = services.latest_plan(spec) if spec is not None else None
+    engagement, spec, plan = _posted_plan(request, engagement_uuid)
     if plan is None:
-        messages.error(request, "There is no plan yet: compare the spec with the CRM first.")
         return _back(request, engagement, "plan", spec=spec)
     try:
         record_moves.request(
