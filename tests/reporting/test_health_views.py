@@ -135,6 +135,24 @@ def test_single_project_schedule_is_the_clients_and_bad_dates_are_refused(consul
     )
 
 
+def test_the_owner_named_before_the_start_is_the_one_the_schedule_gets(consultant, cast, versions):
+    """The delivery model's Operate schedule is the consultancy's (its playbook says so, it has no engagement
+    types): the page must not promise the client before the start and then give it to the consultancy."""
+    engagement = progression.create_engagement(
+        client=cast.client,
+        playbook_version=versions["delivery-model"],
+        name="Embedded RevOps",
+        start_date=date(2026, 1, 5),
+        actor=cast.consultant,
+        engagement_type="",
+        team=[(cast.consultant, "architect")],
+    )
+    body = text_of(consultant.get(u("health", engagement)))
+    assert "Our architect runs it</strong> — Carl, for Acme Robotics" in body
+    consultant.post(u("schedule-start", engagement), {"live_since": "2026-03-01"})
+    assert MaintenanceSchedule.objects.get(engagement=engagement).owner == "consultancy"
+
+
 def test_adjusting_a_threshold_and_cadence_is_logged(consultant, cast, scheduled):
     task = ScheduledTask.objects.get(schedule__engagement=scheduled, key="forecast-submission-compliance")
     prefix = f"task-{task.key}"
