@@ -73,57 +73,6 @@ def record_metric(
 
 
 @transaction.atomic
-def import_csv(*, engagement, text: str, actor) -> int:
-    """Upload figures that live outside the CRM: columns metric, key (optional), period (YYYY-MM, or YYYY-Www for
-    a weekly figure), value. A period that has not begun is refused, naming its line and column."""
-    reader = csv.DictReader(io.StringIO(text))
-    missing = {"metric", "period", "value"} - set(reader.fieldnames or [])
-    if missing:
-        raise DomainError(f"The CSV needs the column(s) {', '.join(sorted(missing))} (line 1).")
-    count = 0
-    for line, row in enumerate(reader, start=2):
-        if None in row.values() or not (row.get("metric") or "").strip():
-            raise DomainError(f"Line {line}: it needs a metric, a period and a value.")
-        try:
-            granularity, period = figure_period(row["period"])
-        except ValueError:
-            raise DomainError(
-                f"Line {line}, column period: write the month as YYYY-MM or the week as YYYY-Www "
-                f"(got {row['period']!r})."
-            ) from None
-        try:
-            value = float(row["value"])
-        except ValueError:
-            raise DomainError(f"Line {line}, column value: a number is needed (got {row['value']!r}).") from None
-        if not math.isfinite(value):
-            raise DomainError(f"Line {line}, column value: the value must be a finite number (got {row['value']!r}).")
-        if period > timezone.localdate():
-            raise DomainError(
-                f"Line {line}, column period: {row['period'].strip()} has not begun yet; figures are entered for "
-                "months (or weeks) up to the current one."
-            )
-        record_metric(
-            engagement=engagement,
-            metric=row["metric"].strip(),
-            key=(row.get("key") or "").strip(),
-            period=period,
-            value=value,
-            actor=actor,
-            source="csv",
-            granularity=granularity,
-        )
-        count += 1
-    activity.record(
-        organization=engagement.organization,
-        actor=actor,
-        target=engagement,
-        verb="metrics.imported",
-        data={"rows": count},
-    )
-    return count
-
-
-@transaction.atomic
 def set_baseline(
     *, engagement, metric: str, value: float, actor, key: str = "", source: str = "set by hand", request=None
 ) -> Baseline:
