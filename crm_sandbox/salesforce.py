@@ -341,9 +341,9 @@ class SalesforceSandbox(SandboxServer):
     def _data(self, req: Request, version: str, parts: list[str]) -> Response:
         if not parts:
             base = f"/services/data/v{version}"
-            return Response.json(
-                {name: f"{base}/{name}" for name in ("sobjects", "query", "queryAll", "limits", "ui-api")}
-            )
+            resources = {name: f"{base}/{name}" for name in ("sobjects", "query", "queryAll", "limits", "ui-api")}
+            # who is connected, as an org says it: the identity URL ends in the user's Id
+            return Response.json({**resources, "identity": f"{self.base_url}/id/{ORG_ID}/{USER_ID}"})
         head = parts[0]
         if head == "limits" and len(parts) == 1:
             return Response.json(self._limits())

@@ -7,6 +7,8 @@ Routes under /services/data/vNN.N/tooling/:
   sobjects/<Type>/<Id>           PATCH      {"Metadata": {...}}: the whole value list replaces the old one (204)
   sobjects/CustomField           POST       {"FullName": "Contact.X__c", "Metadata": {...}}: a picklist field (201)
   sobjects/CustomField/<Id>      DELETE     the field leaves describe (204)
+A field created here has no field-level security, as in a real org: describe leaves it out and SOQL naming it answers
+INVALID_FIELD until a permission set assigned to the connected user grants it read (salesforce_permissions).
 A write changes what the org describes, for the life of the process: sobjects/<Obj>/describe picklists, the
 OpportunityStage / LeadStatus / CaseStatus rows SOQL reads, and ui-api picklist values per record type (a stage
 shows in a record type when its business process lists it and its value is active).
@@ -25,6 +27,7 @@ import json
 import threading
 from typing import TYPE_CHECKING, Any
 
+from .salesforce_permissions import FieldSecurity
 from .server import Request, Response, SandboxError
 from .sfquery import SoqlEngine
 from .sfschema import SfField, SfObject, sf_id
@@ -68,10 +71,14 @@ class Tooling:
         self.fields: dict[str, dict[str, Any]] = {}  # "Contact.Lifecycle_Stage__c" -> {"Id", "Metadata"}
         self.processes: dict[str, dict[str, Any]] = {}  # id -> {"Name", "TableEnumOrId", "Metadata"}
         self.written: set[str] = set()  # objects whose picklists now come from here
+        # fields created here: in their object's describe only while field-level security lets this user read them
+        self.created: dict[str, SfField] = {}
         self._stage_rows_seen: dict[str, dict[str, dict[str, Any]]] = {}
         self._ids = iter(range(10_000, 10**9))
         self._load()
         self._install_permissions()
+        self.security = next(e for e in sandbox.extensions if isinstance(e, FieldSecurity))
+        sandbox.engine.objects.update({name.lower(): obj for name, obj in self.security.objects.items()})
         self.engine = SoqlEngine(sandbox.model, self._tooling_objects())
 
     # ---- the org as generated, in metadata form
@@ -143,6 +150,28 @@ class Tooling:
         for p in PERMISSIONS:
             obj.fields[p] = SfField(p, "boolean", p, lambda r, k=p: r[k], static=p, nillable=False)
         self.sandbox.engine.objects[obj.name.lower()] = obj  # queried, never described
+
+    def has_field(self, obj_name: str, field_name: str) -> bool:
+        """Whether the org has this field, whether or not this user may read it."""
+        obj = self.objects.get(obj_name)
+        return obj is not None and self._field(obj, field_name) is not None
+
+    def _field(self, obj: SfObject, field_name: str) -> SfField | None:
+        created = next((f for k, f in self.created.items() if k.lower() == f"{obj.name}.{field_name}".lower()), None)
+        return obj.field(field_name) or created
+
+    def show_readable(self) -> None:
+        with self._lock:
+            self._show_readable()
+
+    def _show_readable(self) -> None:
+        for full_name, f in self.created.items():
+            obj = self.objects[full_name.split(".", 1)[0]]
+            if self.security.readable(full_name):
+                obj.fields[f.name] = f
+            else:
+                obj.fields.pop(f.name, None)
+            obj.__dict__.pop("_lower_cache", None)  # SfObject.field() caches its lookup by lower-case name
 
     def may_write(self) -> bool:
         return "permissionscustomizeapplication" not in {
@@ -289,7 +318,7 @@ class Tooling:
         values = _values(merged.get("valueSet", {}).get("valueSetDefinition") or {}, "value", full_name)
         self.fields[full_name]["Metadata"] = merged
         obj_name, field_name = full_name.split(".", 1)
-        f = self.objects[obj_name].field(field_name)
+        f = self._field(self.objects[obj_name], field_name)
         if f is not None:
             f.label = merged.get("label") or f.label
         self._configure(obj_name, field_name, values)
@@ -317,7 +346,7 @@ class Tooling:
         obj = self.objects.get(obj_name)
         if obj is None or obj.table is None or not field_name.endswith("__c"):
             raise _error("FIELD_INTEGRITY_EXCEPTION", f"FullName {full_name!r}: expected <Object>.<Name>__c")
-        if obj.field(field_name) is not None:
+        if self._field(obj, field_name) is not None:
             raise _error("DUPLICATE_DEVELOPER_NAME", f"A field named {field_name} already exists on {obj_name}")
         if metadata.get("type") != "Picklist":
             raise _error("FIELD_INTEGRITY_EXCEPTION", "sandbox: only Picklist fields can be created")
@@ -331,24 +360,25 @@ class Tooling:
             to_sf=lambda v: None,
             custom=True,
         )
-        obj.fields[field_name] = f
-        obj.__dict__.pop("_lower_cache", None)  # SfObject.field() caches its lookup by lower-case name
+        self.created[full_name] = f
         record_id = self._next_id("00N")
         self.fields[full_name] = {"Id": record_id, "Metadata": metadata}
         self._configure(obj_name, field_name, values)
+        self._show_readable()
         return Response.json({"id": record_id, "success": True, "errors": [], "warnings": [], "infos": []}, 201)
 
     def _delete_field(self, full_name: str) -> None:
         obj_name, field_name = full_name.split(".", 1)
         obj = self.objects[obj_name]
-        obj.fields.pop(next(n for n in obj.fields if n.lower() == field_name.lower()), None)
+        obj.fields.pop(next((n for n in obj.fields if n.lower() == field_name.lower()), ""), None)
         obj.__dict__.pop("_lower_cache", None)
+        self.created.pop(full_name, None)
         del self.fields[full_name]
 
     # ---- what the org describes after a write
 
     def _configure(self, obj_name: str, field_name: str, values: list[dict[str, Any]]) -> None:
-        f = self.objects[obj_name].field(field_name)
+        f = self._field(self.objects[obj_name], field_name)
         if f is None:
             return
         f.configured = [

@@ -300,8 +300,9 @@ def _extensions(server: SandboxServer) -> list[Any]:
         return [HubSpotWrites(server), HubSpotBatch(server)]  # type: ignore[arg-type]
     if server.platform == "salesforce":
         from .salesforce_bulk import SalesforceBulk
+        from .salesforce_permissions import FieldSecurity
 
-        return [SalesforceBulk(server)]  # type: ignore[arg-type]
+        return [SalesforceBulk(server), FieldSecurity(server)]  # type: ignore[arg-type]
     return []
 
 
