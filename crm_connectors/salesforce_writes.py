@@ -9,6 +9,10 @@ What an operation of a change plan (engineering/plan.py) targets, and where Sale
   - a stage of one pipeline (a record type): the value in OpportunityStage / CaseStatus *and* in the record type's
     business process (sales or support process), which decides whether the record type offers it;
   - a field to create: POST tooling/sobjects/CustomField {"FullName": "Lead.X__c", "Metadata": ...}; undo DELETEs it.
+    Salesforce gives a field created through the Tooling or Metadata API no field-level security: until a profile
+    or permission set grants it, nobody can read it, this user included (describe leaves it out, SOQL answers
+    INVALID_FIELD). So each created field is granted read and edit on the permission set GTM_Ops_Lifecycle_Fields,
+    created once and assigned to the connected user; the client's admin assigns it to whoever else needs the fields.
 The state shapes are those of CrmConnector.config_state: a value {"label", "active", "probability" 0-100 | None},
 a field {"type", "values": [label, ...]}. Salesforce keeps one probability per stage value for every record type.
 
@@ -24,13 +28,16 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from .base import CrmMalformedResponse, CrmQueryError, CrmUnsupported, WriteAccess, check_kind
+from .base import CrmError, CrmMalformedResponse, CrmQueryError, CrmUnsupported, WriteAccess, check_kind
 
 if TYPE_CHECKING:
     from simple_salesforce import Salesforce
+
+    from .base import Unreadable
 
 # (object, field) -> the standard value set behind it
 STANDARD_SETS = {
@@ -48,6 +55,9 @@ STAGE_SETS = {"OpportunityStage", "CaseStatus"}  # standard value sets a busines
 PICKLIST_TYPES = {"Picklist": "picklist", "MultiselectPicklist": "picklist"}
 _RECORD_ID = re.compile(r"^[A-Za-z0-9]{15}(?:[A-Za-z0-9]{3})?$")
 PERMISSIONS = "SELECT PermissionsCustomizeApplication, PermissionsModifyAllData FROM UserPermissionAccess"
+PERMISSION_SET = "GTM_Ops_Lifecycle_Fields"
+PERMISSION_SET_LABEL = "GTM Ops lifecycle fields"
+_USER_ID = re.compile(r"^005[A-Za-z0-9]{12}(?:[A-Za-z0-9]{3})?$")
 
 
 class ValueSet:
@@ -97,6 +107,8 @@ class SalesforceWrites:
         def _client(self) -> Salesforce: ...
         def _translate(self) -> AbstractContextManager[None]: ...
         def _query(self, soql: str) -> dict[str, Any]: ...
+        def _rest(self, path: str) -> Any: ...
+        def _readable(self, kind: str, names: Sequence[str]) -> tuple[list[str], list[Unreadable]]: ...
 
     # ---- the interface
 
@@ -122,6 +134,10 @@ class SalesforceWrites:
             found = self._custom_field(sobject, field_name)
             if found is None:
                 return None
+            if not self._readable(str(op["object"]), [field_name])[0]:
+                # there, but no grant lets this user read it yet: none of its values is seen, so apply (re)grants
+                # it and undo still deletes it
+                return {"type": "picklist", "values": []}
             field_type = str(found.metadata.get("type") or "")
             if field_type not in PICKLIST_TYPES:
                 return {"type": field_type.lower(), "values": []}
@@ -263,17 +279,21 @@ class SalesforceWrites:
 
     def _write_field(self, op: dict[str, Any], sobject: str, field_name: str, state: dict[str, Any] | None) -> None:
         found = self._custom_field(sobject, field_name)
+        full_name = f"{sobject}.{field_name}"
         if state is None:
             if found is not None:
+                self._revoke(full_name)
                 self._tooling(f"sobjects/CustomField/{found.id}", method="DELETE")
             return
+        # first, so that a user who may not grant fields is refused before the field exists unreadable
+        permission_set = self._permission_set()
         values = [{"valueName": label, "label": label, "default": False, "isActive": None} for label in state["values"]]
         if found is None:
             found = self._create_field(op, sobject, field_name, values)
-            if found is None:
-                return
-        found.values[:] = values
-        self._save(found)
+        if found is not None:
+            found.values[:] = values
+            self._save(found)
+        self._grant(permission_set, sobject, full_name)
 
     def _create_field(
         self, op: dict[str, Any], sobject: str, field_name: str, values: list[dict[str, Any]]
@@ -298,6 +318,94 @@ class SalesforceWrites:
                 raise
             return found
         return None
+
+    # ---- field-level security of the fields created here
+
+    def _permission_set(self) -> str:
+        """The Id of GTM Ops' permission set, created and assigned to the connected user when it is not yet."""
+        found = self._query(f"SELECT Id FROM PermissionSet WHERE Name = {_quote(PERMISSION_SET)}")["records"]
+        permission_set = found[0]["Id"] if found else None
+        if permission_set is None:
+            permission_set = self._insert(
+                "PermissionSet",
+                {
+                    "Name": PERMISSION_SET,
+                    "Label": PERMISSION_SET_LABEL,
+                    "Description": "Read and edit on the lifecycle fields GTM Ops created.",
+                },
+                "create the permission set",
+            )
+        user = self._user_id()
+        assigned = self._query(
+            "SELECT Id FROM PermissionSetAssignment "
+            f"WHERE PermissionSetId = {_quote(permission_set)} AND AssigneeId = {_quote(user)}"
+        )["records"]
+        if not assigned:
+            self._insert(
+                "PermissionSetAssignment",
+                {"PermissionSetId": permission_set, "AssigneeId": user},
+                "assign the permission set to this user",
+            )
+        return permission_set
+
+    def _grant(self, permission_set: str, sobject: str, full_name: str) -> None:
+        if self._grants(full_name, permission_set):
+            return  # applied before: one grant per field
+        self._insert(
+            "FieldPermissions",
+            {
+                "ParentId": permission_set,
+                "SobjectType": sobject,
+                "Field": full_name,
+                "PermissionsRead": True,
+                "PermissionsEdit": True,
+            },
+            f"grant read and edit on {full_name}",
+        )
+
+    def _revoke(self, full_name: str) -> None:
+        """The field's grant goes with it; the permission set stays: it may grant other fields, and the client's
+        admin may have assigned it to people, who would lose it."""
+        found = self._query(f"SELECT Id FROM PermissionSet WHERE Name = {_quote(PERMISSION_SET)}")["records"]
+        for grant in self._grants(full_name, found[0]["Id"]) if found else []:
+            with self._translate():
+                self._client().restful(f"sobjects/FieldPermissions/{grant}", method="DELETE")
+
+    def _grants(self, full_name: str, permission_set: str) -> list[str]:
+        rows = self._query(
+            f"SELECT Id FROM FieldPermissions WHERE ParentId = {_quote(permission_set)} AND Field = {_quote(full_name)}"
+        )["records"]
+        return [r["Id"] for r in rows]
+
+    def _user_id(self) -> str:
+        """The connected user, from the identity URL the versions resource names (/id/<org Id>/<user Id>)."""
+        identity = str((self._rest("") or {}).get("identity") or "")
+        user = identity.rstrip("/").rsplit("/", 1)[-1]
+        if not _USER_ID.match(user):
+            raise CrmMalformedResponse(
+                f"Salesforce did not say which user is connected (identity {identity!r}): the fields created cannot "
+                "be granted to it.",
+                platform="salesforce",
+            )
+        return user
+
+    def _insert(self, sobject: str, record: dict[str, Any], what: str) -> str:
+        try:
+            with self._translate():
+                created = self._client().restful(f"sobjects/{sobject}/", method="POST", json=record) or {}
+        except CrmError as exc:
+            if "INSUFFICIENT_ACCESS" not in str(exc):
+                raise
+            raise CrmQueryError(
+                f"Salesforce did not let this user {what} ({exc}). A field created through the API is readable by "
+                f"nobody until a permission set grants it, and GTM Ops grants its fields through the permission set "
+                f"“{PERMISSION_SET_LABEL}” ({PERMISSION_SET}): ask the client's Salesforce admin to give this user "
+                "the Manage Profiles and Permission Sets and Assign Permission Sets permissions, then apply again.",
+                platform="salesforce",
+            ) from None
+        if not created.get("id"):
+            raise CrmMalformedResponse(f"Salesforce answered a {sobject} create without its Id.", platform="salesforce")
+        return str(created["id"])
 
     def _save(self, value_set: ValueSet) -> None:
         if not value_set.changed:
