@@ -79,7 +79,10 @@ def test_dry_run_apply_verify_reapply_undo(cast, crm_sandbox_settings, django_ca
         assert all(s.prior == s.op["prior"] for s in applied)  # read just before the write: what the plan saw
         # a stage new to Salesforce is two writes (Opportunity Stage, then the record type's process); others one
         requests = would + sum(s.op["kind"] == "create_pipeline_stage" for s in applied)
-        assert run.writes == would and writes(sf) - before == requests
+        # and a created field is granted to a permission set (one FieldPermissions each), made and assigned once
+        fields = sum(s.op["kind"] == "create_field" for s in applied)
+        granting = fields + (2 if fields else 0)
+        assert run.writes == would and writes(sf) - before == requests + granting
 
         plan.spec.refresh_from_db()
         checks = services.verify(spec=plan.spec, actor=cast.owner)
@@ -98,7 +101,7 @@ def test_dry_run_apply_verify_reapply_undo(cast, crm_sandbox_settings, django_ca
 
         run = act(cast, plan, "undo", capture, confirmation=cast.client.name)
         assert run.status == ApplyStatus.UNDONE, run.outcome
-        assert run.writes == would and writes(sf) - before == requests
+        assert run.writes == would and writes(sf) - before == requests + fields  # a field's grant goes with it
         assert org(sf) == original
 
     verbs = list(
@@ -136,7 +139,8 @@ def test_a_fault_on_the_third_write_resumes_undoes_and_a_changed_org_is_refused(
         lost = sf.inject("truncated_json", path=r"/tooling/sobjects/CustomField$", method="POST")
         run = act(cast, plan, "apply", capture)  # resume
         assert run.status == ApplyStatus.APPLIED and run.writes == remaining, run.outcome
-        assert lost.fired == 1 and sf.by_method["POST"] == 2
+        # the field twice, then its permission set, the set's assignment and the field's grant
+        assert lost.fired == 1 and sf.by_method["POST"] == 2 + 3
         stages = {row["ApiName"]: row for row in sf.client().query_all(STAGES)["records"]}
         assert [stages[s]["DefaultProbability"] for s in ("SQL", "SAO")] == [25, 50]  # the playbook's weightings
 
