@@ -197,6 +197,7 @@ def test_approval_is_a_decision_and_the_pdf_holds_the_sections(cast, sf):
         "Automation rules",
         "Dashboard and report specifications",
         "Change plan against the live CRM",
+        "Readable and editable through the permission set “GTM Ops lifecycle fields”",  # a field to create
         "Nurturing",
         spec.sha256[:32],
     ):
@@ -256,3 +257,4 @@ def test_pages_say_what_is_missing_then_generate_and_plan(cast, client, sf, djan
         client.post(reverse("engineering:plan-make", args=[cast.org.slug, engagement.uuid]), {"spec": "1"})
     plan_page = client.get(reverse("engineering:plan", args=[cast.org.slug, engagement.uuid])).content.decode()
     assert "create_pipeline_stage" in plan_page and "Held back" in plan_page
+    assert "permission set “GTM Ops lifecycle fields”; the client’s Salesforce admin assigns" in plan_page
