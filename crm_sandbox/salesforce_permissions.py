@@ -127,7 +127,9 @@ class FieldSecurity:
     def _check_permission_set(self, row: dict[str, Any]) -> None:
         missing = [k for k in ("Name", "Label") if not row[k]]
         if missing:
-            raise _error("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing)
+            raise _error(
+                "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", tuple(missing)
+            )
         if not isinstance(row["Name"], str) or not _DEVELOPER_NAME.match(row["Name"]) or row["Name"].endswith("_"):
             raise _error(
                 "FIELD_INTEGRITY_EXCEPTION",
