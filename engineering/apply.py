@@ -19,7 +19,6 @@ Record values are never rewritten: moving records off retired values is a separa
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -30,6 +29,8 @@ from accounts.models import DomainError, Membership
 from crm_connectors.base import CrmError
 from crm_connectors.crypto import SecretUnreadable
 from crm_connectors.mapping import ConnectorCatalog, norm
+from engagements.models import ClientAccount
+from gtm_ops.runs import requeue
 
 from . import spec as specs
 from .models import (
@@ -48,6 +49,9 @@ logger = logging.getLogger(__name__)
 S = ApplyStatus
 ACTIONS: dict[str, str] = {"dry_run": S.DRY_RUN_QUEUED, "apply": S.APPLY_QUEUED, "undo": S.UNDO_QUEUED}
 CHANGED = "The CRM changed since this plan was made: make a new plan."
+WRITING_STATUSES = (S.APPLY_QUEUED, S.APPLYING, S.UNDO_QUEUED, S.UNDOING)
+# Steps a write of this plan may have reached the CRM for: their prior state is ours to keep and to restore.
+WRITTEN = (StepStatus.APPLIED, StepStatus.FAILED, StepStatus.WRITING)
 ADJUSTED = "The spec was adjusted after this plan was made: make a new plan."
 
 
@@ -106,20 +110,23 @@ def request(*, plan: ChangePlan, action: str, actor, confirmation: str = "", req
                 f"Type the engagement's name ({engagement.name}) or the client's ({engagement.client.name}) to "
                 f"confirm the {'undo' if action == 'undo' else 'apply'}."
             )
-    run_of(plan)
     target = ACTIONS[action]
-    with transaction.atomic():
-        run = ApplyRun.objects.for_org(plan.organization_id).select_for_update().get(plan=plan)
+
+    def check(run: ApplyRun) -> None:
         if not run.can_become(target):
             first = " Run a dry run first." if run.status == S.PLANNED and action == "apply" else ""
             raise DomainError(
                 f"The plan is {run.get_status_display().lower()}: a {action.replace('_', ' ')} is not possible "
                 f"now.{first}"
             )
-        ApplyRun.objects.for_org(plan.organization_id).filter(pk=run.pk).update(
-            status=target, requested_by=actor, outcome="", lease_until=None, worker="", recoveries=0
-        )
-        transaction.on_commit(partial(_dispatch, run.pk))
+        if target != S.DRY_RUN_QUEUED:
+            _one_writer(run, engagement)
+
+    rows, pk = ApplyRun.objects.for_org(plan.organization_id), run_of(plan).pk
+    with transaction.atomic():
+        # one writer per client's CRM: a second plan's apply or undo waits for this lock, then sees the first
+        ClientAccount.objects.for_org(plan.organization_id).select_for_update().filter(pk=engagement.client_id).first()
+        run = requeue(rows, pk, target, check=check, dispatch=_dispatch, requested_by=actor, outcome="")
         activity.record(
             organization=engagement.organization,
             actor=actor,
@@ -130,6 +137,25 @@ def request(*, plan: ChangePlan, action: str, actor, confirmation: str = "", req
         )
     run.refresh_from_db()
     return run
+
+
+def _one_writer(run: ApplyRun, engagement) -> None:
+    """Refuse a write while another plan writes to the same client's CRM: two plans interleaved would leave a CRM
+    neither describes, and each one's undo would restore states the other changed."""
+    other = (
+        ApplyRun.objects.for_org(run.organization_id)
+        .filter(plan__spec__engagement__client_id=engagement.client_id, status__in=WRITING_STATUSES)
+        .exclude(pk=run.pk)
+        .select_related("plan__spec__engagement")
+        .first()
+    )
+    if other is not None:
+        spec = other.plan.spec
+        raise DomainError(
+            f"Another plan is being written to {engagement.client}'s CRM ({spec} of {spec.engagement.name}: "
+            f"{other.get_status_display().lower()}). Wait until it ends, then make a new plan: the CRM will have "
+            "changed."
+        )
 
 
 def _dispatch(pk: int) -> None:
@@ -316,14 +342,18 @@ def _apply_step(connector, step: ApplyStep) -> bool:
     target = step.op["target"]
     try:
         state = connector.config_state(step.op)
-        if not step.prior_read or step.status not in (StepStatus.APPLIED, StepStatus.FAILED):
+        if not step.prior_read or step.status not in WRITTEN:
             step.prior, step.prior_read = state, True  # the state before our first write: what undo restores
         if matches(state, target):
-            # ours when an earlier write of this plan made it so (a failed write that went through included)
-            ours = step.status in (StepStatus.APPLIED, StepStatus.FAILED) and not matches(step.prior, target)
+            # ours when an earlier write of this plan made it so (a failed write that went through, or one whose
+            # worker was killed before it heard back, included)
+            ours = step.status in WRITTEN and not matches(step.prior, target)
             step.status, step.error = (StepStatus.APPLIED if ours else StepStatus.UNCHANGED), ""
             step.save(update_fields=["status", "prior", "prior_read", "error"])
             return False
+        # saved before the write: a worker killed during it leaves a step that resume and undo know may be ours
+        step.status = StepStatus.WRITING
+        step.save(update_fields=["status", "prior", "prior_read"])
         connector.write_config(step.op, target)
         step.after = connector.config_state(step.op)
     except CrmError as exc:
@@ -337,7 +367,7 @@ def _apply_step(connector, step: ApplyStep) -> bool:
 
 def _undo(run: ApplyRun, token: str, options: dict[str, Any]) -> None:
     steps = _steps(run)
-    todo = [s for s in reversed(steps) if s.prior_read and s.status in (StepStatus.APPLIED, StepStatus.FAILED)]
+    todo = [s for s in reversed(steps) if s.prior_read and s.status in WRITTEN]
     writes, stopped = 0, None
     try:
         with _connector(run, options) as connector:

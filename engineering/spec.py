@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from crm_connectors.base import CrmField
@@ -67,6 +67,8 @@ AUTOMATION_VALUES = ("Opportunity", "Customer")
 # Seed 001, 2a: Opportunity Stage probabilities; open stages take the last ones, the won stage 100.
 OPEN_PROBABILITIES = (25, 50, 75, 90)
 EARLY_PROBABILITY = 10  # open stages before the four the seed weights
+# The values whose records move to a mapping target: options retired, and values records hold that no option lists.
+MOVED_OFF = ("retire", "unlisted")
 # Values a platform needs whatever the architecture says: Salesforce converts a lead only into a "Converted" status.
 KEEP_ALWAYS = {("salesforce", "lead", "Status"): {"converted"}}
 BUILD_ORDER = (
@@ -243,13 +245,20 @@ class Target:
             elif v["stage"] in weights and not v["closed"]:
                 v["probability"] = weights[v["stage"]]
 
+    def add_unlisted(self, held: dict[str, int]) -> None:
+        """Values records hold that no option lists and the architecture does not name: nothing to retire (the CRM
+        never listed them), but their records must move to a signed value, chosen like a retired value's target."""
+        for value in sorted(held):
+            if held[value] > 0 and self.find(value) is None:
+                self.add(value=value, label=value, stage=None, by_name=True)["action"] = "unlisted"
+
     def suggest_targets(self) -> None:
         """A retired value's records move to the kept value it most plainly names: its acronym ("Marketing Qualified
         Lead" -> MQL), its words ("Lead" -> Known Lead) or its stem ("Nurturing" -> Nurture). Only a suggestion,
         adjusted before approval; a value nothing names has no target, and the plan holds its retirement back."""
-        kept = [v for v in self.values if v["action"] != "retire" and not (v["closed"] and not v["won"])]
+        kept = [v for v in self.values if v["action"] not in MOVED_OFF and not (v["closed"] and not v["won"])]
         for v in self.values:
-            if v["action"] == "retire" and v["maps_to"] is None:
+            if v["action"] in MOVED_OFF and v["maps_to"] is None:
                 v["maps_to"] = _plainly_named(v["label"], kept)
 
     def as_json(self) -> dict:
@@ -492,10 +501,21 @@ def automation_rules(platform: str, stages: list[dict]) -> list[dict]:
     return out
 
 
+Unlisted = Callable[[str, str, str | None, list[str]], dict[str, int]]
+
+
 def build(
-    *, content: dict, version_number: int, version_hash: str, platform: str, catalog: Catalog, metadata_hash: str
+    *,
+    content: dict,
+    version_number: int,
+    version_hash: str,
+    platform: str,
+    catalog: Catalog,
+    metadata_hash: str,
+    unlisted: Unlisted | None = None,
 ) -> dict:
-    """The spec document for one platform (see schema.py)."""
+    """The spec document for one platform (see schema.py). `unlisted(kind, field, pipeline, listed)` reads the
+    values records hold that `listed` does not name: each becomes a value whose records move to a chosen target."""
     if platform not in OBJECT_NAMES:
         raise ValueError(f"No CRM Configuration Spec for the platform {platform!r} (salesforce or hubspot).")
     stages = list(content.get("stages") or [])
@@ -515,6 +535,9 @@ def build(
     for target in b.targets.values():
         target.retire_the_rest()
         target.weigh(won)
+        if unlisted is not None and target.existing is not None:
+            listed = [o.value for o in target.existing.options] + [v["value"] for v in target.values]
+            target.add_unlisted(unlisted(target.kind, target.field, target.key[2], listed))
         target.suggest_targets()
     section_order = ["lifecycle", "status", "pipeline", "customer", "company", "drop_off"]
     fields = sorted(
