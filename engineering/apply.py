@@ -226,12 +226,28 @@ def _connector(run: ApplyRun, options: dict[str, Any]):
 
 def _stale(run: ApplyRun, connector) -> str:
     """Why the plan no longer fits the CRM, or "": the spec was adjusted, or the metadata is neither what the plan
-    read nor what our own last write left."""
+    read nor what our own last write left (nor, after a worker stopped mid-apply, explained by this plan)."""
     plan = run.plan
     if plan.spec_sha256 != plan.spec.sha256:
         return ADJUSTED
     now = specs.digest(specs.metadata(ConnectorCatalog(connector)))
-    return "" if now in {plan.metadata_hash, run.metadata_after} else CHANGED
+    if now in {plan.metadata_hash, run.metadata_after} or _left_by_us(run, connector):
+        return ""
+    return CHANGED
+
+
+def _left_by_us(run: ApplyRun, connector) -> bool:
+    """A worker that stopped mid-apply never recorded the metadata its writes left: the CRM still fits the plan when
+    every operation's value is as the plan found it or as this plan set it, read operation by operation."""
+    steps = _steps(run)
+    if not any(s.status in WRITTEN for s in steps):
+        return False
+    for s in steps:
+        state = connector.config_state(s.op)
+        found = s.prior if s.prior_read else s.op["prior"]
+        if not (matches(state, s.op["target"]) or (s.status != StepStatus.APPLIED and matches(state, found))):
+            return False
+    return True
 
 
 def _log(run: ApplyRun, verb: str, **data: Any) -> None:
