@@ -89,10 +89,10 @@ def ends_as(plan, status: str, what: str) -> ApplyRun:
 
 def test_worker_killed_mid_apply_resumes_each_operation_once_and_undoes(cast, worker, client):
     confirm = "Lifecycle rebuild"
+    worker.start()  # it starts while the plan is made
     with HubSpotSandbox(profile="demo", seed=3, size=SIZE) as hs:
         engagement, plan = approved_plan(cast, hs)
         original = portal(hs)
-        worker.start()
         apply.request(plan=plan, action="dry_run", actor=cast.owner)
         run = ends_as(plan, ApplyStatus.DRY_RUN_DONE, "the dry run")
         would = list(run.steps.filter(status=StepStatus.WOULD_CHANGE).values_list("position", flat=True))
@@ -105,6 +105,7 @@ def test_worker_killed_mid_apply_resumes_each_operation_once_and_undoes(cast, wo
         worker.kill()
         hs.release_held()
         assert writes(hs) - before == 3
+        worker.start()  # the next worker starts while the lease runs out; nothing is queued for it yet
         wait_until(lambda: run_of(plan).lease_until < timezone.now(), what="the killed worker's lease expiring")
         sweep_all()
 
@@ -116,7 +117,6 @@ def test_worker_killed_mid_apply_resumes_each_operation_once_and_undoes(cast, wo
         page = client.get(reverse("engineering:plan", args=[cast.org.slug, engagement.uuid])).content.decode()
         assert "The worker stopped while applying" in page and "Sent, not confirmed" in page and "Resume" in page
 
-        worker.start()
         apply.request(plan=plan, action="apply", actor=cast.owner, confirmation=confirm)
         run = ends_as(plan, ApplyStatus.APPLIED, "the resumed apply")
         assert writes(hs) - before == len(would)  # one write per operation: none sent twice, none lost
