@@ -13,7 +13,10 @@ Every action is asked for by an owner (`request`: typed confirmation for apply a
   target; read the state after. A failure stops the run `partial` with the failed step, its error and the next step
   in words; applying again resumes.
 - Undo restores the recorded prior states in reverse order, one operation at a time.
-Record values are never rewritten: moving records off retired values is a separate operation, not built here.
+- One plan writes to a client's CRM at a time: an apply or undo asked while another plan's is queued or running is
+  refused in words. A step is saved "sent, not confirmed" before its write, so a worker killed during the write
+  leaves a step that resume (it finds the write done and does not send it again) and undo still count as ours.
+Record values are never rewritten here: moving records is a separate, opt-in operation (record_moves.py).
 """
 
 from __future__ import annotations
@@ -49,10 +52,11 @@ logger = logging.getLogger(__name__)
 S = ApplyStatus
 ACTIONS: dict[str, str] = {"dry_run": S.DRY_RUN_QUEUED, "apply": S.APPLY_QUEUED, "undo": S.UNDO_QUEUED}
 CHANGED = "The CRM changed since this plan was made: make a new plan."
+ADJUSTED = "The spec was adjusted after this plan was made: make a new plan."
+# A plan in these writes to its client's CRM: no other plan may apply or undo meanwhile.
 WRITING_STATUSES = (S.APPLY_QUEUED, S.APPLYING, S.UNDO_QUEUED, S.UNDOING)
 # Steps a write of this plan may have reached the CRM for: their prior state is ours to keep and to restore.
 WRITTEN = (StepStatus.APPLIED, StepStatus.FAILED, StepStatus.WRITING)
-ADJUSTED = "The spec was adjusted after this plan was made: make a new plan."
 
 
 def matches(state: dict[str, Any] | None, wanted: dict[str, Any] | None) -> bool:
