@@ -7,6 +7,7 @@ record slots, and the unlisted values the plan names are the generator's rogue v
 from __future__ import annotations
 
 import pytest
+from django.urls import reverse
 
 from crm_connectors.audit import services as audits
 from crm_sandbox import HubSpotSandbox, SalesforceSandbox, truth
@@ -52,7 +53,7 @@ def drift(audit) -> list[str]:
 
 
 def test_hubspot_demo_audits_clean_after_apply_and_moves(
-    cast, crm_sandbox_settings, django_capture_on_commit_callbacks
+    cast, client, crm_sandbox_settings, django_capture_on_commit_callbacks
 ):
     with HubSpotSandbox(profile="demo", seed=3, size=SIZE) as hs:
         rogue = truth.rogue_counts(hs.model, kind="contact", attr="lifecycle", by="hs")
@@ -62,6 +63,9 @@ def test_hubspot_demo_audits_clean_after_apply_and_moves(
         )
     unlisted = {op["value"]: op["records"] for op in plan.unlisted if op["field"] == "lifecyclestage"}
     assert unlisted == rogue
+    client.force_login(cast.consultant)
+    page = client.get(reverse("engineering:plan", args=[cast.org.slug, plan.spec.engagement.uuid])).content.decode()
+    assert all(f"<td>{value}</td><td>{n}</td>" in page for value, n in rogue.items())  # which value, how many
     assert moved == expected and sum(expected.values()) > sum(rogue.values())  # retired and unlisted alike
     assert audit.status in ("succeeded", "partial"), audit.error
     assert drift(audit) == []
