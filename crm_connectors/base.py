@@ -676,6 +676,13 @@ class CrmConnector(ABC):
         """Set `field` to `new_value` on the records `ids`; how many the CRM changed. CrmError when it refused."""
         raise CrmUnsupported(f"{self.label} records cannot be moved here.", platform=self.platform)
 
+    def unlisted_values(
+        self, kind: str, field: str, listed: Sequence[str], pipeline: str | None, limit: int
+    ) -> tuple[dict[str, int], int]:
+        """The values records of `kind` hold in `field` (in `pipeline`, for a stage) that `listed` does not name,
+        with their records, from at most `limit` records; and how many records hold such values in all."""
+        raise CrmUnsupported(f"{self.label} record values cannot be listed here.", platform=self.platform)
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections; the instance must not be used afterwards."""
 

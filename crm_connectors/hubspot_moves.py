@@ -4,6 +4,7 @@ and the connector's Guard like every other call: counted, budgeted, rate-limited
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +29,7 @@ class HubSpotMoves:
         def _translate(self) -> AbstractContextManager[None]: ...
         def _object_type(self, kind: str) -> str: ...
         def _search(self, kind: str, groups: list[list[dict[str, Any]]], **kwargs: Any) -> Any: ...
+        def _not_in(self, name: str, values: list[str]) -> list[dict[str, Any]]: ...
 
     def _holding_filter(self, kind: str, field: str, value: str, pipeline: str | None) -> list[dict[str, Any]]:
         from .hubspot import PIPELINE_FIELDS  # the connector module imports this one
@@ -59,6 +61,42 @@ class HubSpotMoves:
                 break
             after = page.paging.next.after
         return ids[:limit]
+
+    def unlisted_values(
+        self, kind: str, field: str, listed: Sequence[str], pipeline: str | None, limit: int
+    ) -> tuple[dict[str, int], int]:
+        """One search excluding the listed values (NOT_IN), read page by page by record id up to `limit` records:
+        HubSpot has no GROUP BY, so the distinct values and their records are collected from the pages."""
+        from .hubspot import PIPELINE_FIELDS
+
+        prop = field
+        group = []
+        if pipeline is not None and kind in PIPELINE_FIELDS:
+            pipeline_prop, prop = PIPELINE_FIELDS[kind]
+            group.append({"property_name": pipeline_prop, "operator": "EQ", "value": pipeline})
+        group += self._not_in(prop, list(dict.fromkeys(listed)))
+        limit = max(0, min(limit, CEILING))
+        found: Counter[str] = Counter()
+        read, total, after = 0, 0, None
+        while True:
+            page = self._search(
+                kind,
+                [group],
+                limit=max(1, min(PAGE, limit - read)),
+                after=after,
+                properties=[prop],
+                sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+            )
+            total = int(page.total)
+            for r in page.results or []:
+                value = (r.properties or {}).get(prop)
+                if value not in (None, ""):
+                    found[str(value)] += 1
+            read += len(page.results or [])
+            if read >= limit or not page.paging or not page.results:
+                break
+            after = page.paging.next.after
+        return dict(found), total
 
     def move_records(self, kind: str, field: str, ids: Sequence[str], new_value: str) -> int:
         from .hubspot import PIPELINE_FIELDS

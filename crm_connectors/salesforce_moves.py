@@ -53,6 +53,26 @@ class SalesforceMoves:
             ids += [r["Id"] for r in page["records"]]
         return ids[:limit]
 
+    def unlisted_values(
+        self, kind: str, field: str, listed: Sequence[str], pipeline: str | None, limit: int
+    ) -> tuple[dict[str, int], int]:
+        """One GROUP BY count of the field (within the pipeline's record type, for a stage): every value is named,
+        so `limit` bounds nothing here. Picklist values compare without case, as Salesforce stores them."""
+        from .salesforce import soql_string
+
+        name, field = self._move_field(kind, field, pipeline)
+        if not field.isidentifier():
+            raise CrmQueryError(f"{field!r} is not a Salesforce field name.", platform="salesforce")
+        where = f" WHERE RecordTypeId = {soql_string(pipeline)}" if pipeline not in (None, "master") else ""
+        rows = self._query(f"SELECT {field}, COUNT(Id) FROM {name}{where} GROUP BY {field}")["records"]  # noqa: S608
+        known = {v.lower() for v in listed}
+        found = {
+            str(r[field]): int(r["expr0"])
+            for r in rows
+            if r.get(field) not in (None, "") and str(r[field]).lower() not in known
+        }
+        return found, sum(found.values())
+
     def move_records(self, kind: str, field: str, ids: Sequence[str], new_value: str) -> int:
         from .salesforce import OBJECTS
 

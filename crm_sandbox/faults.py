@@ -18,6 +18,8 @@ Kinds:
 - truncated_json: the normal answer cut in half (Content-Length matches the cut body).
 - malformed_json: the normal answer with its JSON syntax broken, status 200.
 - disconnect: close the connection without answering.
+- hold: answer normally, but send the answer only once the test calls the server's `release_held()` (the server's
+  `holding` event is set meanwhile): the write is done and its client never learns it if it is killed first.
 - rejected: a write refused as invalid, which clients do not retry: Salesforce 400
   [{"errorCode": "FIELD_INTEGRITY_EXCEPTION", ...}]. With path "/tooling/sobjects/" and `skip=N-1` it fails the
   Nth configuration write (a server_error there with count=None fails it with 500s past the retries).
@@ -41,6 +43,7 @@ KINDS = (
     "malformed_json",
     "disconnect",
     "rejected",  # configuration writes
+    "hold",
 )
 POLICIES = ("TEN_SECONDLY_ROLLING", "SECONDLY", "DAILY")
 

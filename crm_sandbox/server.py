@@ -125,6 +125,7 @@ class SandboxServer:
         self.port = port
         self.verbose = verbose
         self.faults = FaultPlan(self.default_fault_path, faults)
+        self.holding, self._released = threading.Event(), threading.Event()  # the "hold" fault
         self._stats = Stats()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -202,6 +203,10 @@ class SandboxServer:
     def handle(self, req: Request) -> Response:
         raise NotImplementedError
 
+    def release_held(self) -> None:
+        """Send the answer a "hold" fault keeps back."""
+        self._released.set()
+
     def fault_response(self, fault: Fault, req: Request) -> Response:
         raise NotImplementedError
 
@@ -271,7 +276,7 @@ class SandboxServer:
             return None, kind
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.delay)
-        if fault is not None and fault.kind not in ("slow", "truncated_json", "malformed_json"):
+        if fault is not None and fault.kind not in ("slow", "truncated_json", "malformed_json", "hold"):
             response = self.fault_response(fault, req)
         else:
             try:
@@ -286,6 +291,9 @@ class SandboxServer:
                 response.body = response.body[: max(1, len(response.body) // 2)]
             elif fault is not None and fault.kind == "malformed_json":
                 response.body = response.body.replace(b":", b";", 1) if b":" in response.body else b"{]"
+            elif fault is not None and fault.kind == "hold":
+                self.holding.set()
+                self._released.wait(120)
         self.after_request(req, kind, response)
         self._stats.record(kind, response.status, fault)
         return response, kind

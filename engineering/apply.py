@@ -13,13 +13,15 @@ Every action is asked for by an owner (`request`: typed confirmation for apply a
   target; read the state after. A failure stops the run `partial` with the failed step, its error and the next step
   in words; applying again resumes.
 - Undo restores the recorded prior states in reverse order, one operation at a time.
-Record values are never rewritten: moving records off retired values is a separate operation, not built here.
+- One plan writes to a client's CRM at a time: an apply or undo asked while another plan's is queued or running is
+  refused in words. A step is saved "sent, not confirmed" before its write, so a worker killed during the write
+  leaves a step that resume (it finds the write done and does not send it again) and undo still count as ours.
+Record values are never rewritten here: moving records is a separate, opt-in operation (record_moves.py).
 """
 
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -30,6 +32,8 @@ from accounts.models import DomainError, Membership
 from crm_connectors.base import CrmError
 from crm_connectors.crypto import SecretUnreadable
 from crm_connectors.mapping import ConnectorCatalog, norm
+from engagements.models import ClientAccount
+from gtm_ops.runs import requeue
 
 from . import spec as specs
 from .models import (
@@ -49,6 +53,10 @@ S = ApplyStatus
 ACTIONS: dict[str, str] = {"dry_run": S.DRY_RUN_QUEUED, "apply": S.APPLY_QUEUED, "undo": S.UNDO_QUEUED}
 CHANGED = "The CRM changed since this plan was made: make a new plan."
 ADJUSTED = "The spec was adjusted after this plan was made: make a new plan."
+# A plan in these writes to its client's CRM: no other plan may apply or undo meanwhile.
+WRITING_STATUSES = (S.APPLY_QUEUED, S.APPLYING, S.UNDO_QUEUED, S.UNDOING)
+# Steps a write of this plan may have reached the CRM for: their prior state is ours to keep and to restore.
+WRITTEN = (StepStatus.APPLIED, StepStatus.FAILED, StepStatus.WRITING)
 
 
 def matches(state: dict[str, Any] | None, wanted: dict[str, Any] | None) -> bool:
@@ -106,20 +114,23 @@ def request(*, plan: ChangePlan, action: str, actor, confirmation: str = "", req
                 f"Type the engagement's name ({engagement.name}) or the client's ({engagement.client.name}) to "
                 f"confirm the {'undo' if action == 'undo' else 'apply'}."
             )
-    run_of(plan)
     target = ACTIONS[action]
-    with transaction.atomic():
-        run = ApplyRun.objects.for_org(plan.organization_id).select_for_update().get(plan=plan)
+
+    def check(run: ApplyRun) -> None:
         if not run.can_become(target):
             first = " Run a dry run first." if run.status == S.PLANNED and action == "apply" else ""
             raise DomainError(
                 f"The plan is {run.get_status_display().lower()}: a {action.replace('_', ' ')} is not possible "
                 f"now.{first}"
             )
-        ApplyRun.objects.for_org(plan.organization_id).filter(pk=run.pk).update(
-            status=target, requested_by=actor, outcome="", lease_until=None, worker="", recoveries=0
-        )
-        transaction.on_commit(partial(_dispatch, run.pk))
+        if target != S.DRY_RUN_QUEUED:
+            _one_writer(run, engagement)
+
+    rows, pk = ApplyRun.objects.for_org(plan.organization_id), run_of(plan).pk
+    with transaction.atomic():
+        # one writer per client's CRM: a second plan's apply or undo waits for this lock, then sees the first
+        ClientAccount.objects.for_org(plan.organization_id).select_for_update().filter(pk=engagement.client_id).first()
+        run = requeue(rows, pk, target, check=check, dispatch=_dispatch, requested_by=actor, outcome="")
         activity.record(
             organization=engagement.organization,
             actor=actor,
@@ -130,6 +141,25 @@ def request(*, plan: ChangePlan, action: str, actor, confirmation: str = "", req
         )
     run.refresh_from_db()
     return run
+
+
+def _one_writer(run: ApplyRun, engagement) -> None:
+    """Refuse a write while another plan writes to the same client's CRM: two plans interleaved would leave a CRM
+    neither describes, and each one's undo would restore states the other changed."""
+    other = (
+        ApplyRun.objects.for_org(run.organization_id)
+        .filter(plan__spec__engagement__client_id=engagement.client_id, status__in=WRITING_STATUSES)
+        .exclude(pk=run.pk)
+        .select_related("plan__spec__engagement")
+        .first()
+    )
+    if other is not None:
+        spec = other.plan.spec
+        raise DomainError(
+            f"Another plan is being written to {engagement.client}'s CRM ({spec} of {spec.engagement.name}: "
+            f"{other.get_status_display().lower()}). Wait until it ends, then make a new plan: the CRM will have "
+            "changed."
+        )
 
 
 def _dispatch(pk: int) -> None:
@@ -200,12 +230,28 @@ def _connector(run: ApplyRun, options: dict[str, Any]):
 
 def _stale(run: ApplyRun, connector) -> str:
     """Why the plan no longer fits the CRM, or "": the spec was adjusted, or the metadata is neither what the plan
-    read nor what our own last write left."""
+    read nor what our own last write left (nor, after a worker stopped mid-apply, explained by this plan)."""
     plan = run.plan
     if plan.spec_sha256 != plan.spec.sha256:
         return ADJUSTED
     now = specs.digest(specs.metadata(ConnectorCatalog(connector)))
-    return "" if now in {plan.metadata_hash, run.metadata_after} else CHANGED
+    if now in {plan.metadata_hash, run.metadata_after} or _left_by_us(run, connector):
+        return ""
+    return CHANGED
+
+
+def _left_by_us(run: ApplyRun, connector) -> bool:
+    """A worker that stopped mid-apply never recorded the metadata its writes left: the CRM still fits the plan when
+    every operation's value is as the plan found it or as this plan set it, read operation by operation."""
+    steps = _steps(run)
+    if not any(s.status in WRITTEN for s in steps):
+        return False
+    for s in steps:
+        state = connector.config_state(s.op)
+        found = s.prior if s.prior_read else s.op["prior"]
+        if not (matches(state, s.op["target"]) or (s.status != StepStatus.APPLIED and matches(state, found))):
+            return False
+    return True
 
 
 def _log(run: ApplyRun, verb: str, **data: Any) -> None:
@@ -316,14 +362,18 @@ def _apply_step(connector, step: ApplyStep) -> bool:
     target = step.op["target"]
     try:
         state = connector.config_state(step.op)
-        if not step.prior_read or step.status not in (StepStatus.APPLIED, StepStatus.FAILED):
+        if not step.prior_read or step.status not in WRITTEN:
             step.prior, step.prior_read = state, True  # the state before our first write: what undo restores
         if matches(state, target):
-            # ours when an earlier write of this plan made it so (a failed write that went through included)
-            ours = step.status in (StepStatus.APPLIED, StepStatus.FAILED) and not matches(step.prior, target)
+            # ours when an earlier write of this plan made it so (a failed write that went through, or one whose
+            # worker was killed before it heard back, included)
+            ours = step.status in WRITTEN and not matches(step.prior, target)
             step.status, step.error = (StepStatus.APPLIED if ours else StepStatus.UNCHANGED), ""
             step.save(update_fields=["status", "prior", "prior_read", "error"])
             return False
+        # saved before the write: a worker killed during it leaves a step that resume and undo know may be ours
+        step.status = StepStatus.WRITING
+        step.save(update_fields=["status", "prior", "prior_read"])
         connector.write_config(step.op, target)
         step.after = connector.config_state(step.op)
     except CrmError as exc:
@@ -337,7 +387,7 @@ def _apply_step(connector, step: ApplyStep) -> bool:
 
 def _undo(run: ApplyRun, token: str, options: dict[str, Any]) -> None:
     steps = _steps(run)
-    todo = [s for s in reversed(steps) if s.prior_read and s.status in (StepStatus.APPLIED, StepStatus.FAILED)]
+    todo = [s for s in reversed(steps) if s.prior_read and s.status in WRITTEN]
     writes, stopped = 0, None
     try:
         with _connector(run, options) as connector:

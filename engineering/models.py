@@ -88,6 +88,11 @@ class ChangePlan(TenantModel):
     metadata_hash = models.CharField(max_length=64)
     operations = models.JSONField(default=list)
     held = models.JSONField(default=list, help_text="Destructive operations held back: no mapping target yet.")
+    unlisted = models.JSONField(
+        default=list,
+        help_text="Values records hold that no option lists, with their records and the value they move to: record "
+        "moves move them (apply has nothing to retire).",
+    )
     unreadable = models.JSONField(default=list, help_text="What the read could not see, in words.")
     calls = models.PositiveIntegerField(default=0)
     created_by = models.ForeignKey(
@@ -233,6 +238,7 @@ class StepStatus(models.TextChoices):
     PENDING = "pending", "Pending"
     WOULD_CHANGE = "would_change", "Would change"
     UNCHANGED = "unchanged", "Already as planned"
+    WRITING = "writing", "Sent, not confirmed"
     APPLIED = "applied", "Applied"
     FAILED = "failed", "Failed"
     UNDONE = "undone", "Undone"

@@ -10,6 +10,10 @@ Operations are data, so apply (next) can run them one by one and undo them from 
 A deactivation without a mapping target is never planned: it is listed under `held` with the reason, so nothing
 destructive can run before a consultant names where its records go. The CRM is read through the connector
 (`ConnectorCatalog`: describe / properties and pipelines, then aggregate counts), and nothing is assumed to exist.
+
+Records may also hold values no option lists (and the spec does not name): apply has nothing to retire there, yet the
+audit counts them as drift. The plan reads them (`unlisted`, kind move_records: the value, its records and the
+mapping target the spec's "unlisted" value names) for record moves to move; without a target they are held too.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from crm_connectors.base import CrmConnector, CrmField, Pipeline
 from crm_connectors.mapping import ConnectorCatalog, find_field, stage_field
 
 from . import spec as specs
+
+UNLISTED_RECORDS = 2_000  # records read per field to name the values no option lists (HubSpot pages them)
 
 
 class ImplausibleFigure(ValueError):
@@ -80,13 +86,57 @@ def _match(options: list, value: str, label: str) -> tuple | None:
     )
 
 
-def make(document: dict, connector: CrmConnector) -> dict:
-    """Compare the spec document with the CRM the connector reads now. Returns operations, held operations, what
-    could not be read, the metadata hash of this read and the calls it spent."""
+def unlisted_reader(connector: CrmConnector) -> specs.Unlisted:
+    """The spec's reading of the values records hold that no option (nor the spec) lists."""
+
+    def read(kind: str, field: str, pipeline: str | None, listed: list[str]) -> dict[str, int]:
+        return connector.unlisted_values(kind, field, listed, pipeline, UNLISTED_RECORDS)[0]
+
+    return read
+
+
+def _unlisted(
+    connector: CrmConnector, f: dict, field: str, options: list, held: list[dict], unreadable: list[str]
+) -> list[dict]:
+    """One move_records operation per value records hold that neither the CRM's options nor the spec list; held
+    without the mapping target the spec names for it."""
+    base = {"object": f["object"], "field": field, "pipeline": f["pipeline"]}
+    listed = [o[0] for o in options] + [v["value"] for v in f["values"] if v["action"] != "unlisted"]
+    found, total = connector.unlisted_values(f["object"], field, listed, f["pipeline"], UNLISTED_RECORDS)
+    named = {specs.norm(v["value"]): v for v in f["values"] if v["action"] == "unlisted"}
+    planned = []
+    for value, n in sorted(found.items()):
+        if n < 0:
+            raise ImplausibleFigure(
+                f"The CRM counted {n} records holding {value!r} in {f['object']}.{field}: a count cannot be negative."
+            )
+        entry = named.get(specs.norm(value))
+        mapping = entry["maps_to"] if entry else None
+        op = {**base, "kind": "move_records", "value": value, "label": value, "probability": None, "prior": None}
+        op.update(target=None, mapping=mapping, records=n)
+        if mapping:
+            planned.append(op)
+        elif entry:
+            held.append({**op, "reason": "no mapping target: choose the signed value its records move to first"})
+        else:
+            held.append({**op, "reason": "not in the spec (new since it was made): generate a new version to choose"})
+    if total > sum(found.values()):
+        unreadable.append(
+            f"{total:,} records hold values no option of {f['object_label']} {f['field_label']} lists; the values of "
+            f"the first {sum(found.values()):,} are planned: move them, then compare again"
+        )
+    return planned
+
+
+def make(document: dict, connector: CrmConnector, *, moves: bool = True) -> dict:
+    """Compare the spec document with the CRM the connector reads now. Returns operations, held operations, the
+    records on unlisted values to move (with `moves`; a verification reads configuration only), what could not be
+    read, the metadata hash of this read and the calls it spent."""
     catalog = ConnectorCatalog(connector)
     counter = Counter(connector)
     operations: list[dict] = []
     held: list[dict] = []
+    unlisted: list[dict] = []
     unreadable: list[str] = []
     for f in document["fields"]:
         kind, field, pipeline_id = f["object"], f["field"], f["pipeline"]
@@ -122,7 +172,11 @@ def make(document: dict, connector: CrmConnector) -> dict:
             continue
         options = _live_options(live_field, pipeline)
         stage_like = kind == "deal"
+        if moves:
+            unlisted += _unlisted(connector, f, live_field.api_name, options, held, unreadable)
         for v in f["values"]:
+            if v["action"] == "unlisted":
+                continue  # records only: read above
             found = _match(options, v["value"], v["label"])
             if v["action"] == "retire":
                 if found is None or not found[2]:
@@ -206,11 +260,12 @@ def make(document: dict, connector: CrmConnector) -> dict:
                         "records": counter.count(kind, live_field.api_name, pipeline_id, found[0]),
                     }
                 )
-    for n, op in enumerate([*operations, *held], start=1):
+    for n, op in enumerate([*operations, *held, *unlisted], start=1):
         op["id"] = f"op-{n}"
     return {
         "operations": operations,
         "held": held,
+        "unlisted": unlisted,
         "unreadable": unreadable,
         "metadata_hash": specs.digest(specs.metadata(catalog)),
         "calls": connector.calls_spent,

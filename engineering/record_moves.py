@@ -4,6 +4,8 @@ Apply never rewrites a record (engineering/apply.py). An owner may, after it, mo
 retired value to the value the spec maps it to: only deactivate_value operations with a mapping target, and only
 once apply has run that operation (its step applied, or the value was inactive already). After, not before: the
 mapping target may be a value the same apply adds, and records moved first would land on a value the CRM lacks.
+Records on values no option lists (the plan's `unlisted`, each with the target the spec names) move the same way,
+once apply has run every operation of the plan (there is nothing of theirs to retire; their target may be new).
 
 - `request` asks for a count (the dry run, the default) or a move. A move is refused unless the owner ticked
   "move records off retired values" and typed the client's name, and the records were counted first.
@@ -16,7 +18,6 @@ mapping target may be a value the same apply adds, and records moved first would
 from __future__ import annotations
 
 import logging
-from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -26,6 +27,7 @@ from accounts.models import DomainError, Membership
 from crm_connectors.base import CrmError
 from crm_connectors.crypto import SecretUnreadable
 from crm_connectors.mapping import norm
+from gtm_ops.runs import requeue
 
 from .models import MOVE_COUNTS, MOVE_LIFECYCLES, MOVES, ApplyStep, ChangePlan, MoveStatus, RecordMove, StepStatus
 
@@ -36,8 +38,10 @@ MOST = 10_000  # records per retired value a move handles in one run: larger mov
 
 
 def movable(plan: ChangePlan) -> list[dict[str, Any]]:
-    """The plan's operations whose records can move: a value retired with a mapping target."""
-    return [op for op in plan.operations if op["kind"] == "deactivate_value" and op.get("mapping")]
+    """The plan's operations whose records can move: a value retired with a mapping target, and the values no
+    option lists that have one."""
+    retired = [op for op in plan.operations if op["kind"] == "deactivate_value" and op.get("mapping")]
+    return retired + [op for op in plan.unlisted if op.get("mapping")]
 
 
 def move_of(plan: ChangePlan) -> RecordMove:
@@ -78,19 +82,18 @@ def request(*, plan: ChangePlan, action: str, actor, opted_in: bool = False, con
             raise DomainError("Tick “Move records off retired values” to move records: the CRM's records change.")
         if not norm(confirmation) or norm(confirmation) != norm(client.name):
             raise DomainError(f"Type the client's name ({client.name}) to confirm the move.")
-    move_of(plan)
     target = ACTIONS[action]
-    with transaction.atomic():
-        run = RecordMove.objects.for_org(plan.organization_id).select_for_update().get(plan=plan)
+
+    def check(run: RecordMove) -> None:
         if not run.can_become(target):
             first = " Count the records first." if action == "move" and run.status == M.PLANNED else ""
             raise DomainError(
                 f"The record move is {run.get_status_display().lower()}: a {action} is not possible now.{first}"
             )
-        RecordMove.objects.for_org(plan.organization_id).filter(pk=run.pk).update(
-            status=target, requested_by=actor, outcome="", lease_until=None, worker="", recoveries=0
-        )
-        transaction.on_commit(partial(_dispatch, run.pk))
+
+    rows, pk = RecordMove.objects.for_org(plan.organization_id), move_of(plan).pk
+    with transaction.atomic():
+        run = requeue(rows, pk, target, check=check, dispatch=_dispatch, requested_by=actor, outcome="")
         activity.record(
             organization=plan.spec.engagement.organization,
             actor=actor,
@@ -141,11 +144,15 @@ def _connector(run: RecordMove, options: dict[str, Any]):
 
 
 def _applied(run: RecordMove) -> set[str]:
-    """The operations apply has run: their step applied, or the value was inactive already."""
+    """The moves apply has made ready: a retired value's once its step applied (or the value was inactive already);
+    an unlisted value's once every operation of the plan has (its target may be a value apply adds)."""
     done = ApplyStep.objects.for_org(run.organization_id).filter(
         run__plan=run.plan, status__in=(StepStatus.APPLIED, StepStatus.UNCHANGED)
     )
-    return {s.op["id"] for s in done}
+    ready = {s.op["id"] for s in done}
+    if len(ready) == len(run.plan.operations):
+        ready |= {op["id"] for op in run.plan.unlisted}
+    return ready
 
 
 def _ids(connector, entry: dict[str, Any]) -> list[str]:
@@ -181,7 +188,7 @@ def _count(run: RecordMove, token: str, options: dict[str, Any]) -> None:
     outcome = f"Count: {total} records would move ({'; '.join(_words(e, e['counted']) for e in entries)}). "
     outcome += "No record was changed."
     if waiting:
-        outcome += f" {len(waiting)} of these values are not retired yet: apply the plan before moving their records."
+        outcome += f" {len(waiting)} of these values wait for apply: apply the plan before moving their records."
     MOVE_COUNTS.finish(run.pk, token, M.COUNTED, outcome, moves=entries)
     _log(run, "crm_records.counted", records=total, values=len(entries))
 
@@ -193,7 +200,7 @@ def _move(run: RecordMove, token: str, options: dict[str, Any]) -> None:
         with _connector(run, options) as connector:
             for entry in entries:
                 if entry["op"] not in applied:
-                    entry["error"] = "not moved: apply has not retired this value yet"
+                    entry["error"] = "not moved: apply the plan first"
                     continue
                 ids = _ids(connector, entry)
                 try:

@@ -10,8 +10,9 @@ CRM Configuration Spec (`kind` "crm_configuration_spec"):
                     (API name), field_label, pipeline + pipeline_label (null for a whole field), action (update:
                     the field exists; create), type, values[]
   values[]          id, value (API value), label, stage (the signed stage it holds, or null), order, action (keep,
-                    add, relabel, retire), current_label (the CRM's label today, null when new), probability (0-100,
-                    stages only), closed, won, maps_to (for a retired value: the value its records move to)
+                    add, relabel, retire; unlisted: held by records, listed by no option), current_label (the CRM's
+                    label today, null when new), probability (0-100, stages only), closed, won, maps_to (for a
+                    retired or unlisted value: the value its records move to)
   unplaced[]        signed stages with no home: stage, domain, reason
   validation_rules[] id, stage, domain, kind, text (entry criteria as rule text)
   automation[]      id, tool, source (seed, signed transition), text
@@ -60,7 +61,7 @@ VALUE = {
     "label": _text,
     "stage": _nullable_text,
     "order": {"type": "integer", "minimum": 1},
-    "action": {"enum": ["keep", "add", "relabel", "retire"]},
+    "action": {"enum": ["keep", "add", "relabel", "retire", "unlisted"]},
     "current_label": _nullable_text,
     "probability": {"type": ["integer", "null"], "minimum": 0, "maximum": 100},
     "closed": {"type": "boolean"},

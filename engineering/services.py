@@ -82,15 +82,18 @@ def generate(*, engagement: Engagement, actor, request=None, connector_options=N
         with _connector(connection, connector_options) as connector:
             catalog = ConnectorCatalog(connector)
             metadata_hash = specs.digest(specs.metadata(catalog))
-            builder = mapping_sheet.build if kind == SpecKind.FIELD_MAPPING_SHEET else specs.build
-            document = builder(
-                content=version.content,
-                version_number=version.number,
-                version_hash=version.content_hash,
-                platform=connection.kind,
-                catalog=catalog,
-                metadata_hash=metadata_hash,
-            )
+            source: dict[str, Any] = {
+                "content": version.content,
+                "version_number": version.number,
+                "version_hash": version.content_hash,
+                "platform": connection.kind,
+                "catalog": catalog,
+                "metadata_hash": metadata_hash,
+            }
+            if kind == SpecKind.FIELD_MAPPING_SHEET:
+                document = mapping_sheet.build(**source)
+            else:
+                document = specs.build(**source, unlisted=plans.unlisted_reader(connector))
     except CrmError as exc:
         raise DomainError(f"The CRM could not be read: {exc}") from None
     schema.validate(document)
@@ -165,10 +168,12 @@ def annotate(
                 v["value"]
                 for f in spec.document["fields"]
                 for v in f["values"]
-                if entry in f["values"] and v["action"] != "retire"
+                if entry in f["values"] and v["action"] not in specs.MOVED_OFF
             }
         ):
-            raise DomainError(f"{after!r} is not a kept value of the same field: a retired value's records move there.")
+            raise DomainError(
+                f"{after!r} is not a kept value of the same field: a retired or unlisted value's records move there."
+            )
         if attribute == "label" and not after:
             raise DomainError(f"The label of {item} cannot be empty.")
         before, entry[attribute] = entry[attribute], after
@@ -263,7 +268,7 @@ def make_plan(
         raise DomainError(f"{spec.engagement.client} has no CRM connection with credentials: connect the CRM first.")
     try:
         with _connector(connection, connector_options) as connector:
-            result = plans.make(spec.document, connector)
+            result = plans.make(spec.document, connector, moves=purpose == "plan")
     except CrmError as exc:
         raise DomainError(f"The CRM could not be read: {exc}") from None
     with transaction.atomic():
@@ -274,6 +279,7 @@ def make_plan(
             metadata_hash=result["metadata_hash"],
             operations=result["operations"],
             held=result["held"],
+            unlisted=result["unlisted"],
             unreadable=result["unreadable"],
             calls=result["calls"],
             created_by=actor,

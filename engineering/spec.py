@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from crm_connectors.base import CrmField
@@ -67,6 +67,10 @@ AUTOMATION_VALUES = ("Opportunity", "Customer")
 # Seed 001, 2a: Opportunity Stage probabilities; open stages take the last ones, the won stage 100.
 OPEN_PROBABILITIES = (25, 50, 75, 90)
 EARLY_PROBABILITY = 10  # open stages before the four the seed weights
+# Words that mark a value as an old copy of another ("MQL - Legacy"): its records belong to the value it copies.
+OLD_COPY = frozenset({"legacy", "old", "deprecated", "archived", "obsolete", "retired", "copy"})
+# The values whose records move to a mapping target: options retired, and values records hold that no option lists.
+MOVED_OFF = ("retire", "unlisted")
 # Values a platform needs whatever the architecture says: Salesforce converts a lead only into a "Converted" status.
 KEEP_ALWAYS = {("salesforce", "lead", "Status"): {"converted"}}
 BUILD_ORDER = (
@@ -243,14 +247,30 @@ class Target:
             elif v["stage"] in weights and not v["closed"]:
                 v["probability"] = weights[v["stage"]]
 
-    def suggest_targets(self) -> None:
-        """A retired value's records move to the kept value it most plainly names: its acronym ("Marketing Qualified
-        Lead" -> MQL), its words ("Lead" -> Known Lead) or its stem ("Nurturing" -> Nurture). Only a suggestion,
-        adjusted before approval; a value nothing names has no target, and the plan holds its retirement back."""
-        kept = [v for v in self.values if v["action"] != "retire" and not (v["closed"] and not v["won"])]
+    def add_unlisted(self, held: dict[str, int]) -> None:
+        """Values records hold that no option lists and the architecture does not name: nothing to retire (the CRM
+        never listed them), but their records must move to a signed value, chosen like a retired value's target."""
+        for value in sorted(held):
+            if held[value] > 0 and self.find(value) is None:
+                self.add(value=value, label=value, stage=None, by_name=True)["action"] = "unlisted"
+
+    def suggest_targets(self, weights: dict[str, float] | None = None) -> None:
+        """A retired or unlisted value's records move to the kept value it most plainly names: its acronym
+        ("Marketing Qualified Lead" -> MQL), its words ("Lead" -> Known Lead), its stem ("Nurturing" -> Nurture) or
+        itself marked old ("MQL - Legacy" -> MQL). On a deal pipeline, an open stage nothing names goes to the kept
+        open stage whose probability is nearest its own in the CRM (`weights`: stage -> 0..1), the lower on a tie:
+        the forecast weighs its deals as before, and no open deal is closed by a move. Only a suggestion, adjusted
+        before approval; a value with no such match has no target, and the plan holds its records back. Values on
+        other fields get no nearest-stage guess: their order mixes stages with catch-alls (Other, Closed Lost)."""
+        kept = [v for v in self.values if v["action"] not in MOVED_OFF and not (v["closed"] and not v["won"])]
+        open_stages = [v for v in kept if self.kind == "deal" and not v["closed"] and v["probability"] is not None]
         for v in self.values:
-            if v["action"] == "retire" and v["maps_to"] is None:
+            if v["action"] in MOVED_OFF and v["maps_to"] is None:
                 v["maps_to"] = _plainly_named(v["label"], kept)
+                weight = (weights or {}).get(v["value"])
+                if v["maps_to"] is None and weight is not None and open_stages:
+                    nearest = min(open_stages, key=lambda k: (abs(k["probability"] - weight * 100), k["probability"]))
+                    v["maps_to"] = nearest["value"]
 
     def as_json(self) -> dict:
         return {
@@ -306,6 +326,14 @@ class Builder:
         if key not in self.targets:
             self.targets[key] = Target(self.platform, kind, api_name, label, section, existing=None)
         return self.targets[key]
+
+    def open_weights(self, target: Target) -> dict[str, float]:
+        """The CRM's probability of each open stage of a deal pipeline target (nothing for other targets)."""
+        if target.kind != "deal" or target.pipeline is None:
+            return {}
+        pipeline = next((p for p in self.catalog.pipelines("deal") if p.id == target.pipeline[0]), None)
+        stages = pipeline.stages if pipeline else ()
+        return {s.id: s.probability for s in stages if s.probability is not None and not s.is_closed}
 
     def default_target(self, domain: str) -> Target | None:
         lead_kind = "lead" if self.platform == "salesforce" else "contact"
@@ -424,6 +452,10 @@ def _plainly_named(label: str, kept: list[dict]) -> str | None:
     words = norm(label).split()
     if not words:
         return None
+    if len(words) > 1 and words[-1].strip("()[]") in OLD_COPY:
+        found = next((v for v in kept if norm(v["label"]).split() == words[:-1]), None)
+        if found is not None:
+            return found["value"]
     acronym = "".join(w[0] for w in words) if len(words) > 1 else ""
     for v in kept:
         theirs = norm(v["label"]).split()
@@ -492,10 +524,21 @@ def automation_rules(platform: str, stages: list[dict]) -> list[dict]:
     return out
 
 
+Unlisted = Callable[[str, str, str | None, list[str]], dict[str, int]]
+
+
 def build(
-    *, content: dict, version_number: int, version_hash: str, platform: str, catalog: Catalog, metadata_hash: str
+    *,
+    content: dict,
+    version_number: int,
+    version_hash: str,
+    platform: str,
+    catalog: Catalog,
+    metadata_hash: str,
+    unlisted: Unlisted | None = None,
 ) -> dict:
-    """The spec document for one platform (see schema.py)."""
+    """The spec document for one platform (see schema.py). `unlisted(kind, field, pipeline, listed)` reads the
+    values records hold that `listed` does not name: each becomes a value whose records move to a chosen target."""
     if platform not in OBJECT_NAMES:
         raise ValueError(f"No CRM Configuration Spec for the platform {platform!r} (salesforce or hubspot).")
     stages = list(content.get("stages") or [])
@@ -515,7 +558,10 @@ def build(
     for target in b.targets.values():
         target.retire_the_rest()
         target.weigh(won)
-        target.suggest_targets()
+        if unlisted is not None and target.existing is not None:
+            listed = [o.value for o in target.existing.options] + [v["value"] for v in target.values]
+            target.add_unlisted(unlisted(target.kind, target.field, target.key[2], listed))
+        target.suggest_targets(b.open_weights(target))
     section_order = ["lifecycle", "status", "pipeline", "customer", "company", "drop_off"]
     fields = sorted(
         (t.as_json() for t in b.targets.values()),

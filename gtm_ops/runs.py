@@ -233,6 +233,19 @@ class Lifecycle:
         )
 
 
+def requeue(rows, pk: int, status: str, *, check: Callable[[Any], None], dispatch: Callable[[int], None], **fields):
+    """A person asks for the next action on a run (a dry run, an apply, a count...): lock its row, let `check` refuse
+    (it raises the caller's own error, in words, when the row's state does not allow `status`), queue it as `status`
+    with no lease and no recoveries, and dispatch it once the transaction commits. Inside the caller's transaction,
+    so what it records beside commits with it. Returns the row as it was before."""
+    with transaction.atomic():
+        row = rows.select_for_update().get(pk=pk)
+        check(row)
+        rows.filter(pk=pk).update(status=status, lease_until=None, worker="", recoveries=0, **fields)
+        transaction.on_commit(partial(dispatch, pk))
+    return row
+
+
 class Heartbeat:
     """Extends a claim's lease from a side thread while the worker lives; stops when the claim is lost."""
 

@@ -48,15 +48,17 @@ def writes(hs) -> int:
 
 
 def approved_plan(cast, hs, stages="globex"):
-    """Generate the spec (on the Globex mapping, or on the playbook's stages in their usual homes), give every
-    retired value a target (so nothing is held back), approve it and plan it."""
-    engagement = make_engagement(cast, globex_stages() if stages == "globex" else None)
+    """Generate the spec (on the Globex mapping, on the playbook's stages in their usual homes, or on the stages
+    given), give every retired or unlisted value a target (so nothing is held back), approve it and plan it."""
+    mapped = {"globex": globex_stages(), "usual homes": None}
+    engagement = make_engagement(cast, mapped[stages] if isinstance(stages, str) else stages)
     sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
     spec = services.generate(engagement=engagement, actor=cast.consultant)
+    moved_off = ("retire", "unlisted")
     for f in spec.document["fields"]:
-        kept = [v["value"] for v in f["values"] if v["action"] != "retire" and not (v["closed"] and not v["won"])]
+        kept = [v["value"] for v in f["values"] if v["action"] not in moved_off and not (v["closed"] and not v["won"])]
         for v in f["values"]:
-            if v["action"] == "retire" and not v["maps_to"]:
+            if v["action"] in moved_off and not v["maps_to"]:
                 services.annotate(spec=spec, item=v["id"], attribute="maps_to", value=kept[0], actor=cast.consultant)
     spec.refresh_from_db()
     services.approve(spec=spec, actor=cast.owner)
@@ -208,3 +210,26 @@ def test_read_only_token_and_a_changed_crm_are_refused(
         assert run.status == ApplyStatus.FAILED
         assert run.outcome == "The CRM changed since this plan was made: make a new plan."
         assert writes(hs) == before
+
+
+def test_a_second_plan_for_the_same_crm_waits_for_the_first(
+    cast, crm_sandbox_settings, django_capture_on_commit_callbacks
+):
+    capture = django_capture_on_commit_callbacks
+    with HubSpotSandbox(profile="demo", seed=3, size=SIZE) as hs:
+        _, first = approved_plan(cast, hs)
+        second = services.make_plan(spec=first.spec, actor=cast.consultant)
+        act(cast, first, "dry_run", capture)
+        act(cast, second, "dry_run", capture)
+        with capture(execute=False):  # the first plan's apply is queued, no worker has it yet
+            apply.request(plan=first, action="apply", actor=cast.owner, confirmation="Lifecycle rebuild")
+        before = writes(hs)
+        with pytest.raises(DomainError, match=r"Another plan is being written to Acme Robotics's CRM \(CRM Config"):
+            apply.request(plan=second, action="apply", actor=cast.owner, confirmation="Lifecycle rebuild")
+        assert apply.run_of(second).status == ApplyStatus.DRY_RUN_DONE
+        first_run = apply.execute(apply.run_of(first).pk)
+        assert first_run is not None and first_run.status == ApplyStatus.APPLIED
+        # once the first has ended the second may go, and finds the CRM changed under it: no write of its own
+        run = act(cast, second, "apply", capture)
+        assert run.status == ApplyStatus.FAILED and run.outcome == apply.CHANGED
+        assert writes(hs) - before == first_run.writes

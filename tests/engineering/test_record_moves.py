@@ -79,10 +79,11 @@ def test_hubspot_count_then_move(cast, client, crm_sandbox_settings, django_capt
         engagement, plan = approved_plan(cast, hs)
         movable = record_moves.movable(plan)
         retired = [op for op in plan.operations if op["kind"] == "deactivate_value"]
-        assert movable == retired and movable  # every retirement here has a mapping target
+        assert movable == retired + plan.unlisted and retired  # every retired or unlisted value has a target
 
         unmapped = copy.copy(plan)
         unmapped.operations = [{**op, "mapping": None} for op in plan.operations]
+        unmapped.unlisted = [{**op, "mapping": None} for op in plan.unlisted]
         assert record_moves.movable(unmapped) == []
         with pytest.raises(DomainError, match="no records to move"):
             record_moves.request(plan=unmapped, action="count", actor=cast.owner)

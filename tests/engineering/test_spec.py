@@ -128,6 +128,22 @@ def test_salesforce_plan_counts_records_and_holds_what_has_no_target(cast, sf):
     assert held[("lead", "Lifecycle_Stage__c", "Subscriber")] == lifecycle["Subscriber"] > 0
     assert plan.spec_sha256 == spec.sha256 and len(plan.metadata_hash) == 64
 
+    # Suggested targets: an open deal stage nothing names goes to the signed open stage nearest its probability
+    # (seed 001's weights against the org's own, read apart); an old copy of a value to the value it copies.
+    soql = "SELECT ApiName, DefaultProbability FROM OpportunityStage WHERE IsClosed = false"
+    org_weights = {r["ApiName"]: r["DefaultProbability"] for r in sf.client().query_all(soql)["records"]}
+    seed_weights = {"SQL": 25, "SAO": 50, "Evaluation/Use Case": 75, "Proposal/Negotiation": 90}
+    pipeline = next(f for f in spec.document["fields"] if f["section"] == "pipeline")
+    retired = {v["value"]: v["maps_to"] for v in pipeline["values"] if v["action"] == "retire"}
+    nearest = {
+        s: min(seed_weights, key=lambda k, s=s: (abs(seed_weights[k] - org_weights[s]), seed_weights[k]))
+        for s in retired
+    }
+    assert retired == nearest and retired["Discovery Completed"] == "SQL"
+    unlisted = {v["value"]: v["maps_to"] for v in field(spec.document, "lead", "Lifecycle_Stage__c")["values"]}
+    rogue = truth.rogue_counts(sf.model, kind="lead", attr="lifecycle")
+    assert {v: unlisted[v] for v in rogue} == {v: "MQL" if v == "MQL - Legacy" else None for v in rogue}
+
 
 def test_hubspot_plan_on_the_signed_mapping_and_an_adjusted_target(cast, hs):
     engagement = make_engagement(cast, globex_stages())

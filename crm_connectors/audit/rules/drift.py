@@ -67,7 +67,9 @@ def _drift_unapproved(r: Rule, snap: Snapshot, ctx: Context) -> list[Hit]:
         counted = place_counts(snap, place)
         extra: dict[str, int] = {}
         for o in place.options:
-            if o.active and not judged.allows(o.value):
+            # a pipeline's lost exit is where records leave with a drop-off reason, not a stage to sign (as in
+            # Judged.rogue): a signed pipeline keeps it, and the spec keeps it beside the signed stages
+            if o.active and not o.lost and not judged.allows(o.value):
                 extra[o.label or o.value] = counted.counts.get(o.value.lower(), 0)
         for value, n in counted.counts.items():
             if n and place.option(value) is None and not judged.allows(value):
