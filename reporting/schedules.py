@@ -31,14 +31,6 @@ def schedule_owner(engagement) -> str:
     return ScheduleOwner.CLIENT if client_owned else ScheduleOwner.CONSULTANCY
 
 
-def planned_owner(engagement) -> str:
-    """Who runs the schedule once started: the same decision as start_schedule makes."""
-    types = {t.key: t for t in engagement.spec.engagement_types}
-    engagement_type = types.get(engagement.engagement_type)
-    client_owned = engagement_type is None or engagement_type.maintenance_owner == "customer"
-    return ScheduleOwner.CLIENT if client_owned else ScheduleOwner.CONSULTANCY
-
-
 @transaction.atomic
 def start_schedule(
     *, engagement, actor, live_since: date | None = None, catch_up: bool = False, request=None

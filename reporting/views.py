@@ -188,7 +188,7 @@ def health_context(
         "active_tab": "health",
     }
     if schedule is None:
-        owner = schedules.planned_owner(engagement) if maintenance else None
+        owner = schedules.schedule_owner(engagement) if maintenance else None
         context.update(
             {
                 "planned_owner": ScheduleOwner(owner).label if owner else "",
