@@ -31,6 +31,12 @@ def schedule_owner(engagement) -> str:
     return ScheduleOwner.CLIENT if client_owned else ScheduleOwner.CONSULTANCY
 
 
+def go_live(engagement) -> date:
+    """The launch the schedule's windows count from ("30-90 days post-launch"): hypercare is the post-launch
+    support, so it starts at go-live; without hypercare, the handoff; before either, today."""
+    return engagement.hypercare_start or engagement.handed_off_on or timezone.localdate()
+
+
 @transaction.atomic
 def start_schedule(
     *, engagement, actor, live_since: date | None = None, catch_up: bool = False, request=None
@@ -47,7 +53,7 @@ def start_schedule(
         engagement=engagement,
         started_by=actor,
         owner=schedule_owner(engagement),
-        live_since=live_since or engagement.handed_off_on or timezone.localdate(),
+        live_since=live_since or go_live(engagement),
     )
     rows = []
     for n, task in enumerate(maintenance.tasks):
