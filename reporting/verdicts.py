@@ -25,6 +25,7 @@ from .models import (
     ScheduledTask,
 )
 from .periods import (
+    first_cycle,
     in_first_cycle,
     is_due,
     month_end,
@@ -158,6 +159,11 @@ def _figures(engagement, rule: Rule, period: date, schedule: MaintenanceSchedule
     baselines = {
         b.key: b.value for b in Baseline.objects.for_org(org).filter(engagement=engagement, metric=rule.metric)
     }
+    begins, ends = first_cycle(schedule)
+    if rule.comparison in BASELINE_RULES and month_start(period) <= ends:
+        # "These become the benchmarks for monthly monitoring" (001 4a): monitoring against a baseline starts once
+        # the first business cycle has set it; the cycle's own months set it after they are judged.
+        figures.baseline_pending = f"the baseline the first business cycle sets ({begins:%-d %b} to {ends:%-d %b %Y})"
     if rule.window == "week":
         figures.windows, figures.history = _weekly(engagement, rule, period)
         return figures
