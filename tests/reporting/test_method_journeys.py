@@ -15,7 +15,8 @@ Intelligence 4a, 004 Partnership Success 4a, 000 the delivery model's Operate ph
 - refinement triggers are watched every month; one read "for any quarter" / "in a quarter" at the quarter's end.
 
 GTM Lifecycle's rules read the client's CRM; this consultant has not connected one, so what a user expects is that each
-of those rules says so (connect the CRM) rather than guess or flag. The CRM path is tested in test_crm_health.py.
+of those rules says what is missing (connect the CRM, or enter the figure it cannot give) rather than guess or flag.
+The CRM path is tested in test_crm_health.py.
 """
 
 import subprocess
