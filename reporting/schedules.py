@@ -31,12 +31,6 @@ def schedule_owner(engagement) -> str:
     return ScheduleOwner.CLIENT if client_owned else ScheduleOwner.CONSULTANCY
 
 
-def go_live(engagement) -> date:
-    """The launch the schedule's windows count from ("30-90 days post-launch"): hypercare is the post-launch
-    support, so it starts at go-live; without hypercare, the handoff; before either, today."""
-    return engagement.hypercare_start or engagement.handed_off_on or timezone.localdate()
-
-
 @transaction.atomic
 def start_schedule(
     *, engagement, actor, live_since: date | None = None, catch_up: bool = False, request=None
@@ -101,6 +95,12 @@ def start_schedule(
 
         transaction.on_commit(lambda: catch_up_health_checks.delay(schedule.pk))
     return schedule
+
+
+def go_live(engagement) -> date:
+    """The launch the schedule's windows count from ("30-90 days post-launch"): hypercare is the post-launch
+    support, so it starts at go-live; without hypercare, the handoff; before either, today."""
+    return engagement.hypercare_start or engagement.handed_off_on or timezone.localdate()
 
 
 @transaction.atomic
