@@ -581,4 +581,5 @@ def test_a_method_from_creation_through_seven_months_of_maintenance(request, cli
         reviews = {r.task_name for r in seen[JUN] if r.is_review_item}
         assert reviews and all(f"- {name}: not yet recorded" in text for name in reviews), text
         assert "No red flags this month." in text
-        assert [a.get_content() for a in mail.iter_attachments()] == [pdf]
+        [attached] = mail.iter_attachments()
+        assert (attached.get_content(), attached.get_filename()) == (pdf, report.filename)  # a superseded version
