@@ -23,7 +23,8 @@ Statuses:
     watch           the condition holds now but not yet for the rule's sustained window
     explained       red, but a person recorded an explanation (the seed's "without explanation")
     info            informational (`track`), too few records to judge, or "not yet due": the rule's window has
-                    not elapsed by the end of the period checked
+                    not elapsed by the end of the period checked, or the first business cycle that sets its
+                    baseline has not ended
     not_evaluable   no data, no baseline, or no signed architecture to compare with
 
 `rule_in_words` says a rule (its stored dump) as a sentence a client could read; `humanize` names a metric.
@@ -79,6 +80,9 @@ class Figures:
     windows: list | None = None  # a weekly rule: [(label, value or None)] of the period's weeks, oldest first
     counts: float | dict | None = None  # records behind each figure, for min_count (same shape as current)
     reasons: dict = field(default_factory=dict)  # {key: why that figure is missing}, when it has its own reason
+    # The first business cycle that sets the baselines, in words, while it has not ended by the period checked: a
+    # rule measured from a baseline it has not set yet is not yet due (not "no data")
+    baseline_pending: str = ""
 
 
 @dataclass
@@ -235,6 +239,8 @@ def _one(rule, value, baseline, series: list, figures: Figures, key: str = "", c
     holds, message = _condition(rule, value, baseline, series)
     if leader:
         message = f"{leader}: {message}"  # which reason (or value) holds the largest share
+    if holds is None and baseline is None and figures.baseline_pending:
+        return Evaluation(INFO, f"{NOT_YET_DUE}: judged against {figures.baseline_pending}", value, key=key)
     if holds is None:
         return Evaluation(NOT_EVALUABLE, message, value, baseline, rule.threshold, key=key)
     if not holds:

@@ -143,8 +143,16 @@ def is_due(task: ScheduledTask, schedule: MaintenanceSchedule, period: date) -> 
     return live >= 5 and (live - 5) % 6 == 0  # every 6-12 months, year after year
 
 
+def live_weeks(schedule: MaintenanceSchedule, period: date) -> list[date]:
+    """The month's weeks (`month_weeks`) that end on or after go-live: a week before it has nothing to measure."""
+    return [w for w in month_weeks(period) if w + timedelta(days=6) >= schedule.live_since]
+
+
 def rule_is_due(rule: Rule, schedule: MaintenanceSchedule, period: date) -> bool:
-    """A rule read per quarter is judged at the quarter's end (in the run of its third month) only."""
+    """A rule read per quarter is judged at the quarter's end (in the run of its third month) only; one read per
+    week in a month with a week since go-live."""
+    if rule.window == "week":
+        return bool(live_weeks(schedule, period))
     return rule.window not in ("quarter", "year") or quarter_months(schedule, period) is not None
 
 
@@ -155,7 +163,7 @@ def window_text(task: ScheduledTask, rule: Rule | None, schedule: MaintenanceSch
         within = rule.target.within
         return f"by {last:%-d %B %Y} ({rule_engine.plural(within.n, within.period)} after go-live)"
     if rule is not None and rule.window == "week":
-        weeks = month_weeks(period)
+        weeks = live_weeks(schedule, period) or month_weeks(period)
         return f"the weeks ending in {period:%B %Y} ({weeks[0]:%-d %b} to {weeks[-1] + timedelta(days=6):%-d %b})"
     if (rule is not None and rule.window == "quarter") or task.cadence == Cadence.QUARTERLY:
         months = quarter_months(schedule, period) or [period]

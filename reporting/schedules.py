@@ -47,7 +47,7 @@ def start_schedule(
         engagement=engagement,
         started_by=actor,
         owner=schedule_owner(engagement),
-        live_since=live_since or engagement.handed_off_on or timezone.localdate(),
+        live_since=live_since or go_live(engagement),
     )
     rows = []
     for n, task in enumerate(maintenance.tasks):
@@ -95,6 +95,12 @@ def start_schedule(
 
         transaction.on_commit(lambda: catch_up_health_checks.delay(schedule.pk))
     return schedule
+
+
+def go_live(engagement) -> date:
+    """The launch the schedule's windows count from ("30-90 days post-launch"): hypercare is the post-launch
+    support, so it starts at go-live; without hypercare, the handoff; before either, today."""
+    return engagement.hypercare_start or engagement.handed_off_on or timezone.localdate()
 
 
 @transaction.atomic

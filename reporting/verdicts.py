@@ -25,11 +25,12 @@ from .models import (
     ScheduledTask,
 )
 from .periods import (
+    first_cycle,
     in_first_cycle,
     is_due,
+    live_weeks,
     month_end,
     month_start,
-    month_weeks,
     quarter_months,
     rule_is_due,
     window_text,
@@ -106,9 +107,10 @@ def _quarter(engagement, rule: Rule, schedule: MaintenanceSchedule, period: date
     return (total if rule.aggregate == "sum" else round(total / len(values), 2)), ""
 
 
-def _weekly(engagement, rule: Rule, period: date) -> tuple[list, list]:
-    """(the month's weeks as [(label, value)], the HISTORY_WEEKS weeks before them) of a weekly rule."""
-    weeks = month_weeks(period)
+def _weekly(engagement, rule: Rule, schedule: MaintenanceSchedule, period: date) -> tuple[list, list]:
+    """(the month's weeks since go-live as [(label, value)], the HISTORY_WEEKS weeks before them) of a weekly
+    rule."""
+    weeks = live_weeks(schedule, period)
     earlier = [weeks[0] - timedelta(days=7 * n) for n in range(HISTORY_WEEKS, 0, -1)]
     found = _values(engagement, rule.metric, Granularity.WEEK, earlier[0], weeks[-1])
     windows = [(f"week of {w:%-d %b}", found.get(w, {}).get("")) for w in weeks]
@@ -158,8 +160,13 @@ def _figures(engagement, rule: Rule, period: date, schedule: MaintenanceSchedule
     baselines = {
         b.key: b.value for b in Baseline.objects.for_org(org).filter(engagement=engagement, metric=rule.metric)
     }
+    begins, ends = first_cycle(schedule)
+    if rule.comparison in BASELINE_RULES and month_start(period) <= ends:
+        # "These become the benchmarks for monthly monitoring" (001 4a): monitoring against a baseline starts once
+        # the first business cycle has set it; the cycle's own months set it after they are judged.
+        figures.baseline_pending = f"the baseline the first business cycle sets ({begins:%-d %b} to {ends:%-d %b %Y})"
     if rule.window == "week":
-        figures.windows, figures.history = _weekly(engagement, rule, period)
+        figures.windows, figures.history = _weekly(engagement, rule, schedule, period)
         return figures
     if rule.window == "quarter":
         figures.current, reason = _quarter(engagement, rule, schedule, period)

@@ -193,8 +193,7 @@ def health_context(
             {
                 "planned_owner": ScheduleOwner(owner).label if owner else "",
                 "owner_people": _owner_people(request, engagement, owner) if owner else "",
-                "start_form": start_form
-                or StartScheduleForm(initial={"live_since": engagement.handed_off_on or timezone.localdate()}),
+                "start_form": start_form or StartScheduleForm(initial={"live_since": schedules.go_live(engagement)}),
                 "task_count": len(maintenance.tasks) if maintenance else 0,
                 "trigger_count": len(maintenance.refinement_triggers) if maintenance else 0,
             }
