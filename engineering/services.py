@@ -207,6 +207,23 @@ def annotate(
 
 
 @transaction.atomic
+def choose_targets(*, spec: ConfigurationSpec, chosen: dict[str, str], actor, request=None) -> int:
+    """Where the records of several retired or unlisted values move, chosen in one go from the spec's tables; each
+    change is its own recorded adjustment, and one refused choice saves none. Returns how many changed."""
+    changed = 0
+    for item, value in chosen.items():
+        entry = find_item(spec.document, item)
+        if entry.get("action") not in specs.MOVED_OFF:
+            raise DomainError(f"{item} is not a retired or unlisted value: only those records move.")
+        if (entry.get("maps_to") or "") == value.strip():
+            continue
+        annotate(spec=spec, item=item, attribute="maps_to", value=value, actor=actor, request=request)
+        spec.refresh_from_db(fields=["document"])
+        changed += 1
+    return changed
+
+
+@transaction.atomic
 def approve(*, spec: ConfigurationSpec, actor, request=None) -> ConfigurationSpec:
     """Approval is a decision: it goes to the engagement's decision log with the hash that was approved."""
     spec = ConfigurationSpec.objects.for_org(spec.organization_id).select_for_update().get(pk=spec.pk)

@@ -10,6 +10,7 @@ urlpatterns = [
     path(E, views.spec_page, name="spec"),
     path(E + "generate/", views.spec_generate, name="spec-generate"),
     path(E + "notes/", views.spec_annotate, name="spec-annotate"),
+    path(E + "targets/", views.spec_targets, name="spec-targets"),
     path(E + "approve/", views.spec_approve, name="spec-approve"),
     path(E + "pdf/", views.spec_pdf, name="spec-pdf"),
     path(E + "plan/", views.plan_page, name="plan"),

@@ -15,6 +15,7 @@ from engagements.models import Engagement
 from . import apply, reads, record_moves, services, verification
 from .deliverables import sections
 from .models import ApplyRun, ConfigurationSpec, RecordMove, SpecKind
+from .spec import MOVED_OFF
 
 
 def _engagement(request, engagement_uuid) -> Engagement:
@@ -49,6 +50,9 @@ def _context(request, engagement: Engagement) -> dict:
         "spec": spec,
         "versions": list(services.specs_of(engagement).only("number", "status", "created_at")),
         "sections": sections(spec) if spec is not None else [],
+        "moved_off": MOVED_OFF,
+        "has_moves": spec is not None
+        and any(v["action"] in MOVED_OFF for f in spec.document.get("fields", []) for v in f["values"]),
         "notes": list(spec.notes.select_related("author")) if spec is not None else [],
         "plan": plan,
         "verified": verified,
@@ -120,6 +124,24 @@ def spec_annotate(request, engagement_uuid):
         messages.success(request, "Note saved.")
     if request.htmx:
         return render(request, "engineering/spec.html#notes", _context(request, engagement))
+    return _back(request, engagement, spec=spec)
+
+
+@org_view
+@require_POST
+def spec_targets(request, engagement_uuid):
+    engagement = _engagement(request, engagement_uuid)
+    spec = _spec(engagement, request.POST.get("spec"))
+    if spec is None:
+        messages.error(request, "There is no spec yet: generate one first.")
+        return _back(request, engagement)
+    chosen = {k.removeprefix("maps_to:"): v for k, v in request.POST.items() if k.startswith("maps_to:")}
+    try:
+        changed = services.choose_targets(spec=spec, chosen=chosen, actor=request.user, request=request)
+    except DomainError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Targets changed: {changed}." if changed else "No target changed.")
     return _back(request, engagement, spec=spec)
 
 

@@ -185,6 +185,42 @@ def test_hubspot_plan_on_the_signed_mapping_and_an_adjusted_target(cast, hs):
     assert not [op for op in replanned.held if op["value"] == "closedlost" and op["object"] == "contact"]
 
 
+def test_targets_chosen_in_one_go_from_the_spec_page(cast, client, hs):
+    """A consultant picks where each retired value's records move in the tables and saves once; a choice from
+    another field is refused and saves none of the others."""
+    engagement = make_engagement(cast, globex_stages())
+    sandbox_connection(client=cast.client, sandbox=hs, actor=cast.owner)
+    spec = services.generate(engagement=engagement, actor=cast.consultant)
+    retired = [v for v in field(spec.document, "contact", "lifecyclestage")["values"] if v["action"] == "retire"]
+    client.force_login(cast.consultant)
+    args = [cast.org.slug, engagement.uuid]
+    page = client.get(reverse("engineering:spec", args=args)).content.decode()
+    assert len(retired) >= 2, "one refused choice must be seen to undo another"
+    for v in retired:
+        assert f'name="maps_to:{v["id"]}" form="targets-form"' in page
+    assert "Save the targets" in page
+
+    url = reverse("engineering:spec-targets", args=args)
+    bad = {"spec": spec.number, **{f"maps_to:{v['id']}": "lead" for v in retired}, f"maps_to:{retired[-1]['id']}": "x"}
+    page = client.post(url, bad, follow=True).content.decode()
+    spec.refresh_from_db()
+    assert "is not a kept value of the same field" in page
+    assert retired[0]["maps_to"] != "lead" and [v["maps_to"] for v in retired] == [
+        v["maps_to"] for v in field(spec.document, "contact", "lifecyclestage")["values"] if v["action"] == "retire"
+    ], "nothing saved"
+
+    expected = sum(v["maps_to"] != "lead" for v in retired)
+    page = client.post(url, {"spec": spec.number, **{f"maps_to:{v['id']}": "lead" for v in retired}}, follow=True)
+    spec.refresh_from_db()
+    assert f"Targets changed: {expected}." in page.content.decode()
+    lifecycle = field(spec.document, "contact", "lifecyclestage")
+    assert {v["maps_to"] for v in lifecycle["values"] if v["action"] == "retire"} == {"lead"}
+    assert spec.sha256 == sha256_of(spec.document)
+    assert spec.notes.filter(attribute="maps_to", after="lead").count() == expected
+    again = client.post(url, {"spec": spec.number, **{f"maps_to:{v['id']}": "lead" for v in retired}}, follow=True)
+    assert "No target changed." in again.content.decode()
+
+
 def test_approval_is_a_decision_and_the_pdf_holds_the_sections(cast, sf):
     engagement = make_engagement(cast)
     sandbox_connection(client=cast.client, sandbox=sf, actor=cast.owner)
