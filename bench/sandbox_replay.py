@@ -40,7 +40,7 @@ def main() -> int:
     args = parser.parse_args()
     lines = [json.loads(line) for line in Path(args.requests).read_text().splitlines() if line.strip()]
 
-    cpu: dict[tuple[str, str], list[float]] = defaultdict(list)
+    cpu: dict[tuple[str, int, str], list[float]] = defaultdict(list)
     digests = []
     for _ in range(args.rounds):
         servers: dict[tuple, object] = {}
@@ -67,19 +67,19 @@ def main() -> int:
                 continue
             t0 = time.process_time()
             response, _ = server.dispatch(req)
-            cpu[line["platform"], kind].append(time.process_time() - t0)
+            cpu[line["platform"], line["size"], kind].append(time.process_time() - t0)
             digest.update(f"{kind} {response.status}\n".encode() + response.body)
         digests.append(digest.hexdigest())
 
     print(f"{len(lines)} requests recorded; {args.rounds} round(s); CPU seconds per round")
-    print(f"{'platform':<11} {'request kind':<16} {'n':>6} {'CPU s':>8} {'ms each':>9}")
+    print(f"{'platform':<11} {'org size':>10} {'request kind':<16} {'n':>6} {'CPU s':>8} {'ms each':>9}")
     total = 0.0
-    for (platform, kind), times in sorted(cpu.items(), key=lambda kv: -sum(kv[1])):
+    for (platform, size, kind), times in sorted(cpu.items()):
         per_round = sum(times) / args.rounds
         total += per_round
         n = len(times) // args.rounds
-        print(f"{platform:<11} {kind:<16} {n:>6} {per_round:>8.2f} {1000 * per_round / max(n, 1):>9.1f}")
-    print(f"{'total':<28} {'':>6} {total:>8.2f}")
+        print(f"{platform:<11} {size:>10,} {kind:<16} {n:>6} {per_round:>8.2f} {1000 * per_round / max(n, 1):>9.1f}")
+    print(f"{'total':<39} {'':>6} {total:>8.2f}")
     print("answers digest: " + (digests[0] if len(set(digests)) == 1 else f"DIFFERS between rounds: {digests}"))
     return 0
 

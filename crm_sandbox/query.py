@@ -136,6 +136,9 @@ class MatchSet:
         self.table = table
         self.width = table.width
         self.entries: list[tuple[int, list[Interval]]] = []
+        # A slot's static values are a dict lookup, its dates a binary search: test the statics first, so most
+        # slots are ruled out before any search (the intervals are intersected, in any order alike).
+        flt = [sorted(group, key=lambda cond: not isinstance(cond, Static)) for group in flt]
         for rank in range(table.nslots):
             start, count = table.k_range(rank)
             if count <= start:
