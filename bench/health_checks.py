@@ -109,8 +109,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--max-memory-per-child",
         type=int,
-        default=200_000,
-        help="KiB; a prefork pool child above it is replaced after its task (200000)",
+        default=170_000,
+        help="KiB; a prefork pool child above it is replaced after its task (170000, as docker-compose.yml)",
     )
     parser.add_argument("--latency", type=float, default=0.05, help="seconds added to every CRM request (0.05)")
     parser.add_argument("--sandboxes", type=int, default=3, help="normal-size sandbox servers per platform (3)")

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import json
 import logging
 import os
 import pstats
 import sys
 import tempfile
+import threading
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -47,6 +49,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dump", help="directory for the parts' .prof files (snakeviz, pstats)")
     parser.add_argument(
         "--no-profile", action="store_true", help="CPU figures only: cProfile itself costs about as much as the code"
+    )
+    parser.add_argument(
+        "--sandbox", action="store_true", help="profile the sandboxes' answers (CPU per request kind) instead"
     )
     args = parser.parse_args()
     args.latency, args.created = 0.0, max(2, min(6, args.engagements))
@@ -79,9 +84,86 @@ class Part:
             self.count += 1
 
 
+class SandboxProfile:
+    """CPU of the sandboxes' answers by (platform, request kind), and a cProfile per platform.
+
+    Wraps SandboxServer.dispatch. A cProfile.Profile is not thread-safe and the server answers each connection on
+    its own thread, so answers are serialised while profiling (the app sends one request at a time anyway)."""
+
+    def __init__(self, profile: bool, record: Path | None) -> None:
+        self.cpu: dict[tuple[str, str], list[float]] = defaultdict(list)
+        self.profiles: dict[str, cProfile.Profile] = {}
+        self.profile = profile
+        self.lock = threading.Lock()
+        self.record = None
+        if record is not None:
+            record.parent.mkdir(parents=True, exist_ok=True)
+            self.record = record.open("w")  # noqa: SIM115 - closed in report()
+
+    def install(self) -> None:
+        from crm_sandbox.server import SandboxServer
+
+        original = SandboxServer.dispatch
+        outer = self
+
+        def dispatch(server, req):
+            with outer.lock:
+                if outer.record is not None:
+                    outer.record.write(json.dumps(replay_line(server, req)) + "\n")
+                prof = outer.profiles.setdefault(server.platform, cProfile.Profile(time.thread_time))
+                t0 = time.thread_time()
+                if outer.profile:
+                    prof.enable()
+                try:
+                    response, kind = original(server, req)
+                finally:
+                    if outer.profile:
+                        prof.disable()
+                outer.cpu[server.platform, kind].append(time.thread_time() - t0)
+            return response, kind
+
+        SandboxServer.dispatch = dispatch
+
+    def report(self, top: int, dump: str | None) -> None:
+        if self.record is not None:
+            self.record.close()
+        print(f"\n{'platform':<11} {'request kind':<16} {'n':>6} {'CPU s total':>12} {'ms each':>9} {'max ms':>8}")
+        for (platform, kind), times in sorted(self.cpu.items(), key=lambda kv: -sum(kv[1])):
+            print(
+                f"{platform:<11} {kind:<16} {len(times):>6} {sum(times):>12.2f} "
+                f"{1000 * sum(times) / len(times):>9.1f} {1000 * max(times):>8.1f}"
+            )
+        for platform, prof in sorted(self.profiles.items()) if self.profile else ():
+            print(f"\n==== sandbox {platform}: every answer (cumulative CPU, seconds)")
+            stats = pstats.Stats(prof).strip_dirs().sort_stats("cumulative")
+            stats.print_stats(top)
+            if dump:
+                Path(dump).mkdir(parents=True, exist_ok=True)
+                stats.dump_stats(Path(dump) / f"sandbox-{platform}.prof")
+
+
+def replay_line(server, req) -> dict:
+    """What bench/sandbox_replay.py needs to build the same sandbox and send it the same request."""
+    model = server.model
+    return {
+        "platform": server.platform,
+        "profile": model.profile.name,
+        "seed": model.seed,
+        "size": model.size,
+        "as_of": model.as_of,
+        "method": req.method,
+        "path": req.path,
+        "query": req.query,
+        "headers": {k: v for k, v in req.headers.items() if k == "sforce-query-options"},
+        "body": req.body.decode("utf-8", "replace"),
+    }
+
+
 def main() -> int:
     args = parse_args()
-    Part.enabled = not args.no_profile
+    Part.enabled = not args.no_profile and not args.sandbox
+    record = Path(args.dump) / "sandbox-requests.jsonl" if args.dump else None
+    sandbox = SandboxProfile(not args.no_profile, record) if args.sandbox else None
     workdir = Path(tempfile.mkdtemp(prefix="gtm-bench-profile-"))
     mail = hc.MailCounter()
     boxes, drop = [], None
@@ -118,6 +200,8 @@ def main() -> int:
             data.copy(args.created)
         data.schedules_and_connections()
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        if sandbox is not None:  # the month-end's answers only, not the data set's building
+            sandbox.install()
 
         parts: dict[tuple[str, str], Part] = defaultdict(Part)
         kind = registry.get(ArtifactKind.HEALTH_CHECK_REPORT)
@@ -161,6 +245,8 @@ def main() -> int:
         if args.dump:
             Path(args.dump).mkdir(parents=True, exist_ok=True)
             stats.dump_stats(Path(args.dump) / f"{platform}-{name.split()[0]}.prof")
+    if sandbox is not None:
+        sandbox.report(args.top, args.dump)
     return 0
 
 

@@ -30,8 +30,7 @@ from .query import MATCH_ALL, DateRange, Filter, MatchSet, Static, first_k
 Rule = Callable[[int], int]  # created ms -> ms, never decreasing in created
 
 FIRST = (
-    "Ada Ben Cara Dev Eli Fay Gus Hana Ivan Jo Kai Lena Milo Nia Omar Pia Quin Rosa Sam Tara Uma Vik Wen "
-    "Yara Zoe"
+    "Ada Ben Cara Dev Eli Fay Gus Hana Ivan Jo Kai Lena Milo Nia Omar Pia Quin Rosa Sam Tara Uma Vik Wen Yara Zoe"
 ).split()
 LAST = (
     "Adams Brown Chen Diaz Evans Fischer Garcia Haddad Ito Jensen Khan Lopez Meyer Nowak Okafor Patel Quinn "
@@ -102,9 +101,7 @@ class RecordSet:
       `k_range(rank)` says which k each era holds, so every index still belongs to exactly one slot.
     """
 
-    def __init__(
-        self, model: OrgModel, name: str, size: int, build: Callable[[RecordSet, int], Slot]
-    ) -> None:
+    def __init__(self, model: OrgModel, name: str, size: int, build: Callable[[RecordSet, int], Slot]) -> None:
         self.model = model
         self.name = name
         self.size = size
@@ -193,30 +190,73 @@ class RecordSet:
     def static(self, rank: int) -> Mapping[str, Any]:
         return self.slots[rank].values
 
+    def created_fn(self, rank: int) -> Callable[[int], int]:
+        """k -> when record k of slot `rank` was created: `created` as one closure, since a query's binary searches
+        call it for every slot (thousands of times a request)."""
+        base, width, t0, dt = self.base(rank), self.width, self.t0, self.dt
+        if self.cut >= self.size:  # one clock for every record
+            start, step = t0 + base * dt, width * dt
+            return lambda k: start + k * step
+        cut, after, dt_after = self.cut, self.t0 + self.cut * self.dt, self.dt_after
+
+        def created(k: int) -> int:
+            index = base + k * width
+            return t0 + index * dt if index < cut else after + (index - cut) * dt_after
+
+        return created
+
     def date_fn(self, rank: int, name: str) -> Callable[[int], int] | None:
         if name == "created":
-            return lambda k: self.created(rank, k)
+            return self.created_fn(rank)
         if name == "index":  # record index, for id-range filters (HubSpot hs_object_id paging)
             return lambda k: self.base(rank) + k * self.width
         rule = self.slots[rank].dates.get(name)
         if rule is None:
             return None
-        return lambda k: rule(self.created(rank, k))
+        created = self.created_fn(rank)
+        return lambda k: rule(created(k))
 
     def row(self, rank: int, k: int) -> dict[str, Any]:
-        slot = self.slots[rank]
-        c = self.created(rank, k)
-        index = self.base(rank) + k * self.width
-        row: dict[str, Any] = dict(slot.values)
-        row.update(index=index, rank=rank, k=k, created=c)
-        row["dates"] = {name: rule(c) for name, rule in slot.dates.items()}
-        row["paths"] = {name: [(opt, rule(c)) for opt, rule in path] for name, path in slot.paths.items()}
-        self.model.add_details(self, row)
+        row = Row(self.slots[rank].values)
+        row.update(index=self.base(rank) + k * self.width, rank=rank, k=k, created=self.created(rank, k))
+        row.source, row.detailed = (self, rank), False
         return row
 
     def row_at(self, index: int) -> dict[str, Any]:
         rank, k = self.locate(index)
         return self.row(rank, k)
+
+
+class Row(dict):
+    """A record: its slot's values, index and creation first; its dates, stage paths and details (names, emails,
+    company...) computed when first read. An answer reads a few fields of thousands of records (a page of 2,000
+    leads for their Id and stage), and computing every date and detail of each was most of its cost."""
+
+    __slots__ = ("source", "detailed")
+
+    def __missing__(self, key: str) -> Any:
+        table, rank = self.source
+        if key == "dates":
+            value = self[key] = {name: rule(self["created"]) for name, rule in table.slots[rank].dates.items()}
+            return value
+        if key == "paths":
+            c = self["created"]
+            value = self[key] = {
+                name: [(o, rule(c)) for o, rule in path] for name, path in table.slots[rank].paths.items()
+            }
+            return value
+        if not self.detailed:
+            self.detailed = True
+            table.model.add_details(table, self)
+            if key in self:
+                return self[key]
+        raise KeyError(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
 
 class HistorySet:
@@ -286,9 +326,8 @@ class HistorySet:
     def date_fn(self, rank: int, name: str) -> Callable[[int], int] | None:
         if name != "created":
             return None
-        pr = self.map[rank][0]
-        rule = self._rule(rank)
-        return lambda k: rule(self.parent.created(pr, k))
+        rule, created = self._rule(rank), self.parent.created_fn(self.map[rank][0])
+        return lambda k: rule(created(k))
 
     def row(self, rank: int, k: int) -> dict[str, Any]:
         pr = self.map[rank][0]
@@ -416,15 +455,11 @@ class OrgModel:
     def duplicate_groups(self, name: str) -> int:
         """Groups of records sharing an email (people) or a domain (companies)."""
         table = self.sets[name]
-        return sum(
-            table.k_count(r) for r, slot in enumerate(table.slots) if slot.values.get("dup_of") is not None
-        )
+        return sum(table.k_count(r) for r, slot in enumerate(table.slots) if slot.values.get("dup_of") is not None)
 
     def summary(self) -> dict[str, Any]:
         def by(name: str, attr: str) -> dict[str, int]:
-            return {
-                str(k): v for k, v in sorted(self.counts_by(name, attr).items(), key=lambda kv: str(kv[0]))
-            }
+            return {str(k): v for k, v in sorted(self.counts_by(name, attr).items(), key=lambda kv: str(kv[0]))}
 
         people = {}
         for name in ("lead", "contact"):
@@ -471,7 +506,9 @@ class OrgModel:
             "knobs": {
                 "hidden_fields": sorted(self.profile.hidden_fields),
                 "refused_objects": sorted(self.profile.refused_objects),
-                "trend": None if self.profile.trend is None else {
+                "trend": None
+                if self.profile.trend is None
+                else {
                     "start": self.profile.trend.start.isoformat(),
                     "conversion_drop_pp": self.profile.trend.conversion_drop_pp,
                     "volume_drop_pct": self.profile.trend.volume_drop_pct,
@@ -514,8 +551,7 @@ class _Generator:
             offsets.append(total)
         grace = 30 * DAY_MS
         return [
-            (opt, _entered(self.m.as_of, off, off / (total + grace)))
-            for opt, off in zip(options, offsets, strict=True)
+            (opt, _entered(self.m.as_of, off, off / (total + grace))) for opt, off in zip(options, offsets, strict=True)
         ]
 
     def finish(self, rng: random.Random, slot: Slot, main_path: str | None, stale_rate: float) -> None:
@@ -551,11 +587,7 @@ class _Generator:
                 keys[at:at] = [keys[at - 2], keys[at - 1]]
         if self.m.has("status_values_in_lifecycle") and keys[-1] in ("mql", "lead") and rng.random() < 0.2:
             keys.append("nurture")
-        if (
-            self.m.has("deal_outcomes_in_lifecycle")
-            and keys[-1] in ("sql", "opportunity")
-            and rng.random() < 0.3
-        ):
+        if self.m.has("deal_outcomes_in_lifecycle") and keys[-1] in ("sql", "opportunity") and rng.random() < 0.3:
             keys.append("closed_lost")
         path = [self.s.lifecycle_option(k) for k in keys]
         if self.m.has("rogue_picklist_values") and rng.random() < 0.04:
@@ -729,9 +761,7 @@ class _Generator:
         return self.__dict__.setdefault(f"taken_{table.name}", set())
 
     def lead_slot(self, table: RecordSet, s: int) -> Slot:
-        slot = self._person(
-            table, s, {"subscriber": 10, "lead": 45, "mql": 22, "working": 5, "sal": 8, "sql": 10}
-        )
+        slot = self._person(table, s, {"subscriber": 10, "lead": 45, "mql": 22, "working": 5, "sal": 8, "sql": 10})
         rng = self.m.rng(table.name, table.base(s), "status")
         v = slot.values
         life = v["lifecycle"].key if v["lifecycle"] else None
@@ -748,11 +778,7 @@ class _Generator:
             final = "closed_won"
         if self.m.has("rogue_picklist_values") and rng.random() < 0.03:
             final = "rogue_contacted_old"
-        keys = (
-            ["new"]
-            if final == "new"
-            else (["new", final] if final == "working" else ["new", "working", final])
-        )
+        keys = ["new"] if final == "new" else (["new", final] if final == "working" else ["new", "working", final])
         slot.paths["status"] = self.path(rng, [opts[k] for k in keys], (1, 20))
         v["status"] = opts[final]
         self.status_shapes(table, s, slot, opts)
@@ -893,12 +919,7 @@ class _Generator:
         v = slot.values
         pl = _weighted(rng, [(p, p.weight) for p in self.s.deal_pipelines])
         stages = self._pipeline_path(rng, pl, 0.3, 0.25)
-        if (
-            pl.key == "sales"
-            and self.m.has("rogue_picklist_values")
-            and not stages[-1].closed
-            and rng.random() < 0.05
-        ):
+        if pl.key == "sales" and self.m.has("rogue_picklist_values") and not stages[-1].closed and rng.random() < 0.05:
             stages.append(self.s.option(pl.stages, "sales.rogue_verbal_commit"))
         path = self.path(rng, stages, (5, 40))
         if self.m.has("stage_skips_and_backward_moves"):

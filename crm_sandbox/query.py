@@ -14,6 +14,7 @@ have width == nslots, base(rank) == rank and k_range(rank) == (0, k_count(rank))
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -135,6 +136,9 @@ class MatchSet:
         self.table = table
         self.width = table.width
         self.entries: list[tuple[int, list[Interval]]] = []
+        # A slot's static values are a dict lookup, its dates a binary search: test the statics first, so most
+        # slots are ruled out before any search (the intervals are intersected, in any order alike).
+        flt = [sorted(group, key=lambda cond: not isinstance(cond, Static)) for group in flt]
         for rank in range(table.nslots):
             start, count = table.k_range(rank)
             if count <= start:
@@ -157,6 +161,7 @@ class MatchSet:
         else:
             self.bases = [rank for rank, _ in self.entries]
         self.total = sum(hi - lo for _, ivs in self.entries for lo, hi in ivs)
+        self._resume: tuple[int, list[tuple[int, int, int, int]]] | None = None
 
     def count_below(self, position: int) -> int:
         width = self.width
@@ -181,34 +186,19 @@ class MatchSet:
                 lo = mid + 1
         return lo
 
-    def iter_from(self, j: int) -> Iterator[tuple[int, int]]:
-        """Yield (rank, k) of matches in position order, starting with the j-th."""
-        if j >= self.total:
-            return
-        width = self.width
-        k, first_base = divmod(self.position_of(j), width)
-        cursors = [0] * len(self.entries)
-        while True:
-            next_k = None
-            for e, (rank, ivs) in enumerate(self.entries):
-                c = cursors[e]
-                while c < len(ivs) and ivs[c][1] <= k:
-                    c += 1
-                cursors[e] = c
-                if c == len(ivs):
-                    continue
-                lo = ivs[c][0]
-                if lo <= k:
-                    if self.bases[e] >= first_base:
-                        yield rank, k
-                    candidate = k + 1
-                else:
-                    candidate = lo
-                if next_k is None or candidate < next_k:
-                    next_k = candidate
-            if next_k is None:
-                return
-            k, first_base = next_k, 0
+    def _heap_at(self, j: int) -> list[tuple[int, int, int, int]]:
+        """Each matching slot's next record from the j-th match on, as a heap of (k, base, entry, interval):
+        position order is (k, base), so popping it yields matches in order at O(log slots) each."""
+        k0, b0 = divmod(self.position_of(j), self.width) if j else (0, 0)
+        heap = []
+        for e, (base, (_, ivs)) in enumerate(zip(self.bases, self.entries, strict=True)):
+            k = k0 if base >= b0 else k0 + 1
+            for i, (lo, hi) in enumerate(ivs):
+                if hi > k:
+                    heap.append((max(k, lo), base, e, i))
+                    break
+        heapq.heapify(heap)
+        return heap
 
     def page(self, start: int, size: int, descending: bool = False) -> list[tuple[int, int]]:
         if descending:
@@ -222,11 +212,25 @@ class MatchSet:
         return self.take(start, size)
 
     def take(self, start: int, size: int) -> list[tuple[int, int]]:
-        out = []
-        for item in self.iter_from(start):
-            out.append(item)
-            if len(out) >= size:
-                break
+        """`size` matches from the start-th, in position order. A cursor reads pages one after the other: the
+        heap where a page stopped is kept, so the next page starts there instead of searching its start again."""
+        if start >= self.total or size <= 0:
+            return []
+        resume, self._resume = self._resume, None  # one reader at a time may continue it; another starts afresh
+        heap = resume[1] if resume is not None and resume[0] == start else self._heap_at(start)
+        out: list[tuple[int, int]] = []
+        entries = self.entries
+        while heap and len(out) < size:
+            k, base, e, i = heap[0]
+            ivs = entries[e][1]
+            out.append((entries[e][0], k))
+            if k + 1 < ivs[i][1]:
+                heapq.heapreplace(heap, (k + 1, base, e, i))
+            elif i + 1 < len(ivs):
+                heapq.heapreplace(heap, (ivs[i + 1][0], base, e, i + 1))
+            else:
+                heapq.heappop(heap)
+        self._resume = (start + len(out), heap)
         return out
 
     def group_counts(self, key: Callable[[Mapping[str, Any]], Any]) -> dict[Any, int]:

@@ -11,6 +11,7 @@ text field; `hidden_fields` removes fields (and their field-history rows) as fie
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,34 @@ _SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 
 
 def sf_id(prefix: str, n: int) -> str:
+    # Called for every Id of every record answered (a history page holds thousands): the nine base-62 digits are
+    # read two at a time from tables, and the checksum letters from the digits' values (10-35 are upper case).
+    if not 0 <= n < 62**9:
+        return _any_sf_id(prefix, n)
+    n, x4 = divmod(n, 3844)
+    n, x3 = divmod(n, 3844)
+    n, x2 = divmod(n, 3844)
+    d0, x1 = divmod(n, 3844)
+    second = _UP[d0] << 1 | _UP_A[x1] << 2 | _UP_B[x1] << 3 | _UP_A[x2] << 4
+    third = _UP_B[x2] | _UP_A[x3] << 1 | _UP_B[x3] << 2 | _UP_A[x4] << 3 | _UP_B[x4] << 4
+    return (
+        f"{prefix}5g0{_B62[d0]}{_PAIRS[x1]}{_PAIRS[x2]}{_PAIRS[x3]}{_PAIRS[x4]}"
+        f"{_prefix_letter(prefix)}{_SUFFIX[second]}{_SUFFIX[third]}"
+    )
+
+
+_UP = [int(ch.isupper()) for ch in _B62]
+_PAIRS = [a + b for a in _B62 for b in _B62]
+_UP_A = [_UP[x // 62] for x in range(62 * 62)]  # the pair's first digit is upper case
+_UP_B = [_UP[x % 62] for x in range(62 * 62)]
+
+
+@functools.cache
+def _prefix_letter(prefix: str) -> str:
+    return _SUFFIX[sum(1 << i for i, ch in enumerate(f"{prefix}5g") if ch.isupper())]
+
+
+def _any_sf_id(prefix: str, n: int) -> str:
     digits = ""
     while True:
         n, r = divmod(n, 62)
@@ -260,9 +289,7 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
     def person(obj: SfObject) -> None:
         _add(
             obj,
-            SfField(
-                "Id", "id", f"{obj.label} ID", lambda r, p=obj.prefix: sf_id(p, r["index"]), nillable=False
-            ),
+            SfField("Id", "id", f"{obj.label} ID", lambda r, p=obj.prefix: sf_id(p, r["index"]), nillable=False),
             text("FirstName", "First Name", "first"),
             text("LastName", "Last Name", "last"),
             SfField("Name", "string", "Full Name", lambda r: f"{r['first']} {r['last']}", nillable=False),
@@ -434,9 +461,7 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
             SfField("Id", "id", "Record ID", lambda r: sf_id("a0X", r["index"]), nillable=False),
             SfField("Name", "string", "Customer Health Name", lambda r: r["name"], nillable=False),
             pick("Stage__c", "Customer Stage", "stage", s.customer_stages),
-            SfField(
-                "Account__c", "reference", "Account", account_id, reference_to=("Account",), custom=True
-            ),
+            SfField("Account__c", "reference", "Account", account_id, reference_to=("Account",), custom=True),
         )
         audit(health)
         objects[health.name] = health
@@ -445,8 +470,11 @@ def build_objects(model: OrgModel) -> dict[str, SfObject]:
         ("ContactHistory", "contact_history", contact, "ContactId"),
         ("OpportunityFieldHistory", "deal_field_history", opp, "OpportunityId"),
         ("CaseHistory", "ticket_history", case, "CaseId"),
-        *([("Customer_Health__History", "customer_health_history", objects["Customer_Health__c"], "ParentId")]
-          if "Customer_Health__c" in objects else []),
+        *(
+            [("Customer_Health__History", "customer_health_history", objects["Customer_Health__c"], "ParentId")]
+            if "Customer_Health__c" in objects
+            else []
+        ),
     ]:
         objects[name] = _field_history(name, table, parent, parent_field, owners)
         objects[name].parent = parent.name
@@ -567,9 +595,7 @@ def _opportunity_history(opp: SfObject) -> SfObject:
             nillable=False,
         ),
         SfField("Amount", "currency", "Amount", lambda r: r.get("amount"), static="amount"),
-        SfField(
-            "Probability", "percent", "Probability (%)", lambda r: _pct(r["new"]), static="new", to_sf=_pct
-        ),
+        SfField("Probability", "percent", "Probability (%)", lambda r: _pct(r["new"]), static="new", to_sf=_pct),
         SfField(
             "ForecastCategory",
             "picklist",
@@ -837,8 +863,7 @@ def describe(obj: SfObject, model: OrgModel, version: str) -> dict[str, Any]:
             "name": pl.label,
             "recordTypeId": pl.sf_record_type_id,
             "urls": {
-                "layout": f"/services/data/v{version}/sobjects/{obj.name}/describe/layouts/"
-                f"{pl.sf_record_type_id}"
+                "layout": f"/services/data/v{version}/sobjects/{obj.name}/describe/layouts/{pl.sf_record_type_id}"
             },
         }
         for i, pl in enumerate(pipelines)
@@ -852,10 +877,7 @@ def describe(obj: SfObject, model: OrgModel, version: str) -> dict[str, Any]:
             "master": True,
             "name": "Master",
             "recordTypeId": MASTER_RECORD_TYPE,
-            "urls": {
-                "layout": f"/services/data/v{version}/sobjects/{obj.name}/describe/layouts/"
-                f"{MASTER_RECORD_TYPE}"
-            },
+            "urls": {"layout": f"/services/data/v{version}/sobjects/{obj.name}/describe/layouts/{MASTER_RECORD_TYPE}"},
         }
     )
     body.update(
