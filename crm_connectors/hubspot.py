@@ -382,6 +382,27 @@ class HubSpotConnector(HubSpotMoves, HubSpotWrites, CrmConnector):
             raise CrmMalformedResponse("HubSpot returned a search answer without a total.", platform="hubspot")
         return result
 
+    def _search_pages(
+        self, kind: str, groups: list[list[dict[str, Any]]], *, limit: int, properties: list[str], sorts: list[dict]
+    ) -> Iterator[Any]:
+        """A search read page by page (the `after` cursor) until `limit` records are read or the last page came:
+        HubSpot answers at most SEARCH_PAGE records a call."""
+        read, after = 0, None
+        while True:
+            page = self._search(
+                kind,
+                groups,
+                limit=max(1, min(SEARCH_PAGE, limit - read)),
+                after=after,
+                properties=properties,
+                sorts=sorts,
+            )
+            yield page
+            read += len(page.results or [])
+            if read >= limit or not page.paging or not page.results:
+                return
+            after = page.paging.next.after
+
     def _total(self, kind: str, groups: list[list[dict[str, Any]]]) -> int:
         return int(self._search(kind, groups, limit=1, properties=["hs_object_id"]).total)
 
@@ -836,25 +857,16 @@ class HubSpotConnector(HubSpotMoves, HubSpotWrites, CrmConnector):
             modified = MODIFIED.get(kind, "hs_lastmodifieddate")
             group = [[{"property_name": modified, "operator": "GTE", "value": epoch_ms(lo)}]]
             ids: list[str] = []
-            after, population = None, None
-            while len(ids) < limit:
-                page = self._search(
-                    kind,
-                    group,
-                    limit=min(SEARCH_PAGE, limit - len(ids)),
-                    after=after,
-                    properties=["hs_object_id"],
-                    sorts=[{"propertyName": "createdate", "direction": "DESCENDING"}],
-                )
-                if population is None:
+            population: int | None = None
+            newest_first = [{"propertyName": "createdate", "direction": "DESCENDING"}]
+            pages = self._search_pages(kind, group, limit=limit, properties=["hs_object_id"], sorts=newest_first)
+            for n, page in enumerate(pages):
+                if n == 0:
                     population = int(page.total)
                     wanted = min(population, limit)
                     calls = math.ceil(wanted / SEARCH_PAGE) - 1 + math.ceil(wanted / HISTORY_BATCH)
                     self._ensure_budget(calls, f"Reading the {f.api_name} history of {wanted:,} {object_type}")
                 ids += [str(r.id) for r in page.results or []]
-                if not page.paging or not page.results:
-                    break
-                after = page.paging.next.after
             pipeline_prop = PIPELINE_FIELDS[kind][0] if f.role == "stage" and kind in PIPELINE_FIELDS else None
             order = self._stage_order(kind, f)
             records: list[RecordHistory] = []

@@ -5,7 +5,7 @@ and the connector's Guard like every other call: counted, budgeted, rate-limited
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from hubspot.crm.objects import BatchInputSimplePublicObjectBatchInput, SimplePublicObjectBatchInput
@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
 BATCH = 100  # HubSpot's batch update limit
-PAGE = 200  # the search API's page limit
 CEILING = 10_000  # the search API pages no further
+BY_ID = [{"propertyName": "hs_object_id", "direction": "ASCENDING"}]  # a stable order for paging
 
 
 class HubSpotMoves:
@@ -28,7 +28,9 @@ class HubSpotMoves:
         def _api(self, name: str) -> Any: ...
         def _translate(self) -> AbstractContextManager[None]: ...
         def _object_type(self, kind: str) -> str: ...
-        def _search(self, kind: str, groups: list[list[dict[str, Any]]], **kwargs: Any) -> Any: ...
+        def _search_pages(
+            self, kind: str, groups: list[list[dict[str, Any]]], *, limit: int, properties: list[str], sorts: list[dict]
+        ) -> Iterator[Any]: ...
         def _not_in(self, name: str, values: list[str]) -> list[dict[str, Any]]: ...
 
     def _holding_filter(self, kind: str, field: str, value: str, pipeline: str | None) -> list[dict[str, Any]]:
@@ -43,24 +45,12 @@ class HubSpotMoves:
         return [{"property_name": field, "operator": "EQ", "value": value}]
 
     def records_holding(self, kind: str, field: str, value: str, pipeline: str | None, limit: int) -> list[str]:
-        group = [self._holding_filter(kind, field, value, pipeline)]
         limit = max(0, min(limit, CEILING))
-        ids: list[str] = []
-        after = None
-        while len(ids) < limit:
-            page = self._search(
-                kind,
-                group,
-                limit=min(PAGE, limit - len(ids)),
-                after=after,
-                properties=["hs_object_id"],
-                sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-            )
-            ids += [str(r.id) for r in page.results or []]
-            if not page.paging or not page.results:
-                break
-            after = page.paging.next.after
-        return ids[:limit]
+        if not limit:
+            return []
+        group = [self._holding_filter(kind, field, value, pipeline)]
+        pages = self._search_pages(kind, group, limit=limit, properties=["hs_object_id"], sorts=BY_ID)
+        return [str(r.id) for page in pages for r in page.results or []][:limit]
 
     def unlisted_values(
         self, kind: str, field: str, listed: Sequence[str], pipeline: str | None, limit: int
@@ -77,25 +67,13 @@ class HubSpotMoves:
         group += self._not_in(prop, list(dict.fromkeys(listed)))
         limit = max(0, min(limit, CEILING))
         found: Counter[str] = Counter()
-        read, total, after = 0, 0, None
-        while True:
-            page = self._search(
-                kind,
-                [group],
-                limit=max(1, min(PAGE, limit - read)),
-                after=after,
-                properties=[prop],
-                sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-            )
+        total = 0
+        for page in self._search_pages(kind, [group], limit=limit, properties=[prop], sorts=BY_ID):
             total = int(page.total)
             for r in page.results or []:
                 value = (r.properties or {}).get(prop)
                 if value not in (None, ""):
                     found[str(value)] += 1
-            read += len(page.results or [])
-            if read >= limit or not page.paging or not page.results:
-                break
-            after = page.paging.next.after
         return dict(found), total
 
     def move_records(self, kind: str, field: str, ids: Sequence[str], new_value: str) -> int:
