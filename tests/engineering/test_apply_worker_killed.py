@@ -7,12 +7,8 @@ then gives back the portal as it was. The moment of the kill is made certain by 
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
-from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
 
@@ -21,47 +17,12 @@ from engineering import apply
 from engineering.models import ApplyRun, ApplyStatus, StepStatus
 from gtm_ops.celery import app as celery_app
 from gtm_ops.runs import sweep_all
-from tests.conftest import ROOT, wait_until
+from tests.celery_workers import KillableWorker
+from tests.conftest import wait_until
 from tests.engineering.test_apply import SIZE, approved_plan, portal, writes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 LEASE = 4  # seconds: the killed worker's run is taken back within moments
-
-
-class Worker:
-    """One real Celery worker process at a time, on the test's database, Redis and CRM secrets key."""
-
-    def __init__(self, settings) -> None:
-        db = connection.settings_dict
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            "CELERY_BROKER_URL": os.environ["REDIS_URL"],
-            "RUN_LEASE_SECONDS": str(LEASE),
-            "CRM_SECRET_KEY": settings.CRM_SECRET_KEY,
-            "CRM_ALLOW_HTTP": "1",
-        }
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "gtm_ops", "worker", "--pool=solo", "--concurrency=1",
-             "--loglevel=WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
 
 
 @pytest.fixture
@@ -69,7 +30,9 @@ def worker(transactional_db, crm_sandbox_settings):
     if not os.environ.get("REDIS_URL"):
         pytest.fail("REDIS_URL is not set: run the suite with `make test`, which starts Redis.")
     crm_sandbox_settings.RUN_LEASE_SECONDS = LEASE
-    one = Worker(crm_sandbox_settings)
+    one = KillableWorker(
+        RUN_LEASE_SECONDS=str(LEASE), CRM_SECRET_KEY=crm_sandbox_settings.CRM_SECRET_KEY, CRM_ALLOW_HTTP="1"
+    )
     celery_app.conf.task_always_eager = False
     try:
         yield one

@@ -6,9 +6,6 @@ first message, never with sleeps."""
 
 import asyncio
 import os
-import signal
-import subprocess
-import sys
 import threading
 from datetime import date
 
@@ -25,7 +22,8 @@ from gtm_ops.celery import app as celery_app
 from reporting import figures, runs
 from reporting.models import HealthCheckRun, ReportDelivery
 from reporting.tasks import run_health_check
-from tests.conftest import ROOT, Mailbox, free_port, wait_until
+from tests.celery_workers import KillableWorker, blocked_backends
+from tests.conftest import Mailbox, free_port, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 OCTOBER = date(2026, 10, 1)
@@ -73,68 +71,20 @@ def mailbox(settings):
         box.stop()
 
 
-class Workers:
-    """Real Celery worker processes, one at a time, started and killed (SIGKILL) at will."""
-
-    def __init__(self, mailbox):
-        db = connection.settings_dict
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
-            "CELERY_BROKER_URL": os.environ["REDIS_URL"],
-            "EMAIL_HOST": "127.0.0.1",
-            "EMAIL_PORT": str(mailbox.port),
-            "EMAIL_RETRY_DELAY": "0",
-            "RUN_LEASE_SECONDS": str(LEASE),
-        }
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "gtm_ops", "worker", "--pool=solo", "--concurrency=1",
-             "--loglevel=WARNING", "--without-heartbeat", "--without-gossip", "--without-mingle"],
-            cwd=ROOT, env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-
-    def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(timeout=10)
-        # PostgreSQL notices a dead client only when it next talks to it: end what the killed worker left waiting
-        for pid in blocked_backends():
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(%s)", [pid])
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-
 @pytest.fixture
 def workers(transactional_db, mailbox, settings):
     if not os.environ.get("REDIS_URL"):
         pytest.fail("REDIS_URL is not set: run the suite with `make test`, which starts Redis.")
     settings.RUN_LEASE_SECONDS = LEASE
-    pool = Workers(mailbox)
+    pool = KillableWorker(
+        EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(mailbox.port), EMAIL_RETRY_DELAY="0", RUN_LEASE_SECONDS=str(LEASE)
+    )
     celery_app.conf.task_always_eager = False
     try:
         yield pool
     finally:
         celery_app.conf.task_always_eager = True
         pool.stop()
-
-
-def blocked_backends() -> list[int]:
-    """Database sessions (the worker's) waiting for a lock the test holds."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'"
-        )
-        return [row[0] for row in cursor.fetchall()]
 
 
 _locks: list[psycopg.Connection] = []
