@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -78,7 +77,7 @@ from .base import (
     field_role,
     group_free_text,
     history_in_window,
-    order_history,
+    history_key,
     scrub,
     stage_order,
     unreadable,
@@ -166,7 +165,7 @@ def ident(name: str) -> str:
 def parse_sf_datetime(text: str | datetime | None) -> datetime | None:
     if not text:
         return None
-    if isinstance(text, datetime):  # a history row's time, parsed once when the row was read (HistoryRow)
+    if isinstance(text, datetime):  # a history row's time, parsed once when the row was read (_change)
         return text
     try:  # Salesforce's own format (2026-11-03T10:00:00.000+0000): a month of history is 10^4-10^5 rows, each
         parsed = datetime.fromisoformat(text)  # parsed a few times, and strptime was most of a run's CPU
@@ -354,7 +353,7 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
         self._stage_attrs: dict[str, dict[str, dict[str, Any]]] = {}
         self._pipelines: dict[str, list[Pipeline]] = {}
         self._fields: dict[str, list[CrmField]] = {}
-        self._windows: dict[tuple[str, str, datetime, datetime], list[HistoryRow]] = {}
+        self._windows: dict[tuple[str, str, datetime, datetime], list[Change]] = {}
 
     def _check_credentials(self) -> None:
         s = self._secrets
@@ -806,7 +805,7 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
     def _stage_order(self, kind: str, f: CrmField) -> dict[str, int]:
         return stage_order((v.api_value, v.order) for v in f.values)
 
-    def _window_rows(self, kind: str, f: CrmField, lo: datetime, hi: datetime) -> list[HistoryRow] | str:
+    def _window_rows(self, kind: str, f: CrmField, lo: datetime, hi: datetime) -> list[Change] | str:
         """The history rows of one field created in [lo, hi), every page (nextRecordsUrl), at most WINDOW_PAGES
         pages; shared by stage_transitions and time_in_stage. A string says why they cannot be read."""
         key = (kind, f.api_name, lo, hi)
@@ -835,34 +834,17 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
                 f"(more than {WINDOW_PAGES}); deep mode reads them."
             )
         self._ensure_budget(pages - 1, f"Reading {total:,} {history} rows")
-        rows = _slim(body.get("records"), parent)
+        pool: dict[Any, Any] = {}
+        rows = _changes(body.get("records"), parent, snapshot, pool)
         while not body.get("done", True) and body.get("nextRecordsUrl"):
             body = self._query_more(body["nextRecordsUrl"])
-            rows += _slim(body.get("records"), parent)
+            rows += _changes(body.get("records"), parent, snapshot, pool)
         if not rows and not snapshot:
             ever = self._count(f"SELECT COUNT() FROM {history} WHERE Field = {soql_string(f.api_name)}")
             if not ever:
                 return f"{history} holds no change of {f.api_name}: field history tracking looks off for this field."
         self._windows[key] = rows
         return rows
-
-    def _per_record(
-        self, rows: list[dict[str, Any]], parent: str, value_key: str, order: dict[str, int]
-    ) -> dict[str, list[dict[str, Any]]]:
-        """Rows grouped by record, each record's rows in time order, ties by stage order then row id."""
-        grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for r in rows:
-            grouped[r.get(parent)].append(r)
-        return {
-            record: order_history(
-                found,
-                at=lambda r: parse_sf_datetime(r.get("CreatedDate")),
-                value=lambda r: None if r.get(value_key) is None else str(r[value_key]),
-                sequence=lambda r: str(r.get("Id") or ""),
-                order=order,
-            )
-            for record, found in grouped.items()
-        }
 
     def stage_transitions(
         self,
@@ -901,7 +883,7 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
             found = self._window_rows(kind, f, _aware(start), _aware(end))
             if isinstance(found, str):
                 return Transitions(kind, f.api_name, start, end, (), False, history, None, meter.calls, deep, found)
-            counts: Counter[str] = Counter(str(r["NewValue"]) for r in found if r.get("NewValue") is not None)
+            counts: Counter[str] = Counter(str(r.new) for r in found if r.new is not None)
             firsts, created = self._first_values(kind, f, found, window, _aware(end))
         if firsts is None:
             note = (
@@ -934,7 +916,7 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
         )
 
     def _first_values(
-        self, kind: str, f: CrmField, rows: list[dict[str, Any]], window: str, end: datetime
+        self, kind: str, f: CrmField, rows: list[Change], window: str, end: datetime
     ) -> tuple[Counter[str] | None, int]:
         """(the records created in the period by the value they were created with, all records created in it).
 
@@ -958,15 +940,15 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
         while not body.get("done", True) and body.get("nextRecordsUrl"):
             body = self._query_more(body["nextRecordsUrl"])
             held += [(r["Id"], r.get(f.api_name)) for r in body.get("records") or []]
-        later = _slim(after.get("records"), parent)
+        later = _changes(after.get("records"), parent, False, {})
         while not after.get("done", True) and after.get("nextRecordsUrl"):
             after = self._query_more(after["nextRecordsUrl"])
-            later += _slim(after.get("records"), parent)
+            later += _changes(after.get("records"), parent, False, {})
         order = self._stage_order(kind, f)
         first_old = {}
         for changes in (later, rows):  # a change in the period comes before any after it: it wins
-            for record, ordered in self._per_record(changes, parent, "NewValue", order).items():
-                first_old[record] = ordered[0].get("OldValue")
+            for record, ordered in _by_record(changes, order).items():
+                first_old[record] = ordered[0].old
         firsts: Counter[str] = Counter()
         for record, now in held:
             value = first_old[record] if record in first_old else now
@@ -1000,9 +982,7 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
                     return TimeInStage(
                         kind, f.api_name, start, end, (), False, False, history, meter.calls, deep, found
                     )
-                stays, unmeasured = _window_stays(
-                    self._per_record(found, parent, "StageName" if snapshot else "NewValue", order), snapshot
-                )
+                stays, unmeasured = _window_stays(_by_record(found, order), snapshot)
                 source = f"{history}: time between changes of {f.api_name} inside the period"
             else:
                 stays, unmeasured, source = self._deep_stays(kind, f, history, parent, snapshot, lo, hi, order)
@@ -1057,31 +1037,32 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
             return f"Salesforce keeps no {history} here.", {}, history
         self._ensure_budget(max(1, math.ceil(rows_total / PAGE)), f"Reading {rows_total:,} {history} rows")
         columns = "StageName" if snapshot else "Field, OldValue, NewValue"
-        rows = list(self._query_all(f"SELECT Id, {parent}, {columns}, CreatedDate FROM {history} WHERE {where}"))
-        value_key = "StageName" if snapshot else "NewValue"
+        rows = _changes(
+            self._query_all(f"SELECT Id, {parent}, {columns}, CreatedDate FROM {history} WHERE {where}"),
+            parent,
+            snapshot,
+            {},
+        )
         stays: dict[str, list[float]] = defaultdict(list)
-        for record_rows in self._per_record(rows, parent, value_key, order).values():
+        for record_rows in _by_record(rows, order).values():
             if snapshot:
                 current, since = None, None
                 for r in record_rows:
-                    at = parse_sf_datetime(r["CreatedDate"])
-                    if r["StageName"] == current or at is None:
+                    if r.new == current or r.at is None:
                         continue
-                    if current is not None and since is not None and lo <= at < hi:
-                        stays[current].append(days(at - since))
-                    current, since = r["StageName"], at
+                    if current is not None and since is not None and lo <= r.at < hi:
+                        stays[current].append(days(r.at - since))
+                    current, since = r.new, r.at
                 continue
             # the 'created' row first, whatever the ties: the record exists before its first change
-            record_rows.sort(key=lambda r: r.get("Field") != "created")
-            record_rows.sort(key=lambda r: parse_sf_datetime(r["CreatedDate"]) or lo)
+            record_rows.sort(key=lambda r: r.field != "created")
+            record_rows.sort(key=lambda r: r.at or lo)
             since = None
             for r in record_rows:
-                at = parse_sf_datetime(r["CreatedDate"])
-                if r.get("Field") != "created" and since is not None and at is not None and lo <= at < hi:
-                    old = r.get("OldValue")
-                    if old is not None:
-                        stays[str(old)].append(days(at - since))
-                since = at
+                if r.field != "created" and since is not None and r.at is not None and lo <= r.at < hi:
+                    if r.old is not None:
+                        stays[str(r.old)].append(days(r.at - since))
+                since = r.at
         return stays, {}, f"{history}: time between changes of {f.api_name}"
 
     def field_history(
@@ -1130,16 +1111,16 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
             pages = min(most, max(1, math.ceil(population / PAGE)))
             self._ensure_budget(pages, f"Reading the {f.api_name} history of up to {limit:,} {OBJECTS[kind]} records")
             records: list[RecordHistory] = []
-            rows: list[dict[str, Any]] = []
+            rows: list[Change] = []
             current: str | None = None
             read, sampled = 0, False
 
             order = self._stage_order(kind, f)
-            value_key = "StageName" if opportunity else "NewValue"
+            pool: dict[Any, Any] = {}
 
             def close() -> None:
                 if current is not None:
-                    ordered = self._per_record(rows, parent, value_key, order)[current]
+                    ordered = _by_record(rows, order)[current]
                     records.append(RecordHistory(current, _sf_history(ordered, opportunity, lo, hi)))
 
             body = (
@@ -1156,7 +1137,7 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
                             sampled = True
                             break
                         current, rows = r.get(parent), []
-                    rows.append(r)
+                    rows.append(_change(r, parent, opportunity, pool))
                     read += 1
                 if sampled:
                     break
@@ -1422,59 +1403,64 @@ def _custom_field(object_name: str, f: dict[str, Any]) -> CrmField:
     )
 
 
-def _window_stays(
-    per_record: dict[str, list[dict[str, Any]]], snapshot: bool
-) -> tuple[dict[str, list[float]], dict[str, int]]:
+def _window_stays(per_record: dict[str, list[Change]], snapshot: bool) -> tuple[dict[str, list[float]], dict[str, int]]:
     """From each record's rows inside a period (time order): (days per stay that began and ended in it, per value;
     stays that ended in it but began before, per value). A record's first row ends a stay that began earlier."""
     stays: dict[str, list[float]] = defaultdict(list)
     unmeasured: Counter[str] = Counter()
-    key = "StageName" if snapshot else "NewValue"
     for rows in per_record.values():
-        if not snapshot and rows and rows[0].get("OldValue") is not None:
-            unmeasured[str(rows[0]["OldValue"])] += 1
+        if not snapshot and rows and rows[0].old is not None:
+            unmeasured[str(rows[0].old)] += 1
         for here, after in zip(rows, rows[1:], strict=False):
-            value = here.get(key)
-            came, left = parse_sf_datetime(here.get("CreatedDate")), parse_sf_datetime(after.get("CreatedDate"))
-            if value is None or came is None or left is None or after.get(key) == value:
+            if here.new is None or here.at is None or after.at is None or after.new == here.new:
                 continue
-            stays[str(value)].append(days(left - came))
+            stays[str(here.new)].append(days(after.at - here.at))
     return dict(stays), dict(unmeasured)
 
 
-class HistoryRow:
-    """One history row as a window keeps it: a month of a large org's history is kept for the run, tens of
+class Change(NamedTuple):
+    """One history row as the connector keeps it: a month of a large org's history is held for the run, tens of
     thousands of rows per field in each of the CRM worker's threads, and a row as parsed (a dict with `attributes`,
-    its type and URL) took about 550 bytes; this takes about 150. Values and record ids are interned (a few dozen
-    values, a record's several rows), CreatedDate is parsed once (the entries, first values and stays each read it
-    again). Read as the row it came from: `row.get("NewValue")`, `row[parent]`."""
+    its type and URL) took about 550 bytes; this about 250. `new` is the value entered (OpportunityHistory: the
+    stage, with `old` None), `id` the CRM's sequence for ties, `field` 'created' on a record's creation row."""
 
-    __slots__ = ("_parent", "_record", "Id", "Field", "OldValue", "NewValue", "StageName", "CreatedDate")
-
-    def __init__(self, raw: dict[str, Any], parent: str) -> None:
-        self._parent = parent
-        self._record = _interned(raw.get(parent))
-        self.Id = raw.get("Id")
-        self.Field = _interned(raw.get("Field"))
-        self.OldValue = _interned(raw.get("OldValue"))
-        self.NewValue = _interned(raw.get("NewValue"))
-        self.StageName = _interned(raw.get("StageName"))
-        self.CreatedDate = parse_sf_datetime(raw.get("CreatedDate"))
-
-    def get(self, key: str, default: Any = None) -> Any:
-        value = self._record if key == self._parent else getattr(self, key, None)
-        return default if value is None else value
-
-    def __getitem__(self, key: str) -> Any:
-        return self.get(key)
+    record: str
+    id: str
+    old: str | None
+    new: str | None
+    at: datetime | None
+    field: str | None
 
 
-def _interned(value: Any) -> Any:
-    return sys.intern(value) if isinstance(value, str) else value
+def _change(r: dict[str, Any], parent: str, snapshot: bool, pool: dict[Any, Any]) -> Change:
+    """A row of a SOQL page as a Change; `pool` keeps one copy of each value and record id across a read's pages."""
+    keep = pool.setdefault
+    old, new = (None, r.get("StageName")) if snapshot else (r.get("OldValue"), r.get("NewValue"))
+    return Change(
+        keep(r.get(parent), r.get(parent)),
+        r.get("Id") or "",
+        keep(old, old),
+        keep(new, new),
+        parse_sf_datetime(r.get("CreatedDate")),
+        keep(r.get("Field"), r.get("Field")),
+    )
 
 
-def _slim(records: list[dict[str, Any]] | None, parent: str) -> list[HistoryRow]:
-    return [HistoryRow(r, parent) for r in records or []]
+def _changes(
+    records: Iterable[dict[str, Any]] | None, parent: str, snapshot: bool, pool: dict[Any, Any]
+) -> list[Change]:
+    return [_change(r, parent, snapshot, pool) for r in records or ()]
+
+
+def _by_record(rows: Iterable[Change], order: dict[str, int]) -> dict[str, list[Change]]:
+    """Rows grouped by record, each record's rows in time order, ties by stage order then row id (`history_key`)."""
+    grouped: dict[str, list[Change]] = defaultdict(list)
+    for r in rows:
+        grouped[r.record].append(r)
+    for found in grouped.values():
+        if len(found) > 1:
+            found.sort(key=lambda r: history_key(r.at, r.new, r.id, order))
+    return grouped
 
 
 def _history_pages(limit: int) -> int:
@@ -1482,17 +1468,11 @@ def _history_pages(limit: int) -> int:
     return 1 + math.ceil(limit * HISTORY_ROWS_PER_RECORD / PAGE)
 
 
-def _sf_history(rows: list[dict[str, Any]], opportunity: bool, lo: datetime, hi: datetime) -> tuple[ValueChange, ...]:
+def _sf_history(rows: list[Change], opportunity: bool, lo: datetime, hi: datetime) -> tuple[ValueChange, ...]:
     entries: list[tuple[str | None, datetime | None]] = []
-    for n, r in enumerate(rows):
-        at = parse_sf_datetime(r.get("CreatedDate"))
-        if opportunity:
-            entries.append((r.get("StageName"), at))
-            continue
-        if n == 0 and r.get("OldValue") is not None:
-            entries.append((str(r["OldValue"]), None))  # held when the window opened
-        new = r.get("NewValue")
-        entries.append((None if new is None else str(new), at))
+    if rows and not opportunity and rows[0].old is not None:
+        entries.append((str(rows[0].old), None))  # held when the window opened
+    entries += [(None if r.new is None else str(r.new), r.at) for r in rows]
     return history_in_window(entries, lo, hi)
 
 
