@@ -898,7 +898,11 @@ def main() -> int:
             roles = [
                 ["-Q", f"{default_queue},{default_queue}-crm", "--pool=threads", f"--concurrency={args.crm_threads}"]
             ]
-        workers = [Worker(n + 1, env, workdir / f"worker{n + 1}.log", role) for n, role in enumerate(roles)]
+        crm_env = {**env, "MALLOC_ARENA_MAX": "2"}  # as docker-compose.yml's worker-crm
+        workers = [
+            Worker(n + 1, crm_env if "--pool=threads" in role else env, workdir / f"worker{n + 1}.log", role)
+            for n, role in enumerate(roles)
+        ]
         for w in workers:
             w.wait_ready()
         sampler = Sampler(workers)
