@@ -1239,10 +1239,29 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
         small, big = calls.get((plat, args.size)), calls.get((plat, args.size * args.large_factor))
         if small and big:
             same = set(big) <= set(small) or med(big) == med(small)
+            note = ""
+            if not same and plat == "salesforce":
+                # Issue 10 has Salesforce count entries and time in stage from the month's <Object>History rows,
+                # every page (query_more), and the records created in the month: those pages follow the month's
+                # changes, and the issue bounds them at 200,000 leads (<= 40 requests: bench/crm_reading_cost.py).
+                # Every other request must stay flat.
+                def fixed(size: int, plat: str = plat) -> float:
+                    served = sum(
+                        v["served"][b.name]["total"] - v["served"][b.name]["by_kind"].get("query_more", 0)
+                        for b in v["boxes"]
+                        if b.platform == plat and b.size == size
+                    )
+                    return served / max(1, len(calls[plat, size]))
+
+                same = round(fixed(args.size * args.large_factor), 1) == round(fixed(args.size), 1)
+                note = (
+                    f"; without the month's pages (query_more): {fixed(args.size * args.large_factor):.1f} vs "
+                    f"{fixed(args.size):.1f} a run: {'flat' if same else 'NOT flat'}"
+                )
             flat = flat and same
             print(
                 f"  {LABEL[plat]}: {args.large_factor}x the records -> median {med(big):.0f} vs {med(small):.0f} "
-                f"calls: {'flat' if same else 'NOT flat'}"
+                f"calls{note or (': flat' if same else ': NOT flat')}"
             )
         elif args.large:
             flat = False
@@ -1373,7 +1392,11 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
     print("Targets")
     verdicts = [
         (f"total wall time {span:.0f} s < {TARGET_SECONDS:.0f} s", wall_all is not None and wall_all < TARGET_SECONDS),
-        ("API calls per engagement flat in org size" + ("" if args.large else " (not measured: --large 0)"), flat),
+        (
+            "API calls per engagement flat in org size (Salesforce: but the month's history pages)"
+            + ("" if args.large else " (not measured: --large 0)"),
+            flat,
+        ),
         (
             # Judged on PSS: a worker's main process and pool child share their copy-on-write pages, which the
             # host (and a container's memory limit) holds once; the RSS sum counts them twice.

@@ -1436,6 +1436,7 @@ def _change(r: dict[str, Any], parent: str, snapshot: bool, pool: dict[Any, Any]
     """A row of a SOQL page as a Change; `pool` keeps one copy of each value and record id across a read's pages."""
     keep = pool.setdefault
     old, new = (None, r.get("StageName")) if snapshot else (r.get("OldValue"), r.get("NewValue"))
+    old, new = (None if v is None else str(v) for v in (old, new))  # anyType in <Object>History
     return Change(
         keep(r.get(parent), r.get(parent)),
         r.get("Id") or "",
