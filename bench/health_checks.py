@@ -1186,7 +1186,7 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
     # ---- per-run timings
     print()
     print("Per run, seconds: median / p95 / max")
-    heads = ("queued", "CRM + rules", "PDF render", "to last email")
+    heads = ("queued", "claimed -> done", "PDF render", "to last email")
     print(f"  {'platform':<11} {'runs':>5}  " + "  ".join(f"{h:>20}" for h in heads))
     timings: dict[str, dict[str, list[float]]] = {}
     for r in run_rows:
@@ -1211,7 +1211,11 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
             for k in ("queued", "execute", "render", "whole")
         ]
         print(f"  {LABEL[plat]:<11} {len(t['execute']):>5}  " + "  ".join(f"{c:>20}" for c in cells))
-    print("  queued: created -> claimed by a worker; CRM + rules: execute_run; to last email: claimed -> last sent_at")
+    print(
+        "  queued: created -> claimed by a worker; claimed -> done: CRM and rules, then waiting for a render worker,"
+        " the render and the emails (the CRM step alone: run_health_check below); to last email: claimed -> last"
+        " sent_at"
+    )
 
     # ---- API calls
     print()
@@ -1361,11 +1365,10 @@ def report(v: dict) -> int:  # noqa: C901 - one linear report
         print(f"  {name:<40} {secs:8.1f} task-s  ({n} tasks, {secs / max(1, n):.2f} s each)")
     in_flight = total_busy / max(1e-9, span)
     print(f"  {total_busy:.0f} task-seconds in {span:.0f} s: {in_flight:.1f} tasks in flight on average")
-    crm = {p: sum(timings.get(p, {}).get("execute", [])) for p in PLATFORMS}
     render = sum(sum(timings.get(p, {}).get("render", [])) for p in PLATFORMS)
     print(
-        f"  run_health_check: CRM + rules {crm['salesforce']:.0f} s Salesforce + {crm['hubspot']:.0f} s HubSpot; "
-        f"report_health_check: PDF render {render:.0f} s"
+        "  run_health_check is the CRM step (CRM calls and rules); report_health_check the render and the emails: "
+        f"PDF render {render:.0f} s of it"
     )
     print(
         f"  CPU during the run: workers {cpu['workers']:.0f} s, PostgreSQL {cpu['postgres']:.0f} s, this process "
