@@ -386,6 +386,23 @@ class CaseInsensitive(dict):
         return super().get(key.lower(), default)
 
 
+class JsonBody:
+    """A body as JSON, parsed once: the guard parses it to know it is whole, and the connectors hand this to their
+    library instead of letting it parse (a Salesforce page of 2,000 rows) again. Holds no reference to the
+    response, so a hook on the response that reads it makes no reference cycle. value() raises ValueError."""
+
+    __slots__ = ("body", "_value")
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+        self._value: tuple[Any] | None = None
+
+    def value(self) -> Any:
+        if self._value is None:
+            self._value = (json.loads(self.body),)
+        return self._value[0]
+
+
 @dataclass
 class Outcome:
     """One HTTP answer, whatever library produced it."""
@@ -395,14 +412,20 @@ class Outcome:
     body: bytes
     reason: str = ""
     raw: Any = None
+    document: JsonBody = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.document = JsonBody(self.body)
 
     @property
     def content_type(self) -> str:
         return (self.headers.get("content-type") or "").lower()
 
     def json(self) -> Any:
+        if not self.body:
+            return None
         try:
-            return json.loads(self.body or b"null")
+            return self.document.value()
         except ValueError:
             return None
 
@@ -410,7 +433,7 @@ class Outcome:
         if not self.body or "json" not in self.content_type:
             return False
         try:
-            json.loads(self.body)
+            self.document.value()
         except ValueError:
             return True
         return False

@@ -299,9 +299,13 @@ class GuardedSession(requests.Session):
                 raise TransportFailure("timeout", type(exc).__name__) from None
             except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
                 raise TransportFailure("connection", type(exc).__name__) from None
-            return Outcome(
+            outcome = Outcome(
                 response.status_code, CaseInsensitive(response.headers), response.content, response.reason, response
             )
+            if response.ok:  # simple-salesforce reads the body with response.json(): the guard's parse serves it
+                document = outcome.document
+                response.json = lambda *args, **kwargs: document.value()  # type: ignore[method-assign]
+            return outcome
 
         return self.guard.call(verb.upper(), target, send, bucket="salesforce")
 
