@@ -391,8 +391,8 @@ class HubSpotConnector(HubSpotMoves, HubSpotWrites, CrmConnector):
 
     def _search(self, kind: str, groups: list[list[dict[str, Any]]], **kwargs: Any) -> Any:
         api = self._api("search")
-        # A model built without a configuration builds a new default one (loggers, a CPU count): a tenth of a
-        # health check's CPU went there. The client's own configuration validates the same way.
+        # A model built without a configuration builds a new default one (loggers, a CPU count): 6% of a health
+        # check's CPU went there. The client's own configuration validates the same way.
         config = api.api_client.configuration
         request = PublicObjectSearchRequest(
             filter_groups=[
