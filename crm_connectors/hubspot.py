@@ -843,16 +843,12 @@ class HubSpotConnector(HubSpotMoves, HubSpotWrites, CrmConnector):
         self, kind: str, group: list[list[dict[str, Any]]], enter_prop: str, exit_prop: str, deep: bool
     ) -> tuple[list[float], int]:
         spans: list[float] = []
-        after, read, population = None, 0, None
-        while True:
-            page = self._search(
-                kind,
-                group,
-                limit=SEARCH_PAGE,
-                after=after,
-                properties=[enter_prop, exit_prop],
-                sorts=[{"propertyName": "createdate", "direction": "DESCENDING"}],
-            )
+        population = None
+        newest_first = [{"propertyName": "createdate", "direction": "DESCENDING"}]
+        limit = SEARCH_CEILING if deep else SEARCH_PAGE
+        for page in self._search_pages(
+            kind, group, limit=limit, properties=[enter_prop, exit_prop], sorts=newest_first
+        ):
             if population is None:
                 population = int(page.total)
                 if deep and population > SEARCH_PAGE:
@@ -863,10 +859,6 @@ class HubSpotConnector(HubSpotMoves, HubSpotWrites, CrmConnector):
                 came, left = parse_hs_datetime(props.get(enter_prop)), parse_hs_datetime(props.get(exit_prop))
                 if came and left and left >= came:
                     spans.append((left - came).total_seconds() / 86_400)
-            read += len(page.results or [])
-            if not deep or not page.paging or not page.results or read + SEARCH_PAGE > SEARCH_CEILING:
-                break
-            after = page.paging.next.after
         return spans, population or 0
 
     def field_history(

@@ -473,6 +473,13 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
         with self._translate():
             return self._client().query_more(next_records_url, identifier_is_url=True)
 
+    def _records(self, body: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """The records of a query's answer and of every page after it (nextRecordsUrl), one page held at a time."""
+        yield from body.get("records") or []
+        while not body.get("done", True) and body.get("nextRecordsUrl"):
+            body = self._query_more(body["nextRecordsUrl"])
+            yield from body.get("records") or []
+
     def _count(self, soql: str) -> int:
         return int(self._query(soql)["totalSize"])
 
@@ -849,11 +856,7 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
                 f"(more than {WINDOW_PAGES}); deep mode reads them."
             )
         self._ensure_budget(pages - 1, f"Reading {total:,} {history} rows")
-        pool: dict[Any, Any] = {}
-        rows = _changes(body.get("records"), parent, snapshot, pool)
-        while not body.get("done", True) and body.get("nextRecordsUrl"):
-            body = self._query_more(body["nextRecordsUrl"])
-            rows += _changes(body.get("records"), parent, snapshot, pool)
+        rows = _changes(self._records(body), parent, snapshot, {})
         if not rows and not snapshot:
             ever = self._count(f"SELECT COUNT() FROM {history} WHERE Field = {soql_string(f.api_name)}")
             if not ever:
@@ -951,14 +954,8 @@ class SalesforceConnector(SalesforceMoves, SalesforceWrites, CrmConnector):
         created = int(body.get("totalSize") or 0)
         if math.ceil(created / PAGE) > WINDOW_PAGES:
             return None, created
-        held = [(r["Id"], r.get(f.api_name)) for r in body.get("records") or []]  # the pages' rows: not kept
-        while not body.get("done", True) and body.get("nextRecordsUrl"):
-            body = self._query_more(body["nextRecordsUrl"])
-            held += [(r["Id"], r.get(f.api_name)) for r in body.get("records") or []]
-        later = _changes(after.get("records"), parent, False, {})
-        while not after.get("done", True) and after.get("nextRecordsUrl"):
-            after = self._query_more(after["nextRecordsUrl"])
-            later += _changes(after.get("records"), parent, False, {})
+        held = [(r["Id"], r.get(f.api_name)) for r in self._records(body)]  # the pages' rows: not kept
+        later = _changes(self._records(after), parent, False, {})
         order = self._stage_order(kind, f)
         first_old = {}
         for changes in (later, rows):  # a change in the period comes before any after it: it wins
@@ -1454,7 +1451,7 @@ class Change(NamedTuple):
 
 
 def _change(r: dict[str, Any], parent: str, snapshot: bool, pool: dict[Any, Any]) -> Change:
-    """A row of a SOQL page as a Change; `pool` keeps one copy of each value and record id across a read's pages."""
+    """A row of a SOQL answer as a Change; `pool` keeps one copy of each value and record id across a read."""
     keep = pool.setdefault
     old, new = (None, r.get("StageName")) if snapshot else (r.get("OldValue"), r.get("NewValue"))
     old, new = (None if v is None else str(v) for v in (old, new))  # anyType in <Object>History
